@@ -1,0 +1,58 @@
+# deksdenflow — one entry point for every task. Needs only python3, make and git: uv is installed from PyPI
+# into .tools/ when it is not on PATH, and every Python dependency comes from uv.lock.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+UV_VERSION := 0.13.9
+UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
+export UV_PYTHON_DOWNLOADS ?= never
+RUN := $(UV) run --locked --no-sync
+
+.PHONY: help install run test check fmt fmt-check lint typecheck imports proto proto-check bench clean
+
+help: ## Show the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(CURDIR)/.tools/bin/uv:
+	@echo "uv not found on PATH: installing uv==$(UV_VERSION) from PyPI into .tools/"
+	python3 -m venv $(CURDIR)/.tools
+	$(CURDIR)/.tools/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+.venv/.synced: uv.lock pyproject.toml libs/*/pyproject.toml services/*/pyproject.toml | $(UV)
+	$(UV) sync --locked --all-packages
+	@touch $@
+
+install: .venv/.synced ## Install locked dependencies into .venv
+
+run: install ## Start the whole system on embedded NATS + PostgreSQL (data under .deksdenflow/)
+	$(RUN) deksdenflow run
+
+test: install ## Run the test suite against real NATS, PostgreSQL and git
+	$(RUN) pytest
+
+fmt: install ## Format the code
+	$(RUN) ruff format .
+	$(RUN) ruff check --fix .
+
+fmt-check: install
+	$(RUN) ruff format --check .
+
+lint: install
+	$(RUN) ruff check .
+
+typecheck: install
+	$(RUN) mypy libs/deksdenflow_core/src libs/deksdenflow_runtime/src services/api/src tests proto/codegen
+
+imports: install
+	$(RUN) lint-imports
+
+proto: install ## Regenerate the Python bindings from proto/
+	$(RUN) bash proto/codegen/generate.sh
+
+proto-check: install ## Lint contracts, fail on drift of the bindings and on breaking changes
+	$(RUN) bash proto/codegen/check.sh
+
+check: fmt-check lint typecheck imports proto-check test ## Everything CI checks: format, lint, types, imports, contracts, tests
+
+clean: ## Remove caches (keeps .deksdenflow/ data)
+	rm -rf .venv .tools .mypy_cache .ruff_cache .pytest_cache

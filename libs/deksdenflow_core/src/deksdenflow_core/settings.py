@@ -1,0 +1,54 @@
+"""Settings shared by every deksdenflow process.
+
+All settings come from the environment with the prefix ``DEKSDENFLOW_`` (pydantic-settings), and are
+built in each process's ``main`` — never at import time.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class _Base(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DEKSDENFLOW_", extra="ignore", frozen=True)
+
+
+class EventStoreSettings(_Base):
+    """Where the event log lives and how the stream is provisioned."""
+
+    nats_url: str = Field(default="nats://127.0.0.1:14222", description="NATS server(s), comma-separated.")
+    stream_name: str = Field(default="DF_EVENTS", pattern=r"^[A-Za-z0-9_-]+$")
+    subject_prefix: str = Field(
+        default="df",
+        pattern=r"^[a-z0-9_-]+$",
+        description="First subject token; events go to <prefix>.evt.<project>.<aggregate>.<id>.<type>.",
+    )
+    stream_replicas: int = Field(default=1, ge=1, le=5)
+    duplicate_window_seconds: float = Field(default=120.0, gt=0)
+    connect_timeout_seconds: float = Field(default=5.0, gt=0)
+    request_timeout_seconds: float = Field(default=5.0, gt=0)
+
+
+class DatabaseSettings(_Base):
+    """The PostgreSQL that holds the projections."""
+
+    db_url: str = Field(
+        default="postgresql://postgres@127.0.0.1:15432/deksdenflow",
+        description="libpq-style URL of the read-model database.",
+    )
+
+
+class LogSettings(_Base):
+    """Structured logging."""
+
+    log_level: str = Field(default="INFO", pattern=r"^(?i)(debug|info|warning|error|critical)$")
+    log_json: bool = False
+
+
+class ApiSettings(_Base):
+    """The HTTP API process."""
+
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8010, ge=1, le=65535)
+    health_timeout_seconds: float = Field(default=2.0, gt=0)

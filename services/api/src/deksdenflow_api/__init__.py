@@ -1,0 +1,1 @@
+"""deksdenflow_api."""
