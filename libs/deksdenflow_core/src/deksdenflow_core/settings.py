@@ -6,6 +6,8 @@ built in each process's ``main`` — never at import time.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -52,3 +54,33 @@ class ApiSettings(_Base):
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8010, ge=1, le=65535)
     health_timeout_seconds: float = Field(default=2.0, gt=0)
+
+
+class RuntimeSettings(_Base):
+    """The local runtime (``deksdenflow run``): data directory, embedded servers and process supervision.
+
+    The embedded NATS and PostgreSQL are only started when ``DEKSDENFLOW_NATS_URL`` /
+    ``DEKSDENFLOW_DB_URL`` are not set; their ports are deliberately not the standard ones (4222, 5432)
+    so they never collide with servers already installed on the machine.
+    """
+
+    home: Path = Field(
+        default=Path(".deksdenflow"),
+        description="Data directory (DEKSDENFLOW_HOME): JetStream store, PGDATA, logs. Reused across runs.",
+    )
+    embedded_nats_host: str = "127.0.0.1"
+    embedded_nats_port: int = Field(default=14222, ge=1, le=65535)
+    embedded_pg_host: str = "127.0.0.1"
+    embedded_pg_port: int = Field(default=15432, ge=1, le=65535)
+    embedded_pg_system_user: str = Field(
+        default="deksdenflow-pg",
+        pattern=r"^[a-z_][a-z0-9_-]*$",
+        description="Unprivileged system user that runs the embedded PostgreSQL when we run as root "
+        "(PostgreSQL refuses to run as root); created with useradd if missing.",
+    )
+    startup_timeout_seconds: float = Field(
+        default=60.0, gt=0, description="How long a server or the API may take to become ready."
+    )
+    stop_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="How long a process may take to stop before it is killed."
+    )

@@ -1,0 +1,179 @@
+"""Load → decide → append, with one re-decide on a lost race. Shared by the API and the workers.
+
+An aggregate kind bundles its pure functions; the ``Repository`` folds an aggregate from the log,
+runs ``decide`` with the time and deterministic ids, and appends with optimistic concurrency.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Generic, TypeVar, cast
+
+from deksdenflow_core.contracts.base import ContractModel
+from deksdenflow_core.contracts.generated.deksdenflow.commands.v1.protocol_run import CreateProtocolRun
+from deksdenflow_core.domain.context import DecisionContext, DeterministicIds
+from deksdenflow_core.domain.naming import ProtocolCatalog, decide_create_protocol
+from deksdenflow_core.domain.project import (
+    ProjectCommand,
+    ProjectEvent,
+    ProjectState,
+    decide_project,
+    evolve_project,
+)
+from deksdenflow_core.domain.protocol_run import (
+    ProtocolRunCommand,
+    ProtocolRunEvent,
+    ProtocolRunState,
+    decide_protocol_run,
+    evolve_protocol_run,
+)
+from deksdenflow_core.envelope import RecordedEvent
+from deksdenflow_core.errors import ConcurrencyConflict
+from deksdenflow_core.eventstore import AppendMeta, AppendResult, JetStreamEventStore, Loaded, Position
+
+S = TypeVar("S")
+C = TypeVar("C")
+E = TypeVar("E")
+
+
+@dataclass(frozen=True)
+class AggregateKind(Generic[S, C, E]):
+    """The pure functions of one aggregate type."""
+
+    aggregate_type: str
+    initial: Callable[[str], S]
+    evolve: Callable[[S, E], S]
+    decide: Callable[[S, C, DecisionContext], list[E]]
+    project_id_of: Callable[[S, str], str]
+
+    def fold(self, aggregate_id: str, events: list[RecordedEvent]) -> S:
+        state = self.initial(aggregate_id)
+        for recorded in events:
+            state = self.evolve(state, cast(E, recorded.event))
+        return state
+
+
+PROJECT: AggregateKind[ProjectState, ProjectCommand, ProjectEvent] = AggregateKind(
+    aggregate_type="project",
+    initial=ProjectState.initial,
+    evolve=evolve_project,
+    decide=decide_project,
+    project_id_of=lambda _state, aggregate_id: aggregate_id,
+)
+PROTOCOL_RUN: AggregateKind[ProtocolRunState, ProtocolRunCommand, ProtocolRunEvent] = AggregateKind(
+    aggregate_type="protocol_run",
+    initial=ProtocolRunState.initial,
+    evolve=evolve_protocol_run,
+    decide=decide_protocol_run,
+    project_id_of=lambda state, _aggregate_id: state.project_id,
+)
+
+
+@dataclass(frozen=True)
+class Current(Generic[S]):
+    """An aggregate's state and where it stands in the log."""
+
+    state: S
+    position: Position
+
+
+@dataclass(frozen=True)
+class Outcome(Generic[S]):
+    """What a command did: the state after it and the events it appended (possibly none)."""
+
+    state: S
+    appended: AppendResult
+
+
+class Repository:
+    """Aggregates over the event store."""
+
+    def __init__(self, store: JetStreamEventStore, *, clock: Callable[[], datetime] | None = None) -> None:
+        self.store = store
+        self._clock = clock or (lambda: datetime.now(UTC))
+
+    async def load(self, kind: AggregateKind[S, Any, Any], aggregate_id: str) -> Current[S]:
+        loaded = await self.store.load(kind.aggregate_type, aggregate_id)
+        return Current(state=kind.fold(aggregate_id, loaded.events), position=loaded.position)
+
+    async def execute(
+        self,
+        kind: AggregateKind[S, C, E],
+        aggregate_id: str,
+        command: C,
+        meta: AppendMeta,
+        *,
+        redecide: int = 1,
+    ) -> Outcome[S]:
+        """Decide ``command`` on the current state and append the result.
+
+        On a lost race the command is decided again on the new state, up to ``redecide`` times; after
+        that ``ConcurrencyConflict`` propagates (the API answers 409).
+        """
+        for attempt in range(redecide + 1):
+            current = await self.load(kind, aggregate_id)
+            ctx = DecisionContext(now=self._clock(), new_id=DeterministicIds(_seed(meta, aggregate_id)))
+            events = kind.decide(current.state, command, ctx)
+            state = current.state
+            for event in events:
+                state = kind.evolve(state, event)
+            try:
+                appended = await self.store.append(
+                    project_id=kind.project_id_of(state, aggregate_id),
+                    aggregate_type=kind.aggregate_type,
+                    aggregate_id=aggregate_id,
+                    events=cast(list[ContractModel], events),
+                    expected=current.position,
+                    meta=meta,
+                )
+            except ConcurrencyConflict:
+                if attempt == redecide:
+                    raise
+                continue
+            return Outcome(state=state, appended=appended)
+        raise AssertionError("unreachable")
+
+    async def catalog(self, project_id: str) -> tuple[ProtocolCatalog, Loaded]:
+        """The project's protocols, folded from their ``created`` events."""
+        loaded = await self.store.read(self.store.subjects.of_type("protocol_run.created", project_id=project_id))
+        catalog = ProtocolCatalog()
+        for recorded in loaded.events:
+            catalog = catalog.evolve(cast(Any, recorded.event))
+        return catalog, loaded
+
+    async def create_protocol_run(
+        self, project_id: str, command: CreateProtocolRun, meta: AppendMeta, *, redecide: int = 1
+    ) -> Outcome[ProtocolRunState]:
+        """Open a protocol. Its number is unique per project: the append is conditional on no other
+        protocol having been created in the project since the catalog was read."""
+        for attempt in range(redecide + 1):
+            project = await self.load(PROJECT, project_id)
+            catalog, loaded = await self.catalog(project_id)
+            ctx = DecisionContext(now=self._clock(), new_id=DeterministicIds(_seed(meta, project_id)))
+            created = decide_create_protocol(project.state, catalog, command, ctx)
+            try:
+                appended = await self.store.append(
+                    project_id=project_id,
+                    aggregate_type=PROTOCOL_RUN.aggregate_type,
+                    aggregate_id=created.protocol_run_id,
+                    events=[created],
+                    expected=Position(last_seq=loaded.position.last_seq, version=0),
+                    meta=meta,
+                    boundary=self.store.subjects.of_type("protocol_run.created", project_id=project_id),
+                )
+            except ConcurrencyConflict:
+                if attempt == redecide:
+                    raise
+                continue
+            state = evolve_protocol_run(ProtocolRunState.initial(created.protocol_run_id), created)
+            return Outcome(state=state, appended=appended)
+        raise AssertionError("unreachable")
+
+
+def _seed(meta: AppendMeta, aggregate_id: str) -> str:
+    """New ids derive from the cause, so the same cause re-decided yields the same ids."""
+    cause = meta.causation_id or meta.correlation_id or str(uuid.uuid4())
+    return f"{cause}/{aggregate_id}"

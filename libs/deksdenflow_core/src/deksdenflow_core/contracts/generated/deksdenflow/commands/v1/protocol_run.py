@@ -1,0 +1,308 @@
+# Generated from deksdenflow/commands/v1/protocol_run.proto by protoc-gen-dfpy. DO NOT EDIT.
+"""Bindings of deksdenflow/commands/v1/protocol_run.proto (proto package deksdenflow.commands.v1)."""
+
+from __future__ import annotations
+
+import typing as _typing
+
+import pydantic as _pydantic
+
+from deksdenflow_core.contracts import base as _base
+
+from ...common.v1 import common as _deksdenflow_common_v1_common
+
+
+class CreateProtocolRun(_base.ContractModel):
+    """Open a protocol for a task. The system assigns the number and the name "NNNN-slug"."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.commands.v1.CreateProtocolRun"
+    COMMAND_TYPE: _typing.ClassVar[str] = "protocol_run.create"
+
+    task_name: str = ""
+    description: str = ""
+    base_branch: str = _pydantic.Field(default="", description="Defaults to the project's base branch.")
+
+
+class StartProtocolRun(_base.ContractModel):
+    """Start (or re-plan) the protocol: pending, planned or paused-before-planning -> planning."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.commands.v1.StartProtocolRun"
+    COMMAND_TYPE: _typing.ClassVar[str] = "protocol_run.start"
+
+
+class PauseProtocolRun(_base.ContractModel):
+    """Pause a run that is not finished."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.commands.v1.PauseProtocolRun"
+    COMMAND_TYPE: _typing.ClassVar[str] = "protocol_run.pause"
+
+
+class ResumeProtocolRun(_base.ContractModel):
+    """Resume a paused run."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.commands.v1.ResumeProtocolRun"
+    COMMAND_TYPE: _typing.ClassVar[str] = "protocol_run.resume"
+
+
+class CancelProtocolRun(_base.ContractModel):
+    """Cancel a run that is not finished; its open steps are cancelled with it."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.commands.v1.CancelProtocolRun"
+    COMMAND_TYPE: _typing.ClassVar[str] = "protocol_run.cancel"
+
+    reason: str = ""
+
+
+class RunNextStep(_base.ContractModel):
+    """Execute the next pending step."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.commands.v1.RunNextStep"
+    COMMAND_TYPE: _typing.ClassVar[str] = "protocol_run.run_next_step"
+
+
+class RetryLatestStep(_base.ContractModel):
+    """Retry the most recent failed or blocked step."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.commands.v1.RetryLatestStep"
+    COMMAND_TYPE: _typing.ClassVar[str] = "protocol_run.retry_latest"
+
+
+class OpenPullRequest(_base.ContractModel):
+    """Push the branch and open a draft PR/MR now."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.commands.v1.OpenPullRequest"
+    COMMAND_TYPE: _typing.ClassVar[str] = "protocol_run.open_pr"
+
+
+class RunStep(_base.ContractModel):
+    """Execute one step (pending), or retry it (failed or blocked)."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.commands.v1.RunStep"
+    COMMAND_TYPE: _typing.ClassVar[str] = "protocol_run.run_step"
+
+    step_run_id: str = ""
+
+
+class RunStepQa(_base.ContractModel):
+    """Run QA for a step that needs it (or re-run it after a FAIL)."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.commands.v1.RunStepQa"
+    COMMAND_TYPE: _typing.ClassVar[str] = "protocol_run.run_step_qa"
+
+    step_run_id: str = ""
+
+
+class ApproveStep(_base.ContractModel):
+    """Approve a step by hand (needs_qa, failed or blocked -> completed)."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.commands.v1.ApproveStep"
+    COMMAND_TYPE: _typing.ClassVar[str] = "protocol_run.approve_step"
+
+    step_run_id: str = ""
+
+
+class RecordPlanningStarted(_base.ContractModel):
+    """A worker took the planning job."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.commands.v1.RecordPlanningStarted"
+    COMMAND_TYPE: _typing.ClassVar[str] = "protocol_run.record_planning_started"
+
+    attempt: int = 0
+    worker_id: str = ""
+
+
+class RecordPlanningCompleted(_base.ContractModel):
+    """The agent produced a plan. It is validated; an invalid plan becomes planning_failed, never planned."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.commands.v1.RecordPlanningCompleted"
+    COMMAND_TYPE: _typing.ClassVar[str] = "protocol_run.record_planning_completed"
+
+    attempt: int = 0
+    steps: tuple[_deksdenflow_common_v1_common.StepPlan, ...] = _pydantic.Field(
+        default=(), description="step_run_id is left empty: the system assigns ids."
+    )
+    commit_sha: str = ""
+    prompt_version: str = ""
+    engine_id: str = ""
+    model: str = ""
+
+
+class RecordPlanningFailed(_base.ContractModel):
+    """Planning failed for good."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.commands.v1.RecordPlanningFailed"
+    COMMAND_TYPE: _typing.ClassVar[str] = "protocol_run.record_planning_failed"
+
+    attempt: int = 0
+    reason: str = ""
+
+
+class RecordStepExecutionStarted(_base.ContractModel):
+    """A worker took a step's execution."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.commands.v1.RecordStepExecutionStarted"
+    COMMAND_TYPE: _typing.ClassVar[str] = "protocol_run.record_step_execution_started"
+
+    step_run_id: str = ""
+    attempt: int = 0
+    worker_id: str = ""
+
+
+class RecordStepAttemptFailed(_base.ContractModel):
+    """One try failed and the worker will retry; the step does not fail."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.commands.v1.RecordStepAttemptFailed"
+    COMMAND_TYPE: _typing.ClassVar[str] = "protocol_run.record_step_attempt_failed"
+
+    step_run_id: str = ""
+    attempt: int = 0
+    try_number: int = 0
+    reason: str = ""
+
+
+class RecordStepExecutionCompleted(_base.ContractModel):
+    """The agent finished a step."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.commands.v1.RecordStepExecutionCompleted"
+    COMMAND_TYPE: _typing.ClassVar[str] = "protocol_run.record_step_execution_completed"
+
+    step_run_id: str = ""
+    attempt: int = 0
+    summary: str = ""
+    changed_files: tuple[str, ...] = ()
+    commit_sha: str = ""
+    prompt_version: str = ""
+    engine_id: str = ""
+    model: str = ""
+    auto_qa: bool = _pydantic.Field(
+        default=False,
+        description="When true (DEKSDENFLOW_AUTO_QA_AFTER_EXEC), QA is requested in the same decision.",
+    )
+
+
+class RecordStepExecutionFailed(_base.ContractModel):
+    """Execution failed for good."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.commands.v1.RecordStepExecutionFailed"
+    COMMAND_TYPE: _typing.ClassVar[str] = "protocol_run.record_step_execution_failed"
+
+    step_run_id: str = ""
+    attempt: int = 0
+    reason: str = ""
+
+
+class RecordStepBlocked(_base.ContractModel):
+    """Block a step that cannot go on without a person (e.g. a strict budget would be exceeded)."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.commands.v1.RecordStepBlocked"
+    COMMAND_TYPE: _typing.ClassVar[str] = "protocol_run.record_step_blocked"
+
+    step_run_id: str = ""
+    reason: str = ""
+
+
+class RecordQaVerdict(_base.ContractModel):
+    """A QA verdict for a step."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.commands.v1.RecordQaVerdict"
+    COMMAND_TYPE: _typing.ClassVar[str] = "protocol_run.record_qa_verdict"
+
+    step_run_id: str = ""
+    qa_attempt: int = 0
+    verdict: _deksdenflow_common_v1_common.QaVerdict = _deksdenflow_common_v1_common.QaVerdict.UNSPECIFIED
+    summary: str = ""
+    blocking: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    next_actions: tuple[str, ...] = ()
+    report_path: str = ""
+    prompt_version: str = ""
+    engine_id: str = ""
+    model: str = ""
+
+
+class RecordBranchPushed(_base.ContractModel):
+    """The branch was pushed."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.commands.v1.RecordBranchPushed"
+    COMMAND_TYPE: _typing.ClassVar[str] = "protocol_run.record_branch_pushed"
+
+    branch: str = ""
+    commit_sha: str = ""
+
+
+class RecordPullRequestOpened(_base.ContractModel):
+    """A PR/MR exists for the branch."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.commands.v1.RecordPullRequestOpened"
+    COMMAND_TYPE: _typing.ClassVar[str] = "protocol_run.record_pr_opened"
+
+    attempt: int = 0
+    provider: _deksdenflow_common_v1_common.CiProvider = _deksdenflow_common_v1_common.CiProvider.UNSPECIFIED
+    number: int = 0
+    url: str = ""
+    reused: bool = False
+
+
+class RecordPullRequestFailed(_base.ContractModel):
+    """Opening the PR/MR failed for good."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.commands.v1.RecordPullRequestFailed"
+    COMMAND_TYPE: _typing.ClassVar[str] = "protocol_run.record_pr_failed"
+
+    attempt: int = 0
+    reason: str = ""
+
+
+class RecordPullRequestMerged(_base.ContractModel):
+    """The PR/MR was merged."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.commands.v1.RecordPullRequestMerged"
+    COMMAND_TYPE: _typing.ClassVar[str] = "protocol_run.record_pr_merged"
+
+    number: int = 0
+    url: str = ""
+    merge_commit_sha: str = ""
+
+
+class RecordPullRequestClosed(_base.ContractModel):
+    """The PR/MR was closed unmerged."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.commands.v1.RecordPullRequestClosed"
+    COMMAND_TYPE: _typing.ClassVar[str] = "protocol_run.record_pr_closed"
+
+    number: int = 0
+    url: str = ""
+
+
+class RecordCiReport(_base.ContractModel):
+    """A CI result for a commit of the protocol branch."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.commands.v1.RecordCiReport"
+    COMMAND_TYPE: _typing.ClassVar[str] = "protocol_run.record_ci_report"
+
+    provider: _deksdenflow_common_v1_common.CiProvider = _deksdenflow_common_v1_common.CiProvider.UNSPECIFIED
+    status: _deksdenflow_common_v1_common.CiStatus = _deksdenflow_common_v1_common.CiStatus.UNSPECIFIED
+    raw_status: str = ""
+    head_sha: str = ""
+    run_url: str = ""
+    delivery_id: str = ""
+    auto_qa: bool = _pydantic.Field(
+        default=False,
+        description="When true (DEKSDENFLOW_AUTO_QA_ON_CI), success requests QA instead of completing the step.",
+    )
+
+
+class RecordUsage(_base.ContractModel):
+    """Token usage of one agent call."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.commands.v1.RecordUsage"
+    COMMAND_TYPE: _typing.ClassVar[str] = "protocol_run.record_usage"
+
+    call_id: str = ""
+    step_run_id: str = ""
+    phase: _deksdenflow_common_v1_common.Phase = _deksdenflow_common_v1_common.Phase.UNSPECIFIED
+    engine_id: str = ""
+    model: str = ""
+    usage: _deksdenflow_common_v1_common.TokenUsage | None = None
+    cost_micro_usd: int = 0

@@ -1,0 +1,199 @@
+# Generated from deksdenflow/common/v1/common.proto by protoc-gen-dfpy. DO NOT EDIT.
+"""Bindings of deksdenflow/common/v1/common.proto (proto package deksdenflow.common.v1)."""
+
+from __future__ import annotations
+
+import enum as _enum
+import typing as _typing
+
+import pydantic as _pydantic
+
+from deksdenflow_core.contracts import base as _base
+
+
+class StepType(_enum.StrEnum):
+    """What a step is for. Step 0 of a plan is the setup step; the last one finalizes."""
+
+    UNSPECIFIED = "STEP_TYPE_UNSPECIFIED"
+    SETUP = "STEP_TYPE_SETUP"
+    WORK = "STEP_TYPE_WORK"
+    QA = "STEP_TYPE_QA"
+
+
+class QaPolicy(_enum.StrEnum):
+    """How much QA a step gets after execution.
+
+    UNSPECIFIED: Unset: treated as full.
+    SKIP: No QA: the step completes when its execution completes.
+    LIGHT: A cheaper QA pass (cheaper model, diff-only context).
+    FULL: The full validator prompt with the whole protocol context.
+    """
+
+    UNSPECIFIED = "QA_POLICY_UNSPECIFIED"
+    SKIP = "QA_POLICY_SKIP"
+    LIGHT = "QA_POLICY_LIGHT"
+    FULL = "QA_POLICY_FULL"
+
+
+class QaVerdict(_enum.StrEnum):
+    """A QA verdict. Fail-closed: anything but PASS is FAIL."""
+
+    UNSPECIFIED = "QA_VERDICT_UNSPECIFIED"
+    PASS = "QA_VERDICT_PASS"
+    FAIL = "QA_VERDICT_FAIL"
+
+
+class CiProvider(_enum.StrEnum):
+    """The code host and CI of a project."""
+
+    UNSPECIFIED = "CI_PROVIDER_UNSPECIFIED"
+    GITHUB = "CI_PROVIDER_GITHUB"
+    GITLAB = "CI_PROVIDER_GITLAB"
+
+
+class CiStatus(_enum.StrEnum):
+    """A CI result, normalised from the provider's own states.
+
+    RUNNING: in_progress, queued, pending, running.
+    SUCCESS: success, neutral, passed.
+    FAILURE: failure, failed, timed_out, cancelled, canceled, error, action_required.
+    """
+
+    UNSPECIFIED = "CI_STATUS_UNSPECIFIED"
+    RUNNING = "CI_STATUS_RUNNING"
+    SUCCESS = "CI_STATUS_SUCCESS"
+    FAILURE = "CI_STATUS_FAILURE"
+
+
+class Phase(_enum.StrEnum):
+    """The agent phase a call belongs to (prompt, model and usage are tracked per phase)."""
+
+    UNSPECIFIED = "PHASE_UNSPECIFIED"
+    PLANNING = "PHASE_PLANNING"
+    DECOMPOSE = "PHASE_DECOMPOSE"
+    EXEC = "PHASE_EXEC"
+    QA = "PHASE_QA"
+    DISCOVERY = "PHASE_DISCOVERY"
+
+
+class ExecutionReason(_enum.StrEnum):
+    """Why a step's execution was requested.
+
+    RUN_NEXT_STEP: The run's "run next step" action picked the next pending step.
+    RUN: The step's own "run" action.
+    RETRY: A retry of a failed or blocked step (retries + 1).
+    CI_FIX: A follow-up that fixes a CI failure.
+    """
+
+    UNSPECIFIED = "EXECUTION_REASON_UNSPECIFIED"
+    RUN_NEXT_STEP = "EXECUTION_REASON_RUN_NEXT_STEP"
+    RUN = "EXECUTION_REASON_RUN"
+    RETRY = "EXECUTION_REASON_RETRY"
+    CI_FIX = "EXECUTION_REASON_CI_FIX"
+
+
+class QaReason(_enum.StrEnum):
+    """Why QA of a step was requested.
+
+    AFTER_EXEC: DEKSDENFLOW_AUTO_QA_AFTER_EXEC: QA right after execution.
+    MANUAL: The step's "run_qa" action.
+    CI_SUCCESS: DEKSDENFLOW_AUTO_QA_ON_CI: QA when CI succeeded.
+    """
+
+    UNSPECIFIED = "QA_REASON_UNSPECIFIED"
+    AFTER_EXEC = "QA_REASON_AFTER_EXEC"
+    MANUAL = "QA_REASON_MANUAL"
+    CI_SUCCESS = "QA_REASON_CI_SUCCESS"
+
+
+class CompletionVia(_enum.StrEnum):
+    """How a step came to be completed."""
+
+    UNSPECIFIED = "COMPLETION_VIA_UNSPECIFIED"
+    QA_PASS = "COMPLETION_VIA_QA_PASS"
+    MANUAL_APPROVE = "COMPLETION_VIA_MANUAL_APPROVE"
+    QA_SKIPPED = "COMPLETION_VIA_QA_SKIPPED"
+    CI_SUCCESS = "COMPLETION_VIA_CI_SUCCESS"
+
+
+class FailureSource(_enum.StrEnum):
+    """What made a step fail."""
+
+    UNSPECIFIED = "FAILURE_SOURCE_UNSPECIFIED"
+    EXECUTION = "FAILURE_SOURCE_EXECUTION"
+    QA = "FAILURE_SOURCE_QA"
+    CI = "FAILURE_SOURCE_CI"
+
+
+class RunCompletionReason(_enum.StrEnum):
+    """Why a protocol run completed.
+
+    ALL_STEPS_DONE: Every step is completed or cancelled.
+    PR_MERGED: Its pull/merge request was merged.
+    """
+
+    UNSPECIFIED = "RUN_COMPLETION_REASON_UNSPECIFIED"
+    ALL_STEPS_DONE = "RUN_COMPLETION_REASON_ALL_STEPS_DONE"
+    PR_MERGED = "RUN_COMPLETION_REASON_PR_MERGED"
+
+
+class ModelDefaults(_base.ContractModel):
+    """Default models per phase; empty means "use the setting"."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.common.v1.ModelDefaults"
+
+    planning: str = ""
+    decompose: str = ""
+    exec: str = ""
+    qa: str = ""
+    discovery: str = ""
+
+
+class StepPlan(_base.ContractModel):
+    """One step of a protocol's plan."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.common.v1.StepPlan"
+
+    step_run_id: str = _pydantic.Field(
+        default="", description="Assigned by the system when the plan is accepted; empty in commands."
+    )
+    index: int = _pydantic.Field(default=0, description="0-based position; step 0 is the setup step.")
+    name: str = _pydantic.Field(default="", description='The step file name, e.g. "01-build.md".')
+    step_type: StepType = StepType.UNSPECIFIED
+    engine_id: str = _pydantic.Field(
+        default="",
+        description='Engine for execution (e.g. "codex"); empty means the project\'s or the global default.',
+    )
+    model: str = _pydantic.Field(
+        default="", description="Model for execution; empty means the project's or the global default."
+    )
+    qa_policy: QaPolicy = QaPolicy.UNSPECIFIED
+    qa_engine_id: str = ""
+    qa_model: str = ""
+    file_path: str = _pydantic.Field(
+        default="", description="Path of the step file relative to the repository root."
+    )
+
+
+class TokenUsage(_base.ContractModel):
+    """Token usage of one agent call, as reported by the engine."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.common.v1.TokenUsage"
+
+    input_tokens: int = 0
+    cached_input_tokens: int = 0
+    output_tokens: int = 0
+    reasoning_output_tokens: int = 0
+
+
+class ClarificationQuestion(_base.ContractModel):
+    """A question asked while onboarding a project."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.common.v1.ClarificationQuestion"
+
+    key: str = _pydantic.Field(default="", description='Stable key, e.g. "ci_provider".')
+    question: str = ""
+    options: tuple[str, ...] = _pydantic.Field(default=(), description="Suggested answers, if any.")
+    blocking: bool = _pydantic.Field(
+        default=False, description="When true the project is blocked until this question is answered."
+    )

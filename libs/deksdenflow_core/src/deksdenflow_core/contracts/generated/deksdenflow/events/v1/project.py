@@ -1,0 +1,94 @@
+# Generated from deksdenflow/events/v1/project.proto by protoc-gen-dfpy. DO NOT EDIT.
+"""Bindings of deksdenflow/events/v1/project.proto (proto package deksdenflow.events.v1)."""
+
+from __future__ import annotations
+
+import typing as _typing
+
+import pydantic as _pydantic
+
+from deksdenflow_core.contracts import base as _base
+
+from ...common.v1 import common as _deksdenflow_common_v1_common
+
+
+class ProjectRegistered(_base.ContractModel):
+    """A git repository was registered as a project."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.events.v1.ProjectRegistered"
+    EVENT_TYPE: _typing.ClassVar[str] = "project.registered"
+
+    project_id: str = ""
+    name: str = ""
+    git_url: str = ""
+    base_branch: str = ""
+    ci_provider: _deksdenflow_common_v1_common.CiProvider = (
+        _deksdenflow_common_v1_common.CiProvider.UNSPECIFIED
+    )
+    default_models: _deksdenflow_common_v1_common.ModelDefaults | None = None
+    local_path: str = _pydantic.Field(
+        default="", description="An existing checkout to use instead of cloning, if any."
+    )
+
+
+class ProjectOnboardingRequested(_base.ContractModel):
+    """Onboarding (clone, starter assets, identity, questions) was requested from the git worker."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.events.v1.ProjectOnboardingRequested"
+    EVENT_TYPE: _typing.ClassVar[str] = "project.onboarding_requested"
+
+    attempt: int = 0
+
+
+class ProjectOnboarded(_base.ContractModel):
+    """The repository is cloned and prepared; questions may remain."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.events.v1.ProjectOnboarded"
+    EVENT_TYPE: _typing.ClassVar[str] = "project.onboarded"
+
+    attempt: int = 0
+    local_path: str = ""
+    assets_added: tuple[str, ...] = _pydantic.Field(
+        default=(), description="Starter assets that were added (existing files are never overwritten)."
+    )
+    questions: tuple[_deksdenflow_common_v1_common.ClarificationQuestion, ...] = ()
+
+
+class ProjectOnboardingFailed(_base.ContractModel):
+    """Onboarding failed for good."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.events.v1.ProjectOnboardingFailed"
+    EVENT_TYPE: _typing.ClassVar[str] = "project.onboarding_failed"
+
+    attempt: int = 0
+    reason: str = ""
+
+
+class ProjectClarificationAnswered(_base.ContractModel):
+    """A clarification question was answered."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.events.v1.ProjectClarificationAnswered"
+    EVENT_TYPE: _typing.ClassVar[str] = "project.clarification_answered"
+
+    key: str = ""
+    answer: str = ""
+
+
+class ProjectTokenIssued(_base.ContractModel):
+    """A per-project API token was issued. Only its SHA-256 hash is kept; the token itself is shown once."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.events.v1.ProjectTokenIssued"
+    EVENT_TYPE: _typing.ClassVar[str] = "project.token_issued"
+
+    token_id: str = ""
+    token_hash: str = _pydantic.Field(default="", description="Hex SHA-256 of the token.")
+    label: str = ""
+
+
+class ProjectTokenRevoked(_base.ContractModel):
+    """A per-project API token was revoked."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.events.v1.ProjectTokenRevoked"
+    EVENT_TYPE: _typing.ClassVar[str] = "project.token_revoked"
+
+    token_id: str = ""

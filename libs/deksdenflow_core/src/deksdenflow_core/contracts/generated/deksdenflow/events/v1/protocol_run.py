@@ -1,0 +1,368 @@
+# Generated from deksdenflow/events/v1/protocol_run.proto by protoc-gen-dfpy. DO NOT EDIT.
+"""Bindings of deksdenflow/events/v1/protocol_run.proto (proto package deksdenflow.events.v1)."""
+
+from __future__ import annotations
+
+import typing as _typing
+
+import pydantic as _pydantic
+
+from deksdenflow_core.contracts import base as _base
+
+from ...common.v1 import common as _deksdenflow_common_v1_common
+
+
+class ProtocolRunCreated(_base.ContractModel):
+    """A protocol was opened. The system numbered it: name = branch = "NNNN-slug", unique per project."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.events.v1.ProtocolRunCreated"
+    EVENT_TYPE: _typing.ClassVar[str] = "protocol_run.created"
+
+    protocol_run_id: str = ""
+    project_id: str = ""
+    number: int = _pydantic.Field(
+        default=0, description="1 + the highest number among the project's protocols."
+    )
+    slug: str = ""
+    protocol_name: str = _pydantic.Field(
+        default="", description='"NNNN-slug": the protocol\'s name and its branch.'
+    )
+    task_name: str = ""
+    description: str = ""
+    base_branch: str = ""
+    protocol_root: str = _pydantic.Field(default="", description='".protocols/NNNN-slug".')
+
+
+class ProtocolRunPaused(_base.ContractModel):
+    """The run was paused; workers start no new work for it."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.events.v1.ProtocolRunPaused"
+    EVENT_TYPE: _typing.ClassVar[str] = "protocol_run.paused"
+
+
+class ProtocolRunResumed(_base.ContractModel):
+    """The run was resumed and returns to the status it had when paused."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.events.v1.ProtocolRunResumed"
+    EVENT_TYPE: _typing.ClassVar[str] = "protocol_run.resumed"
+
+
+class ProtocolRunCancelled(_base.ContractModel):
+    """The run was cancelled. Its pending, running and needs_qa steps were cancelled with it."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.events.v1.ProtocolRunCancelled"
+    EVENT_TYPE: _typing.ClassVar[str] = "protocol_run.cancelled"
+
+    reason: str = ""
+    cancelled_step_run_ids: tuple[str, ...] = ()
+
+
+class ProtocolRunBlocked(_base.ContractModel):
+    """The run is blocked until a person acts (retry, approve, answer)."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.events.v1.ProtocolRunBlocked"
+    EVENT_TYPE: _typing.ClassVar[str] = "protocol_run.blocked"
+
+    reason: str = ""
+    step_run_id: str = _pydantic.Field(default="", description="The step that blocked it, if any.")
+
+
+class ProtocolRunCompleted(_base.ContractModel):
+    """The run completed."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.events.v1.ProtocolRunCompleted"
+    EVENT_TYPE: _typing.ClassVar[str] = "protocol_run.completed"
+
+    reason: _deksdenflow_common_v1_common.RunCompletionReason = (
+        _deksdenflow_common_v1_common.RunCompletionReason.UNSPECIFIED
+    )
+    cancelled_step_run_ids: tuple[str, ...] = _pydantic.Field(
+        default=(), description="Steps still open when a merge completed the run; they were cancelled."
+    )
+
+
+class PlanningRequested(_base.ContractModel):
+    """Planning was requested from the codex worker."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.events.v1.PlanningRequested"
+    EVENT_TYPE: _typing.ClassVar[str] = "protocol_run.planning_requested"
+
+    attempt: int = _pydantic.Field(default=0, description="1 for the first plan, +1 for every re-plan.")
+
+
+class PlanningStarted(_base.ContractModel):
+    """A worker took the planning job (ownership, so redelivery does not run it twice)."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.events.v1.PlanningStarted"
+    EVENT_TYPE: _typing.ClassVar[str] = "protocol_run.planning_started"
+
+    attempt: int = 0
+    worker_id: str = ""
+
+
+class PlanningCompleted(_base.ContractModel):
+    """The plan was written to .protocols/NNNN-slug/ and accepted; the steps exist from now on."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.events.v1.PlanningCompleted"
+    EVENT_TYPE: _typing.ClassVar[str] = "protocol_run.planning_completed"
+
+    attempt: int = 0
+    steps: tuple[_deksdenflow_common_v1_common.StepPlan, ...] = ()
+    spec_hash: str = _pydantic.Field(
+        default="", description="First 12 hex of the SHA-256 of the canonical JSON of the spec."
+    )
+    commit_sha: str = _pydantic.Field(
+        default="", description="Commit on the protocol branch that holds the plan files."
+    )
+    prompt_version: str = _pydantic.Field(default="", description="Content hash of the prompt used.")
+    engine_id: str = ""
+    model: str = ""
+
+
+class PlanningFailed(_base.ContractModel):
+    """Planning failed for good (invalid output after retry, engine error, invalid spec)."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.events.v1.PlanningFailed"
+    EVENT_TYPE: _typing.ClassVar[str] = "protocol_run.planning_failed"
+
+    attempt: int = 0
+    reason: str = ""
+
+
+class StepExecutionRequested(_base.ContractModel):
+    """Execution of a step was requested from the codex worker."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.events.v1.StepExecutionRequested"
+    EVENT_TYPE: _typing.ClassVar[str] = "protocol_run.step_execution_requested"
+
+    step_run_id: str = ""
+    attempt: int = _pydantic.Field(
+        default=0, description="0 for the first execution, retries + 1 for each retry."
+    )
+    reason: _deksdenflow_common_v1_common.ExecutionReason = (
+        _deksdenflow_common_v1_common.ExecutionReason.UNSPECIFIED
+    )
+    instructions: str = _pydantic.Field(
+        default="", description="Evidence for the agent, e.g. a CI log excerpt for a CI fix."
+    )
+
+
+class StepExecutionStarted(_base.ContractModel):
+    """A worker took the step (ownership)."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.events.v1.StepExecutionStarted"
+    EVENT_TYPE: _typing.ClassVar[str] = "protocol_run.step_execution_started"
+
+    step_run_id: str = ""
+    attempt: int = 0
+    worker_id: str = ""
+
+
+class StepAttemptFailed(_base.ContractModel):
+    """One try of an attempt failed and will be retried by the worker. The step does not fail."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.events.v1.StepAttemptFailed"
+    EVENT_TYPE: _typing.ClassVar[str] = "protocol_run.step_attempt_failed"
+
+    step_run_id: str = ""
+    attempt: int = 0
+    try_number: int = 0
+    reason: str = ""
+
+
+class StepExecutionCompleted(_base.ContractModel):
+    """The agent finished the step; its changes are committed on the protocol branch. The step needs QA."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.events.v1.StepExecutionCompleted"
+    EVENT_TYPE: _typing.ClassVar[str] = "protocol_run.step_execution_completed"
+
+    step_run_id: str = ""
+    attempt: int = 0
+    summary: str = ""
+    changed_files: tuple[str, ...] = ()
+    commit_sha: str = ""
+    prompt_version: str = ""
+    engine_id: str = ""
+    model: str = ""
+
+
+class StepExecutionFailed(_base.ContractModel):
+    """Execution failed for good (retries exhausted or a permanent error)."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.events.v1.StepExecutionFailed"
+    EVENT_TYPE: _typing.ClassVar[str] = "protocol_run.step_execution_failed"
+
+    step_run_id: str = ""
+    attempt: int = 0
+    reason: str = ""
+
+
+class QaRequested(_base.ContractModel):
+    """QA of a step was requested."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.events.v1.QaRequested"
+    EVENT_TYPE: _typing.ClassVar[str] = "protocol_run.qa_requested"
+
+    step_run_id: str = ""
+    qa_attempt: int = _pydantic.Field(
+        default=0, description="1 for the first QA of the step, +1 for each further QA."
+    )
+    policy: _deksdenflow_common_v1_common.QaPolicy = _deksdenflow_common_v1_common.QaPolicy.UNSPECIFIED
+    reason: _deksdenflow_common_v1_common.QaReason = _deksdenflow_common_v1_common.QaReason.UNSPECIFIED
+
+
+class QaVerdictRecorded(_base.ContractModel):
+    """A structured QA verdict was recorded (fail-closed: anything but PASS is FAIL)."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.events.v1.QaVerdictRecorded"
+    EVENT_TYPE: _typing.ClassVar[str] = "protocol_run.qa_verdict_recorded"
+
+    step_run_id: str = ""
+    qa_attempt: int = 0
+    verdict: _deksdenflow_common_v1_common.QaVerdict = _deksdenflow_common_v1_common.QaVerdict.UNSPECIFIED
+    summary: str = ""
+    blocking: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    next_actions: tuple[str, ...] = ()
+    report_path: str = _pydantic.Field(
+        default="", description="Where the quality report for this step and attempt was written."
+    )
+    prompt_version: str = ""
+    engine_id: str = ""
+    model: str = ""
+
+
+class StepCompleted(_base.ContractModel):
+    """A step completed."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.events.v1.StepCompleted"
+    EVENT_TYPE: _typing.ClassVar[str] = "protocol_run.step_completed"
+
+    step_run_id: str = ""
+    via: _deksdenflow_common_v1_common.CompletionVia = _deksdenflow_common_v1_common.CompletionVia.UNSPECIFIED
+
+
+class StepFailed(_base.ContractModel):
+    """A step failed (execution failed for good, QA FAIL, or CI failure)."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.events.v1.StepFailed"
+    EVENT_TYPE: _typing.ClassVar[str] = "protocol_run.step_failed"
+
+    step_run_id: str = ""
+    source: _deksdenflow_common_v1_common.FailureSource = (
+        _deksdenflow_common_v1_common.FailureSource.UNSPECIFIED
+    )
+    reason: str = ""
+
+
+class StepBlocked(_base.ContractModel):
+    """A step was blocked (e.g. a strict budget would be exceeded); the run is blocked with it."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.events.v1.StepBlocked"
+    EVENT_TYPE: _typing.ClassVar[str] = "protocol_run.step_blocked"
+
+    step_run_id: str = ""
+    reason: str = ""
+
+
+class BranchPushed(_base.ContractModel):
+    """The protocol branch was pushed."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.events.v1.BranchPushed"
+    EVENT_TYPE: _typing.ClassVar[str] = "protocol_run.branch_pushed"
+
+    branch: str = ""
+    commit_sha: str = ""
+
+
+class PullRequestRequested(_base.ContractModel):
+    """A draft PR/MR was requested from the git/CI worker."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.events.v1.PullRequestRequested"
+    EVENT_TYPE: _typing.ClassVar[str] = "protocol_run.pr_requested"
+
+    attempt: int = 0
+
+
+class PullRequestOpened(_base.ContractModel):
+    """A draft PR/MR exists for the protocol branch (opened now, or an existing one reused)."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.events.v1.PullRequestOpened"
+    EVENT_TYPE: _typing.ClassVar[str] = "protocol_run.pr_opened"
+
+    attempt: int = 0
+    provider: _deksdenflow_common_v1_common.CiProvider = _deksdenflow_common_v1_common.CiProvider.UNSPECIFIED
+    number: int = 0
+    url: str = ""
+    reused: bool = False
+
+
+class PullRequestFailed(_base.ContractModel):
+    """Opening the PR/MR failed for good."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.events.v1.PullRequestFailed"
+    EVENT_TYPE: _typing.ClassVar[str] = "protocol_run.pr_failed"
+
+    attempt: int = 0
+    reason: str = ""
+
+
+class PullRequestMerged(_base.ContractModel):
+    """The PR/MR was merged; the run completes."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.events.v1.PullRequestMerged"
+    EVENT_TYPE: _typing.ClassVar[str] = "protocol_run.pr_merged"
+
+    number: int = 0
+    url: str = ""
+    merge_commit_sha: str = ""
+
+
+class PullRequestClosed(_base.ContractModel):
+    """The PR/MR was closed without merging."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.events.v1.PullRequestClosed"
+    EVENT_TYPE: _typing.ClassVar[str] = "protocol_run.pr_closed"
+
+    number: int = 0
+    url: str = ""
+
+
+class CiReported(_base.ContractModel):
+    """CI reported a result for a commit of the protocol branch."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.events.v1.CiReported"
+    EVENT_TYPE: _typing.ClassVar[str] = "protocol_run.ci_reported"
+
+    step_run_id: str = _pydantic.Field(
+        default="", description="The step whose commit CI ran (matched by head SHA); empty if none matched."
+    )
+    provider: _deksdenflow_common_v1_common.CiProvider = _deksdenflow_common_v1_common.CiProvider.UNSPECIFIED
+    status: _deksdenflow_common_v1_common.CiStatus = _deksdenflow_common_v1_common.CiStatus.UNSPECIFIED
+    raw_status: str = _pydantic.Field(default="", description='The provider\'s own state, e.g. "timed_out".')
+    head_sha: str = ""
+    run_url: str = ""
+    delivery_id: str = _pydantic.Field(
+        default="",
+        description="Provider delivery id (X-GitHub-Delivery, GitLab webhook UUID), for dedup and audit.",
+    )
+
+
+class UsageRecorded(_base.ContractModel):
+    """Real token usage of one agent call."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.events.v1.UsageRecorded"
+    EVENT_TYPE: _typing.ClassVar[str] = "protocol_run.usage_recorded"
+
+    call_id: str = _pydantic.Field(
+        default="", description="Unique per agent call: the same call is never counted twice."
+    )
+    step_run_id: str = _pydantic.Field(default="", description="Empty for run-level calls (planning).")
+    phase: _deksdenflow_common_v1_common.Phase = _deksdenflow_common_v1_common.Phase.UNSPECIFIED
+    engine_id: str = ""
+    model: str = ""
+    usage: _deksdenflow_common_v1_common.TokenUsage | None = None
+    cost_micro_usd: int = _pydantic.Field(
+        default=0, description="Cost in millionths of a US dollar, from the configured price table."
+    )

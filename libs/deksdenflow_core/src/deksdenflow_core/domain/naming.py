@@ -1,0 +1,87 @@
+"""Protocol numbering and names: ``NNNN-slug``, unique per project, chosen by the system.
+
+The consistency boundary for numbering is the set of ``protocol_run.created`` events of one project
+(the *catalog*). The event store appends a new protocol with optimistic concurrency on that set, so two
+concurrent creations can never take the same number.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from deksdenflow_core.contracts.generated.deksdenflow.commands.v1.protocol_run import CreateProtocolRun
+from deksdenflow_core.contracts.generated.deksdenflow.events.v1.protocol_run import ProtocolRunCreated
+from deksdenflow_core.domain.context import DecisionContext
+from deksdenflow_core.domain.project import ProjectState
+from deksdenflow_core.errors import InvalidCommand, NotFound
+
+MAX_NUMBER = 9999
+MAX_SLUG_LENGTH = 48
+_NON_SLUG = re.compile(r"[^a-z0-9-]+")
+_DASHES = re.compile(r"-{2,}")
+_GIT_REF_BAD = re.compile(r"(^[./-])|(\.\.)|([~^:?*\[\\\s])|(@\{)|(\.lock$)|([./]$)")
+
+
+def slugify(task_name: str) -> str:
+    """Lowercase; every run of characters outside ``[a-z0-9-]`` becomes one ``-``; trimmed and capped."""
+    slug = _DASHES.sub("-", _NON_SLUG.sub("-", task_name.strip().lower())).strip("-")
+    return slug[:MAX_SLUG_LENGTH].rstrip("-")
+
+
+def protocol_name(number: int, slug: str) -> str:
+    """``NNNN-slug``: the protocol's name and its branch."""
+    return f"{number:04d}-{slug}"
+
+
+def is_valid_branch_name(name: str) -> bool:
+    """A conservative subset of ``git check-ref-format --branch``."""
+    return bool(name) and len(name) <= 200 and not _GIT_REF_BAD.search(name)
+
+
+@dataclass(frozen=True)
+class ProtocolCatalog:
+    """The protocols of one project, folded from their ``protocol_run.created`` events."""
+
+    numbers: frozenset[int] = frozenset()
+
+    def evolve(self, event: ProtocolRunCreated) -> ProtocolCatalog:
+        return ProtocolCatalog(self.numbers | {event.number})
+
+    @property
+    def next_number(self) -> int:
+        return max(self.numbers, default=0) + 1
+
+
+def decide_create_protocol(
+    project: ProjectState,
+    catalog: ProtocolCatalog,
+    command: CreateProtocolRun,
+    ctx: DecisionContext,
+) -> ProtocolRunCreated:
+    """Number and name a new protocol of ``project``."""
+    if not project.exists:
+        raise NotFound(f"project {project.project_id} does not exist", project_id=project.project_id)
+    slug = slugify(command.task_name)
+    if not slug:
+        raise InvalidCommand(
+            "task_name must contain at least one letter or digit", field="task_name", value=command.task_name
+        )
+    number = catalog.next_number
+    if number > MAX_NUMBER:
+        raise InvalidCommand(f"project has reached the maximum of {MAX_NUMBER} protocols")
+    base_branch = command.base_branch or project.base_branch
+    if not is_valid_branch_name(base_branch):
+        raise InvalidCommand("base_branch is not a valid git branch name", field="base_branch")
+    name = protocol_name(number, slug)
+    return ProtocolRunCreated(
+        protocol_run_id=ctx.new_id(),
+        project_id=project.project_id,
+        number=number,
+        slug=slug,
+        protocol_name=name,
+        task_name=command.task_name.strip(),
+        description=command.description,
+        base_branch=base_branch,
+        protocol_root=f".protocols/{name}",
+    )

@@ -1,0 +1,223 @@
+"""The Project aggregate: a registered git repository, its onboarding and its per-project tokens."""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import assert_never
+
+from pydantic import BaseModel, ConfigDict
+
+from deksdenflow_core.contracts.generated.deksdenflow.commands.v1 import project as cmd
+from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
+    CiProvider,
+    ClarificationQuestion,
+    ModelDefaults,
+)
+from deksdenflow_core.contracts.generated.deksdenflow.events.v1 import project as ev
+from deksdenflow_core.domain.context import DecisionContext, InvariantViolation
+from deksdenflow_core.errors import IllegalTransition, InvalidCommand, NotFound
+
+AGGREGATE_TYPE = "project"
+
+ProjectEvent = (
+    ev.ProjectRegistered
+    | ev.ProjectOnboardingRequested
+    | ev.ProjectOnboarded
+    | ev.ProjectOnboardingFailed
+    | ev.ProjectClarificationAnswered
+    | ev.ProjectTokenIssued
+    | ev.ProjectTokenRevoked
+)
+ProjectCommand = (
+    cmd.RegisterProject
+    | cmd.RequestOnboarding
+    | cmd.RecordOnboardingCompleted
+    | cmd.RecordOnboardingFailed
+    | cmd.AnswerClarifications
+    | cmd.IssueProjectToken
+    | cmd.RevokeProjectToken
+)
+
+_SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+
+
+class ProjectStatus(StrEnum):
+    """Where a project is in its onboarding."""
+
+    REGISTERED = "registered"
+    ONBOARDING = "onboarding"
+    READY = "ready"
+    # Blocking clarification questions are unanswered.
+    BLOCKED = "blocked"
+    ONBOARDING_FAILED = "onboarding_failed"
+
+
+class ProjectState(BaseModel):
+    """The folded state of one project."""
+
+    model_config = ConfigDict(frozen=True)
+
+    project_id: str
+    exists: bool = False
+    status: ProjectStatus = ProjectStatus.REGISTERED
+    name: str = ""
+    git_url: str = ""
+    base_branch: str = "main"
+    ci_provider: CiProvider = CiProvider.UNSPECIFIED
+    default_models: ModelDefaults = ModelDefaults()
+    local_path: str = ""
+    onboarding_attempt: int = 0
+    questions: tuple[ClarificationQuestion, ...] = ()
+    answers: dict[str, str] = {}
+    # token_id -> sha256 hex of the active tokens.
+    tokens: dict[str, str] = {}
+    version: int = 0
+
+    @classmethod
+    def initial(cls, project_id: str) -> ProjectState:
+        return cls(project_id=project_id)
+
+    @property
+    def unanswered_blocking(self) -> tuple[str, ...]:
+        return tuple(q.key for q in self.questions if q.blocking and q.key not in self.answers)
+
+
+def decide_project(state: ProjectState, command: ProjectCommand, ctx: DecisionContext) -> list[ProjectEvent]:
+    """The events ``command`` produces for ``state``, or a ``DomainError``."""
+    del ctx  # project decisions need neither time nor new ids today; kept for a uniform signature
+    if isinstance(command, cmd.RegisterProject):
+        return [_register(state, command)]
+    if not state.exists:
+        raise NotFound(f"project {state.project_id} does not exist", project_id=state.project_id)
+    match command:
+        case cmd.RequestOnboarding():
+            if state.status is ProjectStatus.ONBOARDING:
+                raise _illegal(state, "onboarding is already in progress")
+            return [ev.ProjectOnboardingRequested(attempt=state.onboarding_attempt + 1)]
+        case cmd.RecordOnboardingCompleted():
+            if _stale_onboarding_result(state, command.attempt):
+                return []
+            return [
+                ev.ProjectOnboarded(
+                    attempt=command.attempt,
+                    local_path=command.local_path,
+                    assets_added=command.assets_added,
+                    questions=command.questions,
+                )
+            ]
+        case cmd.RecordOnboardingFailed():
+            if _stale_onboarding_result(state, command.attempt):
+                return []
+            return [ev.ProjectOnboardingFailed(attempt=command.attempt, reason=command.reason)]
+        case cmd.AnswerClarifications():
+            return _answer(state, command)
+        case cmd.IssueProjectToken():
+            if not command.token_id or not _SHA256_HEX.match(command.token_hash):
+                raise InvalidCommand("a token needs an id and a lowercase hex SHA-256 hash")
+            if command.token_id in state.tokens:
+                raise InvalidCommand(f"token {command.token_id} already exists")
+            return [
+                ev.ProjectTokenIssued(
+                    token_id=command.token_id, token_hash=command.token_hash, label=command.label
+                )
+            ]
+        case cmd.RevokeProjectToken():
+            if command.token_id not in state.tokens:
+                raise NotFound(f"token {command.token_id} is not an active token of this project")
+            return [ev.ProjectTokenRevoked(token_id=command.token_id)]
+        case _:
+            assert_never(command)
+
+
+def _register(state: ProjectState, command: cmd.RegisterProject) -> ev.ProjectRegistered:
+    if state.exists:
+        raise _illegal(state, "project is already registered")
+    if not command.name.strip():
+        raise InvalidCommand("name must not be empty", field="name")
+    if not command.git_url.strip():
+        raise InvalidCommand("git_url must not be empty", field="git_url")
+    return ev.ProjectRegistered(
+        project_id=state.project_id,
+        name=command.name.strip(),
+        git_url=command.git_url.strip(),
+        base_branch=command.base_branch or "main",
+        ci_provider=command.ci_provider,
+        default_models=command.default_models,
+        local_path=command.local_path,
+    )
+
+
+def _stale_onboarding_result(state: ProjectState, attempt: int) -> bool:
+    """A result for an attempt that is over (duplicate or superseded) changes nothing."""
+    if attempt == state.onboarding_attempt and state.status is ProjectStatus.ONBOARDING:
+        return False
+    if attempt <= state.onboarding_attempt:
+        return True
+    raise InvalidCommand(f"onboarding attempt {attempt} was never requested", attempt=attempt)
+
+
+def _answer(state: ProjectState, command: cmd.AnswerClarifications) -> list[ProjectEvent]:
+    known = {q.key for q in state.questions}
+    unknown = sorted(set(command.answers) - known)
+    if unknown:
+        raise InvalidCommand(f"no such clarification question: {', '.join(unknown)}", unknown_keys=unknown)
+    if not command.answers:
+        raise InvalidCommand("answers must not be empty", field="answers")
+    return [
+        ev.ProjectClarificationAnswered(key=key, answer=answer)
+        for key, answer in sorted(command.answers.items())
+        if state.answers.get(key) != answer
+    ]
+
+
+def _illegal(state: ProjectState, message: str) -> IllegalTransition:
+    return IllegalTransition(message, current_status=state.status.value, project_id=state.project_id)
+
+
+def evolve_project(state: ProjectState, event: ProjectEvent) -> ProjectState:
+    """Fold one event into the project's state."""
+    if not state.exists and not isinstance(event, ev.ProjectRegistered):
+        raise InvariantViolation(f"{type(event).__name__} before project.registered")
+    update: dict[str, object]
+    match event:
+        case ev.ProjectRegistered():
+            if state.exists:
+                raise InvariantViolation("project registered twice")
+            update = {
+                "exists": True,
+                "name": event.name,
+                "git_url": event.git_url,
+                "base_branch": event.base_branch,
+                "ci_provider": event.ci_provider,
+                "default_models": event.default_models or ModelDefaults(),
+                "local_path": event.local_path,
+            }
+        case ev.ProjectOnboardingRequested():
+            update = {"status": ProjectStatus.ONBOARDING, "onboarding_attempt": event.attempt}
+        case ev.ProjectOnboarded():
+            questions = event.questions
+            answers = {k: v for k, v in state.answers.items() if k in {q.key for q in questions}}
+            blocked = any(q.blocking and q.key not in answers for q in questions)
+            update = {
+                "status": ProjectStatus.BLOCKED if blocked else ProjectStatus.READY,
+                "local_path": event.local_path or state.local_path,
+                "questions": questions,
+                "answers": answers,
+            }
+        case ev.ProjectOnboardingFailed():
+            update = {"status": ProjectStatus.ONBOARDING_FAILED}
+        case ev.ProjectClarificationAnswered():
+            answers = {**state.answers, event.key: event.answer}
+            update = {"answers": answers}
+            if state.status is ProjectStatus.BLOCKED and not any(
+                q.blocking and q.key not in answers for q in state.questions
+            ):
+                update["status"] = ProjectStatus.READY
+        case ev.ProjectTokenIssued():
+            update = {"tokens": {**state.tokens, event.token_id: event.token_hash}}
+        case ev.ProjectTokenRevoked():
+            update = {"tokens": {k: v for k, v in state.tokens.items() if k != event.token_id}}
+        case _:
+            assert_never(event)
+    return state.model_copy(update={**update, "version": state.version + 1})

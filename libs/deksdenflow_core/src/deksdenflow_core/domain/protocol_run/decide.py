@@ -1,0 +1,510 @@
+"""``decide``: the rules of a protocol run. Users, workers and webhooks all come through here.
+
+User actions that do not apply raise ``IllegalTransition`` (HTTP 409 with the current status). Worker
+and webhook results that were already recorded, or belong to an attempt that is over, produce no
+events (so redelivery is harmless); results for a run that ended are rejected.
+"""
+
+from __future__ import annotations
+
+from typing import assert_never
+
+from deksdenflow_core.contracts.generated.deksdenflow.commands.v1 import protocol_run as cmd
+from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
+    CiStatus,
+    CompletionVia,
+    ExecutionReason,
+    FailureSource,
+    QaPolicy,
+    QaReason,
+    QaVerdict,
+    RunCompletionReason,
+)
+from deksdenflow_core.contracts.generated.deksdenflow.events.v1 import protocol_run as ev
+from deksdenflow_core.domain.context import DecisionContext
+from deksdenflow_core.domain.protocol_run import plan
+from deksdenflow_core.domain.protocol_run.evolve import ProtocolRunEvent, evolve_protocol_run
+from deksdenflow_core.domain.protocol_run.state import (
+    DONE_STEP_STATUSES,
+    OPEN_STEP_STATUSES,
+    STUCK_STEP_STATUSES,
+    ProtocolRunState,
+    RunStatus,
+    StepState,
+    StepStatus,
+)
+from deksdenflow_core.errors import IllegalTransition, InvalidCommand, NotFound
+
+ProtocolRunCommand = (
+    cmd.StartProtocolRun
+    | cmd.PauseProtocolRun
+    | cmd.ResumeProtocolRun
+    | cmd.CancelProtocolRun
+    | cmd.RunNextStep
+    | cmd.RetryLatestStep
+    | cmd.OpenPullRequest
+    | cmd.RunStep
+    | cmd.RunStepQa
+    | cmd.ApproveStep
+    | cmd.RecordPlanningStarted
+    | cmd.RecordPlanningCompleted
+    | cmd.RecordPlanningFailed
+    | cmd.RecordStepExecutionStarted
+    | cmd.RecordStepAttemptFailed
+    | cmd.RecordStepExecutionCompleted
+    | cmd.RecordStepExecutionFailed
+    | cmd.RecordStepBlocked
+    | cmd.RecordQaVerdict
+    | cmd.RecordBranchPushed
+    | cmd.RecordPullRequestOpened
+    | cmd.RecordPullRequestFailed
+    | cmd.RecordPullRequestMerged
+    | cmd.RecordPullRequestClosed
+    | cmd.RecordCiReport
+    | cmd.RecordUsage
+)
+
+# Statuses from which new work (planning, execution, QA, PR) may be requested.
+_WORKING = frozenset({RunStatus.PLANNED, RunStatus.RUNNING, RunStatus.BLOCKED})
+
+
+def decide_protocol_run(
+    state: ProtocolRunState, command: ProtocolRunCommand, ctx: DecisionContext
+) -> list[ProtocolRunEvent]:
+    """The events ``command`` produces for ``state``, or a ``DomainError``."""
+    if not state.exists:
+        raise NotFound(f"protocol run {state.protocol_run_id} does not exist")
+    match command:
+        case cmd.StartProtocolRun():
+            return _start(state)
+        case cmd.PauseProtocolRun():
+            _require_not_terminal(state, "pause")
+            if state.status is RunStatus.PAUSED:
+                raise _illegal(state, "the run is already paused")
+            return [ev.ProtocolRunPaused()]
+        case cmd.ResumeProtocolRun():
+            if state.status is not RunStatus.PAUSED:
+                raise _illegal(state, "only a paused run can be resumed")
+            return [ev.ProtocolRunResumed()]
+        case cmd.CancelProtocolRun():
+            _require_not_terminal(state, "cancel")
+            open_ids = tuple(s.step_run_id for s in state.steps if s.status in OPEN_STEP_STATUSES)
+            return [ev.ProtocolRunCancelled(reason=command.reason, cancelled_step_run_ids=open_ids)]
+        case cmd.RunNextStep():
+            _require_working(state, "run the next step", allow_blocked=False)
+            _require_nothing_in_flight(state)
+            step = next((s for s in state.steps if s.status is StepStatus.PENDING), None)
+            if step is None:
+                raise _illegal(state, "there is no pending step")
+            return [_execute(step, ExecutionReason.RUN_NEXT_STEP)]
+        case cmd.RetryLatestStep():
+            _require_working(state, "retry")
+            stuck = [s for s in state.steps if s.status in STUCK_STEP_STATUSES]
+            if not stuck:
+                raise _illegal(state, "there is no failed or blocked step to retry")
+            _require_nothing_in_flight(state)
+            return [_execute(stuck[-1], ExecutionReason.RETRY)]
+        case cmd.OpenPullRequest():
+            return _open_pr(state)
+        case cmd.RunStep():
+            step = _require_step(state, command.step_run_id)
+            _require_working(state, "run a step")
+            if step.status is StepStatus.PENDING:
+                _require_nothing_in_flight(state)
+                return [_execute(step, ExecutionReason.RUN)]
+            if step.status in STUCK_STEP_STATUSES:
+                _require_nothing_in_flight(state)
+                return [_execute(step, ExecutionReason.RETRY)]
+            raise _illegal_step(state, step, "only a pending, failed or blocked step can be run")
+        case cmd.RunStepQa():
+            step = _require_step(state, command.step_run_id)
+            _require_working(state, "run QA")
+            return [_request_qa(state, step, QaReason.MANUAL)]
+        case cmd.ApproveStep():
+            step = _require_step(state, command.step_run_id)
+            _require_not_terminal(state, "approve a step")
+            if step.status not in (StepStatus.NEEDS_QA, *STUCK_STEP_STATUSES):
+                raise _illegal_step(state, step, "only a step in needs_qa, failed or blocked can be approved")
+            return _complete_step(state, step, CompletionVia.MANUAL_APPROVE, [])
+        case _:
+            return _decide_result(state, command, ctx)
+
+
+def _decide_result(
+    state: ProtocolRunState, command: ProtocolRunCommand, ctx: DecisionContext
+) -> list[ProtocolRunEvent]:
+    """Results reported by workers and webhooks."""
+    match command:
+        case cmd.RecordPlanningStarted():
+            if not _planning_current(state, command.attempt) or state.planning_owner == command.worker_id:
+                return []
+            return [ev.PlanningStarted(attempt=command.attempt, worker_id=command.worker_id)]
+        case cmd.RecordPlanningCompleted():
+            if not _planning_current(state, command.attempt):
+                return []
+            return [_accept_plan(command, ctx)]
+        case cmd.RecordPlanningFailed():
+            if not _planning_current(state, command.attempt):
+                return []
+            return [ev.PlanningFailed(attempt=command.attempt, reason=command.reason)]
+        case cmd.RecordStepExecutionStarted():
+            step = _executing(state, command.step_run_id, command.attempt)
+            if step is None or step.owner == command.worker_id:
+                return []
+            return [
+                ev.StepExecutionStarted(
+                    step_run_id=step.step_run_id, attempt=command.attempt, worker_id=command.worker_id
+                )
+            ]
+        case cmd.RecordStepAttemptFailed():
+            step = _executing(state, command.step_run_id, command.attempt)
+            if step is None:
+                return []
+            return [
+                ev.StepAttemptFailed(
+                    step_run_id=step.step_run_id,
+                    attempt=command.attempt,
+                    try_number=command.try_number,
+                    reason=command.reason,
+                )
+            ]
+        case cmd.RecordStepExecutionCompleted():
+            return _execution_completed(state, command)
+        case cmd.RecordStepExecutionFailed():
+            step = _executing(state, command.step_run_id, command.attempt)
+            if step is None:
+                return []
+            return [
+                ev.StepExecutionFailed(step_run_id=step.step_run_id, attempt=command.attempt, reason=command.reason),
+                *_fail_step(state, step, FailureSource.EXECUTION, command.reason),
+            ]
+        case cmd.RecordStepBlocked():
+            step = _require_step(state, command.step_run_id)
+            _require_not_terminal(state, "block a step")
+            if step.status not in (StepStatus.PENDING, StepStatus.RUNNING):
+                raise _illegal_step(state, step, "only a pending or running step can be blocked")
+            return [
+                ev.StepBlocked(step_run_id=step.step_run_id, reason=command.reason),
+                ev.ProtocolRunBlocked(reason=command.reason, step_run_id=step.step_run_id),
+            ]
+        case cmd.RecordQaVerdict():
+            return _qa_verdict(state, command)
+        case cmd.RecordBranchPushed():
+            return [ev.BranchPushed(branch=command.branch, commit_sha=command.commit_sha)]
+        case cmd.RecordPullRequestOpened():
+            if state.pr_number == command.number and state.pr_url == command.url and not state.pr_requested:
+                return []
+            return [
+                ev.PullRequestOpened(
+                    attempt=command.attempt,
+                    provider=command.provider,
+                    number=command.number,
+                    url=command.url,
+                    reused=command.reused,
+                )
+            ]
+        case cmd.RecordPullRequestFailed():
+            if not state.pr_requested or command.attempt != state.pr_attempt:
+                return []
+            return [ev.PullRequestFailed(attempt=command.attempt, reason=command.reason)]
+        case cmd.RecordPullRequestMerged():
+            return _pr_merged(state, command)
+        case cmd.RecordPullRequestClosed():
+            if state.pr_closed or state.status is RunStatus.CANCELLED:
+                return []
+            return [ev.PullRequestClosed(number=command.number, url=command.url)]
+        case cmd.RecordCiReport():
+            return _ci_report(state, command)
+        case cmd.RecordUsage():
+            if not command.call_id:
+                raise InvalidCommand("usage needs the call_id of the agent call", field="call_id")
+            if command.call_id in state.usage_call_ids:
+                return []
+            return [
+                ev.UsageRecorded(
+                    call_id=command.call_id,
+                    step_run_id=command.step_run_id,
+                    phase=command.phase,
+                    engine_id=command.engine_id,
+                    model=command.model,
+                    usage=command.usage,
+                    cost_micro_usd=command.cost_micro_usd,
+                )
+            ]
+        case (
+            cmd.StartProtocolRun()
+            | cmd.PauseProtocolRun()
+            | cmd.ResumeProtocolRun()
+            | cmd.CancelProtocolRun()
+            | cmd.RunNextStep()
+            | cmd.RetryLatestStep()
+            | cmd.OpenPullRequest()
+            | cmd.RunStep()
+            | cmd.RunStepQa()
+            | cmd.ApproveStep()
+        ):
+            raise AssertionError("user actions are decided in decide_protocol_run")
+        case _:
+            assert_never(command)
+
+
+# --- user actions -----------------------------------------------------------------------------------------
+
+
+def _start(state: ProtocolRunState) -> list[ProtocolRunEvent]:
+    """pending, failed (no plan) or planned (nothing run yet) -> planning. A paused run counts by the
+    status it was paused in, and is resumed by the start."""
+    _require_not_terminal(state, "start")
+    status = state.effective_status
+    untouched = all(s.status is StepStatus.PENDING for s in state.steps)
+    if status not in (RunStatus.PENDING, RunStatus.FAILED, RunStatus.PLANNED) or not untouched:
+        raise _illegal(state, "only a pending, failed or planned run whose steps have not run can be started")
+    events: list[ProtocolRunEvent] = []
+    if state.status is RunStatus.PAUSED:
+        events.append(ev.ProtocolRunResumed())
+    events.append(ev.PlanningRequested(attempt=state.planning_attempt + 1))
+    return events
+
+
+def _open_pr(state: ProtocolRunState) -> list[ProtocolRunEvent]:
+    if state.status is RunStatus.CANCELLED:
+        raise _illegal(state, "a cancelled run gets no pull request")
+    if state.status is RunStatus.PAUSED:
+        raise _illegal(state, "the run is paused; resume it first")
+    if state.status not in (*_WORKING, RunStatus.COMPLETED):
+        raise _illegal(state, "a pull request needs a planned run")
+    if state.pr_requested:
+        raise _illegal(state, "a pull request is already being opened")
+    if state.pr_number and not state.pr_closed:
+        raise _illegal(state, f"pull request {state.pr_url or state.pr_number} is already open")
+    return [ev.PullRequestRequested(attempt=state.pr_attempt + 1)]
+
+
+def _execute(step: StepState, reason: ExecutionReason) -> ev.StepExecutionRequested:
+    attempt = step.attempt + 1 if reason is ExecutionReason.RETRY else step.attempt
+    return ev.StepExecutionRequested(step_run_id=step.step_run_id, attempt=attempt, reason=reason)
+
+
+def _request_qa(state: ProtocolRunState, step: StepState, reason: QaReason) -> ev.QaRequested:
+    requalify = step.status is StepStatus.FAILED and step.failure_source in (FailureSource.QA, FailureSource.CI)
+    if step.status is not StepStatus.NEEDS_QA and not requalify:
+        raise _illegal_step(state, step, "QA runs on a step in needs_qa (or again after a QA or CI failure)")
+    if step.qa_pending:
+        raise _illegal_step(state, step, "QA of this step is already requested")
+    policy = QaPolicy.FULL if step.qa_policy in (QaPolicy.SKIP, QaPolicy.UNSPECIFIED) else step.qa_policy
+    return ev.QaRequested(step_run_id=step.step_run_id, qa_attempt=step.qa_attempt + 1, policy=policy, reason=reason)
+
+
+# --- results ------------------------------------------------------------------------------------------------
+
+
+def _accept_plan(command: cmd.RecordPlanningCompleted, ctx: DecisionContext) -> ProtocolRunEvent:
+    problems = plan.plan_problems(command.steps)
+    if problems:
+        return ev.PlanningFailed(attempt=command.attempt, reason="invalid plan: " + "; ".join(problems))
+    steps = tuple(s.model_copy(update={"step_run_id": ctx.new_id()}) for s in plan.normalise(command.steps))
+    return ev.PlanningCompleted(
+        attempt=command.attempt,
+        steps=steps,
+        spec_hash=plan.spec_hash(steps),
+        commit_sha=command.commit_sha,
+        prompt_version=command.prompt_version,
+        engine_id=command.engine_id,
+        model=command.model,
+    )
+
+
+def _execution_completed(
+    state: ProtocolRunState, command: cmd.RecordStepExecutionCompleted
+) -> list[ProtocolRunEvent]:
+    step = _executing(state, command.step_run_id, command.attempt)
+    if step is None:
+        return []
+    events: list[ProtocolRunEvent] = [
+        ev.StepExecutionCompleted(
+            step_run_id=step.step_run_id,
+            attempt=command.attempt,
+            summary=command.summary,
+            changed_files=command.changed_files,
+            commit_sha=command.commit_sha,
+            prompt_version=command.prompt_version,
+            engine_id=command.engine_id,
+            model=command.model,
+        )
+    ]
+    if step.qa_policy is QaPolicy.SKIP:
+        return _complete_step(state, step, CompletionVia.QA_SKIPPED, events)
+    if command.auto_qa and state.status is not RunStatus.PAUSED:
+        after = _fold(state, events)
+        events.append(_request_qa(after, _require_step(after, step.step_run_id), QaReason.AFTER_EXEC))
+    return events
+
+
+def _qa_verdict(state: ProtocolRunState, command: cmd.RecordQaVerdict) -> list[ProtocolRunEvent]:
+    step = _require_step(state, command.step_run_id)
+    if not step.qa_pending or command.qa_attempt != step.qa_attempt:
+        return []
+    if state.status is RunStatus.CANCELLED:
+        raise _illegal(state, "the run was cancelled")
+    # Fail-closed: anything but an explicit PASS is a FAIL.
+    verdict = QaVerdict.PASS if command.verdict is QaVerdict.PASS else QaVerdict.FAIL
+    recorded = ev.QaVerdictRecorded(
+        **command.model_dump(exclude={"verdict"}),
+        verdict=verdict,
+    )
+    if step.status not in (StepStatus.NEEDS_QA, StepStatus.FAILED) or state.is_terminal:
+        return [recorded]
+    if verdict is QaVerdict.PASS:
+        return _complete_step(state, step, CompletionVia.QA_PASS, [recorded])
+    reason = "QA verdict FAIL" + (f": {command.blocking[0]}" if command.blocking else "")
+    return [recorded, *_fail_step(state, step, FailureSource.QA, reason)]
+
+
+def _pr_merged(state: ProtocolRunState, command: cmd.RecordPullRequestMerged) -> list[ProtocolRunEvent]:
+    if state.pr_merged:
+        return []
+    if state.status is RunStatus.CANCELLED:
+        raise _illegal(state, "the run was cancelled; its merge is not recorded")
+    merged = ev.PullRequestMerged(
+        number=command.number, url=command.url, merge_commit_sha=command.merge_commit_sha
+    )
+    if state.status is RunStatus.COMPLETED:
+        return [merged]
+    still_open = tuple(s.step_run_id for s in state.steps if s.status in OPEN_STEP_STATUSES)
+    return [
+        merged,
+        ev.ProtocolRunCompleted(reason=RunCompletionReason.PR_MERGED, cancelled_step_run_ids=still_open),
+    ]
+
+
+def _ci_report(state: ProtocolRunState, command: cmd.RecordCiReport) -> list[ProtocolRunEvent]:
+    if command.delivery_id and command.delivery_id in state.ci_delivery_ids:
+        return []
+    if state.status is RunStatus.CANCELLED:
+        raise _illegal(state, "the run was cancelled; CI results are ignored")
+    step = state.step_by_commit(command.head_sha)
+    reported = ev.CiReported(
+        step_run_id=step.step_run_id if step else "",
+        provider=command.provider,
+        status=command.status,
+        raw_status=command.raw_status,
+        head_sha=command.head_sha,
+        run_url=command.run_url,
+        delivery_id=command.delivery_id,
+    )
+    if step is None or state.is_terminal:
+        return [reported]
+    events: list[ProtocolRunEvent] = [reported]
+    ci_failed = step.status is StepStatus.FAILED and step.failure_source is FailureSource.CI
+    if command.status is CiStatus.SUCCESS and (step.status in (StepStatus.NEEDS_QA, StepStatus.RUNNING) or ci_failed):
+        if step.executing:
+            return events
+        if command.auto_qa and state.status is not RunStatus.PAUSED:
+            if step.qa_pending:
+                return events
+            after = _fold(state, events)
+            return [*events, _request_qa(after, _require_step(after, step.step_run_id), QaReason.CI_SUCCESS)]
+        return _complete_step(state, step, CompletionVia.CI_SUCCESS, events)
+    if command.status is CiStatus.FAILURE and step.status is not StepStatus.FAILED:
+        reason = f"CI {command.raw_status or 'failure'}" + (f": {command.run_url}" if command.run_url else "")
+        return [*events, *_fail_step(state, step, FailureSource.CI, reason)]
+    return events
+
+
+# --- consequences -----------------------------------------------------------------------------------------
+
+
+def _complete_step(
+    state: ProtocolRunState, step: StepState, via: CompletionVia, before: list[ProtocolRunEvent]
+) -> list[ProtocolRunEvent]:
+    """Complete ``step``; the last step to be done completes the run."""
+    events = [*before, ev.StepCompleted(step_run_id=step.step_run_id, via=via)]
+    after = _fold(state, events)
+    if after.steps and all(s.status in DONE_STEP_STATUSES for s in after.steps) and not after.is_terminal:
+        events.append(ev.ProtocolRunCompleted(reason=RunCompletionReason.ALL_STEPS_DONE))
+    return events
+
+
+def _fail_step(
+    state: ProtocolRunState, step: StepState, source: FailureSource, reason: str
+) -> list[ProtocolRunEvent]:
+    """A failed step blocks the run (unless the run has ended)."""
+    events: list[ProtocolRunEvent] = [ev.StepFailed(step_run_id=step.step_run_id, source=source, reason=reason)]
+    if not state.is_terminal:
+        events.append(ev.ProtocolRunBlocked(reason=f"step {step.name} failed: {reason}", step_run_id=step.step_run_id))
+    return events
+
+
+def _fold(state: ProtocolRunState, events: list[ProtocolRunEvent]) -> ProtocolRunState:
+    for e in events:
+        state = evolve_protocol_run(state, e)
+    return state
+
+
+# --- guards -----------------------------------------------------------------------------------------------
+
+
+def _planning_current(state: ProtocolRunState, attempt: int) -> bool:
+    """True if a planning result for ``attempt`` is still awaited; False for duplicates and stale ones."""
+    if state.is_terminal:
+        raise _illegal(state, "the run has ended; planning results are ignored")
+    if attempt > state.planning_attempt:
+        raise InvalidCommand(f"planning attempt {attempt} was never requested", attempt=attempt)
+    return attempt == state.planning_attempt and state.effective_status is RunStatus.PLANNING
+
+
+def _executing(state: ProtocolRunState, step_run_id: str, attempt: int) -> StepState | None:
+    """The step if a result for this execution ``attempt`` is still awaited, else None (duplicate/stale)."""
+    step = _require_step(state, step_run_id)
+    if state.is_terminal:
+        raise _illegal(state, "the run has ended; execution results are ignored")
+    if attempt > step.attempt:
+        raise InvalidCommand(f"execution attempt {attempt} of step {step.name} was never requested")
+    if attempt == step.attempt and step.executing:
+        return step
+    return None
+
+
+def _require_step(state: ProtocolRunState, step_run_id: str) -> StepState:
+    step = state.step(step_run_id)
+    if step is None:
+        raise NotFound(f"step {step_run_id} is not a step of protocol run {state.protocol_run_id}")
+    return step
+
+
+def _require_not_terminal(state: ProtocolRunState, action: str) -> None:
+    if state.is_terminal:
+        raise _illegal(state, f"cannot {action}: the run is {state.status.value}")
+
+
+def _require_working(state: ProtocolRunState, action: str, *, allow_blocked: bool = True) -> None:
+    _require_not_terminal(state, action)
+    if state.status is RunStatus.PAUSED:
+        raise _illegal(state, f"cannot {action}: the run is paused")
+    allowed = _WORKING if allow_blocked else _WORKING - {RunStatus.BLOCKED}
+    if state.status not in allowed:
+        raise _illegal(state, f"cannot {action} while the run is {state.status.value}")
+
+
+def _require_nothing_in_flight(state: ProtocolRunState) -> None:
+    busy = state.executing_step or next(
+        (s for s in state.steps if s.status in (StepStatus.RUNNING, StepStatus.NEEDS_QA)), None
+    )
+    if busy is not None:
+        raise _illegal(state, f"step {busy.name} is {busy.status.value}; finish it first", step_run_id=busy.step_run_id)
+
+
+def _illegal(state: ProtocolRunState, message: str, **fields: str) -> IllegalTransition:
+    return IllegalTransition(
+        message, current_status=state.status.value, protocol_run_id=state.protocol_run_id, **fields
+    )
+
+
+def _illegal_step(state: ProtocolRunState, step: StepState, message: str) -> IllegalTransition:
+    return IllegalTransition(
+        f"{message} (step {step.name} is {step.status.value})",
+        current_status=step.status.value,
+        protocol_run_id=state.protocol_run_id,
+        step_run_id=step.step_run_id,
+        run_status=state.status.value,
+    )

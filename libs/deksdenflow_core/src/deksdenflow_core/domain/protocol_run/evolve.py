@@ -1,0 +1,255 @@
+"""``evolve``: fold one ProtocolRun event into the state. Total over every event of the aggregate."""
+
+from __future__ import annotations
+
+from typing import Any, assert_never
+
+from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import CiStatus, FailureSource, StepPlan
+from deksdenflow_core.contracts.generated.deksdenflow.events.v1 import protocol_run as ev
+from deksdenflow_core.domain.context import InvariantViolation
+from deksdenflow_core.domain.protocol_run.state import (
+    OPEN_STEP_STATUSES,
+    STUCK_STEP_STATUSES,
+    ProtocolRunState,
+    RunStatus,
+    StepState,
+    StepStatus,
+)
+
+ProtocolRunEvent = (
+    ev.ProtocolRunCreated
+    | ev.ProtocolRunPaused
+    | ev.ProtocolRunResumed
+    | ev.ProtocolRunCancelled
+    | ev.ProtocolRunBlocked
+    | ev.ProtocolRunCompleted
+    | ev.PlanningRequested
+    | ev.PlanningStarted
+    | ev.PlanningCompleted
+    | ev.PlanningFailed
+    | ev.StepExecutionRequested
+    | ev.StepExecutionStarted
+    | ev.StepAttemptFailed
+    | ev.StepExecutionCompleted
+    | ev.StepExecutionFailed
+    | ev.QaRequested
+    | ev.QaVerdictRecorded
+    | ev.StepCompleted
+    | ev.StepFailed
+    | ev.StepBlocked
+    | ev.BranchPushed
+    | ev.PullRequestRequested
+    | ev.PullRequestOpened
+    | ev.PullRequestFailed
+    | ev.PullRequestMerged
+    | ev.PullRequestClosed
+    | ev.CiReported
+    | ev.UsageRecorded
+)
+
+
+def evolve_protocol_run(state: ProtocolRunState, event: ProtocolRunEvent) -> ProtocolRunState:
+    """Fold ``event`` into ``state``; raise ``InvariantViolation`` if it cannot apply."""
+    if not state.exists and not isinstance(event, ev.ProtocolRunCreated):
+        raise InvariantViolation(f"{type(event).__name__} before protocol_run.created")
+    if state.is_terminal and _changes_status(event):
+        raise InvariantViolation(f"{type(event).__name__} after the run ended ({state.status})")
+    new = _apply(state, event)
+    return new.model_copy(update={"version": state.version + 1})
+
+
+def _changes_status(event: ProtocolRunEvent) -> bool:
+    """Events that may follow the end of a run are facts that change no status."""
+    return not isinstance(
+        event,
+        ev.UsageRecorded
+        | ev.BranchPushed
+        | ev.PullRequestRequested
+        | ev.PullRequestOpened
+        | ev.PullRequestFailed
+        | ev.PullRequestMerged
+        | ev.PullRequestClosed
+        | ev.CiReported
+        | ev.QaVerdictRecorded,
+    )
+
+
+def _apply(s: ProtocolRunState, e: ProtocolRunEvent) -> ProtocolRunState:
+    match e:
+        case ev.ProtocolRunCreated():
+            if s.exists:
+                raise InvariantViolation("protocol run created twice")
+            return s.model_copy(
+                update={
+                    "exists": True,
+                    "project_id": e.project_id,
+                    "number": e.number,
+                    "slug": e.slug,
+                    "protocol_name": e.protocol_name,
+                    "task_name": e.task_name,
+                    "description": e.description,
+                    "base_branch": e.base_branch,
+                    "protocol_root": e.protocol_root,
+                }
+            )
+        case ev.ProtocolRunPaused():
+            if s.status is RunStatus.PAUSED:
+                raise InvariantViolation("paused twice")
+            return s.model_copy(update={"status": RunStatus.PAUSED, "paused_from": s.status})
+        case ev.ProtocolRunResumed():
+            if s.status is not RunStatus.PAUSED or s.paused_from is None:
+                raise InvariantViolation("resumed a run that is not paused")
+            return s.model_copy(update={"status": s.paused_from, "paused_from": None})
+        case ev.ProtocolRunCancelled():
+            steps = _set_steps(s, e.cancelled_step_run_ids, status=StepStatus.CANCELLED, executing=False)
+            return s.model_copy(update={"status": RunStatus.CANCELLED, "paused_from": None, "steps": steps})
+        case ev.ProtocolRunBlocked():
+            return _run_status(s, RunStatus.BLOCKED, blocked_reason=e.reason)
+        case ev.ProtocolRunCompleted():
+            steps = _set_steps(s, e.cancelled_step_run_ids, status=StepStatus.CANCELLED, executing=False)
+            return s.model_copy(update={"status": RunStatus.COMPLETED, "paused_from": None, "steps": steps})
+        case ev.PlanningRequested():
+            return _run_status(s, RunStatus.PLANNING, planning_attempt=e.attempt, planning_owner="")
+        case ev.PlanningStarted():
+            return s.model_copy(update={"planning_owner": e.worker_id})
+        case ev.PlanningCompleted():
+            steps = tuple(_new_step(p) for p in e.steps)
+            return _run_status(s, RunStatus.PLANNED, steps=steps, spec_hash=e.spec_hash, planning_owner="")
+        case ev.PlanningFailed():
+            return _run_status(s, RunStatus.FAILED, planning_owner="", blocked_reason=e.reason)
+        case ev.StepExecutionRequested():
+            s = _step(
+                s,
+                e.step_run_id,
+                status=StepStatus.RUNNING,
+                attempt=e.attempt,
+                executing=True,
+                owner="",
+                failure_source=FailureSource.UNSPECIFIED,
+                failure_reason="",
+            )
+            return _run_status(s, RunStatus.RUNNING, blocked_reason="")
+        case ev.StepExecutionStarted():
+            return _step(s, e.step_run_id, owner=e.worker_id)
+        case ev.StepAttemptFailed():
+            _require_step(s, e.step_run_id)
+            return s
+        case ev.StepExecutionCompleted():
+            return _step(
+                s,
+                e.step_run_id,
+                status=StepStatus.NEEDS_QA,
+                executing=False,
+                summary=e.summary,
+                commit_sha=e.commit_sha,
+                changed_files=e.changed_files,
+            )
+        case ev.StepExecutionFailed():
+            return _step(s, e.step_run_id, executing=False)
+        case ev.QaRequested():
+            return _step(s, e.step_run_id, qa_attempt=e.qa_attempt, qa_pending=True)
+        case ev.QaVerdictRecorded():
+            return _step(s, e.step_run_id, qa_pending=False, last_verdict=e.verdict)
+        case ev.StepCompleted():
+            s = _step(s, e.step_run_id, status=StepStatus.COMPLETED, executing=False, qa_pending=False)
+            return _unblock_if_clear(s)
+        case ev.StepFailed():
+            return _step(
+                s,
+                e.step_run_id,
+                status=StepStatus.FAILED,
+                executing=False,
+                qa_pending=False,
+                failure_source=e.source,
+                failure_reason=e.reason,
+            )
+        case ev.StepBlocked():
+            return _step(
+                s, e.step_run_id, status=StepStatus.BLOCKED, executing=False, failure_reason=e.reason
+            )
+        case ev.BranchPushed():
+            return s.model_copy(update={"branch_head_sha": e.commit_sha})
+        case ev.PullRequestRequested():
+            return s.model_copy(update={"pr_attempt": e.attempt, "pr_requested": True})
+        case ev.PullRequestOpened():
+            return s.model_copy(update={"pr_requested": False, "pr_number": e.number, "pr_url": e.url})
+        case ev.PullRequestFailed():
+            return s.model_copy(update={"pr_requested": False})
+        case ev.PullRequestMerged():
+            return s.model_copy(update={"pr_merged": True, "pr_number": e.number or s.pr_number})
+        case ev.PullRequestClosed():
+            return s.model_copy(update={"pr_closed": True})
+        case ev.CiReported():
+            s = s.model_copy(update={"ci_delivery_ids": s.ci_delivery_ids | {e.delivery_id} - {""}})
+            step = s.step(e.step_run_id) if e.step_run_id else None
+            if step is not None and e.status is CiStatus.RUNNING and not s.is_terminal:
+                if step.status in (StepStatus.NEEDS_QA, StepStatus.FAILED):
+                    s = _step(s, step.step_run_id, status=StepStatus.RUNNING)
+            return s
+        case ev.UsageRecorded():
+            usage = e.usage
+            return s.model_copy(
+                update={
+                    "usage_call_ids": s.usage_call_ids | {e.call_id},
+                    "input_tokens": s.input_tokens + (usage.input_tokens if usage else 0),
+                    "output_tokens": s.output_tokens + (usage.output_tokens if usage else 0),
+                    "cost_micro_usd": s.cost_micro_usd + e.cost_micro_usd,
+                }
+            )
+        case _:
+            assert_never(e)
+
+
+def _new_step(p: StepPlan) -> StepState:
+    return StepState(
+        step_run_id=p.step_run_id,
+        index=p.index,
+        name=p.name,
+        step_type=p.step_type,
+        engine_id=p.engine_id,
+        model=p.model,
+        qa_policy=p.qa_policy,
+        qa_engine_id=p.qa_engine_id,
+        qa_model=p.qa_model,
+        file_path=p.file_path,
+    )
+
+
+def _run_status(s: ProtocolRunState, status: RunStatus, **update: Any) -> ProtocolRunState:
+    """Set the run's status — or, while paused, the status it will resume to."""
+    key = "paused_from" if s.status is RunStatus.PAUSED else "status"
+    return s.model_copy(update={**update, key: status})
+
+
+def _unblock_if_clear(s: ProtocolRunState) -> ProtocolRunState:
+    """A blocked run whose last stuck step is resolved goes back to running."""
+    if s.effective_status is RunStatus.BLOCKED and not any(st.status in STUCK_STEP_STATUSES for st in s.steps):
+        return _run_status(s, RunStatus.RUNNING, blocked_reason="")
+    return s
+
+
+def _require_step(s: ProtocolRunState, step_run_id: str) -> StepState:
+    step = s.step(step_run_id)
+    if step is None:
+        raise InvariantViolation(f"unknown step {step_run_id}")
+    return step
+
+
+def _step(s: ProtocolRunState, step_run_id: str, **update: Any) -> ProtocolRunState:
+    _require_step(s, step_run_id)
+    steps = tuple(st.model_copy(update=update) if st.step_run_id == step_run_id else st for st in s.steps)
+    return s.model_copy(update={"steps": steps})
+
+
+def _set_steps(s: ProtocolRunState, ids: tuple[str, ...], **update: Any) -> tuple[StepState, ...]:
+    wanted = set(ids)
+    unknown = wanted - {st.step_run_id for st in s.steps}
+    if unknown:
+        raise InvariantViolation(f"unknown steps {sorted(unknown)}")
+    for st in s.steps:
+        if st.step_run_id in wanted and st.status not in OPEN_STEP_STATUSES | {StepStatus.BLOCKED}:
+            raise InvariantViolation(f"cannot cancel step {st.step_run_id} in status {st.status}")
+    return tuple(st.model_copy(update=update) if st.step_run_id in wanted else st for st in s.steps)
+
+
+__all__ = ["ProtocolRunEvent", "evolve_protocol_run"]

@@ -1,0 +1,58 @@
+"""Validation of a plan before it is accepted (a run is never ``planned`` with an invalid spec)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+
+from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import QaPolicy, StepPlan, StepType
+
+MAX_STEPS = 99
+_STEP_FILE = re.compile(r"^\d{2}-[a-z0-9][a-z0-9._-]*\.md$")
+_RESERVED = frozenset({"plan.md", "context.md", "log.md"})
+
+
+def plan_problems(steps: tuple[StepPlan, ...]) -> list[str]:
+    """Every reason the plan is not acceptable; empty when it is."""
+    problems: list[str] = []
+    if not steps:
+        return ["the plan has no steps"]
+    if len(steps) > MAX_STEPS:
+        problems.append(f"the plan has {len(steps)} steps; at most {MAX_STEPS} are allowed")
+    indexes = [s.index for s in steps]
+    if sorted(indexes) != list(range(len(steps))):
+        problems.append(f"step indexes must be 0..{len(steps) - 1} without gaps or repeats, got {indexes}")
+    names = [s.name for s in steps]
+    if len(set(names)) != len(names):
+        problems.append("step file names must be unique")
+    for s in steps:
+        if s.name in _RESERVED or not _STEP_FILE.match(s.name):
+            problems.append(f"step {s.index}: {s.name!r} is not a step file name like '01-build.md'")
+        if s.step_type is StepType.UNSPECIFIED:
+            problems.append(f"step {s.index}: step_type is required")
+    first = min(steps, key=lambda s: s.index)
+    if len(steps) > 1 and first.step_type is not StepType.SETUP:
+        problems.append("step 0 must be the setup step")
+    return problems
+
+
+def normalise(steps: tuple[StepPlan, ...]) -> tuple[StepPlan, ...]:
+    """Steps in index order, with defaults made explicit (QA policy unset means full)."""
+    ordered = sorted(steps, key=lambda s: s.index)
+    return tuple(
+        s.model_copy(update={"qa_policy": QaPolicy.FULL})
+        if s.qa_policy is QaPolicy.UNSPECIFIED
+        else s
+        for s in ordered
+    )
+
+
+def spec_hash(steps: tuple[StepPlan, ...]) -> str:
+    """First 12 hex of the SHA-256 of the canonical JSON of the spec (ids excluded)."""
+    canonical = json.dumps(
+        [s.model_dump(mode="json", exclude={"step_run_id"}) for s in steps],
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()[:12]

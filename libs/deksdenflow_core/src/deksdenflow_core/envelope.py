@@ -1,0 +1,115 @@
+"""The envelope every event travels in, and its encoding as NATS headers + a JSON body.
+
+Headers follow the CloudEvents NATS binding in binary mode (``ce-`` + attribute name); deksdenflow's
+own attributes are CloudEvents extension attributes (lowercase, no separators). ``traceparent`` is the
+W3C header itself, so OpenTelemetry propagators read it unchanged. The body is the event's proto3 JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from deksdenflow_core.contracts.base import ContractModel
+from deksdenflow_core.contracts.generated.registry import EVENT_TYPES
+from deksdenflow_core.errors import ContractError
+
+SPEC_VERSION = "1.0"
+CONTENT_TYPE = "application/json"
+MSG_ID_HEADER = "Nats-Msg-Id"
+
+# envelope field -> header
+_HEADERS: dict[str, str] = {
+    "id": "ce-id",
+    "type": "ce-type",
+    "source": "ce-source",
+    "time": "ce-time",
+    "subject": "ce-subject",
+    "dataschema": "ce-dataschema",
+    "schema_version": "ce-schemaversion",
+    "project_id": "ce-projectid",
+    "aggregate_type": "ce-aggregatetype",
+    "aggregate_id": "ce-aggregateid",
+    "aggregate_version": "ce-aggregateversion",
+    "correlation_id": "ce-correlationid",
+    "causation_id": "ce-causationid",
+    "actor": "ce-actor",
+    "traceparent": "traceparent",
+}
+_REQUIRED = ("id", "type", "source", "time", "project_id", "aggregate_type", "aggregate_id")
+
+
+class Envelope(BaseModel):
+    """Metadata of one event. ``aggregate_version`` is 1 for an aggregate's first event."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    type: str
+    source: str
+    time: datetime
+    subject: str = ""
+    dataschema: str = ""
+    schema_version: int = 1
+    project_id: str
+    aggregate_type: str
+    aggregate_id: str
+    aggregate_version: int = 0
+    correlation_id: str = ""
+    causation_id: str = ""
+    # "<kind>:<id>", e.g. "user:admin", "token:3f2a", "worker:codex-1", "webhook:github".
+    actor: str = ""
+    traceparent: str = ""
+
+
+class RecordedEvent(BaseModel):
+    """An event as stored in the log: envelope, typed body, and its stream sequence."""
+
+    model_config = ConfigDict(frozen=True)
+
+    envelope: Envelope
+    event: ContractModel
+    stream_seq: int
+
+
+def encode(envelope: Envelope, event: ContractModel) -> tuple[dict[str, str], bytes]:
+    """Headers and JSON body for one event."""
+    headers = {"ce-specversion": SPEC_VERSION, "content-type": CONTENT_TYPE, MSG_ID_HEADER: envelope.id}
+    for field, header in _HEADERS.items():
+        value = getattr(envelope, field)
+        if isinstance(value, datetime):
+            value = value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        if value not in ("", None):
+            headers[header] = str(value)
+    return headers, event.model_dump_json().encode()
+
+
+def decode(headers: Mapping[str, str] | None, body: bytes, stream_seq: int) -> RecordedEvent:
+    """Parse one stored message; ``ContractError`` says precisely what is wrong."""
+    if not headers:
+        raise ContractError("message has no headers: not a deksdenflow event", stream_seq=stream_seq)
+    raw: dict[str, Any] = {f: headers[h] for f, h in _HEADERS.items() if h in headers}
+    missing = [f for f in _REQUIRED if f not in raw]
+    if missing:
+        raise ContractError(f"event headers miss {missing}", stream_seq=stream_seq)
+    model = EVENT_TYPES.get(raw["type"])
+    if model is None:
+        raise ContractError(f"unknown event type {raw['type']!r}", stream_seq=stream_seq)
+    try:
+        envelope = Envelope.model_validate(raw)
+        event = model.model_validate(json.loads(body or b"{}"))
+    except (ValidationError, ValueError) as exc:
+        raise ContractError(f"invalid {raw['type']} event: {exc}", stream_seq=stream_seq) from exc
+    return RecordedEvent(envelope=envelope, event=event, stream_seq=stream_seq)
+
+
+def event_type_of(event: ContractModel) -> str:
+    """The wire type of an event model (its ``event_type`` option)."""
+    event_type = getattr(type(event), "EVENT_TYPE", None)
+    if not isinstance(event_type, str):
+        raise ContractError(f"{type(event).__name__} is not an event (no event_type option)")
+    return event_type

@@ -1,0 +1,379 @@
+"""The event log on NATS JetStream: provisioning, append with optimistic concurrency, load.
+
+* One stream (``DF_EVENTS`` by default), file storage, kept forever, message deletion and purge denied:
+  it is the audit trail.
+* ``append`` writes one or more events of one aggregate. One event is a plain publish; several are one
+  JetStream *atomic batch* (all stored or none). Either way the write carries
+  ``Nats-Expected-Last-Subject-Sequence`` + ``…-Subject`` (a wildcard over the aggregate's subjects, or
+  another consistency boundary such as a project's protocol catalog) and ``Nats-Msg-Id`` = event id.
+  A stale writer gets ``ConcurrencyConflict`` and nothing is written; a re-sent event id is a duplicate,
+  reported as such and not stored twice.
+* ``read`` pages through a subject filter with batched direct gets (no consumer to create or delete).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import nats.errors
+from nats.aio.client import Client as NATS
+
+from deksdenflow_core.contracts.base import ContractModel
+from deksdenflow_core.envelope import Envelope, RecordedEvent, decode, encode, event_type_of
+from deksdenflow_core.errors import ConcurrencyConflict, ContractError, InfrastructureError
+from deksdenflow_core.settings import EventStoreSettings
+from deksdenflow_core.subjects import Subjects
+
+_ID_NAMESPACE = uuid.UUID("0c5a4b1e-7d7e-4f55-8f0e-2d1f3a9b6c10")
+_ERR_WRONG_LAST_SEQUENCE = 10071
+_ERR_BATCH_DUPLICATE_ID = 10201
+_ERR_STREAM_NOT_FOUND = 10059
+_ERR_NO_MESSAGE = 404
+_READ_BATCH = 512
+_WRONG_SEQ = re.compile(r"wrong last sequence: (\d+)")
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where an aggregate (or another consistency boundary) stands in the log."""
+
+    last_seq: int = 0
+    version: int = 0
+
+
+@dataclass(frozen=True)
+class AppendMeta:
+    """Who and what caused an append. Event ids default to ids derived from the causation."""
+
+    source: str
+    actor: str
+    correlation_id: str = ""
+    causation_id: str = ""
+    traceparent: str = ""
+    event_ids: Sequence[str] | None = None
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    """The events as stored. ``duplicate`` means they had been appended before (same ids)."""
+
+    events: list[RecordedEvent]
+    duplicate: bool = False
+
+    @property
+    def last_seq(self) -> int:
+        return self.events[-1].stream_seq if self.events else 0
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """Events matching a filter, in log order, and the position after the last one."""
+
+    events: list[RecordedEvent] = field(default_factory=list)
+
+    @property
+    def position(self) -> Position:
+        if not self.events:
+            return Position()
+        last = self.events[-1]
+        return Position(last_seq=last.stream_seq, version=last.envelope.aggregate_version or len(self.events))
+
+
+def derive_event_id(causation_id: str, aggregate_id: str, aggregate_version: int) -> str:
+    """A stable id for the event a cause wrote at ``aggregate_version`` of an aggregate.
+
+    Re-sending the same append (e.g. after a lost acknowledgement) re-sends the same ids, which
+    JetStream reports as duplicates; a different cause, or the same cause at another version, never
+    collides with it.
+    """
+    return str(uuid.uuid5(_ID_NAMESPACE, f"{causation_id}/{aggregate_id}/{aggregate_version}"))
+
+
+class JetStreamEventStore:
+    """The event log. Build it in a composition root with a connected client and the settings."""
+
+    def __init__(self, nc: NATS, settings: EventStoreSettings) -> None:
+        self._nc = nc
+        self._settings = settings
+        self.subjects = Subjects(settings.subject_prefix)
+        self.stream = settings.stream_name
+        self._timeout = settings.request_timeout_seconds
+
+    # --- provisioning ---------------------------------------------------------------------------------
+
+    def stream_config(self) -> dict[str, Any]:
+        """The stream as deksdenflow wants it."""
+        return {
+            "name": self.stream,
+            "subjects": self.subjects.stream_subjects,
+            "retention": "limits",
+            "storage": "file",
+            "num_replicas": self._settings.stream_replicas,
+            "max_msgs": -1,
+            "max_bytes": -1,
+            "max_age": 0,
+            "max_msgs_per_subject": -1,
+            "discard": "old",
+            "duplicate_window": int(self._settings.duplicate_window_seconds * 1e9),
+            "allow_direct": True,
+            "allow_atomic": True,
+            "deny_delete": True,
+            "deny_purge": True,
+        }
+
+    async def provision(self) -> dict[str, Any]:
+        """Create the stream, or bring an existing one to the wanted configuration. Safe to repeat."""
+        wanted = self.stream_config()
+        info = await self._api(f"STREAM.INFO.{self.stream}", b"", allow_errors={_ERR_STREAM_NOT_FOUND})
+        if "error" in info:
+            created = await self._api(f"STREAM.CREATE.{self.stream}", json.dumps(wanted).encode())
+            return dict(created["config"])
+        current: dict[str, Any] = info["config"]
+        if all(current.get(k) == v for k, v in wanted.items()):
+            return current
+        updated = await self._api(f"STREAM.UPDATE.{self.stream}", json.dumps({**current, **wanted}).encode())
+        return dict(updated["config"])
+
+    async def stream_last_seq(self) -> int:
+        """Sequence of the newest event in the log (0 when empty)."""
+        info = await self._api(f"STREAM.INFO.{self.stream}", b"")
+        return int(info["state"]["last_seq"])
+
+    # --- append ---------------------------------------------------------------------------------------
+
+    async def append(
+        self,
+        *,
+        project_id: str,
+        aggregate_type: str,
+        aggregate_id: str,
+        events: Sequence[ContractModel],
+        expected: Position,
+        meta: AppendMeta,
+        boundary: str | None = None,
+    ) -> AppendResult:
+        """Append ``events`` to one aggregate if nothing was written to ``boundary`` since ``expected``.
+
+        ``boundary`` defaults to the aggregate's own subjects. Raises ``ConcurrencyConflict`` if another
+        writer got there first; nothing is written then.
+        """
+        if not events:
+            return AppendResult(events=[])
+        ids = list(meta.event_ids or [])
+        if ids and len(ids) != len(events):
+            raise ContractError("meta.event_ids must give one id per event")
+        if not ids:
+            seed = meta.causation_id or str(uuid.uuid4())
+            ids = [derive_event_id(seed, aggregate_id, expected.version + i + 1) for i in range(len(events))]
+        now = datetime.now(UTC)
+        filter_subject = boundary or self.subjects.aggregate(aggregate_type, aggregate_id)
+        messages: list[tuple[str, dict[str, str], bytes, Envelope, ContractModel]] = []
+        for i, (event, event_id) in enumerate(zip(events, ids, strict=True)):
+            event_type = event_type_of(event)
+            subject = self.subjects.event(project_id, aggregate_type, aggregate_id, event_type)
+            envelope = Envelope(
+                id=event_id,
+                type=event_type,
+                source=meta.source,
+                time=now,
+                subject=f"{aggregate_type}/{aggregate_id}",
+                dataschema=f"proto:{type(event).PROTO_NAME}",
+                project_id=project_id,
+                aggregate_type=aggregate_type,
+                aggregate_id=aggregate_id,
+                aggregate_version=expected.version + i + 1,
+                correlation_id=meta.correlation_id,
+                causation_id=meta.causation_id,
+                actor=meta.actor,
+                traceparent=meta.traceparent,
+            )
+            headers, body = encode(envelope, event)
+            messages.append((subject, headers, body, envelope, event))
+        occ = {
+            "Nats-Expected-Last-Subject-Sequence": str(expected.last_seq),
+            "Nats-Expected-Last-Subject-Sequence-Subject": filter_subject,
+        }
+        try:
+            return await self._write(messages, occ, expected)
+        except ConcurrencyConflict:
+            # JetStream checks the expected sequence before the msg-id: a re-sent append whose first
+            # send was stored (its acknowledgement lost) conflicts. If our ids are what follows the
+            # expected position, it is that duplicate, not a lost race.
+            stored = await self._find(filter_subject, set(ids), from_seq=expected.last_seq + 1)
+            if len(stored) == len(ids):
+                return AppendResult(events=stored, duplicate=True)
+            raise
+
+    async def _write(
+        self,
+        messages: list[tuple[str, dict[str, str], bytes, Envelope, ContractModel]],
+        occ: dict[str, str],
+        expected: Position,
+    ) -> AppendResult:
+        if len(messages) == 1:
+            subject, headers, body, envelope, event = messages[0]
+            ack = await self._publish(subject, body, {**headers, **occ}, expected)
+            recorded = RecordedEvent(envelope=envelope, event=event, stream_seq=int(ack["seq"]))
+            return AppendResult(events=[recorded], duplicate=bool(ack.get("duplicate")))
+        ack = await self._publish_batch(messages, occ, expected)
+        if ack is None:  # the whole batch had been stored before
+            filter_subject = occ["Nats-Expected-Last-Subject-Sequence-Subject"]
+            stored = await self._find(filter_subject, {m[3].id for m in messages})
+            return AppendResult(events=stored, duplicate=True)
+        last = int(ack["seq"])
+        first = last - len(messages) + 1
+        recorded_events = [
+            RecordedEvent(envelope=env, event=ev, stream_seq=first + i)
+            for i, (_, _, _, env, ev) in enumerate(messages)
+        ]
+        return AppendResult(events=recorded_events)
+
+    async def _publish(
+        self, subject: str, body: bytes, headers: dict[str, str], expected: Position
+    ) -> dict[str, Any]:
+        try:
+            reply = await self._nc.request(subject, body, timeout=self._timeout, headers=headers)
+        except (nats.errors.TimeoutError, nats.errors.NoRespondersError, nats.errors.ConnectionClosedError) as exc:
+            raise InfrastructureError(f"append to {subject} got no acknowledgement: {exc!r}") from exc
+        return self._check_ack(reply.data, expected, subject)
+
+    async def _publish_batch(
+        self,
+        messages: list[tuple[str, dict[str, str], bytes, Envelope, ContractModel]],
+        occ: dict[str, str],
+        expected: Position,
+    ) -> dict[str, Any] | None:
+        batch_id = uuid.uuid4().hex
+        last = len(messages)
+        try:
+            for n, (subject, headers, body, _, _) in enumerate(messages, start=1):
+                batch_headers = {**headers, "Nats-Batch-Id": batch_id, "Nats-Batch-Sequence": str(n)}
+                if n == 1:
+                    # Concurrency is checked on the first message and covers the whole batch.
+                    batch_headers.update(occ)
+                    reply = await self._nc.request(subject, body, timeout=self._timeout, headers=batch_headers)
+                    if reply.data:  # an error: the batch was refused at its start
+                        self._check_ack(reply.data, expected, subject, batch=True)
+                elif n < last:
+                    await self._nc.publish(subject, body, headers=batch_headers)
+                else:
+                    batch_headers["Nats-Batch-Commit"] = "1"
+                    reply = await self._nc.request(subject, body, timeout=self._timeout, headers=batch_headers)
+                    return self._check_ack(reply.data, expected, subject, batch=True)
+        except _Duplicate:
+            return None
+        except (nats.errors.TimeoutError, nats.errors.NoRespondersError, nats.errors.ConnectionClosedError) as exc:
+            raise InfrastructureError(f"atomic append of {last} events got no acknowledgement: {exc!r}") from exc
+        raise AssertionError("unreachable: the last message commits the batch")
+
+    def _check_ack(self, data: bytes, expected: Position, subject: str, *, batch: bool = False) -> dict[str, Any]:
+        try:
+            ack: dict[str, Any] = json.loads(data)
+        except ValueError as exc:
+            raise InfrastructureError(f"unreadable acknowledgement for {subject}: {data[:200]!r}") from exc
+        error = ack.get("error")
+        if not error:
+            return ack
+        if error.get("err_code") == _ERR_WRONG_LAST_SEQUENCE:
+            actual = _WRONG_SEQ.search(str(error.get("description", "")))
+            raise ConcurrencyConflict(
+                "another writer appended first",
+                subject=subject,
+                expected_seq=expected.last_seq,
+                actual_seq=int(actual.group(1)) if actual else None,
+            )
+        if batch and error.get("err_code") == _ERR_BATCH_DUPLICATE_ID:
+            raise _Duplicate
+        raise InfrastructureError(f"JetStream refused the append to {subject}: {error.get('description')}", **error)
+
+    # --- read -----------------------------------------------------------------------------------------
+
+    async def load(self, aggregate_type: str, aggregate_id: str) -> Loaded:
+        """Every event of one aggregate, in order."""
+        return await self.read(self.subjects.aggregate(aggregate_type, aggregate_id))
+
+    async def read(self, subject_filter: str, *, from_seq: int = 1) -> Loaded:
+        """Every event matching ``subject_filter`` from ``from_seq`` on, in log order."""
+        events: list[RecordedEvent] = []
+        seq = from_seq
+        while True:
+            page, pending = await self._direct_batch(subject_filter, seq)
+            events.extend(page)
+            if not page or pending == 0:
+                return Loaded(events=events)
+            seq = page[-1].stream_seq + 1
+
+    async def _find(self, subject_filter: str, ids: set[str], *, from_seq: int = 1) -> list[RecordedEvent]:
+        loaded = await self.read(subject_filter, from_seq=from_seq)
+        return [e for e in loaded.events if e.envelope.id in ids]
+
+    async def _direct_batch(self, subject_filter: str, seq: int) -> tuple[list[RecordedEvent], int]:
+        """One batched direct get: up to ``_READ_BATCH`` messages, and how many match after them."""
+        inbox = self._nc.new_inbox()
+        sub = await self._nc.subscribe(inbox)
+        request = {"seq": seq, "next_by_subj": subject_filter, "batch": _READ_BATCH}
+        page: list[RecordedEvent] = []
+        try:
+            await self._nc.publish(
+                f"$JS.API.DIRECT.GET.{self.stream}", json.dumps(request).encode(), reply=inbox
+            )
+            while True:
+                msg = await sub.next_msg(timeout=self._timeout)
+                headers = msg.headers or {}
+                status = headers.get("Status")
+                if status == "204":  # end of batch
+                    return page, int(headers.get("Nats-Num-Pending", "0"))
+                if status == str(_ERR_NO_MESSAGE):
+                    return page, 0
+                if status:
+                    raise InfrastructureError(
+                        f"direct get on {self.stream} failed: {status} {headers.get('Description', '')}"
+                    )
+                page.append(decode(headers, msg.data, int(headers["Nats-Sequence"])))
+        except nats.errors.TimeoutError as exc:
+            raise InfrastructureError(f"reading {subject_filter} from {self.stream} timed out") from exc
+        finally:
+            await sub.unsubscribe()
+
+    # --- helpers --------------------------------------------------------------------------------------
+
+    async def _api(self, path: str, payload: bytes, *, allow_errors: set[int] = frozenset()) -> dict[str, Any]:
+        try:
+            reply = await self._nc.request(f"$JS.API.{path}", payload, timeout=self._timeout)
+        except nats.errors.NoRespondersError as exc:
+            raise InfrastructureError("JetStream is not enabled on this NATS server (no responders)") from exc
+        except nats.errors.TimeoutError as exc:
+            raise InfrastructureError(f"JetStream API {path} timed out") from exc
+        data: dict[str, Any] = json.loads(reply.data)
+        error = data.get("error")
+        if error and error.get("err_code") not in allow_errors:
+            raise InfrastructureError(f"JetStream API {path} failed: {error.get('description')}", **error)
+        return data
+
+
+class _Duplicate(Exception):
+    """Internal: JetStream recognised the batch's message ids as already stored."""
+
+
+async def connect(settings: EventStoreSettings, *, name: str) -> NATS:
+    """Connect to NATS with bounded, reconnecting behaviour suited to long-running services."""
+    nc = NATS()
+    try:
+        await nc.connect(
+            servers=[s.strip() for s in settings.nats_url.split(",")],
+            name=name,
+            connect_timeout=settings.connect_timeout_seconds,
+            allow_reconnect=True,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.5,
+        )
+    except (OSError, nats.errors.NoServersError, asyncio.TimeoutError) as exc:
+        raise InfrastructureError(f"cannot connect to NATS at {settings.nats_url}: {exc!r}") from exc
+    return nc

@@ -1,0 +1,75 @@
+"""The subject scheme of the event log: ``<prefix>.evt.<project_id>.<aggregate_type>.<aggregate_id>.<event>``.
+
+``<event>`` is the part of the event type after the aggregate type (``protocol_run.created`` →
+``created``), so NATS wildcards select by project, aggregate, or event type, and NATS permissions can
+scope a subscriber to one project.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from deksdenflow_core.errors import ContractError
+
+_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+
+
+def check_token(kind: str, value: str) -> str:
+    """A subject token must be non-empty and free of ``.``, ``*``, ``>`` and whitespace."""
+    if not _TOKEN.match(value):
+        raise ContractError(f"{kind} {value!r} cannot be used in a subject (letters, digits, _ and - only)")
+    return value
+
+
+def split_type(event_type: str) -> tuple[str, str]:
+    """``protocol_run.created`` → ``("protocol_run", "created")``."""
+    aggregate_type, _, name = event_type.partition(".")
+    if not name:
+        raise ContractError(f"event type {event_type!r} is not <aggregate_type>.<name>")
+    return aggregate_type, name
+
+
+@dataclass(frozen=True)
+class Subjects:
+    """Subjects and filters under one prefix (``df`` in production; unique per test)."""
+
+    prefix: str = "df"
+
+    @property
+    def stream_subjects(self) -> list[str]:
+        return [f"{self.prefix}.evt.>"]
+
+    def event(self, project_id: str, aggregate_type: str, aggregate_id: str, event_type: str) -> str:
+        agg, name = split_type(event_type)
+        if agg != aggregate_type:
+            raise ContractError(f"event {event_type} does not belong to aggregate type {aggregate_type}")
+        return ".".join(
+            (
+                self.prefix,
+                "evt",
+                check_token("project id", project_id),
+                check_token("aggregate type", aggregate_type),
+                check_token("aggregate id", aggregate_id),
+                name,
+            )
+        )
+
+    def aggregate(self, aggregate_type: str, aggregate_id: str) -> str:
+        """Every event of one aggregate (any project)."""
+        return f"{self.prefix}.evt.*.{check_token('aggregate type', aggregate_type)}.{check_token('aggregate id', aggregate_id)}.*"
+
+    def project(self, project_id: str) -> str:
+        """Every event of one project."""
+        return f"{self.prefix}.evt.{check_token('project id', project_id)}.>"
+
+    def of_type(self, event_type: str, *, project_id: str = "*") -> str:
+        """Every event of one type, optionally within one project."""
+        agg, name = split_type(event_type)
+        if project_id != "*":
+            check_token("project id", project_id)
+        return f"{self.prefix}.evt.{project_id}.{agg}.*.{name}"
+
+    @property
+    def all(self) -> str:
+        return f"{self.prefix}.evt.>"

@@ -1,0 +1,55 @@
+"""Protocols are numbered and named by the system (defect 12)."""
+
+from __future__ import annotations
+
+import pytest
+
+from deksdenflow_core.contracts.generated.deksdenflow.commands.v1.protocol_run import CreateProtocolRun
+from deksdenflow_core.domain.naming import ProtocolCatalog, decide_create_protocol, slugify
+from deksdenflow_core.domain.project import ProjectState
+from deksdenflow_core.errors import InvalidCommand, NotFound
+
+from .builders import ctx, registered_project
+
+
+@pytest.mark.parametrize(
+    ("task", "slug"),
+    [
+        ("Add login page", "add-login-page"),
+        ("  Fix: CI / lint!! ", "fix-ci-lint"),
+        ("Ünïcode tâsk", "n-code-t-sk"),
+        ("already-slugged-42", "already-slugged-42"),
+    ],
+)
+def test_slug_is_lowercase_with_dashes(task: str, slug: str) -> None:
+    assert slugify(task) == slug
+
+
+def test_numbers_follow_the_highest_existing_number() -> None:
+    project = registered_project()
+    catalog = ProtocolCatalog()
+    names = []
+    for task in ("first", "second", "first"):
+        created = decide_create_protocol(project, catalog, CreateProtocolRun(task_name=task), ctx(task + str(len(names))))
+        catalog = catalog.evolve(created)
+        names.append(created.protocol_name)
+    assert names == ["0001-first", "0002-second", "0003-first"]
+    assert created.protocol_root == ".protocols/0003-first"
+    assert created.base_branch == "main"
+
+
+def test_a_gap_does_not_reuse_numbers() -> None:
+    catalog = ProtocolCatalog(frozenset({1, 7}))
+    created = decide_create_protocol(registered_project(), catalog, CreateProtocolRun(task_name="x"), ctx())
+    assert created.number == 8
+
+
+def test_bad_task_names_and_unknown_projects_are_refused() -> None:
+    with pytest.raises(InvalidCommand):
+        decide_create_protocol(registered_project(), ProtocolCatalog(), CreateProtocolRun(task_name="!!!"), ctx())
+    with pytest.raises(InvalidCommand):
+        decide_create_protocol(
+            registered_project(), ProtocolCatalog(), CreateProtocolRun(task_name="ok", base_branch="bad..branch"), ctx()
+        )
+    with pytest.raises(NotFound):
+        decide_create_protocol(ProjectState.initial("ghost"), ProtocolCatalog(), CreateProtocolRun(task_name="ok"), ctx())
