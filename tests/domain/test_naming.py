@@ -28,7 +28,7 @@ def test_slug_is_lowercase_with_dashes(task: str, slug: str) -> None:
 def test_numbers_follow_the_highest_existing_number() -> None:
     project = registered_project()
     catalog = ProtocolCatalog()
-    names = []
+    names: list[str] = []
     for task in ("first", "second", "first"):
         created = decide_create_protocol(project, catalog, CreateProtocolRun(task_name=task), ctx(task + str(len(names))))
         catalog = catalog.evolve(created)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 import json
 import uuid
 
@@ -12,7 +13,8 @@ from nats.aio.client import Client as NATS
 from deksdenflow_core.contracts.generated.deksdenflow.events.v1 import project as pev
 from deksdenflow_core.contracts.generated.deksdenflow.events.v1 import protocol_run as ev
 from deksdenflow_core.errors import ConcurrencyConflict
-from deksdenflow_core.eventstore import AppendMeta, JetStreamEventStore, Position
+from deksdenflow_core.contracts.base import ContractModel
+from deksdenflow_core.eventstore import AppendMeta, AppendResult, JetStreamEventStore, Position
 
 META = AppendMeta(source="tests", actor="user:test", correlation_id="corr", causation_id="cause")
 
@@ -21,7 +23,9 @@ async def _count(store: JetStreamEventStore) -> int:
     return await store.stream_last_seq()
 
 
-async def _append(store: JetStreamEventStore, agg: str, events: list, expected: Position, meta: AppendMeta = META):
+async def _append(
+    store: JetStreamEventStore, agg: str, events: Sequence[ContractModel], expected: Position, meta: AppendMeta = META
+) -> AppendResult:
     return await store.append(
         project_id="p1", aggregate_type="protocol_run", aggregate_id=agg, events=events, expected=expected, meta=meta
     )
@@ -42,7 +46,8 @@ async def test_provision_is_idempotent_and_keeps_the_log(store: JetStreamEventSt
 async def test_stale_append_is_rejected_and_nothing_is_written(store: JetStreamEventStore) -> None:
     first = await _append(store, "r1", [ev.ProtocolRunPaused()], Position())
     assert first.last_seq == 1
-    for events in ([ev.ProtocolRunResumed()], [ev.ProtocolRunResumed(), ev.ProtocolRunPaused()]):
+    attempts: list[list[ContractModel]] = [[ev.ProtocolRunResumed()], [ev.ProtocolRunResumed(), ev.ProtocolRunPaused()]]
+    for events in attempts:
         with pytest.raises(ConcurrencyConflict) as info:
             await _append(store, "r1", events, Position(), AppendMeta(source="t", actor="a", causation_id=str(uuid.uuid4())))
         assert info.value.fields["actual_seq"] == 1
@@ -85,7 +90,9 @@ async def test_two_concurrent_writers_end_with_exactly_one_winner(store: JetStre
 
     async def writer(i: int) -> str:
         meta = AppendMeta(source="t", actor=f"w{i}", causation_id=f"writer-{i}")
-        events = [ev.ProtocolRunResumed()] if i % 2 else [ev.ProtocolRunResumed(), ev.ProtocolRunPaused()]
+        events: list[ContractModel] = [ev.ProtocolRunResumed()]
+        if i % 2 == 0:
+            events.append(ev.ProtocolRunPaused())
         try:
             await _append(store, "r1", events, base, meta)
         except ConcurrencyConflict:
@@ -124,9 +131,9 @@ async def test_reading_pages_through_long_aggregates(store: JetStreamEventStore)
     position = Position()
     for i in range(0, 1200, 100):
         meta = AppendMeta(source="t", actor="a", causation_id=f"c{i}")
-        events = [ev.ProtocolRunPaused() if j % 2 == 0 else ev.ProtocolRunResumed() for j in range(100)]
-        position = (await _append(store, "long", events, position, meta)).events[-1]
-        position = Position(last_seq=position.stream_seq, version=position.envelope.aggregate_version)
+        events: list[ContractModel] = [ev.ProtocolRunPaused() if j % 2 == 0 else ev.ProtocolRunResumed() for j in range(100)]
+        last = (await _append(store, "long", events, position, meta)).events[-1]
+        position = Position(last_seq=last.stream_seq, version=last.envelope.aggregate_version)
     loaded = await store.load("protocol_run", "long")
     assert len(loaded.events) == 1200
     assert [e.envelope.aggregate_version for e in loaded.events] == list(range(1, 1201))

@@ -131,7 +131,7 @@ class JetStreamEventStore:
     async def provision(self) -> dict[str, Any]:
         """Create the stream, or bring an existing one to the wanted configuration. Safe to repeat."""
         wanted = self.stream_config()
-        info = await self._api(f"STREAM.INFO.{self.stream}", b"", allow_errors={_ERR_STREAM_NOT_FOUND})
+        info = await self._api(f"STREAM.INFO.{self.stream}", b"", allow_errors=frozenset({_ERR_STREAM_NOT_FOUND}))
         if "error" in info:
             created = await self._api(f"STREAM.CREATE.{self.stream}", json.dumps(wanted).encode())
             return dict(created["config"])
@@ -222,12 +222,12 @@ class JetStreamEventStore:
             ack = await self._publish(subject, body, {**headers, **occ}, expected)
             recorded = RecordedEvent(envelope=envelope, event=event, stream_seq=int(ack["seq"]))
             return AppendResult(events=[recorded], duplicate=bool(ack.get("duplicate")))
-        ack = await self._publish_batch(messages, occ, expected)
-        if ack is None:  # the whole batch had been stored before
+        batch_ack = await self._publish_batch(messages, occ, expected)
+        if batch_ack is None:  # the whole batch had been stored before
             filter_subject = occ["Nats-Expected-Last-Subject-Sequence-Subject"]
             stored = await self._find(filter_subject, {m[3].id for m in messages})
             return AppendResult(events=stored, duplicate=True)
-        last = int(ack["seq"])
+        last = int(batch_ack["seq"])
         first = last - len(messages) + 1
         recorded_events = [
             RecordedEvent(envelope=env, event=ev, stream_seq=first + i)
@@ -344,7 +344,7 @@ class JetStreamEventStore:
 
     # --- helpers --------------------------------------------------------------------------------------
 
-    async def _api(self, path: str, payload: bytes, *, allow_errors: set[int] = frozenset()) -> dict[str, Any]:
+    async def _api(self, path: str, payload: bytes, *, allow_errors: frozenset[int] = frozenset()) -> dict[str, Any]:
         try:
             reply = await self._nc.request(f"$JS.API.{path}", payload, timeout=self._timeout)
         except nats.errors.NoRespondersError as exc:
@@ -369,10 +369,10 @@ async def connect(settings: EventStoreSettings, *, name: str) -> NATS:
         await nc.connect(
             servers=[s.strip() for s in settings.nats_url.split(",")],
             name=name,
-            connect_timeout=settings.connect_timeout_seconds,
+            connect_timeout=max(1, round(settings.connect_timeout_seconds)),
             allow_reconnect=True,
             max_reconnect_attempts=-1,
-            reconnect_time_wait=0.5,
+            reconnect_time_wait=1,
         )
     except (OSError, nats.errors.NoServersError, asyncio.TimeoutError) as exc:
         raise InfrastructureError(f"cannot connect to NATS at {settings.nats_url}: {exc!r}") from exc
