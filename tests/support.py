@@ -8,10 +8,13 @@ from collections.abc import Awaitable, Callable
 
 
 async def eventually(
-    condition: Callable[[], Awaitable[bool]] | Callable[[], bool], *, timeout: float = 10.0, what: str = "condition"
+    condition: Callable[[], Awaitable[bool]] | Callable[[], bool],
+    *,
+    within: float = 10.0,
+    what: str = "condition",
 ) -> None:
-    """Wait until ``condition`` holds, polling; fail with ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
+    """Wait until ``condition`` holds, polling; fail with ``what`` after ``within`` seconds."""
+    deadline = time.monotonic() + within
     while True:
         result = condition()
         if asyncio.iscoroutine(result):
@@ -19,5 +22,5 @@ async def eventually(
         if result:
             return
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+            raise AssertionError(f"timed out after {within}s waiting for {what}")
         await asyncio.sleep(0.02)

@@ -33,7 +33,9 @@ def registered_project(project_id: str = "p1") -> ProjectState:
 
 
 def new_run(task: str = "Add login page") -> ProtocolRunState:
-    created = decide_create_protocol(registered_project(), ProtocolCatalog(), cmd.CreateProtocolRun(task_name=task), ctx())
+    created = decide_create_protocol(
+        registered_project(), ProtocolCatalog(), cmd.CreateProtocolRun(task_name=task), ctx()
+    )
     return evolve_protocol_run(ProtocolRunState.initial(created.protocol_run_id), created)
 
 

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import pytest
-
 from deksdenflow_core.contracts.generated.deksdenflow.commands.v1.protocol_run import CreateProtocolRun
 from deksdenflow_core.domain.naming import ProtocolCatalog, decide_create_protocol, slugify
 from deksdenflow_core.domain.project import ProjectState
 from deksdenflow_core.errors import InvalidCommand, NotFound
 
-from .builders import ctx, registered_project
+from tests.domain.builders import ctx, registered_project
 
 
 @pytest.mark.parametrize(
@@ -30,7 +29,9 @@ def test_numbers_follow_the_highest_existing_number() -> None:
     catalog = ProtocolCatalog()
     names: list[str] = []
     for task in ("first", "second", "first"):
-        created = decide_create_protocol(project, catalog, CreateProtocolRun(task_name=task), ctx(task + str(len(names))))
+        created = decide_create_protocol(
+            project, catalog, CreateProtocolRun(task_name=task), ctx(task + str(len(names)))
+        )
         catalog = catalog.evolve(created)
         names.append(created.protocol_name)
     assert names == ["0001-first", "0002-second", "0003-first"]
@@ -46,10 +47,17 @@ def test_a_gap_does_not_reuse_numbers() -> None:
 
 def test_bad_task_names_and_unknown_projects_are_refused() -> None:
     with pytest.raises(InvalidCommand):
-        decide_create_protocol(registered_project(), ProtocolCatalog(), CreateProtocolRun(task_name="!!!"), ctx())
+        decide_create_protocol(
+            registered_project(), ProtocolCatalog(), CreateProtocolRun(task_name="!!!"), ctx()
+        )
     with pytest.raises(InvalidCommand):
         decide_create_protocol(
-            registered_project(), ProtocolCatalog(), CreateProtocolRun(task_name="ok", base_branch="bad..branch"), ctx()
+            registered_project(),
+            ProtocolCatalog(),
+            CreateProtocolRun(task_name="ok", base_branch="bad..branch"),
+            ctx(),
         )
     with pytest.raises(NotFound):
-        decide_create_protocol(ProjectState.initial("ghost"), ProtocolCatalog(), CreateProtocolRun(task_name="ok"), ctx())
+        decide_create_protocol(
+            ProjectState.initial("ghost"), ProtocolCatalog(), CreateProtocolRun(task_name="ok"), ctx()
+        )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from deksdenflow_core.contracts.generated.deksdenflow.commands.v1 import protocol_run as cmd
 from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
     CiProvider,
@@ -18,7 +17,7 @@ from deksdenflow_core.contracts.generated.deksdenflow.events.v1 import protocol_
 from deksdenflow_core.domain.protocol_run import RunStatus, StepStatus, decide_protocol_run
 from deksdenflow_core.errors import IllegalTransition, InvalidCommand, NotFound
 
-from .builders import apply, ctx, new_run, plan_steps, planned_run
+from tests.domain.builders import apply, ctx, new_run, plan_steps, planned_run
 
 
 def test_start_requests_planning_and_plan_creates_pending_steps() -> None:
@@ -34,7 +33,10 @@ def test_start_requests_planning_and_plan_creates_pending_steps() -> None:
 
 def test_invalid_plan_never_marks_the_run_planned() -> None:  # defect 4
     run = apply(new_run(), cmd.StartProtocolRun())
-    bad = (StepPlan(index=0, name="plan.md", step_type=StepType.WORK), StepPlan(index=2, name="x", step_type=StepType.UNSPECIFIED))
+    bad = (
+        StepPlan(index=0, name="plan.md", step_type=StepType.WORK),
+        StepPlan(index=2, name="x", step_type=StepType.UNSPECIFIED),
+    )
     events = decide_protocol_run(run, cmd.RecordPlanningCompleted(attempt=1, steps=bad), ctx())
     assert len(events) == 1
     assert isinstance(events[0], ev.PlanningFailed)
@@ -57,7 +59,9 @@ def test_execution_ends_in_needs_qa_and_qa_pass_completes_the_step() -> None:
     run = apply(planned_run(2), cmd.RunNextStep())
     step = run.steps[0]
     assert (run.status, step.status) == (RunStatus.RUNNING, StepStatus.RUNNING)
-    run = apply(run, cmd.RecordStepExecutionCompleted(step_run_id=step.step_run_id, summary="done", commit_sha="abc"))
+    run = apply(
+        run, cmd.RecordStepExecutionCompleted(step_run_id=step.step_run_id, summary="done", commit_sha="abc")
+    )
     assert run.steps[0].status is StepStatus.NEEDS_QA
     run = apply(run, cmd.RunStepQa(step_run_id=step.step_run_id))
     run = apply(run, cmd.RecordQaVerdict(step_run_id=step.step_run_id, qa_attempt=1, verdict=QaVerdict.PASS))
@@ -85,7 +89,11 @@ def test_a_failed_try_does_not_fail_the_step_and_a_retry_counts() -> None:  # de
     run = apply(run, cmd.RecordStepExecutionFailed(step_run_id=sid, attempt=0, reason="exhausted"))
     assert (run.status, run.steps[0].status) == (RunStatus.BLOCKED, StepStatus.FAILED)
     run = apply(run, cmd.RetryLatestStep())
-    assert (run.status, run.steps[0].status, run.steps[0].retries) == (RunStatus.RUNNING, StepStatus.RUNNING, 1)
+    assert (run.status, run.steps[0].status, run.steps[0].retries) == (
+        RunStatus.RUNNING,
+        StepStatus.RUNNING,
+        1,
+    )
     # The old attempt's late result is ignored; the new one counts.
     assert decide_protocol_run(run, cmd.RecordStepExecutionCompleted(step_run_id=sid, attempt=0), ctx()) == []
     run = apply(run, cmd.RecordStepExecutionCompleted(step_run_id=sid, attempt=1))
@@ -139,12 +147,20 @@ def test_pause_stops_new_work_but_keeps_results_of_work_in_flight() -> None:  # 
     run = apply(planned_run(2), cmd.RunNextStep())
     sid = run.steps[0].step_run_id
     run = apply(run, cmd.PauseProtocolRun())
-    for command in (cmd.RunNextStep(), cmd.RunStep(step_run_id=run.steps[1].step_run_id), cmd.OpenPullRequest()):
+    for command in (
+        cmd.RunNextStep(),
+        cmd.RunStep(step_run_id=run.steps[1].step_run_id),
+        cmd.OpenPullRequest(),
+    ):
         with pytest.raises(IllegalTransition) as info:
             decide_protocol_run(run, command, ctx())
         assert info.value.current_status == "paused"
     run = apply(run, cmd.RecordStepExecutionCompleted(step_run_id=sid, auto_qa=True))
-    assert (run.status, run.steps[0].status, run.steps[0].qa_pending) == (RunStatus.PAUSED, StepStatus.NEEDS_QA, False)
+    assert (run.status, run.steps[0].status, run.steps[0].qa_pending) == (
+        RunStatus.PAUSED,
+        StepStatus.NEEDS_QA,
+        False,
+    )
     run = apply(run, cmd.ResumeProtocolRun())
     assert run.status is RunStatus.RUNNING
 
@@ -181,10 +197,20 @@ def test_ci_result_applies_to_the_step_whose_commit_ran() -> None:
     # CI fails for step 0's commit although step 1 was updated last.
     run = apply(run, cmd.RecordCiReport(head_sha="sha1", status=CiStatus.SUCCESS, delivery_id="d1"))
     assert run.steps[1].status is StepStatus.COMPLETED
-    run = apply(run, cmd.RecordCiReport(head_sha="sha0", status=CiStatus.FAILURE, raw_status="timed_out", delivery_id="d2"))
+    run = apply(
+        run,
+        cmd.RecordCiReport(
+            head_sha="sha0", status=CiStatus.FAILURE, raw_status="timed_out", delivery_id="d2"
+        ),
+    )
     assert (run.steps[0].status, run.status) == (StepStatus.FAILED, RunStatus.BLOCKED)
     # The same delivery again changes nothing.
-    assert decide_protocol_run(run, cmd.RecordCiReport(head_sha="sha0", status=CiStatus.SUCCESS, delivery_id="d2"), ctx()) == []
+    assert (
+        decide_protocol_run(
+            run, cmd.RecordCiReport(head_sha="sha0", status=CiStatus.SUCCESS, delivery_id="d2"), ctx()
+        )
+        == []
+    )
 
 
 def test_pr_merge_completes_the_run_and_cancels_open_steps() -> None:

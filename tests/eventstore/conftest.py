@@ -6,11 +6,10 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
-from nats.aio.client import Client as NATS
-
 from deksdenflow_core.aggregates import Repository
 from deksdenflow_core.eventstore import JetStreamEventStore, connect
 from deksdenflow_core.settings import EventStoreSettings
+from nats.aio.client import Client as NATS
 
 
 @pytest.fixture

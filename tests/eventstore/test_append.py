@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import base64
 import json
 import uuid
+from collections.abc import Sequence
 
 import pytest
-from nats.aio.client import Client as NATS
-
+from deksdenflow_core.contracts.base import ContractModel
 from deksdenflow_core.contracts.generated.deksdenflow.events.v1 import project as pev
 from deksdenflow_core.contracts.generated.deksdenflow.events.v1 import protocol_run as ev
 from deksdenflow_core.errors import ConcurrencyConflict
-from deksdenflow_core.contracts.base import ContractModel
 from deksdenflow_core.eventstore import AppendMeta, AppendResult, JetStreamEventStore, Position
+from nats.aio.client import Client as NATS
 
 META = AppendMeta(source="tests", actor="user:test", correlation_id="corr", causation_id="cause")
 
@@ -24,10 +24,19 @@ async def _count(store: JetStreamEventStore) -> int:
 
 
 async def _append(
-    store: JetStreamEventStore, agg: str, events: Sequence[ContractModel], expected: Position, meta: AppendMeta = META
+    store: JetStreamEventStore,
+    agg: str,
+    events: Sequence[ContractModel],
+    expected: Position,
+    meta: AppendMeta = META,
 ) -> AppendResult:
     return await store.append(
-        project_id="p1", aggregate_type="protocol_run", aggregate_id=agg, events=events, expected=expected, meta=meta
+        project_id="p1",
+        aggregate_type="protocol_run",
+        aggregate_id=agg,
+        events=events,
+        expected=expected,
+        meta=meta,
     )
 
 
@@ -37,19 +46,29 @@ async def test_provision_is_idempotent_and_keeps_the_log(store: JetStreamEventSt
     again = await store.provision()
     assert config == again
     assert config["storage"] == "file"
-    assert config["max_age"] == 0 and config["max_msgs"] == -1, "kept forever"
-    assert config["deny_delete"] and config["deny_purge"], "the audit trail is append-only"
-    assert config["allow_atomic"] and config["allow_direct"]
+    assert (config["max_age"], config["max_msgs"], config["max_bytes"]) == (0, -1, -1), "kept forever"
+    assert (config["deny_delete"], config["deny_purge"]) == (True, True), "the audit trail is append-only"
+    assert config["allow_atomic"]
+    assert config["allow_direct"]
     assert await _count(store) == 1
 
 
 async def test_stale_append_is_rejected_and_nothing_is_written(store: JetStreamEventStore) -> None:
     first = await _append(store, "r1", [ev.ProtocolRunPaused()], Position())
     assert first.last_seq == 1
-    attempts: list[list[ContractModel]] = [[ev.ProtocolRunResumed()], [ev.ProtocolRunResumed(), ev.ProtocolRunPaused()]]
+    attempts: list[list[ContractModel]] = [
+        [ev.ProtocolRunResumed()],
+        [ev.ProtocolRunResumed(), ev.ProtocolRunPaused()],
+    ]
     for events in attempts:
         with pytest.raises(ConcurrencyConflict) as info:
-            await _append(store, "r1", events, Position(), AppendMeta(source="t", actor="a", causation_id=str(uuid.uuid4())))
+            await _append(
+                store,
+                "r1",
+                events,
+                Position(),
+                AppendMeta(source="t", actor="a", causation_id=str(uuid.uuid4())),
+            )
         assert info.value.fields["actual_seq"] == 1
     assert await _count(store) == 1
     loaded = await store.load("protocol_run", "r1")
@@ -58,14 +77,21 @@ async def test_stale_append_is_rejected_and_nothing_is_written(store: JetStreamE
 
 async def test_other_aggregates_do_not_conflict(store: JetStreamEventStore) -> None:
     await _append(store, "r1", [ev.ProtocolRunPaused()], Position())
-    other = await _append(store, "r2", [ev.ProtocolRunPaused()], Position(), AppendMeta(source="t", actor="a", causation_id="c2"))
+    other = await _append(
+        store,
+        "r2",
+        [ev.ProtocolRunPaused()],
+        Position(),
+        AppendMeta(source="t", actor="a", causation_id="c2"),
+    )
     assert other.last_seq == 2
 
 
 async def test_resending_an_event_id_does_not_duplicate_it(store: JetStreamEventStore) -> None:
     single = await _append(store, "r1", [ev.ProtocolRunPaused()], Position())
     again = await _append(store, "r1", [ev.ProtocolRunPaused()], Position())
-    assert again.duplicate and again.last_seq == single.last_seq
+    assert again.duplicate
+    assert again.last_seq == single.last_seq
     batch_meta = AppendMeta(source="t", actor="a", causation_id="batch")
     pos = Position(last_seq=1, version=1)
     batch = await _append(store, "r1", [ev.ProtocolRunResumed(), ev.ProtocolRunPaused()], pos, batch_meta)
@@ -77,7 +103,9 @@ async def test_resending_an_event_id_does_not_duplicate_it(store: JetStreamEvent
 
 
 async def test_a_batch_is_atomic_and_versions_are_consecutive(store: JetStreamEventStore) -> None:
-    result = await _append(store, "r1", [ev.ProtocolRunPaused(), ev.ProtocolRunResumed(), ev.ProtocolRunPaused()], Position())
+    result = await _append(
+        store, "r1", [ev.ProtocolRunPaused(), ev.ProtocolRunResumed(), ev.ProtocolRunPaused()], Position()
+    )
     loaded = await store.load("protocol_run", "r1")
     assert [e.envelope.aggregate_version for e in loaded.events] == [1, 2, 3]
     assert [e.stream_seq for e in loaded.events] == [e.stream_seq for e in result.events]
@@ -107,31 +135,65 @@ async def test_two_concurrent_writers_end_with_exactly_one_winner(store: JetStre
     assert len(winners) == 1
 
 
-async def test_envelope_travels_as_cloudevents_headers_with_a_json_body(store: JetStreamEventStore, nc: NATS) -> None:
-    meta = AppendMeta(source="deksdenflow/tests", actor="user:ann", correlation_id="run-1", causation_id="req-1", traceparent="00-" + "a" * 32 + "-" + "b" * 16 + "-01")
+async def test_envelope_travels_as_cloudevents_headers_with_a_json_body(
+    store: JetStreamEventStore, nc: NATS
+) -> None:
+    meta = AppendMeta(
+        source="deksdenflow/tests",
+        actor="user:ann",
+        correlation_id="run-1",
+        causation_id="req-1",
+        traceparent="00-" + "a" * 32 + "-" + "b" * 16 + "-01",
+    )
     created = pev.ProjectRegistered(project_id="p1", name="demo", git_url="file:///x")
-    result = await store.append(project_id="p1", aggregate_type="project", aggregate_id="p1", events=[created], expected=Position(), meta=meta)
-    raw = await nc.request(f"$JS.API.STREAM.MSG.GET.{store.stream}", json.dumps({"seq": result.last_seq}).encode())
+    result = await store.append(
+        project_id="p1",
+        aggregate_type="project",
+        aggregate_id="p1",
+        events=[created],
+        expected=Position(),
+        meta=meta,
+    )
+    raw = await nc.request(
+        f"$JS.API.STREAM.MSG.GET.{store.stream}", json.dumps({"seq": result.last_seq}).encode()
+    )
     message = json.loads(raw.data)["message"]
     assert message["subject"] == f"{store.subjects.prefix}.evt.p1.project.p1.registered"
-    import base64
-
     headers = base64.b64decode(message["hdrs"]).decode()
-    for expected in ("ce-specversion: 1.0", "ce-type: project.registered", "ce-source: deksdenflow/tests",
-                     "ce-projectid: p1", "ce-aggregatetype: project", "ce-aggregateversion: 1",
-                     "ce-correlationid: run-1", "ce-causationid: req-1", "ce-actor: user:ann", "traceparent: 00-",
-                     "content-type: application/json", f"Nats-Msg-Id: {result.events[0].envelope.id}"):
+    for expected in (
+        "ce-specversion: 1.0",
+        "ce-type: project.registered",
+        "ce-source: deksdenflow/tests",
+        "ce-projectid: p1",
+        "ce-aggregatetype: project",
+        "ce-aggregateversion: 1",
+        "ce-correlationid: run-1",
+        "ce-causationid: req-1",
+        "ce-actor: user:ann",
+        "traceparent: 00-",
+        "content-type: application/json",
+        f"Nats-Msg-Id: {result.events[0].envelope.id}",
+    ):
         assert expected in headers
     body = json.loads(base64.b64decode(message["data"]))
-    assert body == {"project_id": "p1", "name": "demo", "git_url": "file:///x", "base_branch": "",
-                    "ci_provider": "CI_PROVIDER_UNSPECIFIED", "default_models": None, "local_path": ""}
+    assert body == {
+        "project_id": "p1",
+        "name": "demo",
+        "git_url": "file:///x",
+        "base_branch": "",
+        "ci_provider": "CI_PROVIDER_UNSPECIFIED",
+        "default_models": None,
+        "local_path": "",
+    }
 
 
 async def test_reading_pages_through_long_aggregates(store: JetStreamEventStore) -> None:
     position = Position()
     for i in range(0, 1200, 100):
         meta = AppendMeta(source="t", actor="a", causation_id=f"c{i}")
-        events: list[ContractModel] = [ev.ProtocolRunPaused() if j % 2 == 0 else ev.ProtocolRunResumed() for j in range(100)]
+        events: list[ContractModel] = [
+            ev.ProtocolRunPaused() if j % 2 == 0 else ev.ProtocolRunResumed() for j in range(100)
+        ]
         last = (await _append(store, "long", events, position, meta)).events[-1]
         position = Position(last_seq=last.stream_seq, version=last.envelope.aggregate_version)
     loaded = await store.load("protocol_run", "long")

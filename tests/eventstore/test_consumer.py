@@ -6,14 +6,13 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
-from nats.aio.client import Client as NATS
-
 from deksdenflow_core.consumer import BatchHandler, ConsumerLoop, ConsumerSpec, Delivery, Handler
 from deksdenflow_core.contracts.generated.deksdenflow.events.v1 import protocol_run as ev
 from deksdenflow_core.errors import DeksdenflowError, InfrastructureError, InvalidCommand
 from deksdenflow_core.eventstore import AppendMeta, JetStreamEventStore, Position
+from nats.aio.client import Client as NATS
 
-from ..support import eventually
+from tests.support import eventually
 
 
 def spec(store: JetStreamEventStore, **overrides: object) -> ConsumerSpec:
@@ -31,16 +30,25 @@ def spec(store: JetStreamEventStore, **overrides: object) -> ConsumerSpec:
 
 async def append_paused(store: JetStreamEventStore, run_id: str) -> int:
     result = await store.append(
-        project_id="p1", aggregate_type="protocol_run", aggregate_id=run_id, events=[ev.ProtocolRunPaused()],
-        expected=Position(), meta=AppendMeta(source="t", actor="a", causation_id=run_id),
+        project_id="p1",
+        aggregate_type="protocol_run",
+        aggregate_id=run_id,
+        events=[ev.ProtocolRunPaused()],
+        expected=Position(),
+        meta=AppendMeta(source="t", actor="a", causation_id=run_id),
     )
     return result.last_seq
 
 
 @asynccontextmanager
 async def running(
-    nc: NATS, store: JetStreamEventStore, consumer_spec: ConsumerSpec, handler: Handler | BatchHandler,
-    *, batches: bool = False, on_failure: Callable[[Delivery, Exception], Awaitable[None]] | None = None,
+    nc: NATS,
+    store: JetStreamEventStore,
+    consumer_spec: ConsumerSpec,
+    handler: Handler | BatchHandler,
+    *,
+    batches: bool = False,
+    on_failure: Callable[[Delivery, Exception], Awaitable[None]] | None = None,
 ) -> AsyncIterator[ConsumerLoop]:
     loop = ConsumerLoop(nc.jetstream(), store.stream, consumer_spec, on_failure=on_failure)
     await loop.ensure_consumer()
@@ -112,7 +120,8 @@ async def test_exhausted_retries_become_a_failure(nc: NATS, store: JetStreamEven
         raise InfrastructureError("still down")
 
     async def on_failure(d: Delivery, exc: Exception) -> None:
-        assert isinstance(exc, DeksdenflowError) and exc.retryable
+        assert isinstance(exc, DeksdenflowError)
+        assert exc.retryable
         failures.append(d.num_delivered)
 
     async with running(nc, store, spec(store, max_deliver=3), always_down, on_failure=on_failure):
@@ -133,7 +142,9 @@ async def test_poison_messages_are_terminated_and_do_not_block(nc: NATS, store: 
     assert handled == ["r1"]
 
 
-async def test_heartbeats_keep_a_long_handler_from_being_redelivered(nc: NATS, store: JetStreamEventStore) -> None:
+async def test_heartbeats_keep_a_long_handler_from_being_redelivered(
+    nc: NATS, store: JetStreamEventStore
+) -> None:
     await append_paused(store, "r1")
     deliveries: list[int] = []
     release = asyncio.Event()

@@ -6,7 +6,6 @@ import asyncio
 import uuid
 
 import pytest
-
 from deksdenflow_core.aggregates import PROJECT, PROTOCOL_RUN, Repository
 from deksdenflow_core.contracts.generated.deksdenflow.commands.v1 import project as pcmd
 from deksdenflow_core.contracts.generated.deksdenflow.commands.v1 import protocol_run as cmd
@@ -15,7 +14,7 @@ from deksdenflow_core.domain.protocol_run import RunStatus, StepStatus
 from deksdenflow_core.errors import ConcurrencyConflict, IllegalTransition
 from deksdenflow_core.eventstore import AppendMeta
 
-from ..domain.builders import plan_steps
+from tests.domain.builders import plan_steps
 
 
 def meta(actor: str = "user:test") -> AppendMeta:
@@ -25,7 +24,9 @@ def meta(actor: str = "user:test") -> AppendMeta:
 
 async def _project(repo: Repository) -> str:
     project_id = uuid.uuid4().hex
-    await repo.execute(PROJECT, project_id, pcmd.RegisterProject(name="demo", git_url="file:///demo.git"), meta())
+    await repo.execute(
+        PROJECT, project_id, pcmd.RegisterProject(name="demo", git_url="file:///demo.git"), meta()
+    )
     return project_id
 
 
@@ -36,17 +37,24 @@ async def test_a_protocol_run_loads_back_to_the_state_its_commands_produced(repo
     assert created.state.protocol_name == "0001-add-login"
     outcome = await repo.execute(PROTOCOL_RUN, run_id, cmd.StartProtocolRun(), meta())
     outcome = await repo.execute(
-        PROTOCOL_RUN, run_id, cmd.RecordPlanningCompleted(attempt=1, steps=plan_steps(3)), meta("worker:codex")
+        PROTOCOL_RUN,
+        run_id,
+        cmd.RecordPlanningCompleted(attempt=1, steps=plan_steps(3)),
+        meta("worker:codex"),
     )
     for step in outcome.state.steps[:2]:
         await repo.execute(PROTOCOL_RUN, run_id, cmd.RunNextStep(), meta())
         await repo.execute(
-            PROTOCOL_RUN, run_id,
-            cmd.RecordStepExecutionCompleted(step_run_id=step.step_run_id, commit_sha=f"sha-{step.index}", auto_qa=True),
+            PROTOCOL_RUN,
+            run_id,
+            cmd.RecordStepExecutionCompleted(
+                step_run_id=step.step_run_id, commit_sha=f"sha-{step.index}", auto_qa=True
+            ),
             meta("worker:codex"),
         )
         outcome = await repo.execute(
-            PROTOCOL_RUN, run_id,
+            PROTOCOL_RUN,
+            run_id,
             cmd.RecordQaVerdict(step_run_id=step.step_run_id, qa_attempt=1, verdict=QaVerdict.PASS),
             meta("worker:codex"),
         )
@@ -54,7 +62,11 @@ async def test_a_protocol_run_loads_back_to_the_state_its_commands_produced(repo
     loaded = await repo.load(PROTOCOL_RUN, run_id)
     assert loaded.state == outcome.state
     assert loaded.state.status is RunStatus.PAUSED
-    assert [s.status for s in loaded.state.steps] == [StepStatus.COMPLETED, StepStatus.COMPLETED, StepStatus.PENDING]
+    assert [s.status for s in loaded.state.steps] == [
+        StepStatus.COMPLETED,
+        StepStatus.COMPLETED,
+        StepStatus.PENDING,
+    ]
     assert loaded.position.version == loaded.state.version
 
 
@@ -90,7 +102,9 @@ async def test_concurrent_creations_never_share_a_number(repo: Repository) -> No
 
 async def test_concurrent_commands_on_one_run_are_decided_on_fresh_state(repo: Repository) -> None:
     project_id = await _project(repo)
-    run_id = (await repo.create_protocol_run(project_id, cmd.CreateProtocolRun(task_name="x"), meta())).state.protocol_run_id
+    run_id = (
+        await repo.create_protocol_run(project_id, cmd.CreateProtocolRun(task_name="x"), meta())
+    ).state.protocol_run_id
 
     async def pause() -> str:
         try:
@@ -105,5 +119,6 @@ async def test_concurrent_commands_on_one_run_are_decided_on_fresh_state(repo: R
     # Exactly one pause wins; the others see the paused state on re-decide (or lose the race outright).
     assert results.count("paused") == 1
     loaded = await repo.load(PROTOCOL_RUN, run_id)
-    assert [e for e in loaded.state.model_dump() if e == "status"] and loaded.state.status is RunStatus.PAUSED
+    assert [e for e in loaded.state.model_dump() if e == "status"]
+    assert loaded.state.status is RunStatus.PAUSED
     assert loaded.position.version == 2

@@ -138,7 +138,9 @@ class Repository:
 
     async def catalog(self, project_id: str) -> tuple[ProtocolCatalog, Loaded]:
         """The project's protocols, folded from their ``created`` events."""
-        loaded = await self.store.read(self.store.subjects.of_type("protocol_run.created", project_id=project_id))
+        loaded = await self.store.read(
+            self.store.subjects.of_type("protocol_run.created", project_id=project_id)
+        )
         catalog = ProtocolCatalog()
         for recorded in loaded.events:
             catalog = catalog.evolve(cast(Any, recorded.event))

@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import uuid
@@ -131,7 +130,9 @@ class JetStreamEventStore:
     async def provision(self) -> dict[str, Any]:
         """Create the stream, or bring an existing one to the wanted configuration. Safe to repeat."""
         wanted = self.stream_config()
-        info = await self._api(f"STREAM.INFO.{self.stream}", b"", allow_errors=frozenset({_ERR_STREAM_NOT_FOUND}))
+        info = await self._api(
+            f"STREAM.INFO.{self.stream}", b"", allow_errors=frozenset({_ERR_STREAM_NOT_FOUND})
+        )
         if "error" in info:
             created = await self._api(f"STREAM.CREATE.{self.stream}", json.dumps(wanted).encode())
             return dict(created["config"])
@@ -240,7 +241,11 @@ class JetStreamEventStore:
     ) -> dict[str, Any]:
         try:
             reply = await self._nc.request(subject, body, timeout=self._timeout, headers=headers)
-        except (nats.errors.TimeoutError, nats.errors.NoRespondersError, nats.errors.ConnectionClosedError) as exc:
+        except (
+            nats.errors.TimeoutError,
+            nats.errors.NoRespondersError,
+            nats.errors.ConnectionClosedError,
+        ) as exc:
             raise InfrastructureError(f"append to {subject} got no acknowledgement: {exc!r}") from exc
         return self._check_ack(reply.data, expected, subject)
 
@@ -258,22 +263,34 @@ class JetStreamEventStore:
                 if n == 1:
                     # Concurrency is checked on the first message and covers the whole batch.
                     batch_headers.update(occ)
-                    reply = await self._nc.request(subject, body, timeout=self._timeout, headers=batch_headers)
+                    reply = await self._nc.request(
+                        subject, body, timeout=self._timeout, headers=batch_headers
+                    )
                     if reply.data:  # an error: the batch was refused at its start
                         self._check_ack(reply.data, expected, subject, batch=True)
                 elif n < last:
                     await self._nc.publish(subject, body, headers=batch_headers)
                 else:
                     batch_headers["Nats-Batch-Commit"] = "1"
-                    reply = await self._nc.request(subject, body, timeout=self._timeout, headers=batch_headers)
+                    reply = await self._nc.request(
+                        subject, body, timeout=self._timeout, headers=batch_headers
+                    )
                     return self._check_ack(reply.data, expected, subject, batch=True)
         except _Duplicate:
             return None
-        except (nats.errors.TimeoutError, nats.errors.NoRespondersError, nats.errors.ConnectionClosedError) as exc:
-            raise InfrastructureError(f"atomic append of {last} events got no acknowledgement: {exc!r}") from exc
+        except (
+            nats.errors.TimeoutError,
+            nats.errors.NoRespondersError,
+            nats.errors.ConnectionClosedError,
+        ) as exc:
+            raise InfrastructureError(
+                f"atomic append of {last} events got no acknowledgement: {exc!r}"
+            ) from exc
         raise AssertionError("unreachable: the last message commits the batch")
 
-    def _check_ack(self, data: bytes, expected: Position, subject: str, *, batch: bool = False) -> dict[str, Any]:
+    def _check_ack(
+        self, data: bytes, expected: Position, subject: str, *, batch: bool = False
+    ) -> dict[str, Any]:
         try:
             ack: dict[str, Any] = json.loads(data)
         except ValueError as exc:
@@ -291,7 +308,9 @@ class JetStreamEventStore:
             )
         if batch and error.get("err_code") == _ERR_BATCH_DUPLICATE_ID:
             raise _Duplicate
-        raise InfrastructureError(f"JetStream refused the append to {subject}: {error.get('description')}", **error)
+        raise InfrastructureError(
+            f"JetStream refused the append to {subject}: {error.get('description')}", **error
+        )
 
     # --- read -----------------------------------------------------------------------------------------
 
@@ -344,7 +363,9 @@ class JetStreamEventStore:
 
     # --- helpers --------------------------------------------------------------------------------------
 
-    async def _api(self, path: str, payload: bytes, *, allow_errors: frozenset[int] = frozenset()) -> dict[str, Any]:
+    async def _api(
+        self, path: str, payload: bytes, *, allow_errors: frozenset[int] = frozenset()
+    ) -> dict[str, Any]:
         try:
             reply = await self._nc.request(f"$JS.API.{path}", payload, timeout=self._timeout)
         except nats.errors.NoRespondersError as exc:
@@ -374,6 +395,6 @@ async def connect(settings: EventStoreSettings, *, name: str) -> NATS:
             max_reconnect_attempts=-1,
             reconnect_time_wait=1,
         )
-    except (OSError, nats.errors.NoServersError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, OSError, nats.errors.NoServersError) as exc:
         raise InfrastructureError(f"cannot connect to NATS at {settings.nats_url}: {exc!r}") from exc
     return nc

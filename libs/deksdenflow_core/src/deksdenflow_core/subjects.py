@@ -57,7 +57,8 @@ class Subjects:
 
     def aggregate(self, aggregate_type: str, aggregate_id: str) -> str:
         """Every event of one aggregate (any project)."""
-        return f"{self.prefix}.evt.*.{check_token('aggregate type', aggregate_type)}.{check_token('aggregate id', aggregate_id)}.*"
+        agg_type = check_token("aggregate type", aggregate_type)
+        return f"{self.prefix}.evt.*.{agg_type}.{check_token('aggregate id', aggregate_id)}.*"
 
     def project(self, project_id: str) -> str:
         """Every event of one project."""

@@ -175,7 +175,9 @@ def _decide_result(
             if step is None:
                 return []
             return [
-                ev.StepExecutionFailed(step_run_id=step.step_run_id, attempt=command.attempt, reason=command.reason),
+                ev.StepExecutionFailed(
+                    step_run_id=step.step_run_id, attempt=command.attempt, reason=command.reason
+                ),
                 *_fail_step(state, step, FailureSource.EXECUTION, command.reason),
             ]
         case cmd.RecordStepBlocked():
@@ -286,13 +288,18 @@ def _execute(step: StepState, reason: ExecutionReason) -> ev.StepExecutionReques
 
 
 def _request_qa(state: ProtocolRunState, step: StepState, reason: QaReason) -> ev.QaRequested:
-    requalify = step.status is StepStatus.FAILED and step.failure_source in (FailureSource.QA, FailureSource.CI)
+    requalify = step.status is StepStatus.FAILED and step.failure_source in (
+        FailureSource.QA,
+        FailureSource.CI,
+    )
     if step.status is not StepStatus.NEEDS_QA and not requalify:
         raise _illegal_step(state, step, "QA runs on a step in needs_qa (or again after a QA or CI failure)")
     if step.qa_pending:
         raise _illegal_step(state, step, "QA of this step is already requested")
     policy = QaPolicy.FULL if step.qa_policy in (QaPolicy.SKIP, QaPolicy.UNSPECIFIED) else step.qa_policy
-    return ev.QaRequested(step_run_id=step.step_run_id, qa_attempt=step.qa_attempt + 1, policy=policy, reason=reason)
+    return ev.QaRequested(
+        step_run_id=step.step_run_id, qa_attempt=step.qa_attempt + 1, policy=policy, reason=reason
+    )
 
 
 # --- results ------------------------------------------------------------------------------------------------
@@ -396,7 +403,9 @@ def _ci_report(state: ProtocolRunState, command: cmd.RecordCiReport) -> list[Pro
         return [reported]
     events: list[ProtocolRunEvent] = [reported]
     ci_failed = step.status is StepStatus.FAILED and step.failure_source is FailureSource.CI
-    if command.status is CiStatus.SUCCESS and (step.status in (StepStatus.NEEDS_QA, StepStatus.RUNNING) or ci_failed):
+    if command.status is CiStatus.SUCCESS and (
+        step.status in (StepStatus.NEEDS_QA, StepStatus.RUNNING) or ci_failed
+    ):
         if step.executing:
             return events
         if command.auto_qa and state.status is not RunStatus.PAUSED:
@@ -429,9 +438,13 @@ def _fail_step(
     state: ProtocolRunState, step: StepState, source: FailureSource, reason: str
 ) -> list[ProtocolRunEvent]:
     """A failed step blocks the run (unless the run has ended)."""
-    events: list[ProtocolRunEvent] = [ev.StepFailed(step_run_id=step.step_run_id, source=source, reason=reason)]
+    events: list[ProtocolRunEvent] = [
+        ev.StepFailed(step_run_id=step.step_run_id, source=source, reason=reason)
+    ]
     if not state.is_terminal:
-        events.append(ev.ProtocolRunBlocked(reason=f"step {step.name} failed: {reason}", step_run_id=step.step_run_id))
+        events.append(
+            ev.ProtocolRunBlocked(reason=f"step {step.name} failed: {reason}", step_run_id=step.step_run_id)
+        )
     return events
 
 
@@ -491,7 +504,9 @@ def _require_nothing_in_flight(state: ProtocolRunState) -> None:
         (s for s in state.steps if s.status in (StepStatus.RUNNING, StepStatus.NEEDS_QA)), None
     )
     if busy is not None:
-        raise _illegal(state, f"step {busy.name} is {busy.status.value}; finish it first", step_run_id=busy.step_run_id)
+        raise _illegal(
+            state, f"step {busy.name} is {busy.status.value}; finish it first", step_run_id=busy.step_run_id
+        )
 
 
 def _illegal(state: ProtocolRunState, message: str, **fields: str) -> IllegalTransition:

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from typing import Any, assert_never
 
-from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import CiStatus, FailureSource, StepPlan
+from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
+    CiStatus,
+    FailureSource,
+    StepPlan,
+)
 from deksdenflow_core.contracts.generated.deksdenflow.events.v1 import protocol_run as ev
 from deksdenflow_core.domain.context import InvariantViolation
 from deksdenflow_core.domain.protocol_run.state import (
@@ -182,9 +186,9 @@ def _apply(s: ProtocolRunState, e: ProtocolRunEvent) -> ProtocolRunState:
         case ev.CiReported():
             s = s.model_copy(update={"ci_delivery_ids": s.ci_delivery_ids | {e.delivery_id} - {""}})
             step = s.step(e.step_run_id) if e.step_run_id else None
-            if step is not None and e.status is CiStatus.RUNNING and not s.is_terminal:
-                if step.status in (StepStatus.NEEDS_QA, StepStatus.FAILED):
-                    s = _step(s, step.step_run_id, status=StepStatus.RUNNING)
+            ci_started = e.status is CiStatus.RUNNING and not s.is_terminal
+            if step is not None and ci_started and step.status in (StepStatus.NEEDS_QA, StepStatus.FAILED):
+                s = _step(s, step.step_run_id, status=StepStatus.RUNNING)
             return s
         case ev.UsageRecorded():
             usage = e.usage
@@ -223,7 +227,9 @@ def _run_status(s: ProtocolRunState, status: RunStatus, **update: Any) -> Protoc
 
 def _unblock_if_clear(s: ProtocolRunState) -> ProtocolRunState:
     """A blocked run whose last stuck step is resolved goes back to running."""
-    if s.effective_status is RunStatus.BLOCKED and not any(st.status in STUCK_STEP_STATUSES for st in s.steps):
+    if s.effective_status is RunStatus.BLOCKED and not any(
+        st.status in STUCK_STEP_STATUSES for st in s.steps
+    ):
         return _run_status(s, RunStatus.RUNNING, blocked_reason="")
     return s
 

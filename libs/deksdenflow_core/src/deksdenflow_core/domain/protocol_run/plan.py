@@ -41,9 +41,7 @@ def normalise(steps: tuple[StepPlan, ...]) -> tuple[StepPlan, ...]:
     """Steps in index order, with defaults made explicit (QA policy unset means full)."""
     ordered = sorted(steps, key=lambda s: s.index)
     return tuple(
-        s.model_copy(update={"qa_policy": QaPolicy.FULL})
-        if s.qa_policy is QaPolicy.UNSPECIFIED
-        else s
+        s.model_copy(update={"qa_policy": QaPolicy.FULL}) if s.qa_policy is QaPolicy.UNSPECIFIED else s
         for s in ordered
     )
 
