@@ -16,7 +16,9 @@ Mapping (proto3 semantics: a missing field reads as its zero value, so adding fi
 * message -> ``class Name(ContractModel)`` (frozen, ``extra="ignore"``) with ``PROTO_NAME`` and, from the
   ``deksdenflow.options.v1.event_type`` / ``command_type`` options, ``EVENT_TYPE`` / ``COMMAND_TYPE``.
   Nested messages and enums are flattened to module level as ``Outer_Inner``.
-* enum -> ``enum.StrEnum``: member name = value name without the enum's UPPER_SNAKE prefix
+* enum -> ``base.OpenEnum`` (a ``StrEnum``); enum-typed fields carry ``base.open_enum_field`` so that
+  readers of the log (validation context ``base.TOLERANT``) read unknown values as the zero value.
+  Member name = value name without the enum's UPPER_SNAKE prefix
   (``STEP_TYPE_WORK`` -> ``StepType.WORK``), member value = full value name (the protobuf JSON form).
   If any value lacks the prefix or would not be a valid identifier once stripped, no value is stripped.
 * scalars -> ``str = ""``, ``bool = False``, ``int = 0``, ``float = 0.0``, ``bytes = b""``; enums default to
@@ -346,7 +348,7 @@ class ModuleWriter:
     ) -> None:
         where = f"enum {py_name}"
         self.declare(py_name, where)
-        lines = [f"class {py_name}(_enum.StrEnum):"]
+        lines = [f"class {py_name}(_base.OpenEnum):"]
         doc = self.comments.get(path, "")
         members = enum_members(enum)
         notes = [
@@ -391,7 +393,10 @@ class ModuleWriter:
             return SCALARS[fld.type]
         if fld.type == FieldProto.TYPE_ENUM:
             target = self.ref(fld.type_name)
-            return self.type_expr(target, where), self.zero_member(target, where)
+            enum_type = self.type_expr(target, where)
+            # Open enum: readers of the log tolerate values added later (see base.open_enum_field).
+            annotated = f"_typing.Annotated[{enum_type}, _base.open_enum_field({enum_type})]"
+            return annotated, self.zero_member(target, where)
         if fld.type == FieldProto.TYPE_MESSAGE:
             if fld.type_name == TIMESTAMP:
                 return "_base.UtcDatetime", None
@@ -511,14 +516,12 @@ class ModuleWriter:
             "from __future__ import annotations",
             "",
         ]
-        if self.enums:
-            lines.append("import enum as _enum")
         body = "\n".join([*self.enums, *self.messages])
         if self.messages:
             lines.append("import typing as _typing")
             if "_pydantic." in body:
                 lines += ["", "import pydantic as _pydantic"]
-            lines += ["", f"from {BASE_MODULE} import base as _base"]
+        lines += ["", f"from {BASE_MODULE} import base as _base"]
         if self.imports:
             lines += ["", *sorted(self.imports)]
         for block in [*self.enums, *self.messages]:

@@ -62,7 +62,7 @@ async def running(
 
 async def settled(nc: NATS, store: JetStreamEventStore, durable: str = "test-worker") -> bool:
     info = await nc.jetstream().consumer_info(store.stream, durable)
-    return info.num_pending == 0 and info.num_ack_pending == 0
+    return bool(info.num_pending == 0 and info.num_ack_pending == 0)
 
 
 async def test_handled_events_are_acked_in_order(nc: NATS, store: JetStreamEventStore) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from deksdenflow_core.contracts.base import ContractModel
+from deksdenflow_core.contracts.base import TOLERANT, ContractModel
 from deksdenflow_core.contracts.generated.registry import EVENT_TYPES
 from deksdenflow_core.errors import ContractError
 
@@ -101,7 +101,8 @@ def decode(headers: Mapping[str, str] | None, body: bytes, stream_seq: int) -> R
         raise ContractError(f"unknown event type {raw['type']!r}", stream_seq=stream_seq)
     try:
         envelope = Envelope.model_validate(raw)
-        event = model.model_validate(json.loads(body or b"{}"))
+        # Readers of the log are tolerant of enum values added by newer producers.
+        event = model.model_validate(json.loads(body or b"{}"), context=TOLERANT)
     except (ValidationError, ValueError) as exc:
         raise ContractError(f"invalid {raw['type']} event: {exc}", stream_seq=stream_seq) from exc
     return RecordedEvent(envelope=envelope, event=event, stream_seq=stream_seq)

@@ -16,12 +16,17 @@ old readers working when a contract grows:
 from __future__ import annotations
 
 import base64
+import enum
 from datetime import UTC, datetime
-from typing import Annotated, ClassVar
+from typing import Annotated, Any, ClassVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, PlainSerializer
+from pydantic import AfterValidator, BaseModel, ConfigDict, PlainSerializer, ValidationInfo, WrapValidator
+from pydantic_core.core_schema import ValidatorFunctionWrapHandler
 
-__all__ = ["ContractModel", "ProtoBytes", "UtcDatetime"]
+__all__ = ["TOLERANT", "ContractModel", "OpenEnum", "ProtoBytes", "UtcDatetime"]
+
+TOLERANT = {"tolerant_enums": True}
+"""Validation context for readers of the log (``model_validate(..., context=TOLERANT)``)."""
 
 
 def _to_utc(value: datetime) -> datetime:
@@ -57,3 +62,27 @@ class ContractModel(BaseModel):
     )
 
     PROTO_NAME: ClassVar[str]
+
+
+class OpenEnum(enum.StrEnum):
+    """Base of every generated enum. proto3 enums are open: see :func:`open_enum_field`."""
+
+
+def open_enum_field(enum_type: type[OpenEnum]) -> WrapValidator:
+    """The validator the generator attaches to every enum-typed field.
+
+    A reader of the log (validation context :data:`TOLERANT`) reads a value it does not know — one a
+    newer producer added — as the enum's zero value instead of rejecting the whole event. Everywhere
+    else (API input, commands) an unknown value stays a validation error.
+    """
+
+    def validate(value: Any, handler: ValidatorFunctionWrapHandler, info: ValidationInfo) -> Any:
+        try:
+            return handler(value)
+        except ValueError:
+            context = info.context
+            if isinstance(context, dict) and context.get("tolerant_enums") and isinstance(value, str | int):
+                return next(iter(enum_type))
+            raise
+
+    return WrapValidator(validate)

@@ -209,7 +209,10 @@ class RecordQaVerdict(_base.ContractModel):
 
     step_run_id: str = ""
     qa_attempt: int = 0
-    verdict: _deksdenflow_common_v1_common.QaVerdict = _deksdenflow_common_v1_common.QaVerdict.UNSPECIFIED
+    verdict: _typing.Annotated[
+        _deksdenflow_common_v1_common.QaVerdict,
+        _base.open_enum_field(_deksdenflow_common_v1_common.QaVerdict),
+    ] = _deksdenflow_common_v1_common.QaVerdict.UNSPECIFIED
     summary: str = ""
     blocking: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
@@ -238,7 +241,10 @@ class RecordPullRequestOpened(_base.ContractModel):
     COMMAND_TYPE: _typing.ClassVar[str] = "protocol_run.record_pr_opened"
 
     attempt: int = 0
-    provider: _deksdenflow_common_v1_common.CiProvider = _deksdenflow_common_v1_common.CiProvider.UNSPECIFIED
+    provider: _typing.Annotated[
+        _deksdenflow_common_v1_common.CiProvider,
+        _base.open_enum_field(_deksdenflow_common_v1_common.CiProvider),
+    ] = _deksdenflow_common_v1_common.CiProvider.UNSPECIFIED
     number: int = 0
     url: str = ""
     reused: bool = False
@@ -281,8 +287,13 @@ class RecordCiReport(_base.ContractModel):
     PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.commands.v1.RecordCiReport"
     COMMAND_TYPE: _typing.ClassVar[str] = "protocol_run.record_ci_report"
 
-    provider: _deksdenflow_common_v1_common.CiProvider = _deksdenflow_common_v1_common.CiProvider.UNSPECIFIED
-    status: _deksdenflow_common_v1_common.CiStatus = _deksdenflow_common_v1_common.CiStatus.UNSPECIFIED
+    provider: _typing.Annotated[
+        _deksdenflow_common_v1_common.CiProvider,
+        _base.open_enum_field(_deksdenflow_common_v1_common.CiProvider),
+    ] = _deksdenflow_common_v1_common.CiProvider.UNSPECIFIED
+    status: _typing.Annotated[
+        _deksdenflow_common_v1_common.CiStatus, _base.open_enum_field(_deksdenflow_common_v1_common.CiStatus)
+    ] = _deksdenflow_common_v1_common.CiStatus.UNSPECIFIED
     raw_status: str = ""
     head_sha: str = ""
     run_url: str = ""
@@ -301,7 +312,9 @@ class RecordUsage(_base.ContractModel):
 
     call_id: str = ""
     step_run_id: str = ""
-    phase: _deksdenflow_common_v1_common.Phase = _deksdenflow_common_v1_common.Phase.UNSPECIFIED
+    phase: _typing.Annotated[
+        _deksdenflow_common_v1_common.Phase, _base.open_enum_field(_deksdenflow_common_v1_common.Phase)
+    ] = _deksdenflow_common_v1_common.Phase.UNSPECIFIED
     engine_id: str = ""
     model: str = ""
     usage: _deksdenflow_common_v1_common.TokenUsage | None = None

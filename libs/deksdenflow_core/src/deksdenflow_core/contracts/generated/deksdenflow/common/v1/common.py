@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import enum as _enum
 import typing as _typing
 
 import pydantic as _pydantic
@@ -11,7 +10,7 @@ import pydantic as _pydantic
 from deksdenflow_core.contracts import base as _base
 
 
-class StepType(_enum.StrEnum):
+class StepType(_base.OpenEnum):
     """What a step is for. Step 0 of a plan is the setup step; the last one finalizes."""
 
     UNSPECIFIED = "STEP_TYPE_UNSPECIFIED"
@@ -20,7 +19,7 @@ class StepType(_enum.StrEnum):
     QA = "STEP_TYPE_QA"
 
 
-class QaPolicy(_enum.StrEnum):
+class QaPolicy(_base.OpenEnum):
     """How much QA a step gets after execution.
 
     UNSPECIFIED: Unset: treated as full.
@@ -35,7 +34,7 @@ class QaPolicy(_enum.StrEnum):
     FULL = "QA_POLICY_FULL"
 
 
-class QaVerdict(_enum.StrEnum):
+class QaVerdict(_base.OpenEnum):
     """A QA verdict. Fail-closed: anything but PASS is FAIL."""
 
     UNSPECIFIED = "QA_VERDICT_UNSPECIFIED"
@@ -43,7 +42,7 @@ class QaVerdict(_enum.StrEnum):
     FAIL = "QA_VERDICT_FAIL"
 
 
-class CiProvider(_enum.StrEnum):
+class CiProvider(_base.OpenEnum):
     """The code host and CI of a project."""
 
     UNSPECIFIED = "CI_PROVIDER_UNSPECIFIED"
@@ -51,7 +50,7 @@ class CiProvider(_enum.StrEnum):
     GITLAB = "CI_PROVIDER_GITLAB"
 
 
-class CiStatus(_enum.StrEnum):
+class CiStatus(_base.OpenEnum):
     """A CI result, normalised from the provider's own states.
 
     RUNNING: in_progress, queued, pending, running.
@@ -65,7 +64,7 @@ class CiStatus(_enum.StrEnum):
     FAILURE = "CI_STATUS_FAILURE"
 
 
-class Phase(_enum.StrEnum):
+class Phase(_base.OpenEnum):
     """The agent phase a call belongs to (prompt, model and usage are tracked per phase)."""
 
     UNSPECIFIED = "PHASE_UNSPECIFIED"
@@ -76,7 +75,7 @@ class Phase(_enum.StrEnum):
     DISCOVERY = "PHASE_DISCOVERY"
 
 
-class ExecutionReason(_enum.StrEnum):
+class ExecutionReason(_base.OpenEnum):
     """Why a step's execution was requested.
 
     RUN_NEXT_STEP: The run's "run next step" action picked the next pending step.
@@ -92,7 +91,7 @@ class ExecutionReason(_enum.StrEnum):
     CI_FIX = "EXECUTION_REASON_CI_FIX"
 
 
-class QaReason(_enum.StrEnum):
+class QaReason(_base.OpenEnum):
     """Why QA of a step was requested.
 
     AFTER_EXEC: DEKSDENFLOW_AUTO_QA_AFTER_EXEC: QA right after execution.
@@ -106,7 +105,7 @@ class QaReason(_enum.StrEnum):
     CI_SUCCESS = "QA_REASON_CI_SUCCESS"
 
 
-class CompletionVia(_enum.StrEnum):
+class CompletionVia(_base.OpenEnum):
     """How a step came to be completed."""
 
     UNSPECIFIED = "COMPLETION_VIA_UNSPECIFIED"
@@ -116,7 +115,7 @@ class CompletionVia(_enum.StrEnum):
     CI_SUCCESS = "COMPLETION_VIA_CI_SUCCESS"
 
 
-class FailureSource(_enum.StrEnum):
+class FailureSource(_base.OpenEnum):
     """What made a step fail."""
 
     UNSPECIFIED = "FAILURE_SOURCE_UNSPECIFIED"
@@ -125,7 +124,7 @@ class FailureSource(_enum.StrEnum):
     CI = "FAILURE_SOURCE_CI"
 
 
-class RunCompletionReason(_enum.StrEnum):
+class RunCompletionReason(_base.OpenEnum):
     """Why a protocol run completed.
 
     ALL_STEPS_DONE: Every step is completed or cancelled.
@@ -159,7 +158,7 @@ class StepPlan(_base.ContractModel):
     )
     index: int = _pydantic.Field(default=0, description="0-based position; step 0 is the setup step.")
     name: str = _pydantic.Field(default="", description='The step file name, e.g. "01-build.md".')
-    step_type: StepType = StepType.UNSPECIFIED
+    step_type: _typing.Annotated[StepType, _base.open_enum_field(StepType)] = StepType.UNSPECIFIED
     engine_id: str = _pydantic.Field(
         default="",
         description='Engine for execution (e.g. "codex"); empty means the project\'s or the global default.',
@@ -167,7 +166,7 @@ class StepPlan(_base.ContractModel):
     model: str = _pydantic.Field(
         default="", description="Model for execution; empty means the project's or the global default."
     )
-    qa_policy: QaPolicy = QaPolicy.UNSPECIFIED
+    qa_policy: _typing.Annotated[QaPolicy, _base.open_enum_field(QaPolicy)] = QaPolicy.UNSPECIFIED
     qa_engine_id: str = ""
     qa_model: str = ""
     file_path: str = _pydantic.Field(

@@ -22,9 +22,10 @@ class ProjectRegistered(_base.ContractModel):
     name: str = ""
     git_url: str = ""
     base_branch: str = ""
-    ci_provider: _deksdenflow_common_v1_common.CiProvider = (
-        _deksdenflow_common_v1_common.CiProvider.UNSPECIFIED
-    )
+    ci_provider: _typing.Annotated[
+        _deksdenflow_common_v1_common.CiProvider,
+        _base.open_enum_field(_deksdenflow_common_v1_common.CiProvider),
+    ] = _deksdenflow_common_v1_common.CiProvider.UNSPECIFIED
     default_models: _deksdenflow_common_v1_common.ModelDefaults | None = None
     local_path: str = _pydantic.Field(
         default="", description="An existing checkout to use instead of cloning, if any."

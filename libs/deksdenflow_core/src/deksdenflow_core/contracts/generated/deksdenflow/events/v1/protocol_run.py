@@ -73,9 +73,10 @@ class ProtocolRunCompleted(_base.ContractModel):
     PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.events.v1.ProtocolRunCompleted"
     EVENT_TYPE: _typing.ClassVar[str] = "protocol_run.completed"
 
-    reason: _deksdenflow_common_v1_common.RunCompletionReason = (
-        _deksdenflow_common_v1_common.RunCompletionReason.UNSPECIFIED
-    )
+    reason: _typing.Annotated[
+        _deksdenflow_common_v1_common.RunCompletionReason,
+        _base.open_enum_field(_deksdenflow_common_v1_common.RunCompletionReason),
+    ] = _deksdenflow_common_v1_common.RunCompletionReason.UNSPECIFIED
     cancelled_step_run_ids: tuple[str, ...] = _pydantic.Field(
         default=(), description="Steps still open when a merge completed the run; they were cancelled."
     )
@@ -139,9 +140,10 @@ class StepExecutionRequested(_base.ContractModel):
     attempt: int = _pydantic.Field(
         default=0, description="0 for the first execution, retries + 1 for each retry."
     )
-    reason: _deksdenflow_common_v1_common.ExecutionReason = (
-        _deksdenflow_common_v1_common.ExecutionReason.UNSPECIFIED
-    )
+    reason: _typing.Annotated[
+        _deksdenflow_common_v1_common.ExecutionReason,
+        _base.open_enum_field(_deksdenflow_common_v1_common.ExecutionReason),
+    ] = _deksdenflow_common_v1_common.ExecutionReason.UNSPECIFIED
     instructions: str = _pydantic.Field(
         default="", description="Evidence for the agent, e.g. a CI log excerpt for a CI fix."
     )
@@ -207,8 +209,12 @@ class QaRequested(_base.ContractModel):
     qa_attempt: int = _pydantic.Field(
         default=0, description="1 for the first QA of the step, +1 for each further QA."
     )
-    policy: _deksdenflow_common_v1_common.QaPolicy = _deksdenflow_common_v1_common.QaPolicy.UNSPECIFIED
-    reason: _deksdenflow_common_v1_common.QaReason = _deksdenflow_common_v1_common.QaReason.UNSPECIFIED
+    policy: _typing.Annotated[
+        _deksdenflow_common_v1_common.QaPolicy, _base.open_enum_field(_deksdenflow_common_v1_common.QaPolicy)
+    ] = _deksdenflow_common_v1_common.QaPolicy.UNSPECIFIED
+    reason: _typing.Annotated[
+        _deksdenflow_common_v1_common.QaReason, _base.open_enum_field(_deksdenflow_common_v1_common.QaReason)
+    ] = _deksdenflow_common_v1_common.QaReason.UNSPECIFIED
 
 
 class QaVerdictRecorded(_base.ContractModel):
@@ -219,7 +225,10 @@ class QaVerdictRecorded(_base.ContractModel):
 
     step_run_id: str = ""
     qa_attempt: int = 0
-    verdict: _deksdenflow_common_v1_common.QaVerdict = _deksdenflow_common_v1_common.QaVerdict.UNSPECIFIED
+    verdict: _typing.Annotated[
+        _deksdenflow_common_v1_common.QaVerdict,
+        _base.open_enum_field(_deksdenflow_common_v1_common.QaVerdict),
+    ] = _deksdenflow_common_v1_common.QaVerdict.UNSPECIFIED
     summary: str = ""
     blocking: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
@@ -240,7 +249,10 @@ class StepCompleted(_base.ContractModel):
     EVENT_TYPE: _typing.ClassVar[str] = "protocol_run.step_completed"
 
     step_run_id: str = ""
-    via: _deksdenflow_common_v1_common.CompletionVia = _deksdenflow_common_v1_common.CompletionVia.UNSPECIFIED
+    via: _typing.Annotated[
+        _deksdenflow_common_v1_common.CompletionVia,
+        _base.open_enum_field(_deksdenflow_common_v1_common.CompletionVia),
+    ] = _deksdenflow_common_v1_common.CompletionVia.UNSPECIFIED
 
 
 class StepFailed(_base.ContractModel):
@@ -250,9 +262,10 @@ class StepFailed(_base.ContractModel):
     EVENT_TYPE: _typing.ClassVar[str] = "protocol_run.step_failed"
 
     step_run_id: str = ""
-    source: _deksdenflow_common_v1_common.FailureSource = (
-        _deksdenflow_common_v1_common.FailureSource.UNSPECIFIED
-    )
+    source: _typing.Annotated[
+        _deksdenflow_common_v1_common.FailureSource,
+        _base.open_enum_field(_deksdenflow_common_v1_common.FailureSource),
+    ] = _deksdenflow_common_v1_common.FailureSource.UNSPECIFIED
     reason: str = ""
 
 
@@ -292,7 +305,10 @@ class PullRequestOpened(_base.ContractModel):
     EVENT_TYPE: _typing.ClassVar[str] = "protocol_run.pr_opened"
 
     attempt: int = 0
-    provider: _deksdenflow_common_v1_common.CiProvider = _deksdenflow_common_v1_common.CiProvider.UNSPECIFIED
+    provider: _typing.Annotated[
+        _deksdenflow_common_v1_common.CiProvider,
+        _base.open_enum_field(_deksdenflow_common_v1_common.CiProvider),
+    ] = _deksdenflow_common_v1_common.CiProvider.UNSPECIFIED
     number: int = 0
     url: str = ""
     reused: bool = False
@@ -338,8 +354,13 @@ class CiReported(_base.ContractModel):
     step_run_id: str = _pydantic.Field(
         default="", description="The step whose commit CI ran (matched by head SHA); empty if none matched."
     )
-    provider: _deksdenflow_common_v1_common.CiProvider = _deksdenflow_common_v1_common.CiProvider.UNSPECIFIED
-    status: _deksdenflow_common_v1_common.CiStatus = _deksdenflow_common_v1_common.CiStatus.UNSPECIFIED
+    provider: _typing.Annotated[
+        _deksdenflow_common_v1_common.CiProvider,
+        _base.open_enum_field(_deksdenflow_common_v1_common.CiProvider),
+    ] = _deksdenflow_common_v1_common.CiProvider.UNSPECIFIED
+    status: _typing.Annotated[
+        _deksdenflow_common_v1_common.CiStatus, _base.open_enum_field(_deksdenflow_common_v1_common.CiStatus)
+    ] = _deksdenflow_common_v1_common.CiStatus.UNSPECIFIED
     raw_status: str = _pydantic.Field(default="", description='The provider\'s own state, e.g. "timed_out".')
     head_sha: str = ""
     run_url: str = ""
@@ -359,7 +380,9 @@ class UsageRecorded(_base.ContractModel):
         default="", description="Unique per agent call: the same call is never counted twice."
     )
     step_run_id: str = _pydantic.Field(default="", description="Empty for run-level calls (planning).")
-    phase: _deksdenflow_common_v1_common.Phase = _deksdenflow_common_v1_common.Phase.UNSPECIFIED
+    phase: _typing.Annotated[
+        _deksdenflow_common_v1_common.Phase, _base.open_enum_field(_deksdenflow_common_v1_common.Phase)
+    ] = _deksdenflow_common_v1_common.Phase.UNSPECIFIED
     engine_id: str = ""
     model: str = ""
     usage: _deksdenflow_common_v1_common.TokenUsage | None = None
