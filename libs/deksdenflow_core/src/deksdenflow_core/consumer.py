@@ -6,7 +6,9 @@ Settling rules (ARCHITECTURE.md, "Consumers and delivery"):
 * handler raises a *retryable* error → ``nak`` with the delay of the next backoff step;
 * handler raises a non-retryable error, or retries are exhausted → ``on_failure`` is awaited (a service
   appends its ``…failed`` event there), then ``term``: nothing is silently stuck;
-* a message that is not a valid event (``ContractError``) → logged and ``term``-ed (poison message);
+* a message that is not a valid event (``ContractError``) → logged and ``term``-ed (poison message), or,
+  with ``poison="retry"`` (the projector, which must not skip anything), nak-ed until a newer release
+  that understands it is deployed;
 * while a handler runs, ``in_progress`` is sent every ``heartbeat_seconds`` so a long agent run is not
   redelivered to another replica while it is alive.
 """
@@ -17,7 +19,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import nats.errors
 from nats.aio.msg import Msg
@@ -86,12 +88,15 @@ class ConsumerLoop:
         spec: ConsumerSpec,
         *,
         on_failure: FailureHook | None = None,
+        poison: Literal["term", "retry"] = "term",
     ) -> None:
         self._js = js
+        self._poison = poison
         self._stream = stream
         self._spec = spec
         self._on_failure = on_failure
         self._stopping = asyncio.Event()
+        self._settling: set[asyncio.Task[None]] = set()
 
     def stop(self) -> None:
         """Finish the batch in hand, then return from ``run``."""
@@ -106,7 +111,12 @@ class ConsumerLoop:
 
         async def each(batch: list[Msg]) -> None:
             for msg in batch:
-                delivery = self._decode(msg)
+                try:
+                    delivery = self._decode(msg)
+                except ContractError as exc:
+                    log.error("undecodable message kept for a newer release", error=exc.message)
+                    await msg.nak(delay=self._spec.delay_after(msg.metadata.num_delivered))
+                    continue
                 if delivery is not None:
                     await self._settle(delivery, handler)
 
@@ -120,17 +130,17 @@ class ConsumerLoop:
         """
 
         async def whole(batch: list[Msg]) -> None:
-            deliveries = [d for d in (self._decode(m) for m in batch) if d is not None]
-            if not deliveries:
-                return
             try:
-                async with self._heartbeat([d.msg for d in deliveries]):
+                deliveries = [d for d in (self._decode(m) for m in batch) if d is not None]
+                if not deliveries:
+                    return
+                async with self._heartbeat(batch):
                     await handler(deliveries)
             except Exception as exc:
-                log.warning("batch failed; will be redelivered", error=repr(exc), size=len(deliveries))
-                delay = self._spec.delay_after(max(d.num_delivered for d in deliveries))
-                for d in deliveries:
-                    await d.msg.nak(delay=delay)
+                log.warning("batch failed; will be redelivered", error=repr(exc), size=len(batch))
+                delay = self._spec.delay_after(max(m.metadata.num_delivered for m in batch))
+                for m in batch:
+                    await m.nak(delay=delay)
                 return
             for d in deliveries:
                 await d.msg.ack()
@@ -156,8 +166,10 @@ class ConsumerLoop:
         try:
             event = decode(msg.headers, msg.data, meta.sequence.stream)
         except ContractError as exc:
+            if self._poison == "retry":
+                raise
             log.error("poison message terminated", stream_seq=meta.sequence.stream, error=exc.message)
-            asyncio.get_running_loop().create_task(msg.term())
+            self._settling.add(asyncio.get_running_loop().create_task(msg.term()))
             return None
         return Delivery(event=event, num_delivered=meta.num_delivered, msg=msg)
 

@@ -23,6 +23,7 @@ from typing import Any
 
 import nats.errors
 from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
 
 from deksdenflow_core.contracts.base import ContractModel
 from deksdenflow_core.envelope import Envelope, RecordedEvent, decode, encode, event_type_of
@@ -104,6 +105,10 @@ class JetStreamEventStore:
         self.subjects = Subjects(settings.subject_prefix)
         self.stream = settings.stream_name
         self._timeout = settings.request_timeout_seconds
+
+    def jetstream(self) -> JetStreamContext:
+        """A JetStream context on the store's connection (for consumers of the same stream)."""
+        return self._nc.jetstream()
 
     # --- provisioning ---------------------------------------------------------------------------------
 
@@ -323,7 +328,7 @@ class JetStreamEventStore:
         events: list[RecordedEvent] = []
         seq = from_seq
         while True:
-            page, pending = await self._direct_batch(subject_filter, seq)
+            page, pending = await self.read_page(subject_filter, seq)
             events.extend(page)
             if not page or pending == 0:
                 return Loaded(events=events)
@@ -333,8 +338,8 @@ class JetStreamEventStore:
         loaded = await self.read(subject_filter, from_seq=from_seq)
         return [e for e in loaded.events if e.envelope.id in ids]
 
-    async def _direct_batch(self, subject_filter: str, seq: int) -> tuple[list[RecordedEvent], int]:
-        """One batched direct get: up to ``_READ_BATCH`` messages, and how many match after them."""
+    async def read_page(self, subject_filter: str, seq: int) -> tuple[list[RecordedEvent], int]:
+        """One batched direct get from ``seq`` on: up to 512 events, and how many match after them."""
         inbox = self._nc.new_inbox()
         sub = await self._nc.subscribe(inbox)
         request = {"seq": seq, "next_by_subj": subject_filter, "batch": _READ_BATCH}

@@ -1,0 +1,1 @@
+"""deksdenflow projector: the PostgreSQL read model, built from the event log."""

@@ -1,0 +1,68 @@
+"""``deksdenflow-projector run | migrate | rebuild`` (also ``python -m deksdenflow_projector``).
+
+Exit codes: 0 ok, 1 runtime error, 2 bad configuration or usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from pydantic import ValidationError
+
+from deksdenflow_core.errors import DeksdenflowError
+from deksdenflow_core.eventstore import JetStreamEventStore, connect
+from deksdenflow_core.logging import configure_logging
+from deksdenflow_core.settings import DatabaseSettings, EventStoreSettings, LogSettings
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="deksdenflow-projector", description=__doc__)
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("run", help="consume the event log into the read model (the service)")
+    sub.add_parser("migrate", help="bring the read-model schema to the latest migration")
+    rebuild = sub.add_parser("rebuild", help="replay the log from sequence 1 into fresh tables and swap them in")
+    rebuild.add_argument("--no-swap", action="store_true", help="build the fresh tables but keep serving the old")
+    return parser
+
+
+async def _rebuild(no_swap: bool) -> None:
+    from deksdenflow_projector.rebuild import rebuild
+
+    es = EventStoreSettings()
+    nc = await connect(es, name="deksdenflow-projector-rebuild")
+    try:
+        report = await rebuild(DatabaseSettings().db_url, JetStreamEventStore(nc, es), swap=not no_swap)
+    finally:
+        await nc.drain()
+    print(
+        f"rebuilt {report.events} events up to sequence {report.checkpoint} in {report.seconds:.2f}s "
+        f"({report.events_per_second:,.0f} events/s){'' if no_swap else '; swapped in'}"
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command in (None, "run"):
+            from deksdenflow_projector.main import serve
+
+            asyncio.run(serve())
+        elif args.command == "migrate":
+            from deksdenflow_projector.migrate import migrate
+
+            configure_logging(LogSettings(), service="projector")
+            migrate(DatabaseSettings().db_url)
+            print("read model migrated")
+        else:
+            configure_logging(LogSettings(), service="projector")
+            asyncio.run(_rebuild(args.no_swap))
+    except ValidationError as exc:
+        print(f"bad configuration: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except DeksdenflowError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)

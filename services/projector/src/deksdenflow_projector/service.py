@@ -1,0 +1,96 @@
+"""The live projector: a durable consumer applying batches to the read model, and its lag."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import asyncpg
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from deksdenflow_core.consumer import ConsumerLoop, ConsumerSpec, Delivery
+from deksdenflow_core.eventstore import JetStreamEventStore
+from deksdenflow_core.logging import get_logger
+from deksdenflow_core.readmodel import SCHEMA, WRITER_LOCK_KEY
+from deksdenflow_projector.projection import apply_batch, checkpoint
+from deksdenflow_projector.settings import ProjectorSettings
+
+log = get_logger(__name__)
+
+
+class Metrics:
+    """The projector's Prometheus metrics, in a registry of its own."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.lag = Gauge("deksdenflow_projector_lag_events", "Stream last sequence minus checkpoint", registry=self.registry)
+        self.checkpoint = Gauge("deksdenflow_projector_checkpoint", "Last applied stream sequence", registry=self.registry)
+        self.applied = Counter("deksdenflow_projector_events_applied", "Events applied", registry=self.registry)
+        self.batch_seconds = Histogram(
+            "deksdenflow_projector_batch_seconds", "Time to apply one batch", registry=self.registry
+        )
+        self.failures = Counter("deksdenflow_projector_batch_failures", "Batches that failed", registry=self.registry)
+
+
+class Projector:
+    """Applies delivered batches to the live schema; each batch is one transaction with the checkpoint."""
+
+    def __init__(self, pool: asyncpg.Pool, store: JetStreamEventStore, settings: ProjectorSettings) -> None:
+        self._pool = pool
+        self._store = store
+        self._settings = settings
+        self.metrics = Metrics()
+        self.last_seq = 0
+        self.stream_last_seq = 0
+        self.last_progress = time.monotonic()
+        self.loop = ConsumerLoop(
+            store.jetstream(),
+            store.stream,
+            ConsumerSpec(
+                durable=settings.durable,
+                filter_subjects=[store.subjects.all],
+                batch=settings.batch_size,
+                # One batch in flight: redeliveries come back in order before anything newer.
+                max_ack_pending=settings.batch_size,
+                ack_wait_seconds=60.0,
+                heartbeat_seconds=15.0,
+                fetch_timeout_seconds=0.5,
+                backoff_seconds=(0.2, 1.0, 5.0),
+                max_deliver=-1,
+            ),
+            poison="retry",
+        )
+
+    async def handle(self, batch: list[Delivery]) -> None:
+        started = time.perf_counter()
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                # A rebuild takes this lock to swap schemas between two of our batches.
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", WRITER_LOCK_KEY)
+                before = await checkpoint(conn, SCHEMA)
+                self.last_seq = await apply_batch(conn, SCHEMA, [d.event for d in batch])
+        except Exception:
+            self.metrics.failures.inc()
+            raise
+        self.metrics.applied.inc(max(0, self.last_seq - before))
+        self.metrics.checkpoint.set(self.last_seq)
+        self.metrics.batch_seconds.observe(time.perf_counter() - started)
+        self.last_progress = time.monotonic()
+
+    async def run(self) -> None:
+        async with self._pool.acquire() as conn:
+            self.last_seq = await checkpoint(conn, SCHEMA)
+        await self.loop.run_batches(self.handle)
+
+    async def track_lag(self) -> None:
+        """Refresh the lag gauge: stream last sequence − checkpoint."""
+        while True:
+            try:
+                self.stream_last_seq = await self._store.stream_last_seq()
+                async with self._pool.acquire() as conn:
+                    self.last_seq = await checkpoint(conn, SCHEMA)
+                self.metrics.lag.set(max(0, self.stream_last_seq - self.last_seq))
+                self.metrics.checkpoint.set(self.last_seq)
+            except Exception as exc:
+                log.warning("lag refresh failed", error=repr(exc))
+            await asyncio.sleep(self._settings.lag_interval_seconds)

@@ -1,0 +1,18 @@
+"""Projector settings (``DEKSDENFLOW_PROJECTOR_*``)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ProjectorSettings(BaseSettings):
+    """How the projector consumes and where it reports."""
+
+    model_config = SettingsConfigDict(env_prefix="DEKSDENFLOW_PROJECTOR_", extra="ignore", frozen=True)
+
+    durable: str = Field(default="projector", pattern=r"^[A-Za-z0-9_-]+$")
+    batch_size: int = Field(default=500, ge=1, le=10_000)
+    host: str = "127.0.0.1"
+    port: int = Field(default=8011, ge=1, le=65535, description="/health and /metrics")
+    lag_interval_seconds: float = Field(default=1.0, gt=0)
