@@ -46,9 +46,9 @@ def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     try:
         if args.command in (None, "run"):
-            from deksdenflow_projector.main import serve
+            from deksdenflow_projector.main import main as serve
 
-            asyncio.run(serve())
+            sys.exit(serve())
         elif args.command == "migrate":
             from deksdenflow_projector.migrate import migrate
 

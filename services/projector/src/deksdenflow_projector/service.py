@@ -52,8 +52,8 @@ class Projector:
                 batch=settings.batch_size,
                 # One batch in flight: redeliveries come back in order before anything newer.
                 max_ack_pending=settings.batch_size,
-                ack_wait_seconds=60.0,
-                heartbeat_seconds=15.0,
+                ack_wait_seconds=settings.ack_wait_seconds,
+                heartbeat_seconds=max(0.5, settings.ack_wait_seconds / 4),
                 fetch_timeout_seconds=0.5,
                 backoff_seconds=(0.2, 1.0, 5.0),
                 max_deliver=-1,
@@ -69,6 +69,8 @@ class Projector:
                 await conn.execute("SELECT pg_advisory_xact_lock($1)", WRITER_LOCK_KEY)
                 before = await checkpoint(conn, SCHEMA)
                 self.last_seq = await apply_batch(conn, SCHEMA, [d.event for d in batch])
+                if self._settings.debug_batch_delay_seconds:
+                    await asyncio.sleep(self._settings.debug_batch_delay_seconds)
         except Exception:
             self.metrics.failures.inc()
             raise
