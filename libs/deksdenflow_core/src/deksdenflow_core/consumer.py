@@ -47,12 +47,15 @@ class ConsumerSpec:
     batch: int = 64
     fetch_timeout_seconds: float = 1.0
     max_ack_pending: int = 1000
+    # Acknowledging a message acknowledges every earlier one (for ordered, single-writer consumers such
+    # as the projector: one ack per batch instead of one per event).
+    ack_all: bool = False
 
     def config(self) -> ConsumerConfig:
         return ConsumerConfig(
             durable_name=self.durable,
             filter_subjects=list(self.filter_subjects),
-            ack_policy=AckPolicy.EXPLICIT,
+            ack_policy=AckPolicy.ALL if self.ack_all else AckPolicy.EXPLICIT,
             deliver_policy=DeliverPolicy.ALL,
             ack_wait=self.ack_wait_seconds,
             max_deliver=self.max_deliver,
@@ -109,7 +112,7 @@ class ConsumerLoop:
     async def run(self, handler: Handler) -> None:
         """Dispatch messages one at a time (in order within a batch), settling each."""
 
-        async def each(batch: list[Msg]) -> None:
+        async def each(batch: list[Msg], _: object) -> bool:
             for msg in batch:
                 try:
                     delivery = self._decode(msg)
@@ -119,45 +122,85 @@ class ConsumerLoop:
                     continue
                 if delivery is not None:
                     await self._settle(delivery, handler)
+            return True
 
         await self._loop(each)
 
-    async def run_batches(self, handler: BatchHandler) -> None:
-        """Dispatch whole batches (e.g. one database transaction per batch); ack all after success.
+    async def run_batches(self, handler: BatchHandler, *, prefetch: bool = False) -> None:
+        """Dispatch whole batches (e.g. one database transaction per batch); ack after success.
 
         A failed batch is nak-ed whole and redelivered; the handler must be idempotent per event (the
-        projector skips events at or below its checkpoint).
+        projector skips events at or below its checkpoint). With ``prefetch`` the next batch is fetched
+        and decoded while the handler works on the current one (set ``max_ack_pending`` to at least two
+        batches); if the current batch fails, the prefetched one is nak-ed too, so redelivery keeps the
+        order.
         """
 
-        async def whole(batch: list[Msg]) -> None:
+        def decode_all(batch: list[Msg]) -> list[Delivery] | Exception:
             try:
-                deliveries = [d for d in (self._decode(m) for m in batch) if d is not None]
-                if not deliveries:
-                    return
-                async with self._heartbeat(batch):
-                    await handler(deliveries)
+                return [d for d in (self._decode(m) for m in batch) if d is not None]
+            except Exception as exc:  # an undecodable event fails the batch it is in
+                return exc
+
+        async def whole(batch: list[Msg], decoded: list[Delivery] | Exception) -> bool:
+            try:
+                if isinstance(decoded, Exception):
+                    raise decoded
+                if decoded:
+                    async with self._heartbeat(batch):
+                        await handler(decoded)
             except Exception as exc:
                 log.warning("batch failed; will be redelivered", error=repr(exc), size=len(batch))
-                delay = self._spec.delay_after(max(m.metadata.num_delivered for m in batch))
+                await self._nak_all(batch)
+                return False
+            if self._spec.ack_all:
+                await batch[-1].ack()
+            else:
                 for m in batch:
-                    await m.nak(delay=delay)
-                return
-            for d in deliveries:
-                await d.msg.ack()
+                    await m.ack()
+            return True
 
-        await self._loop(whole)
+        await self._loop(whole, prepare=decode_all, prefetch=prefetch)
 
-    async def _loop(self, dispatch: Callable[[list[Msg]], Awaitable[None]]) -> None:
+    async def _nak_all(self, batch: list[Msg]) -> None:
+        if batch:
+            delay = self._spec.delay_after(max(m.metadata.num_delivered for m in batch))
+            for m in batch:
+                await m.nak(delay=delay)
+
+    async def _loop(
+        self,
+        dispatch: Callable[[list[Msg], Any], Awaitable[bool]],
+        *,
+        prepare: Callable[[list[Msg]], Any] = lambda batch: None,
+        prefetch: bool = False,
+    ) -> None:
         await self.ensure_consumer()
         psub = await self._js.pull_subscribe_bind(self._spec.durable, stream=self._stream)
+
+        async def fetch() -> tuple[list[Msg], Any]:
+            try:
+                batch = list(await psub.fetch(self._spec.batch, timeout=self._spec.fetch_timeout_seconds))
+            except nats.errors.TimeoutError:
+                return [], None
+            return batch, prepare(batch)
+
+        ahead: asyncio.Task[tuple[list[Msg], Any]] | None = None
         try:
             while not self._stopping.is_set():
-                try:
-                    batch = await psub.fetch(self._spec.batch, timeout=self._spec.fetch_timeout_seconds)
-                except nats.errors.TimeoutError:
+                batch, prepared = await ahead if ahead is not None else await fetch()
+                ahead = None
+                if not batch:
                     continue
-                await dispatch(batch)
+                if prefetch:  # only one fetch is ever in flight on the subscription
+                    ahead = asyncio.create_task(fetch())
+                if not await dispatch(batch, prepared) and ahead is not None:
+                    await self._nak_all((await ahead)[0])
+                    ahead = None
         finally:
+            if ahead is not None:
+                with contextlib.suppress(Exception):
+                    await self._nak_all((await ahead)[0])
             with contextlib.suppress(Exception):
                 await psub.unsubscribe()
 

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from deksdenflow_core.contracts.base import TOLERANT, ContractModel
 from deksdenflow_core.contracts.generated.registry import EVENT_TYPES
@@ -74,6 +74,14 @@ class RecordedEvent(BaseModel):
     envelope: Envelope
     event: ContractModel
     stream_seq: int
+    # The JSON body exactly as stored (empty for events built in memory); lets readers such as the
+    # projector keep the payload without serialising the model again.
+    body: bytes = Field(default=b"", repr=False, exclude=True, compare=False)
+
+    @property
+    def payload_json(self) -> bytes:
+        """The event's JSON body: as stored when read from the log, else freshly serialised."""
+        return self.body or self.event.model_dump_json().encode()
 
 
 def encode(envelope: Envelope, event: ContractModel) -> tuple[dict[str, str], bytes]:
@@ -105,7 +113,7 @@ def decode(headers: Mapping[str, str] | None, body: bytes, stream_seq: int) -> R
         event = model.model_validate(json.loads(body or b"{}"), context=TOLERANT)
     except (ValidationError, ValueError) as exc:
         raise ContractError(f"invalid {raw['type']} event: {exc}", stream_seq=stream_seq) from exc
-    return RecordedEvent(envelope=envelope, event=event, stream_seq=stream_seq)
+    return RecordedEvent(envelope=envelope, event=event, stream_seq=stream_seq, body=body)
 
 
 def event_type_of(event: ContractModel) -> str:

@@ -388,8 +388,36 @@ class _Duplicate(Exception):
     """Internal: JetStream recognised the batch's message ids as already stored."""
 
 
+_HEADER_NAME_SPACE = re.compile(rb"[\s\x1c-\x1f]")
+
+
+def _parse_header_lines(raw: bytes) -> dict[str, str]:
+    """Same result as nats-py's ``Client._parse_header_lines``, several times faster.
+
+    Every envelope travels in ~15 headers, and nats-py's parser tests each character of each name in
+    a Python generator; on a projector catch-up that was most of the CPU time per event. Lines without
+    a colon and names that are not ASCII or contain whitespace are skipped, exactly as upstream does.
+    """
+    out: dict[str, str] = {}
+    for line in raw.split(b"\r\n"):
+        name, sep, value = line.partition(b":")
+        if not sep:
+            continue
+        name = name.strip()
+        if not name.isascii() or _HEADER_NAME_SPACE.search(name):
+            continue
+        out[name.decode("ascii")] = value.strip().decode("utf-8", "replace")
+    return out
+
+
+def use_fast_header_parser() -> None:
+    """Install :func:`_parse_header_lines` in nats-py (idempotent; called by :func:`connect`)."""
+    NATS._parse_header_lines = staticmethod(_parse_header_lines)  # type: ignore[method-assign]  # see docstring
+
+
 async def connect(settings: EventStoreSettings, *, name: str) -> NATS:
     """Connect to NATS with bounded, reconnecting behaviour suited to long-running services."""
+    use_fast_header_parser()
     nc = NATS()
     try:
         await nc.connect(

@@ -78,6 +78,11 @@ class RuntimeSettings(_Base):
         description="Unprivileged system user that runs the embedded PostgreSQL when we run as root "
         "(PostgreSQL refuses to run as root); created with useradd if missing.",
     )
+    services: str = Field(
+        default="api,projector,codex-worker,git-ci-worker",
+        pattern=r"^[a-z0-9,\s-]*$",
+        description="Comma-separated services to run (a subset, e.g. to run workers elsewhere).",
+    )
     startup_timeout_seconds: float = Field(
         default=60.0, gt=0, description="How long a server or the API may take to become ready."
     )

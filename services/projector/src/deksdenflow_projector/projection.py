@@ -48,7 +48,13 @@ class _Touched:
     step_times: dict[str, tuple[datetime, datetime]] = field(default_factory=dict)
 
 
+class RawJson(bytes):
+    """JSON text that goes into a jsonb column as it is (no parse, no re-serialisation)."""
+
+
 def _jsonb_encode(value: Any) -> bytes:
+    if isinstance(value, RawJson):
+        return b"\x01" + value
     return b"\x01" + json.dumps(value, separators=(",", ":")).encode()
 
 
@@ -117,8 +123,8 @@ async def _fold(conn: asyncpg.Connection, schema: str, events: list[RecordedEven
     for recorded in events:
         env, event, at, seq = recorded.envelope, recorded.event, recorded.envelope.time, recorded.stream_seq
         if env.aggregate_type == "project":
-            new_project = (ProjectState.initial(env.aggregate_id), at, at, seq)
-            state, created, _, _ = touched.projects.get(env.aggregate_id, new_project)
+            known_project = touched.projects.get(env.aggregate_id)
+            state, created, _, _ = known_project or (ProjectState.initial(env.aggregate_id), at, at, seq)
             # the event type decides which member of the union it is
             touched.projects[env.aggregate_id] = (evolve_project(state, event), created, at, seq)  # type: ignore[arg-type]
             if isinstance(event, pev.ProjectTokenIssued):
@@ -126,13 +132,14 @@ async def _fold(conn: asyncpg.Connection, schema: str, events: list[RecordedEven
             elif isinstance(event, pev.ProjectTokenRevoked):
                 touched.tokens_revoked.append((event.token_id, at))
         elif env.aggregate_type == "protocol_run":
-            new_run = (ProtocolRunState.initial(env.aggregate_id), at, at, seq)
-            run, created, _, _ = touched.runs.get(env.aggregate_id, new_run)
+            known_run = touched.runs.get(env.aggregate_id)
+            run, created, _, _ = known_run or (ProtocolRunState.initial(env.aggregate_id), at, at, seq)
             after = evolve_protocol_run(run, event)  # type: ignore[arg-type]
             touched.runs[env.aggregate_id] = (after, created, at, seq)
             before = {st.step_run_id: st for st in run.steps}
             for st in after.steps:
-                if before.get(st.step_run_id) != st:
+                # evolve copies only the steps it changes: identity tells which ones did
+                if before.get(st.step_run_id) is not st:
                     first = touched.step_times.get(st.step_run_id, (at, at))[0]
                     touched.step_times[st.step_run_id] = (first, at)
             if isinstance(event, rev.UsageRecorded):
@@ -160,7 +167,7 @@ def _event_row(recorded: RecordedEvent) -> tuple[Any, ...]:
         recorded.stream_seq, env.id, env.type, env.project_id, env.aggregate_type, env.aggregate_id,
         env.aggregate_id if env.aggregate_type == "protocol_run" else None, step_run_id,
         env.aggregate_version, env.time, env.source, env.actor, env.correlation_id, env.causation_id,
-        recorded.event.model_dump(mode="json"),
+        RawJson(recorded.payload_json),
     )  # fmt: skip
 
 

@@ -50,8 +50,9 @@ class Projector:
                 durable=settings.durable,
                 filter_subjects=[store.subjects.all],
                 batch=settings.batch_size,
-                # One batch in flight: redeliveries come back in order before anything newer.
-                max_ack_pending=settings.batch_size,
+                # One batch applied while the next is prefetched; redeliveries come back in order.
+                max_ack_pending=2 * settings.batch_size,
+                ack_all=True,
                 ack_wait_seconds=settings.ack_wait_seconds,
                 heartbeat_seconds=max(0.5, settings.ack_wait_seconds / 4),
                 fetch_timeout_seconds=0.5,
@@ -82,7 +83,7 @@ class Projector:
     async def run(self) -> None:
         async with self._pool.acquire() as conn:
             self.last_seq = await checkpoint(conn, SCHEMA)
-        await self.loop.run_batches(self.handle)
+        await self.loop.run_batches(self.handle, prefetch=True)
 
     async def track_lag(self) -> None:
         """Refresh the lag gauge: stream last sequence − checkpoint."""
