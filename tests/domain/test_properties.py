@@ -123,8 +123,8 @@ LIKELY: dict[RunStatus, list[str]] = {
     RunStatus.BLOCKED: ["retry_latest", "approve", "run_step", "run_qa", "qa_verdict", "ci"],
     RunStatus.PAUSED: ["resume", "exec_done", "qa_verdict"],
     RunStatus.FAILED: ["start"],
-    RunStatus.CANCELLED: ["usage", "ci", "exec_done"],
-    RunStatus.COMPLETED: ["open_pr", "pr_opened", "pr_merged", "usage"],
+    RunStatus.CANCELLED: ["usage", "ci", "exec_done", "delete_branch"],
+    RunStatus.COMPLETED: ["open_pr", "pr_opened", "pr_merged", "usage", "delete_branch"],
 }
 
 
@@ -189,6 +189,7 @@ def concretize(state: ProtocolRunState, a: dict[str, Any]) -> ProtocolRunCommand
         "pr_closed": cmd.RecordPullRequestClosed(number=1),
         "ci": cmd.RecordCiReport(status=a["ci"], head_sha=sha, delivery_id=f"d{a['key']}", auto_qa=a["flag"]),
         "usage": cmd.RecordUsage(call_id=f"c{a['key']}", cost_micro_usd=10),
+        "delete_branch": cmd.RequestBranchDeletion(),
     }
     return simple[k]
 

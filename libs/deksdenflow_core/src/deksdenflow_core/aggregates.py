@@ -113,13 +113,29 @@ class Repository:
         On a lost race the command is decided again on the new state, up to ``redecide`` times; after
         that ``ConcurrencyConflict`` propagates (the API answers 409).
         """
+        return await self.execute_many(kind, aggregate_id, [command], meta, redecide=redecide)
+
+    async def execute_many(
+        self,
+        kind: AggregateKind[S, C, E],
+        aggregate_id: str,
+        commands: list[C],
+        meta: AppendMeta,
+        *,
+        redecide: int = 1,
+    ) -> Outcome[S]:
+        """Decide ``commands`` one after the other on the evolving state; append all events at once
+        (one atomic batch), or nothing if any command is refused."""
         for attempt in range(redecide + 1):
             current = await self.load(kind, aggregate_id)
             ctx = DecisionContext(now=self._clock(), new_id=DeterministicIds(_seed(meta, aggregate_id)))
-            events = kind.decide(current.state, command, ctx)
+            events: list[E] = []
             state = current.state
-            for event in events:
-                state = kind.evolve(state, event)
+            for command in commands:
+                decided = kind.decide(state, command, ctx)
+                for event in decided:
+                    state = kind.evolve(state, event)
+                events.extend(decided)
             try:
                 appended = await self.store.append(
                     project_id=kind.project_id_of(state, aggregate_id),

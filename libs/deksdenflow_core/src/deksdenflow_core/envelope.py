@@ -76,7 +76,7 @@ class RecordedEvent(BaseModel):
     stream_seq: int
     # The JSON body exactly as stored (empty for events built in memory); lets readers such as the
     # projector keep the payload without serialising the model again.
-    body: bytes = Field(default=b"", repr=False, exclude=True, compare=False)
+    body: bytes = Field(default=b"", repr=False, exclude=True)
 
     @property
     def payload_json(self) -> bytes:

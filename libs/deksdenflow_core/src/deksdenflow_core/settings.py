@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -54,6 +54,19 @@ class ApiSettings(_Base):
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8010, ge=1, le=65535)
     health_timeout_seconds: float = Field(default=2.0, gt=0)
+    api_token: SecretStr = Field(
+        default=SecretStr(""),
+        description="Admin bearer token(s), comma-separated (DEKSDENFLOW_API_TOKEN). Empty: only project "
+        "tokens are accepted.",
+    )
+    read_wait_timeout_seconds: float = Field(
+        default=2.0, gt=0, description="How long a read waits for the read model to reach a requested sequence."
+    )
+    sse_keepalive_seconds: float = Field(default=15.0, gt=0)
+    idempotency_ttl_days: int = Field(default=30, ge=1, description="How long Idempotency-Key results are kept.")
+
+    def admin_tokens(self) -> list[str]:
+        return [t.strip() for t in self.api_token.get_secret_value().split(",") if t.strip()]
 
 
 class RuntimeSettings(_Base):

@@ -228,10 +228,11 @@ async def _write_runs(conn: asyncpg.Connection, schema: str, t: _Touched) -> Non
         f"""INSERT INTO "{schema}".protocol_runs (id, project_id, number, protocol_name, slug, task_name,
             description, base_branch, protocol_root, status, paused_from, blocked_reason, planning_attempt,
             spec_hash, pr_number, pr_url, pr_merged, branch_head_sha, input_tokens, output_tokens,
-            cost_micro_usd, state, version, last_seq, created_at, updated_at)
-        VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26)
+            cost_micro_usd, state, version, last_seq, created_at, updated_at, planning_owner)
+        VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27)
         ON CONFLICT (id) DO UPDATE SET status=EXCLUDED.status, paused_from=EXCLUDED.paused_from,
             blocked_reason=EXCLUDED.blocked_reason, planning_attempt=EXCLUDED.planning_attempt,
+            planning_owner=EXCLUDED.planning_owner,
             spec_hash=EXCLUDED.spec_hash, pr_number=EXCLUDED.pr_number, pr_url=EXCLUDED.pr_url,
             pr_merged=EXCLUDED.pr_merged, branch_head_sha=EXCLUDED.branch_head_sha,
             input_tokens=EXCLUDED.input_tokens, output_tokens=EXCLUDED.output_tokens,
@@ -244,6 +245,7 @@ async def _write_runs(conn: asyncpg.Connection, schema: str, t: _Touched) -> Non
                 s.blocked_reason or None, s.planning_attempt, s.spec_hash or None, s.pr_number or None,
                 s.pr_url or None, s.pr_merged, s.branch_head_sha or None, s.input_tokens, s.output_tokens,
                 s.cost_micro_usd, s.model_dump(mode="json"), s.version, seq, created, updated,
+                s.planning_owner or None,
             )  # fmt: skip
             for rid, (s, created, updated, seq) in t.runs.items()
         ],
@@ -260,7 +262,7 @@ async def _write_runs(conn: asyncpg.Connection, schema: str, t: _Touched) -> Non
             st.retries, st.executing, st.engine_id or None, st.model or None, _short(st.qa_policy),
             st.qa_attempt, st.qa_pending, _short(st.last_verdict), st.summary or None,
             st.commit_sha or None, list(st.changed_files), st.failure_reason or None,
-            *t.step_times[st.step_run_id],
+            *t.step_times[st.step_run_id], st.owner or None,
         )  # fmt: skip
         for rid, (s, _, _, _) in t.runs.items()
         for st in s.steps
@@ -269,13 +271,13 @@ async def _write_runs(conn: asyncpg.Connection, schema: str, t: _Touched) -> Non
         await conn.executemany(
             f"""INSERT INTO "{schema}".step_runs (id, protocol_run_id, project_id, step_index, step_name, step_type,
                 status, retries, executing, engine_id, model, qa_policy, qa_attempt, qa_pending, last_verdict,
-                summary, commit_sha, changed_files, failure_reason, created_at, updated_at)
-            VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21)
+                summary, commit_sha, changed_files, failure_reason, created_at, updated_at, owner)
+            VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22)
             ON CONFLICT (id) DO UPDATE SET status=EXCLUDED.status, retries=EXCLUDED.retries,
                 executing=EXCLUDED.executing, qa_attempt=EXCLUDED.qa_attempt, qa_pending=EXCLUDED.qa_pending,
                 last_verdict=EXCLUDED.last_verdict, summary=EXCLUDED.summary, commit_sha=EXCLUDED.commit_sha,
                 changed_files=EXCLUDED.changed_files, failure_reason=EXCLUDED.failure_reason,
-                updated_at=EXCLUDED.updated_at""",
+                updated_at=EXCLUDED.updated_at, owner=EXCLUDED.owner""",
             rows,
         )
 

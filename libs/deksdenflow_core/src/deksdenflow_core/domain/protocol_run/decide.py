@@ -43,6 +43,7 @@ ProtocolRunCommand = (
     | cmd.RunNextStep
     | cmd.RetryLatestStep
     | cmd.OpenPullRequest
+    | cmd.RequestBranchDeletion
     | cmd.RunStep
     | cmd.RunStepQa
     | cmd.ApproveStep
@@ -106,6 +107,12 @@ def decide_protocol_run(
             return [_execute(stuck[-1], ExecutionReason.RETRY)]
         case cmd.OpenPullRequest():
             return _open_pr(state)
+        case cmd.RequestBranchDeletion():
+            if not state.is_terminal:
+                raise _illegal(state, "the branch of a run that has not ended cannot be deleted")
+            if state.branch_deletion_requested:
+                raise _illegal(state, "deleting this branch was already requested")
+            return [ev.BranchDeletionRequested(branch=state.protocol_name)]
         case cmd.RunStep():
             step = _require_step(state, command.step_run_id)
             _require_working(state, "run a step")
@@ -241,6 +248,7 @@ def _decide_result(
             | cmd.RunNextStep()
             | cmd.RetryLatestStep()
             | cmd.OpenPullRequest()
+            | cmd.RequestBranchDeletion()
             | cmd.RunStep()
             | cmd.RunStepQa()
             | cmd.ApproveStep()

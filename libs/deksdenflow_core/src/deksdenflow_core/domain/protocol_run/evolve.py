@@ -42,6 +42,7 @@ ProtocolRunEvent = (
     | ev.StepFailed
     | ev.StepBlocked
     | ev.BranchPushed
+    | ev.BranchDeletionRequested
     | ev.PullRequestRequested
     | ev.PullRequestOpened
     | ev.PullRequestFailed
@@ -68,6 +69,7 @@ def _changes_status(event: ProtocolRunEvent) -> bool:
         event,
         ev.UsageRecorded
         | ev.BranchPushed
+        | ev.BranchDeletionRequested
         | ev.PullRequestRequested
         | ev.PullRequestOpened
         | ev.PullRequestFailed
@@ -173,6 +175,8 @@ def _apply(s: ProtocolRunState, e: ProtocolRunEvent) -> ProtocolRunState:
             )
         case ev.BranchPushed():
             return s.model_copy(update={"branch_head_sha": e.commit_sha})
+        case ev.BranchDeletionRequested():
+            return s.model_copy(update={"branch_deletion_requested": True})
         case ev.PullRequestRequested():
             return s.model_copy(update={"pr_attempt": e.attempt, "pr_requested": True})
         case ev.PullRequestOpened():

@@ -117,6 +117,7 @@ class ProtocolRunState(BaseModel):
     pr_merged: bool = False
     pr_closed: bool = False
     branch_head_sha: str = ""
+    branch_deletion_requested: bool = False
     input_tokens: int = 0
     output_tokens: int = 0
     cost_micro_usd: int = 0

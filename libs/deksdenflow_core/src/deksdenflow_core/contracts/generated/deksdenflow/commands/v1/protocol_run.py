@@ -74,6 +74,13 @@ class OpenPullRequest(_base.ContractModel):
     COMMAND_TYPE: _typing.ClassVar[str] = "protocol_run.open_pr"
 
 
+class RequestBranchDeletion(_base.ContractModel):
+    """Delete the protocol's branch; only once the run has ended."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.commands.v1.RequestBranchDeletion"
+    COMMAND_TYPE: _typing.ClassVar[str] = "protocol_run.request_branch_deletion"
+
+
 class RunStep(_base.ContractModel):
     """Execute one step (pending), or retry it (failed or blocked)."""
 

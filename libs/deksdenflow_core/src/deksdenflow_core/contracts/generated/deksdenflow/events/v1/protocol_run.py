@@ -289,6 +289,15 @@ class BranchPushed(_base.ContractModel):
     commit_sha: str = ""
 
 
+class BranchDeletionRequested(_base.ContractModel):
+    """Deleting the protocol branch (local and remote) was requested from the git/CI worker."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.events.v1.BranchDeletionRequested"
+    EVENT_TYPE: _typing.ClassVar[str] = "protocol_run.branch_deletion_requested"
+
+    branch: str = ""
+
+
 class PullRequestRequested(_base.ContractModel):
     """A draft PR/MR was requested from the git/CI worker."""
 
