@@ -65,6 +65,7 @@ KINDS = [
     "pr_closed",
     "ci",
     "usage",
+    "delete_branch",
 ]
 
 # The lifecycle's main path is weighted up and the endings down, so sequences get deep into a run.
