@@ -107,13 +107,15 @@ class Repository:
         meta: AppendMeta,
         *,
         redecide: int = 1,
+        authorize: Callable[[S], None] | None = None,
     ) -> Outcome[S]:
         """Decide ``command`` on the current state and append the result.
 
         On a lost race the command is decided again on the new state, up to ``redecide`` times; after
-        that ``ConcurrencyConflict`` propagates (the API answers 409).
+        that ``ConcurrencyConflict`` propagates (the API answers 409). ``authorize`` sees the loaded state
+        before anything is decided and may raise.
         """
-        return await self.execute_many(kind, aggregate_id, [command], meta, redecide=redecide)
+        return await self.execute_many(kind, aggregate_id, [command], meta, redecide=redecide, authorize=authorize)
 
     async def execute_many(
         self,
@@ -123,11 +125,14 @@ class Repository:
         meta: AppendMeta,
         *,
         redecide: int = 1,
+        authorize: Callable[[S], None] | None = None,
     ) -> Outcome[S]:
         """Decide ``commands`` one after the other on the evolving state; append all events at once
         (one atomic batch), or nothing if any command is refused."""
         for attempt in range(redecide + 1):
             current = await self.load(kind, aggregate_id)
+            if authorize is not None:
+                authorize(current.state)
             ctx = DecisionContext(now=self._clock(), new_id=DeterministicIds(_seed(meta, aggregate_id)))
             events: list[E] = []
             state = current.state

@@ -1,0 +1,85 @@
+"""The FastAPI application factory. Nothing is created or connected at import time."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from deksdenflow_api import errors, health, metrics_route
+from deksdenflow_api.connections import Connections, NatsConnection, PostgresPool
+from deksdenflow_api.consistency import CheckpointWatcher
+from deksdenflow_api.context import ApiContext
+from deksdenflow_api.idempotency import IdempotencyStore
+from deksdenflow_api.middleware import ApiMetrics, Idempotency, RequestContext
+from deksdenflow_api.routes import events, projects, protocols, queues
+from deksdenflow_core.eventstore import use_fast_header_parser
+from deksdenflow_core.settings import ApiSettings, DatabaseSettings, EventStoreSettings
+
+SHUTDOWN_TIMEOUT_SECONDS = 5.0
+
+DESCRIPTION = """
+Commands become events in the log (JetStream); reads come from the read model (PostgreSQL).
+
+* **Auth**: `Authorization: Bearer <admin token>` on everything but `/health` and `/metrics`, or
+  `X-Project-Token: <token>` for one project (created with the project, shown once).
+* **Idempotency**: send `Idempotency-Key` on any POST; a repeat returns the first answer and appends nothing.
+* **Read-your-writes**: every write answers `X-Event-Sequence`; send it back as `X-Min-Event-Sequence` on
+  a read to see at least that write.
+* **Request ids**: `X-Request-ID` is taken (or generated), echoed, and recorded as the cause of the
+  events a request appends.
+"""
+
+
+def create_app(
+    settings: ApiSettings, *, event_store: EventStoreSettings, database: DatabaseSettings
+) -> FastAPI:
+    """Build the API; its lifespan opens NATS, the PostgreSQL pool and the checkpoint watcher."""
+    metrics = ApiMetrics()
+    idempotency = IdempotencyStore(f"{event_store.stream_name}_IDEMPOTENCY", settings.idempotency_ttl_days)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        use_fast_header_parser()
+        connections = Connections(
+            nats=NatsConnection(
+                event_store.nats_url,
+                name="deksdenflow-api",
+                connect_timeout=event_store.connect_timeout_seconds,
+            ),
+            postgres=PostgresPool(database.db_url),
+            health_timeout=settings.health_timeout_seconds,
+        )
+        await connections.postgres.start()
+        connections.nats.start()
+        watcher = CheckpointWatcher(database.db_url)
+        watcher.start()
+        app.state.connections = connections
+        app.state.ctx = ApiContext(
+            settings=settings,
+            event_store=event_store,
+            connections=connections,
+            watcher=watcher,
+            idempotency=idempotency,
+            metrics=metrics,
+        )
+        try:
+            yield
+        finally:
+            await watcher.close()
+            await connections.nats.close(SHUTDOWN_TIMEOUT_SECONDS)
+            await connections.postgres.close(SHUTDOWN_TIMEOUT_SECONDS)
+
+    app = FastAPI(title="deksdenflow", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    errors.install(app)
+    app.include_router(health.router)
+    app.include_router(metrics_route.router)
+    app.include_router(projects.router)
+    app.include_router(protocols.router)
+    app.include_router(events.router)
+    app.include_router(queues.router)
+    # Outermost last: RequestContext wraps everything, so replayed answers carry ids and are counted.
+    app.add_middleware(Idempotency, store=idempotency, js=lambda: app.state.ctx.js(), metrics=metrics)
+    app.add_middleware(RequestContext, metrics=metrics)
+    return app

@@ -1,0 +1,84 @@
+"""What request handlers reach the world through, built by the app's lifespan."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+import asyncpg
+from fastapi import Depends, Request
+from nats.js import JetStreamContext
+
+from deksdenflow_api.connections import Connections
+from deksdenflow_api.consistency import CheckpointWatcher
+from deksdenflow_api.errors import HttpError
+from deksdenflow_api.idempotency import IdempotencyStore
+from deksdenflow_api.middleware import ApiMetrics
+from deksdenflow_core.aggregates import Repository
+from deksdenflow_core.errors import InfrastructureError
+from deksdenflow_core.eventstore import JetStreamEventStore
+from deksdenflow_core.settings import ApiSettings, EventStoreSettings
+
+
+@dataclass
+class ApiContext:
+    """Settings, connections and the services built on them."""
+
+    settings: ApiSettings
+    event_store: EventStoreSettings
+    connections: Connections
+    watcher: CheckpointWatcher
+    idempotency: IdempotencyStore
+    metrics: ApiMetrics
+    _stores: dict[int, JetStreamEventStore] = field(default_factory=dict)
+    _provisioned: bool = False
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        return self.connections.postgres.pool
+
+    def _client(self) -> Any:
+        client = self.connections.nats.client
+        if client is None or not client.is_connected:
+            raise InfrastructureError("NATS is not connected", error=self.connections.nats.last_error)
+        return client
+
+    def js(self) -> JetStreamContext:
+        js: JetStreamContext = self._client().jetstream()
+        return js
+
+    async def store(self) -> JetStreamEventStore:
+        """The event store on the current connection (the stream is provisioned on first use)."""
+        client = self._client()
+        store = self._stores.get(id(client))
+        if store is None:
+            store = self._stores[id(client)] = JetStreamEventStore(client, self.event_store)
+        if not self._provisioned:
+            await store.provision()
+            self._provisioned = True
+        return store
+
+    async def repo(self) -> Repository:
+        return Repository(await self.store())
+
+    async def at_least(self, seq: int | None) -> None:
+        """Read-your-writes: wait (bounded) until the read model has applied ``seq``."""
+        if not seq:
+            return
+        if not await self.watcher.wait_for(seq, self.settings.read_wait_timeout_seconds):
+            raise HttpError(
+                503,
+                "read_model_behind",
+                f"the read model has not reached sequence {seq} yet (it is at {self.watcher.current})",
+                headers={"Retry-After": "1"},
+                requested=seq,
+                current=self.watcher.current,
+            )
+
+
+def get_context(request: Request) -> ApiContext:
+    ctx: ApiContext = request.app.state.ctx
+    return ctx
+
+
+ContextDep = Annotated[ApiContext, Depends(get_context)]

@@ -1,0 +1,96 @@
+"""The HTTP edge of the error hierarchy: one JSON shape, status codes chosen by error class only here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
+
+from deksdenflow_core.errors import (
+    ConcurrencyConflict,
+    ContractError,
+    DeksdenflowError,
+    IllegalTransition,
+    InfrastructureError,
+    InvalidCommand,
+    NotFound,
+)
+
+
+class ErrorBody(BaseModel):
+    """Every error response: a stable ``code``, a human ``message``, and structured fields."""
+
+    model_config = ConfigDict(extra="allow")
+
+    code: str
+    message: str
+
+
+class HttpError(DeksdenflowError):
+    """An error that is only about HTTP (auth, headers, idempotency) with its status code."""
+
+    def __init__(
+        self, status: int, code: str, message: str, *, headers: dict[str, str] | None = None, **fields: Any
+    ) -> None:
+        super().__init__(message, **fields)
+        self.status = status
+        self.code = code
+        self.headers = headers or {}
+
+
+def status_of(exc: DeksdenflowError) -> int:
+    """The HTTP status for an error of the hierarchy."""
+    if isinstance(exc, HttpError):
+        return exc.status
+    if isinstance(exc, NotFound):
+        return 404
+    if isinstance(exc, IllegalTransition | ConcurrencyConflict):
+        return 409
+    if isinstance(exc, InvalidCommand | ContractError):
+        return 422
+    if isinstance(exc, InfrastructureError):
+        return 503
+    return 400
+
+
+def error_response(exc: DeksdenflowError) -> JSONResponse:
+    headers = dict(exc.headers) if isinstance(exc, HttpError) else {}
+    if isinstance(exc, InfrastructureError):
+        headers.setdefault("Retry-After", "1")
+    return JSONResponse(exc.to_dict(), status_code=status_of(exc), headers=headers)
+
+
+def install(app: FastAPI) -> None:
+    """Map the hierarchy (and request validation) to JSON error responses."""
+
+    async def on_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, DeksdenflowError)
+        return error_response(exc)
+
+    async def on_validation(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        errors = [
+            {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+            for e in exc.errors()
+        ]
+        body = {"code": "invalid_request", "message": "the request is not valid", "errors": errors}
+        return JSONResponse(body, status_code=422)
+
+    app.add_exception_handler(DeksdenflowError, on_error)
+    app.add_exception_handler(RequestValidationError, on_validation)
+
+
+# OpenAPI documentation of the error responses, reused by every route.
+def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    meaning = {
+        401: "Missing or invalid credentials.",
+        403: "The credentials do not give access to this project.",
+        404: "No such resource.",
+        409: "Illegal in the current status (the body names it), or a lost race, or a repeated Idempotency-Key still in progress.",
+        422: "The request body or parameters are invalid.",
+        503: "NATS or PostgreSQL is unavailable, or the read model has not reached the requested sequence yet.",
+    }
+    return {s: {"model": ErrorBody, "description": meaning[s]} for s in statuses}

@@ -1,0 +1,99 @@
+"""The event feed: a page (``GET /events``) and a live stream (``GET /events/stream``, Server-Sent Events).
+
+Both read the read model's ``events`` table with the same filters and the same scoping: a project
+token only ever sees its own project's events. The stream resumes after ``Last-Event-ID`` (the
+sequence of the last event a client received) and wakes up when the projector's checkpoint advances.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import StreamingResponse
+
+from deksdenflow_api.auth import Principal, PrincipalDep
+from deksdenflow_api.context import ApiContext
+from deksdenflow_api.errors import errors
+from deksdenflow_api.reads import T, ReadContext, fetch_all, forbid_other_project
+from deksdenflow_api.schemas import EventPublic, EventsPublic
+
+router = APIRouter(tags=["events"])
+IdFilter = Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_-]{1,128}$")]
+TypeFilter = Annotated[str | None, Query(pattern=r"^[a-z_]+\.[a-z_]+$", description="e.g. protocol_run.created")]
+_QUERY = (
+    f"SELECT * FROM {T}.events WHERE seq > $1 AND ($2::text IS NULL OR project_id = $2) "
+    "AND ($3::text IS NULL OR protocol_run_id = $3) AND ($4::text IS NULL OR type = $4) ORDER BY seq LIMIT $5"
+)
+
+
+def _scope(principal: Principal, project_id: str | None) -> str | None:
+    forbid_other_project(project_id, principal.project_id)
+    return principal.project_id or project_id
+
+
+@router.get("/events", response_model=EventsPublic, responses=errors(401, 403, 422, 503))
+async def list_events(
+    ctx: ReadContext,
+    principal: PrincipalDep,
+    project_id: IdFilter = None,
+    protocol_run_id: IdFilter = None,
+    type: TypeFilter = None,  # noqa: A002  (the query parameter users know)
+    after: Annotated[int, Query(ge=0, le=2**62, description="Only events with a higher sequence.")] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> EventsPublic:
+    """The activity feed across projects (a project token: its project only), oldest first."""
+    rows = await fetch_all(ctx, _QUERY, after, _scope(principal, project_id), protocol_run_id, type, limit)
+    return EventsPublic(data=[EventPublic(**r) for r in rows], count=len(rows))
+
+
+@router.get(
+    "/events/stream",
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "One SSE message per event: id = sequence."},
+        **errors(401, 403, 422, 503),
+    },
+    response_class=StreamingResponse,
+)
+async def stream_events(
+    request: Request,
+    ctx: ReadContext,
+    principal: PrincipalDep,
+    project_id: IdFilter = None,
+    protocol_run_id: IdFilter = None,
+    type: TypeFilter = None,  # noqa: A002
+    after: Annotated[int, Query(ge=0, le=2**62)] = 0,
+    last_event_id: Annotated[str | None, Header(pattern=r"^\d{1,18}$")] = None,
+) -> StreamingResponse:
+    """Live events as Server-Sent Events; reconnect with ``Last-Event-ID`` to resume without gaps."""
+    scope = _scope(principal, project_id)
+    start = int(last_event_id) if last_event_id else after
+    return StreamingResponse(
+        _sse(request, ctx, start, scope, protocol_run_id, type),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+async def _sse(
+    request: Request, ctx: ApiContext, seq: int, project_id: str | None, run_id: str | None, type_: str | None
+) -> AsyncIterator[str]:
+    yield "retry: 1000\n\n"
+    while not await request.is_disconnected():
+        seen = ctx.watcher.current  # read before the query: a commit during it wakes the wait below
+        rows = await fetch_all(ctx, _QUERY, seq, project_id, run_id, type_, 500)
+        for row in rows:
+            seq = row["seq"]
+            yield _message(row)
+        if len(rows) == 500:
+            continue
+        if not await ctx.watcher.wait_for(seen + 1, ctx.settings.sse_keepalive_seconds):
+            yield ": keep-alive\n\n"
+
+
+def _message(row: dict[str, Any]) -> str:
+    body = EventPublic(**row).model_dump_json()
+    return f"id: {row['seq']}\nevent: {row['type']}\ndata: {body}\n\n"
+
+

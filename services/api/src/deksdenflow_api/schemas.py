@@ -1,0 +1,274 @@
+"""Request and response bodies (``XCreate`` in, ``XPublic`` out). Statuses use the names users know."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from deksdenflow_core.domain.naming import is_valid_branch_name
+
+
+
+def _branch(value: str) -> str:
+    if not is_valid_branch_name(value):
+        raise ValueError("not a valid git branch name")
+    return value
+
+
+Branch = Annotated[str, Field(pattern=r"^[A-Za-z0-9._/-]{1,200}$"), AfterValidator(_branch)]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class ModelDefaults(_In):
+    """Default models per phase; unset means the global setting."""
+
+    planning: str | None = Field(default=None, max_length=200)
+    decompose: str | None = Field(default=None, max_length=200)
+    exec: str | None = Field(default=None, max_length=200)
+    qa: str | None = Field(default=None, max_length=200)
+    discovery: str | None = Field(default=None, max_length=200)
+
+
+class ProjectCreate(_In):
+    """Register a git repository."""
+
+    name: str = Field(min_length=1, max_length=200)
+    git_url: str = Field(
+        min_length=1, max_length=2000, description="Clone URL or local path of the repository."
+    )
+    base_branch: Branch = "main"
+    ci_provider: Literal["github", "gitlab"] | None = None
+    default_models: ModelDefaults = Field(default_factory=ModelDefaults)
+    local_path: str | None = Field(default=None, max_length=4000)
+
+
+class ProjectPublic(BaseModel):
+    id: str
+    name: str
+    git_url: str
+    base_branch: str
+    ci_provider: str | None
+    default_models: dict[str, Any]
+    local_path: str | None
+    status: str
+    questions: list[dict[str, Any]]
+    answers: dict[str, str]
+    created_at: datetime
+    updated_at: datetime
+
+
+class ProjectCreated(ProjectPublic):
+    """The new project, and its first project token: shown this once, never again."""
+
+    project_token: str
+    token_id: str
+    event_sequence: int
+
+
+class ProjectsPublic(BaseModel):
+    data: list[ProjectPublic]
+    count: int
+
+
+class TokenCreate(_In):
+    label: str = Field(default="", max_length=200)
+
+
+class TokenCreated(BaseModel):
+    """A new project token: shown this once, never again."""
+
+    token_id: str
+    project_token: str
+    label: str
+    event_sequence: int
+
+
+class ProtocolCreate(_In):
+    """Open a protocol for a task; the system numbers and names it ``NNNN-slug``."""
+
+    task_name: str = Field(
+        min_length=1, max_length=200, description="Short task name; the slug is made from it."
+    )
+    description: str = Field(default="", max_length=20000)
+    base_branch: Branch | None = None
+
+
+class UsagePublic(BaseModel):
+    input_tokens: int
+    output_tokens: int
+    cost_micro_usd: int
+
+
+class ProtocolPublic(BaseModel):
+    id: str
+    project_id: str
+    number: int
+    protocol_name: str
+    slug: str
+    task_name: str
+    description: str
+    base_branch: str
+    protocol_root: str
+    status: str
+    paused_from: str | None
+    blocked_reason: str | None
+    spec_hash: str | None
+    pr_number: int | None
+    pr_url: str | None
+    pr_merged: bool
+    branch_head_sha: str | None
+    usage: UsagePublic
+    created_at: datetime
+    updated_at: datetime
+
+
+class ProtocolCreated(ProtocolPublic):
+    event_sequence: int
+
+
+class ProtocolsPublic(BaseModel):
+    data: list[ProtocolPublic]
+    count: int
+
+
+class StepPublic(BaseModel):
+    id: str
+    protocol_run_id: str
+    project_id: str
+    step_index: int
+    step_name: str
+    step_type: str | None
+    status: str
+    retries: int
+    executing: bool
+    owner: str | None
+    engine_id: str | None
+    model: str | None
+    qa_policy: str | None
+    qa_attempt: int
+    qa_pending: bool
+    last_verdict: str | None
+    summary: str | None
+    commit_sha: str | None
+    changed_files: list[str]
+    failure_reason: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class StepsPublic(BaseModel):
+    data: list[StepPublic]
+    count: int
+
+
+class SpecStep(BaseModel):
+    step_run_id: str
+    index: int
+    name: str
+    step_type: str | None
+    engine_id: str | None
+    model: str | None
+    qa_policy: str | None
+
+
+class SpecPublic(BaseModel):
+    """The run's accepted plan. A run is only ``planned`` with a valid spec."""
+
+    protocol_run_id: str
+    spec_hash: str | None
+    validation_status: Literal["valid", "none"]
+    steps: list[SpecStep]
+
+
+class ActionResult(BaseModel):
+    """What an action did: the statuses right after it and the events it appended."""
+
+    protocol_run_id: str
+    step_run_id: str | None = None
+    action: str
+    status: str
+    step_status: str | None = None
+    events: list[str]
+    event_sequence: int
+
+
+class EventPublic(BaseModel):
+    seq: int
+    id: str
+    type: str
+    time: datetime
+    project_id: str
+    aggregate_type: str
+    aggregate_id: str
+    protocol_run_id: str | None
+    step_run_id: str | None
+    aggregate_version: int
+    source: str
+    actor: str
+    correlation_id: str
+    causation_id: str
+    payload: dict[str, Any]
+
+
+class EventsPublic(BaseModel):
+    data: list[EventPublic]
+    count: int
+
+
+class BranchPublic(BaseModel):
+    name: str
+    protocol_run_id: str
+    status: str
+    head_sha: str | None
+    pr_url: str | None
+    deletion_requested: bool
+
+
+class BranchesPublic(BaseModel):
+    data: list[BranchPublic]
+    count: int
+
+
+class BranchDelete(_In):
+    confirm: bool = Field(description="Must be true: deleting a branch cannot be undone.")
+
+
+class QueuePublic(BaseModel):
+    """A durable JetStream consumer: how much work waits for it."""
+
+    name: str
+    filter_subjects: list[str]
+    num_pending: int
+    num_ack_pending: int
+    num_redelivered: int
+    num_waiting: int
+
+
+class QueuesPublic(BaseModel):
+    stream: str
+    last_sequence: int
+    read_model_checkpoint: int
+    data: list[QueuePublic]
+
+
+class JobPublic(BaseModel):
+    """Work requested from a worker and not finished yet."""
+
+    kind: Literal["planning", "execution", "qa"]
+    status: Literal["queued", "running"]
+    project_id: str
+    protocol_run_id: str
+    step_run_id: str | None
+    owner: str | None
+    attempt: int
+    updated_at: datetime
+
+
+class JobsPublic(BaseModel):
+    data: list[JobPublic]
+    count: int
