@@ -64,7 +64,9 @@ async def system(nats_url: str, fresh_db_url: str) -> AsyncIterator[System]:
     port = free_port()
     settings = ApiSettings(api_port=port, api_token=SecretStr(ADMIN_TOKEN), read_wait_timeout_seconds=5, sse_keepalive_seconds=1)
     app = create_app(settings, event_store=es, database=DatabaseSettings(db_url=fresh_db_url))
-    server = _Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on"))
+    server = _Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on", timeout_graceful_shutdown=5)
+    )
     serving = asyncio.create_task(server.serve())
     while not server.started:
         if serving.done():

@@ -12,8 +12,8 @@ import pytest
 from deksdenflow_core.contracts.base import ContractModel
 from deksdenflow_core.contracts.generated.deksdenflow.events.v1 import project as pev
 from deksdenflow_core.contracts.generated.deksdenflow.events.v1 import protocol_run as ev
-from deksdenflow_core.errors import ConcurrencyConflict
-from deksdenflow_core.eventstore import AppendMeta, AppendResult, JetStreamEventStore, Position
+from deksdenflow_core.errors import ConcurrencyConflict, ConfigurationError
+from deksdenflow_core.eventstore import AppendMeta, AppendResult, JetStreamEventStore, Position, check_server_version
 from nats.aio.client import Client as NATS
 
 META = AppendMeta(source="tests", actor="user:test", correlation_id="corr", causation_id="cause")
@@ -200,3 +200,11 @@ async def test_reading_pages_through_long_aggregates(store: JetStreamEventStore)
     assert len(loaded.events) == 1200
     assert [e.envelope.aggregate_version for e in loaded.events] == list(range(1, 1201))
     assert (await store.load("protocol_run", "nothing-here")).events == []
+
+
+def test_servers_without_subject_filtered_concurrency_are_refused() -> None:
+    for old in ("2.9.10", "v2.10.22", "2.11.4"):
+        with pytest.raises(ConfigurationError, match=r"too old: deksdenflow needs nats-server >= 2\.12"):
+            check_server_version(old, "nats://old:4222")
+    for fine in ("2.12.0", "2.15.1", "3.0.0-beta"):
+        check_server_version(fine, "nats://new:4222")

@@ -181,7 +181,7 @@ class ConsumerLoop:
         async def fetch() -> tuple[list[Msg], Any]:
             try:
                 batch = list(await psub.fetch(self._spec.batch, timeout=self._spec.fetch_timeout_seconds))
-            except nats.errors.TimeoutError:
+            except TimeoutError:  # nats-py raises both its own and asyncio's TimeoutError for "nothing yet"
                 return [], None
             return batch, prepare(batch)
 

@@ -27,7 +27,7 @@ from nats.js import JetStreamContext
 
 from deksdenflow_core.contracts.base import ContractModel
 from deksdenflow_core.envelope import Envelope, RecordedEvent, decode, encode, event_type_of
-from deksdenflow_core.errors import ConcurrencyConflict, ContractError, InfrastructureError
+from deksdenflow_core.errors import ConcurrencyConflict, ConfigurationError, ContractError, InfrastructureError
 from deksdenflow_core.settings import EventStoreSettings
 from deksdenflow_core.subjects import Subjects
 
@@ -86,6 +86,28 @@ class Loaded:
         return Position(last_seq=last.stream_seq, version=last.envelope.aggregate_version or len(self.events))
 
 
+MIN_SERVER_VERSION = (2, 12)
+
+
+def check_server_version(version: str, url: str) -> None:
+    """Refuse servers that lack what the log relies on, with a message that says what to do.
+
+    ``Nats-Expected-Last-Subject-Sequence-Subject`` (optimistic concurrency over an aggregate's
+    wildcard) needs nats-server 2.11, atomic batch publish 2.12. On an older server the first header
+    would be silently ignored and concurrent writers would both win: never run on one.
+    """
+    match = re.match(r"^v?(\d+)\.(\d+)", version)
+    found = (int(match.group(1)), int(match.group(2))) if match else (0, 0)
+    if found < MIN_SERVER_VERSION:
+        need = ".".join(map(str, MIN_SERVER_VERSION))
+        raise ConfigurationError(
+            f"nats-server {version} at {url} is too old: deksdenflow needs nats-server >= {need} "
+            "(subject-filtered optimistic concurrency and atomic batch publish). Use the embedded server "
+            "(unset DEKSDENFLOW_NATS_URL) or upgrade that server.",
+            server_version=version,
+        )
+
+
 def derive_event_id(causation_id: str, aggregate_id: str, aggregate_version: int) -> str:
     """A stable id for the event a cause wrote at ``aggregate_version`` of an aggregate.
 
@@ -134,6 +156,8 @@ class JetStreamEventStore:
 
     async def provision(self) -> dict[str, Any]:
         """Create the stream, or bring an existing one to the wanted configuration. Safe to repeat."""
+        server = self._nc.connected_server_version
+        check_server_version(f"{server.major}.{server.minor}.{server.patch}", self._settings.nats_url)
         wanted = self.stream_config()
         info = await self._api(
             f"STREAM.INFO.{self.stream}", b"", allow_errors=frozenset({_ERR_STREAM_NOT_FOUND})

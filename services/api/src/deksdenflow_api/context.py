@@ -63,8 +63,13 @@ class ApiContext:
 
     async def at_least(self, seq: int | None) -> None:
         """Read-your-writes: wait (bounded) until the read model has applied ``seq``."""
-        if not seq:
+        if not seq or self.watcher.current >= seq:
             return
+        last = await (await self.store()).stream_last_seq()
+        if seq > last:  # no write ever produced it: waiting cannot help
+            raise HttpError(
+                422, "unknown_sequence", f"sequence {seq} is beyond the end of the log ({last})", requested=seq, last=last
+            )
         if not await self.watcher.wait_for(seq, self.settings.read_wait_timeout_seconds):
             raise HttpError(
                 503,

@@ -1,0 +1,91 @@
+"""The ``deksdenflow`` command line.
+
+Exit codes: 0 ok, 1 runtime error, 2 bad configuration or usage, 3 missing dependency.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable, Sequence
+
+from deksdenflow_core.errors import ConfigurationError, DeksdenflowError, MissingDependency
+from deksdenflow_core.logging import configure_logging, get_logger
+from deksdenflow_core.settings import (
+    ApiSettings,
+    DatabaseSettings,
+    EventStoreSettings,
+    LogSettings,
+    RuntimeSettings,
+)
+from pydantic import ValidationError
+
+from deksdenflow_runtime.supervisor import Supervisor
+
+EXIT_OK = 0
+EXIT_RUNTIME_ERROR = 1
+EXIT_BAD_CONFIGURATION = 2
+EXIT_MISSING_DEPENDENCY = 3
+
+
+def _error(message: str) -> None:
+    print(f"deksdenflow: error: {message}", file=sys.stderr)
+
+
+def _run(_: argparse.Namespace) -> int:
+    """``deksdenflow run``: the whole system in the foreground until Ctrl-C."""
+    try:
+        runtime, api = RuntimeSettings(), ApiSettings()
+        event_store, database, log_settings = EventStoreSettings(), DatabaseSettings(), LogSettings()
+    except ValidationError as exc:
+        _error(f"invalid configuration (DEKSDENFLOW_* environment variables):\n{exc}")
+        return EXIT_BAD_CONFIGURATION
+    configure_logging(log_settings, service="supervisor")
+    try:
+        return asyncio.run(Supervisor(runtime, api, event_store, database).run())
+    except ConfigurationError as exc:
+        _error(exc.message)
+        return EXIT_BAD_CONFIGURATION
+    except MissingDependency as exc:
+        _error(exc.message)
+        return EXIT_MISSING_DEPENDENCY
+    except DeksdenflowError as exc:
+        _error(exc.message)
+        return EXIT_RUNTIME_ERROR
+    except KeyboardInterrupt:  # only before the supervisor's own signal handlers are installed
+        return EXIT_OK
+    except Exception:
+        get_logger(__name__).exception("unexpected failure")
+        _error("unexpected failure (traceback above)")
+        return EXIT_RUNTIME_ERROR
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser; every subcommand sets ``handler``."""
+    parser = argparse.ArgumentParser(
+        prog="deksdenflow",
+        description="deksdenflow: an event-sourced orchestrator of AI coding agents. "
+        "Configuration comes from DEKSDENFLOW_* environment variables.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = commands.add_parser(
+        "run",
+        help="run NATS, PostgreSQL and every service in the foreground (Ctrl-C stops everything)",
+        description="Start embedded NATS and PostgreSQL (unless DEKSDENFLOW_NATS_URL / DEKSDENFLOW_DB_URL "
+        "are set) with their data under DEKSDENFLOW_HOME (default .deksdenflow/), then the API, the "
+        "projector and the workers. Ctrl-C or SIGTERM stops everything.",
+    )
+    run.set_defaults(handler=_run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``deksdenflow`` console script; returns the exit code (argparse exits 2 itself)."""
+    args = build_parser().parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    return handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

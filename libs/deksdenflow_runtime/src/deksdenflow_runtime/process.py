@@ -1,0 +1,195 @@
+"""Small process-management helpers shared by the embedded servers and the supervisor.
+
+Every process we start is put in its own session (so a Ctrl-C in the terminal reaches only the
+supervisor, which then stops things in order) and is asked by the kernel to die with its parent (so a
+supervisor killed with SIGKILL does not leave servers behind).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import ctypes.util
+import fcntl
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO
+
+from deksdenflow_core.errors import ConfigurationError
+from deksdenflow_core.logging import get_logger
+
+_log = get_logger(__name__)
+
+_PR_SET_PDEATHSIG = 1
+
+
+def parent_death_signal(sig: signal.Signals) -> Callable[[], None] | None:
+    """A ``preexec_fn`` that makes the child receive ``sig`` when its parent dies (Linux only).
+
+    Returns None elsewhere. The kernel sends the signal when the *thread* that forked exits, so callers
+    must spawn from a long-lived thread (the event-loop thread), never from a short-lived worker thread.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    libc_name = ctypes.util.find_library("c")
+    if libc_name is None:
+        return None
+    libc = ctypes.CDLL(libc_name, use_errno=True)
+    parent = os.getpid()
+
+    def _preexec() -> None:
+        libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
+        # The parent may have died between fork and prctl: then nobody would ever signal us.
+        if os.getppid() != parent:
+            os.kill(os.getpid(), sig)
+
+    return _preexec
+
+
+def signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    """Send ``sig`` to the process group led by ``proc`` (it was started in its own session)."""
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, sig)
+
+
+async def wait_exit(proc: subprocess.Popen[bytes], seconds: float, *, interval: float = 0.05) -> bool:
+    """Wait up to ``seconds`` for ``proc`` to exit, without blocking the event loop; True if it did.
+
+    Polling (reaping with ``poll``) works for any child, whichever thread or loop started it.
+    """
+    deadline = time.monotonic() + seconds
+    while proc.poll() is None:
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(interval)
+    return True
+
+
+async def stop_process(
+    proc: subprocess.Popen[bytes], *, name: str, first: signal.Signals, grace: float
+) -> int | None:
+    """Ask ``proc`` to stop with ``first``; SIGKILL its whole group if it is still there after ``grace`` s.
+
+    Only the leader gets ``first``: it knows how to stop its own children (a postmaster stops its
+    backends; a group-wide SIGINT would also reach them with another meaning). Returns the exit code
+    (None only if even SIGKILL did not reap it, which should not happen).
+    """
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(first)
+        if not await wait_exit(proc, grace):
+            _log.warning("process did not stop in time, killing it", process=name, pid=proc.pid)
+            signal_group(proc, signal.SIGKILL)
+            await wait_exit(proc, 5.0)
+    # Stray members of the group (e.g. children of a service) must not outlive it either.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    return proc.poll()
+
+
+async def cancel_and_wait(task: asyncio.Task[None], grace: float) -> None:
+    """Cancel ``task`` and wait up to ``grace`` seconds for it to end, cancelling again as needed.
+
+    One cancel() is not always enough: nats-py's connect loop can swallow a cancellation (it catches
+    the OSError that Python 3.11's wait_for raises instead of CancelledError when both happen at once).
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + grace
+    while not task.done():
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            _log.warning("task did not stop when cancelled", task=task.get_name())
+            return
+        task.cancel()
+        await asyncio.wait({task}, timeout=min(0.1, remaining))
+    if not task.cancelled():
+        task.exception()  # retrieved, so asyncio does not report it as never retrieved
+
+
+def ensure_port_free(host: str, port: int, *, what: str, setting: str, alternative: str = "") -> None:
+    """Raise a ConfigurationError naming ``setting`` if something already listens on ``host:port``.
+
+    SO_REUSEADDR mirrors what the servers do themselves, so a port that only has connections in
+    TIME_WAIT is not reported as taken.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            hint = f" Set {setting} to a free port" + (f", or {alternative}." if alternative else ".")
+            raise ConfigurationError(
+                f"Port {port} on {host} is already in use, so {what} cannot listen there.{hint}",
+                host=host,
+                port=port,
+                setting=setting,
+                reason=str(exc),
+            ) from exc
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that is free right now (for tests and ad-hoc servers)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def tail(path: Path, lines: int = 20) -> str:
+    """The last ``lines`` lines of a log file, for error messages ('' if it does not exist)."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+class DirLock:
+    """An exclusive, advisory lock file (flock) held for the lifetime of a server we own.
+
+    It tells us that a server process found running on our data directory is an orphan of a crashed
+    run (safe to stop), not a server that another live supervisor is using.
+    """
+
+    def __init__(self, path: Path, *, what: str) -> None:
+        self.path = path
+        self._what = what
+        self._file: IO[str] | None = None
+
+    def acquire(self) -> None:
+        """Take the lock or raise ConfigurationError saying who holds it."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = self.path.open("a+")
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            handle.close()
+            raise ConfigurationError(
+                f"{self._what} is already in use by another process (pid {holder}); stop it first or use "
+                "another data directory (DEKSDENFLOW_HOME).",
+                lock=str(self.path),
+            ) from exc
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        self._file = handle
+
+    def release(self) -> None:
+        """Release the lock (idempotent)."""
+        if self._file is not None:
+            fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
+            self._file.close()
+            self._file = None

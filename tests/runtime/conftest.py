@@ -1,0 +1,23 @@
+"""Fixtures of the runtime tests."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture
+def home() -> Iterator[Path]:
+    """A fresh data directory (DEKSDENFLOW_HOME) for one test.
+
+    Not tmp_path: short paths keep PostgreSQL's Unix socket path under its length limit, and when we run
+    as root the server user needs search permission on every parent, which pytest's private
+    directories do not give (see tests/conftest.py).
+    """
+    path = Path(tempfile.mkdtemp(prefix="deksdenflow-home-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
