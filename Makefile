@@ -8,7 +8,7 @@ UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
 export UV_PYTHON_DOWNLOADS ?= never
 RUN := $(UV) run --locked --no-sync
 
-.PHONY: help install run test check fmt fmt-check lint typecheck imports proto proto-check bench clean
+.PHONY: help install run test test-fast migrate check fmt fmt-check lint typecheck imports proto proto-check bench clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -30,6 +30,13 @@ run: install ## Start the whole system on embedded NATS + PostgreSQL (data under
 test: install ## Run the test suite against real NATS, PostgreSQL and git
 	$(RUN) pytest
 
+test-fast: install ## The test suite without the slow whole-process tests
+	$(RUN) pytest -m "not slow"
+
+bench: install ## Benchmarks (embedded servers unless DEKSDENFLOW_BENCH_NATS_URL/_DB_URL); they print their figures
+	$(RUN) python -m bench.projector_catchup
+	$(RUN) python -m bench.api_commands
+
 fmt: install ## Format the code
 	$(RUN) ruff format .
 	$(RUN) ruff check --fix .
@@ -41,7 +48,7 @@ lint: install
 	$(RUN) ruff check .
 
 typecheck: install
-	$(RUN) mypy libs/deksdenflow_core/src libs/deksdenflow_runtime/src services/api/src tests proto/codegen
+	$(RUN) mypy libs/deksdenflow_core/src libs/deksdenflow_runtime/src services/api/src services/projector/src tests bench proto/codegen
 
 imports: install
 	$(RUN) lint-imports

@@ -16,9 +16,6 @@ import time
 import uuid
 
 import asyncpg
-
-from bench.servers import servers
-from bench.workload import prefill
 from deksdenflow_core.eventstore import JetStreamEventStore, connect
 from deksdenflow_core.readmodel import SCHEMA
 from deksdenflow_core.settings import EventStoreSettings
@@ -27,6 +24,9 @@ from deksdenflow_projector.projection import _EVENT_COLUMNS, _event_row, checkpo
 from deksdenflow_projector.service import Projector
 from deksdenflow_projector.settings import ProjectorSettings
 
+from bench.servers import servers
+from bench.workload import prefill
+
 BATCH = 500
 
 
@@ -34,12 +34,17 @@ async def raw_inserts(pool: asyncpg.Pool, rows: list[tuple[object, ...]]) -> flo
     """Seconds to COPY ``rows`` into a twin of the events table, ``BATCH`` rows and one commit at a time."""
     async with pool.acquire() as conn:
         await conn.execute(f'CREATE TABLE "{SCHEMA}".events_raw (LIKE "{SCHEMA}".events INCLUDING ALL)')
-        await conn.execute(f'CREATE TABLE "{SCHEMA}".checkpoints_raw (LIKE "{SCHEMA}".checkpoints INCLUDING ALL)')
+        await conn.execute(
+            f'CREATE TABLE "{SCHEMA}".checkpoints_raw (LIKE "{SCHEMA}".checkpoints INCLUDING ALL)'
+        )
         started = time.perf_counter()
         for start in range(0, len(rows), BATCH):
             async with conn.transaction():
                 await conn.copy_records_to_table(
-                    "events_raw", schema_name=SCHEMA, columns=_EVENT_COLUMNS, records=rows[start : start + BATCH]
+                    "events_raw",
+                    schema_name=SCHEMA,
+                    columns=_EVENT_COLUMNS,
+                    records=rows[start : start + BATCH],
                 )
                 await conn.execute(
                     f'INSERT INTO "{SCHEMA}".checkpoints_raw VALUES ($1, $2, now()) '
@@ -53,7 +58,9 @@ async def raw_inserts(pool: asyncpg.Pool, rows: list[tuple[object, ...]]) -> flo
 async def main(target: int) -> None:
     async with servers() as s:
         suffix = uuid.uuid4().hex[:8]
-        es = EventStoreSettings(nats_url=s.nats_url, stream_name=f"DF_BENCH_{suffix}", subject_prefix=f"b{suffix}")
+        es = EventStoreSettings(
+            nats_url=s.nats_url, stream_name=f"DF_BENCH_{suffix}", subject_prefix=f"b{suffix}"
+        )
         nc = await connect(es, name="bench")
         store = JetStreamEventStore(nc, es)
         await store.provision()

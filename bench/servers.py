@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
-
 from deksdenflow_runtime.embedded import EmbeddedNats, EmbeddedPostgres, free_port
 
 

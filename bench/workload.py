@@ -33,7 +33,12 @@ STEPS = 10
 def run_events(project: ProjectState, number: int) -> list[ContractModel]:
     """Every event of one protocol run, produced by the real ``decide`` (so the log is legal)."""
     ctx = DecisionContext(now=datetime.now(UTC), new_id=DeterministicIds(uuid.uuid4().hex))
-    created = decide_create_protocol(project, ProtocolCatalog(frozenset(range(1, number))), cmd.CreateProtocolRun(task_name=f"bench task {number}"), ctx)
+    created = decide_create_protocol(
+        project,
+        ProtocolCatalog(frozenset(range(1, number))),
+        cmd.CreateProtocolRun(task_name=f"bench task {number}"),
+        ctx,
+    )
     state = evolve_protocol_run(ProtocolRunState.initial(created.protocol_run_id), created)
     events: list[ContractModel] = [created]
 
@@ -44,7 +49,12 @@ def run_events(project: ProjectState, number: int) -> list[ContractModel]:
             events.append(e)
 
     plan = tuple(
-        StepPlan(index=i, name=f"{i:02d}-step.md", step_type=StepType.SETUP if i == 0 else StepType.WORK, qa_policy=QaPolicy.FULL)
+        StepPlan(
+            index=i,
+            name=f"{i:02d}-step.md",
+            step_type=StepType.SETUP if i == 0 else StepType.WORK,
+            qa_policy=QaPolicy.FULL,
+        )
         for i in range(STEPS)
     )
     do(cmd.StartProtocolRun())
@@ -53,15 +63,29 @@ def run_events(project: ProjectState, number: int) -> list[ContractModel]:
         sid = step.step_run_id
         do(cmd.RunNextStep())
         do(cmd.RecordStepExecutionStarted(step_run_id=sid, worker_id="bench"))
-        do(cmd.RecordUsage(call_id=f"{sid}-exec", step_run_id=sid, phase=Phase.EXEC, usage=TokenUsage(input_tokens=1200, output_tokens=300), cost_micro_usd=900))
-        do(cmd.RecordStepExecutionCompleted(step_run_id=sid, summary="done", commit_sha=uuid.uuid4().hex[:12], auto_qa=True))
+        do(
+            cmd.RecordUsage(
+                call_id=f"{sid}-exec",
+                step_run_id=sid,
+                phase=Phase.EXEC,
+                usage=TokenUsage(input_tokens=1200, output_tokens=300),
+                cost_micro_usd=900,
+            )
+        )
+        do(
+            cmd.RecordStepExecutionCompleted(
+                step_run_id=sid, summary="done", commit_sha=uuid.uuid4().hex[:12], auto_qa=True
+            )
+        )
         do(cmd.RecordQaVerdict(step_run_id=sid, qa_attempt=1, verdict=QaVerdict.PASS))
     return events
 
 
 async def prefill(store: JetStreamEventStore, *, target_events: int, concurrency: int = 16) -> int:
     """Append runs until at least ``target_events`` events are in the log; return the count."""
-    project = ProjectState(project_id=uuid.uuid4().hex, exists=True, name="bench", git_url="file:///bench.git")
+    project = ProjectState(
+        project_id=uuid.uuid4().hex, exists=True, name="bench", git_url="file:///bench.git"
+    )
     per_run = len(run_events(project, 1))
     runs = -(-target_events // per_run)
     semaphore = asyncio.Semaphore(concurrency)
@@ -75,8 +99,12 @@ async def prefill(store: JetStreamEventStore, *, target_events: int, concurrency
             for start in range(0, len(events), 100):
                 chunk = events[start : start + 100]
                 result = await store.append(
-                    project_id=project.project_id, aggregate_type="protocol_run", aggregate_id=run_id,
-                    events=chunk, expected=position, meta=AppendMeta(**{**meta.__dict__, "causation_id": f"{run_id}/{start}"}),
+                    project_id=project.project_id,
+                    aggregate_type="protocol_run",
+                    aggregate_id=run_id,
+                    events=chunk,
+                    expected=position,
+                    meta=AppendMeta(**{**meta.__dict__, "causation_id": f"{run_id}/{start}"}),
                 )
                 last = result.events[-1]
                 position = Position(last_seq=last.stream_seq, version=last.envelope.aggregate_version)

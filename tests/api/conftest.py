@@ -13,8 +13,6 @@ import asyncpg
 import httpx
 import pytest
 import uvicorn
-from pydantic import SecretStr
-
 from deksdenflow_api.app import create_app
 from deksdenflow_core.aggregates import Repository
 from deksdenflow_core.eventstore import JetStreamEventStore, connect
@@ -24,6 +22,7 @@ from deksdenflow_projector.projection import init_connection
 from deksdenflow_projector.service import Projector
 from deksdenflow_projector.settings import ProjectorSettings
 from deksdenflow_runtime.embedded import free_port
+from pydantic import SecretStr
 
 ADMIN_TOKEN = "test-admin-token"
 
@@ -62,10 +61,14 @@ async def system(nats_url: str, fresh_db_url: str) -> AsyncIterator[System]:
     projector = Projector(pool, store, ProjectorSettings(batch_size=200))
     projecting = asyncio.create_task(projector.run())
     port = free_port()
-    settings = ApiSettings(api_port=port, api_token=SecretStr(ADMIN_TOKEN), read_wait_timeout_seconds=5, sse_keepalive_seconds=1)
+    settings = ApiSettings(
+        api_port=port, api_token=SecretStr(ADMIN_TOKEN), read_wait_timeout_seconds=5, sse_keepalive_seconds=1
+    )
     app = create_app(settings, event_store=es, database=DatabaseSettings(db_url=fresh_db_url))
     server = _Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on", timeout_graceful_shutdown=5)
+        uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_config=None, lifespan="on", timeout_graceful_shutdown=5
+        )
     )
     serving = asyncio.create_task(server.serve())
     while not server.started:
@@ -73,7 +76,9 @@ async def system(nats_url: str, fresh_db_url: str) -> AsyncIterator[System]:
             serving.result()
         await asyncio.sleep(0.01)
     try:
-        yield System(base_url=f"http://127.0.0.1:{port}", repo=Repository(store), store=store, db_url=fresh_db_url)
+        yield System(
+            base_url=f"http://127.0.0.1:{port}", repo=Repository(store), store=store, db_url=fresh_db_url
+        )
     finally:
         server.should_exit = True
         await asyncio.wait_for(serving, 15)

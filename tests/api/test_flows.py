@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from deksdenflow_core.contracts.generated.deksdenflow.commands.v1 import protocol_run as cmd
+
 from tests.api.conftest import System
 from tests.api.helpers import as_worker, create_project, create_protocol, planned
 
@@ -30,9 +31,13 @@ async def test_protocols_are_numbered_by_the_system(system: System) -> None:
         project = await create_project(admin)
         first = await create_protocol(admin, project["id"], "Add login page")
         second = await create_protocol(admin, project["id"], "Add login page")
-        assert [first["protocol_name"], second["protocol_name"]] == ["0001-add-login-page", "0002-add-login-page"]
+        assert [first["protocol_name"], second["protocol_name"]] == [
+            "0001-add-login-page",
+            "0002-add-login-page",
+        ]
         listed = await admin.get(
-            f"/projects/{project['id']}/protocols", headers={"X-Min-Event-Sequence": str(second["event_sequence"])}
+            f"/projects/{project['id']}/protocols",
+            headers={"X-Min-Event-Sequence": str(second["event_sequence"])},
         )
         assert [p["number"] for p in listed.json()["data"]] == [1, 2]
         assert (await admin.post("/projects/nope/protocols", json={"task_name": "x"})).status_code == 404
@@ -44,7 +49,9 @@ async def test_run_lifecycle_with_cascade(system: System) -> None:
         run_id, steps, _ = await planned(admin, system.repo, project["id"])
         action = await admin.post(f"/protocols/{run_id}/actions/run_next_step")
         assert action.json()["status"] == "running"
-        await as_worker(system.repo, run_id, cmd.RecordStepExecutionCompleted(step_run_id=steps[0], commit_sha="abc"))
+        await as_worker(
+            system.repo, run_id, cmd.RecordStepExecutionCompleted(step_run_id=steps[0], commit_sha="abc")
+        )
         approved = await admin.post(f"/steps/{steps[0]}/actions/approve")
         assert approved.status_code == 200, approved.text
         assert approved.json()["step_status"] == "completed"
@@ -59,7 +66,9 @@ async def test_run_lifecycle_with_cascade(system: System) -> None:
         cancelled = await admin.post(f"/protocols/{run_id}/actions/cancel")
         assert cancelled.json()["status"] == "cancelled"
         seq = cancelled.headers["X-Event-Sequence"]
-        after = (await admin.get(f"/protocols/{run_id}/steps", headers={"X-Min-Event-Sequence": seq})).json()["data"]
+        after = (await admin.get(f"/protocols/{run_id}/steps", headers={"X-Min-Event-Sequence": seq})).json()[
+            "data"
+        ]
         assert [s["status"] for s in after] == ["completed", "cancelled", "cancelled"]
         again = await admin.post(f"/protocols/{run_id}/actions/cancel")
         assert again.status_code == 409
@@ -75,12 +84,20 @@ async def test_errors_are_404_409_422_never_500(system: System) -> None:
         run = await create_protocol(admin, project["id"])
         assert (await admin.post("/protocols/unknown/actions/start")).status_code == 404
         assert (await admin.post(f"/protocols/{run['id']}/actions/explode")).status_code == 422
-        assert (await admin.post(f"/protocols/{run['id']}/actions/resume")).json()["current_status"] == "pending"
+        assert (await admin.post(f"/protocols/{run['id']}/actions/resume")).json()[
+            "current_status"
+        ] == "pending"
         assert (await admin.get("/steps/unknown")).status_code == 404
         assert (await admin.post("/projects", json={"git_url": "x"})).status_code == 422
-        assert (await admin.post("/projects", json={"name": "x", "git_url": "y", "base_branch": "a..b"})).status_code == 422
-        assert (await admin.post("/projects", json={"name": "x", "git_url": "y", "extra": 1})).status_code == 422
-        assert (await admin.post("/projects", content=b"{not json", headers={"content-type": "application/json"})).status_code == 422
+        assert (
+            await admin.post("/projects", json={"name": "x", "git_url": "y", "base_branch": "a..b"})
+        ).status_code == 422
+        assert (
+            await admin.post("/projects", json={"name": "x", "git_url": "y", "extra": 1})
+        ).status_code == 422
+        assert (
+            await admin.post("/projects", content=b"{not json", headers={"content-type": "application/json"})
+        ).status_code == 422
         bad_task = await admin.post(f"/projects/{project['id']}/protocols", json={"task_name": "!!!"})
         assert bad_task.status_code == 422
         assert bad_task.json()["code"] == "invalid_command"
@@ -131,10 +148,15 @@ async def test_idempotency_key_replays_and_appends_nothing(system: System) -> No
         assert second.json() == first.json()
         assert second.headers["Idempotent-Replayed"] == "true"
         assert await system.store.stream_last_seq() == last_seq
-        reused = await admin.post("/projects", json={**body, "name": "other"}, headers={"Idempotency-Key": "k-1"})
+        reused = await admin.post(
+            "/projects", json={**body, "name": "other"}, headers={"Idempotency-Key": "k-1"}
+        )
         assert reused.status_code == 422
         run = await create_protocol(admin, first.json()["id"])
-        start = [await admin.post(f"/protocols/{run['id']}/actions/start", headers={"Idempotency-Key": "s"}) for _ in range(2)]
+        start = [
+            await admin.post(f"/protocols/{run['id']}/actions/start", headers={"Idempotency-Key": "s"})
+            for _ in range(2)
+        ]
         assert [r.status_code for r in start] == [200, 200]
         plain = await admin.post(f"/protocols/{run['id']}/actions/start")
         assert plain.status_code == 409
@@ -144,10 +166,20 @@ async def test_read_your_writes_and_request_ids(system: System) -> None:
     async with system.admin() as admin:
         project = await create_project(admin)
         run = await create_protocol(admin, project["id"])
-        for action, status in (("start", "planning"), ("pause", "paused"), ("resume", "planning"), ("cancel", "cancelled")):
-            written = await admin.post(f"/protocols/{run['id']}/actions/{action}", headers={"X-Request-ID": f"req-{action}"})
+        for action, status in (
+            ("start", "planning"),
+            ("pause", "paused"),
+            ("resume", "planning"),
+            ("cancel", "cancelled"),
+        ):
+            written = await admin.post(
+                f"/protocols/{run['id']}/actions/{action}", headers={"X-Request-ID": f"req-{action}"}
+            )
             assert written.headers["X-Request-ID"] == f"req-{action}"
-            read = await admin.get(f"/protocols/{run['id']}", headers={"X-Min-Event-Sequence": written.headers["X-Event-Sequence"]})
+            read = await admin.get(
+                f"/protocols/{run['id']}",
+                headers={"X-Min-Event-Sequence": written.headers["X-Event-Sequence"]},
+            )
             assert read.json()["status"] == status
         events = (await admin.get(f"/protocols/{run['id']}/events")).json()["data"]
         assert {e["causation_id"] for e in events if e["type"] == "protocol_run.paused"} == {"req-pause"}
@@ -165,7 +197,9 @@ async def test_sse_delivers_live_events_and_resumes(system: System) -> None:
         received: list[tuple[int, str]] = []
 
         async def listen(headers: dict[str, str], until: str) -> None:
-            async with admin.stream("GET", "/events/stream", params={"project_id": project["id"]}, headers=headers) as response:
+            async with admin.stream(
+                "GET", "/events/stream", params={"project_id": project["id"]}, headers=headers
+            ) as response:
                 assert response.status_code == 200
                 assert response.headers["content-type"].startswith("text/event-stream")
                 event_id = None
@@ -181,10 +215,17 @@ async def test_sse_delivers_live_events_and_resumes(system: System) -> None:
         run = await create_protocol(admin, project["id"])
         await admin.post(f"/protocols/{run['id']}/actions/start")
         await asyncio.wait_for(listener, 10)
-        assert [t for _, t in received] == ["project.registered", "project.token_issued", "protocol_run.created", "protocol_run.planning_requested"]
+        assert [t for _, t in received] == [
+            "project.registered",
+            "project.token_issued",
+            "protocol_run.created",
+            "protocol_run.planning_requested",
+        ]
         resume_from = received[-2][0]
         received.clear()
-        await asyncio.wait_for(listen({"Last-Event-ID": str(resume_from)}, "protocol_run.planning_requested"), 10)
+        await asyncio.wait_for(
+            listen({"Last-Event-ID": str(resume_from)}, "protocol_run.planning_requested"), 10
+        )
         assert [t for _, t in received] == ["protocol_run.planning_requested"]
 
 
@@ -195,21 +236,32 @@ async def test_queues_jobs_branches_and_metrics(system: System) -> None:
         running = await admin.post(f"/protocols/{run_id}/actions/run_next_step")
         seq = {"X-Min-Event-Sequence": running.headers["X-Event-Sequence"]}
         jobs = (await admin.get("/queues/jobs", headers=seq)).json()["data"]
-        assert [(j["kind"], j["status"], j["step_run_id"]) for j in jobs] == [("execution", "queued", steps[0])]
+        assert [(j["kind"], j["status"], j["step_run_id"]) for j in jobs] == [
+            ("execution", "queued", steps[0])
+        ]
         queues = (await admin.get("/queues")).json()
         assert queues["stream"].startswith("DF_API_")
         assert any(q["name"] == "projector" for q in queues["data"])
         branches = (await admin.get(f"/projects/{project['id']}/branches")).json()["data"]
         assert [b["name"] for b in branches] == ["0001-add-login-page"]
-        early = await admin.post(f"/projects/{project['id']}/branches/0001-add-login-page/delete", json={"confirm": True})
+        early = await admin.post(
+            f"/projects/{project['id']}/branches/0001-add-login-page/delete", json={"confirm": True}
+        )
         assert early.status_code == 409
         await admin.post(f"/protocols/{run_id}/actions/cancel")
-        unconfirmed = await admin.post(f"/projects/{project['id']}/branches/0001-add-login-page/delete", json={"confirm": False})
+        unconfirmed = await admin.post(
+            f"/projects/{project['id']}/branches/0001-add-login-page/delete", json={"confirm": False}
+        )
         assert unconfirmed.status_code == 422
-        deleted = await admin.post(f"/projects/{project['id']}/branches/0001-add-login-page/delete", json={"confirm": True})
+        deleted = await admin.post(
+            f"/projects/{project['id']}/branches/0001-add-login-page/delete", json={"confirm": True}
+        )
         assert deleted.status_code == 202
         assert deleted.json()["deletion_requested"] is True
         metrics = (await admin.get("/metrics")).text
-        assert 'deksdenflow_api_requests_total{method="POST",route="/protocols/{protocol_run_id}/actions/{action}",status="200"}' in metrics
+        assert (
+            'deksdenflow_api_requests_total{method="POST",route="/protocols/{protocol_run_id}/actions/{action}",status="200"}'
+            in metrics
+        )
         assert 'deksdenflow_api_appends_total{aggregate="protocol_run"}' in metrics
         assert "deksdenflow_api_request_seconds_bucket" in metrics

@@ -18,14 +18,32 @@ from tests.api.helpers import create_project, create_protocol
 
 async def _schemathesis(system: System, tmp_path: Path, *headers: str) -> tuple[int, str]:
     args = [
-        sys.executable, "-m", "schemathesis.cli", "run", f"{system.base_url}/openapi.json",
-        "--checks", "not_a_server_error", "--max-examples", "30", "--seed", "4242",
-        "--exclude-path", "/events/stream", "--request-timeout", "10", "--no-color",
-        "--report-dir", str(tmp_path), "--phases", "examples,coverage,fuzzing",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "schemathesis.cli",
+        "run",
+        f"{system.base_url}/openapi.json",
+        "--checks",
+        "not_a_server_error",
+        "--max-examples",
+        "30",
+        "--seed",
+        "4242",
+        "--exclude-path",
+        "/events/stream",
+        "--request-timeout",
+        "10",
+        "--no-color",
+        "--report-dir",
+        str(tmp_path),
+        "--phases",
+        "examples,coverage,fuzzing",
+    ]
     for header in headers:
         args += ["-H", header]
-    proc = await asyncio.create_subprocess_exec(*args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    proc = await asyncio.create_subprocess_exec(
+        *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
     out, _ = await asyncio.wait_for(proc.communicate(), timeout=600)
     return proc.returncode or 0, out.decode(errors="replace")
 

@@ -13,7 +13,13 @@ from deksdenflow_core.contracts.base import ContractModel
 from deksdenflow_core.contracts.generated.deksdenflow.events.v1 import project as pev
 from deksdenflow_core.contracts.generated.deksdenflow.events.v1 import protocol_run as ev
 from deksdenflow_core.errors import ConcurrencyConflict, ConfigurationError
-from deksdenflow_core.eventstore import AppendMeta, AppendResult, JetStreamEventStore, Position, check_server_version
+from deksdenflow_core.eventstore import (
+    AppendMeta,
+    AppendResult,
+    JetStreamEventStore,
+    Position,
+    check_server_version,
+)
 from nats.aio.client import Client as NATS
 
 META = AppendMeta(source="tests", actor="user:test", correlation_id="corr", causation_id="cause")

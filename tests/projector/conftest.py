@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
-
 from deksdenflow_projector.migrate import migrate
 from deksdenflow_projector.projection import init_connection
+
 from tests.eventstore.conftest import nc, repo, store, store_settings  # noqa: F401  (fixtures)
 
 

@@ -15,6 +15,7 @@ from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
     TokenUsage,
 )
 from deksdenflow_core.eventstore import AppendMeta
+
 from tests.domain.builders import plan_steps
 
 
@@ -28,25 +29,74 @@ async def drive(repo: Repository, *, projects: int = 2, runs_per_project: int = 
     run_ids: list[str] = []
     for p in range(projects):
         project_id = uuid.uuid4().hex
-        await repo.execute(PROJECT, project_id, pcmd.RegisterProject(name=f"p{p}", git_url=f"file:///p{p}.git"), meta())
-        await repo.execute(PROJECT, project_id, pcmd.IssueProjectToken(token_id=f"t{p}", token_hash=f"{p:064x}"), meta())
+        await repo.execute(
+            PROJECT, project_id, pcmd.RegisterProject(name=f"p{p}", git_url=f"file:///p{p}.git"), meta()
+        )
+        await repo.execute(
+            PROJECT, project_id, pcmd.IssueProjectToken(token_id=f"t{p}", token_hash=f"{p:064x}"), meta()
+        )
         for r in range(runs_per_project):
-            run_id = (await repo.create_protocol_run(project_id, cmd.CreateProtocolRun(task_name=f"task {r}"), meta())).state.protocol_run_id
+            run_id = (
+                await repo.create_protocol_run(
+                    project_id, cmd.CreateProtocolRun(task_name=f"task {r}"), meta()
+                )
+            ).state.protocol_run_id
             run_ids.append(run_id)
             await repo.execute(PROTOCOL_RUN, run_id, cmd.StartProtocolRun(), meta())
-            state = (await repo.execute(PROTOCOL_RUN, run_id, cmd.RecordPlanningCompleted(attempt=1, steps=plan_steps(3)), meta("worker:codex"))).state
+            state = (
+                await repo.execute(
+                    PROTOCOL_RUN,
+                    run_id,
+                    cmd.RecordPlanningCompleted(attempt=1, steps=plan_steps(3)),
+                    meta("worker:codex"),
+                )
+            ).state
             first = state.steps[0].step_run_id
             await repo.execute(PROTOCOL_RUN, run_id, cmd.RunNextStep(), meta())
-            await repo.execute(PROTOCOL_RUN, run_id, cmd.RecordStepExecutionStarted(step_run_id=first, worker_id="w1"), meta("worker:codex"))
             await repo.execute(
-                PROTOCOL_RUN, run_id,
-                cmd.RecordUsage(call_id=f"{run_id}-c1", step_run_id=first, phase=Phase.EXEC,
-                                usage=TokenUsage(input_tokens=100, output_tokens=20), cost_micro_usd=1500),
+                PROTOCOL_RUN,
+                run_id,
+                cmd.RecordStepExecutionStarted(step_run_id=first, worker_id="w1"),
                 meta("worker:codex"),
             )
-            await repo.execute(PROTOCOL_RUN, run_id, cmd.RecordStepExecutionCompleted(step_run_id=first, commit_sha=f"{run_id}-sha", auto_qa=True), meta("worker:codex"))
-            await repo.execute(PROTOCOL_RUN, run_id, cmd.RecordQaVerdict(step_run_id=first, qa_attempt=1, verdict=QaVerdict.PASS if r % 2 == 0 else QaVerdict.FAIL), meta("worker:codex"))
-            await repo.execute(PROTOCOL_RUN, run_id, cmd.RecordCiReport(provider=CiProvider.GITHUB, status=CiStatus.FAILURE, raw_status="timed_out", head_sha=f"{run_id}-sha", delivery_id=f"{run_id}-d1"), meta("webhook:github"))
+            await repo.execute(
+                PROTOCOL_RUN,
+                run_id,
+                cmd.RecordUsage(
+                    call_id=f"{run_id}-c1",
+                    step_run_id=first,
+                    phase=Phase.EXEC,
+                    usage=TokenUsage(input_tokens=100, output_tokens=20),
+                    cost_micro_usd=1500,
+                ),
+                meta("worker:codex"),
+            )
+            await repo.execute(
+                PROTOCOL_RUN,
+                run_id,
+                cmd.RecordStepExecutionCompleted(step_run_id=first, commit_sha=f"{run_id}-sha", auto_qa=True),
+                meta("worker:codex"),
+            )
+            await repo.execute(
+                PROTOCOL_RUN,
+                run_id,
+                cmd.RecordQaVerdict(
+                    step_run_id=first, qa_attempt=1, verdict=QaVerdict.PASS if r % 2 == 0 else QaVerdict.FAIL
+                ),
+                meta("worker:codex"),
+            )
+            await repo.execute(
+                PROTOCOL_RUN,
+                run_id,
+                cmd.RecordCiReport(
+                    provider=CiProvider.GITHUB,
+                    status=CiStatus.FAILURE,
+                    raw_status="timed_out",
+                    head_sha=f"{run_id}-sha",
+                    delivery_id=f"{run_id}-d1",
+                ),
+                meta("webhook:github"),
+            )
             if r % 2:
                 await repo.execute(PROTOCOL_RUN, run_id, cmd.CancelProtocolRun(reason="enough"), meta())
     return run_ids

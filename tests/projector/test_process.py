@@ -7,18 +7,17 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 
 import asyncpg
 import httpx
 import pytest
-
 from deksdenflow_core.aggregates import Repository
 from deksdenflow_core.eventstore import JetStreamEventStore
 from deksdenflow_core.readmodel import SCHEMA
 from deksdenflow_core.settings import EventStoreSettings
 from deksdenflow_projector.projection import init_connection
 from deksdenflow_projector.rebuild import rebuild
+
 from tests.projector.scenario import drive
 from tests.projector.test_projection import TABLES, dump
 from tests.support import eventually
@@ -40,7 +39,9 @@ class ProjectorProcess:
 
     def start(self, **extra: str) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "deksdenflow_projector", "run"], env={**self.env, **extra}, start_new_session=True
+            [sys.executable, "-m", "deksdenflow_projector", "run"],
+            env={**self.env, **extra},
+            start_new_session=True,
         )
 
     def kill(self) -> None:
@@ -63,8 +64,8 @@ class ProjectorProcess:
 
 
 @pytest.fixture
-def projector_env(store_settings: EventStoreSettings, fresh_db_url: str) -> Iterator[dict[str, str]]:
-    yield {
+def projector_env(store_settings: EventStoreSettings, fresh_db_url: str) -> dict[str, str]:
+    return {
         **os.environ,
         "DEKSDENFLOW_NATS_URL": store_settings.nats_url,
         "DEKSDENFLOW_STREAM_NAME": store_settings.stream_name,
@@ -98,10 +99,12 @@ async def test_sigkill_mid_batch_loses_and_duplicates_nothing(
     try:
         # Wait until a batch's transaction is open with its rows written, then kill the process.
         async def in_batch() -> bool:
-            return bool(await db.fetchval(
-                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'deksdenflow-projector' "
-                "AND state = 'idle in transaction' AND datname = current_database()"
-            ))
+            return bool(
+                await db.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'deksdenflow-projector' "
+                    "AND state = 'idle in transaction' AND datname = current_database()"
+                )
+            )
 
         await eventually(in_batch, within=30, what="a batch in progress")
         proc.kill()

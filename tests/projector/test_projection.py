@@ -5,15 +5,24 @@ from __future__ import annotations
 from typing import Any
 
 import asyncpg
-
 from deksdenflow_core.aggregates import PROTOCOL_RUN, Repository
 from deksdenflow_core.eventstore import JetStreamEventStore
 from deksdenflow_core.readmodel import SCHEMA
 from deksdenflow_projector.projection import apply_batch, checkpoint
 from deksdenflow_projector.rebuild import rebuild
+
 from tests.projector.scenario import drive
 
-TABLES = ("projects", "project_tokens", "protocol_runs", "step_runs", "events", "usage_records", "ci_reports", "checkpoints")
+TABLES = (
+    "projects",
+    "project_tokens",
+    "protocol_runs",
+    "step_runs",
+    "events",
+    "usage_records",
+    "ci_reports",
+    "checkpoints",
+)
 
 
 async def project_all(pool: asyncpg.Pool, store: JetStreamEventStore, page_size: int = 7) -> int:
@@ -34,7 +43,9 @@ async def dump(pool: asyncpg.Pool) -> dict[str, list[dict[str, Any]]]:
         }
 
 
-async def test_read_model_matches_the_aggregates(read_db: asyncpg.Pool, store: JetStreamEventStore, repo: Repository) -> None:
+async def test_read_model_matches_the_aggregates(
+    read_db: asyncpg.Pool, store: JetStreamEventStore, repo: Repository
+) -> None:
     run_ids = await drive(repo)
     last = await project_all(read_db, store)
     assert last == await store.stream_last_seq()
@@ -48,7 +59,9 @@ async def test_read_model_matches_the_aggregates(read_db: asyncpg.Pool, store: J
         assert row["status"] == state.status.value
         assert row["protocol_name"] == state.protocol_name
         assert row["cost_micro_usd"] == 1500
-        steps = sorted((r for r in tables["step_runs"] if r["protocol_run_id"] == run_id), key=lambda r: r["step_index"])
+        steps = sorted(
+            (r for r in tables["step_runs"] if r["protocol_run_id"] == run_id), key=lambda r: r["step_index"]
+        )
         assert [s["status"] for s in steps] == [s.status.value for s in state.steps]
         assert steps[0]["last_verdict"] in ("pass", "fail")
     names = sorted(r["protocol_name"] for r in tables["protocol_runs"])
@@ -59,7 +72,9 @@ async def test_read_model_matches_the_aggregates(read_db: asyncpg.Pool, store: J
     assert any(e["step_run_id"] for e in run_events)
 
 
-async def test_redelivered_batches_are_skipped(read_db: asyncpg.Pool, store: JetStreamEventStore, repo: Repository) -> None:
+async def test_redelivered_batches_are_skipped(
+    read_db: asyncpg.Pool, store: JetStreamEventStore, repo: Repository
+) -> None:
     await drive(repo, projects=1, runs_per_project=1)
     last = await project_all(read_db, store)
     before = await dump(read_db)
@@ -69,7 +84,9 @@ async def test_redelivered_batches_are_skipped(read_db: asyncpg.Pool, store: Jet
     assert await dump(read_db) == before
 
 
-async def test_rebuild_equals_live(read_db: asyncpg.Pool, store: JetStreamEventStore, repo: Repository, fresh_db_url: str) -> None:
+async def test_rebuild_equals_live(
+    read_db: asyncpg.Pool, store: JetStreamEventStore, repo: Repository, fresh_db_url: str
+) -> None:
     await drive(repo)
     await project_all(read_db, store, page_size=5)
     live = await dump(read_db)

@@ -7,7 +7,8 @@ runs ``decide`` with the time and deterministic ids, and appends with optimistic
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar, cast
@@ -89,15 +90,50 @@ class Outcome(Generic[S]):
 
 
 class Repository:
-    """Aggregates over the event store."""
+    """Aggregates over the event store.
 
-    def __init__(self, store: JetStreamEventStore, *, clock: Callable[[], datetime] | None = None) -> None:
+    Folded states are cached in memory with the stream position they were folded to; a load reads only
+    the aggregate's events after that position (usually none) and folds them on top. The log stays the
+    authority: every load asks it what happened since, so replicas never serve each other stale state.
+    """
+
+    def __init__(
+        self,
+        store: JetStreamEventStore,
+        *,
+        clock: Callable[[], datetime] | None = None,
+        cache_size: int = 10_000,
+    ) -> None:
         self.store = store
         self._clock = clock or (lambda: datetime.now(UTC))
+        self._cache: OrderedDict[tuple[str, str], Current[Any]] = OrderedDict()
+        self._cache_size = cache_size
 
     async def load(self, kind: AggregateKind[S, Any, Any], aggregate_id: str) -> Current[S]:
-        loaded = await self.store.load(kind.aggregate_type, aggregate_id)
-        return Current(state=kind.fold(aggregate_id, loaded.events), position=loaded.position)
+        key = (kind.aggregate_type, aggregate_id)
+        cached: Current[S] | None = self._cache.get(key)
+        if cached is None:
+            loaded = await self.store.load(kind.aggregate_type, aggregate_id)
+            current = Current(state=kind.fold(aggregate_id, loaded.events), position=loaded.position)
+        else:
+            newer = await self.store.read(
+                self.store.subjects.aggregate(kind.aggregate_type, aggregate_id), from_seq=cached.position.last_seq + 1
+            )
+            state = cached.state
+            for recorded in newer.events:
+                state = kind.evolve(state, cast(Any, recorded.event))
+            position = newer.position if newer.events else cached.position
+            current = Current(state=state, position=position)
+        self._remember(key, current)
+        return current
+
+    def _remember(self, key: tuple[str, str], current: Current[Any]) -> None:
+        if current.position.last_seq == 0:  # nothing to remember about an aggregate that does not exist
+            return
+        self._cache[key] = current
+        self._cache.move_to_end(key)
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
 
     async def execute(
         self,
@@ -115,13 +151,15 @@ class Repository:
         that ``ConcurrencyConflict`` propagates (the API answers 409). ``authorize`` sees the loaded state
         before anything is decided and may raise.
         """
-        return await self.execute_many(kind, aggregate_id, [command], meta, redecide=redecide, authorize=authorize)
+        return await self.execute_many(
+            kind, aggregate_id, [command], meta, redecide=redecide, authorize=authorize
+        )
 
     async def execute_many(
         self,
         kind: AggregateKind[S, C, E],
         aggregate_id: str,
-        commands: list[C],
+        commands: Sequence[C],
         meta: AppendMeta,
         *,
         redecide: int = 1,
@@ -154,6 +192,10 @@ class Repository:
                 if attempt == redecide:
                     raise
                 continue
+            if appended.events and not appended.duplicate:
+                last = appended.events[-1]
+                position = Position(last_seq=last.stream_seq, version=last.envelope.aggregate_version)
+                self._remember((kind.aggregate_type, aggregate_id), Current(state=state, position=position))
             return Outcome(state=state, appended=appended)
         raise AssertionError("unreachable")
 

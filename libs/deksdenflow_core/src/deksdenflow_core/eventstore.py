@@ -27,7 +27,12 @@ from nats.js import JetStreamContext
 
 from deksdenflow_core.contracts.base import ContractModel
 from deksdenflow_core.envelope import Envelope, RecordedEvent, decode, encode, event_type_of
-from deksdenflow_core.errors import ConcurrencyConflict, ConfigurationError, ContractError, InfrastructureError
+from deksdenflow_core.errors import (
+    ConcurrencyConflict,
+    ConfigurationError,
+    ContractError,
+    InfrastructureError,
+)
 from deksdenflow_core.settings import EventStoreSettings
 from deksdenflow_core.subjects import Subjects
 

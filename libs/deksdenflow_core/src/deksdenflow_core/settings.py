@@ -60,10 +60,14 @@ class ApiSettings(_Base):
         "tokens are accepted.",
     )
     read_wait_timeout_seconds: float = Field(
-        default=2.0, gt=0, description="How long a read waits for the read model to reach a requested sequence."
+        default=2.0,
+        gt=0,
+        description="How long a read waits for the read model to reach a requested sequence.",
     )
     sse_keepalive_seconds: float = Field(default=15.0, gt=0)
-    idempotency_ttl_days: int = Field(default=30, ge=1, description="How long Idempotency-Key results are kept.")
+    idempotency_ttl_days: int = Field(
+        default=30, ge=1, description="How long Idempotency-Key results are kept."
+    )
 
     def admin_tokens(self) -> list[str]:
         return [t.strip() for t in self.api_token.get_secret_value().split(",") if t.strip()]

@@ -114,13 +114,18 @@ class EmbeddedNats:
             command = [
                 str(binary),
                 "--jetstream",
-                "--store_dir", str(self.store_dir),
-                "--addr", self.host,
-                "--port", str(self.port),
-                "--pid", str(self.pid_path),
+                "--store_dir",
+                str(self.store_dir),
+                "--addr",
+                self.host,
+                "--port",
+                str(self.port),
+                "--pid",
+                str(self.pid_path),
                 # A stable name keeps the JetStream identity the same across restarts on the same data.
-                "--server_name", "deksdenflow-embedded",
-            ]  # fmt: skip
+                "--server_name",
+                "deksdenflow-embedded",
+            ]
             self._proc = self._spawn(command)
             _log.info("embedded NATS starting", pid=self._proc.pid, url=self.url, store=str(self.store_dir))
             await self._wait_ready(self._proc)

@@ -85,10 +85,21 @@ def _ensure_system_user(name: str) -> pwd.struct_passwd:
             binary="useradd",
         )
     result = subprocess.run(
-        [useradd, "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent",
-         "--shell", "/usr/sbin/nologin", name],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        [
+            useradd,
+            "--system",
+            "--user-group",
+            "--no-create-home",
+            "--home-dir",
+            "/nonexistent",
+            "--shell",
+            "/usr/sbin/nologin",
+            name,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     try:
         # Another process may have created it concurrently: only the end state matters.
         return pwd.getpwnam(name)
@@ -258,9 +269,16 @@ class EmbeddedPostgres:
 
     def _spawn_initdb(self, bin_dir: Path, staging: Path, output: IO[bytes]) -> subprocess.Popen[bytes]:
         command = [
-            str(bin_dir / "initdb"), "-D", str(staging), "-U", SUPERUSER, "--auth=trust",
-            "--encoding=UTF8", "--no-locale", "--no-instructions",
-        ]  # fmt: skip
+            str(bin_dir / "initdb"),
+            "-D",
+            str(staging),
+            "-U",
+            SUPERUSER,
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--no-locale",
+            "--no-instructions",
+        ]
         if not self.durable:
             command.append("--no-sync")
         return subprocess.Popen(
@@ -342,9 +360,16 @@ class EmbeddedPostgres:
 
     def _spawn(self, bin_dir: Path, socket_dir: Path) -> subprocess.Popen[bytes]:
         command = [
-            str(bin_dir / "postgres"), "-D", str(self.pgdata), "-p", str(self.port), "-h", self.host,
-            "-k", str(socket_dir),
-        ]  # fmt: skip
+            str(bin_dir / "postgres"),
+            "-D",
+            str(self.pgdata),
+            "-p",
+            str(self.port),
+            "-h",
+            self.host,
+            "-k",
+            str(socket_dir),
+        ]
         settings = dict(self.server_settings)
         if not self.durable:
             settings = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off", **settings}

@@ -255,7 +255,9 @@ class Supervisor:
         }
         for spec in self.services:
             proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", spec.module,
+                sys.executable,
+                "-m",
+                spec.module,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT,
@@ -263,7 +265,7 @@ class Supervisor:
                 limit=_READ_LIMIT,
                 start_new_session=True,  # a terminal Ctrl-C reaches only us; we stop services in order
                 preexec_fn=parent_death_signal(signal.SIGTERM),  # spawned on the loop thread: see its doc
-            )  # fmt: skip
+            )
             self._running.append(_Service(spec, proc, self.out, self._width))
             _log.info("service started", service=spec.name, pid=proc.pid)
 

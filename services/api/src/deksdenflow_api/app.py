@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from deksdenflow_core.eventstore import use_fast_header_parser
+from deksdenflow_core.settings import ApiSettings, DatabaseSettings, EventStoreSettings
 from fastapi import FastAPI
 
 from deksdenflow_api import errors, health, metrics_route
@@ -14,8 +16,6 @@ from deksdenflow_api.context import ApiContext
 from deksdenflow_api.idempotency import IdempotencyStore
 from deksdenflow_api.middleware import ApiMetrics, Idempotency, RequestContext
 from deksdenflow_api.routes import events, projects, protocols, queues
-from deksdenflow_core.eventstore import use_fast_header_parser
-from deksdenflow_core.settings import ApiSettings, DatabaseSettings, EventStoreSettings
 
 SHUTDOWN_TIMEOUT_SECONDS = 5.0
 
@@ -80,6 +80,7 @@ def create_app(
     app.include_router(events.router)
     app.include_router(queues.router)
     # Outermost last: RequestContext wraps everything, so replayed answers carry ids and are counted.
-    app.add_middleware(Idempotency, store=idempotency, js=lambda: app.state.ctx.js(), metrics=metrics)
+    # A lambda on purpose: the context exists only once the lifespan has started.
+    app.add_middleware(Idempotency, store=idempotency, js=lambda: app.state.ctx.js(), metrics=metrics)  # noqa: PLW0108
     app.add_middleware(RequestContext, metrics=metrics)
     return app

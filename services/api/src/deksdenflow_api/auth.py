@@ -14,13 +14,13 @@ import secrets
 from dataclasses import dataclass
 from typing import Annotated
 
+from deksdenflow_core.readmodel import SCHEMA
 from fastapi import Depends, Request
 
 from deksdenflow_api.context import ApiContext, get_context
 from deksdenflow_api.errors import HttpError
-from deksdenflow_core.readmodel import SCHEMA
 
-TOKEN_PREFIX = "dfp_"
+TOKEN_PREFIX = "dfp_"  # noqa: S105  (a public prefix that marks project tokens, not a secret)
 
 
 @dataclass(frozen=True)

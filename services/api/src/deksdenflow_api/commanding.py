@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
+from deksdenflow_core.aggregates import AggregateKind, Outcome
+from deksdenflow_core.errors import ConcurrencyConflict
+from deksdenflow_core.eventstore import AppendMeta
 from fastapi import Request, Response
 
 from deksdenflow_api.auth import Principal
 from deksdenflow_api.context import ApiContext
-from deksdenflow_core.aggregates import AggregateKind, Outcome
-from deksdenflow_core.errors import ConcurrencyConflict
-from deksdenflow_core.eventstore import AppendMeta
 
 S = TypeVar("S")
 C = TypeVar("C")
@@ -40,7 +40,7 @@ async def execute(
     principal: Principal,
     kind: AggregateKind[S, C, E],
     aggregate_id: str,
-    commands: list[C],
+    commands: Sequence[C],
     *,
     correlation_id: str,
     authorize: Callable[[S], None] | None = None,

@@ -7,8 +7,8 @@ and the asyncpg pool opens connections on demand. ``/health`` says which one is 
 from __future__ import annotations
 
 import asyncio
-import json
 import contextlib
+import json
 from dataclasses import dataclass
 from typing import Any
 

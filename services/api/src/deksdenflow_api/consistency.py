@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 
 import asyncpg
-
 from deksdenflow_core.logging import get_logger
 from deksdenflow_core.readmodel import CHECKPOINT_CHANNEL, PROJECTOR_NAME, SCHEMA
 
@@ -37,12 +36,12 @@ class CheckpointWatcher:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
-    async def wait_for(self, seq: int, timeout: float) -> bool:
-        """True once the checkpoint is at least ``seq``; False if ``timeout`` passes first."""
+    async def wait_for(self, seq: int, within: float) -> bool:
+        """True once the checkpoint is at least ``seq``; False if ``within`` seconds pass first."""
         if self.current >= seq:
             return True
         try:
-            async with asyncio.timeout(timeout), self._changed:
+            async with asyncio.timeout(within), self._changed:
                 await self._changed.wait_for(lambda: self.current >= seq)
         except TimeoutError:
             return self.current >= seq

@@ -6,6 +6,10 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import asyncpg
+from deksdenflow_core.aggregates import Repository
+from deksdenflow_core.errors import InfrastructureError
+from deksdenflow_core.eventstore import JetStreamEventStore
+from deksdenflow_core.settings import ApiSettings, EventStoreSettings
 from fastapi import Depends, Request
 from nats.js import JetStreamContext
 
@@ -14,10 +18,6 @@ from deksdenflow_api.consistency import CheckpointWatcher
 from deksdenflow_api.errors import HttpError
 from deksdenflow_api.idempotency import IdempotencyStore
 from deksdenflow_api.middleware import ApiMetrics
-from deksdenflow_core.aggregates import Repository
-from deksdenflow_core.errors import InfrastructureError
-from deksdenflow_core.eventstore import JetStreamEventStore
-from deksdenflow_core.settings import ApiSettings, EventStoreSettings
 
 
 @dataclass
@@ -31,6 +31,7 @@ class ApiContext:
     idempotency: IdempotencyStore
     metrics: ApiMetrics
     _stores: dict[int, JetStreamEventStore] = field(default_factory=dict)
+    _repos: dict[int, Repository] = field(default_factory=dict)
     _provisioned: bool = False
 
     @property
@@ -59,7 +60,12 @@ class ApiContext:
         return store
 
     async def repo(self) -> Repository:
-        return Repository(await self.store())
+        """One repository per connection, so that its cache of folded aggregates serves every request."""
+        store = await self.store()
+        repo = self._repos.get(id(store))
+        if repo is None:
+            repo = self._repos[id(store)] = Repository(store)
+        return repo
 
     async def at_least(self, seq: int | None) -> None:
         """Read-your-writes: wait (bounded) until the read model has applied ``seq``."""
@@ -68,7 +74,11 @@ class ApiContext:
         last = await (await self.store()).stream_last_seq()
         if seq > last:  # no write ever produced it: waiting cannot help
             raise HttpError(
-                422, "unknown_sequence", f"sequence {seq} is beyond the end of the log ({last})", requested=seq, last=last
+                422,
+                "unknown_sequence",
+                f"sequence {seq} is beyond the end of the log ({last})",
+                requested=seq,
+                last=last,
             )
         if not await self.watcher.wait_for(seq, self.settings.read_wait_timeout_seconds):
             raise HttpError(

@@ -4,11 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict
-
 from deksdenflow_core.errors import (
     ConcurrencyConflict,
     ContractError,
@@ -18,6 +13,10 @@ from deksdenflow_core.errors import (
     InvalidCommand,
     NotFound,
 )
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 
 
 class ErrorBody(BaseModel):
@@ -67,11 +66,13 @@ def install(app: FastAPI) -> None:
     """Map the hierarchy (and request validation) to JSON error responses."""
 
     async def on_error(_: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, DeksdenflowError)
+        if not isinstance(exc, DeksdenflowError):  # registered for that class only
+            raise exc
         return error_response(exc)
 
     async def on_validation(_: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, RequestValidationError)
+        if not isinstance(exc, RequestValidationError):
+            raise exc
         errors = [
             {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
             for e in exc.errors()
@@ -89,8 +90,10 @@ def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
         401: "Missing or invalid credentials.",
         403: "The credentials do not give access to this project.",
         404: "No such resource.",
-        409: "Illegal in the current status (the body names it), or a lost race, or a repeated Idempotency-Key still in progress.",
+        409: "Illegal in the current status (the body names it), a lost race, "
+        "or a repeated Idempotency-Key still in progress.",
         422: "The request body or parameters are invalid.",
-        503: "NATS or PostgreSQL is unavailable, or the read model has not reached the requested sequence yet.",
+        503: "NATS or PostgreSQL is unavailable, "
+        "or the read model has not reached the requested sequence yet.",
     }
     return {s: {"model": ErrorBody, "description": meaning[s]} for s in statuses}

@@ -9,12 +9,12 @@ import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from deksdenflow_core.errors import DeksdenflowError
+from deksdenflow_core.logging import bind_ids
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from deksdenflow_api.errors import HttpError, error_response
 from deksdenflow_api.idempotency import IdempotencyStore, StoredResponse
-from deksdenflow_core.errors import DeksdenflowError
-from deksdenflow_core.logging import bind_ids
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+from deksdenflow_core.errors import NotFound
+from deksdenflow_core.readmodel import SCHEMA
 from fastapi import Depends, Header
 
 from deksdenflow_api.context import ApiContext, get_context
 from deksdenflow_api.errors import HttpError
-from deksdenflow_core.errors import NotFound
-from deksdenflow_core.readmodel import SCHEMA
 
 MIN_SEQUENCE_HEADER = "X-Min-Event-Sequence"
 T = f'"{SCHEMA}"'
@@ -79,14 +79,26 @@ def protocol_body(row: dict[str, Any]) -> dict[str, Any]:
                 "created_at",
                 "updated_at",
             )
-        },  # fmt: skip
+        },
         "usage": {k: row[k] for k in ("input_tokens", "output_tokens", "cost_micro_usd")},
     }
 
 
 def project_body(row: dict[str, Any]) -> dict[str, Any]:
-    keys = ("id", "name", "git_url", "base_branch", "ci_provider", "default_models", "local_path", "status",
-            "questions", "answers", "created_at", "updated_at")  # fmt: skip
+    keys = (
+        "id",
+        "name",
+        "git_url",
+        "base_branch",
+        "ci_provider",
+        "default_models",
+        "local_path",
+        "status",
+        "questions",
+        "answers",
+        "created_at",
+        "updated_at",
+    )
     return {k: row[k] for k in keys}
 
 

@@ -5,10 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
-
 from deksdenflow_core.domain.naming import is_valid_branch_name
-
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 
 def _branch(value: str) -> str:

@@ -9,12 +9,15 @@ import argparse
 import asyncio
 import sys
 
-from pydantic import ValidationError
-
 from deksdenflow_core.errors import DeksdenflowError
 from deksdenflow_core.eventstore import JetStreamEventStore, connect
 from deksdenflow_core.logging import configure_logging
 from deksdenflow_core.settings import DatabaseSettings, EventStoreSettings, LogSettings
+from pydantic import ValidationError
+
+from deksdenflow_projector.main import main as serve
+from deksdenflow_projector.migrate import migrate
+from deksdenflow_projector.rebuild import rebuild
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -22,14 +25,16 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("run", help="consume the event log into the read model (the service)")
     sub.add_parser("migrate", help="bring the read-model schema to the latest migration")
-    rebuild = sub.add_parser("rebuild", help="replay the log from sequence 1 into fresh tables and swap them in")
-    rebuild.add_argument("--no-swap", action="store_true", help="build the fresh tables but keep serving the old")
+    rebuild = sub.add_parser(
+        "rebuild", help="replay the log from sequence 1 into fresh tables and swap them in"
+    )
+    rebuild.add_argument(
+        "--no-swap", action="store_true", help="build the fresh tables but keep serving the old"
+    )
     return parser
 
 
 async def _rebuild(no_swap: bool) -> None:
-    from deksdenflow_projector.rebuild import rebuild
-
     es = EventStoreSettings()
     nc = await connect(es, name="deksdenflow-projector-rebuild")
     try:
@@ -46,12 +51,8 @@ def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     try:
         if args.command in (None, "run"):
-            from deksdenflow_projector.main import main as serve
-
             sys.exit(serve())
         elif args.command == "migrate":
-            from deksdenflow_projector.migrate import migrate
-
             configure_logging(LogSettings(), service="projector")
             migrate(DatabaseSettings().db_url)
             print("read model migrated")

@@ -12,82 +12,88 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from deksdenflow_core.logging import get_logger
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from deksdenflow_core.logging import get_logger
 from deksdenflow_projector.service import Projector
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
-App = Callable[[Scope, Receive, Send], Awaitable[None]]
 Started = tuple[Projector, Callable[[], Awaitable[None]]]
 
 log = get_logger(__name__)
 
 
-def make_app(start: Callable[[], Awaitable[Started]], on_crash: Callable[[], None]) -> App:
+class ProjectorApp:
     """``start`` connects and returns the projector and a closer; ``on_crash`` asks the server to exit."""
-    state: dict[str, Any] = {}
 
-    async def startup() -> None:
-        projector, close = await start()
-        consume = asyncio.create_task(projector.run(), name="consume")
-        lag = asyncio.create_task(projector.track_lag(), name="lag")
+    def __init__(self, start: Callable[[], Awaitable[Started]], on_crash: Callable[[], None]) -> None:
+        self._start = start
+        self._on_crash = on_crash
+        self.projector: Projector | None = None
+        self._close: Callable[[], Awaitable[None]] | None = None
+        self._tasks: dict[str, asyncio.Task[None]] = {}
 
-        def crashed(task: asyncio.Task[None]) -> None:
-            if not task.cancelled() and task.exception() is not None:
-                log.error("projector loop crashed", error=repr(task.exception()))
-                on_crash()
-
-        consume.add_done_callback(crashed)
-        state.update(projector=projector, close=close, consume=consume, lag=lag)
-
-    async def shutdown() -> None:
-        if "projector" not in state:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
             return
-        state["projector"].loop.stop()
-        state["lag"].cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await asyncio.wait_for(state["consume"], timeout=30)
-        with contextlib.suppress(asyncio.CancelledError):
-            await state["lag"]
-        await state["close"]()
+        status, ctype, body = self._respond(scope.get("path", ""))
+        await send(
+            {"type": "http.response.start", "status": status, "headers": [(b"content-type", ctype.encode())]}
+        )
+        await send({"type": "http.response.body", "body": body})
 
-    async def lifespan(receive: Receive, send: Send) -> None:
+    def _respond(self, path: str) -> tuple[int, str, bytes]:
+        projector = self.projector
+        if path == "/metrics" and projector is not None:
+            return 200, CONTENT_TYPE_LATEST, generate_latest(projector.metrics.registry)
+        if path == "/health":
+            if projector is None:
+                return 503, "application/json", b'{"status":"starting"}'
+            lag = max(0, projector.stream_last_seq - projector.last_seq)
+            payload = {"status": "ok", "checkpoint": projector.last_seq, "lag": lag}
+            return 200, "application/json", json.dumps(payload).encode()
+        return 404, "application/json", b'{"detail":"not found"}'
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 try:
-                    await startup()
+                    await self._startup()
                 except Exception as exc:
                     await send({"type": "lifespan.startup.failed", "message": repr(exc)})
                     return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                await shutdown()
+                await self._shutdown()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            await lifespan(receive, send)
-            return
-        projector: Projector | None = state.get("projector")
-        path = scope.get("path", "")
-        if path == "/metrics" and projector is not None:
-            body, status, ctype = generate_latest(projector.metrics.registry), 200, CONTENT_TYPE_LATEST
-        elif path == "/health":
-            if projector is None:
-                body, status = b'{"status":"starting"}', 503
-            else:
-                lag = max(0, projector.stream_last_seq - projector.last_seq)
-                payload = {"status": "ok", "checkpoint": projector.last_seq, "lag": lag}
-                body, status = json.dumps(payload).encode(), 200
-            ctype = "application/json"
-        else:
-            body, status, ctype = b'{"detail":"not found"}', 404, "application/json"
-        await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", ctype.encode())]})
-        await send({"type": "http.response.body", "body": body})
+    async def _startup(self) -> None:
+        projector, self._close = await self._start()
+        self._tasks = {
+            "consume": asyncio.create_task(projector.run(), name="consume"),
+            "lag": asyncio.create_task(projector.track_lag(), name="lag"),
+        }
+        self._tasks["consume"].add_done_callback(self._crashed)
+        self.projector = projector
 
-    return app
+    def _crashed(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("projector loop crashed", error=repr(task.exception()))
+            self._on_crash()
+
+    async def _shutdown(self) -> None:
+        if self.projector is None:
+            return
+        self.projector.loop.stop()
+        self._tasks["lag"].cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await asyncio.wait_for(self._tasks["consume"], timeout=30)
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._tasks["lag"]
+        if self._close is not None:
+            await self._close()

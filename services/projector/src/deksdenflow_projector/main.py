@@ -9,11 +9,11 @@ import asyncio
 
 import asyncpg
 import uvicorn
-
 from deksdenflow_core.eventstore import JetStreamEventStore, connect
 from deksdenflow_core.logging import configure_logging, get_logger
 from deksdenflow_core.settings import DatabaseSettings, EventStoreSettings, LogSettings
-from deksdenflow_projector.http import Started, make_app
+
+from deksdenflow_projector.http import ProjectorApp, Started
 from deksdenflow_projector.migrate import migrate
 from deksdenflow_projector.projection import init_connection
 from deksdenflow_projector.service import Projector
@@ -49,7 +49,7 @@ def main() -> int:
 
     server = uvicorn.Server(
         uvicorn.Config(
-            make_app(start, on_crash=lambda: setattr(server, "should_exit", True)),
+            ProjectorApp(start, on_crash=lambda: setattr(server, "should_exit", True)),
             host=settings.host,
             port=settings.port,
             lifespan="on",

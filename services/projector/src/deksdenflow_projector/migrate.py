@@ -6,7 +6,6 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-
 from deksdenflow_core.readmodel import SCHEMA
 
 _MIGRATIONS = Path(__file__).parent / "migrations"

@@ -14,7 +14,6 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
-
 from deksdenflow_core.contracts.generated.deksdenflow.events.v1 import project as pev
 from deksdenflow_core.contracts.generated.deksdenflow.events.v1 import protocol_run as rev
 from deksdenflow_core.domain.project import ProjectState, evolve_project
@@ -24,9 +23,22 @@ from deksdenflow_core.errors import InfrastructureError
 from deksdenflow_core.readmodel import CHECKPOINT_CHANNEL, PROJECTOR_NAME
 
 _EVENT_COLUMNS = (
-    "seq", "id", "type", "project_id", "aggregate_type", "aggregate_id", "protocol_run_id", "step_run_id",
-    "aggregate_version", "time", "source", "actor", "correlation_id", "causation_id", "payload",
-)  # fmt: skip
+    "seq",
+    "id",
+    "type",
+    "project_id",
+    "aggregate_type",
+    "aggregate_id",
+    "protocol_run_id",
+    "step_run_id",
+    "aggregate_version",
+    "time",
+    "source",
+    "actor",
+    "correlation_id",
+    "causation_id",
+    "payload",
+)
 
 
 class OutOfOrder(InfrastructureError):
@@ -72,11 +84,15 @@ async def init_connection(conn: asyncpg.Connection) -> None:
 async def checkpoint(conn: asyncpg.Connection, schema: str, *, lock: bool = False) -> int:
     """The last applied stream sequence (0 before the first batch)."""
     suffix = " FOR UPDATE" if lock else ""
-    value = await conn.fetchval(f'SELECT last_seq FROM "{schema}".checkpoints WHERE name = $1{suffix}', PROJECTOR_NAME)
+    value = await conn.fetchval(
+        f'SELECT last_seq FROM "{schema}".checkpoints WHERE name = $1{suffix}', PROJECTOR_NAME
+    )
     return int(value or 0)
 
 
-async def apply_batch(conn: asyncpg.Connection, schema: str, events: list[RecordedEvent], *, notify: bool = True) -> int:
+async def apply_batch(
+    conn: asyncpg.Connection, schema: str, events: list[RecordedEvent], *, notify: bool = True
+) -> int:
     """Apply ``events`` (in stream order) inside the caller's transaction; return the new checkpoint.
 
     Events at or below the checkpoint are skipped (redelivery). The rest must continue the checkpoint
@@ -117,7 +133,9 @@ async def _fold(conn: asyncpg.Connection, schema: str, events: list[RecordedEven
     for row in await conn.fetch(query.format(schema, "protocol_runs"), list(run_ids)):
         state_run = ProtocolRunState.model_validate(row["state"])
         touched.runs[row["id"]] = (state_run, row["created_at"], row["created_at"], 0)
-    step_query = f'SELECT id, created_at, updated_at FROM "{schema}".step_runs WHERE protocol_run_id = ANY($1)'
+    step_query = (
+        f'SELECT id, created_at, updated_at FROM "{schema}".step_runs WHERE protocol_run_id = ANY($1)'
+    )
     for row in await conn.fetch(step_query, list(run_ids)):
         touched.step_times[row["id"]] = (row["created_at"], row["updated_at"])
     for recorded in events:
@@ -128,7 +146,9 @@ async def _fold(conn: asyncpg.Connection, schema: str, events: list[RecordedEven
             # the event type decides which member of the union it is
             touched.projects[env.aggregate_id] = (evolve_project(state, event), created, at, seq)  # type: ignore[arg-type]
             if isinstance(event, pev.ProjectTokenIssued):
-                touched.tokens_issued.append((event.token_id, env.aggregate_id, event.token_hash, event.label, at))
+                touched.tokens_issued.append(
+                    (event.token_id, env.aggregate_id, event.token_hash, event.label, at)
+                )
             elif isinstance(event, pev.ProjectTokenRevoked):
                 touched.tokens_revoked.append((event.token_id, at))
         elif env.aggregate_type == "protocol_run":
@@ -144,19 +164,40 @@ async def _fold(conn: asyncpg.Connection, schema: str, events: list[RecordedEven
                     touched.step_times[st.step_run_id] = (first, at)
             if isinstance(event, rev.UsageRecorded):
                 u = event.usage
-                touched.usage.append((
-                    event.call_id, recorded.stream_seq, env.project_id, env.aggregate_id, event.step_run_id or None,
-                    _short(event.phase), event.engine_id, event.model,
-                    u.input_tokens if u else 0, u.cached_input_tokens if u else 0,
-                    u.output_tokens if u else 0, u.reasoning_output_tokens if u else 0,
-                    event.cost_micro_usd, at,
-                ))  # fmt: skip
+                touched.usage.append(
+                    (
+                        event.call_id,
+                        recorded.stream_seq,
+                        env.project_id,
+                        env.aggregate_id,
+                        event.step_run_id or None,
+                        _short(event.phase),
+                        event.engine_id,
+                        event.model,
+                        u.input_tokens if u else 0,
+                        u.cached_input_tokens if u else 0,
+                        u.output_tokens if u else 0,
+                        u.reasoning_output_tokens if u else 0,
+                        event.cost_micro_usd,
+                        at,
+                    )
+                )
             elif isinstance(event, rev.CiReported):
-                touched.ci.append((
-                    recorded.stream_seq, env.project_id, env.aggregate_id, event.step_run_id or None,
-                    _short(event.provider), _short(event.status), event.raw_status, event.head_sha, event.run_url,
-                    event.delivery_id, at,
-                ))  # fmt: skip
+                touched.ci.append(
+                    (
+                        recorded.stream_seq,
+                        env.project_id,
+                        env.aggregate_id,
+                        event.step_run_id or None,
+                        _short(event.provider),
+                        _short(event.status),
+                        event.raw_status,
+                        event.head_sha,
+                        event.run_url,
+                        event.delivery_id,
+                        at,
+                    )
+                )
     return touched
 
 
@@ -164,11 +205,22 @@ def _event_row(recorded: RecordedEvent) -> tuple[Any, ...]:
     env = recorded.envelope
     step_run_id = getattr(recorded.event, "step_run_id", "") or None
     return (
-        recorded.stream_seq, env.id, env.type, env.project_id, env.aggregate_type, env.aggregate_id,
-        env.aggregate_id if env.aggregate_type == "protocol_run" else None, step_run_id,
-        env.aggregate_version, env.time, env.source, env.actor, env.correlation_id, env.causation_id,
+        recorded.stream_seq,
+        env.id,
+        env.type,
+        env.project_id,
+        env.aggregate_type,
+        env.aggregate_id,
+        env.aggregate_id if env.aggregate_type == "protocol_run" else None,
+        step_run_id,
+        env.aggregate_version,
+        env.time,
+        env.source,
+        env.actor,
+        env.correlation_id,
+        env.causation_id,
         RawJson(recorded.payload_json),
-    )  # fmt: skip
+    )
 
 
 async def _write(conn: asyncpg.Connection, schema: str, events: list[RecordedEvent], t: _Touched) -> None:
@@ -183,7 +235,8 @@ async def _write(conn: asyncpg.Connection, schema: str, events: list[RecordedEve
             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16)
             ON CONFLICT (id) DO UPDATE SET name=EXCLUDED.name, git_url=EXCLUDED.git_url,
                 base_branch=EXCLUDED.base_branch, ci_provider=EXCLUDED.ci_provider,
-                default_models=EXCLUDED.default_models, local_path=EXCLUDED.local_path, status=EXCLUDED.status,
+                default_models=EXCLUDED.default_models, local_path=EXCLUDED.local_path,
+                status=EXCLUDED.status,
                 onboarding_attempt=EXCLUDED.onboarding_attempt, questions=EXCLUDED.questions,
                 answers=EXCLUDED.answers, state=EXCLUDED.state, version=EXCLUDED.version,
                 last_seq=EXCLUDED.last_seq, updated_at=EXCLUDED.updated_at""",
@@ -209,18 +262,33 @@ async def _write(conn: asyncpg.Connection, schema: str, events: list[RecordedEve
         )
     if t.ci:
         await conn.executemany(
-            f'INSERT INTO "{schema}".ci_reports VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11) ON CONFLICT DO NOTHING',
+            f'INSERT INTO "{schema}".ci_reports VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11) '
+            "ON CONFLICT DO NOTHING",
             t.ci,
         )
 
 
-def _project_row(pid: str, s: ProjectState, created: datetime, updated: datetime, seq: int) -> tuple[Any, ...]:
+def _project_row(
+    pid: str, s: ProjectState, created: datetime, updated: datetime, seq: int
+) -> tuple[Any, ...]:
     return (
-        pid, s.name, s.git_url, s.base_branch, _short(s.ci_provider),
-        s.default_models.model_dump(mode="json"), s.local_path or None, s.status.value, s.onboarding_attempt,
-        [q.model_dump(mode="json") for q in s.questions], s.answers, s.model_dump(mode="json"), s.version, seq,
-        created, updated,
-    )  # fmt: skip
+        pid,
+        s.name,
+        s.git_url,
+        s.base_branch,
+        _short(s.ci_provider),
+        s.default_models.model_dump(mode="json"),
+        s.local_path or None,
+        s.status.value,
+        s.onboarding_attempt,
+        [q.model_dump(mode="json") for q in s.questions],
+        s.answers,
+        s.model_dump(mode="json"),
+        s.version,
+        seq,
+        created,
+        updated,
+    )
 
 
 async def _write_runs(conn: asyncpg.Connection, schema: str, t: _Touched) -> None:
@@ -229,7 +297,8 @@ async def _write_runs(conn: asyncpg.Connection, schema: str, t: _Touched) -> Non
             description, base_branch, protocol_root, status, paused_from, blocked_reason, planning_attempt,
             spec_hash, pr_number, pr_url, pr_merged, branch_head_sha, input_tokens, output_tokens,
             cost_micro_usd, state, version, last_seq, created_at, updated_at, planning_owner)
-        VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27)
+        VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,
+                $26,$27)
         ON CONFLICT (id) DO UPDATE SET status=EXCLUDED.status, paused_from=EXCLUDED.paused_from,
             blocked_reason=EXCLUDED.blocked_reason, planning_attempt=EXCLUDED.planning_attempt,
             planning_owner=EXCLUDED.planning_owner,
@@ -240,13 +309,34 @@ async def _write_runs(conn: asyncpg.Connection, schema: str, t: _Touched) -> Non
             last_seq=EXCLUDED.last_seq, updated_at=EXCLUDED.updated_at""",
         [
             (
-                rid, s.project_id, s.number, s.protocol_name, s.slug, s.task_name, s.description, s.base_branch,
-                s.protocol_root, s.status.value, s.paused_from.value if s.paused_from else None,
-                s.blocked_reason or None, s.planning_attempt, s.spec_hash or None, s.pr_number or None,
-                s.pr_url or None, s.pr_merged, s.branch_head_sha or None, s.input_tokens, s.output_tokens,
-                s.cost_micro_usd, s.model_dump(mode="json"), s.version, seq, created, updated,
+                rid,
+                s.project_id,
+                s.number,
+                s.protocol_name,
+                s.slug,
+                s.task_name,
+                s.description,
+                s.base_branch,
+                s.protocol_root,
+                s.status.value,
+                s.paused_from.value if s.paused_from else None,
+                s.blocked_reason or None,
+                s.planning_attempt,
+                s.spec_hash or None,
+                s.pr_number or None,
+                s.pr_url or None,
+                s.pr_merged,
+                s.branch_head_sha or None,
+                s.input_tokens,
+                s.output_tokens,
+                s.cost_micro_usd,
+                s.model_dump(mode="json"),
+                s.version,
+                seq,
+                created,
+                updated,
                 s.planning_owner or None,
-            )  # fmt: skip
+            )
             for rid, (s, created, updated, seq) in t.runs.items()
         ],
     )
@@ -254,22 +344,41 @@ async def _write_runs(conn: asyncpg.Connection, schema: str, t: _Touched) -> Non
     step_ids = [st.step_run_id for s, _, _, _ in t.runs.values() for st in s.steps]
     # A re-plan replaces the steps of a run: drop the ones the plan no longer has.
     await conn.execute(
-        f'DELETE FROM "{schema}".step_runs WHERE protocol_run_id = ANY($1) AND NOT (id = ANY($2))', run_ids, step_ids
+        f'DELETE FROM "{schema}".step_runs WHERE protocol_run_id = ANY($1) AND NOT (id = ANY($2))',
+        run_ids,
+        step_ids,
     )
     rows = [
         (
-            st.step_run_id, rid, s.project_id, st.index, st.name, _short(st.step_type), st.status.value,
-            st.retries, st.executing, st.engine_id or None, st.model or None, _short(st.qa_policy),
-            st.qa_attempt, st.qa_pending, _short(st.last_verdict), st.summary or None,
-            st.commit_sha or None, list(st.changed_files), st.failure_reason or None,
-            *t.step_times[st.step_run_id], st.owner or None,
-        )  # fmt: skip
+            st.step_run_id,
+            rid,
+            s.project_id,
+            st.index,
+            st.name,
+            _short(st.step_type),
+            st.status.value,
+            st.retries,
+            st.executing,
+            st.engine_id or None,
+            st.model or None,
+            _short(st.qa_policy),
+            st.qa_attempt,
+            st.qa_pending,
+            _short(st.last_verdict),
+            st.summary or None,
+            st.commit_sha or None,
+            list(st.changed_files),
+            st.failure_reason or None,
+            *t.step_times[st.step_run_id],
+            st.owner or None,
+        )
         for rid, (s, _, _, _) in t.runs.items()
         for st in s.steps
     ]
     if rows:
         await conn.executemany(
-            f"""INSERT INTO "{schema}".step_runs (id, protocol_run_id, project_id, step_index, step_name, step_type,
+            f"""INSERT INTO "{schema}".step_runs (id, protocol_run_id, project_id, step_index, step_name,
+                step_type,
                 status, retries, executing, engine_id, model, qa_policy, qa_attempt, qa_pending, last_verdict,
                 summary, commit_sha, changed_files, failure_reason, created_at, updated_at, owner)
             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22)

@@ -14,10 +14,16 @@ import time
 from dataclasses import dataclass
 
 import asyncpg
-
 from deksdenflow_core.eventstore import JetStreamEventStore
 from deksdenflow_core.logging import get_logger
-from deksdenflow_core.readmodel import CHECKPOINT_CHANNEL, REBUILD_SCHEMA, RETIRED_SCHEMA, SCHEMA, WRITER_LOCK_KEY
+from deksdenflow_core.readmodel import (
+    CHECKPOINT_CHANNEL,
+    REBUILD_SCHEMA,
+    RETIRED_SCHEMA,
+    SCHEMA,
+    WRITER_LOCK_KEY,
+)
+
 from deksdenflow_projector.migrate import migrate
 from deksdenflow_projector.projection import apply_batch, init_connection
 
@@ -37,7 +43,9 @@ class RebuildReport:
         return self.events / self.seconds if self.seconds else 0.0
 
 
-async def _catch_up(conn: asyncpg.Connection, store: JetStreamEventStore, schema: str, seq: int) -> tuple[int, int]:
+async def _catch_up(
+    conn: asyncpg.Connection, store: JetStreamEventStore, schema: str, seq: int
+) -> tuple[int, int]:
     applied = 0
     while True:
         page, _ = await store.read_page(store.subjects.all, seq + 1)
@@ -72,7 +80,9 @@ async def rebuild(db_url: str, store: JetStreamEventStore, *, swap: bool = True)
             await conn.execute("SELECT pg_notify($1, $2)", CHECKPOINT_CHANNEL, f"{SCHEMA}:{seq}")
         await conn.execute(f'DROP SCHEMA IF EXISTS "{RETIRED_SCHEMA}" CASCADE')
         report = RebuildReport(events=applied, checkpoint=seq, seconds=time.perf_counter() - started)
-        log.info("rebuilt read model swapped in", events=applied, checkpoint=seq, seconds=round(report.seconds, 2))
+        log.info(
+            "rebuilt read model swapped in", events=applied, checkpoint=seq, seconds=round(report.seconds, 2)
+        )
         return report
     finally:
         await conn.close()

@@ -6,12 +6,12 @@ import asyncio
 import time
 
 import asyncpg
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-
 from deksdenflow_core.consumer import ConsumerLoop, ConsumerSpec, Delivery
 from deksdenflow_core.eventstore import JetStreamEventStore
 from deksdenflow_core.logging import get_logger
 from deksdenflow_core.readmodel import SCHEMA, WRITER_LOCK_KEY
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
 from deksdenflow_projector.projection import apply_batch, checkpoint
 from deksdenflow_projector.settings import ProjectorSettings
 
@@ -23,13 +23,23 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.lag = Gauge("deksdenflow_projector_lag_events", "Stream last sequence minus checkpoint", registry=self.registry)
-        self.checkpoint = Gauge("deksdenflow_projector_checkpoint", "Last applied stream sequence", registry=self.registry)
-        self.applied = Counter("deksdenflow_projector_events_applied", "Events applied", registry=self.registry)
+        self.lag = Gauge(
+            "deksdenflow_projector_lag_events",
+            "Stream last sequence minus checkpoint",
+            registry=self.registry,
+        )
+        self.checkpoint = Gauge(
+            "deksdenflow_projector_checkpoint", "Last applied stream sequence", registry=self.registry
+        )
+        self.applied = Counter(
+            "deksdenflow_projector_events_applied", "Events applied", registry=self.registry
+        )
         self.batch_seconds = Histogram(
             "deksdenflow_projector_batch_seconds", "Time to apply one batch", registry=self.registry
         )
-        self.failures = Counter("deksdenflow_projector_batch_failures", "Batches that failed", registry=self.registry)
+        self.failures = Counter(
+            "deksdenflow_projector_batch_failures", "Batches that failed", registry=self.registry
+        )
 
 
 class Projector:
@@ -86,7 +96,7 @@ class Projector:
         await self.loop.run_batches(self.handle, prefetch=True)
 
     async def track_lag(self) -> None:
-        """Refresh the lag gauge: stream last sequence − checkpoint."""
+        """Refresh the lag gauge: stream last sequence - checkpoint."""
         while True:
             try:
                 self.stream_last_seq = await self._store.stream_last_seq()

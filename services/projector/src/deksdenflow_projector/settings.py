@@ -17,7 +17,9 @@ class ProjectorSettings(BaseSettings):
     port: int = Field(default=8011, ge=1, le=65535, description="/health and /metrics")
     lag_interval_seconds: float = Field(default=1.0, gt=0)
     ack_wait_seconds: float = Field(
-        default=60.0, gt=0, description="How long a delivered batch may stay unacknowledged before redelivery."
+        default=60.0,
+        gt=0,
+        description="How long a delivered batch may stay unacknowledged before redelivery.",
     )
     debug_batch_delay_seconds: float = Field(
         default=0.0,

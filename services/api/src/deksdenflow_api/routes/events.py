@@ -16,12 +16,14 @@ from fastapi.responses import StreamingResponse
 from deksdenflow_api.auth import Principal, PrincipalDep
 from deksdenflow_api.context import ApiContext
 from deksdenflow_api.errors import errors
-from deksdenflow_api.reads import T, ReadContext, fetch_all, forbid_other_project
+from deksdenflow_api.reads import ReadContext, T, fetch_all, forbid_other_project
 from deksdenflow_api.schemas import EventPublic, EventsPublic
 
 router = APIRouter(tags=["events"])
 IdFilter = Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_-]{1,128}$")]
-TypeFilter = Annotated[str | None, Query(pattern=r"^[a-z_]+\.[a-z_]+$", description="e.g. protocol_run.created")]
+TypeFilter = Annotated[
+    str | None, Query(pattern=r"^[a-z_]+\.[a-z_]+$", description="e.g. protocol_run.created")
+]
 _QUERY = (
     f"SELECT * FROM {T}.events WHERE seq > $1 AND ($2::text IS NULL OR project_id = $2) "
     "AND ($3::text IS NULL OR protocol_run_id = $3) AND ($4::text IS NULL OR type = $4) ORDER BY seq LIMIT $5"
@@ -39,7 +41,7 @@ async def list_events(
     principal: PrincipalDep,
     project_id: IdFilter = None,
     protocol_run_id: IdFilter = None,
-    type: TypeFilter = None,  # noqa: A002  (the query parameter users know)
+    type: TypeFilter = None,
     after: Annotated[int, Query(ge=0, le=2**62, description="Only events with a higher sequence.")] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> EventsPublic:
@@ -51,7 +53,10 @@ async def list_events(
 @router.get(
     "/events/stream",
     responses={
-        200: {"content": {"text/event-stream": {}}, "description": "One SSE message per event: id = sequence."},
+        200: {
+            "content": {"text/event-stream": {}},
+            "description": "One SSE message per event: id = sequence.",
+        },
         **errors(401, 403, 422, 503),
     },
     response_class=StreamingResponse,
@@ -62,7 +67,7 @@ async def stream_events(
     principal: PrincipalDep,
     project_id: IdFilter = None,
     protocol_run_id: IdFilter = None,
-    type: TypeFilter = None,  # noqa: A002
+    type: TypeFilter = None,
     after: Annotated[int, Query(ge=0, le=2**62)] = 0,
     last_event_id: Annotated[str | None, Header(pattern=r"^\d{1,18}$")] = None,
 ) -> StreamingResponse:
@@ -95,5 +100,3 @@ async def _sse(
 def _message(row: dict[str, Any]) -> str:
     body = EventPublic(**row).model_dump_json()
     return f"id: {row['seq']}\nevent: {row['type']}\ndata: {body}\n\n"
-
-

@@ -5,13 +5,20 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
+from deksdenflow_core.aggregates import PROJECT, PROTOCOL_RUN
+from deksdenflow_core.contracts.generated.deksdenflow.commands.v1 import project as pcmd
+from deksdenflow_core.contracts.generated.deksdenflow.commands.v1 import protocol_run as cmd
+from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import CiProvider, ModelDefaults
+from deksdenflow_core.domain.project import ProjectCommand, ProjectState
+from deksdenflow_core.domain.protocol_run import ProtocolRunState
+from deksdenflow_core.errors import ConcurrencyConflict
 from fastapi import APIRouter, Path, Query, Request, Response
 
 from deksdenflow_api import commanding
 from deksdenflow_api.auth import PrincipalDep, new_project_token
 from deksdenflow_api.context import ContextDep
 from deksdenflow_api.errors import HttpError, errors
-from deksdenflow_api.reads import T, ReadContext, fetch_all, fetch_one, project_body, protocol_body
+from deksdenflow_api.reads import ReadContext, T, fetch_all, fetch_one, project_body, protocol_body
 from deksdenflow_api.schemas import (
     BranchDelete,
     BranchesPublic,
@@ -27,20 +34,15 @@ from deksdenflow_api.schemas import (
     TokenCreate,
     TokenCreated,
 )
-from deksdenflow_core.aggregates import PROJECT, PROTOCOL_RUN
-from deksdenflow_core.contracts.generated.deksdenflow.commands.v1 import project as pcmd
-from deksdenflow_core.contracts.generated.deksdenflow.commands.v1 import protocol_run as cmd
-from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import CiProvider, ModelDefaults
-from deksdenflow_core.domain.project import ProjectState
-from deksdenflow_core.domain.protocol_run import ProtocolRunState
-from deksdenflow_core.errors import ConcurrencyConflict
 
 router = APIRouter(tags=["projects"])
 Id = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,128}$")]
 _PROVIDERS = {"github": CiProvider.GITHUB, "gitlab": CiProvider.GITLAB, None: CiProvider.UNSPECIFIED}
 
 
-@router.post("/projects", status_code=201, response_model=ProjectCreated, responses=errors(401, 403, 409, 422, 503))
+@router.post(
+    "/projects", status_code=201, response_model=ProjectCreated, responses=errors(401, 403, 409, 422, 503)
+)
 async def create_project(
     body: ProjectCreate, request: Request, response: Response, ctx: ContextDep, principal: PrincipalDep
 ) -> ProjectCreated:
@@ -50,17 +52,27 @@ async def create_project(
     token, digest = new_project_token()
     token_id = uuid.uuid4().hex[:12]
     models = ModelDefaults(**{k: v or "" for k, v in body.default_models.model_dump().items()})
+    commands: list[ProjectCommand] = [
+        pcmd.RegisterProject(
+            name=body.name,
+            git_url=body.git_url,
+            base_branch=body.base_branch,
+            ci_provider=_PROVIDERS[body.ci_provider],
+            default_models=models,
+            local_path=body.local_path or "",
+        ),
+        pcmd.IssueProjectToken(token_id=token_id, token_hash=digest, label="created with the project"),
+    ]
     outcome = await commanding.execute(
-        ctx, request, response, principal, PROJECT, project_id,
-        [
-            pcmd.RegisterProject(
-                name=body.name, git_url=body.git_url, base_branch=body.base_branch,
-                ci_provider=_PROVIDERS[body.ci_provider], default_models=models, local_path=body.local_path or "",
-            ),
-            pcmd.IssueProjectToken(token_id=token_id, token_hash=digest, label="created with the project"),
-        ],
+        ctx,
+        request,
+        response,
+        principal,
+        PROJECT,
+        project_id,
+        commands,
         correlation_id=project_id,
-    )  # fmt: skip
+    )
     at = outcome.appended.events[0].envelope.time
     response.headers["Location"] = f"/projects/{project_id}"
     return ProjectCreated(
@@ -73,12 +85,21 @@ async def create_project(
 
 def _project_from_state(state: ProjectState, at: object) -> dict[str, object]:
     return {
-        "id": state.project_id, "name": state.name, "git_url": state.git_url, "base_branch": state.base_branch,
-        "ci_provider": None if state.ci_provider is CiProvider.UNSPECIFIED else state.ci_provider.name.lower(),
-        "default_models": state.default_models.model_dump(), "local_path": state.local_path or None,
-        "status": state.status.value, "questions": [q.model_dump(mode="json") for q in state.questions],
-        "answers": state.answers, "created_at": at, "updated_at": at,
-    }  # fmt: skip
+        "id": state.project_id,
+        "name": state.name,
+        "git_url": state.git_url,
+        "base_branch": state.base_branch,
+        "ci_provider": None
+        if state.ci_provider is CiProvider.UNSPECIFIED
+        else state.ci_provider.name.lower(),
+        "default_models": state.default_models.model_dump(),
+        "local_path": state.local_path or None,
+        "status": state.status.value,
+        "questions": [q.model_dump(mode="json") for q in state.questions],
+        "answers": state.answers,
+        "created_at": at,
+        "updated_at": at,
+    }
 
 
 @router.get("/projects", response_model=ProjectsPublic, responses=errors(401, 422, 503))
@@ -91,9 +112,12 @@ async def list_projects(
     """Projects, oldest first (a project token sees only its own). Tokens are never listed."""
     rows = await fetch_all(
         ctx,
-        f"SELECT * FROM {T}.projects WHERE ($1::text IS NULL OR id = $1) ORDER BY created_at, id LIMIT $2 OFFSET $3",
-        principal.project_id, limit, offset,
-    )  # fmt: skip
+        f"SELECT * FROM {T}.projects WHERE ($1::text IS NULL OR id = $1) "
+        "ORDER BY created_at, id LIMIT $2 OFFSET $3",
+        principal.project_id,
+        limit,
+        offset,
+    )
     data = [ProjectPublic(**project_body(r)) for r in rows]
     return ProjectsPublic(data=data, count=len(data))
 
@@ -107,51 +131,87 @@ async def get_project(project_id: Id, ctx: ReadContext, principal: PrincipalDep)
 
 
 @router.post(
-    "/projects/{project_id}/tokens", status_code=201, response_model=TokenCreated,
+    "/projects/{project_id}/tokens",
+    status_code=201,
+    response_model=TokenCreated,
     responses=errors(401, 403, 404, 409, 422, 503),
-)  # fmt: skip
+)
 async def create_token(
-    project_id: Id, body: TokenCreate, request: Request, response: Response, ctx: ContextDep, principal: PrincipalDep
+    project_id: Id,
+    body: TokenCreate,
+    request: Request,
+    response: Response,
+    ctx: ContextDep,
+    principal: PrincipalDep,
 ) -> TokenCreated:
     """Issue another project token (admin only). The token is in this answer and nowhere else."""
     principal.require_admin()
     token, digest = new_project_token()
     token_id = uuid.uuid4().hex[:12]
     outcome = await commanding.execute(
-        ctx, request, response, principal, PROJECT, project_id,
+        ctx,
+        request,
+        response,
+        principal,
+        PROJECT,
+        project_id,
         [pcmd.IssueProjectToken(token_id=token_id, token_hash=digest, label=body.label)],
         correlation_id=project_id,
-    )  # fmt: skip
-    return TokenCreated(token_id=token_id, project_token=token, label=body.label, event_sequence=outcome.appended.last_seq)
+    )
+    return TokenCreated(
+        token_id=token_id, project_token=token, label=body.label, event_sequence=outcome.appended.last_seq
+    )
 
 
 @router.post(
-    "/projects/{project_id}/tokens/{token_id}/revoke", status_code=204, responses=errors(401, 403, 404, 409, 422, 503)
+    "/projects/{project_id}/tokens/{token_id}/revoke",
+    status_code=204,
+    responses=errors(401, 403, 404, 409, 422, 503),
 )
 async def revoke_token(
-    project_id: Id, token_id: Id, request: Request, response: Response, ctx: ContextDep, principal: PrincipalDep
+    project_id: Id,
+    token_id: Id,
+    request: Request,
+    response: Response,
+    ctx: ContextDep,
+    principal: PrincipalDep,
 ) -> Response:
     """Revoke a project token (admin only)."""
     principal.require_admin()
     await commanding.execute(
-        ctx, request, response, principal, PROJECT, project_id, [pcmd.RevokeProjectToken(token_id=token_id)],
+        ctx,
+        request,
+        response,
+        principal,
+        PROJECT,
+        project_id,
+        [pcmd.RevokeProjectToken(token_id=token_id)],
         correlation_id=project_id,
-    )  # fmt: skip
+    )
     response.status_code = 204
     return response
 
 
 @router.post(
-    "/projects/{project_id}/protocols", status_code=201, response_model=ProtocolCreated,
+    "/projects/{project_id}/protocols",
+    status_code=201,
+    response_model=ProtocolCreated,
     responses=errors(401, 403, 404, 409, 422, 503),
-)  # fmt: skip
+)
 async def create_protocol(
-    project_id: Id, body: ProtocolCreate, request: Request, response: Response, ctx: ContextDep, principal: PrincipalDep
+    project_id: Id,
+    body: ProtocolCreate,
+    request: Request,
+    response: Response,
+    ctx: ContextDep,
+    principal: PrincipalDep,
 ) -> ProtocolCreated:
     """Open a protocol for a task. The system assigns its number and name ``NNNN-slug`` (= its branch)."""
     principal.require_project(project_id)
     repo = await ctx.repo()
-    command = cmd.CreateProtocolRun(task_name=body.task_name, description=body.description, base_branch=body.base_branch or "")
+    command = cmd.CreateProtocolRun(
+        task_name=body.task_name, description=body.description, base_branch=body.base_branch or ""
+    )
     try:
         outcome = await repo.create_protocol_run(
             project_id, command, commanding.append_meta(request, principal, correlation_id=project_id)
@@ -168,18 +228,38 @@ async def create_protocol(
 def protocol_from_state(s: ProtocolRunState, at: object) -> dict[str, object]:
     """A protocol's public body straight from its decided state (the read model may not have it yet)."""
     return {
-        "id": s.protocol_run_id, "project_id": s.project_id, "number": s.number, "protocol_name": s.protocol_name,
-        "slug": s.slug, "task_name": s.task_name, "description": s.description, "base_branch": s.base_branch,
-        "protocol_root": s.protocol_root, "status": s.status.value,
-        "paused_from": s.paused_from.value if s.paused_from else None, "blocked_reason": s.blocked_reason or None,
-        "spec_hash": s.spec_hash or None, "pr_number": s.pr_number or None, "pr_url": s.pr_url or None,
-        "pr_merged": s.pr_merged, "branch_head_sha": s.branch_head_sha or None,
-        "usage": {"input_tokens": s.input_tokens, "output_tokens": s.output_tokens, "cost_micro_usd": s.cost_micro_usd},
-        "created_at": at, "updated_at": at,
-    }  # fmt: skip
+        "id": s.protocol_run_id,
+        "project_id": s.project_id,
+        "number": s.number,
+        "protocol_name": s.protocol_name,
+        "slug": s.slug,
+        "task_name": s.task_name,
+        "description": s.description,
+        "base_branch": s.base_branch,
+        "protocol_root": s.protocol_root,
+        "status": s.status.value,
+        "paused_from": s.paused_from.value if s.paused_from else None,
+        "blocked_reason": s.blocked_reason or None,
+        "spec_hash": s.spec_hash or None,
+        "pr_number": s.pr_number or None,
+        "pr_url": s.pr_url or None,
+        "pr_merged": s.pr_merged,
+        "branch_head_sha": s.branch_head_sha or None,
+        "usage": {
+            "input_tokens": s.input_tokens,
+            "output_tokens": s.output_tokens,
+            "cost_micro_usd": s.cost_micro_usd,
+        },
+        "created_at": at,
+        "updated_at": at,
+    }
 
 
-@router.get("/projects/{project_id}/protocols", response_model=ProtocolsPublic, responses=errors(401, 403, 404, 422, 503))
+@router.get(
+    "/projects/{project_id}/protocols",
+    response_model=ProtocolsPublic,
+    responses=errors(401, 403, 404, 422, 503),
+)
 async def list_protocols(
     project_id: Id,
     ctx: ReadContext,
@@ -195,13 +275,20 @@ async def list_protocols(
         ctx,
         f"SELECT * FROM {T}.protocol_runs WHERE project_id = $1 AND ($2::text IS NULL OR status = $2) "
         "ORDER BY number LIMIT $3 OFFSET $4",
-        project_id, status, limit, offset,
-    )  # fmt: skip
+        project_id,
+        status,
+        limit,
+        offset,
+    )
     data = [ProtocolPublic(**protocol_body(r)) for r in rows]
     return ProtocolsPublic(data=data, count=len(data))
 
 
-@router.get("/projects/{project_id}/branches", response_model=BranchesPublic, responses=errors(401, 403, 404, 422, 503))
+@router.get(
+    "/projects/{project_id}/branches",
+    response_model=BranchesPublic,
+    responses=errors(401, 403, 404, 422, 503),
+)
 async def list_branches(project_id: Id, ctx: ReadContext, principal: PrincipalDep) -> BranchesPublic:
     """The project's protocol branches as the log knows them (head pushed, PR, deletion requested)."""
     principal.require_project(project_id)
@@ -215,18 +302,24 @@ async def list_branches(project_id: Id, ctx: ReadContext, principal: PrincipalDe
     )
     data = [
         BranchPublic(
-            name=r["protocol_name"], protocol_run_id=r["id"], status=r["status"], head_sha=r["branch_head_sha"],
-            pr_url=r["pr_url"], deletion_requested=bool(r["deletion_requested"]),
-        )  # fmt: skip
+            name=r["protocol_name"],
+            protocol_run_id=r["id"],
+            status=r["status"],
+            head_sha=r["branch_head_sha"],
+            pr_url=r["pr_url"],
+            deletion_requested=bool(r["deletion_requested"]),
+        )
         for r in rows
     ]
     return BranchesPublic(data=data, count=len(data))
 
 
 @router.post(
-    "/projects/{project_id}/branches/{branch}/delete", status_code=202, response_model=BranchPublic,
+    "/projects/{project_id}/branches/{branch}/delete",
+    status_code=202,
+    response_model=BranchPublic,
     responses=errors(401, 403, 404, 409, 422, 503),
-)  # fmt: skip
+)
 async def delete_branch(
     project_id: Id,
     branch: Annotated[str, Path(pattern=r"^\d{4}-[a-z0-9-]{1,60}$")],
@@ -236,22 +329,33 @@ async def delete_branch(
     ctx: ContextDep,
     principal: PrincipalDep,
 ) -> BranchPublic:
-    """Ask the git worker to delete a protocol branch (only once its run has ended; ``confirm`` must be true)."""
+    """Ask the git worker to delete a protocol branch (once its run has ended; ``confirm`` must be true)."""
     principal.require_project(project_id)
     if not body.confirm:
         raise HttpError(422, "confirmation_required", "set confirm to true to delete the branch")
     row = await fetch_one(
-        ctx, f"SELECT id FROM {T}.protocol_runs WHERE project_id = $1 AND protocol_name = $2",
-        project_id, branch, what="branch",
-    )  # fmt: skip
+        ctx,
+        f"SELECT id FROM {T}.protocol_runs WHERE project_id = $1 AND protocol_name = $2",
+        project_id,
+        branch,
+        what="branch",
+    )
     outcome = await commanding.execute(
-        ctx, request, response, principal, PROTOCOL_RUN, row["id"], [cmd.RequestBranchDeletion()],
+        ctx,
+        request,
+        response,
+        principal,
+        PROTOCOL_RUN,
+        row["id"],
+        [cmd.RequestBranchDeletion()],
         correlation_id=row["id"],
-    )  # fmt: skip
+    )
     s = outcome.state
     return BranchPublic(
-        name=s.protocol_name, protocol_run_id=s.protocol_run_id, status=s.status.value,
-        head_sha=s.branch_head_sha or None, pr_url=s.pr_url or None, deletion_requested=True,
-    )  # fmt: skip
-
-
+        name=s.protocol_name,
+        protocol_run_id=s.protocol_run_id,
+        status=s.status.value,
+        head_sha=s.branch_head_sha or None,
+        pr_url=s.pr_url or None,
+        deletion_requested=True,
+    )

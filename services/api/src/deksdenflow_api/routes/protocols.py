@@ -6,13 +6,16 @@ from collections.abc import Callable
 from enum import StrEnum
 from typing import Annotated
 
+from deksdenflow_core.aggregates import PROTOCOL_RUN
+from deksdenflow_core.contracts.generated.deksdenflow.commands.v1 import protocol_run as cmd
+from deksdenflow_core.domain.protocol_run import ProtocolRunCommand, ProtocolRunState
 from fastapi import APIRouter, Path, Query, Request, Response
 
 from deksdenflow_api import commanding
 from deksdenflow_api.auth import Principal, PrincipalDep
 from deksdenflow_api.context import ContextDep
 from deksdenflow_api.errors import errors
-from deksdenflow_api.reads import T, ReadContext, fetch_all, fetch_one, protocol_body
+from deksdenflow_api.reads import ReadContext, T, fetch_all, fetch_one, protocol_body
 from deksdenflow_api.schemas import (
     ActionResult,
     EventPublic,
@@ -23,9 +26,6 @@ from deksdenflow_api.schemas import (
     StepPublic,
     StepsPublic,
 )
-from deksdenflow_core.aggregates import PROTOCOL_RUN
-from deksdenflow_core.contracts.generated.deksdenflow.commands.v1 import protocol_run as cmd
-from deksdenflow_core.domain.protocol_run import ProtocolRunCommand, ProtocolRunState
 
 router = APIRouter(tags=["protocols"])
 Id = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,128}$")]
@@ -68,19 +68,28 @@ def _guard(principal: Principal) -> Callable[[ProtocolRunState], None]:
     return authorize
 
 
-@router.get("/protocols/{protocol_run_id}", response_model=ProtocolPublic, responses=errors(401, 403, 404, 422, 503))
+@router.get(
+    "/protocols/{protocol_run_id}", response_model=ProtocolPublic, responses=errors(401, 403, 404, 422, 503)
+)
 async def get_protocol(protocol_run_id: Id, ctx: ReadContext, principal: PrincipalDep) -> ProtocolPublic:
     """One protocol run."""
-    row = await fetch_one(ctx, f"SELECT * FROM {T}.protocol_runs WHERE id = $1", protocol_run_id, what="protocol run")
+    row = await fetch_one(
+        ctx, f"SELECT * FROM {T}.protocol_runs WHERE id = $1", protocol_run_id, what="protocol run"
+    )
     principal.require_project(row["project_id"])
     return ProtocolPublic(**protocol_body(row))
 
 
-@router.get("/protocols/{protocol_run_id}/spec", response_model=SpecPublic, responses=errors(401, 403, 404, 422, 503))
+@router.get(
+    "/protocols/{protocol_run_id}/spec", response_model=SpecPublic, responses=errors(401, 403, 404, 422, 503)
+)
 async def get_spec(protocol_run_id: Id, ctx: ReadContext, principal: PrincipalDep) -> SpecPublic:
     """The accepted plan (spec) of a run and its hash."""
     row = await fetch_one(
-        ctx, f"SELECT project_id, spec_hash FROM {T}.protocol_runs WHERE id = $1", protocol_run_id, what="protocol run"
+        ctx,
+        f"SELECT project_id, spec_hash FROM {T}.protocol_runs WHERE id = $1",
+        protocol_run_id,
+        what="protocol run",
     )
     principal.require_project(row["project_id"])
     steps = await fetch_all(
@@ -95,18 +104,24 @@ async def get_spec(protocol_run_id: Id, ctx: ReadContext, principal: PrincipalDe
         validation_status="valid" if row["spec_hash"] else "none",
         steps=[
             SpecStep(
-                step_run_id=s["id"], index=s["step_index"], name=s["step_name"], step_type=s["step_type"],
-                engine_id=s["engine_id"], model=s["model"], qa_policy=s["qa_policy"],
-            )  # fmt: skip
+                step_run_id=s["id"],
+                index=s["step_index"],
+                name=s["step_name"],
+                step_type=s["step_type"],
+                engine_id=s["engine_id"],
+                model=s["model"],
+                qa_policy=s["qa_policy"],
+            )
             for s in steps
         ],
     )
 
 
 @router.post(
-    "/protocols/{protocol_run_id}/actions/{action}", response_model=ActionResult,
+    "/protocols/{protocol_run_id}/actions/{action}",
+    response_model=ActionResult,
     responses=errors(401, 403, 404, 409, 422, 503),
-)  # fmt: skip
+)
 async def run_action(
     protocol_run_id: Id,
     action: RunAction,
@@ -117,9 +132,16 @@ async def run_action(
 ) -> ActionResult:
     """start · pause · resume · cancel (cascades to open steps) · run_next_step · retry_latest · open_pr."""
     outcome = await commanding.execute(
-        ctx, request, response, principal, PROTOCOL_RUN, protocol_run_id, [_RUN_COMMANDS[action]],
-        correlation_id=protocol_run_id, authorize=_guard(principal),
-    )  # fmt: skip
+        ctx,
+        request,
+        response,
+        principal,
+        PROTOCOL_RUN,
+        protocol_run_id,
+        [_RUN_COMMANDS[action]],
+        correlation_id=protocol_run_id,
+        authorize=_guard(principal),
+    )
     return ActionResult(
         protocol_run_id=protocol_run_id,
         action=action.value,
@@ -129,16 +151,28 @@ async def run_action(
     )
 
 
-@router.get("/protocols/{protocol_run_id}/steps", response_model=StepsPublic, responses=errors(401, 403, 404, 422, 503))
+@router.get(
+    "/protocols/{protocol_run_id}/steps",
+    response_model=StepsPublic,
+    responses=errors(401, 403, 404, 422, 503),
+)
 async def list_steps(protocol_run_id: Id, ctx: ReadContext, principal: PrincipalDep) -> StepsPublic:
     """The run's steps in order."""
-    row = await fetch_one(ctx, f"SELECT project_id FROM {T}.protocol_runs WHERE id = $1", protocol_run_id, what="protocol run")
+    row = await fetch_one(
+        ctx, f"SELECT project_id FROM {T}.protocol_runs WHERE id = $1", protocol_run_id, what="protocol run"
+    )
     principal.require_project(row["project_id"])
-    rows = await fetch_all(ctx, f"SELECT * FROM {T}.step_runs WHERE protocol_run_id = $1 ORDER BY step_index", protocol_run_id)
+    rows = await fetch_all(
+        ctx, f"SELECT * FROM {T}.step_runs WHERE protocol_run_id = $1 ORDER BY step_index", protocol_run_id
+    )
     return StepsPublic(data=[StepPublic(**r) for r in rows], count=len(rows))
 
 
-@router.get("/protocols/{protocol_run_id}/events", response_model=EventsPublic, responses=errors(401, 403, 404, 422, 503))
+@router.get(
+    "/protocols/{protocol_run_id}/events",
+    response_model=EventsPublic,
+    responses=errors(401, 403, 404, 422, 503),
+)
 async def run_events(
     protocol_run_id: Id,
     ctx: ReadContext,
@@ -147,13 +181,17 @@ async def run_events(
     after: Annotated[int, Query(ge=0, le=2**62, description="Only events with a higher sequence.")] = 0,
 ) -> EventsPublic:
     """The run's timeline, oldest first."""
-    row = await fetch_one(ctx, f"SELECT project_id FROM {T}.protocol_runs WHERE id = $1", protocol_run_id, what="protocol run")
+    row = await fetch_one(
+        ctx, f"SELECT project_id FROM {T}.protocol_runs WHERE id = $1", protocol_run_id, what="protocol run"
+    )
     principal.require_project(row["project_id"])
     rows = await fetch_all(
         ctx,
         f"SELECT * FROM {T}.events WHERE protocol_run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
-        protocol_run_id, after, limit,
-    )  # fmt: skip
+        protocol_run_id,
+        after,
+        limit,
+    )
     return EventsPublic(data=[EventPublic(**r) for r in rows], count=len(rows))
 
 
@@ -166,7 +204,9 @@ async def get_step(step_run_id: Id, ctx: ReadContext, principal: PrincipalDep) -
 
 
 @router.post(
-    "/steps/{step_run_id}/actions/{action}", response_model=ActionResult, responses=errors(401, 403, 404, 409, 422, 503)
+    "/steps/{step_run_id}/actions/{action}",
+    response_model=ActionResult,
+    responses=errors(401, 403, 404, 409, 422, 503),
 )
 async def step_action(
     step_run_id: Id,
@@ -181,16 +221,24 @@ async def step_action(
         ctx, f"SELECT protocol_run_id, project_id FROM {T}.step_runs WHERE id = $1", step_run_id, what="step"
     )
     principal.require_project(row["project_id"])
-    command: ProtocolRunCommand = {
+    commands: dict[StepAction, ProtocolRunCommand] = {
         StepAction.RUN: cmd.RunStep(step_run_id=step_run_id),
         StepAction.RUN_QA: cmd.RunStepQa(step_run_id=step_run_id),
         StepAction.APPROVE: cmd.ApproveStep(step_run_id=step_run_id),
-    }[action]
+    }
+    command = commands[action]
     run_id = row["protocol_run_id"]
     outcome = await commanding.execute(
-        ctx, request, response, principal, PROTOCOL_RUN, run_id, [command],
-        correlation_id=run_id, authorize=_guard(principal),
-    )  # fmt: skip
+        ctx,
+        request,
+        response,
+        principal,
+        PROTOCOL_RUN,
+        run_id,
+        [command],
+        correlation_id=run_id,
+        authorize=_guard(principal),
+    )
     step = outcome.state.step(step_run_id)
     return ActionResult(
         protocol_run_id=run_id,
@@ -201,4 +249,3 @@ async def step_action(
         events=[e.envelope.type for e in outcome.appended.events],
         event_sequence=outcome.appended.last_seq,
     )
-

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 
 from deksdenflow_api.auth import PrincipalDep
 from deksdenflow_api.errors import errors
-from deksdenflow_api.reads import T, ReadContext, fetch_all
+from deksdenflow_api.reads import ReadContext, T, fetch_all
 from deksdenflow_api.schemas import JobPublic, JobsPublic, QueuePublic, QueuesPublic
 
 router = APIRouter(tags=["queues"])
@@ -24,7 +24,9 @@ async def list_queues(ctx: ReadContext, principal: PrincipalDep) -> QueuesPublic
     data = [
         QueuePublic(
             name=c.name,
-            filter_subjects=list(c.config.filter_subjects or ([c.config.filter_subject] if c.config.filter_subject else [])),
+            filter_subjects=list(
+                c.config.filter_subjects or ([c.config.filter_subject] if c.config.filter_subject else [])
+            ),
             num_pending=c.num_pending or 0,
             num_ack_pending=c.num_ack_pending or 0,
             num_redelivered=c.num_redelivered or 0,
@@ -33,7 +35,10 @@ async def list_queues(ctx: ReadContext, principal: PrincipalDep) -> QueuesPublic
         for c in sorted(consumers, key=lambda c: c.name)
     ]
     return QueuesPublic(
-        stream=store.stream, last_sequence=await store.stream_last_seq(), read_model_checkpoint=ctx.watcher.current, data=data
+        stream=store.stream,
+        last_sequence=await store.stream_last_seq(),
+        read_model_checkpoint=ctx.watcher.current,
+        data=data,
     )
 
 
@@ -44,8 +49,8 @@ SELECT * FROM (
            planning_attempt AS attempt, updated_at
       FROM {T}.protocol_runs WHERE status = 'planning'
     UNION ALL
-    SELECT 'execution', CASE WHEN owner IS NULL THEN 'queued' ELSE 'running' END, project_id, protocol_run_id, id,
-           owner, retries, updated_at
+    SELECT 'execution', CASE WHEN owner IS NULL THEN 'queued' ELSE 'running' END, project_id,
+           protocol_run_id, id, owner, retries, updated_at
       FROM {T}.step_runs WHERE executing
     UNION ALL
     SELECT 'qa', 'queued', project_id, protocol_run_id, id, NULL, qa_attempt, updated_at

@@ -10,11 +10,10 @@ from __future__ import annotations
 import asyncio
 
 from alembic import context
+from deksdenflow_core.readmodel import SCHEMA
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
-
-from deksdenflow_core.readmodel import SCHEMA
 
 config = context.config
 schema: str = config.attributes.get("schema", SCHEMA)

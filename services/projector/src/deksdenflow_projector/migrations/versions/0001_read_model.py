@@ -134,8 +134,18 @@ def upgrade() -> None:
         sa.Column("payload", JSONB, nullable=False),
     )
     op.create_index("events_by_project", "events", ["project_id", "seq"])
-    op.create_index("events_by_run", "events", ["protocol_run_id", "seq"], postgresql_where=sa.text("protocol_run_id IS NOT NULL"))
-    op.create_index("events_by_step", "events", ["step_run_id", "seq"], postgresql_where=sa.text("step_run_id IS NOT NULL"))
+    op.create_index(
+        "events_by_run",
+        "events",
+        ["protocol_run_id", "seq"],
+        postgresql_where=sa.text("protocol_run_id IS NOT NULL"),
+    )
+    op.create_index(
+        "events_by_step",
+        "events",
+        ["step_run_id", "seq"],
+        postgresql_where=sa.text("step_run_id IS NOT NULL"),
+    )
     op.create_index("events_by_type", "events", ["type", "seq"])
     op.create_index("events_by_time", "events", ["time"])
 
@@ -158,7 +168,9 @@ def upgrade() -> None:
     )
     op.create_index("usage_by_project", "usage_records", ["project_id"])
     op.create_index("usage_by_run", "usage_records", ["protocol_run_id"])
-    op.create_index("usage_by_step", "usage_records", ["step_run_id"], postgresql_where=sa.text("step_run_id IS NOT NULL"))
+    op.create_index(
+        "usage_by_step", "usage_records", ["step_run_id"], postgresql_where=sa.text("step_run_id IS NOT NULL")
+    )
 
     op.create_table(
         "ci_reports",
@@ -185,5 +197,14 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("checkpoints", "ci_reports", "usage_records", "events", "step_runs", "protocol_runs", "project_tokens", "projects"):
+    for table in (
+        "checkpoints",
+        "ci_reports",
+        "usage_records",
+        "events",
+        "step_runs",
+        "protocol_runs",
+        "project_tokens",
+        "projects",
+    ):
         op.drop_table(table)

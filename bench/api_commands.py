@@ -1,0 +1,125 @@
+"""API command throughput and latency at 32 concurrent clients, and write-to-visible latency.
+
+    make bench            (or: uv run python -m bench.api_commands [COMMANDS_PER_CLIENT])
+
+The API and the projector run as their own processes (as in production) on embedded NATS and
+PostgreSQL; 32 clients in this process each own a protocol run and send pause/resume commands back to
+back (each one a load → decide → conditional append). Then, for a sample of writes, the time from a
+write's response until a read shows it (the read asks for the write's sequence with
+X-Min-Event-Sequence, so it returns as soon as the projector has applied it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+
+import httpx
+
+from bench.servers import servers
+from deksdenflow_runtime.embedded import free_port
+
+CLIENTS = 32
+TOKEN = "bench-admin"
+
+
+def _pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def _spawn(module: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", module], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+async def _ready(client: httpx.AsyncClient, url: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if (await client.get(url)).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        await asyncio.sleep(0.1)
+    raise RuntimeError(f"{url} did not become healthy")
+
+
+async def main(per_client: int) -> None:
+    async with servers() as s:
+        suffix = uuid.uuid4().hex[:8]
+        api_port, projector_port = free_port(), free_port()
+        env = {
+            **os.environ,
+            "DEKSDENFLOW_NATS_URL": s.nats_url, "DEKSDENFLOW_DB_URL": s.db_url,
+            "DEKSDENFLOW_STREAM_NAME": f"DF_BENCH_{suffix}", "DEKSDENFLOW_SUBJECT_PREFIX": f"b{suffix}",
+            "DEKSDENFLOW_API_PORT": str(api_port), "DEKSDENFLOW_API_TOKEN": TOKEN,
+            "DEKSDENFLOW_PROJECTOR_PORT": str(projector_port), "DEKSDENFLOW_LOG_LEVEL": "WARNING",
+        }
+        procs = [_spawn("deksdenflow_projector", env), _spawn("deksdenflow_api", env)]
+        base = f"http://127.0.0.1:{api_port}"
+        limits = httpx.Limits(max_connections=CLIENTS + 4, max_keepalive_connections=CLIENTS + 4)
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        try:
+            async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits, timeout=30) as client:
+                await _ready(client, f"http://127.0.0.1:{projector_port}/health")
+                await _ready(client, "/health")
+                project = (await client.post("/projects", json={"name": "bench", "git_url": "file:///b.git"})).json()
+                runs = [
+                    (await client.post(f"/projects/{project['id']}/protocols", json={"task_name": f"t{i}"})).json()["id"]
+                    for i in range(CLIENTS)
+                ]
+                latencies: list[float] = []
+                errors = 0
+
+                async def worker(run_id: str) -> None:
+                    nonlocal errors
+                    for i in range(per_client):
+                        action = "pause" if i % 2 == 0 else "resume"
+                        started = time.perf_counter()
+                        response = await client.post(f"/protocols/{run_id}/actions/{action}")
+                        latencies.append(time.perf_counter() - started)
+                        errors += response.status_code != 200
+
+                started = time.perf_counter()
+                await asyncio.gather(*(worker(r) for r in runs))
+                elapsed = time.perf_counter() - started
+
+                visible: list[float] = []
+                for i in range(200):
+                    run_id = runs[i % CLIENTS]
+                    action = "pause" if (per_client + i // CLIENTS) % 2 == 0 else "resume"
+                    write = await client.post(f"/protocols/{run_id}/actions/{action}")
+                    written = time.perf_counter()
+                    read = await client.get(
+                        f"/protocols/{run_id}", headers={"X-Min-Event-Sequence": write.headers["X-Event-Sequence"]}
+                    )
+                    visible.append(time.perf_counter() - written)
+                    assert read.json()["status"] == write.json()["status"], (read.text, write.text)
+        finally:
+            for proc in procs:
+                os.killpg(proc.pid, signal.SIGTERM)
+            for proc in procs:
+                proc.wait(timeout=20)
+
+    total = CLIENTS * per_client
+    ms = [x * 1000 for x in latencies]
+    vis = [x * 1000 for x in visible]
+    print(f"API commands: {total} in {elapsed:.2f}s = {total / elapsed:,.0f} commands/s at {CLIENTS} clients "
+          f"({errors} non-200) ({s.where})")
+    print(f"command latency: p50 {_pct(ms, 50):.1f} ms, p99 {_pct(ms, 99):.1f} ms, mean {statistics.mean(ms):.1f} ms "
+          "(target p99 <= 50 ms)")
+    print(f"write-to-visible: p50 {_pct(vis, 50):.1f} ms, p99 {_pct(vis, 99):.1f} ms over {len(vis)} writes "
+          "(target p99 <= 100 ms)")
+
+
+if __name__ == "__main__":
+    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 100))
