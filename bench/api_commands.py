@@ -21,9 +21,9 @@ import time
 import uuid
 
 import httpx
+from deksdenflow_runtime.embedded import free_port
 
 from bench.servers import servers
-from deksdenflow_runtime.embedded import free_port
 
 CLIENTS = 32
 TOKEN = "bench-admin"
@@ -36,7 +36,10 @@ def _pct(values: list[float], p: float) -> float:
 
 def _spawn(module: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", module], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [sys.executable, "-m", module],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
 
@@ -59,10 +62,14 @@ async def main(per_client: int) -> None:
         api_port, projector_port = free_port(), free_port()
         env = {
             **os.environ,
-            "DEKSDENFLOW_NATS_URL": s.nats_url, "DEKSDENFLOW_DB_URL": s.db_url,
-            "DEKSDENFLOW_STREAM_NAME": f"DF_BENCH_{suffix}", "DEKSDENFLOW_SUBJECT_PREFIX": f"b{suffix}",
-            "DEKSDENFLOW_API_PORT": str(api_port), "DEKSDENFLOW_API_TOKEN": TOKEN,
-            "DEKSDENFLOW_PROJECTOR_PORT": str(projector_port), "DEKSDENFLOW_LOG_LEVEL": "WARNING",
+            "DEKSDENFLOW_NATS_URL": s.nats_url,
+            "DEKSDENFLOW_DB_URL": s.db_url,
+            "DEKSDENFLOW_STREAM_NAME": f"DF_BENCH_{suffix}",
+            "DEKSDENFLOW_SUBJECT_PREFIX": f"b{suffix}",
+            "DEKSDENFLOW_API_PORT": str(api_port),
+            "DEKSDENFLOW_API_TOKEN": TOKEN,
+            "DEKSDENFLOW_PROJECTOR_PORT": str(projector_port),
+            "DEKSDENFLOW_LOG_LEVEL": "WARNING",
         }
         procs = [_spawn("deksdenflow_projector", env), _spawn("deksdenflow_api", env)]
         base = f"http://127.0.0.1:{api_port}"
@@ -72,9 +79,13 @@ async def main(per_client: int) -> None:
             async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits, timeout=30) as client:
                 await _ready(client, f"http://127.0.0.1:{projector_port}/health")
                 await _ready(client, "/health")
-                project = (await client.post("/projects", json={"name": "bench", "git_url": "file:///b.git"})).json()
+                project = (
+                    await client.post("/projects", json={"name": "bench", "git_url": "file:///b.git"})
+                ).json()
                 runs = [
-                    (await client.post(f"/projects/{project['id']}/protocols", json={"task_name": f"t{i}"})).json()["id"]
+                    (
+                        await client.post(f"/projects/{project['id']}/protocols", json={"task_name": f"t{i}"})
+                    ).json()["id"]
                     for i in range(CLIENTS)
                 ]
                 latencies: list[float] = []
@@ -100,7 +111,8 @@ async def main(per_client: int) -> None:
                     write = await client.post(f"/protocols/{run_id}/actions/{action}")
                     written = time.perf_counter()
                     read = await client.get(
-                        f"/protocols/{run_id}", headers={"X-Min-Event-Sequence": write.headers["X-Event-Sequence"]}
+                        f"/protocols/{run_id}",
+                        headers={"X-Min-Event-Sequence": write.headers["X-Event-Sequence"]},
                     )
                     visible.append(time.perf_counter() - written)
                     assert read.json()["status"] == write.json()["status"], (read.text, write.text)
@@ -113,12 +125,18 @@ async def main(per_client: int) -> None:
     total = CLIENTS * per_client
     ms = [x * 1000 for x in latencies]
     vis = [x * 1000 for x in visible]
-    print(f"API commands: {total} in {elapsed:.2f}s = {total / elapsed:,.0f} commands/s at {CLIENTS} clients "
-          f"({errors} non-200) ({s.where})")
-    print(f"command latency: p50 {_pct(ms, 50):.1f} ms, p99 {_pct(ms, 99):.1f} ms, mean {statistics.mean(ms):.1f} ms "
-          "(target p99 <= 50 ms)")
-    print(f"write-to-visible: p50 {_pct(vis, 50):.1f} ms, p99 {_pct(vis, 99):.1f} ms over {len(vis)} writes "
-          "(target p99 <= 100 ms)")
+    print(
+        f"API commands: {total} in {elapsed:.2f}s = {total / elapsed:,.0f} commands/s at {CLIENTS} clients "
+        f"({errors} non-200) ({s.where})"
+    )
+    print(
+        f"command latency: p50 {_pct(ms, 50):.1f} ms, p99 {_pct(ms, 99):.1f} ms, mean {statistics.mean(ms):.1f} ms "
+        "(target p99 <= 50 ms)"
+    )
+    print(
+        f"write-to-visible: p50 {_pct(vis, 50):.1f} ms, p99 {_pct(vis, 99):.1f} ms over {len(vis)} writes "
+        "(target p99 <= 100 ms)"
+    )
 
 
 if __name__ == "__main__":

@@ -139,6 +139,17 @@ async def test_run_is_healthy_stops_on_sigint_and_reuses_its_data(
         nc = await nats.connect(f"nats://127.0.0.1:{ports.nats}")
         await nc.jetstream().add_stream(name="E2E_MARKER", subjects=["e2e.marker"])
         await nc.close()
+        # The whole system works: the generated admin token opens the API, a write is projected.
+        token = (home / "api-token").read_text().strip()
+        assert (home / "api-token").stat().st_mode & 0o077 == 0, "the token file is private"
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{ports.api}", headers={"Authorization": f"Bearer {token}"}, timeout=10
+        ) as api:
+            created = await api.post("/projects", json={"name": "e2e", "git_url": "file:///e2e.git"})
+            assert created.status_code == 201, created.text
+            seq = {"X-Min-Event-Sequence": created.headers["X-Event-Sequence"]}
+            listed = await api.get("/projects", headers=seq)
+            assert [p["name"] for p in listed.json()["data"]] == ["e2e"]
     finally:
         assert await first.interrupt() == 0, first.output()
     output = first.output()
@@ -153,6 +164,13 @@ async def test_run_is_healthy_stops_on_sigint_and_reuses_its_data(
         conn = await asyncpg.connect(f"postgresql://postgres@127.0.0.1:{ports.pg}/deksdenflow")
         assert await conn.fetchval("SELECT v FROM e2e_marker") == 1
         await conn.close()
+        token = (home / "api-token").read_text().strip()
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{ports.api}", headers={"Authorization": f"Bearer {token}"}, timeout=10
+        ) as api:
+            # The same token, and the project of the first run (log and read model both kept).
+            listed = await api.get("/projects")
+            assert [p["name"] for p in listed.json()["data"]] == ["e2e"]
         nc = await nats.connect(f"nats://127.0.0.1:{ports.nats}")
         assert (await nc.jetstream().stream_info("E2E_MARKER")).config.name == "E2E_MARKER"
         await nc.close()

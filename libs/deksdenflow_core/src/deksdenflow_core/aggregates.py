@@ -117,7 +117,8 @@ class Repository:
             current = Current(state=kind.fold(aggregate_id, loaded.events), position=loaded.position)
         else:
             newer = await self.store.read(
-                self.store.subjects.aggregate(kind.aggregate_type, aggregate_id), from_seq=cached.position.last_seq + 1
+                self.store.subjects.aggregate(kind.aggregate_type, aggregate_id),
+                from_seq=cached.position.last_seq + 1,
             )
             state = cached.state
             for recorded in newer.events:

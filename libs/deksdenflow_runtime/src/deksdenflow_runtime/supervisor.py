@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import importlib.util
 import os
+import secrets
 import signal
 import sys
 import time
@@ -20,6 +21,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TextIO
 
 from deksdenflow_core.errors import ConfigurationError, DeksdenflowError, InfrastructureError
@@ -251,6 +253,7 @@ class Supervisor:
             "DEKSDENFLOW_NATS_URL": self.nats_url,
             "DEKSDENFLOW_DB_URL": self.db_url,
             "DEKSDENFLOW_HOME": str(self.home),
+            "DEKSDENFLOW_API_TOKEN": self._admin_token(),
             "PYTHONUNBUFFERED": "1",  # service output must reach us line by line, not in 8 KiB blocks
         }
         for spec in self.services:
@@ -268,6 +271,21 @@ class Supervisor:
             )
             self._running.append(_Service(spec, proc, self.out, self._width))
             _log.info("service started", service=spec.name, pid=proc.pid)
+
+    @property
+    def token_file(self) -> Path:
+        return self.home / "api-token"
+
+    def _admin_token(self) -> str:
+        """``DEKSDENFLOW_API_TOKEN`` if set; else a token kept in ``<home>/api-token`` (made on first run,
+        readable by the owner only), so a local system is never open to anyone who can reach the port."""
+        configured = self.api.api_token.get_secret_value()
+        if configured:
+            return configured
+        if not self.token_file.exists():
+            self.token_file.write_text(secrets.token_urlsafe(32) + "\n")
+            self.token_file.chmod(0o600)
+        return self.token_file.read_text().strip()
 
     async def _nats_url(self) -> str:
         if self.nats_url is not None:
@@ -316,6 +334,14 @@ class Supervisor:
                     f"  NATS        {self.nats_url}" + ("  (embedded)" if self._nats else ""),
                     f"  PostgreSQL  {self.db_url}" + ("  (embedded)" if self._pg else ""),
                     f"  Data        {self.home}",
+                    *(
+                        [
+                            f"  Admin token in {self.token_file}:",
+                            f'    curl -H "Authorization: Bearer $(cat {self.token_file})" {api_url}/projects',
+                        ]
+                        if has_api and not self.api.api_token.get_secret_value()
+                        else []
+                    ),
                     "Press Ctrl-C to stop.",
                 ]
             )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import asyncpg
 from deksdenflow_core.errors import (
     ConcurrencyConflict,
     ContractError,
@@ -80,7 +81,17 @@ def install(app: FastAPI) -> None:
         body = {"code": "invalid_request", "message": "the request is not valid", "errors": errors}
         return JSONResponse(body, status_code=422)
 
+    async def on_missing_read_model(_: Request, exc: Exception) -> JSONResponse:
+        body = {
+            "code": "read_model_not_ready",
+            "message": "the read model is not migrated yet; retry shortly",
+        }
+        return JSONResponse(body, status_code=503, headers={"Retry-After": "1"})
+
     app.add_exception_handler(DeksdenflowError, on_error)
+    # The projector migrates the read model when it starts; until then reads answer 503, not 500.
+    app.add_exception_handler(asyncpg.UndefinedTableError, on_missing_read_model)
+    app.add_exception_handler(asyncpg.InvalidSchemaNameError, on_missing_read_model)
     app.add_exception_handler(RequestValidationError, on_validation)
 
 
