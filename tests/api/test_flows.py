@@ -265,3 +265,14 @@ async def test_queues_jobs_branches_and_metrics(system: System) -> None:
         )
         assert 'deksdenflow_api_appends_total{aggregate="protocol_run"}' in metrics
         assert "deksdenflow_api_request_seconds_bucket" in metrics
+
+
+async def test_control_characters_are_refused_at_the_edge(system: System) -> None:
+    async with system.admin() as admin:
+        before = await system.store.stream_last_seq()
+        for bad in ({"name": "nul\x00", "git_url": "u"}, {"name": "bell\x07", "git_url": "u"}):
+            response = await admin.post("/projects", json=bad)
+            assert response.status_code == 422, response.text
+        assert await system.store.stream_last_seq() == before, "nothing was appended"
+        ok = await admin.post("/projects", json={"name": "tabs\tand\nnewlines", "git_url": "u"})
+        assert ok.status_code == 201

@@ -6,12 +6,13 @@ from typing import Any
 
 import asyncpg
 from deksdenflow_core.aggregates import PROTOCOL_RUN, Repository
+from deksdenflow_core.contracts.generated.deksdenflow.commands.v1 import protocol_run as cmd
 from deksdenflow_core.eventstore import JetStreamEventStore
 from deksdenflow_core.readmodel import SCHEMA
 from deksdenflow_projector.projection import apply_batch, checkpoint
 from deksdenflow_projector.rebuild import rebuild
 
-from tests.projector.scenario import drive
+from tests.projector.scenario import drive, meta
 
 TABLES = (
     "projects",
@@ -103,3 +104,21 @@ async def test_rebuild_equals_live(
         schemas = {r["nspname"] for r in await conn.fetch("SELECT nspname FROM pg_namespace")}
     assert "readmodel_rebuild" not in schemas
     assert "readmodel_retired" not in schemas
+
+
+async def test_nul_characters_from_a_worker_do_not_stop_the_projection(
+    read_db: asyncpg.Pool, store: JetStreamEventStore, repo: Repository
+) -> None:
+    run_ids = await drive(repo, projects=1, runs_per_project=1)
+    await repo.execute(
+        PROTOCOL_RUN, run_ids[0], cmd.RecordBranchPushed(branch="b\x00", commit_sha="c\x00"), meta()
+    )
+    last = await project_all(read_db, store)
+    assert last == await store.stream_last_seq()
+    async with read_db.acquire() as conn:
+        sha = await conn.fetchval(
+            f'SELECT branch_head_sha FROM "{SCHEMA}".protocol_runs WHERE id = $1', run_ids[0]
+        )
+        payload = await conn.fetchval(f'SELECT payload FROM "{SCHEMA}".events WHERE seq = $1', last)
+    assert sha == "c\ufffd"
+    assert payload == {"branch": "b\ufffd", "commit_sha": "c\ufffd"}

@@ -84,8 +84,32 @@ class RecordedEvent(BaseModel):
         return self.body or self.event.model_dump_json().encode()
 
 
+_NUL = b"\\u0000"
+
+
+def scrub_nul(body: bytes) -> bytes:
+    """The JSON body with every NUL character in its strings replaced by U+FFFD.
+
+    PostgreSQL can store NUL neither in ``text`` nor in ``jsonb``; an event carrying one (say, in an
+    agent's summary) would stop every projection at that event. The fast path is one bytes search.
+    """
+    if _NUL not in body:
+        return body
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, str):
+            return value.replace("\x00", "\ufffd")
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        if isinstance(value, dict):
+            return {clean(k): clean(v) for k, v in value.items()}
+        return value
+
+    return json.dumps(clean(json.loads(body)), ensure_ascii=False, separators=(",", ":")).encode()
+
+
 def encode(envelope: Envelope, event: ContractModel) -> tuple[dict[str, str], bytes]:
-    """Headers and JSON body for one event."""
+    """Headers and JSON body for one event (NUL characters scrubbed, see :func:`scrub_nul`)."""
     headers = {"ce-specversion": SPEC_VERSION, "content-type": CONTENT_TYPE, MSG_ID_HEADER: envelope.id}
     for field, header in _HEADERS.items():
         value = getattr(envelope, field)
@@ -93,7 +117,7 @@ def encode(envelope: Envelope, event: ContractModel) -> tuple[dict[str, str], by
             value = value.astimezone(UTC).isoformat().replace("+00:00", "Z")
         if value not in ("", None):
             headers[header] = str(value)
-    return headers, event.model_dump_json().encode()
+    return headers, scrub_nul(event.model_dump_json().encode())
 
 
 def decode(headers: Mapping[str, str] | None, body: bytes, stream_seq: int) -> RecordedEvent:
@@ -104,6 +128,7 @@ def decode(headers: Mapping[str, str] | None, body: bytes, stream_seq: int) -> R
     missing = [f for f in _REQUIRED if f not in raw]
     if missing:
         raise ContractError(f"event headers miss {missing}", stream_seq=stream_seq)
+    body = scrub_nul(body)
     model = EVENT_TYPES.get(raw["type"])
     if model is None:
         raise ContractError(f"unknown event type {raw['type']!r}", stream_seq=stream_seq)

@@ -337,7 +337,8 @@ class Supervisor:
                     *(
                         [
                             f"  Admin token in {self.token_file}:",
-                            f'    curl -H "Authorization: Bearer $(cat {self.token_file})" {api_url}/projects',
+                            f'    curl -H "Authorization: Bearer $(cat {self.token_file})" '
+                            f"{api_url}/projects",
                         ]
                         if has_api and not self.api.api_token.get_secret_value()
                         else []

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from deksdenflow_core.domain.naming import is_valid_branch_name
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def _branch(value: str) -> str:
@@ -20,6 +23,14 @@ Branch = Annotated[str, Field(pattern=r"^[A-Za-z0-9._/-]{1,200}$"), AfterValidat
 
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_control_characters(cls, value: Any) -> Any:
+        """Text in deksdenflow never holds NUL or other C0 controls but tab and newlines."""
+        if isinstance(value, str) and _CONTROL.search(value):
+            raise ValueError("must not contain control characters (other than tab and newlines)")
+        return value
 
 
 class ModelDefaults(_In):

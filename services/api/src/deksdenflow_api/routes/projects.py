@@ -264,7 +264,7 @@ async def list_protocols(
     project_id: Id,
     ctx: ReadContext,
     principal: PrincipalDep,
-    status: Annotated[str | None, Query(max_length=32)] = None,
+    status: Annotated[str | None, Query(pattern=r"^[a-z_]{1,32}$")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> ProtocolsPublic:
