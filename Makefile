@@ -8,7 +8,7 @@ UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
 export UV_PYTHON_DOWNLOADS ?= never
 RUN := $(UV) run --locked --no-sync
 
-.PHONY: help install run test test-fast migrate check fmt fmt-check lint typecheck imports proto proto-check bench clean
+.PHONY: help install run test test-fast migrate rebuild check fmt fmt-check lint typecheck imports proto proto-check bench clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -29,6 +29,12 @@ run: install ## Start the whole system on embedded NATS + PostgreSQL (data under
 
 test: install ## Run the test suite against real NATS, PostgreSQL and git
 	$(RUN) pytest
+
+migrate: install ## Migrate the read model of the running system (make run), or of DEKSDENFLOW_DB_URL
+	$(RUN) deksdenflow projector migrate
+
+rebuild: install ## Rebuild the read model from the log and swap it in, while the system keeps serving
+	$(RUN) deksdenflow projector rebuild
 
 test-fast: install ## The test suite without the slow whole-process tests
 	$(RUN) pytest -m "not slow"

@@ -5,6 +5,7 @@ Always on embedded servers (that is what ``deksdenflow run`` is for), whatever t
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import subprocess
 import time
@@ -149,6 +150,21 @@ async def test_run_is_healthy_stops_on_sigint_and_reuses_its_data(
             assert created.status_code == 201, created.text
             seq = {"X-Min-Event-Sequence": created.headers["X-Event-Sequence"]}
             listed = await api.get("/projects", headers=seq)
+            assert [p["name"] for p in listed.json()["data"]] == ["e2e"]
+            # Rebuild the read model from the log next to the running system; the API keeps serving it.
+            rebuild = await asyncio.create_subprocess_exec(
+                *deksdenflow_command(),
+                "projector",
+                "rebuild",
+                env=env,
+                cwd=cwd,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+            )
+            out, _ = await asyncio.wait_for(rebuild.communicate(), 60)
+            assert rebuild.returncode == 0, out.decode()
+            assert "swapped in" in out.decode()
+            listed = await api.get("/projects")
             assert [p["name"] for p in listed.json()["data"]] == ["e2e"]
     finally:
         assert await first.interrupt() == 0, first.output()

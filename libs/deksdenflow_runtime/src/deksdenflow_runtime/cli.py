@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import os
+import subprocess
 import sys
 from collections.abc import Callable, Sequence
 
@@ -21,7 +24,7 @@ from deksdenflow_core.settings import (
 )
 from pydantic import ValidationError
 
-from deksdenflow_runtime.supervisor import Supervisor
+from deksdenflow_runtime.supervisor import Supervisor, endpoints_file
 
 EXIT_OK = 0
 EXIT_RUNTIME_ERROR = 1
@@ -61,6 +64,33 @@ def _run(_: argparse.Namespace) -> int:
         return EXIT_RUNTIME_ERROR
 
 
+def _projector(args: argparse.Namespace) -> int:
+    """``deksdenflow projector …``: the projector's own commands, next to a running system.
+
+    Runs ``python -m deksdenflow_projector`` (services are not imported, only run) with the NATS and
+    PostgreSQL of the system started by ``deksdenflow run`` in ``DEKSDENFLOW_HOME``, unless
+    ``DEKSDENFLOW_NATS_URL`` / ``DEKSDENFLOW_DB_URL`` say otherwise.
+    """
+    env = dict(os.environ)
+    if not ("DEKSDENFLOW_NATS_URL" in env and "DEKSDENFLOW_DB_URL" in env):
+        try:
+            runtime = RuntimeSettings()
+        except ValidationError as exc:
+            _error(f"invalid configuration:\n{exc}")
+            return EXIT_BAD_CONFIGURATION
+        path = endpoints_file(runtime.home.expanduser().resolve())
+        if not path.exists():
+            _error(
+                f"no running system found ({path} is missing): start it with `make run`, "
+                "or set DEKSDENFLOW_NATS_URL and DEKSDENFLOW_DB_URL"
+            )
+            return EXIT_BAD_CONFIGURATION
+        endpoints = json.loads(path.read_text())
+        env.setdefault("DEKSDENFLOW_NATS_URL", endpoints["nats_url"])
+        env.setdefault("DEKSDENFLOW_DB_URL", endpoints["db_url"])
+    return subprocess.call([sys.executable, "-m", "deksdenflow_projector", *args.projector_args], env=env)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser; every subcommand sets ``handler``."""
     parser = argparse.ArgumentParser(
@@ -77,6 +107,14 @@ def build_parser() -> argparse.ArgumentParser:
         "projector and the workers. Ctrl-C or SIGTERM stops everything.",
     )
     run.set_defaults(handler=_run)
+    projector = commands.add_parser(
+        "projector",
+        help="read-model commands: migrate, rebuild [--no-swap] (against the running system)",
+        description="Run a projector command (migrate | rebuild [--no-swap]) against the system started "
+        "by `deksdenflow run`, or against DEKSDENFLOW_NATS_URL / DEKSDENFLOW_DB_URL.",
+    )
+    projector.add_argument("projector_args", nargs=argparse.REMAINDER, metavar="migrate|rebuild ...")
+    projector.set_defaults(handler=_projector)
     return parser
 
 

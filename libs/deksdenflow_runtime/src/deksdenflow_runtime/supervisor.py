@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.util
+import json
 import os
 import secrets
 import signal
@@ -53,6 +54,11 @@ SERVICES: tuple[ServiceSpec, ...] = (
 )
 API = "api"
 _SELF = "deksdenflow"  # the prefix of the supervisor's own lines
+
+
+def endpoints_file(home: Path) -> Path:
+    """Where a running ``deksdenflow run`` records the NATS and PostgreSQL it uses."""
+    return home / "run" / "endpoints.json"
 
 
 def select_services(names: str) -> list[ServiceSpec]:
@@ -256,6 +262,9 @@ class Supervisor:
             "DEKSDENFLOW_API_TOKEN": self._admin_token(),
             "PYTHONUNBUFFERED": "1",  # service output must reach us line by line, not in 8 KiB blocks
         }
+        # Tools run next to the system (``deksdenflow projector rebuild``) find the servers here.
+        self.endpoints_file.parent.mkdir(parents=True, exist_ok=True)
+        self.endpoints_file.write_text(json.dumps({"nats_url": self.nats_url, "db_url": self.db_url}))
         for spec in self.services:
             proc = await asyncio.create_subprocess_exec(
                 sys.executable,
@@ -404,8 +413,13 @@ class Supervisor:
                     exit_code=task.result(),
                 )
 
+    @property
+    def endpoints_file(self) -> Path:
+        return endpoints_file(self.home)
+
     async def _shutdown(self) -> None:
         """Stop services (concurrently), then PostgreSQL, then NATS; each step runs even if one fails."""
+        self.endpoints_file.unlink(missing_ok=True)
         grace = self.runtime.stop_timeout_seconds
         codes = await asyncio.gather(*(s.stop(grace) for s in self._running), return_exceptions=True)
         for service, code in zip(self._running, codes, strict=True):
