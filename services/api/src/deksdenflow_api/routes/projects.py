@@ -107,7 +107,7 @@ async def list_projects(
     ctx: ReadContext,
     principal: PrincipalDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
 ) -> ProjectsPublic:
     """Projects, oldest first (a project token sees only its own). Tokens are never listed."""
     rows = await fetch_all(
@@ -266,7 +266,7 @@ async def list_protocols(
     principal: PrincipalDep,
     status: Annotated[str | None, Query(pattern=r"^[a-z_]{1,32}$")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
 ) -> ProtocolsPublic:
     """The project's protocols by number (optionally one status)."""
     principal.require_project(project_id)
