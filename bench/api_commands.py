@@ -4,7 +4,8 @@
 
 The API and the projector run as their own processes (as in production) on embedded NATS and
 PostgreSQL; 32 clients in this process each own a protocol run and send pause/resume commands back to
-back (each one a load → decide → conditional append). Then, for a sample of writes, the time from a
+back (each one a decide → conditional append) over keep-alive connections (bench.rawhttp: httpx
+costs more CPU per request than the API does). Then, for a sample of writes, the time from a
 write's response until a read shows it (the read asks for the write's sequence with
 X-Min-Event-Sequence, so it returns as soon as the projector has applied it).
 """
@@ -23,6 +24,7 @@ import uuid
 import httpx
 from deksdenflow_runtime.embedded import free_port
 
+from bench.rawhttp import Connection
 from bench.servers import servers
 
 CLIENTS = 32
@@ -91,17 +93,21 @@ async def main(per_client: int) -> None:
                 latencies: list[float] = []
                 errors = 0
 
-                async def worker(run_id: str) -> None:
+                async def worker(run_id: str, count: int, measure: bool) -> None:
                     nonlocal errors
-                    for i in range(per_client):
+                    conn = Connection("127.0.0.1", api_port, headers)
+                    for i in range(count):
                         action = "pause" if i % 2 == 0 else "resume"
                         started = time.perf_counter()
-                        response = await client.post(f"/protocols/{run_id}/actions/{action}")
-                        latencies.append(time.perf_counter() - started)
-                        errors += response.status_code != 200
+                        response = await conn.request("POST", f"/protocols/{run_id}/actions/{action}")
+                        if measure:
+                            latencies.append(time.perf_counter() - started)
+                            errors += response.status != 200
+                    await conn.close()
 
+                await asyncio.gather(*(worker(r, 10, measure=False) for r in runs))  # warm-up (even count)
                 started = time.perf_counter()
-                await asyncio.gather(*(worker(r) for r in runs))
+                await asyncio.gather(*(worker(r, per_client, measure=True) for r in runs))
                 elapsed = time.perf_counter() - started
 
                 visible: list[float] = []

@@ -19,6 +19,7 @@ import asyncpg
 from deksdenflow_core.eventstore import JetStreamEventStore, connect
 from deksdenflow_core.readmodel import SCHEMA
 from deksdenflow_core.settings import EventStoreSettings
+from deksdenflow_projector.main import tune_gc
 from deksdenflow_projector.migrate import migrate
 from deksdenflow_projector.projection import _EVENT_COLUMNS, _event_row, checkpoint, init_connection
 from deksdenflow_projector.service import Projector
@@ -71,6 +72,7 @@ async def main(target: int) -> None:
         pool = await asyncpg.create_pool(s.db_url, init=init_connection, min_size=2, max_size=4)
         last = await store.stream_last_seq()
 
+        tune_gc()  # as the projector process does
         projector = Projector(pool, store, ProjectorSettings(batch_size=BATCH, durable=f"bench{suffix}"))
         started = time.perf_counter()
         task = asyncio.create_task(projector.run())

@@ -122,3 +122,23 @@ async def test_concurrent_commands_on_one_run_are_decided_on_fresh_state(repo: R
     assert [e for e in loaded.state.model_dump() if e == "status"]
     assert loaded.state.status is RunStatus.PAUSED
     assert loaded.position.version == 2
+
+
+async def test_replicas_with_stale_caches_decide_on_the_logs_state(repo: Repository) -> None:
+    other = Repository(repo.store)  # a second API replica, with a cache of its own
+    project_id = await _project(repo)
+    run_id = (
+        await repo.create_protocol_run(project_id, cmd.CreateProtocolRun(task_name="x"), meta())
+    ).state.protocol_run_id
+    await other.load(PROTOCOL_RUN, run_id)  # other caches the run as pending
+    await repo.execute(PROTOCOL_RUN, run_id, cmd.PauseProtocolRun(), meta())
+    # other's cache says "pending", where resume is illegal: it must ask the log before refusing.
+    resumed = await other.execute(PROTOCOL_RUN, run_id, cmd.ResumeProtocolRun(), meta())
+    assert resumed.state.status is RunStatus.PENDING
+    # repo's cache says "paused": its resume appends at a stale position, is refused, and is re-decided.
+    with pytest.raises(IllegalTransition) as refused:
+        await repo.execute(PROTOCOL_RUN, run_id, cmd.ResumeProtocolRun(), meta())
+    assert refused.value.current_status == "pending"
+    loaded = await Repository(repo.store).load(PROTOCOL_RUN, run_id)
+    assert loaded.state.status is RunStatus.PENDING
+    assert loaded.position.version == 3

@@ -32,7 +32,7 @@ from deksdenflow_core.domain.protocol_run import (
     evolve_protocol_run,
 )
 from deksdenflow_core.envelope import RecordedEvent
-from deksdenflow_core.errors import ConcurrencyConflict
+from deksdenflow_core.errors import ConcurrencyConflict, DomainError
 from deksdenflow_core.eventstore import AppendMeta, AppendResult, JetStreamEventStore, Loaded, Position
 
 S = TypeVar("S")
@@ -167,19 +167,28 @@ class Repository:
         authorize: Callable[[S], None] | None = None,
     ) -> Outcome[S]:
         """Decide ``commands`` one after the other on the evolving state; append all events at once
-        (one atomic batch), or nothing if any command is refused."""
-        for attempt in range(redecide + 1):
-            current = await self.load(kind, aggregate_id)
+        (one atomic batch), or nothing if any command is refused.
+
+        The first try decides on the cached state without asking the log (one round trip per command:
+        the conditional append itself). If the cache was stale, the append is refused or the decision
+        fails; then the aggregate is loaded from the log and decided again — that costs nothing of the
+        ``redecide`` budget, which counts only races lost on freshly loaded state.
+        """
+        key = (kind.aggregate_type, aggregate_id)
+        lost = 0
+        trust_cache = True
+        while True:
+            cached: Current[S] | None = self._cache.get(key) if trust_cache else None
+            current = cached if cached is not None else await self.load(kind, aggregate_id)
             if authorize is not None:
                 authorize(current.state)
-            ctx = DecisionContext(now=self._clock(), new_id=DeterministicIds(_seed(meta, aggregate_id)))
-            events: list[E] = []
-            state = current.state
-            for command in commands:
-                decided = kind.decide(state, command, ctx)
-                for event in decided:
-                    state = kind.evolve(state, event)
-                events.extend(decided)
+            try:
+                state, events = self._decide(kind, current.state, commands, meta, aggregate_id)
+            except DomainError:
+                if cached is None:
+                    raise
+                trust_cache = False  # maybe refused only because the cache was behind: ask the log
+                continue
             try:
                 appended = await self.store.append(
                     project_id=kind.project_id_of(state, aggregate_id),
@@ -190,15 +199,35 @@ class Repository:
                     meta=meta,
                 )
             except ConcurrencyConflict:
-                if attempt == redecide:
-                    raise
+                self._cache.pop(key, None)
+                trust_cache = False
+                if cached is None:
+                    lost += 1
+                    if lost > redecide:
+                        raise
                 continue
             if appended.events and not appended.duplicate:
                 last = appended.events[-1]
                 position = Position(last_seq=last.stream_seq, version=last.envelope.aggregate_version)
-                self._remember((kind.aggregate_type, aggregate_id), Current(state=state, position=position))
+                self._remember(key, Current(state=state, position=position))
             return Outcome(state=state, appended=appended)
-        raise AssertionError("unreachable")
+
+    def _decide(
+        self,
+        kind: AggregateKind[S, C, E],
+        state: S,
+        commands: Sequence[C],
+        meta: AppendMeta,
+        aggregate_id: str,
+    ) -> tuple[S, list[E]]:
+        ctx = DecisionContext(now=self._clock(), new_id=DeterministicIds(_seed(meta, aggregate_id)))
+        events: list[E] = []
+        for command in commands:
+            decided = kind.decide(state, command, ctx)
+            for event in decided:
+                state = kind.evolve(state, event)
+            events.extend(decided)
+        return state, events
 
     async def catalog(self, project_id: str) -> tuple[ProtocolCatalog, Loaded]:
         """The project's protocols, folded from their ``created`` events."""

@@ -6,6 +6,7 @@ runs the lifespan exit, which drains NATS and closes the PostgreSQL pool.
 
 from __future__ import annotations
 
+import gc
 import sys
 
 import uvicorn
@@ -41,6 +42,10 @@ def main() -> int:
             timeout_graceful_shutdown=10,
         )
     )
+    # Everything allocated so far lives as long as the process: keep it out of the collector's scans,
+    # and collect the young generation less often. Fewer, shorter GC pauses trim the latency tail.
+    gc.freeze()
+    gc.set_threshold(10_000, 20, 20)
     get_logger(__name__).info("API starting", host=settings.api_host, port=settings.api_port)
     try:
         server.run()
