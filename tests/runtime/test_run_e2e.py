@@ -122,6 +122,35 @@ async def _assert_nothing_left(run: Run, home: Path) -> None:
     )
 
 
+async def _use_the_api_and_rebuild(home: Path, ports: Ports, env: dict[str, str], cwd: Path) -> None:
+    # The whole system works: the generated admin token opens the API, a write is projected.
+    token = (home / "api-token").read_text().strip()
+    assert (home / "api-token").stat().st_mode & 0o077 == 0, "the token file is private"
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{ports.api}", headers={"Authorization": f"Bearer {token}"}, timeout=10
+    ) as api:
+        created = await api.post("/projects", json={"name": "e2e", "git_url": "file:///e2e.git"})
+        assert created.status_code == 201, created.text
+        seq = {"X-Min-Event-Sequence": created.headers["X-Event-Sequence"]}
+        listed = await api.get("/projects", headers=seq)
+        assert [p["name"] for p in listed.json()["data"]] == ["e2e"]
+        # Rebuild the read model from the log next to the running system; the API keeps serving it.
+        rebuild = await asyncio.create_subprocess_exec(
+            *deksdenflow_command(),
+            "projector",
+            "rebuild",
+            env=env,
+            cwd=cwd,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        out, _ = await asyncio.wait_for(rebuild.communicate(), 60)
+        assert rebuild.returncode == 0, out.decode()
+        assert "swapped in" in out.decode()
+        listed = await api.get("/projects")
+        assert [p["name"] for p in listed.json()["data"]] == ["e2e"]
+
+
 @pytest.mark.slow
 async def test_run_is_healthy_stops_on_sigint_and_reuses_its_data(
     env: dict[str, str], home: Path, ports: Ports, tmp_path: Path
@@ -140,32 +169,7 @@ async def test_run_is_healthy_stops_on_sigint_and_reuses_its_data(
         nc = await nats.connect(f"nats://127.0.0.1:{ports.nats}")
         await nc.jetstream().add_stream(name="E2E_MARKER", subjects=["e2e.marker"])
         await nc.close()
-        # The whole system works: the generated admin token opens the API, a write is projected.
-        token = (home / "api-token").read_text().strip()
-        assert (home / "api-token").stat().st_mode & 0o077 == 0, "the token file is private"
-        async with httpx.AsyncClient(
-            base_url=f"http://127.0.0.1:{ports.api}", headers={"Authorization": f"Bearer {token}"}, timeout=10
-        ) as api:
-            created = await api.post("/projects", json={"name": "e2e", "git_url": "file:///e2e.git"})
-            assert created.status_code == 201, created.text
-            seq = {"X-Min-Event-Sequence": created.headers["X-Event-Sequence"]}
-            listed = await api.get("/projects", headers=seq)
-            assert [p["name"] for p in listed.json()["data"]] == ["e2e"]
-            # Rebuild the read model from the log next to the running system; the API keeps serving it.
-            rebuild = await asyncio.create_subprocess_exec(
-                *deksdenflow_command(),
-                "projector",
-                "rebuild",
-                env=env,
-                cwd=cwd,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
-            )
-            out, _ = await asyncio.wait_for(rebuild.communicate(), 60)
-            assert rebuild.returncode == 0, out.decode()
-            assert "swapped in" in out.decode()
-            listed = await api.get("/projects")
-            assert [p["name"] for p in listed.json()["data"]] == ["e2e"]
+        await _use_the_api_and_rebuild(home, ports, env, cwd)
     finally:
         assert await first.interrupt() == 0, first.output()
     output = first.output()
