@@ -14,10 +14,12 @@ from deksdenflow_core.contracts.generated.deksdenflow.events.v1 import project a
 from deksdenflow_core.contracts.generated.deksdenflow.events.v1 import protocol_run as ev
 from deksdenflow_core.errors import ConcurrencyConflict, ConfigurationError
 from deksdenflow_core.eventstore import (
+    UPSTREAM_HEADER_PARSER,
     AppendMeta,
     AppendResult,
     JetStreamEventStore,
     Position,
+    _parse_header_lines,
     check_server_version,
 )
 from nats.aio.client import Client as NATS
@@ -214,3 +216,14 @@ def test_servers_without_subject_filtered_concurrency_are_refused() -> None:
             check_server_version(old, "nats://old:4222")
     for fine in ("2.12.0", "2.15.1", "3.0.0-beta"):
         check_server_version(fine, "nats://new:4222")
+
+
+def test_the_fast_header_parser_reads_what_nats_py_reads() -> None:
+    headers = [
+        b"ce-id: abc\r\nce-type: protocol_run.created\r\nNats-Msg-Id: 1\r\ntraceparent: 00-a-b-01\r\n\r\n",
+        b"Status: 204\r\nDescription: EOB\r\nNats-Num-Pending: 0\r\n",
+        b"X:  padded value \t\r\nY:\r\nZ: caf\xc3\xa9\r\nnot a header line\r\n",
+        b"ce-subject: protocol_run/x\r\nce-time: 2026-11-24T10:00:00Z\r\ncontent-type: application/json\r\n",
+    ]
+    for raw in headers:
+        assert _parse_header_lines(raw) == UPSTREAM_HEADER_PARSER(raw), raw

@@ -138,7 +138,8 @@ def decode(headers: Mapping[str, str] | None, body: bytes, stream_seq: int) -> R
         event = model.model_validate(json.loads(body or b"{}"), context=TOLERANT)
     except (ValidationError, ValueError) as exc:
         raise ContractError(f"invalid {raw['type']} event: {exc}", stream_seq=stream_seq) from exc
-    return RecordedEvent(envelope=envelope, event=event, stream_seq=stream_seq, body=body)
+    # Both parts were validated just above: construct without validating them again.
+    return RecordedEvent.model_construct(envelope=envelope, event=event, stream_seq=stream_seq, body=body)
 
 
 def event_type_of(event: ContractModel) -> str:
