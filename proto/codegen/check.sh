@@ -6,25 +6,8 @@
 #      (FILE rules).
 # Every check runs; the script exits non-zero if any failed.
 set -uo pipefail
-# --- shared by generate.sh, check.sh and publish.sh (keep the three copies identical) ---------------
-# The repository root comes from this file's location, so the script works from any directory; the
-# tools come from the project venv (.venv, created by `make install`), else from PATH.
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-GENERATED_REL="libs/deksdenflow_core/src/deksdenflow_core/contracts/generated"
-PUBLISHED_REL="proto/published.binpb"
-tool() {
-    if [[ -x "$ROOT/.venv/bin/$1" ]]; then
-        echo "$ROOT/.venv/bin/$1"
-    elif command -v "$1" >/dev/null 2>&1; then
-        command -v "$1"
-    else
-        echo "proto: $1 not found in $ROOT/.venv/bin or on PATH: run make install" >&2
-        return 1
-    fi
-}
-BUF="$(tool buf)" || exit 1
-RUFF="$(tool ruff)" || exit 1
-# ------------------------------------------------------------------------------------------------------
+# shellcheck source=common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 cd "$ROOT"
 failed=()
