@@ -211,7 +211,9 @@ class ConsumerLoop:
             if self._poison == "retry":
                 raise
             log.error("poison message terminated", stream_seq=meta.sequence.stream, error=exc.message)
-            self._settling.add(asyncio.get_running_loop().create_task(msg.term()))
+            task = asyncio.get_running_loop().create_task(msg.term())
+            self._settling.add(task)  # keep a reference until it is done
+            task.add_done_callback(self._settling.discard)
             return None
         return Delivery(event=event, num_delivered=meta.num_delivered, msg=msg)
 

@@ -34,6 +34,7 @@ class ProjectorApp:
         self.projector: Projector | None = None
         self._close: Callable[[], Awaitable[None]] | None = None
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self.crashed = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -84,6 +85,7 @@ class ProjectorApp:
     def _crashed(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
             log.error("projector loop crashed", error=repr(task.exception()))
+            self.crashed = True
             self._on_crash()
 
     async def _shutdown(self) -> None:

@@ -55,9 +55,10 @@ def main() -> int:
         log.info("projector running", port=settings.port, stream=store.stream)
         return Projector(pool, store, settings), close
 
+    app = ProjectorApp(start, on_crash=lambda: setattr(server, "should_exit", True))
     server = uvicorn.Server(
         uvicorn.Config(
-            ProjectorApp(start, on_crash=lambda: setattr(server, "should_exit", True)),
+            app,
             host=settings.host,
             port=settings.port,
             lifespan="on",
@@ -66,4 +67,4 @@ def main() -> int:
     )
     tune_gc()
     server.run()
-    return 0 if server.started else 1
+    return 0 if server.started and not app.crashed else 1

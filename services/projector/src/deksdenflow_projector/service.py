@@ -78,7 +78,7 @@ class Projector:
             async with self._pool.acquire() as conn, conn.transaction():
                 # A rebuild takes this lock to swap schemas between two of our batches.
                 await conn.execute("SELECT pg_advisory_xact_lock($1)", WRITER_LOCK_KEY)
-                before = await checkpoint(conn, SCHEMA)
+                before = self.last_seq
                 self.last_seq = await apply_batch(conn, SCHEMA, [d.event for d in batch])
                 if self._settings.debug_batch_delay_seconds:
                     await asyncio.sleep(self._settings.debug_batch_delay_seconds)
