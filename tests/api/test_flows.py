@@ -276,3 +276,39 @@ async def test_control_characters_are_refused_at_the_edge(system: System) -> Non
         assert await system.store.stream_last_seq() == before, "nothing was appended"
         ok = await admin.post("/projects", json={"name": "tabs\tand\nnewlines", "git_url": "u"})
         assert ok.status_code == 201
+
+
+async def test_step_actions_run_qa_and_retry(system: System) -> None:
+    async with system.admin() as admin:
+        project = await create_project(admin)
+        run_id, steps, _ = await planned(admin, system.repo, project["id"], steps=2)
+        run = await admin.post(f"/steps/{steps[0]}/actions/run")
+        assert run.status_code == 200, run.text
+        assert (run.json()["status"], run.json()["step_status"]) == ("running", "running")
+        busy = await admin.post(f"/steps/{steps[1]}/actions/run")
+        assert busy.status_code == 409
+        assert "finish it first" in busy.json()["message"]
+        await as_worker(
+            system.repo, run_id, cmd.RecordStepExecutionCompleted(step_run_id=steps[0], commit_sha="a1")
+        )
+        qa = await admin.post(f"/steps/{steps[0]}/actions/run_qa")
+        assert qa.status_code == 200, qa.text
+        assert qa.json()["events"] == ["protocol_run.qa_requested"]
+        again = await admin.post(f"/steps/{steps[0]}/actions/run_qa")
+        assert again.status_code == 409
+        await as_worker(
+            system.repo, run_id, cmd.RecordQaVerdict(step_run_id=steps[0], qa_attempt=1)
+        )  # no verdict: FAIL
+        seq = {"X-Min-Event-Sequence": str(await system.store.stream_last_seq())}
+        protocol = (await admin.get(f"/protocols/{run_id}", headers=seq)).json()
+        assert protocol["status"] == "blocked"
+        step = (await admin.get(f"/steps/{steps[0]}", headers=seq)).json()
+        assert (step["status"], step["last_verdict"]) == ("failed", "fail")
+        retried = await admin.post(f"/protocols/{run_id}/actions/retry_latest")
+        assert retried.json()["status"] == "running"
+        step = (
+            await admin.get(
+                f"/steps/{steps[0]}", headers={"X-Min-Event-Sequence": retried.headers["X-Event-Sequence"]}
+            )
+        ).json()
+        assert (step["status"], step["retries"]) == ("running", 1)

@@ -142,3 +142,23 @@ async def test_replicas_with_stale_caches_decide_on_the_logs_state(repo: Reposit
     loaded = await Repository(repo.store).load(PROTOCOL_RUN, run_id)
     assert loaded.state.status is RunStatus.PENDING
     assert loaded.position.version == 3
+
+
+async def test_a_stale_cache_never_turns_a_result_into_a_no_op(repo: Repository) -> None:
+    worker = Repository(repo.store)  # a worker replica that cached the run before the API changed it
+    project_id = await _project(repo)
+    run_id = (
+        await repo.create_protocol_run(project_id, cmd.CreateProtocolRun(task_name="x"), meta())
+    ).state.protocol_run_id
+    await repo.execute(PROTOCOL_RUN, run_id, cmd.StartProtocolRun(), meta())
+    planned = await worker.execute(
+        PROTOCOL_RUN, run_id, cmd.RecordPlanningCompleted(attempt=1, steps=plan_steps(2)), meta()
+    )
+    step = planned.state.steps[0].step_run_id
+    await repo.execute(PROTOCOL_RUN, run_id, cmd.RunNextStep(), meta())
+    # On the worker's cached state the step is pending, where a completion would be a stale no-op.
+    done = await worker.execute(
+        PROTOCOL_RUN, run_id, cmd.RecordStepExecutionCompleted(step_run_id=step), meta()
+    )
+    assert [e.envelope.type for e in done.appended.events] == ["protocol_run.step_execution_completed"]
+    assert done.state.steps[0].status is StepStatus.NEEDS_QA

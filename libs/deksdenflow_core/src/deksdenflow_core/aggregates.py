@@ -170,9 +170,9 @@ class Repository:
         (one atomic batch), or nothing if any command is refused.
 
         The first try decides on the cached state without asking the log (one round trip per command:
-        the conditional append itself). If the cache was stale, the append is refused or the decision
-        fails; then the aggregate is loaded from the log and decided again — that costs nothing of the
-        ``redecide`` budget, which counts only races lost on freshly loaded state.
+        the conditional append itself). If the cache was stale, the append is refused, or the decision
+        fails or finds nothing to do; then the aggregate is loaded from the log and decided again — that
+        costs nothing of the ``redecide`` budget, which counts only races lost on freshly loaded state.
         """
         key = (kind.aggregate_type, aggregate_id)
         lost = 0
@@ -188,6 +188,11 @@ class Repository:
                 if cached is None:
                     raise
                 trust_cache = False  # maybe refused only because the cache was behind: ask the log
+                continue
+            if not events and cached is not None:
+                # "Nothing to do" appends nothing, so no conditional append would catch a stale cache:
+                # confirm it against the log.
+                trust_cache = False
                 continue
             try:
                 appended = await self.store.append(
