@@ -6,6 +6,9 @@ SHELL := /bin/bash
 UV_VERSION := 0.13.9
 UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
 export UV_PYTHON_DOWNLOADS ?= never
+# Trust the machine's certificate store (corporate proxies, private mirrors), as pip and git do here.
+export UV_SYSTEM_CERTS ?= 1
+export UV_NATIVE_TLS ?= 1
 RUN := $(UV) run --locked --no-sync
 
 .PHONY: help install run test test-fast migrate rebuild check fmt fmt-check lint typecheck imports proto proto-check bench clean
