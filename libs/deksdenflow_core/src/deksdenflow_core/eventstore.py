@@ -417,20 +417,18 @@ class _Duplicate(Exception):
     """Internal: JetStream recognised the batch's message ids as already stored."""
 
 
-# One header line: a token name (printable ASCII but ":"), optional blanks, ":", the value.
-_HEADER_LINE = re.compile(rb"^[ \t]*([\x21-\x39\x3b-\x7e]+)[ \t]*:[ \t]*(.*?)[ \t]*\r?$", re.MULTILINE)
+# One header line: a token name (printable ASCII but ":"), ":", blanks, the value up to the line end.
+_HEADER_LINE = re.compile(rb"^([\x21-\x39\x3b-\x7e]+):[ \t]*([^\r\n]*)", re.MULTILINE)
 
 
 def _parse_header_lines(raw: bytes) -> dict[str, str]:
-    """What nats-py's ``Client._parse_header_lines`` returns for well-formed headers, ~10x faster.
+    """What nats-py's ``Client._parse_header_lines`` returns for well-formed headers, ~2x faster.
 
     Every envelope travels in ~20 headers, and nats-py's parser tests each character of each name in
-    a Python generator; on a projector catch-up that was the largest cost per event. One regex pass
-    does it here. Lines that are not ``token: value`` are skipped, as upstream skips them.
+    a Python generator; on a projector catch-up that was one of the largest costs per event. One regex
+    pass does it here. Lines that are not ``token: value`` are skipped, as upstream skips them.
     """
-    return {
-        name.decode("ascii"): value.decode("utf-8", "replace") for name, value in _HEADER_LINE.findall(raw)
-    }
+    return {n.decode("ascii"): v.decode("utf-8", "replace").rstrip() for n, v in _HEADER_LINE.findall(raw)}
 
 
 UPSTREAM_HEADER_PARSER = NATS._parse_header_lines  # kept to check ours against it
