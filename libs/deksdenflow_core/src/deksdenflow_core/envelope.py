@@ -135,7 +135,7 @@ def decode(headers: Mapping[str, str] | None, body: bytes, stream_seq: int) -> R
     try:
         envelope = Envelope.model_validate(raw)
         # Readers of the log are tolerant of enum values added by newer producers.
-        event = model.model_validate(json.loads(body or b"{}"), context=TOLERANT)
+        event = model.model_validate_json(body or b"{}", context=TOLERANT)
     except (ValidationError, ValueError) as exc:
         raise ContractError(f"invalid {raw['type']} event: {exc}", stream_seq=stream_seq) from exc
     # Both parts were validated just above: construct without validating them again.
