@@ -21,8 +21,12 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg  # type: ignore[import-untyped, unused-ignore]  # no py.typed in asyncpg
 import pytest
+from deksdenflow_core.aggregates import Repository
+from deksdenflow_core.eventstore import JetStreamEventStore, connect
+from deksdenflow_core.settings import EventStoreSettings
 from deksdenflow_runtime.embedded import EmbeddedNats, EmbeddedPostgres, free_port
 from deksdenflow_runtime.embedded_pg import quote_ident
+from nats.aio.client import Client as NATS
 
 NATS_URL_ENV = "DEKSDENFLOW_TEST_NATS_URL"
 DB_URL_ENV = "DEKSDENFLOW_TEST_DB_URL"
@@ -85,3 +89,32 @@ async def fresh_db_url(pg_admin_url: str) -> AsyncIterator[str]:
         await admin.execute(f"DROP DATABASE IF EXISTS {quote_ident(name)} WITH (FORCE)")
     finally:
         await admin.close()
+
+
+# --- the event log: a stream and subject prefix of its own for each test -------------------------------
+
+
+@pytest.fixture
+async def nc(nats_url: str) -> AsyncIterator[NATS]:
+    client = await connect(EventStoreSettings(nats_url=nats_url), name="tests")
+    yield client
+    await client.drain()
+
+
+@pytest.fixture
+def store_settings(nats_url: str) -> EventStoreSettings:
+    suffix = uuid.uuid4().hex[:10]
+    return EventStoreSettings(nats_url=nats_url, stream_name=f"DF_TEST_{suffix}", subject_prefix=f"t{suffix}")
+
+
+@pytest.fixture
+async def store(nc: NATS, store_settings: EventStoreSettings) -> AsyncIterator[JetStreamEventStore]:
+    event_store = JetStreamEventStore(nc, store_settings)
+    await event_store.provision()
+    yield event_store
+    await nc.request(f"$JS.API.STREAM.DELETE.{store_settings.stream_name}", b"", timeout=5)
+
+
+@pytest.fixture
+def repo(store: JetStreamEventStore) -> Repository:
+    return Repository(store)

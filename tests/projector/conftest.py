@@ -10,8 +10,6 @@ import pytest
 from deksdenflow_projector.migrate import migrate
 from deksdenflow_projector.projection import init_connection
 
-from tests.eventstore.conftest import nc, repo, store, store_settings  # noqa: F401  (fixtures)
-
 
 @pytest.fixture
 async def read_db(fresh_db_url: str) -> AsyncIterator[asyncpg.Pool]:
