@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 
@@ -17,16 +16,11 @@ from deksdenflow_core.readmodel import SCHEMA
 from deksdenflow_core.settings import EventStoreSettings
 from deksdenflow_projector.projection import init_connection
 from deksdenflow_projector.rebuild import rebuild
+from deksdenflow_runtime.embedded import free_port
 
 from tests.projector.scenario import drive
 from tests.projector.test_projection import TABLES, dump
 from tests.support import eventually
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class ProjectorProcess:
