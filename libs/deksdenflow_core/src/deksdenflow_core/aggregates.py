@@ -92,9 +92,11 @@ class Outcome(Generic[S]):
 class Repository:
     """Aggregates over the event store.
 
-    Folded states are cached in memory with the stream position they were folded to; a load reads only
-    the aggregate's events after that position (usually none) and folds them on top. The log stays the
-    authority: every load asks it what happened since, so replicas never serve each other stale state.
+    Folded states are cached in memory with the stream position they were folded to. ``load`` reads only
+    the aggregate's events after that position (usually none) and folds them on top; ``execute`` even
+    decides on the cached state directly and lets the conditional append tell it when the cache was
+    behind (see ``execute_many``). The log stays the authority: a stale cache costs a retry, never a
+    wrong write.
     """
 
     def __init__(
