@@ -24,6 +24,8 @@ from deksdenflow_projector.settings import ProjectorSettings
 from deksdenflow_runtime.embedded import free_port
 from pydantic import SecretStr
 
+from tests.support import eventually
+
 ADMIN_TOKEN = "test-admin-token"
 
 
@@ -71,10 +73,13 @@ async def system(nats_url: str, fresh_db_url: str) -> AsyncIterator[System]:
         )
     )
     serving = asyncio.create_task(server.serve())
-    while not server.started:
+
+    def started() -> bool:
         if serving.done():
-            serving.result()
-        await asyncio.sleep(0.01)
+            serving.result()  # a server that could not start raises its error here
+        return bool(server.started)
+
+    await eventually(started, within=15, what="the API to start")
     try:
         yield System(
             base_url=f"http://127.0.0.1:{port}", repo=Repository(store), store=store, db_url=fresh_db_url
