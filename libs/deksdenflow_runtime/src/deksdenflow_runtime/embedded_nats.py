@@ -7,7 +7,6 @@ Layout under ``home``: ``nats/`` (JetStream store, ``-sd``), ``logs/nats.log``, 
 from __future__ import annotations
 
 import asyncio
-import math
 import shutil
 import signal
 import subprocess
@@ -23,12 +22,11 @@ from deksdenflow_core.errors import InfrastructureError, MissingDependency
 from deksdenflow_core.logging import get_logger
 
 from deksdenflow_runtime.process import (
+    ChildServer,
     DirLock,
     ensure_port_free,
     parent_death_signal,
-    stop_process,
     tail,
-    wait_exit,
 )
 
 _log = get_logger(__name__)
@@ -53,7 +51,7 @@ def find_nats_server() -> Path:
     return Path(found)
 
 
-class EmbeddedNats:
+class EmbeddedNats(ChildServer):
     """A ``nats-server -js`` bound to ``host:port`` with its store under ``home/nats``.
 
     Use ``await start()`` / ``await stop()`` or ``async with``. Spawn it from the event-loop thread: the
@@ -81,6 +79,7 @@ class EmbeddedNats:
         self.pid_path = self.home / "run" / "nats.pid"
         self._lock = DirLock(self.home / "run" / "nats.lock", what=f"The NATS store {self.store_dir}")
         self._proc: subprocess.Popen[bytes] | None = None
+        self._stop_signal, self._process_name, self._label = signal.SIGTERM, "nats-server", "embedded NATS"
 
     @property
     def url(self) -> str:
@@ -210,27 +209,14 @@ class EmbeddedNats:
                 proc.kill()
         self.pid_path.unlink(missing_ok=True)
 
-    async def wait(self) -> int:
-        """Wait until the server process ends, for whatever reason; returns its exit code."""
-        proc = self._proc
-        if proc is None:
-            raise InfrastructureError("the server is not running")
-        await wait_exit(proc, math.inf, interval=0.5)
-        return proc.returncode
-
     async def stop(self) -> None:
         """Stop the server (SIGTERM, then SIGKILL after ``stop_timeout``) and release the data directory.
 
         Idempotent. If it is interrupted (cancelled) before the server is gone, the server stays ours
         and the lock stays held, so a later ``stop()`` finishes the job.
         """
-        proc = self._proc
-        if proc is not None:
-            code = await stop_process(proc, name="nats-server", first=signal.SIGTERM, grace=self.stop_timeout)
-            _log.info("embedded NATS stopped", code=code)
+        if await self._stop_child():
             self.pid_path.unlink(missing_ok=True)
-        self._proc = None
-        self._lock.release()
 
     async def __aenter__(self) -> EmbeddedNats:
         await self.start()

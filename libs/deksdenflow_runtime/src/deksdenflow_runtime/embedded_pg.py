@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import hashlib
 import importlib.util
-import math
 import os
 import pwd
 import shutil
@@ -32,11 +31,11 @@ from deksdenflow_core.errors import ConfigurationError, InfrastructureError, Mis
 from deksdenflow_core.logging import get_logger
 
 from deksdenflow_runtime.process import (
+    ChildServer,
     DirLock,
     ensure_port_free,
     parent_death_signal,
     signal_group,
-    stop_process,
     tail,
     wait_exit,
 )
@@ -130,7 +129,7 @@ def _chown_tree(root: Path, uid: int, gid: int) -> None:
             os.chown(os.path.join(directory, file), uid, gid, follow_symlinks=False)
 
 
-class EmbeddedPostgres:
+class EmbeddedPostgres(ChildServer):
     """A PostgreSQL server listening on ``host:port`` with PGDATA under ``home/postgres``.
 
     ``start()`` runs initdb the first time, starts the server, waits until it accepts queries and
@@ -166,6 +165,7 @@ class EmbeddedPostgres:
         self.log_path = self.home / "logs" / "postgres.log"
         self._lock = DirLock(self.home / "run" / "postgres.lock", what=f"The PostgreSQL data {self.pgdata}")
         self._proc: subprocess.Popen[bytes] | None = None
+        self._stop_signal, self._process_name, self._label = signal.SIGINT, "postgres", "embedded PostgreSQL"
         self._user: pwd.struct_passwd | None = None
         self._log_offset = 0
 
@@ -435,26 +435,13 @@ class EmbeddedPostgres:
         finally:
             await conn.close()
 
-    async def wait(self) -> int:
-        """Wait until the server process ends, for whatever reason; returns its exit code."""
-        proc = self._proc
-        if proc is None:
-            raise InfrastructureError("the server is not running")
-        await wait_exit(proc, math.inf, interval=0.5)
-        return proc.returncode
-
     async def stop(self) -> None:
         """Fast shutdown (SIGINT), SIGKILL after ``stop_timeout``; then release the data directory.
 
         Idempotent. If it is interrupted (cancelled) before the server is gone, the server stays ours
         and the lock stays held, so a later ``stop()`` finishes the job.
         """
-        proc = self._proc
-        if proc is not None:
-            code = await stop_process(proc, name="postgres", first=signal.SIGINT, grace=self.stop_timeout)
-            _log.info("embedded PostgreSQL stopped", code=code)
-        self._proc = None
-        self._lock.release()
+        await self._stop_child()
 
     async def __aenter__(self) -> EmbeddedPostgres:
         await self.start()

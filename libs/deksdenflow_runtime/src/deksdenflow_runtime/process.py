@@ -12,6 +12,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import fcntl
+import math
 import os
 import signal
 import socket
@@ -22,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
-from deksdenflow_core.errors import ConfigurationError
+from deksdenflow_core.errors import ConfigurationError, InfrastructureError
 from deksdenflow_core.logging import get_logger
 
 _log = get_logger(__name__)
@@ -193,3 +194,42 @@ class DirLock:
             fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
             self._file.close()
             self._file = None
+
+
+class ChildServer:
+    """What the embedded servers share: a child process we own and the lock on its data directory.
+
+    Subclasses set ``_proc`` when they spawn, ``_lock``, ``stop_timeout``, and say how to stop
+    (``_stop_signal``), what the process is called (``_process_name``) and what to log (``_label``).
+    """
+
+    _proc: subprocess.Popen[bytes] | None
+    _lock: DirLock
+    stop_timeout: float
+    _stop_signal: signal.Signals
+    _process_name: str
+    _label: str
+
+    async def wait(self) -> int:
+        """Wait until the server process ends, for whatever reason; returns its exit code."""
+        proc = self._proc
+        if proc is None:
+            raise InfrastructureError("the server is not running")
+        await wait_exit(proc, math.inf, interval=0.5)
+        return proc.returncode
+
+    async def _stop_child(self) -> bool:
+        """Stop the process (``_stop_signal``, SIGKILL after ``stop_timeout``), release the lock.
+
+        Returns whether there was a process to stop. If interrupted (cancelled) before the server is
+        gone, the server stays ours and the lock stays held, so a later stop finishes the job.
+        """
+        proc = self._proc
+        if proc is not None:
+            code = await stop_process(
+                proc, name=self._process_name, first=self._stop_signal, grace=self.stop_timeout
+            )
+            _log.info(f"{self._label} stopped", code=code)
+        self._proc = None
+        self._lock.release()
+        return proc is not None
