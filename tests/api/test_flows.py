@@ -312,3 +312,20 @@ async def test_step_actions_run_qa_and_retry(system: System) -> None:
             )
         ).json()
         assert (step["status"], step["retries"]) == ("running", 1)
+
+
+async def test_model_defaults_round_trip_with_unset_phases_as_null(system: System) -> None:
+    async with system.admin() as admin:
+        body = {"name": "m", "git_url": "u", "default_models": {"exec": "gpt-5.1-codex"}}
+        created = await admin.post("/projects", json=body)
+        expected = {
+            "planning": None,
+            "decompose": None,
+            "exec": "gpt-5.1-codex",
+            "qa": None,
+            "discovery": None,
+        }
+        assert created.json()["default_models"] == expected
+        seq = {"X-Min-Event-Sequence": created.headers["X-Event-Sequence"]}
+        read = await admin.get(f"/projects/{created.json()['id']}", headers=seq)
+        assert read.json()["default_models"] == expected

@@ -99,7 +99,14 @@ def project_body(row: dict[str, Any]) -> dict[str, Any]:
         "created_at",
         "updated_at",
     )
-    return {k: row[k] for k in keys}
+    body = {k: row[k] for k in keys}
+    body["default_models"] = unset_as_null(body["default_models"])
+    return body
+
+
+def unset_as_null(models: dict[str, Any]) -> dict[str, Any]:
+    """Model defaults with unset phases as null, as the API takes them (proto3 keeps them as "")."""
+    return {phase: model or None for phase, model in models.items()}
 
 
 def forbid_other_project(project_id: str | None, allowed: str | None) -> None:

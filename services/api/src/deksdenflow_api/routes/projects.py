@@ -18,7 +18,15 @@ from deksdenflow_api import commanding
 from deksdenflow_api.auth import PrincipalDep, new_project_token
 from deksdenflow_api.context import ContextDep
 from deksdenflow_api.errors import HttpError, errors
-from deksdenflow_api.reads import ReadContext, T, fetch_all, fetch_one, project_body, protocol_body
+from deksdenflow_api.reads import (
+    ReadContext,
+    T,
+    fetch_all,
+    fetch_one,
+    project_body,
+    protocol_body,
+    unset_as_null,
+)
 from deksdenflow_api.schemas import (
     BranchDelete,
     BranchesPublic,
@@ -92,7 +100,7 @@ def _project_from_state(state: ProjectState, at: object) -> dict[str, object]:
         "ci_provider": None
         if state.ci_provider is CiProvider.UNSPECIFIED
         else state.ci_provider.name.lower(),
-        "default_models": state.default_models.model_dump(),
+        "default_models": unset_as_null(state.default_models.model_dump()),
         "local_path": state.local_path or None,
         "status": state.status.value,
         "questions": [q.model_dump(mode="json") for q in state.questions],
