@@ -16,6 +16,7 @@ import pytest
 from deksdenflow_api.app import create_app
 from deksdenflow_core.settings import ApiSettings, DatabaseSettings, EventStoreSettings
 from deksdenflow_runtime.embedded import EmbeddedNats, EmbeddedPostgres, free_port
+from pydantic import SecretStr
 
 from tests.support import eventually
 
@@ -125,3 +126,19 @@ async def test_the_api_starts_before_its_servers_and_turns_healthy_when_they_com
                 await _health_when(client, 200)
     finally:
         shutil.rmtree(home, ignore_errors=True)
+
+
+async def test_reads_answer_503_not_500_while_postgres_is_down(nats_url: str, closed_port_url: str) -> None:
+    app = create_app(
+        ApiSettings(api_token=SecretStr("t")),
+        event_store=EventStoreSettings(nats_url=nats_url, connect_timeout_seconds=1),
+        database=DatabaseSettings(db_url=f"postgresql://postgres@{closed_port_url}/x"),
+    )
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://api", headers={"Authorization": "Bearer t"}
+        ) as client:
+            response = await client.get("/projects")
+    assert response.status_code == 503, response.text
+    assert response.json()["code"] == "database_unavailable"

@@ -88,7 +88,19 @@ def install(app: FastAPI) -> None:
         }
         return JSONResponse(body, status_code=503, headers={"Retry-After": "1"})
 
+    async def on_database_down(_: Request, exc: Exception) -> JSONResponse:
+        body = {"code": "database_unavailable", "message": f"the read-model database does not answer: {exc}"}
+        return JSONResponse(body, status_code=503, headers={"Retry-After": "1"})
+
     app.add_exception_handler(DeksdenflowError, on_error)
+    # PostgreSQL down or refusing connections is a 503 to retry, not a 500.
+    for down in (
+        OSError,
+        asyncpg.PostgresConnectionError,
+        asyncpg.InterfaceError,
+        asyncpg.CannotConnectNowError,
+    ):
+        app.add_exception_handler(down, on_database_down)
     # The projector migrates the read model when it starts; until then reads answer 503, not 500.
     app.add_exception_handler(asyncpg.UndefinedTableError, on_missing_read_model)
     app.add_exception_handler(asyncpg.InvalidSchemaNameError, on_missing_read_model)
