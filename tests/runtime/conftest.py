@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,3 +22,13 @@ def home() -> Iterator[Path]:
     path = Path(tempfile.mkdtemp(prefix="deksdenflow-home-"))
     yield path
     shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def taken_port() -> Iterator[int]:
+    """A port something listens on (the kernel accepts connections; nothing ever answers)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(16)
+        port: int = sock.getsockname()[1]
+        yield port

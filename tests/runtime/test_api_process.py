@@ -3,27 +3,15 @@
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 from deksdenflow_runtime.embedded import free_port
 
 from tests.runtime.cli_support import cli_env
 from tests.support import eventually
-
-
-@pytest.fixture
-def taken_port() -> Iterator[int]:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen()
-        port: int = sock.getsockname()[1]
-        yield port
 
 
 def _api(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from deksdenflow_runtime.embedded import free_port
 
 from tests.runtime.cli_support import cli_env, deksdenflow_command
@@ -23,15 +20,6 @@ def _run(env: dict[str, str], *args: str, cwd: Path) -> subprocess.CompletedProc
         timeout=120,
         check=False,
     )
-
-
-@pytest.fixture
-def taken_port() -> Iterator[int]:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen()
-        port: int = sock.getsockname()[1]
-        yield port
 
 
 def test_a_missing_subcommand_is_a_usage_error(tmp_path: Path) -> None:

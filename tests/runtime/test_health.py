@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import shutil
-import socket
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -58,13 +57,9 @@ def closed_port_url() -> str:
 
 
 @pytest.fixture
-def silent_port() -> Iterator[int]:
+def silent_port(taken_port: int) -> int:
     """A port that accepts connections (kernel backlog) but never says a word."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(16)
-        port: int = sock.getsockname()[1]
-        yield port
+    return taken_port
 
 
 async def test_health_is_ok_when_nats_and_postgres_answer(nats_url: str, fresh_db_url: str) -> None:

@@ -86,11 +86,6 @@ class EmbeddedNats(ChildServer):
         """The client URL of this server."""
         return f"nats://{self.host}:{self.port}"
 
-    @property
-    def pid(self) -> int | None:
-        """The server's pid while it runs."""
-        return self._proc.pid if self._proc is not None and self._proc.poll() is None else None
-
     async def start(self) -> None:
         """Start the server and return once JetStream answers on a real connection."""
         if self._proc is not None:

@@ -179,11 +179,6 @@ class EmbeddedPostgres(ChildServer):
         """URL of the ``postgres`` maintenance database (to create or drop databases)."""
         return f"postgresql://{SUPERUSER}@{self.host}:{self.port}/postgres"
 
-    @property
-    def pid(self) -> int | None:
-        """The postmaster's pid while it runs."""
-        return self._proc.pid if self._proc is not None and self._proc.poll() is None else None
-
     async def start(self) -> None:
         """Initialise the cluster if needed, start the server and wait until the database is usable."""
         if self._proc is not None:

@@ -210,6 +210,11 @@ class ChildServer:
     _process_name: str
     _label: str
 
+    @property
+    def pid(self) -> int | None:
+        """The server's pid while it runs."""
+        return self._proc.pid if self._proc is not None and self._proc.poll() is None else None
+
     async def wait(self) -> int:
         """Wait until the server process ends, for whatever reason; returns its exit code."""
         proc = self._proc

@@ -15,7 +15,7 @@ from deksdenflow_api import commanding
 from deksdenflow_api.auth import Principal, PrincipalDep
 from deksdenflow_api.context import ContextDep
 from deksdenflow_api.errors import errors
-from deksdenflow_api.reads import ReadContext, T, fetch_all, fetch_one, protocol_body
+from deksdenflow_api.reads import ReadContext, T, fetch_all, fetch_one, project_of_run, protocol_body
 from deksdenflow_api.schemas import (
     ActionResult,
     EventPublic,
@@ -158,10 +158,7 @@ async def run_action(
 )
 async def list_steps(protocol_run_id: Id, ctx: ReadContext, principal: PrincipalDep) -> StepsPublic:
     """The run's steps in order."""
-    row = await fetch_one(
-        ctx, f"SELECT project_id FROM {T}.protocol_runs WHERE id = $1", protocol_run_id, what="protocol run"
-    )
-    principal.require_project(row["project_id"])
+    principal.require_project(await project_of_run(ctx, protocol_run_id))
     rows = await fetch_all(
         ctx, f"SELECT * FROM {T}.step_runs WHERE protocol_run_id = $1 ORDER BY step_index", protocol_run_id
     )
@@ -181,10 +178,7 @@ async def run_events(
     after: Annotated[int, Query(ge=0, le=2**62, description="Only events with a higher sequence.")] = 0,
 ) -> EventsPublic:
     """The run's timeline, oldest first."""
-    row = await fetch_one(
-        ctx, f"SELECT project_id FROM {T}.protocol_runs WHERE id = $1", protocol_run_id, what="protocol run"
-    )
-    principal.require_project(row["project_id"])
+    principal.require_project(await project_of_run(ctx, protocol_run_id))
     rows = await fetch_all(
         ctx,
         f"SELECT * FROM {T}.events WHERE protocol_run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
