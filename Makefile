@@ -57,7 +57,7 @@ lint: install
 	$(RUN) ruff check .
 
 typecheck: install
-	$(RUN) mypy libs/deksdenflow_core/src libs/deksdenflow_runtime/src services/api/src services/projector/src tests bench proto/codegen
+	$(RUN) mypy libs/*/src services/*/src tests bench proto/codegen
 
 imports: install
 	$(RUN) lint-imports

@@ -1,0 +1,1 @@
+"""Local fakes that speak real wire protocols (Responses API, Anthropic Messages, GitHub, GitLab)."""

@@ -1,0 +1,1 @@
+"""Forge clients: GitHub and GitLab REST, with gh/glab as fallback."""

@@ -1,0 +1,1 @@
+"""Agent engines: codex (real Codex CLI), claude-code (real Claude Code CLI), scripted (deterministic)."""

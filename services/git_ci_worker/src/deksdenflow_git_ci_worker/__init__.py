@@ -1,0 +1,1 @@
+"""The git/CI worker: onboarding, branches, draft PRs/MRs, CI triggers."""
