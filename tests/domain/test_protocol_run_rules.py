@@ -8,7 +8,9 @@ from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
     CiProvider,
     CiStatus,
     CompletionVia,
+    ExecutionReason,
     QaPolicy,
+    QaReason,
     QaVerdict,
     StepPlan,
     StepType,
@@ -163,6 +165,42 @@ def test_pause_stops_new_work_but_keeps_results_of_work_in_flight() -> None:  # 
     )
     run = apply(run, cmd.ResumeProtocolRun())
     assert run.status is RunStatus.RUNNING
+
+
+def test_resume_requests_again_the_work_a_pause_interrupted() -> None:
+    # Workers stop the agent on pause and drop the job; resume must ask for the work again.
+    run = apply(planned_run(2), cmd.RunNextStep())
+    step = run.steps[0]
+    run = apply(run, cmd.RecordStepExecutionStarted(step_run_id=step.step_run_id, worker_id="w1"))
+    run = apply(run, cmd.PauseProtocolRun())
+    events = decide_protocol_run(run, cmd.ResumeProtocolRun(), ctx())
+    assert events == [
+        ev.ProtocolRunResumed(),
+        ev.StepExecutionRequested(
+            step_run_id=step.step_run_id, attempt=step.attempt, reason=ExecutionReason.RESUME
+        ),
+    ]
+    resumed = apply(run, cmd.ResumeProtocolRun())
+    assert (resumed.steps[0].executing, resumed.steps[0].owner, resumed.steps[0].retries) == (True, "", 0)
+
+    # QA in flight: a new QA attempt, so a verdict of the interrupted one is stale.
+    done = apply(resumed, cmd.RecordStepExecutionCompleted(step_run_id=step.step_run_id, auto_qa=True))
+    qa_attempt = done.steps[0].qa_attempt
+    paused = apply(done, cmd.PauseProtocolRun())
+    events = decide_protocol_run(paused, cmd.ResumeProtocolRun(), ctx())
+    assert events[1] == ev.QaRequested(
+        step_run_id=step.step_run_id, qa_attempt=qa_attempt + 1, policy=QaPolicy.FULL, reason=QaReason.RESUME
+    )
+
+    # Planning interrupted: a new planning attempt.
+    planning = apply(new_run(), cmd.StartProtocolRun())
+    paused = apply(planning, cmd.PauseProtocolRun())
+    events = decide_protocol_run(paused, cmd.ResumeProtocolRun(), ctx())
+    assert events == [ev.ProtocolRunResumed(), ev.PlanningRequested(attempt=planning.planning_attempt + 1)]
+
+    # Nothing in flight: resume only resumes.
+    idle = apply(planned_run(2), cmd.PauseProtocolRun())
+    assert decide_protocol_run(idle, cmd.ResumeProtocolRun(), ctx()) == [ev.ProtocolRunResumed()]
 
 
 def test_approve_is_guarded_by_the_step_status() -> None:  # defect 5

@@ -12,6 +12,7 @@ from deksdenflow_core.contracts.generated.deksdenflow.commands.v1 import project
 from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
     CiProvider,
     ClarificationQuestion,
+    EngineDefaults,
     ModelDefaults,
 )
 from deksdenflow_core.contracts.generated.deksdenflow.events.v1 import project as ev
@@ -66,6 +67,7 @@ class ProjectState(BaseModel):
     base_branch: str = "main"
     ci_provider: CiProvider = CiProvider.UNSPECIFIED
     default_models: ModelDefaults = ModelDefaults()
+    default_engines: EngineDefaults = EngineDefaults()
     local_path: str = ""
     onboarding_attempt: int = 0
     questions: tuple[ClarificationQuestion, ...] = ()
@@ -144,6 +146,7 @@ def _register(state: ProjectState, command: cmd.RegisterProject) -> ev.ProjectRe
         base_branch=command.base_branch or "main",
         ci_provider=command.ci_provider,
         default_models=command.default_models,
+        default_engines=command.default_engines,
         local_path=command.local_path,
     )
 
@@ -191,6 +194,7 @@ def evolve_project(state: ProjectState, event: ProjectEvent) -> ProjectState:
                 "base_branch": event.base_branch,
                 "ci_provider": event.ci_provider,
                 "default_models": event.default_models or ModelDefaults(),
+                "default_engines": event.default_engines or EngineDefaults(),
                 "local_path": event.local_path,
             }
         case ev.ProjectOnboardingRequested():

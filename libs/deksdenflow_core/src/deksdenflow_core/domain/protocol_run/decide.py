@@ -57,6 +57,7 @@ ProtocolRunCommand = (
     | cmd.RecordStepBlocked
     | cmd.RecordQaVerdict
     | cmd.RecordBranchPushed
+    | cmd.RecordBranchDeleted
     | cmd.RecordPullRequestOpened
     | cmd.RecordPullRequestFailed
     | cmd.RecordPullRequestMerged
@@ -86,7 +87,7 @@ def decide_protocol_run(
         case cmd.ResumeProtocolRun():
             if state.status is not RunStatus.PAUSED:
                 raise _illegal(state, "only a paused run can be resumed")
-            return [ev.ProtocolRunResumed()]
+            return [ev.ProtocolRunResumed(), *_rerequest_interrupted(state)]
         case cmd.CancelProtocolRun():
             _require_not_terminal(state, "cancel")
             open_ids = tuple(s.step_run_id for s in state.steps if s.status in OPEN_STEP_STATUSES)
@@ -200,6 +201,12 @@ def _decide_result(
             return _qa_verdict(state, command)
         case cmd.RecordBranchPushed():
             return [ev.BranchPushed(branch=command.branch, commit_sha=command.commit_sha)]
+        case cmd.RecordBranchDeleted():
+            if not state.branch_deletion_requested:
+                raise _illegal(state, "deleting this branch was never requested")
+            if state.branch_deleted:
+                return []
+            return [ev.BranchDeleted(branch=command.branch, existed=command.existed)]
         case cmd.RecordPullRequestOpened():
             if state.pr_number == command.number and state.pr_url == command.url and not state.pr_requested:
                 return []
@@ -276,6 +283,40 @@ def _start(state: ProtocolRunState) -> list[ProtocolRunEvent]:
     return events
 
 
+def _rerequest_interrupted(state: ProtocolRunState) -> list[ProtocolRunEvent]:
+    """Work a pause interrupted, requested again on resume.
+
+    Workers stop the agent when a run is paused and drop the job, so whatever was in flight must be asked
+    for again: planning as a new attempt (results of the interrupted one become stale), an execution with
+    the same attempt (its retry count does not change: nothing failed), QA as a new QA attempt.
+    """
+    if state.paused_from is RunStatus.PLANNING:
+        return [ev.PlanningRequested(attempt=state.planning_attempt + 1)]
+    events: list[ProtocolRunEvent] = []
+    if (step := state.executing_step) is not None:
+        events.append(
+            ev.StepExecutionRequested(
+                step_run_id=step.step_run_id, attempt=step.attempt, reason=ExecutionReason.RESUME
+            )
+        )
+    events.extend(
+        ev.QaRequested(
+            step_run_id=s.step_run_id,
+            qa_attempt=s.qa_attempt + 1,
+            policy=_qa_policy(s),
+            reason=QaReason.RESUME,
+        )
+        for s in state.steps
+        if s.qa_pending
+    )
+    return events
+
+
+def _qa_policy(step: StepState) -> QaPolicy:
+    """The policy QA runs with once requested: skip only ever skips automatic QA, so it runs as full."""
+    return QaPolicy.FULL if step.qa_policy in (QaPolicy.SKIP, QaPolicy.UNSPECIFIED) else step.qa_policy
+
+
 def _open_pr(state: ProtocolRunState) -> list[ProtocolRunEvent]:
     if state.status is RunStatus.CANCELLED:
         raise _illegal(state, "a cancelled run gets no pull request")
@@ -304,9 +345,8 @@ def _request_qa(state: ProtocolRunState, step: StepState, reason: QaReason) -> e
         raise _illegal_step(state, step, "QA runs on a step in needs_qa (or again after a QA or CI failure)")
     if step.qa_pending:
         raise _illegal_step(state, step, "QA of this step is already requested")
-    policy = QaPolicy.FULL if step.qa_policy in (QaPolicy.SKIP, QaPolicy.UNSPECIFIED) else step.qa_policy
     return ev.QaRequested(
-        step_run_id=step.step_run_id, qa_attempt=step.qa_attempt + 1, policy=policy, reason=reason
+        step_run_id=step.step_run_id, qa_attempt=step.qa_attempt + 1, policy=_qa_policy(step), reason=reason
     )
 
 

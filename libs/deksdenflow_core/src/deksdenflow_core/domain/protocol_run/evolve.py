@@ -43,6 +43,7 @@ ProtocolRunEvent = (
     | ev.StepBlocked
     | ev.BranchPushed
     | ev.BranchDeletionRequested
+    | ev.BranchDeleted
     | ev.PullRequestRequested
     | ev.PullRequestOpened
     | ev.PullRequestFailed
@@ -70,6 +71,7 @@ def _changes_status(event: ProtocolRunEvent) -> bool:
         ev.UsageRecorded
         | ev.BranchPushed
         | ev.BranchDeletionRequested
+        | ev.BranchDeleted
         | ev.PullRequestRequested
         | ev.PullRequestOpened
         | ev.PullRequestFailed
@@ -177,6 +179,8 @@ def _apply(s: ProtocolRunState, e: ProtocolRunEvent) -> ProtocolRunState:
             return s.model_copy(update={"branch_head_sha": e.commit_sha})
         case ev.BranchDeletionRequested():
             return s.model_copy(update={"branch_deletion_requested": True})
+        case ev.BranchDeleted():
+            return s.model_copy(update={"branch_deleted": True, "branch_head_sha": ""})
         case ev.PullRequestRequested():
             return s.model_copy(update={"pr_attempt": e.attempt, "pr_requested": True})
         case ev.PullRequestOpened():
@@ -195,12 +199,21 @@ def _apply(s: ProtocolRunState, e: ProtocolRunEvent) -> ProtocolRunState:
                 s = _step(s, step.step_run_id, status=StepStatus.RUNNING)
             return s
         case ev.UsageRecorded():
-            usage = e.usage
+            tokens_in = e.usage.input_tokens if e.usage else 0
+            tokens_out = e.usage.output_tokens if e.usage else 0
+            if (step := s.step(e.step_run_id) if e.step_run_id else None) is not None:
+                s = _step(
+                    s,
+                    e.step_run_id,
+                    input_tokens=step.input_tokens + tokens_in,
+                    output_tokens=step.output_tokens + tokens_out,
+                    cost_micro_usd=step.cost_micro_usd + e.cost_micro_usd,
+                )
             return s.model_copy(
                 update={
                     "usage_call_ids": s.usage_call_ids | {e.call_id},
-                    "input_tokens": s.input_tokens + (usage.input_tokens if usage else 0),
-                    "output_tokens": s.output_tokens + (usage.output_tokens if usage else 0),
+                    "input_tokens": s.input_tokens + tokens_in,
+                    "output_tokens": s.output_tokens + tokens_out,
                     "cost_micro_usd": s.cost_micro_usd + e.cost_micro_usd,
                 }
             )

@@ -81,6 +81,10 @@ class StepState(BaseModel):
     changed_files: tuple[str, ...] = ()
     failure_source: FailureSource = FailureSource.UNSPECIFIED
     failure_reason: str = ""
+    # Usage of the agent calls made for this step (execution and QA), for per-step budgets.
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_micro_usd: int = 0
 
     @property
     def retries(self) -> int:
@@ -118,6 +122,7 @@ class ProtocolRunState(BaseModel):
     pr_closed: bool = False
     branch_head_sha: str = ""
     branch_deletion_requested: bool = False
+    branch_deleted: bool = False
     input_tokens: int = 0
     output_tokens: int = 0
     cost_micro_usd: int = 0

@@ -27,6 +27,7 @@ class RegisterProject(_base.ContractModel):
     ] = _deksdenflow_common_v1_common.CiProvider.UNSPECIFIED
     default_models: _deksdenflow_common_v1_common.ModelDefaults | None = None
     local_path: str = ""
+    default_engines: _deksdenflow_common_v1_common.EngineDefaults | None = None
 
 
 class RequestOnboarding(_base.ContractModel):

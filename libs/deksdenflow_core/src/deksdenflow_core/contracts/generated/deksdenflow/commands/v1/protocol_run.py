@@ -241,6 +241,16 @@ class RecordBranchPushed(_base.ContractModel):
     commit_sha: str = ""
 
 
+class RecordBranchDeleted(_base.ContractModel):
+    """The branch was deleted on the remote."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.commands.v1.RecordBranchDeleted"
+    COMMAND_TYPE: _typing.ClassVar[str] = "protocol_run.record_branch_deleted"
+
+    branch: str = ""
+    existed: bool = False
+
+
 class RecordPullRequestOpened(_base.ContractModel):
     """A PR/MR exists for the branch."""
 

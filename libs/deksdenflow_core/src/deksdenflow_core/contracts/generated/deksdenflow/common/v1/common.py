@@ -82,6 +82,7 @@ class ExecutionReason(_base.OpenEnum):
     RUN: The step's own "run" action.
     RETRY: A retry of a failed or blocked step (retries + 1).
     CI_FIX: A follow-up that fixes a CI failure.
+    RESUME: The run was resumed after a pause interrupted this execution (the worker stopped the agent).
     """
 
     UNSPECIFIED = "EXECUTION_REASON_UNSPECIFIED"
@@ -89,6 +90,7 @@ class ExecutionReason(_base.OpenEnum):
     RUN = "EXECUTION_REASON_RUN"
     RETRY = "EXECUTION_REASON_RETRY"
     CI_FIX = "EXECUTION_REASON_CI_FIX"
+    RESUME = "EXECUTION_REASON_RESUME"
 
 
 class QaReason(_base.OpenEnum):
@@ -97,12 +99,14 @@ class QaReason(_base.OpenEnum):
     AFTER_EXEC: DEKSDENFLOW_AUTO_QA_AFTER_EXEC: QA right after execution.
     MANUAL: The step's "run_qa" action.
     CI_SUCCESS: DEKSDENFLOW_AUTO_QA_ON_CI: QA when CI succeeded.
+    RESUME: The run was resumed after a pause interrupted this QA.
     """
 
     UNSPECIFIED = "QA_REASON_UNSPECIFIED"
     AFTER_EXEC = "QA_REASON_AFTER_EXEC"
     MANUAL = "QA_REASON_MANUAL"
     CI_SUCCESS = "QA_REASON_CI_SUCCESS"
+    RESUME = "QA_REASON_RESUME"
 
 
 class CompletionVia(_base.OpenEnum):
@@ -136,9 +140,21 @@ class RunCompletionReason(_base.OpenEnum):
     PR_MERGED = "RUN_COMPLETION_REASON_PR_MERGED"
 
 
-class ModelDefaults(_base.ContractModel):
-    """Default models per phase; empty means "use the setting"."""
+class EngineDefaults(_base.ContractModel):
+    """Default models per phase; empty means "use the setting".
+    Engine per phase (e.g. "codex", "claude-code", "scripted"); empty means the worker's default.
+    """
 
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.common.v1.EngineDefaults"
+
+    planning: str = ""
+    decompose: str = ""
+    exec: str = ""
+    qa: str = ""
+    discovery: str = ""
+
+
+class ModelDefaults(_base.ContractModel):
     PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.common.v1.ModelDefaults"
 
     planning: str = ""

@@ -30,6 +30,7 @@ class ProjectRegistered(_base.ContractModel):
     local_path: str = _pydantic.Field(
         default="", description="An existing checkout to use instead of cloning, if any."
     )
+    default_engines: _deksdenflow_common_v1_common.EngineDefaults | None = None
 
 
 class ProjectOnboardingRequested(_base.ContractModel):

@@ -298,9 +298,19 @@ class BranchDeletionRequested(_base.ContractModel):
     branch: str = ""
 
 
-class PullRequestRequested(_base.ContractModel):
-    """A draft PR/MR was requested from the git/CI worker."""
+class BranchDeleted(_base.ContractModel):
+    """A draft PR/MR was requested from the git/CI worker.
+    The git worker deleted the protocol branch on the remote (existed=false: it was already gone).
+    """
 
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.events.v1.BranchDeleted"
+    EVENT_TYPE: _typing.ClassVar[str] = "protocol_run.branch_deleted"
+
+    branch: str = ""
+    existed: bool = False
+
+
+class PullRequestRequested(_base.ContractModel):
     PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.events.v1.PullRequestRequested"
     EVENT_TYPE: _typing.ClassVar[str] = "protocol_run.pr_requested"
 
