@@ -68,6 +68,7 @@ class ProjectState(BaseModel):
     ci_provider: CiProvider = CiProvider.UNSPECIFIED
     default_models: ModelDefaults = ModelDefaults()
     default_engines: EngineDefaults = EngineDefaults()
+    forge_repo: str = ""
     local_path: str = ""
     onboarding_attempt: int = 0
     questions: tuple[ClarificationQuestion, ...] = ()
@@ -148,6 +149,7 @@ def _register(state: ProjectState, command: cmd.RegisterProject) -> ev.ProjectRe
         default_models=command.default_models,
         default_engines=command.default_engines,
         local_path=command.local_path,
+        forge_repo=command.forge_repo,
     )
 
 
@@ -195,6 +197,7 @@ def evolve_project(state: ProjectState, event: ProjectEvent) -> ProjectState:
                 "ci_provider": event.ci_provider,
                 "default_models": event.default_models or ModelDefaults(),
                 "default_engines": event.default_engines or EngineDefaults(),
+                "forge_repo": event.forge_repo,
                 "local_path": event.local_path,
             }
         case ev.ProjectOnboardingRequested():

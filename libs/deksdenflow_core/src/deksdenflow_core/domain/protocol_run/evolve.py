@@ -199,26 +199,31 @@ def _apply(s: ProtocolRunState, e: ProtocolRunEvent) -> ProtocolRunState:
                 s = _step(s, step.step_run_id, status=StepStatus.RUNNING)
             return s
         case ev.UsageRecorded():
-            tokens_in = e.usage.input_tokens if e.usage else 0
-            tokens_out = e.usage.output_tokens if e.usage else 0
-            if (step := s.step(e.step_run_id) if e.step_run_id else None) is not None:
-                s = _step(
-                    s,
-                    e.step_run_id,
-                    input_tokens=step.input_tokens + tokens_in,
-                    output_tokens=step.output_tokens + tokens_out,
-                    cost_micro_usd=step.cost_micro_usd + e.cost_micro_usd,
-                )
-            return s.model_copy(
-                update={
-                    "usage_call_ids": s.usage_call_ids | {e.call_id},
-                    "input_tokens": s.input_tokens + tokens_in,
-                    "output_tokens": s.output_tokens + tokens_out,
-                    "cost_micro_usd": s.cost_micro_usd + e.cost_micro_usd,
-                }
-            )
+            return _usage(s, e)
         case _:
             assert_never(e)
+
+
+def _usage(s: ProtocolRunState, e: ev.UsageRecorded) -> ProtocolRunState:
+    """Usage counts for the run and, when the call was for a step, for that step too."""
+    tokens_in = e.usage.input_tokens if e.usage else 0
+    tokens_out = e.usage.output_tokens if e.usage else 0
+    if (step := s.step(e.step_run_id) if e.step_run_id else None) is not None:
+        s = _step(
+            s,
+            e.step_run_id,
+            input_tokens=step.input_tokens + tokens_in,
+            output_tokens=step.output_tokens + tokens_out,
+            cost_micro_usd=step.cost_micro_usd + e.cost_micro_usd,
+        )
+    return s.model_copy(
+        update={
+            "usage_call_ids": s.usage_call_ids | {e.call_id},
+            "input_tokens": s.input_tokens + tokens_in,
+            "output_tokens": s.output_tokens + tokens_out,
+            "cost_micro_usd": s.cost_micro_usd + e.cost_micro_usd,
+        }
+    )
 
 
 def _new_step(p: StepPlan) -> StepState:

@@ -28,6 +28,10 @@ class RegisterProject(_base.ContractModel):
     default_models: _deksdenflow_common_v1_common.ModelDefaults | None = None
     local_path: str = ""
     default_engines: _deksdenflow_common_v1_common.EngineDefaults | None = None
+    forge_repo: str = _pydantic.Field(
+        default="",
+        description='The repository on the forge ("owner/repo", GitLab "group/sub/project") when git_url does not say it\n(a mirror, an SSH alias, a local path).',
+    )
 
 
 class RequestOnboarding(_base.ContractModel):

@@ -31,6 +31,10 @@ class ProjectRegistered(_base.ContractModel):
         default="", description="An existing checkout to use instead of cloning, if any."
     )
     default_engines: _deksdenflow_common_v1_common.EngineDefaults | None = None
+    forge_repo: str = _pydantic.Field(
+        default="",
+        description='The repository on the forge ("owner/repo", GitLab "group/sub/project") when git_url does not say it\n(a mirror, an SSH alias, a local path).',
+    )
 
 
 class ProjectOnboardingRequested(_base.ContractModel):

@@ -1,0 +1,86 @@
+"""Token and money budgets, and what a call costs.
+
+Usage is real (reported by the engine per call) and cumulative: per step and per run it is folded into
+the run's state from ``usage_recorded`` events; per project it is summed from the project's
+``usage_recorded`` events in the log. Before each agent call the worker checks every limit against what
+is already spent plus an estimate of the call's input (prompt characters / 4; an agent's own tool turns
+cannot be known in advance). ``strict`` refuses the call that would cross a limit and the step is blocked
+with the reason; ``warn`` logs and goes on; ``off`` checks nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from deksdenflow_codex_worker.engines.base import TokenCounts
+
+
+@dataclass(frozen=True)
+class Spent:
+    tokens: int = 0
+    cost_micro_usd: int = 0
+
+
+@dataclass(frozen=True)
+class Limit:
+    scope: str  # "step" | "protocol" | "project"
+    max_tokens: int  # 0: unlimited
+    max_cost_micro_usd: int  # 0: unlimited
+
+
+@dataclass(frozen=True)
+class Verdict:
+    allowed: bool
+    reason: str = ""
+
+
+class PriceTable:
+    """USD per million tokens by model: ``{model: {input, cached_input, output}}``."""
+
+    def __init__(self, prices: Mapping[str, Mapping[str, float]]) -> None:
+        self._prices = {m: dict(p) for m, p in prices.items()}
+
+    def cost_micro_usd(self, model: str, usage: TokenCounts) -> int:
+        """USD per 1M tokens x tokens = micro-USD exactly; cached input at its own price."""
+        p = self._prices.get(model)
+        if p is None:
+            return 0
+        cached = min(usage.cached_input_tokens, usage.input_tokens)
+        fresh = usage.input_tokens - cached
+        cost = (
+            fresh * p.get("input", 0.0)
+            + cached * p.get("cached_input", p.get("input", 0.0))
+            + usage.output_tokens * p.get("output", 0.0)
+        )
+        return round(cost)
+
+    def estimate_micro_usd(self, model: str, input_tokens: int) -> int:
+        return self.cost_micro_usd(model, TokenCounts(input_tokens=input_tokens))
+
+
+def estimate_tokens(prompt: str) -> int:
+    """A floor for what a call will use: its prompt, at ~4 characters per token."""
+    return max(1, len(prompt) // 4)
+
+
+def check(
+    limits: list[Limit], spent: Mapping[str, Spent], *, next_tokens: int, next_cost_micro_usd: int
+) -> Verdict:
+    """Whether a call estimated at ``next_tokens`` / ``next_cost`` fits every limit."""
+    for limit in limits:
+        used = spent.get(limit.scope, Spent())
+        if limit.max_tokens and used.tokens + next_tokens > limit.max_tokens:
+            return Verdict(
+                False,
+                f"token budget per {limit.scope} would be exceeded: {used.tokens} used + ~{next_tokens} "
+                f"for the next call > {limit.max_tokens}",
+            )
+        if limit.max_cost_micro_usd and used.cost_micro_usd + next_cost_micro_usd > limit.max_cost_micro_usd:
+            return Verdict(
+                False,
+                f"cost budget per {limit.scope} would be exceeded: ${used.cost_micro_usd / 1e6:.4f} used + "
+                f"~${next_cost_micro_usd / 1e6:.4f} for the next call "
+                f"> ${limit.max_cost_micro_usd / 1e6:.4f}",
+            )
+    return Verdict(True)

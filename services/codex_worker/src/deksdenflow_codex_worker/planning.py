@@ -1,0 +1,121 @@
+"""Turning the planner's structured output into protocol files and a plan the domain accepts."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import jsonschema
+from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import QaPolicy, StepPlan, StepType
+from deksdenflow_core.domain.protocol_run import plan as domain_plan
+
+from deksdenflow_codex_worker.prompts import schema
+
+RESERVED_FILES = ("plan.md", "context.md", "log.md")
+_QA = {"skip": QaPolicy.SKIP, "light": QaPolicy.LIGHT, "full": QaPolicy.FULL, None: QaPolicy.FULL}
+
+
+class InvalidOutput(ValueError):
+    """The agent's structured output does not match its schema (or the rules behind it)."""
+
+
+@dataclass(frozen=True)
+class PlannedFile:
+    filename: str
+    content: str
+    qa_policy: QaPolicy
+    engine_id: str
+    model: str
+
+
+@dataclass(frozen=True)
+class PlanOutput:
+    plan_md: str
+    context_md: str
+    log_md: str
+    steps: tuple[PlannedFile, ...]
+
+    def files(self) -> dict[str, str]:
+        """Every file of the protocol folder, by name."""
+        return {
+            "plan.md": self.plan_md,
+            "context.md": self.context_md,
+            "log.md": self.log_md,
+            **{s.filename: s.content for s in self.steps},
+        }
+
+    def spec(self) -> list[dict[str, object]]:
+        """Per-step settings as written next to the step files (read back if a job finds its work done)."""
+        return [
+            {
+                "filename": s.filename,
+                "qa_policy": s.qa_policy.name.lower(),
+                "engine_id": s.engine_id or None,
+                "model": s.model or None,
+            }
+            for s in self.steps
+        ]
+
+    def step_plans(self, protocol_root: str) -> tuple[StepPlan, ...]:
+        return tuple(
+            StepPlan(
+                index=i,
+                name=s.filename,
+                step_type=StepType.SETUP if i == 0 and len(self.steps) > 1 else StepType.WORK,
+                engine_id=s.engine_id,
+                model=s.model,
+                qa_policy=s.qa_policy,
+                file_path=f"{protocol_root}/{s.filename}",
+            )
+            for i, s in enumerate(self.steps)
+        )
+
+
+def parse_json(text: str, schema_name: str) -> Any:
+    """The agent's last message as JSON valid against ``schema_name``, or ``InvalidOutput`` saying why."""
+    try:
+        value = json.loads(_strip_fence(text))
+    except json.JSONDecodeError as exc:
+        raise InvalidOutput(f"not JSON ({exc.msg} at line {exc.lineno})") from exc
+    errors = sorted(
+        jsonschema.Draft202012Validator(schema(schema_name)).iter_errors(value), key=lambda e: list(e.path)
+    )
+    if errors:
+        first = errors[0]
+        where = "/".join(str(p) for p in first.path) or "(root)"
+        raise InvalidOutput(f"does not match {schema_name}: {where}: {first.message}")
+    return value
+
+
+def parse_plan(text: str, protocol_root: str) -> PlanOutput:
+    """Validate the planner's output: the schema, then the rules the domain will apply."""
+    value = parse_json(text, "protocol-planning")
+    files = sorted(value["step_files"], key=lambda f: f["filename"])
+    steps = tuple(
+        PlannedFile(
+            filename=f["filename"],
+            content=f["content"],
+            qa_policy=_QA[f.get("qa_policy")],
+            engine_id=f.get("engine_id") or "",
+            model=f.get("model") or "",
+        )
+        for f in files
+    )
+    numbers = [int(s.filename[:2]) for s in steps]
+    if numbers != list(range(len(steps))):
+        raise InvalidOutput(f"step files must be numbered 00, 01, ... without gaps, got {numbers}")
+    out = PlanOutput(value["plan_md"], value["context_md"], value["log_md"], steps)
+    problems = domain_plan.plan_problems(out.step_plans(protocol_root))
+    if problems:
+        raise InvalidOutput("; ".join(problems))
+    return out
+
+
+def _strip_fence(text: str) -> str:
+    """Models sometimes wrap JSON in a Markdown code fence although told not to; accept that much."""
+    stripped = text.strip()
+    if stripped.startswith("```") and stripped.endswith("```"):
+        body = stripped[3:-3]
+        return body.split("\n", 1)[1] if "\n" in body else body
+    return stripped

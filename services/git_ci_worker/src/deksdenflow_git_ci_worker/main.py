@@ -1,0 +1,54 @@
+"""Composition root of the git/CI worker process."""
+
+from __future__ import annotations
+
+import sys
+
+import uvloop
+from deksdenflow_core.eventstore import JetStreamEventStore
+from deksdenflow_core.logging import configure_logging
+from deksdenflow_core.service import serve_worker
+from deksdenflow_core.settings import LogSettings
+from deksdenflow_git import Git, GitIdentity, MirrorCache
+from nats.aio.client import Client as NATS
+from prometheus_client import generate_latest
+
+from deksdenflow_git_ci_worker.settings import GitCiSettings
+from deksdenflow_git_ci_worker.worker import GitCiMetrics, GitCiWorker
+
+
+def make_worker(
+    store: JetStreamEventStore, nc: NATS, settings: GitCiSettings, metrics: GitCiMetrics
+) -> GitCiWorker:
+    git = Git(identity=GitIdentity(settings.git_user, settings.git_email))
+    return GitCiWorker(
+        store,
+        nc,
+        settings,
+        MirrorCache(settings.home.resolve() / "git" / "git-ci-worker", git),
+        git,
+        metrics=metrics,
+    )
+
+
+def main() -> int:
+    configure_logging(LogSettings(), service="git-ci-worker")
+    settings = GitCiSettings()
+    metrics = GitCiMetrics()
+
+    async def build(store: JetStreamEventStore, nc: NATS) -> GitCiWorker:
+        return make_worker(store, nc, settings, metrics)
+
+    return uvloop.run(
+        serve_worker(
+            "git-ci-worker",
+            build,
+            ops_host=settings.git_ci_worker_host,
+            ops_port=settings.git_ci_worker_port,
+            metrics=lambda: generate_latest(metrics.registry),
+        )
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
