@@ -14,7 +14,9 @@ from tests.domain.builders import plan_steps
 
 
 async def create_project(client: httpx.AsyncClient, name: str = "demo") -> dict[str, Any]:
-    response = await client.post("/projects", json={"name": name, "git_url": f"file:///repos/{name}.git"})
+    response = await client.post(
+        "/projects", json={"name": name, "git_url": f"file:///repos/{name}.git", "onboard": False}
+    )
     assert response.status_code == 201, response.text
     body: dict[str, Any] = response.json()
     body["_seq"] = int(response.headers["X-Event-Sequence"])

@@ -68,6 +68,9 @@ class ApiSettings(_Base):
     idempotency_ttl_days: int = Field(
         default=30, ge=1, description="How long Idempotency-Key results are kept."
     )
+    branch_list_timeout_seconds: float = Field(
+        default=5.0, gt=0, description="How long a branch listing waits for the git worker's answer."
+    )
 
     def admin_tokens(self) -> list[str]:
         return [t.strip() for t in self.api_token.get_secret_value().split(",") if t.strip()]

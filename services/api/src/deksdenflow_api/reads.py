@@ -101,6 +101,9 @@ def project_body(row: dict[str, Any]) -> dict[str, Any]:
     )
     body = {k: row[k] for k in keys}
     body["default_models"] = unset_as_null(body["default_models"])
+    state = row["state"] or {}
+    body["default_engines"] = unset_as_null(state.get("default_engines") or {})
+    body["forge_repo"] = state.get("forge_repo") or None
     return body
 
 

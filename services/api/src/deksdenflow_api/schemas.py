@@ -43,6 +43,19 @@ class ModelDefaults(_In):
     discovery: str | None = Field(default=None, max_length=200)
 
 
+EngineId = Literal["codex", "claude-code", "scripted"]
+
+
+class EngineDefaults(_In):
+    """Default engine per phase; unset means the worker's setting."""
+
+    planning: EngineId | None = None
+    decompose: EngineId | None = None
+    exec: EngineId | None = None
+    qa: EngineId | None = None
+    discovery: EngineId | None = None
+
+
 class ProjectCreate(_In):
     """Register a git repository."""
 
@@ -53,7 +66,20 @@ class ProjectCreate(_In):
     base_branch: Branch = "main"
     ci_provider: Literal["github", "gitlab"] | None = None
     default_models: ModelDefaults = Field(default_factory=ModelDefaults)
+    default_engines: EngineDefaults = Field(default_factory=EngineDefaults)
     local_path: str | None = Field(default=None, max_length=4000)
+    forge_repo: str | None = Field(
+        default=None,
+        max_length=400,
+        pattern=r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+$",
+        description="The repository on GitHub/GitLab (owner/repo, group/sub/project) when git_url does not "
+        "say it (a mirror, an SSH alias, a local path).",
+    )
+    onboard: bool = Field(
+        default=True,
+        description="Onboard right away: the git worker checks the remote, adds starter assets on the "
+        "deksdenflow/onboarding branch, makes a working clone and asks clarification questions.",
+    )
 
 
 class ProjectPublic(BaseModel):
@@ -63,6 +89,8 @@ class ProjectPublic(BaseModel):
     base_branch: str
     ci_provider: str | None
     default_models: dict[str, Any]
+    default_engines: dict[str, Any]
+    forge_repo: str | None
     local_path: str | None
     status: str
     questions: list[dict[str, Any]]
@@ -233,14 +261,31 @@ class BranchPublic(BaseModel):
     name: str
     protocol_run_id: str
     status: str
-    head_sha: str | None
+    head_sha: str | None = Field(description="The head the log knows (last push recorded).")
     pr_url: str | None
     deletion_requested: bool
+    deleted: bool = False
+    remote_sha: str | None = Field(
+        default=None,
+        description="The branch head on the remote now (null: not there, or remote not checked).",
+    )
 
 
 class BranchesPublic(BaseModel):
     data: list[BranchPublic]
     count: int
+    remote_checked: bool = Field(
+        default=False, description="True when the git worker answered with the remote's branches."
+    )
+    remote_error: str | None = None
+
+
+class ClarificationsAnswer(_In):
+    """Answers to the project's clarification questions, by question key."""
+
+    answers: dict[
+        Annotated[str, Field(pattern=r"^[a-z0-9_]{1,64}$")], Annotated[str, Field(max_length=2000)]
+    ] = Field(min_length=1, max_length=100)
 
 
 class BranchDelete(_In):

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import uuid
+from datetime import UTC, datetime
 from typing import Annotated
 
 from deksdenflow_core.aggregates import PROJECT, PROTOCOL_RUN
 from deksdenflow_core.contracts.generated.deksdenflow.commands.v1 import project as pcmd
 from deksdenflow_core.contracts.generated.deksdenflow.commands.v1 import protocol_run as cmd
-from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import CiProvider, ModelDefaults
+from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
+    CiProvider,
+    EngineDefaults,
+    ModelDefaults,
+)
 from deksdenflow_core.domain.project import ProjectCommand, ProjectState
 from deksdenflow_core.domain.protocol_run import ProtocolRunState
 from deksdenflow_core.errors import ConcurrencyConflict
@@ -31,6 +37,7 @@ from deksdenflow_api.schemas import (
     BranchDelete,
     BranchesPublic,
     BranchPublic,
+    ClarificationsAnswer,
     ProjectCreate,
     ProjectCreated,
     ProjectPublic,
@@ -60,6 +67,7 @@ async def create_project(
     token, digest = new_project_token()
     token_id = uuid.uuid4().hex[:12]
     models = ModelDefaults(**{k: v or "" for k, v in body.default_models.model_dump().items()})
+    engines = EngineDefaults(**{k: v or "" for k, v in body.default_engines.model_dump().items()})
     commands: list[ProjectCommand] = [
         pcmd.RegisterProject(
             name=body.name,
@@ -67,10 +75,14 @@ async def create_project(
             base_branch=body.base_branch,
             ci_provider=_PROVIDERS[body.ci_provider],
             default_models=models,
+            default_engines=engines,
             local_path=body.local_path or "",
+            forge_repo=body.forge_repo or "",
         ),
         pcmd.IssueProjectToken(token_id=token_id, token_hash=digest, label="created with the project"),
     ]
+    if body.onboard:
+        commands.append(pcmd.RequestOnboarding())
     outcome = await commanding.execute(
         ctx,
         request,
@@ -101,6 +113,8 @@ def _project_from_state(state: ProjectState, at: object) -> dict[str, object]:
         if state.ci_provider is CiProvider.UNSPECIFIED
         else state.ci_provider.name.lower(),
         "default_models": unset_as_null(state.default_models.model_dump()),
+        "default_engines": unset_as_null(state.default_engines.model_dump()),
+        "forge_repo": state.forge_repo or None,
         "local_path": state.local_path or None,
         "status": state.status.value,
         "questions": [q.model_dump(mode="json") for q in state.questions],
@@ -136,6 +150,61 @@ async def get_project(project_id: Id, ctx: ReadContext, principal: PrincipalDep)
     principal.require_project(project_id)
     row = await fetch_one(ctx, f"SELECT * FROM {T}.projects WHERE id = $1", project_id, what="project")
     return ProjectPublic(**project_body(row))
+
+
+@router.post(
+    "/projects/{project_id}/onboard",
+    status_code=202,
+    response_model=ProjectPublic,
+    responses=errors(401, 403, 404, 409, 422, 503),
+)
+async def onboard_project(
+    project_id: Id, request: Request, response: Response, ctx: ContextDep, principal: PrincipalDep
+) -> ProjectPublic:
+    """(Re-)onboard the project: the git worker checks the remote, adds starter assets on the
+    ``deksdenflow/onboarding`` branch without overwriting anything, refreshes the working clone and asks
+    its clarification questions."""
+    principal.require_project(project_id)
+    outcome = await commanding.execute(
+        ctx,
+        request,
+        response,
+        principal,
+        PROJECT,
+        project_id,
+        [pcmd.RequestOnboarding()],
+        correlation_id=project_id,
+    )
+    return ProjectPublic(**_project_from_state(outcome.state, outcome.appended.events[0].envelope.time))
+
+
+@router.post(
+    "/projects/{project_id}/clarifications",
+    response_model=ProjectPublic,
+    responses=errors(401, 403, 404, 409, 422, 503),
+)
+async def answer_clarifications(
+    project_id: Id,
+    body: ClarificationsAnswer,
+    request: Request,
+    response: Response,
+    ctx: ContextDep,
+    principal: PrincipalDep,
+) -> ProjectPublic:
+    """Answer clarification questions by key; once every blocking one is answered the project is ready."""
+    principal.require_project(project_id)
+    outcome = await commanding.execute(
+        ctx,
+        request,
+        response,
+        principal,
+        PROJECT,
+        project_id,
+        [pcmd.AnswerClarifications(answers=body.answers)],
+        correlation_id=project_id,
+    )
+    at = outcome.appended.events[-1].envelope.time if outcome.appended.events else None
+    return ProjectPublic(**_project_from_state(outcome.state, at or datetime.now(UTC)))
 
 
 @router.post(
@@ -298,16 +367,19 @@ async def list_protocols(
     responses=errors(401, 403, 404, 422, 503),
 )
 async def list_branches(project_id: Id, ctx: ReadContext, principal: PrincipalDep) -> BranchesPublic:
-    """The project's protocol branches as the log knows them (head pushed, PR, deletion requested)."""
+    """The project's protocol branches: what the log knows (head pushed, PR, deletion) next to what the
+    remote has now, as the git worker sees it (``remote_checked`` false if no worker answered in time)."""
     principal.require_project(project_id)
     await fetch_one(ctx, f"SELECT 1 FROM {T}.projects WHERE id = $1", project_id, what="project")
     rows = await fetch_all(
         ctx,
         f"SELECT id, protocol_name, status, branch_head_sha, pr_url, "
-        f"(state->>'branch_deletion_requested')::boolean AS deletion_requested "
+        f"(state->>'branch_deletion_requested')::boolean AS deletion_requested, "
+        f"(state->>'branch_deleted')::boolean AS deleted "
         f"FROM {T}.protocol_runs WHERE project_id = $1 ORDER BY number",
         project_id,
     )
+    heads, error = await _remote_heads(ctx, project_id)
     data = [
         BranchPublic(
             name=r["protocol_name"],
@@ -316,10 +388,29 @@ async def list_branches(project_id: Id, ctx: ReadContext, principal: PrincipalDe
             head_sha=r["branch_head_sha"],
             pr_url=r["pr_url"],
             deletion_requested=bool(r["deletion_requested"]),
+            deleted=bool(r["deleted"]),
+            remote_sha=(heads or {}).get(r["protocol_name"]),
         )
         for r in rows
     ]
-    return BranchesPublic(data=data, count=len(data))
+    return BranchesPublic(data=data, count=len(data), remote_checked=heads is not None, remote_error=error)
+
+
+async def _remote_heads(ctx: ReadContext, project_id: str) -> tuple[dict[str, str] | None, str | None]:
+    """Ask the git worker (request/reply) for the remote's branches; ``(None, why)`` if it cannot say."""
+    try:
+        store = await ctx.store()
+        reply = await ctx.connections.nats.client.request(
+            f"{store.subjects.prefix}.svc.git.branches",
+            json.dumps({"project_id": project_id}).encode(),
+            timeout=ctx.settings.branch_list_timeout_seconds,
+        )
+        answer = json.loads(reply.data)
+    except Exception as exc:  # no worker, timeout, NATS down: the log's view is still worth answering
+        return None, f"the git worker did not answer: {type(exc).__name__}"
+    if "error" in answer:
+        return None, str(answer["error"])
+    return {str(k): str(v) for k, v in answer.get("heads", {}).items()}, None
 
 
 @router.post(

@@ -6,14 +6,16 @@ from collections.abc import Callable
 from enum import StrEnum
 from typing import Annotated
 
-from deksdenflow_core.aggregates import PROTOCOL_RUN
+from deksdenflow_core.aggregates import PROJECT, PROTOCOL_RUN
 from deksdenflow_core.contracts.generated.deksdenflow.commands.v1 import protocol_run as cmd
+from deksdenflow_core.domain.project import ProjectStatus
 from deksdenflow_core.domain.protocol_run import ProtocolRunCommand, ProtocolRunState
+from deksdenflow_core.errors import IllegalTransition
 from fastapi import APIRouter, Path, Query, Request, Response
 
 from deksdenflow_api import commanding
 from deksdenflow_api.auth import Principal, PrincipalDep
-from deksdenflow_api.context import ContextDep
+from deksdenflow_api.context import ApiContext, ContextDep
 from deksdenflow_api.errors import errors
 from deksdenflow_api.reads import ReadContext, T, fetch_all, fetch_one, project_of_run, protocol_body
 from deksdenflow_api.schemas import (
@@ -56,6 +58,23 @@ _RUN_COMMANDS: dict[RunAction, ProtocolRunCommand] = {
     RunAction.RETRY_LATEST: cmd.RetryLatestStep(),
     RunAction.OPEN_PR: cmd.OpenPullRequest(),
 }
+
+
+async def _require_project_unblocked(ctx: ApiContext, principal: Principal, protocol_run_id: str) -> None:
+    repo = await ctx.repo()
+    run = (await repo.load(PROTOCOL_RUN, protocol_run_id)).state
+    if not run.exists:
+        return  # the command itself answers 404
+    principal.require_project(run.project_id)
+    project = (await repo.load(PROJECT, run.project_id)).state
+    if project.status is ProjectStatus.BLOCKED:
+        raise IllegalTransition(
+            "the project waits for answers to blocking clarification questions: "
+            + ", ".join(project.unanswered_blocking)
+            + " (POST /projects/{id}/clarifications)",
+            current_status=run.status.value,
+            project_status=project.status.value,
+        )
 
 
 def _guard(principal: Principal) -> Callable[[ProtocolRunState], None]:
@@ -130,7 +149,11 @@ async def run_action(
     ctx: ContextDep,
     principal: PrincipalDep,
 ) -> ActionResult:
-    """start · pause · resume · cancel (cascades to open steps) · run_next_step · retry_latest · open_pr."""
+    """start · pause · resume · cancel (cascades to open steps) · run_next_step · retry_latest · open_pr.
+
+    ``start`` is refused (409) while the project has unanswered blocking clarification questions."""
+    if action is RunAction.START:
+        await _require_project_unblocked(ctx, principal, protocol_run_id)
     outcome = await commanding.execute(
         ctx,
         request,
