@@ -6,12 +6,13 @@ test talks to them from another process). Subclasses implement ``handle(request)
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
 
@@ -64,6 +65,7 @@ class FakeServer:
     def __init__(self) -> None:
         self.requests: list[Request] = []
         self._lock = threading.Lock()
+        self._injected: list[Reply] = []
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -84,11 +86,13 @@ class FakeServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> FakeServer:
+    def start(self) -> Self:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out in separate writes; with Nagle on, each answer waits ~40 ms for an ACK.
+            disable_nagle_algorithm = True
 
             def _serve(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
@@ -103,8 +107,9 @@ class FakeServer:
                 )
                 with fake._lock:
                     fake.requests.append(request)
+                    injected = fake._injected.pop(0) if fake._injected else None
                 try:
-                    reply = fake.handle(request)
+                    reply = injected or fake.handle(request)
                 except Exception as exc:  # a bug in a fake must show, not hang the client
                     reply = Reply.json(500, {"message": f"fake server error: {exc!r}"})
                 self._write(reply)
@@ -135,7 +140,9 @@ class FakeServer:
 
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name=type(self).__name__, daemon=True)
+        # A short poll interval: stop() waits for the serving loop to notice, and tests stop a fake each time.
+        serve = functools.partial(self._httpd.serve_forever, poll_interval=0.02)
+        self._thread = threading.Thread(target=serve, name=type(self).__name__, daemon=True)
         self._thread.start()
         return self
 
@@ -148,11 +155,19 @@ class FakeServer:
             self._thread.join(timeout=5)
             self._thread = None
 
-    def __enter__(self) -> FakeServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def fail_next(self, reply: Reply, *, times: int = 1) -> None:
+        """Answer the next ``times`` requests with ``reply`` whatever they ask (an outage, a 502, a 429).
+
+        The requests are still recorded, so a test can check what the client sent while things failed.
+        """
+        with self._lock:
+            self._injected.extend([reply] * times)
 
     def requests_to(self, method: str, path_prefix: str) -> list[Request]:
         with self._lock:

@@ -1,0 +1,332 @@
+"""The same ``Forge`` through the gh and glab CLIs, for machines where a person logged in with them but no
+token is configured for deksdenflow.
+
+Porcelain commands do what they are good at (``gh pr create --draft``, ``gh workflow run``,
+``glab mr create --draft``, ``glab ci run``); reads that need the raw API objects go through
+``gh api``/``glab api`` and reuse the REST clients' JSON readers. Arguments are passed as an argv list,
+never through a shell.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+from urllib.parse import urlencode
+
+from deksdenflow_core.errors import MissingDependency
+
+from deksdenflow_git.forges.base import (
+    GITHUB_TOKEN_NAME,
+    GITLAB_TOKEN_NAME,
+    CiFailure,
+    CiStatus,
+    ForgeAuthError,
+    ForgeError,
+    ForgeNotFound,
+    ForgeUnavailable,
+    PullRequest,
+    RepoRef,
+    log_tail,
+)
+from deksdenflow_git.forges.github import (
+    DEFAULT_WORKFLOW,
+    ci_status_from_github,
+    failed_run,
+    workflow_page,
+)
+from deksdenflow_git.forges.github import failed_job as github_failed_job
+from deksdenflow_git.forges.gitlab import (
+    ci_status_from_gitlab,
+    draft_title,
+    failed_pipeline,
+    merge_request_from_gitlab,
+    open_merge_request,
+    project_id,
+)
+from deksdenflow_git.forges.gitlab import failed_job as gitlab_failed_job
+
+_GH_PR_FIELDS = "number,url,state,isDraft,headRefName,headRefOid"
+_AUTH_HINTS = re.compile(r"\b401\b|bad credentials|auth login|not logged in|unauthorized|authenticat", re.I)
+_NOT_FOUND_HINTS = re.compile(r"\b404\b|not found|could not resolve to a repository", re.I)
+_UNAVAILABLE_HINTS = re.compile(
+    r"\b50[0-4]\b|\b429\b|rate limit|timed? ?out|connection (?:refused|reset)|no such host|"
+    r"error connecting|temporary failure|network is unreachable",
+    re.I,
+)
+_GLAB_MR_URL = re.compile(r"https?://\S+?/-/merge_requests/(\d+)")
+
+
+@dataclass(frozen=True)
+class CliResult:
+    """What a CLI run left behind."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+class CliRunner:
+    """Runs one forge CLI binary without prompts or colours and maps its failures to forge errors."""
+
+    def __init__(self, binary: str, *, repo: RepoRef, token_name: str, timeout: float) -> None:
+        path = shutil.which(binary)
+        if path is None:
+            raise MissingDependency(
+                f"no token is configured for {repo.provider} (set {token_name}) and the {binary} CLI is "
+                f"not on PATH; install {binary} and log in with `{binary} auth login`, or set the token",
+                binary=binary,
+                provider=repo.provider,
+            )
+        self.binary = binary
+        self._path = path
+        self._repo = repo
+        self._token_name = token_name
+        self._timeout = timeout
+        # Never ask a question on a terminal nobody watches; plain text is easier to parse.
+        self._env = {**os.environ, "GH_PROMPT_DISABLED": "1", "NO_PROMPT": "1", "NO_COLOR": "1"}
+
+    async def run(self, *args: str, check: bool = True) -> CliResult:
+        """Run ``binary args``; with ``check`` a non-zero exit raises the matching forge error."""
+        process = await asyncio.create_subprocess_exec(
+            self._path,
+            *args,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=self._env,
+        )
+        try:
+            out, err = await asyncio.wait_for(process.communicate(), self._timeout)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+            raise ForgeUnavailable(
+                f"{self.binary} {args[0]} did not finish within {self._timeout:g}s",
+                binary=self.binary,
+                repo=self._repo.path,
+            ) from None
+        result = CliResult(
+            process.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace")
+        )
+        if check and result.returncode != 0:
+            raise self.error_for(args, result)
+        return result
+
+    async def json(self, *args: str) -> Any:
+        result = await self.run(*args)
+        try:
+            return json.loads(result.stdout)
+        except ValueError:
+            raise ForgeError(
+                f"{self.binary} {' '.join(args[:2])} printed no JSON: {result.stdout[-300:]!r}",
+                binary=self.binary,
+            ) from None
+
+    def error_for(self, args: Sequence[str], result: CliResult) -> Exception:
+        said = (result.stderr.strip() or result.stdout.strip())[-500:]
+        command = f"{self.binary} {' '.join(args[:2])}"
+        fields = {"binary": self.binary, "repo": self._repo.path, "returncode": result.returncode}
+        if _AUTH_HINTS.search(said):
+            return ForgeAuthError(
+                f"{command} failed for {self._repo.path}: {said}; run `{self.binary} auth login` for "
+                f"{self._repo.host}, or check the token named {self._token_name}",
+                **fields,
+            )
+        if _UNAVAILABLE_HINTS.search(said):
+            return ForgeUnavailable(f"{command} failed for {self._repo.path}: {said}", **fields)
+        if _NOT_FOUND_HINTS.search(said):
+            return ForgeNotFound(
+                f"{command}: repository {self._repo.path} on {self._repo.host} or the item asked for was "
+                f"not found: {said}",
+                **fields,
+            )
+        return ForgeError(f"{command} failed for {self._repo.path}: {said}", **fields)
+
+
+class GhCli:
+    """``Forge`` through the GitHub CLI, authenticated however ``gh`` is (``gh auth login``, env)."""
+
+    provider = "github"
+
+    def __init__(
+        self,
+        repo: RepoRef,
+        *,
+        token_name: str = GITHUB_TOKEN_NAME,
+        timeout: float = 120.0,
+        default_workflow: str = DEFAULT_WORKFLOW,
+    ) -> None:
+        self.repo = repo
+        self._gh = CliRunner("gh", repo=repo, token_name=token_name, timeout=timeout)
+        self._repo_arg = f"{repo.host}/{repo.path}"
+        self._default_workflow = default_workflow
+
+    async def aclose(self) -> None:
+        return None
+
+    async def find_open_pull_request(self, branch: str) -> PullRequest | None:
+        found = await self._gh.json(
+            "pr",
+            "list",
+            "--repo",
+            self._repo_arg,
+            "--head",
+            branch,
+            "--state",
+            "open",
+            "--json",
+            _GH_PR_FIELDS,
+        )
+        for data in found:
+            if data["headRefName"] == branch:
+                return pull_request_from_gh(data)
+        return None
+
+    async def open_draft_pull_request(self, *, branch: str, base: str, title: str, body: str) -> PullRequest:
+        existing = await self.find_open_pull_request(branch)
+        if existing is not None:
+            return replace(existing, reused=True)
+        args = (
+            "pr", "create", "--repo", self._repo_arg, "--draft",
+            "--head", branch, "--base", base, "--title", title, "--body", body,
+        )  # fmt: skip
+        result = await self._gh.run(*args, check=False)
+        if result.returncode != 0:
+            raced = await self.find_open_pull_request(branch) if "already exists" in result.stderr else None
+            if raced is None:
+                raise self._gh.error_for(args, result)
+            return replace(raced, reused=True)
+        # gh prints the new PR's URL as its last line; read the PR back for the fields we need.
+        url = result.stdout.strip().splitlines()[-1].strip()
+        return await self._view(url)
+
+    async def get_pull_request(self, number: int) -> PullRequest:
+        return await self._view(str(number))
+
+    async def _view(self, selector: str) -> PullRequest:
+        data = await self._gh.json("pr", "view", selector, "--repo", self._repo_arg, "--json", _GH_PR_FIELDS)
+        return pull_request_from_gh(data)
+
+    async def trigger_ci(self, *, ref: str, workflow: str | None = None) -> str:
+        name = workflow or self._default_workflow
+        await self._gh.run("workflow", "run", name, "--repo", self._repo_arg, "--ref", ref)
+        return workflow_page(self.repo, name)
+
+    async def ci_status(self, sha: str) -> CiStatus:
+        combined = await self._api(f"commits/{sha}/status?per_page=100")
+        checks = await self._api(f"commits/{sha}/check-runs?per_page=100")
+        return ci_status_from_github(sha, combined, checks)
+
+    async def ci_failure(self, sha: str, *, max_lines: int = 80) -> CiFailure | None:
+        run = failed_run(await self._api(f"actions/runs?{urlencode({'head_sha': sha, 'per_page': 30})}"))
+        if run is None:
+            return None
+        job = github_failed_job(await self._api(f"actions/runs/{run['id']}/jobs?filter=latest&per_page=100"))
+        if job is None:
+            return CiFailure(run_url=run["html_url"], job_name=run.get("name") or "", log_excerpt="")
+        # gh api follows the redirect to the pre-signed log URL itself.
+        log = await self._gh.run(
+            "api", "--hostname", self.repo.host, self._endpoint(f"actions/jobs/{job['id']}/logs")
+        )
+        return CiFailure(
+            run_url=run["html_url"], job_name=job["name"], log_excerpt=log_tail(log.stdout, max_lines)
+        )
+
+    async def _api(self, endpoint: str) -> Any:
+        return await self._gh.json("api", "--hostname", self.repo.host, self._endpoint(endpoint))
+
+    def _endpoint(self, rest: str) -> str:
+        return f"repos/{self.repo.path}/{rest}"
+
+
+class GlabCli:
+    """``Forge`` through the GitLab CLI, authenticated however ``glab`` is (``glab auth login``, env)."""
+
+    provider = "gitlab"
+
+    def __init__(self, repo: RepoRef, *, token_name: str = GITLAB_TOKEN_NAME, timeout: float = 120.0) -> None:
+        self.repo = repo
+        self._glab = CliRunner("glab", repo=repo, token_name=token_name, timeout=timeout)
+        # A full URL names the host too, so self-hosted instances need no GITLAB_HOST.
+        self._repo_arg = f"https://{repo.host}/{repo.path}"
+        self._project = f"projects/{project_id(repo)}"
+
+    async def aclose(self) -> None:
+        return None
+
+    async def find_open_pull_request(self, branch: str) -> PullRequest | None:
+        query = urlencode({"source_branch": branch, "state": "opened", "per_page": 10})
+        return open_merge_request(await self._api(f"merge_requests?{query}"), branch)
+
+    async def open_draft_pull_request(self, *, branch: str, base: str, title: str, body: str) -> PullRequest:
+        existing = await self.find_open_pull_request(branch)
+        if existing is not None:
+            return replace(existing, reused=True)
+        args = (
+            "mr", "create", "--repo", self._repo_arg, "--source-branch", branch, "--target-branch", base,
+            "--title", draft_title(title), "--description", body, "--draft", "--yes", "--no-editor",
+        )  # fmt: skip
+        result = await self._glab.run(*args, check=False)
+        said = result.stdout + result.stderr
+        if result.returncode != 0:
+            raced = await self.find_open_pull_request(branch) if "already exists" in said else None
+            if raced is None:
+                raise self._glab.error_for(args, result)
+            return replace(raced, reused=True)
+        match = _GLAB_MR_URL.search(said)
+        if match is None:
+            raise ForgeError(
+                f"glab mr create printed no merge request URL: {said[-300:]!r}", repo=self.repo.path
+            )
+        return await self.get_pull_request(int(match[1]))
+
+    async def get_pull_request(self, number: int) -> PullRequest:
+        return merge_request_from_gitlab(await self._api(f"merge_requests/{number}"))
+
+    async def trigger_ci(self, *, ref: str, workflow: str | None = None) -> str:
+        """``glab ci run -b ref``; ``workflow`` does not apply to GitLab. Returns glab's one-line report."""
+        result = await self._glab.run("ci", "run", "--repo", self._repo_arg, "--branch", ref)
+        return result.stdout.strip() or f"pipeline created on {ref}"
+
+    async def ci_status(self, sha: str) -> CiStatus:
+        query = urlencode({"sha": sha, "order_by": "id", "sort": "desc", "per_page": 1})
+        return ci_status_from_gitlab(sha, await self._api(f"pipelines?{query}"))
+
+    async def ci_failure(self, sha: str, *, max_lines: int = 80) -> CiFailure | None:
+        query = urlencode({"sha": sha, "order_by": "id", "sort": "desc", "per_page": 20})
+        pipeline = failed_pipeline(await self._api(f"pipelines?{query}"))
+        if pipeline is None:
+            return None
+        job = gitlab_failed_job(
+            await self._api(f"pipelines/{pipeline['id']}/jobs?scope[]=failed&per_page=100")
+        )
+        if job is None:
+            return CiFailure(run_url=pipeline["web_url"], job_name="", log_excerpt="")
+        trace = await self._glab.run(
+            "api", "--hostname", self.repo.host, f"{self._project}/jobs/{job['id']}/trace"
+        )
+        return CiFailure(
+            run_url=pipeline["web_url"], job_name=job["name"], log_excerpt=log_tail(trace.stdout, max_lines)
+        )
+
+    async def _api(self, endpoint: str) -> Any:
+        return await self._glab.json("api", "--hostname", self.repo.host, f"{self._project}/{endpoint}")
+
+
+def pull_request_from_gh(data: dict[str, Any]) -> PullRequest:
+    """A PR from ``gh pr list/view --json number,url,state,isDraft,headRefName,headRefOid``."""
+    state = str(data["state"]).lower()
+    return PullRequest(
+        number=int(data["number"]),
+        url=data["url"],
+        state="merged" if state == "merged" else "open" if state == "open" else "closed",
+        head_branch=data["headRefName"],
+        head_sha=data.get("headRefOid") or "",
+        draft=bool(data.get("isDraft", False)),
+    )
