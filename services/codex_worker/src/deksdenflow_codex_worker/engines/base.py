@@ -17,7 +17,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
-from deksdenflow_core.errors import DeksdenflowError
+from deksdenflow_core.errors import DeksdenflowError, MissingDependency
 
 
 class Sandbox(StrEnum):
@@ -98,7 +98,40 @@ ProgressCallback = Callable[[Progress], Awaitable[None]]
 
 
 class EngineError(DeksdenflowError):
-    """The engine could not run the call (binary missing, crashed, timed out, unreachable model)."""
+    """The engine could not run the call (binary missing, crashed, timed out, unreachable model).
+
+    Whether a retry may help depends on the cause, not only on the class: an unreachable model is worth
+    another try, a bad flag is not. So ``retryable`` can be set per error (it defaults to the class's).
+    """
+
+    code = "engine_error"
+
+    def __init__(self, message: str, *, retryable: bool | None = None, **fields: Any) -> None:
+        super().__init__(message, **fields)
+        if retryable is not None:
+            self.retryable = retryable
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "retryable": self.retryable}
+
+
+class EngineNotInstalled(EngineError, MissingDependency):
+    """The engine's CLI cannot be started (not installed, not executable, its interpreter missing)."""
+
+    code = "missing_dependency"
+
+
+class EngineTimeout(EngineError):
+    """The call ran longer than its ``timeout_seconds``; the agent was stopped. A new try may finish."""
+
+    retryable = True
+    code = "engine_timeout"
+
+
+class UnknownEngine(EngineError):
+    """No engine is registered under the id a call asked for."""
+
+    code = "unknown_engine"
 
 
 class Engine(Protocol):

@@ -1,0 +1,46 @@
+"""Telling apart why an agent CLI failed: the model service, our configuration, or the turn itself.
+
+The CLIs report all three the same way (a failed turn with a message), but the worker must act
+differently: retry later when the model service was unreachable or overloaded, stop and say so when the
+credentials or the setup are wrong (every try would fail the same), and count a failed attempt of the
+step otherwise (the model could not do the task, the context was too long...).
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+
+
+class Failure(StrEnum):
+    TRANSIENT = "transient"  # the model service or the network; a later try may succeed
+    SETUP = "setup"  # credentials, quota, missing configuration; no try can succeed until fixed
+    TURN = "turn"  # the agent's turn failed; a failed attempt of the step
+
+
+_TRANSIENT = re.compile(
+    r"stream disconnected|connection (failed|refused|reset|closed|error)|error sending request|ECONNREFUSED"
+    r"|ECONNRESET|ETIMEDOUT|socket hang up|timed? ?out|high demand|overloaded|exceeded retry limit"
+    r"|rate limit|too many requests|service unavailable|bad gateway|server[- ]side issue"
+    r"|\b(429|500|502|503|504|529)\b",
+    re.IGNORECASE,
+)
+_SETUP = re.compile(
+    r"\b(401|403)\b|unauthori[sz]ed|forbidden|authenticat|invalid (x-)?api.key|missing environment variable"
+    r"|quota exceeded|insufficient.quota|billing|credit balance",
+    re.IGNORECASE,
+)
+
+
+def classify(message: str, status: int | None = None) -> Failure:
+    """Classify a failure from its message and, when the CLI reports one, its HTTP status."""
+    if status is not None:
+        if status in (401, 403):
+            return Failure.SETUP
+        if status in (408, 429) or status >= 500:
+            return Failure.TRANSIENT
+    if _SETUP.search(message):
+        return Failure.SETUP
+    if _TRANSIENT.search(message):
+        return Failure.TRANSIENT
+    return Failure.TURN
