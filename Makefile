@@ -10,8 +10,10 @@ export UV_PYTHON_DOWNLOADS ?= never
 export UV_SYSTEM_CERTS ?= 1
 export UV_NATIVE_TLS ?= 1
 RUN := $(UV) run --locked --no-sync
+# The pinned agent CLIs (codex, claude) installed by `make agents`.
+AGENTS_BIN := $(CURDIR)/services/codex_worker/agents/node_modules/.bin
 
-.PHONY: help install run test test-fast migrate rebuild check fmt fmt-check lint typecheck imports proto proto-check bench clean
+.PHONY: help install agents run demo test test-fast migrate rebuild check fmt fmt-check lint typecheck imports proto proto-check bench clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -27,10 +29,22 @@ $(CURDIR)/.tools/bin/uv:
 
 install: .venv/.synced ## Install locked dependencies into .venv
 
-run: install ## Start the whole system on embedded NATS + PostgreSQL (data under .deksdenflow/)
-	$(RUN) deksdenflow run
+# The agent CLIs the codex worker drives (Codex CLI, Claude Code), pinned in package-lock.json. The stamp
+# makes `npm ci` (which wipes node_modules) run only when the lock changed or node_modules is missing.
+AGENTS := services/codex_worker/agents
+$(AGENTS)/node_modules/.stamp: $(AGENTS)/package-lock.json $(AGENTS)/package.json
+	npm ci --prefix $(AGENTS) --no-audit --no-fund
+	@touch $@
 
-test: install ## Run the test suite against real NATS, PostgreSQL and git
+agents: $(AGENTS)/node_modules/.stamp ## Install the pinned agent CLIs (npm ci) into services/codex_worker/agents
+
+run: install ## Start the whole system on embedded NATS + PostgreSQL (data under .deksdenflow/)
+	PATH="$(AGENTS_BIN):$$PATH" $(RUN) deksdenflow run
+
+demo: install ## One whole protocol on a sample repo (scripted engine): timeline, branch and PR printed
+	PATH="$(AGENTS_BIN):$$PATH" $(RUN) deksdenflow demo
+
+test: install agents ## Run the test suite against real NATS, PostgreSQL and git
 	$(RUN) pytest
 
 migrate: install ## Migrate the read model of the running system (make run), or of DEKSDENFLOW_DB_URL
@@ -45,6 +59,7 @@ test-fast: install ## The test suite without the slow whole-process tests
 bench: install ## Benchmarks (embedded servers unless DEKSDENFLOW_BENCH_NATS_URL/_DB_URL); they print their figures
 	$(RUN) python -m bench.projector_catchup
 	$(RUN) python -m bench.api_commands
+	$(RUN) python -m bench.orchestration
 
 fmt: install ## Format the code
 	$(RUN) ruff format .

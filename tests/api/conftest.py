@@ -22,6 +22,7 @@ from deksdenflow_projector.projection import init_connection
 from deksdenflow_projector.service import Projector
 from deksdenflow_projector.settings import ProjectorSettings
 from deksdenflow_runtime.embedded import free_port
+from nats.aio.client import Client as NATS
 from pydantic import SecretStr
 
 from tests.support import eventually
@@ -43,6 +44,8 @@ class System:
     repo: Repository
     store: JetStreamEventStore
     db_url: str
+    # The store's NATS connection (workers in tests also serve request/reply on it).
+    store_nc: NATS
 
     def client(self, **headers: str) -> httpx.AsyncClient:
         return httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=10)
@@ -82,7 +85,11 @@ async def system(nats_url: str, fresh_db_url: str) -> AsyncIterator[System]:
     await eventually(started, within=15, what="the API to start")
     try:
         yield System(
-            base_url=f"http://127.0.0.1:{port}", repo=Repository(store), store=store, db_url=fresh_db_url
+            base_url=f"http://127.0.0.1:{port}",
+            repo=Repository(store),
+            store=store,
+            db_url=fresh_db_url,
+            store_nc=nc,
         )
     finally:
         server.should_exit = True

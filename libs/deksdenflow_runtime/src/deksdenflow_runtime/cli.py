@@ -24,6 +24,7 @@ from deksdenflow_core.settings import (
 )
 from pydantic import ValidationError
 
+from deksdenflow_runtime import demo
 from deksdenflow_runtime.supervisor import Supervisor, endpoints_file
 
 EXIT_OK = 0
@@ -62,6 +63,11 @@ def _run(_: argparse.Namespace) -> int:
         get_logger(__name__).exception("unexpected failure")
         _error("unexpected failure (traceback above)")
         return EXIT_RUNTIME_ERROR
+
+
+def _demo(_: argparse.Namespace) -> int:
+    """``deksdenflow demo``: see ``deksdenflow_runtime.demo``."""
+    return demo.main()
 
 
 def _projector(args: argparse.Namespace) -> int:
@@ -115,6 +121,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     projector.add_argument("projector_args", nargs=argparse.REMAINDER, metavar="migrate|rebuild ...")
     projector.set_defaults(handler=_projector)
+    demo = commands.add_parser(
+        "demo",
+        help="run one whole protocol on a sample repository and print its timeline (about a minute)",
+        description="Start the system on free ports under DEKSDENFLOW_HOME/demo, register a sample git "
+        "repository, run a protocol through planning, steps, QA and a draft PR with the scripted engine "
+        "(DEKSDENFLOW_DEMO_ENGINE=codex for the real Codex CLI), print the timeline, and stop.",
+    )
+    demo.set_defaults(handler=_demo)
     return parser
 
 

@@ -22,7 +22,9 @@ ENGINE_IDS = ("codex", "claude-code", "scripted")
 class WorkerSettings(BaseSettings):
     """How the codex worker runs agents, and the limits it keeps."""
 
-    model_config = SettingsConfigDict(env_prefix="DEKSDENFLOW_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="DEKSDENFLOW_", extra="ignore", frozen=True, populate_by_name=True
+    )
 
     worker_id: str = Field(
         default_factory=lambda: f"codex-{socket.gethostname()}-{os.getpid()}",

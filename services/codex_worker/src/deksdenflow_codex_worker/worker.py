@@ -134,9 +134,9 @@ class CodexWorker:
         return ConsumerSpec(
             durable=self.settings.codex_worker_durable,
             filter_subjects=[
-                s.of_type("protocol_run.planning_requested"),
-                s.of_type("protocol_run.step_execution_requested"),
-                s.of_type("protocol_run.qa_requested"),
+                s.of_type(ev.PlanningRequested.EVENT_TYPE),
+                s.of_type(ev.StepExecutionRequested.EVENT_TYPE),
+                s.of_type(ev.QaRequested.EVENT_TYPE),
             ],
             batch=1,
             max_deliver=5,
@@ -150,9 +150,7 @@ class CodexWorker:
         """Run ``concurrency`` consumer loops on the shared durable until ``stop()``."""
         spec = self.spec()
         self._loops = [
-            ConsumerLoop(
-                self.store.jetstream, self.store.settings.stream_name, spec, on_failure=self.on_failure
-            )
+            ConsumerLoop(self.store.jetstream(), self.store.stream, spec, on_failure=self.on_failure)
             for _ in range(self.settings.codex_worker_concurrency)
         ]
         await self._loops[0].ensure_consumer()
@@ -751,7 +749,7 @@ class CodexWorker:
 
     async def _project_spent(self, project_id: str) -> budget.Spent:
         loaded = await self.store.read(
-            self.store.subjects.of_type("protocol_run.usage_recorded", project_id=project_id)
+            self.store.subjects.of_type(ev.UsageRecorded.EVENT_TYPE, project_id=project_id)
         )
         tokens = cost = 0
         seen: set[str] = set()

@@ -11,7 +11,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class GitCiSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="DEKSDENFLOW_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="DEKSDENFLOW_", extra="ignore", frozen=True, populate_by_name=True
+    )
 
     worker_id: str = Field(default_factory=lambda: f"git-ci-{socket.gethostname()}-{os.getpid()}")
     home: Path = Field(default=Path(".deksdenflow"), description="Caches: mirrors and worktrees.")

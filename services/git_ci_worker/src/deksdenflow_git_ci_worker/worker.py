@@ -97,9 +97,9 @@ class GitCiWorker:
         return ConsumerSpec(
             durable=self.settings.git_ci_worker_durable,
             filter_subjects=[
-                s.of_type("project.onboarding_requested"),
-                s.of_type("protocol_run.pull_request_requested"),
-                s.of_type("protocol_run.branch_deletion_requested"),
+                s.of_type(pev.ProjectOnboardingRequested.EVENT_TYPE),
+                s.of_type(ev.PullRequestRequested.EVENT_TYPE),
+                s.of_type(ev.BranchDeletionRequested.EVENT_TYPE),
             ],
             batch=1,
             max_deliver=6,
@@ -114,9 +114,7 @@ class GitCiWorker:
     async def run(self) -> None:
         spec = self.spec()
         self._loops = [
-            ConsumerLoop(
-                self.store.jetstream, self.store.settings.stream_name, spec, on_failure=self.on_failure
-            )
+            ConsumerLoop(self.store.jetstream(), self.store.stream, spec, on_failure=self.on_failure)
             for _ in range(self.settings.git_ci_worker_concurrency)
         ]
         await self._loops[0].ensure_consumer()
