@@ -233,10 +233,10 @@ def report(api: Api, run: dict[str, Any], origin: Path, forge: FakeGitHub) -> No
     events = api.call("GET", f"/protocols/{run['id']}/events?limit=500")["data"]
     steps = {s["id"]: s["step_name"] for s in api.call("GET", f"/protocols/{run['id']}/steps")["data"]}
     print(f"\nTimeline of {run['protocol_name']} ({len(events)} events):")
-    start = events[0]["created_at"] if events else ""
+    start = events[0]["time"] if events else ""
     for e in events:
-        step = steps.get(e["payload"].get("step_run_id", ""), "")
-        print(f"  {e['created_at'][11:23]}  {e['event_type'].removeprefix('protocol_run.'):<28} {step}")
+        step = steps.get(e["step_run_id"] or "", "")
+        print(f"  {e['time'][11:23]}  {e['type'].removeprefix('protocol_run.'):<28} {step}")
     usage = run["usage"]
     print(
         f"\nRun status: {run['status']} · tokens in/out {usage['input_tokens']}/{usage['output_tokens']}"

@@ -1,0 +1,36 @@
+"""``deksdenflow demo`` as a user runs it: a real process that starts the whole system on its own."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+
+@pytest.mark.slow
+async def test_demo_runs_a_whole_protocol_to_a_pr(tmp_path: Path) -> None:
+    env = {**os.environ, "DEKSDENFLOW_HOME": str(tmp_path / "home")}
+    for name in ("DEKSDENFLOW_NATS_URL", "DEKSDENFLOW_DB_URL", "DEKSDENFLOW_API_TOKEN"):
+        env.pop(name, None)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "deksdenflow_runtime",
+        "demo",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), 240)
+    text = out.decode()
+    log = tmp_path / "home" / "demo" / "system.log"
+    assert proc.returncode == 0, text + (log.read_text()[-4000:] if log.exists() else "")
+    assert "Run status: completed" in text
+    for step in ("00-setup.md", "01-greeting.md", "02-docs.md"):
+        assert f"step {step} done" in text
+    assert "qa_verdict_recorded" in text
+    assert "/demo/sample/pull/1 (draft" in text
+    assert "Branch:      0001-add-a-greeting at " in text
