@@ -36,7 +36,8 @@ from deksdenflow_core.contracts.generated.deksdenflow.commands.v1 import project
 from deksdenflow_core.contracts.generated.deksdenflow.commands.v1 import protocol_run as cmd
 from deksdenflow_core.domain.protocol_run import ProtocolRunState, RunStatus, StepStatus
 from deksdenflow_core.eventstore import AppendMeta, JetStreamEventStore, connect
-from deksdenflow_core.settings import EventStoreSettings
+from deksdenflow_core.logging import configure_logging
+from deksdenflow_core.settings import EventStoreSettings, LogSettings
 from deksdenflow_git import Git, GitIdentity, MirrorCache
 from deksdenflow_runtime.embedded import EmbeddedNats, free_port
 
@@ -194,4 +195,5 @@ def _engine_seconds(worker: CodexWorker) -> float:
 
 
 if __name__ == "__main__":
+    configure_logging(LogSettings(log_level="WARNING"), service="bench")
     uvloop.run(bench(int(sys.argv[1]) if len(sys.argv) > 1 else 10))
