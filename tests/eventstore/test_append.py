@@ -192,6 +192,8 @@ async def test_envelope_travels_as_cloudevents_headers_with_a_json_body(
         "ci_provider": "CI_PROVIDER_UNSPECIFIED",
         "default_models": None,
         "local_path": "",
+        "default_engines": None,
+        "forge_repo": "",
     }
 
 
