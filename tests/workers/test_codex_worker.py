@@ -7,6 +7,7 @@ import shlex
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+import psutil
 import pytest
 from deksdenflow_fakes.responses_api import (
     CODEX_TEST_MODEL,
@@ -23,6 +24,7 @@ from deksdenflow_fakes.responses_api import (
 )
 
 from tests.engines.conftest import AGENTS_BIN
+from tests.support import eventually
 from tests.workers.conftest import Orchestra
 from tests.workers.flow import action, get, planned_protocol, register, wait_for
 from tests.workers.scripts import PASS, PLAN
@@ -133,3 +135,37 @@ async def test_invalid_plan_is_retried_once_then_planning_fails(orchestra: Orche
             assert "previous answer was rejected" in user_text(fake.calls[1])
             events = (await get(api, f"/protocols/{run['id']}/events?limit=500"))["data"]
             assert [e["type"] for e in events].count("protocol_run.usage_recorded") == 2
+
+
+def codex_processes() -> list[psutil.Process]:
+    """The codex CLI processes started by this test process (the in-process worker's agents)."""
+    found = []
+    for proc in psutil.Process().children(recursive=True):
+        try:
+            if "codex" in " ".join(proc.cmdline()):
+                found.append(proc)
+        except psutil.NoSuchProcess:  # ended while we looked
+            continue
+    return found
+
+
+async def test_cancel_mid_execution_kills_the_codex_process(orchestra: Orchestra) -> None:
+    o = orchestra
+
+    def slow_executor(call: Mapping[str, Any]) -> Turn:
+        if "You execute step" in user_text(call):
+            return Turn.message("too late").held(120)  # the model "thinks" until the run is cancelled
+        return model(call)
+
+    with FakeResponsesApi(handler=slow_executor) as fake:
+        o.start_codex_worker(o.worker_settings(**codex_settings(o, fake)), codex_env=codex_provider_env(fake))
+        async with o.system.admin() as api:
+            project = await register(api, o, default_engines=ENGINES, default_models=MODELS)
+            run = await planned_protocol(api, project["id"])
+            tip = await o.origin.tip(run["protocol_name"])
+            await action(api, f"/protocols/{run['id']}/actions/run_next_step")
+            await eventually(lambda: bool(codex_processes()), within=20, what="codex to run the step")
+            await action(api, f"/protocols/{run['id']}/actions/cancel")
+            await eventually(lambda: not codex_processes(), within=5, what="the codex process to be gone")
+            await wait_for(api, f"/protocols/{run['id']}", lambda r: r["status"] == "cancelled")
+            assert await o.origin.tip(run["protocol_name"]) == tip  # nothing pushed after

@@ -143,3 +143,29 @@ async def test_branches_show_the_remote_and_deletion_removes_it(orchestra: Orche
         await eventually(gone, within=15, what="the branch to be deleted on the remote")
         after = await wait_for(api, f"/projects/{project['id']}/branches", lambda b: b["data"][0]["deleted"])
         assert after["data"][0]["remote_sha"] is None
+
+
+async def test_transient_failures_are_retried_then_recorded_as_failed(orchestra: Orchestra) -> None:
+    o = orchestra
+    script = protocol_script()
+    script["exec"]["00-setup.md"] = {"error": "retryable"}
+    o.write_script(script)
+    # Two tries per delivery, three deliveries: six tries, then the step fails with the reason.
+    o.start_codex_worker(
+        o.worker_settings(
+            codex_worker_tries=2, codex_worker_max_deliver=3, codex_worker_backoff_seconds="0.2"
+        )
+    )
+    async with o.system.admin() as api:
+        project = await register(api, o)
+        run = await planned_protocol(api, project["id"])
+        await action(api, f"/protocols/{run['id']}/actions/run_next_step")
+        await wait_for(api, f"/protocols/{run['id']}", lambda r: r["status"] == "blocked", within=60)
+        step = (await get(api, f"/protocols/{run['id']}/steps"))["data"][0]
+        assert step["status"] == "failed"
+        assert step["retries"] == 0  # failed tries are not retries of the step
+        events = (await get(api, f"/protocols/{run['id']}/events?limit=500"))["data"]
+        tries = [e for e in events if e["type"] == "protocol_run.step_attempt_failed"]
+        assert len(tries) == 3  # the first try of each delivery failed and was retried at once
+        [failed] = [e for e in events if e["type"] == "protocol_run.step_execution_failed"]
+        assert failed["payload"]["reason"]

@@ -42,6 +42,14 @@ class WorkerSettings(BaseSettings):
     codex_worker_watch_seconds: float = Field(
         default=0.5, gt=0, description="How often a running job checks that its run was not paused/cancelled."
     )
+    codex_worker_max_deliver: int = Field(
+        default=5, ge=1, le=100, description="Deliveries of one job before it is recorded as failed."
+    )
+    codex_worker_backoff_seconds: str = Field(
+        default="2,10,30,60",
+        pattern=r"^\d+(\.\d+)?(,\d+(\.\d+)?)*$",
+        description="Delays before redelivering a job that failed transiently (the last repeats).",
+    )
     codex_worker_tries: int = Field(
         default=2, ge=1, le=10, description="Tries of one agent call for transient engine failures."
     )
@@ -111,6 +119,9 @@ class WorkerSettings(BaseSettings):
         if value and value not in ENGINE_IDS:
             raise ValueError(f"unknown engine {value!r}; known: {', '.join(ENGINE_IDS)}")
         return value
+
+    def backoff(self) -> tuple[float, ...]:
+        return tuple(float(v) for v in self.codex_worker_backoff_seconds.split(","))
 
     def codex_extra_args(self) -> list[str]:
         return shlex.split(self.codex_args)

@@ -139,8 +139,8 @@ class CodexWorker:
                 s.of_type(ev.QaRequested.EVENT_TYPE),
             ],
             batch=1,
-            max_deliver=5,
-            backoff_seconds=(2.0, 10.0, 30.0, 60.0),
+            max_deliver=self.settings.codex_worker_max_deliver,
+            backoff_seconds=self.settings.backoff(),
             ack_wait_seconds=self.settings.codex_worker_ack_wait_seconds,
             heartbeat_seconds=self.settings.codex_worker_heartbeat_seconds,
             max_ack_pending=max(64, self.settings.codex_worker_concurrency * 4),
@@ -629,7 +629,7 @@ class CodexWorker:
                 if attempt is not None and step is not None:
                     await self._attempt_failed(job, step, attempt, try_number, _reason(exc))
                 else:
-                    await asyncio.sleep(min(30.0, 2.0**try_number))
+                    await asyncio.sleep(self._backoff(try_number))
                 continue
             finally:
                 self.metrics.agent_seconds.labels(call.phase.value, engine_id).observe(
@@ -660,7 +660,11 @@ class CodexWorker:
             ],
             job.delivery,
         )
-        await asyncio.sleep(min(30.0, 2.0**try_number))
+        await asyncio.sleep(self._backoff(try_number))
+
+    def _backoff(self, try_number: int) -> float:
+        steps = self.settings.backoff()
+        return steps[min(try_number, len(steps)) - 1]
 
     def _progress(self, call: AgentCall) -> Callable[[Progress], Awaitable[None]]:
         async def report(p: Progress) -> None:
