@@ -73,8 +73,11 @@ async def test_register_onboard_plan_execute_qa_pr_complete(orchestra: Orchestra
         assert len(verdicts) == 2
         assert verdicts[0]["prompt_version"] != verdicts[1]["prompt_version"]
         assert "protocol_run.usage_recorded" in types
-        verdict = next(e for e in events if e["type"] == "protocol_run.qa_verdict_recorded")
-        assert verdict["payload"]["prompt_version"]
+        reports = (await get(api, f"/steps/{steps[1]['id']}/qa"))["data"]
+        assert [(r["qa_attempt"], r["verdict"]) for r in reports] == [(1, "PASS")]
+        assert "## Findings" in reports[0]["report_md"]
+        assert reports[0]["report_md"].endswith("Verdict: PASS\n")
+        assert reports[0]["prompt_version"] == verdicts[0]["prompt_version"]
 
 
 async def test_cancel_mid_execution_stops_the_agent_and_pushes_nothing(orchestra: Orchestra) -> None:

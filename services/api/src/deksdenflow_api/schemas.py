@@ -252,6 +252,29 @@ class EventPublic(BaseModel):
     payload: dict[str, Any]
 
 
+class QaReportPublic(BaseModel):
+    """One QA verdict of a step: every attempt is kept (the log is the record)."""
+
+    qa_attempt: int
+    verdict: Literal["PASS", "FAIL"]
+    summary: str
+    blocking: list[str]
+    warnings: list[str]
+    notes: list[str]
+    next_actions: list[str]
+    engine_id: str | None
+    model: str | None
+    prompt_version: str | None
+    time: datetime
+    event_seq: int
+    report_md: str = Field(description="The report as Markdown (Summary, Findings, Next actions, Verdict).")
+
+
+class QaReportsPublic(BaseModel):
+    data: list[QaReportPublic]
+    count: int
+
+
 class EventsPublic(BaseModel):
     data: list[EventPublic]
     count: int

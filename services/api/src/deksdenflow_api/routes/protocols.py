@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 from deksdenflow_core.aggregates import PROJECT, PROTOCOL_RUN
 from deksdenflow_core.contracts.generated.deksdenflow.commands.v1 import protocol_run as cmd
@@ -23,6 +24,8 @@ from deksdenflow_api.schemas import (
     EventPublic,
     EventsPublic,
     ProtocolPublic,
+    QaReportPublic,
+    QaReportsPublic,
     SpecPublic,
     SpecStep,
     StepPublic,
@@ -210,6 +213,55 @@ async def run_events(
         limit,
     )
     return EventsPublic(data=[EventPublic(**r) for r in rows], count=len(rows))
+
+
+@router.get(
+    "/steps/{step_run_id}/qa", response_model=QaReportsPublic, responses=errors(401, 403, 404, 422, 503)
+)
+async def step_qa_reports(step_run_id: Id, ctx: ReadContext, principal: PrincipalDep) -> QaReportsPublic:
+    """The step's quality reports, one per QA attempt, oldest first."""
+    step = await fetch_one(
+        ctx, f"SELECT project_id FROM {T}.step_runs WHERE id = $1", step_run_id, what="step"
+    )
+    principal.require_project(step["project_id"])
+    rows = await fetch_all(
+        ctx,
+        f"SELECT seq, time, payload FROM {T}.events WHERE step_run_id = $1 AND type = $2 ORDER BY seq",
+        step_run_id,
+        "protocol_run.qa_verdict_recorded",
+    )
+    data = [_qa_report(r["seq"], r["time"], r["payload"]) for r in rows]
+    return QaReportsPublic(data=data, count=len(data))
+
+
+def _qa_report(seq: int, at: datetime, p: dict[str, Any]) -> QaReportPublic:
+    verdict: Literal["PASS", "FAIL"] = "PASS" if p.get("verdict") == "QA_VERDICT_PASS" else "FAIL"
+    lists = {k: list(p.get(k) or []) for k in ("blocking", "warnings", "notes", "next_actions")}
+
+    def section(title: str, items: list[str]) -> str:
+        return f"### {title}\n" + ("\n".join(f"- {i}" for i in items) if items else "- none") + "\n"
+
+    report = (
+        f"## Summary\n{p.get('summary', '')}\n\n## Findings\n"
+        + section("Blocking", lists["blocking"])
+        + section("Warnings", lists["warnings"])
+        + section("Notes", lists["notes"])
+        + "\n"
+        + section("Next actions", lists["next_actions"]).replace("###", "##", 1)
+        + f"\nVerdict: {verdict}\n"
+    )
+    return QaReportPublic(
+        qa_attempt=int(p.get("qa_attempt", 0)),
+        verdict=verdict,
+        summary=str(p.get("summary", "")),
+        engine_id=p.get("engine_id") or None,
+        model=p.get("model") or None,
+        prompt_version=p.get("prompt_version") or None,
+        time=at,
+        event_seq=seq,
+        report_md=report,
+        **lists,
+    )
 
 
 @router.get("/steps/{step_run_id}", response_model=StepPublic, responses=errors(401, 403, 404, 422, 503))
