@@ -4,15 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 
+@pytest.fixture
+def demo_home() -> Iterator[Path]:
+    """Outside pytest's temp root: pytest resets that root to 0700 when any other pytest session starts,
+    which would cut the embedded PostgreSQL's user off its data directory mid-run."""
+    home = Path(tempfile.mkdtemp(prefix="deksdenflow-demo-test-"))
+    yield home
+    shutil.rmtree(home, ignore_errors=True)
+
+
 @pytest.mark.slow
-async def test_demo_runs_a_whole_protocol_to_a_pr(tmp_path: Path) -> None:
-    env = {**os.environ, "DEKSDENFLOW_HOME": str(tmp_path / "home")}
+async def test_demo_runs_a_whole_protocol_to_a_pr(demo_home: Path) -> None:
+    env = {**os.environ, "DEKSDENFLOW_HOME": str(demo_home / "home")}
     for name in ("DEKSDENFLOW_NATS_URL", "DEKSDENFLOW_DB_URL", "DEKSDENFLOW_API_TOKEN"):
         env.pop(name, None)
     proc = await asyncio.create_subprocess_exec(
@@ -26,7 +38,7 @@ async def test_demo_runs_a_whole_protocol_to_a_pr(tmp_path: Path) -> None:
     )
     out, _ = await asyncio.wait_for(proc.communicate(), 240)
     text = out.decode()
-    log = tmp_path / "home" / "demo" / "system.log"
+    log = demo_home / "home" / "demo" / "system.log"
     assert proc.returncode == 0, text + (log.read_text()[-4000:] if log.exists() else "")
     assert "Run status: completed" in text
     for step in ("00-setup.md", "01-greeting.md", "02-docs.md"):
