@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import shutil
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
@@ -249,6 +250,7 @@ class CodexWorker:
                 if self.settings.decompose_steps:
                     out = await self._decompose(job, wt, out, current)
                 root = wt.path / run.protocol_root
+                shutil.rmtree(root, ignore_errors=True)  # a re-plan replaces the folder; no stale step files
                 root.mkdir(parents=True, exist_ok=True)
                 for name, content in out.files().items():
                     (root / name).write_text(content if content.endswith("\n") else content + "\n")
