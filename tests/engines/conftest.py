@@ -89,9 +89,28 @@ def claude_config_root(agent_homes: Path) -> Path:
 
 
 @pytest.fixture
-def claude(claude_bin: str, claude_config_root: Path, anthropic_api: FakeAnthropicApi) -> ClaudeCodeEngine:
+def claude_home(tmp_path: Path) -> Path:
+    """An empty HOME for the Claude Code CLI, so the tests neither depend on nor change the user's.
+
+    The CLI's Bash tool runs the user's start-up files (a login shell, and a snapshot of ~/.bashrc). They can
+    be slow or stuck (a stale ``pyenv rehash`` lock makes every login shell wait 60 s for it), and a test
+    that stops the CLI mid-start-up can leave such state behind in the real home.
+    """
+    home = tmp_path / "home"
+    home.mkdir()
+    return home
+
+
+@pytest.fixture
+def claude_test_env(anthropic_api: FakeAnthropicApi, claude_home: Path) -> dict[str, str]:
+    """The environment of a CLI pointed at this test's fake Messages API, in its own empty HOME."""
+    return {**claude_env(anthropic_api), "HOME": str(claude_home)}
+
+
+@pytest.fixture
+def claude(claude_bin: str, claude_config_root: Path, claude_test_env: dict[str, str]) -> ClaudeCodeEngine:
     """The claude-code engine pointed at this test's fake Messages API."""
-    return ClaudeCodeEngine(claude_bin, config_root=claude_config_root, env=claude_env(anthropic_api))
+    return ClaudeCodeEngine(claude_bin, config_root=claude_config_root, env=claude_test_env)
 
 
 @pytest.fixture

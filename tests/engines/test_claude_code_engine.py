@@ -180,12 +180,14 @@ async def test_a_rejected_request_is_a_failed_result(
 
 
 async def test_wrong_api_key_is_a_permanent_engine_error(
-    claude_bin: str, claude_config_root: Path, anthropic_api: FakeAnthropicApi, worktree: Path
+    claude_bin: str,
+    claude_config_root: Path,
+    claude_test_env: dict[str, str],
+    anthropic_api: FakeAnthropicApi,
+    worktree: Path,
 ) -> None:
     engine = ClaudeCodeEngine(
-        claude_bin,
-        config_root=claude_config_root,
-        env={**claude_env(anthropic_api), "ANTHROPIC_API_KEY": "wrong"},
+        claude_bin, config_root=claude_config_root, env={**claude_test_env, "ANTHROPIC_API_KEY": "wrong"}
     )
     anthropic_api.push(Turn.message("never sent"))
 
@@ -198,10 +200,10 @@ async def test_wrong_api_key_is_a_permanent_engine_error(
 
 
 async def test_model_server_down_fails_fast(
-    claude_bin: str, claude_config_root: Path, worktree: Path
+    claude_bin: str, claude_config_root: Path, claude_home: Path, worktree: Path
 ) -> None:
     with FakeAnthropicApi() as fake:
-        env = claude_env(fake)
+        env = {**claude_env(fake), "HOME": str(claude_home)}
     engine = ClaudeCodeEngine(claude_bin, config_root=claude_config_root, env=env)
 
     started = time.monotonic()
@@ -213,14 +215,15 @@ async def test_model_server_down_fails_fast(
 
 
 async def test_cancelling_the_call_kills_the_cli_and_its_commands(
-    claude_bin: str, anthropic_api: FakeAnthropicApi, worktree: Path, claude_config_root: Path
+    claude_bin: str,
+    anthropic_api: FakeAnthropicApi,
+    claude_test_env: dict[str, str],
+    worktree: Path,
+    claude_config_root: Path,
 ) -> None:
     # acceptEdits does not cover running a program: allow it, as an operator would.
     engine = ClaudeCodeEngine(
-        claude_bin,
-        config_root=claude_config_root,
-        extra_args=["--allowedTools", "Bash"],
-        env=claude_env(anthropic_api),
+        claude_bin, config_root=claude_config_root, extra_args=["--allowedTools", "Bash"], env=claude_test_env
     )
     # (A plain long ``sleep`` is refused by the CLI itself.)
     anthropic_api.push(Turn.bash("python3 -c 'import time; time.sleep(78.5)'"), Turn.message("never"))

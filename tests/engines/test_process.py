@@ -7,6 +7,7 @@ the same with the real CLIs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from pathlib import Path
 
@@ -93,6 +94,40 @@ async def test_what_the_agent_leaves_running_is_killed_when_it_exits(tmp_path: P
     assert exit_.returncode == 0
     assert lines == ["done"]
     assert time.time() - started < 5
+    assert alive(processes_started_since(started)) == []
+
+
+# A helper like ``pyenv rehash`` in a login shell's start-up files: it holds a lock file that only its exit
+# trap removes, and that takes a moment (the helper is busy in a child, the cleanup runs a command).
+LOCK_HOLDER = """\
+trap 'sleep 0.3; rm -f "$1"' EXIT
+echo held > "$1"
+while :; do sleep 0.1; done
+"""
+
+
+@pytest.mark.parametrize("agent", ["exit 0", "sleep 307"], ids=["the agent exits", "the call is cancelled"])
+async def test_helpers_left_running_get_sigterm_and_time_to_clean_up(tmp_path: Path, agent: str) -> None:
+    (tmp_path / "helper.sh").write_text(LOCK_HOLDER)
+    lock = tmp_path / "held.lock"
+    lines: list[str] = []
+    started = time.time()
+
+    task = asyncio.create_task(
+        sh(
+            f"bash helper.sh {lock} & until [ -e {lock} ]; do sleep 0.01; done; echo working; {agent}",
+            tmp_path,
+            lines=lines,
+        )
+    )
+    await eventually(lambda: lines == ["working"], what="the helper to take its lock")
+    if agent.startswith("sleep"):
+        task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+    assert not lock.exists()  # SIGKILL would have left it
+    assert time.time() - started < 4  # the grace period ends with the group, not after its 5 s
     assert alive(processes_started_since(started)) == []
 
 

@@ -2,9 +2,12 @@
 
 An agent CLI starts helpers of its own (a Node wrapper, the native agent, sandboxed shell commands the
 model asked for), so the CLI runs as the leader of its own process group and every stop targets the
-group: SIGTERM first so the agent can tear its sandbox down, SIGKILL after a grace period, and a final
-SIGKILL for whatever the agent left running after it exited. Cancelling the coroutine, a timeout and a
-failing callback all take that path; nothing of the agent outlives the call.
+group: SIGTERM first, SIGKILL after a grace period that ends as soon as the whole group is gone. What the
+agent left running after it exited is stopped the same way, SIGTERM first: helpers may hold state outside
+the call that only their exit handlers undo (a login shell's ``pyenv rehash`` holds a lock file in the
+user's home; killed outright, it leaves the lock behind and every later login shell waits a minute for it).
+Cancelling the coroutine, a timeout and a failing callback all take that path; nothing of the agent
+outlives the call.
 
 The environment is built, not inherited: the agent runs commands a model chose, so the worker's own
 secrets (database and broker URLs, tokens) must not reach it. Only what a CLI needs to run (PATH, HOME,
@@ -113,7 +116,7 @@ async def run_agent_process(
             await exited
             # What the agent left running would keep the pipes open, and our reads waiting: end it. What
             # escaped the group (a new session) is not waited for beyond the grace period.
-            _signal_group(proc.pid, signal.SIGKILL)
+            await _stop_group(proc, kill_grace_seconds)
             await asyncio.wait((reader, drain), timeout=kill_grace_seconds)
             if reader.done():
                 reader.result()
@@ -184,17 +187,52 @@ def _signal_group(pgid: int, signum: signal.Signals) -> None:
 
 
 async def _stop_group(proc: asyncio.subprocess.Process, grace_seconds: float) -> None:
-    """Stop what is left of the process group (the leader's pid is the group id).
+    """Stop what is left of the process group (the leader's pid is the group id), leader or not.
 
-    A running leader gets SIGTERM and ``grace_seconds`` to exit; then the whole group gets SIGKILL, which
-    also ends helpers the agent left behind after a normal exit. SIGKILL is sent even if this coroutine
-    is cancelled again while it waits.
+    Every process of the group gets SIGTERM and ``grace_seconds`` to exit; then the group gets SIGKILL. The
+    wait ends early once the leader has exited and nothing else of the group runs, so a group that stops
+    on SIGTERM costs no grace period. SIGKILL is sent even if this coroutine is cancelled again while it
+    waits.
     """
     try:
-        if proc.returncode is None:
-            _signal_group(proc.pid, signal.SIGTERM)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(_exited(proc), grace_seconds)
+        _signal_group(proc.pid, signal.SIGTERM)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(_group_ended(proc), grace_seconds)
     finally:
         _signal_group(proc.pid, signal.SIGKILL)
     await _exited(proc)
+
+
+async def _group_ended(proc: asyncio.subprocess.Process) -> None:
+    await _exited(proc)
+    # No event tells when the last member of a group exits: poll, as ``_exited`` does.
+    while _group_running(proc.pid):  # noqa: ASYNC110
+        await asyncio.sleep(0.05)
+
+
+def _group_running(pgid: int) -> bool:
+    """Whether a process of group ``pgid`` still runs.
+
+    Zombies do not count: they are dead, but stay members of the group until their parent (``init``, for
+    the agent's orphans) reaps them, which some ``init`` processes do only now and then.
+    """
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        pids = [name for name in os.listdir("/proc") if name.isdigit()]
+    except OSError:
+        return True  # no procfs to tell zombies apart: a member is there
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as stat:
+                # "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses.
+                state, _ppid, pgrp = stat.read().rpartition(b")")[2].split()[:3]
+        except (OSError, ValueError):
+            continue  # gone meanwhile
+        if int(pgrp) == pgid and state not in (b"Z", b"X"):
+            return True
+    return False
