@@ -3,7 +3,8 @@
     make bench            (or: uv run python -m bench.projector_catchup [EVENTS])
 
 Prints events/s of (a) the projector catching up from sequence 1 through its durable consumer
-(fetch, decode, fold with the domain's evolve, write aggregates + events + checkpoint per batch), and
+(fetch, decode, fold with the domain's evolve, write aggregates + events + checkpoint per batch; batch
+N+1 is decoded and folded while batch N commits), and
 (b) the raw rate of the same batched inserts: the projector's writes for the same events (events COPY,
 aggregate and step upserts, usage rows, checkpoint, notify — recorded once) replayed batch by batch,
 one commit each, with no consuming, decoding or folding.

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import uuid
 from datetime import UTC, datetime
 
@@ -25,7 +27,8 @@ from deksdenflow_core.domain.protocol_run import (
     decide_protocol_run,
     evolve_protocol_run,
 )
-from deksdenflow_core.eventstore import AppendMeta, JetStreamEventStore, Position
+from deksdenflow_core.errors import InfrastructureError
+from deksdenflow_core.eventstore import AppendMeta, AppendResult, JetStreamEventStore, Position
 
 STEPS = 10
 
@@ -81,6 +84,32 @@ def run_events(project: ProjectState, number: int) -> list[ContractModel]:
     return events
 
 
+async def append_with_retry(
+    store: JetStreamEventStore,
+    project_id: str,
+    run_id: str,
+    events: list[ContractModel],
+    expected: Position,
+    meta: AppendMeta,
+) -> AppendResult:
+    """Append, again if the acknowledgement got lost (a loaded 2-core machine can delay it past the
+    timeout): the same causation gives the same event ids, so a batch stored the first time is
+    recognised as a duplicate rather than stored twice."""
+    append = functools.partial(
+        store.append,
+        project_id=project_id,
+        aggregate_type="protocol_run",
+        aggregate_id=run_id,
+        events=events,
+        expected=expected,
+        meta=meta,
+    )
+    for _ in range(2):
+        with contextlib.suppress(InfrastructureError):
+            return await append()
+    return await append()
+
+
 async def prefill(store: JetStreamEventStore, *, target_events: int, concurrency: int = 16) -> int:
     """Append runs until at least ``target_events`` events are in the log; return the count."""
     project = ProjectState(
@@ -98,13 +127,9 @@ async def prefill(store: JetStreamEventStore, *, target_events: int, concurrency
             meta = AppendMeta(source="bench", actor="bench", causation_id=run_id, correlation_id=run_id)
             for start in range(0, len(events), 100):
                 chunk = events[start : start + 100]
-                result = await store.append(
-                    project_id=project.project_id,
-                    aggregate_type="protocol_run",
-                    aggregate_id=run_id,
-                    events=chunk,
-                    expected=position,
-                    meta=AppendMeta(**{**meta.__dict__, "causation_id": f"{run_id}/{start}"}),
+                chunk_meta = AppendMeta(**{**meta.__dict__, "causation_id": f"{run_id}/{start}"})
+                result = await append_with_retry(
+                    store, project.project_id, run_id, chunk, position, chunk_meta
                 )
                 last = result.events[-1]
                 position = Position(last_seq=last.stream_seq, version=last.envelope.aggregate_version)

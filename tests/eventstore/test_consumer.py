@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
+import pytest
 from deksdenflow_core.consumer import BatchHandler, ConsumerLoop, ConsumerSpec, Delivery, Handler
 from deksdenflow_core.contracts.generated.deksdenflow.events.v1 import protocol_run as ev
 from deksdenflow_core.errors import DeksdenflowError, InfrastructureError, InvalidCommand
@@ -181,3 +182,83 @@ async def test_batches_are_acked_after_the_handler_and_redelivered_whole_on_fail
     applied = sorted(seq for call in calls[1:] for seq in call)
     assert applied == [1, 2, 3, 4]
     assert calls[0] == [1, 2, 3, 4]
+
+
+class Pipelined:
+    """Stages whose first commit waits until the next batch is prepared, then fails."""
+
+    def __init__(self) -> None:
+        self.next_prepared = asyncio.Event()
+        self.prepared: list[list[int]] = []
+        self.committed: list[list[int]] = []
+        self.failed = False
+        self.discarded = 0
+
+    async def prepare(self, batch: list[Delivery]) -> list[int]:
+        seqs = [d.event.stream_seq for d in batch]
+        self.prepared.append(seqs)
+        if len(self.prepared) == 2:
+            self.next_prepared.set()
+        return seqs
+
+    async def commit(self, seqs: list[int]) -> None:
+        if not self.failed:
+            self.failed = True
+            await asyncio.wait_for(self.next_prepared.wait(), timeout=5)
+            raise InfrastructureError("transaction failed")
+        self.committed.append(seqs)
+
+    def discard(self) -> None:
+        self.discarded += 1
+
+
+async def test_a_failed_commit_drops_the_batch_prepared_on_top_of_it(
+    nc: NATS, store: JetStreamEventStore
+) -> None:
+    for i in range(8):
+        await append_paused(store, f"r{i}")
+    stages = Pipelined()
+    loop = ConsumerLoop(nc.jetstream(), store.stream, spec(store, batch=4))
+    await loop.ensure_consumer()
+    task = asyncio.create_task(loop.run_pipeline(stages))
+    try:
+        await eventually(lambda: settled(nc, store), what="every batch committed and acked")
+    finally:
+        loop.stop()
+        await asyncio.wait_for(task, timeout=10)
+    assert stages.prepared[:2] == [[1, 2, 3, 4], [5, 6, 7, 8]], "the second batch was prepared meanwhile"
+    assert stages.discarded >= 1
+    assert stages.committed == [[1, 2, 3, 4], [5, 6, 7, 8]], "each batch committed once, in order"
+
+
+async def test_other_subscriptions_on_the_connection_are_served_as_before(
+    nc: NATS, store: JetStreamEventStore
+) -> None:
+    seen: list[int] = []
+
+    async def handler(batch: list[Delivery]) -> None:
+        seen.extend(d.event.stream_seq for d in batch)
+
+    async with running(nc, store, spec(store), handler, batches=True):
+        seqs = [await append_paused(store, f"r{i}") for i in range(3)]
+        # Direct gets answer on a plain subscription of the same connection.
+        loaded = await store.read(store.subjects.all)
+        assert [e.stream_seq for e in loaded.events] == seqs
+        await eventually(lambda: settled(nc, store), what="batches acked")
+    assert seen == seqs
+
+
+async def test_a_batch_consumer_fails_when_its_consumer_is_deleted(
+    nc: NATS, store: JetStreamEventStore
+) -> None:
+    async def handler(batch: list[Delivery]) -> None:
+        pass
+
+    loop = ConsumerLoop(nc.jetstream(), store.stream, spec(store))
+    await loop.ensure_consumer()
+    task = asyncio.create_task(loop.run_batches(handler))
+    await append_paused(store, "r1")
+    await eventually(lambda: settled(nc, store), what="the event acked")
+    await nc.jetstream().delete_consumer(store.stream, "test-worker")
+    with pytest.raises(InfrastructureError, match="pull consumer is gone"):
+        await asyncio.wait_for(task, timeout=5)

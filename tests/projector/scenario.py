@@ -100,3 +100,21 @@ async def drive(repo: Repository, *, projects: int = 2, runs_per_project: int = 
             if r % 2:
                 await repo.execute(PROTOCOL_RUN, run_id, cmd.CancelProtocolRun(reason="enough"), meta())
     return run_ids
+
+
+async def replan(repo: Repository) -> str:
+    """A run planned twice: the second plan replaces the steps of the first (their rows must go)."""
+    project_id = uuid.uuid4().hex
+    await repo.execute(PROJECT, project_id, pcmd.RegisterProject(name="re", git_url="file:///re.git"), meta())
+    run_id = (
+        await repo.create_protocol_run(project_id, cmd.CreateProtocolRun(task_name="replan"), meta())
+    ).state.protocol_run_id
+    for attempt, steps in ((1, 3), (2, 2)):
+        await repo.execute(PROTOCOL_RUN, run_id, cmd.StartProtocolRun(), meta())
+        await repo.execute(
+            PROTOCOL_RUN,
+            run_id,
+            cmd.RecordPlanningCompleted(attempt=attempt, steps=plan_steps(steps)),
+            meta("worker:codex"),
+        )
+    return run_id

@@ -22,48 +22,39 @@ SPEC_VERSION = "1.0"
 CONTENT_TYPE = "application/json"
 MSG_ID_HEADER = "Nats-Msg-Id"
 
-# envelope field -> header
-_HEADERS: dict[str, str] = {
-    "id": "ce-id",
-    "type": "ce-type",
-    "source": "ce-source",
-    "time": "ce-time",
-    "subject": "ce-subject",
-    "dataschema": "ce-dataschema",
-    "schema_version": "ce-schemaversion",
-    "project_id": "ce-projectid",
-    "aggregate_type": "ce-aggregatetype",
-    "aggregate_id": "ce-aggregateid",
-    "aggregate_version": "ce-aggregateversion",
-    "correlation_id": "ce-correlationid",
-    "causation_id": "ce-causationid",
-    "actor": "ce-actor",
-    "traceparent": "traceparent",
-}
 _REQUIRED = ("id", "type", "source", "time", "project_id", "aggregate_type", "aggregate_id")
 
 
 class Envelope(BaseModel):
-    """Metadata of one event. ``aggregate_version`` is 1 for an aggregate's first event."""
+    """Metadata of one event. ``aggregate_version`` is 1 for an aggregate's first event.
 
-    model_config = ConfigDict(frozen=True)
+    Each field's validation alias is its header, so a message's headers validate as they are (see
+    :func:`decode`); code builds envelopes by field name.
+    """
 
-    id: str
-    type: str
-    source: str
-    time: datetime
-    subject: str = ""
-    dataschema: str = ""
-    schema_version: int = 1
-    project_id: str
-    aggregate_type: str
-    aggregate_id: str
-    aggregate_version: int = 0
-    correlation_id: str = ""
-    causation_id: str = ""
+    model_config = ConfigDict(frozen=True, validate_by_name=True, validate_by_alias=True)
+
+    id: str = Field(validation_alias="ce-id")
+    type: str = Field(validation_alias="ce-type")
+    source: str = Field(validation_alias="ce-source")
+    time: datetime = Field(validation_alias="ce-time")
+    subject: str = Field("", validation_alias="ce-subject")
+    dataschema: str = Field("", validation_alias="ce-dataschema")
+    schema_version: int = Field(1, validation_alias="ce-schemaversion")
+    project_id: str = Field(validation_alias="ce-projectid")
+    aggregate_type: str = Field(validation_alias="ce-aggregatetype")
+    aggregate_id: str = Field(validation_alias="ce-aggregateid")
+    aggregate_version: int = Field(0, validation_alias="ce-aggregateversion")
+    correlation_id: str = Field("", validation_alias="ce-correlationid")
+    causation_id: str = Field("", validation_alias="ce-causationid")
     # "<kind>:<id>", e.g. "user:admin", "token:3f2a", "worker:codex-1", "webhook:github".
-    actor: str = ""
-    traceparent: str = ""
+    actor: str = Field("", validation_alias="ce-actor")
+    traceparent: str = Field("", validation_alias="traceparent")
+
+
+# envelope field -> header
+_HEADERS: dict[str, str] = {name: str(f.validation_alias) for name, f in Envelope.model_fields.items()}
+_REQUIRED_HEADERS = {name: _HEADERS[name] for name in _REQUIRED}
 
 
 class RecordedEvent(BaseModel):
@@ -124,22 +115,23 @@ def decode(headers: Mapping[str, str] | None, body: bytes, stream_seq: int) -> R
     """Parse one stored message; ``ContractError`` says precisely what is wrong."""
     if not headers:
         raise ContractError("message has no headers: not a deksdenflow event", stream_seq=stream_seq)
-    raw: dict[str, Any] = {f: headers[h] for f, h in _HEADERS.items() if h in headers}
-    missing = [f for f in _REQUIRED if f not in raw]
+    missing = [f for f, h in _REQUIRED_HEADERS.items() if h not in headers]
     if missing:
         raise ContractError(f"event headers miss {missing}", stream_seq=stream_seq)
     body = scrub_nul(body)
-    model = EVENT_TYPES.get(raw["type"])
+    event_type = headers["ce-type"]
+    model = EVENT_TYPES.get(event_type)
     if model is None:
-        raise ContractError(f"unknown event type {raw['type']!r}", stream_seq=stream_seq)
+        raise ContractError(f"unknown event type {event_type!r}", stream_seq=stream_seq)
     try:
-        envelope = Envelope.model_validate(raw)
+        # Headers only: a header that happens to be named like a field must not stand in for one.
+        envelope = Envelope.model_validate(headers, by_name=False)
         # Readers of the log are tolerant of enum values added by newer producers.
         event = model.model_validate_json(body or b"{}", context=TOLERANT)
     except (ValidationError, ValueError) as exc:
-        raise ContractError(f"invalid {raw['type']} event: {exc}", stream_seq=stream_seq) from exc
-    # Both parts were validated just above: construct without validating them again.
-    return RecordedEvent.model_construct(envelope=envelope, event=event, stream_seq=stream_seq, body=body)
+        raise ContractError(f"invalid {event_type} event: {exc}", stream_seq=stream_seq) from exc
+    # Both parts are validated model instances, which pydantic takes as they are.
+    return RecordedEvent(envelope=envelope, event=event, stream_seq=stream_seq, body=body)
 
 
 def event_type_of(event: ContractModel) -> str:

@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import repeat
 from typing import Any
 
 import nats.errors
@@ -417,26 +418,36 @@ class _Duplicate(Exception):
     """Internal: JetStream recognised the batch's message ids as already stored."""
 
 
-# One header line: a token name (printable ASCII but ":"), ":", blanks, the value up to the line end.
-_HEADER_LINE = re.compile(rb"^([\x21-\x39\x3b-\x7e]+):[ \t]*([^\r\n]*)", re.MULTILINE)
+# What nats-py strips around a header value (``bytes.strip``'s blanks).
+_BLANKS = " \t\n\r\x0b\x0c"
 
 
-def _parse_header_lines(raw: bytes) -> dict[str, str]:
-    """What nats-py's ``Client._parse_header_lines`` returns for well-formed headers, ~2x faster.
+def parse_header_lines(raw: bytes) -> dict[str, str]:
+    """Exactly what nats-py's ``Client._parse_header_lines`` returns, ~2.5x faster for usual headers.
 
-    Every envelope travels in ~20 headers, and nats-py's parser tests each character of each name in
-    a Python generator; on a projector catch-up that was one of the largest costs per event. One regex
-    pass does it here. Lines that are not ``token: value`` are skipped, as upstream skips them.
+    Every envelope travels in ~20 headers and nats-py handles each line in Python; on a projector
+    catch-up that was one of the largest costs per event. Here the block is decoded once and split and
+    stripped in C. That shortcut is only taken when it provably gives upstream's answer (every line is
+    ``name: value`` and the names are printable ASCII without ":" or spaces); anything else goes to
+    upstream's own parser.
     """
-    return {n.decode("ascii"): v.decode("utf-8", "replace").rstrip() for n, v in _HEADER_LINE.findall(raw)}
+    text = raw.decode("utf-8", "replace").rstrip("\r\n")
+    try:
+        parsed = dict(map(str.split, text.split("\r\n"), repeat(": "), repeat(1)))
+    except ValueError:  # a line without ": " (blank, status, malformed)
+        return UPSTREAM_HEADER_PARSER(raw)
+    names = "".join(parsed)
+    if ":" in names or " " in names or not (names.isascii() and names.isprintable()):
+        return UPSTREAM_HEADER_PARSER(raw)
+    return dict(zip(parsed, map(str.strip, parsed.values(), repeat(_BLANKS)), strict=True))
 
 
 UPSTREAM_HEADER_PARSER = NATS._parse_header_lines  # kept to check ours against it
 
 
 def use_fast_header_parser() -> None:
-    """Install :func:`_parse_header_lines` in nats-py (idempotent; called by :func:`connect`)."""
-    NATS._parse_header_lines = staticmethod(_parse_header_lines)  # type: ignore[method-assign]  # see docstring
+    """Install :func:`parse_header_lines` in nats-py (idempotent; called by :func:`connect`)."""
+    NATS._parse_header_lines = staticmethod(parse_header_lines)  # type: ignore[method-assign]  # see docstring
 
 
 async def connect(settings: EventStoreSettings, *, name: str) -> NATS:

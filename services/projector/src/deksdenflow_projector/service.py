@@ -12,7 +12,7 @@ from deksdenflow_core.logging import get_logger
 from deksdenflow_core.readmodel import SCHEMA, WRITER_LOCK_KEY
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from deksdenflow_projector.projection import apply_batch, checkpoint
+from deksdenflow_projector.projection import LiveProjection, PreparedBatch, checkpoint
 from deksdenflow_projector.settings import ProjectorSettings
 
 log = get_logger(__name__)
@@ -35,7 +35,7 @@ class Metrics:
             "deksdenflow_projector_events_applied", "Events applied", registry=self.registry
         )
         self.batch_seconds = Histogram(
-            "deksdenflow_projector_batch_seconds", "Time to apply one batch", registry=self.registry
+            "deksdenflow_projector_batch_seconds", "Time to commit one batch", registry=self.registry
         )
         self.failures = Counter(
             "deksdenflow_projector_batch_failures", "Batches that failed", registry=self.registry
@@ -43,12 +43,17 @@ class Metrics:
 
 
 class Projector:
-    """Applies delivered batches to the live schema; each batch is one transaction with the checkpoint."""
+    """Applies delivered batches to the live schema; each batch is one transaction with the checkpoint.
+
+    Batches go through the consumer's pipeline: batch N+1 is decoded and folded (``prepare``) while
+    batch N is written (``commit``), so PostgreSQL works on its core while Python works on the other.
+    """
 
     def __init__(self, pool: asyncpg.Pool, store: JetStreamEventStore, settings: ProjectorSettings) -> None:
         self._pool = pool
         self._store = store
         self._settings = settings
+        self.projection = LiveProjection(pool, SCHEMA)
         self.metrics = Metrics()
         self.last_seq = 0
         self.stream_last_seq = 0
@@ -60,8 +65,8 @@ class Projector:
                 durable=settings.durable,
                 filter_subjects=[store.subjects.all],
                 batch=settings.batch_size,
-                # One batch applied while the next is prefetched; redeliveries come back in order.
-                max_ack_pending=2 * settings.batch_size,
+                # One batch commits, one is folded, two more arrive meanwhile; redeliveries come in order.
+                max_ack_pending=4 * settings.batch_size,
                 ack_all=True,
                 ack_wait_seconds=settings.ack_wait_seconds,
                 heartbeat_seconds=max(0.5, settings.ack_wait_seconds / 4),
@@ -72,14 +77,17 @@ class Projector:
             poison="retry",
         )
 
-    async def handle(self, batch: list[Delivery]) -> None:
+    async def prepare(self, batch: list[Delivery]) -> PreparedBatch:
+        return await self.projection.prepare([d.event for d in batch])
+
+    async def commit(self, prepared: PreparedBatch) -> None:
         started = time.perf_counter()
         try:
             async with self._pool.acquire() as conn, conn.transaction():
                 # A rebuild takes this lock to swap schemas between two of our batches.
                 await conn.execute("SELECT pg_advisory_xact_lock($1)", WRITER_LOCK_KEY)
                 before = self.last_seq
-                self.last_seq = await apply_batch(conn, SCHEMA, [d.event for d in batch])
+                self.last_seq = await self.projection.commit(conn, prepared)
                 if self._settings.debug_batch_delay_seconds:
                     await asyncio.sleep(self._settings.debug_batch_delay_seconds)
         except Exception:
@@ -90,10 +98,13 @@ class Projector:
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
         self.last_progress = time.monotonic()
 
+    def discard(self) -> None:
+        self.projection.discard()
+
     async def run(self) -> None:
         async with self._pool.acquire() as conn:
             self.last_seq = await checkpoint(conn, SCHEMA)
-        await self.loop.run_batches(self.handle, prefetch=True)
+        await self.loop.run_pipeline(self)
 
     async def track_lag(self) -> None:
         """Refresh the lag gauge: stream last sequence - checkpoint."""
