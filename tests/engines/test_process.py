@@ -68,6 +68,20 @@ async def test_cancel_stops_the_whole_group(tmp_path: Path) -> None:
     assert alive(spawned) == []
 
 
+async def test_cancel_also_stops_descendants_that_left_the_group(tmp_path: Path) -> None:
+    # A sandbox in a session of its own (as the Codex CLI starts one) is outside the group signals reach.
+    started = time.time()
+    task = asyncio.create_task(sh("setsid sleep 304 & wait", tmp_path))
+    await eventually(lambda: len(processes_started_since(started)) == 2, what="shell and setsid sleep")
+    spawned = processes_started_since(started)
+
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+    await eventually(lambda: alive(spawned) == [], within=3, what=f"{alive(spawned)} to end")
+
+
 async def test_a_group_ignoring_sigterm_is_killed_after_the_grace_period(tmp_path: Path) -> None:
     started = time.time()
     # An ignored SIGTERM is inherited: neither the shell nor its sleep will stop on it.

@@ -194,13 +194,51 @@ async def _stop_group(proc: asyncio.subprocess.Process, grace_seconds: float) ->
     on SIGTERM costs no grace period. SIGKILL is sent even if this coroutine is cancelled again while it
     waits.
     """
+    # Descendants that left the group (a sandbox in a session of its own) are found by ancestry while the
+    # leader still lives: once it is gone they belong to init, and "die with parent" has been seen to fail.
+    escaped = _escaped_descendants(proc.pid)
     try:
         _signal_group(proc.pid, signal.SIGTERM)
+        _signal_each(escaped, signal.SIGTERM)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(_group_ended(proc), grace_seconds)
     finally:
+        escaped |= _escaped_descendants(proc.pid)
         _signal_group(proc.pid, signal.SIGKILL)
+        _signal_each(escaped, signal.SIGKILL)
     await _exited(proc)
+
+
+def _signal_each(pids: set[int], signum: signal.Signals) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signum)
+
+
+def _escaped_descendants(root: int) -> set[int]:
+    """Live descendants of ``root`` that are not in its process group (empty without procfs)."""
+    try:
+        pids = [int(name) for name in os.listdir("/proc") if name.isdigit()]
+    except OSError:
+        return set()
+    children: dict[int, list[tuple[int, int]]] = {}
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as stat:
+                state, ppid, pgrp = stat.read().rpartition(b")")[2].split()[:3]
+        except (OSError, ValueError):
+            continue
+        if state not in (b"Z", b"X"):
+            children.setdefault(int(ppid), []).append((pid, int(pgrp)))
+    found: set[int] = set()
+    todo = [root]
+    while todo:
+        for child, group in children.get(todo.pop(), []):
+            if child not in found:
+                todo.append(child)
+                if group != root:
+                    found.add(child)
+    return found
 
 
 async def _group_ended(proc: asyncio.subprocess.Process) -> None:
