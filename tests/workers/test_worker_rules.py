@@ -169,3 +169,19 @@ async def test_transient_failures_are_retried_then_recorded_as_failed(orchestra:
         assert len(tries) == 3  # the first try of each delivery failed and was retried at once
         [failed] = [e for e in events if e["type"] == "protocol_run.step_execution_failed"]
         assert failed["payload"]["reason"]
+
+
+async def test_onboarding_fails_with_the_reason_when_the_base_branch_is_missing(orchestra: Orchestra) -> None:
+    o = orchestra
+    async with o.system.admin() as api:
+        created = await api.post(
+            "/projects",
+            json={"name": "x", "git_url": o.origin.url, "base_branch": "develop", "ci_provider": "github"},
+        )
+        assert created.status_code == 201, created.text
+        pid = created.json()["id"]
+        await wait_for(api, f"/projects/{pid}", lambda p: p["status"] == "onboarding_failed", what="failure")
+        events = (await get(api, f"/events?project_id={pid}&limit=50"))["data"]
+        [failed] = [e for e in events if e["type"] == "project.onboarding_failed"]
+        assert "the base branch 'develop' does not exist" in failed["payload"]["reason"]
+        assert await o.origin.tip("deksdenflow/onboarding") is None  # nothing pushed

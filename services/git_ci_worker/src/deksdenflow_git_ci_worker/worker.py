@@ -36,7 +36,7 @@ from deksdenflow_core.domain.project import ProjectCommand, ProjectState
 from deksdenflow_core.domain.protocol_run import ProtocolRunCommand, ProtocolRunState
 from deksdenflow_core.errors import DeksdenflowError, DomainError
 from deksdenflow_core.eventstore import AppendMeta, JetStreamEventStore
-from deksdenflow_git import Git, MirrorCache
+from deksdenflow_git import Git, MirrorCache, redact
 from deksdenflow_git.forges import Forge, ForgeError, make_forge
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
@@ -170,7 +170,9 @@ class GitCiWorker:
         await self.mirrors.sync(project.project_id, project.git_url)  # the remote is reachable and readable
         heads = await self.mirrors.remote_heads(project.project_id, project.git_url)
         if project.base_branch not in heads:
-            raise _Permanent(f"the base branch {project.base_branch!r} does not exist on {project.git_url}")
+            # redacted: a clone URL may carry a token, and this reason goes into the log
+            where = redact(project.git_url)
+            raise _Permanent(f"the base branch {project.base_branch!r} does not exist on {where}")
         added = await self._starter_assets(project)
         local_path = await self._working_clone(project) if self.settings.auto_clone else project.local_path
         await self._record_project(
