@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -59,7 +60,7 @@ class Reply:
         return cls(status=status)
 
 
-class FakeServer:
+class FakeServer(ABC):
     """Base of every fake: ``start()``/``stop()`` (or ``with``), ``url``, ``requests`` seen so far."""
 
     def __init__(self) -> None:
@@ -71,8 +72,9 @@ class FakeServer:
 
     # --- to implement ---------------------------------------------------------------------------------
 
-    def handle(self, request: Request) -> Reply:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def handle(self, request: Request) -> Reply:
+        """The fake's answer to ``request`` (called on a server thread)."""
 
     # --- lifecycle ------------------------------------------------------------------------------------
 

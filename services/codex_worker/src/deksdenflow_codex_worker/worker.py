@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 
 import structlog
 from deksdenflow_core.aggregates import PROJECT, PROTOCOL_RUN, Repository
-from deksdenflow_core.consumer import ConsumerLoop, ConsumerSpec, Delivery
+from deksdenflow_core.consumer import ConsumerSpec, Delivery
 from deksdenflow_core.contracts.generated.deksdenflow.commands.v1 import protocol_run as cmd
 from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
     Phase,
@@ -49,7 +49,8 @@ from deksdenflow_core.domain.protocol_run import (
     StepState,
 )
 from deksdenflow_core.errors import DeksdenflowError, DomainError
-from deksdenflow_core.eventstore import AppendMeta, JetStreamEventStore
+from deksdenflow_core.eventstore import JetStreamEventStore
+from deksdenflow_core.jobs import ConsumerPool, result_meta
 from deksdenflow_git import MirrorCache, PushRejected, Worktree
 
 from deksdenflow_codex_worker import budget
@@ -126,7 +127,9 @@ class CodexWorker:
         self.mirrors = mirrors
         self.metrics = metrics or WorkerMetrics()
         self.prices = budget.PriceTable(settings.prices())
-        self._loops: list[ConsumerLoop] = []
+        self._pool = ConsumerPool(
+            store, self.spec(), concurrency=settings.codex_worker_concurrency, on_failure=self.on_failure
+        )
 
     # --- consuming ------------------------------------------------------------------------------------------
 
@@ -149,17 +152,10 @@ class CodexWorker:
 
     async def run(self) -> None:
         """Run ``concurrency`` consumer loops on the shared durable until ``stop()``."""
-        spec = self.spec()
-        self._loops = [
-            ConsumerLoop(self.store.jetstream(), self.store.stream, spec, on_failure=self.on_failure)
-            for _ in range(self.settings.codex_worker_concurrency)
-        ]
-        await self._loops[0].ensure_consumer()
-        await asyncio.gather(*(loop.run(self.handle) for loop in self._loops))
+        await self._pool.run(self.handle)
 
     def stop(self) -> None:
-        for loop in self._loops:
-            loop.stop()
+        self._pool.stop()
 
     async def handle(self, delivery: Delivery) -> None:
         event = delivery.event.event
@@ -828,15 +824,7 @@ class CodexWorker:
 
     async def _record(self, run_id: str, commands: list[ProtocolRunCommand], delivery: Delivery) -> None:
         """Append results; a result the run no longer takes (it was cancelled, say) is dropped."""
-        envelope = delivery.event.envelope
-        meta = AppendMeta(
-            source=SOURCE,
-            actor=f"worker:{self.settings.worker_id}",
-            correlation_id=envelope.correlation_id or run_id,
-            # The request event, then '#' and what tells this append from the job's others: event ids
-            # derive from the causation, and two workers answering one request must never share ids.
-            causation_id=f"{envelope.id}#{uuid.uuid4().hex[:12]}",
-        )
+        meta = result_meta(delivery, source=SOURCE, worker_id=self.settings.worker_id, aggregate_id=run_id)
         try:
             await self.repo.execute_many(PROTOCOL_RUN, run_id, commands, meta, redecide=3)
         except DomainError as exc:

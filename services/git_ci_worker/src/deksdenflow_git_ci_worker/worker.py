@@ -10,7 +10,6 @@ the API shows what the remote really has.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import shutil
 import uuid
@@ -23,7 +22,7 @@ from urllib.parse import urlsplit
 import structlog
 from deksdenflow_core.aggregates import PROJECT, PROTOCOL_RUN, Repository
 from deksdenflow_core.assets import PROMPT_NAMES, SCHEMA_NAMES, prompt_text, schema_text
-from deksdenflow_core.consumer import ConsumerLoop, ConsumerSpec, Delivery
+from deksdenflow_core.consumer import ConsumerSpec, Delivery
 from deksdenflow_core.contracts.generated.deksdenflow.commands.v1 import project as pcmd
 from deksdenflow_core.contracts.generated.deksdenflow.commands.v1 import protocol_run as cmd
 from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
@@ -36,6 +35,7 @@ from deksdenflow_core.domain.project import ProjectCommand, ProjectState
 from deksdenflow_core.domain.protocol_run import ProtocolRunCommand, ProtocolRunState
 from deksdenflow_core.errors import DeksdenflowError, DomainError
 from deksdenflow_core.eventstore import AppendMeta, JetStreamEventStore
+from deksdenflow_core.jobs import ConsumerPool, result_meta
 from deksdenflow_git import Git, MirrorCache, redact
 from deksdenflow_git.forges import Forge, ForgeError, make_forge
 from nats.aio.client import Client as NATS
@@ -89,8 +89,9 @@ class GitCiWorker:
         self.mirrors = mirrors
         self.git = git
         self.metrics = metrics or GitCiMetrics()
-        self._loops: list[ConsumerLoop] = []
-        self._stopped = asyncio.Event()
+        self._pool = ConsumerPool(
+            store, self.spec(), concurrency=settings.git_ci_worker_concurrency, on_failure=self.on_failure
+        )
 
     def spec(self) -> ConsumerSpec:
         s = self.store.subjects
@@ -112,21 +113,14 @@ class GitCiWorker:
         return f"{self.store.subjects.prefix}.{BRANCHES_SERVICE}"
 
     async def run(self) -> None:
-        spec = self.spec()
-        self._loops = [
-            ConsumerLoop(self.store.jetstream(), self.store.stream, spec, on_failure=self.on_failure)
-            for _ in range(self.settings.git_ci_worker_concurrency)
-        ]
-        await self._loops[0].ensure_consumer()
         sub = await self.nc.subscribe(self.branches_subject, queue="git_ci_worker", cb=self._branches)
         try:
-            await asyncio.gather(*(loop.run(self.handle) for loop in self._loops))
+            await self._pool.run(self.handle)
         finally:
             await sub.unsubscribe()
 
     def stop(self) -> None:
-        for loop in self._loops:
-            loop.stop()
+        self._pool.stop()
 
     async def handle(self, delivery: Delivery) -> None:
         event = delivery.event.event
@@ -341,12 +335,8 @@ class GitCiWorker:
     # --- recording ---------------------------------------------------------------------------------------
 
     def _meta(self, delivery: Delivery, aggregate_id: str) -> AppendMeta:
-        envelope = delivery.event.envelope
-        return AppendMeta(
-            source=SOURCE,
-            actor=f"worker:{self.settings.worker_id}",
-            correlation_id=envelope.correlation_id or aggregate_id,
-            causation_id=f"{envelope.id}#{uuid.uuid4().hex[:12]}",
+        return result_meta(
+            delivery, source=SOURCE, worker_id=self.settings.worker_id, aggregate_id=aggregate_id
         )
 
     async def _record_run(self, run_id: str, commands: list[ProtocolRunCommand], delivery: Delivery) -> None:
