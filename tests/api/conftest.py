@@ -28,6 +28,7 @@ from pydantic import SecretStr
 from tests.support import eventually
 
 ADMIN_TOKEN = "test-admin-token"
+WEBHOOK_TOKEN = "test-webhook-secret"
 
 
 class _Server(uvicorn.Server):
@@ -67,7 +68,12 @@ async def system(nats_url: str, fresh_db_url: str) -> AsyncIterator[System]:
     projecting = asyncio.create_task(projector.run())
     port = free_port()
     settings = ApiSettings(
-        api_port=port, api_token=SecretStr(ADMIN_TOKEN), read_wait_timeout_seconds=5, sse_keepalive_seconds=1
+        api_port=port,
+        api_token=SecretStr(ADMIN_TOKEN),
+        webhook_token=SecretStr(WEBHOOK_TOKEN),
+        webhook_max_body_bytes=64 * 1024,
+        read_wait_timeout_seconds=5,
+        sse_keepalive_seconds=1,
     )
     app = create_app(settings, event_store=es, database=DatabaseSettings(db_url=fresh_db_url))
     server = _Server(

@@ -31,6 +31,13 @@ from deksdenflow_core.domain.protocol_run import (
     decide_protocol_run,
     evolve_protocol_run,
 )
+from deksdenflow_core.domain.webhook import (
+    WebhookCommand,
+    WebhookEvent,
+    WebhookState,
+    decide_webhook,
+    evolve_webhook,
+)
 from deksdenflow_core.envelope import RecordedEvent
 from deksdenflow_core.errors import ConcurrencyConflict, DomainError
 from deksdenflow_core.eventstore import AppendMeta, AppendResult, JetStreamEventStore, Loaded, Position
@@ -69,6 +76,13 @@ PROTOCOL_RUN: AggregateKind[ProtocolRunState, ProtocolRunCommand, ProtocolRunEve
     initial=ProtocolRunState.initial,
     evolve=evolve_protocol_run,
     decide=decide_protocol_run,
+    project_id_of=lambda state, _aggregate_id: state.project_id,
+)
+WEBHOOK: AggregateKind[WebhookState, WebhookCommand, WebhookEvent] = AggregateKind(
+    aggregate_type="webhook",
+    initial=WebhookState.initial,
+    evolve=evolve_webhook,
+    decide=decide_webhook,
     project_id_of=lambda state, _aggregate_id: state.project_id,
 )
 

@@ -72,8 +72,21 @@ class ApiSettings(_Base):
         default=5.0, gt=0, description="How long a branch listing waits for the git worker's answer."
     )
 
+    webhook_token: SecretStr = Field(
+        default=SecretStr(""),
+        description="Global webhook secret(s), comma-separated for rotation (DEKSDENFLOW_WEBHOOK_TOKEN): the "
+        "GitHub HMAC key / GitLab token of every project, and the key per-project secrets derive from. "
+        "Empty: webhooks are refused (401).",
+    )
+    webhook_max_body_bytes: int = Field(
+        default=2 * 1024 * 1024, ge=1024, description="Largest webhook body accepted (413 above)."
+    )
+
     def admin_tokens(self) -> list[str]:
         return [t.strip() for t in self.api_token.get_secret_value().split(",") if t.strip()]
+
+    def webhook_tokens(self) -> list[str]:
+        return [t.strip() for t in self.webhook_token.get_secret_value().split(",") if t.strip()]
 
 
 class RuntimeSettings(_Base):

@@ -15,7 +15,7 @@ from deksdenflow_api.consistency import CheckpointWatcher
 from deksdenflow_api.context import ApiContext
 from deksdenflow_api.idempotency import IdempotencyStore
 from deksdenflow_api.middleware import ApiMetrics, Idempotency, RequestContext
-from deksdenflow_api.routes import events, projects, protocols, queues
+from deksdenflow_api.routes import events, projects, protocols, queues, webhooks
 
 SHUTDOWN_TIMEOUT_SECONDS = 5.0
 
@@ -27,6 +27,9 @@ Commands become events in the log (JetStream); reads come from the read model (P
 * **Idempotency**: send `Idempotency-Key` on any POST; a repeat returns the first answer and appends nothing.
 * **Read-your-writes**: every write answers `X-Event-Sequence`; send it back as `X-Min-Event-Sequence` on
   a read to see at least that write.
+* **Webhooks**: `POST /webhooks/github` and `/webhooks/gitlab` take no bearer token: they are
+  authenticated by the provider's signature (`X-Hub-Signature-256`) or token (`X-Gitlab-Token`) with
+  `DEKSDENFLOW_WEBHOOK_TOKEN` or the project's own secret (`POST /projects/{id}/webhook-secret`).
 * **Request ids**: `X-Request-ID` is taken (or generated), echoed, and recorded as the cause of the
   events a request appends.
 """
@@ -79,6 +82,7 @@ def create_app(
     app.include_router(protocols.router)
     app.include_router(events.router)
     app.include_router(queues.router)
+    app.include_router(webhooks.router)
     # Outermost last: RequestContext wraps everything, so replayed answers carry ids and are counted.
     # A lambda on purpose: the context exists only once the lifespan has started.
     app.add_middleware(Idempotency, store=idempotency, js=lambda: app.state.ctx.js(), metrics=metrics)  # noqa: PLW0108

@@ -115,6 +115,7 @@ def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
         404: "No such resource.",
         409: "Illegal in the current status (the body names it), a lost race, "
         "or a repeated Idempotency-Key still in progress.",
+        413: "The body is larger than the limit.",
         422: "The request body or parameters are invalid.",
         503: "NATS or PostgreSQL is unavailable, "
         "or the read model has not reached the requested sequence yet.",

@@ -60,6 +60,12 @@ class ApiMetrics:
             ["aggregate"],
             registry=self.registry,
         )
+        self.webhooks = Counter(
+            "deksdenflow_webhooks",
+            "Webhook deliveries by provider and outcome (accepted, ignored, duplicate, unauthorized)",
+            ["provider", "outcome"],
+            registry=self.registry,
+        )
         self.idempotent_replays = Counter(
             "deksdenflow_api_idempotent_replays",
             "POSTs answered from a stored Idempotency-Key response",
@@ -113,9 +119,13 @@ class Idempotency:
         self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # Webhooks have their own durable deduplication (by delivery id; GitLab even sends its own
+        # Idempotency-Key) and no credential to scope a stored answer by.
         given = (
             header(scope, b"idempotency-key")
-            if scope["type"] == "http" and scope["method"] == "POST"
+            if scope["type"] == "http"
+            and scope["method"] == "POST"
+            and not scope["path"].startswith("/webhooks/")
             else None
         )
         if given is None:

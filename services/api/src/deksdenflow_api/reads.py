@@ -104,6 +104,7 @@ def project_body(row: dict[str, Any]) -> dict[str, Any]:
     state = row["state"] or {}
     body["default_engines"] = unset_as_null(state.get("default_engines") or {})
     body["forge_repo"] = state.get("forge_repo") or None
+    body["ci_policy"] = state.get("ci_policy")
     return body
 
 

@@ -56,6 +56,21 @@ class EngineDefaults(_In):
     discovery: EngineId | None = None
 
 
+class CiPolicyIn(_In):
+    """How the project reacts to CI."""
+
+    auto_qa_on_success: bool = Field(
+        default=False, description="CI success requests QA of the step instead of completing it."
+    )
+    fix_attempts: int = Field(
+        default=0,
+        ge=0,
+        le=10,
+        description="CI fixes the agent may attempt per step when CI fails: the failing job's log excerpt "
+        "goes into its prompt. 0: a CI failure blocks the run at once.",
+    )
+
+
 class ProjectCreate(_In):
     """Register a git repository."""
 
@@ -75,6 +90,9 @@ class ProjectCreate(_In):
         description="The repository on GitHub/GitLab (owner/repo, group/sub/project) when git_url does not "
         "say it (a mirror, an SSH alias, a local path).",
     )
+    ci_policy: CiPolicyIn | None = Field(
+        default=None, description="How the project reacts to CI; unset: the git worker's settings decide."
+    )
     onboard: bool = Field(
         default=True,
         description="Onboard right away: the git worker checks the remote, adds starter assets on the "
@@ -91,6 +109,7 @@ class ProjectPublic(BaseModel):
     default_models: dict[str, Any]
     default_engines: dict[str, Any]
     forge_repo: str | None
+    ci_policy: dict[str, Any] | None = None
     local_path: str | None
     status: str
     questions: list[dict[str, Any]]
@@ -349,3 +368,23 @@ class JobPublic(BaseModel):
 class JobsPublic(BaseModel):
     data: list[JobPublic]
     count: int
+
+
+class WebhookSecretCreated(BaseModel):
+    """A per-project webhook secret: shown this once. The previous one stops working."""
+
+    project_id: str
+    webhook_secret: str
+    generation: int
+    event_sequence: int
+
+
+class WebhookAccepted(BaseModel):
+    """What became of a delivery: recorded for its run, recorded as ignored, or a redelivery."""
+
+    status: Literal["accepted", "ignored", "duplicate"]
+    delivery_id: str
+    webhook_id: str
+    protocol_run_id: str | None
+    reason: str | None = None
+    event_sequence: int

@@ -35,6 +35,7 @@ from deksdenflow_core.aggregates import PROJECT, PROTOCOL_RUN, Repository
 from deksdenflow_core.consumer import ConsumerSpec, Delivery
 from deksdenflow_core.contracts.generated.deksdenflow.commands.v1 import protocol_run as cmd
 from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
+    CiFailureEvidence,
     Phase,
     QaPolicy,
     QaVerdict,
@@ -377,9 +378,7 @@ class CodexWorker:
                     step_name=step.name,
                     plan_md=plan_md,
                     step_content=step_md,
-                    instructions=f"\nAdditional instructions:\n{req.instructions}\n"
-                    if req.instructions
-                    else "",
+                    instructions=_instructions(req.instructions, step.ci_failure),
                 )
                 call = self._call(
                     job,
@@ -904,3 +903,27 @@ def _scope(step_name: str) -> str:
 def _reason(exc: BaseException) -> str:
     text = exc.message if isinstance(exc, DeksdenflowError) else f"{type(exc).__name__}: {exc}"
     return text[:2000]
+
+
+def _instructions(extra: str, ci_failure: CiFailureEvidence | None) -> str:
+    """What the step's own text does not say: a user's extra instructions, and for a CI fix, CI's evidence."""
+    parts: list[str] = []
+    if ci_failure is not None:
+        commit = ci_failure.head_sha[:12] or "unknown commit"
+        said = ci_failure.raw_status or "failure"
+        lines = [
+            f"CI failed on your previous commit of this step ({commit}, CI said {said}). This attempt is CI "
+            f"fix {ci_failure.fix_attempt}: make CI pass without weakening the checks.",
+        ]
+        if ci_failure.run_url:
+            lines.append(f"CI run: {ci_failure.run_url}")
+        if ci_failure.job_name:
+            lines.append(f"Failed job: {ci_failure.job_name}")
+        if ci_failure.log_excerpt:
+            lines += ["The end of the failed job's log:", "```", ci_failure.log_excerpt.rstrip("\n"), "```"]
+        if ci_failure.note:
+            lines.append(f"Note: {ci_failure.note}")
+        parts.append("\n".join(lines))
+    if extra:
+        parts.append(f"Additional instructions:\n{extra}")
+    return "".join(f"\n{p}\n" for p in parts)

@@ -8,7 +8,7 @@ import uvloop
 from deksdenflow_core.eventstore import JetStreamEventStore
 from deksdenflow_core.logging import configure_logging
 from deksdenflow_core.service import serve_worker
-from deksdenflow_core.settings import LogSettings
+from deksdenflow_core.settings import DatabaseSettings, LogSettings
 from deksdenflow_git import Git, GitIdentity, MirrorCache
 from nats.aio.client import Client as NATS
 from prometheus_client import generate_latest
@@ -28,6 +28,7 @@ def make_worker(
         MirrorCache(settings.home.resolve() / "git" / "git-ci-worker", git),
         git,
         metrics=metrics,
+        db_url=DatabaseSettings().db_url,
     )
 
 

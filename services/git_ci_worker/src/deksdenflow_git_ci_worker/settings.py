@@ -55,6 +55,42 @@ class GitCiSettings(BaseSettings):
     ci_workflow: str = Field(
         default="deksdenflow-ci.yml", description="GitHub workflow file dispatched by CI triggers."
     )
+    auto_qa_on_ci: bool = Field(
+        default=False,
+        description="CI success requests QA instead of completing the step (DEKSDENFLOW_AUTO_QA_ON_CI), "
+        "for projects without a CI policy of their own.",
+    )
+    ci_fix_attempts: int = Field(
+        default=0,
+        ge=0,
+        le=10,
+        description="CI fixes the agent may try per step (DEKSDENFLOW_CI_FIX_ATTEMPTS), for projects "
+        "without a CI policy of their own; 0: a CI failure blocks the run.",
+    )
+    ci_log_lines: int = Field(
+        default=80, ge=5, le=2000, description="Lines of the failing job's log given to a CI fix."
+    )
+    reconcile_interval_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="How often the scheduler checks open PRs, the CI of steps waiting on it, and lost "
+        "requests (0: off). It reads the read model (DEKSDENFLOW_DB_URL).",
+    )
+    reconcile_min_age_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="A run is only reconciled once it has not changed for this long (webhooks come first).",
+    )
+    requeue_after_seconds: float = Field(
+        default=900.0,
+        gt=0,
+        description="Work requested this long ago, while no worker has it or will get it, is requeued.",
+    )
+    requeue_consumers: str = Field(
+        default="codex_worker,git_ci_worker",
+        pattern=r"^[A-Za-z0-9_,-]*$",
+        description="Durable consumers that must all be idle before in-flight work counts as lost.",
+    )
     git_user: str = "deksdenflow"
     git_email: str = "deksdenflow@localhost"
 

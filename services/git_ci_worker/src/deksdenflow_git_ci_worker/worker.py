@@ -10,6 +10,7 @@ the API shows what the remote really has.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import uuid
@@ -31,6 +32,7 @@ from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
 )
 from deksdenflow_core.contracts.generated.deksdenflow.events.v1 import project as pev
 from deksdenflow_core.contracts.generated.deksdenflow.events.v1 import protocol_run as ev
+from deksdenflow_core.contracts.generated.deksdenflow.events.v1 import webhook as wev
 from deksdenflow_core.domain.project import ProjectCommand, ProjectState
 from deksdenflow_core.domain.protocol_run import ProtocolRunCommand, ProtocolRunState
 from deksdenflow_core.errors import DeksdenflowError, DomainError
@@ -42,6 +44,8 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from prometheus_client import CollectorRegistry, Counter
 
+from deksdenflow_git_ci_worker.ci import CiHandler, Stale
+from deksdenflow_git_ci_worker.reconcile import Reconciler
 from deksdenflow_git_ci_worker.settings import GitCiSettings
 
 log = structlog.get_logger("deksdenflow.git_ci_worker")
@@ -81,6 +85,7 @@ class GitCiWorker:
         git: Git,
         *,
         metrics: GitCiMetrics | None = None,
+        db_url: str | None = None,
     ) -> None:
         self.store = store
         self.nc = nc
@@ -89,6 +94,13 @@ class GitCiWorker:
         self.mirrors = mirrors
         self.git = git
         self.metrics = metrics or GitCiMetrics()
+        self.ci = CiHandler(self.repo, settings, self._forge, provider_of)
+        # The scheduler reads the read model for its candidates; without a database it does not run.
+        self.reconciler = (
+            Reconciler(self.repo, store, db_url, settings, self.ci, self._forge)
+            if db_url and settings.reconcile_interval_seconds > 0
+            else None
+        )
         self._pool = ConsumerPool(
             store, self.spec(), concurrency=settings.git_ci_worker_concurrency, on_failure=self.on_failure
         )
@@ -101,6 +113,8 @@ class GitCiWorker:
                 s.of_type(pev.ProjectOnboardingRequested.EVENT_TYPE),
                 s.of_type(ev.PullRequestRequested.EVENT_TYPE),
                 s.of_type(ev.BranchDeletionRequested.EVENT_TYPE),
+                s.of_type(wev.WebhookReceived.EVENT_TYPE),
+                s.of_type(ev.CiFixRequested.EVENT_TYPE),
             ],
             batch=1,
             max_deliver=6,
@@ -114,13 +128,19 @@ class GitCiWorker:
 
     async def run(self) -> None:
         sub = await self.nc.subscribe(self.branches_subject, queue="git_ci_worker", cb=self._branches)
+        scheduler = asyncio.create_task(self.reconciler.run()) if self.reconciler else None
         try:
             await self._pool.run(self.handle)
         finally:
+            if self.reconciler is not None and scheduler is not None:
+                self.reconciler.stop()
+                await scheduler
             await sub.unsubscribe()
 
     def stop(self) -> None:
         self._pool.stop()
+        if self.reconciler is not None:
+            self.reconciler.stop()
 
     async def handle(self, delivery: Delivery) -> None:
         event = delivery.event.event
@@ -133,7 +153,13 @@ class GitCiWorker:
                 await self._open_pr(delivery, event)
             elif isinstance(event, ev.BranchDeletionRequested):
                 await self._delete_branch(delivery, event)
-        except Skip as exc:
+            elif isinstance(event, wev.WebhookReceived):
+                if event.ignored_reason or not event.protocol_run_id:
+                    raise Skip(f"webhook ignored on receipt: {event.ignored_reason}")
+                await self.ci.apply_webhook(delivery, event, self._meta)
+            elif isinstance(event, ev.CiFixRequested):
+                await self.ci.fix_ci(delivery, event, self._meta)
+        except (Skip, Stale) as exc:
             outcome = "skipped"
             log.info("job dropped", reason=str(exc), job=kind)
         except BaseException:
@@ -154,6 +180,8 @@ class GitCiWorker:
             await self._record_run(
                 agg_id, [cmd.RecordPullRequestFailed(attempt=event.attempt, reason=reason)], delivery
             )
+        elif isinstance(event, ev.CiFixRequested):
+            await self.ci.fix_ci_without_log(delivery, event, reason, self._meta)
 
     # --- onboarding --------------------------------------------------------------------------------------
 

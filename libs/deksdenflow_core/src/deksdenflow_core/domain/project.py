@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict
 
 from deksdenflow_core.contracts.generated.deksdenflow.commands.v1 import project as cmd
 from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
+    CiPolicy,
     CiProvider,
     ClarificationQuestion,
     EngineDefaults,
@@ -29,6 +30,8 @@ ProjectEvent = (
     | ev.ProjectClarificationAnswered
     | ev.ProjectTokenIssued
     | ev.ProjectTokenRevoked
+    | ev.ProjectCiPolicySet
+    | ev.ProjectWebhookSecretRotated
 )
 ProjectCommand = (
     cmd.RegisterProject
@@ -38,7 +41,12 @@ ProjectCommand = (
     | cmd.AnswerClarifications
     | cmd.IssueProjectToken
     | cmd.RevokeProjectToken
+    | cmd.SetCiPolicy
+    | cmd.RotateWebhookSecret
 )
+
+# More CI fixes than this per step is a loop, not a policy.
+MAX_CI_FIX_ATTEMPTS = 10
 
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 
@@ -75,6 +83,10 @@ class ProjectState(BaseModel):
     answers: dict[str, str] = {}
     # token_id -> sha256 hex of the active tokens.
     tokens: dict[str, str] = {}
+    # None: the git worker's settings decide.
+    ci_policy: CiPolicy | None = None
+    # 0: no per-project webhook secret was issued (only the global one authenticates).
+    webhook_secret_generation: int = 0
     version: int = 0
 
     @classmethod
@@ -129,6 +141,13 @@ def decide_project(state: ProjectState, command: ProjectCommand, ctx: DecisionCo
             if command.token_id not in state.tokens:
                 raise NotFound(f"token {command.token_id} is not an active token of this project")
             return [ev.ProjectTokenRevoked(token_id=command.token_id)]
+        case cmd.SetCiPolicy():
+            policy = _ci_policy(command.ci_policy or CiPolicy())
+            if policy == state.ci_policy:
+                return []
+            return [ev.ProjectCiPolicySet(ci_policy=policy)]
+        case cmd.RotateWebhookSecret():
+            return [ev.ProjectWebhookSecretRotated(generation=state.webhook_secret_generation + 1)]
         case _:
             assert_never(command)
 
@@ -150,7 +169,17 @@ def _register(state: ProjectState, command: cmd.RegisterProject) -> ev.ProjectRe
         default_engines=command.default_engines,
         local_path=command.local_path,
         forge_repo=command.forge_repo,
+        ci_policy=_ci_policy(command.ci_policy) if command.ci_policy is not None else None,
     )
+
+
+def _ci_policy(policy: CiPolicy) -> CiPolicy:
+    if not 0 <= policy.fix_attempts <= MAX_CI_FIX_ATTEMPTS:
+        raise InvalidCommand(
+            f"ci_policy.fix_attempts must be between 0 and {MAX_CI_FIX_ATTEMPTS}",
+            field="ci_policy.fix_attempts",
+        )
+    return policy
 
 
 def _stale_onboarding_result(state: ProjectState, attempt: int) -> bool:
@@ -199,6 +228,7 @@ def evolve_project(state: ProjectState, event: ProjectEvent) -> ProjectState:
                 "default_engines": event.default_engines or EngineDefaults(),
                 "forge_repo": event.forge_repo,
                 "local_path": event.local_path,
+                "ci_policy": event.ci_policy,
             }
         case ev.ProjectOnboardingRequested():
             update = {"status": ProjectStatus.ONBOARDING, "onboarding_attempt": event.attempt}
@@ -225,6 +255,10 @@ def evolve_project(state: ProjectState, event: ProjectEvent) -> ProjectState:
             update = {"tokens": {**state.tokens, event.token_id: event.token_hash}}
         case ev.ProjectTokenRevoked():
             update = {"tokens": {k: v for k, v in state.tokens.items() if k != event.token_id}}
+        case ev.ProjectCiPolicySet():
+            update = {"ci_policy": event.ci_policy}
+        case ev.ProjectWebhookSecretRotated():
+            update = {"webhook_secret_generation": event.generation}
         case _:
             assert_never(event)
     return state.model_copy(update={**update, "version": state.version + 1})

@@ -11,6 +11,7 @@ from deksdenflow_core.aggregates import PROJECT, PROTOCOL_RUN
 from deksdenflow_core.contracts.generated.deksdenflow.commands.v1 import project as pcmd
 from deksdenflow_core.contracts.generated.deksdenflow.commands.v1 import protocol_run as cmd
 from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
+    CiPolicy,
     CiProvider,
     EngineDefaults,
     ModelDefaults,
@@ -37,6 +38,7 @@ from deksdenflow_api.schemas import (
     BranchDelete,
     BranchesPublic,
     BranchPublic,
+    CiPolicyIn,
     ClarificationsAnswer,
     ProjectCreate,
     ProjectCreated,
@@ -48,7 +50,9 @@ from deksdenflow_api.schemas import (
     ProtocolsPublic,
     TokenCreate,
     TokenCreated,
+    WebhookSecretCreated,
 )
+from deksdenflow_api.webhook_secrets import project_webhook_secret
 
 router = APIRouter(tags=["projects"])
 Id = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,128}$")]
@@ -78,6 +82,7 @@ async def create_project(
             default_engines=engines,
             local_path=body.local_path or "",
             forge_repo=body.forge_repo or "",
+            ci_policy=CiPolicy(**body.ci_policy.model_dump()) if body.ci_policy else None,
         ),
         pcmd.IssueProjectToken(token_id=token_id, token_hash=digest, label="created with the project"),
     ]
@@ -115,6 +120,7 @@ def _project_from_state(state: ProjectState, at: object) -> dict[str, object]:
         "default_models": unset_as_null(state.default_models.model_dump()),
         "default_engines": unset_as_null(state.default_engines.model_dump()),
         "forge_repo": state.forge_repo or None,
+        "ci_policy": state.ci_policy.model_dump(mode="json") if state.ci_policy else None,
         "local_path": state.local_path or None,
         "status": state.status.value,
         "questions": [q.model_dump(mode="json") for q in state.questions],
@@ -205,6 +211,78 @@ async def answer_clarifications(
     )
     at = outcome.appended.events[-1].envelope.time if outcome.appended.events else None
     return ProjectPublic(**_project_from_state(outcome.state, at or datetime.now(UTC)))
+
+
+@router.put(
+    "/projects/{project_id}/ci-policy",
+    response_model=ProjectPublic,
+    responses=errors(401, 403, 404, 409, 422, 503),
+)
+async def set_ci_policy(
+    project_id: Id,
+    body: CiPolicyIn,
+    request: Request,
+    response: Response,
+    ctx: ContextDep,
+    principal: PrincipalDep,
+) -> ProjectPublic:
+    """Set how the project reacts to CI: QA on success, and how many CI fixes the agent may try per step."""
+    principal.require_project(project_id)
+    outcome = await commanding.execute(
+        ctx,
+        request,
+        response,
+        principal,
+        PROJECT,
+        project_id,
+        [pcmd.SetCiPolicy(ci_policy=CiPolicy(**body.model_dump()))],
+        correlation_id=project_id,
+    )
+    at = outcome.appended.events[-1].envelope.time if outcome.appended.events else None
+    return ProjectPublic(**_project_from_state(outcome.state, at or datetime.now(UTC)))
+
+
+@router.post(
+    "/projects/{project_id}/webhook-secret",
+    status_code=201,
+    response_model=WebhookSecretCreated,
+    responses=errors(401, 403, 404, 409, 422, 503),
+)
+async def rotate_webhook_secret(
+    project_id: Id, request: Request, response: Response, ctx: ContextDep, principal: PrincipalDep
+) -> WebhookSecretCreated:
+    """Issue the project's webhook secret (shown this once; the previous one stops working at once).
+
+    Configure it as the GitHub webhook secret / GitLab secret token of the repository, and as
+    ``DEKSDENFLOW_WEBHOOK_TOKEN`` of its CI callback. It authenticates deliveries of this project only.
+    Needs the global ``DEKSDENFLOW_WEBHOOK_TOKEN`` of the API, which it is derived from (nothing secret is
+    stored anywhere).
+    """
+    principal.require_project(project_id)
+    masters = ctx.settings.webhook_tokens()
+    if not masters:
+        raise HttpError(
+            409,
+            "webhooks_not_configured",
+            "per-project webhook secrets derive from the API's DEKSDENFLOW_WEBHOOK_TOKEN, which is not set",
+        )
+    outcome = await commanding.execute(
+        ctx,
+        request,
+        response,
+        principal,
+        PROJECT,
+        project_id,
+        [pcmd.RotateWebhookSecret()],
+        correlation_id=project_id,
+    )
+    generation = outcome.state.webhook_secret_generation
+    return WebhookSecretCreated(
+        project_id=project_id,
+        webhook_secret=project_webhook_secret(masters[0], project_id, generation),
+        generation=generation,
+        event_sequence=outcome.appended.last_seq,
+    )
 
 
 @router.post(

@@ -5,10 +5,13 @@ from deksdenflow_core.contracts.base import ContractModel
 
 from .deksdenflow.commands.v1 import project as _deksdenflow_commands_v1_project
 from .deksdenflow.commands.v1 import protocol_run as _deksdenflow_commands_v1_protocol_run
+from .deksdenflow.commands.v1 import webhook as _deksdenflow_commands_v1_webhook
 from .deksdenflow.events.v1 import project as _deksdenflow_events_v1_project
 from .deksdenflow.events.v1 import protocol_run as _deksdenflow_events_v1_protocol_run
+from .deksdenflow.events.v1 import webhook as _deksdenflow_events_v1_webhook
 
 EVENT_TYPES: dict[str, type[ContractModel]] = {
+    "project.ci_policy_set": _deksdenflow_events_v1_project.ProjectCiPolicySet,
     "project.clarification_answered": _deksdenflow_events_v1_project.ProjectClarificationAnswered,
     "project.onboarded": _deksdenflow_events_v1_project.ProjectOnboarded,
     "project.onboarding_failed": _deksdenflow_events_v1_project.ProjectOnboardingFailed,
@@ -16,11 +19,13 @@ EVENT_TYPES: dict[str, type[ContractModel]] = {
     "project.registered": _deksdenflow_events_v1_project.ProjectRegistered,
     "project.token_issued": _deksdenflow_events_v1_project.ProjectTokenIssued,
     "project.token_revoked": _deksdenflow_events_v1_project.ProjectTokenRevoked,
+    "project.webhook_secret_rotated": _deksdenflow_events_v1_project.ProjectWebhookSecretRotated,
     "protocol_run.blocked": _deksdenflow_events_v1_protocol_run.ProtocolRunBlocked,
     "protocol_run.branch_deleted": _deksdenflow_events_v1_protocol_run.BranchDeleted,
     "protocol_run.branch_deletion_requested": _deksdenflow_events_v1_protocol_run.BranchDeletionRequested,
     "protocol_run.branch_pushed": _deksdenflow_events_v1_protocol_run.BranchPushed,
     "protocol_run.cancelled": _deksdenflow_events_v1_protocol_run.ProtocolRunCancelled,
+    "protocol_run.ci_fix_requested": _deksdenflow_events_v1_protocol_run.CiFixRequested,
     "protocol_run.ci_reported": _deksdenflow_events_v1_protocol_run.CiReported,
     "protocol_run.completed": _deksdenflow_events_v1_protocol_run.ProtocolRunCompleted,
     "protocol_run.created": _deksdenflow_events_v1_protocol_run.ProtocolRunCreated,
@@ -46,6 +51,8 @@ EVENT_TYPES: dict[str, type[ContractModel]] = {
     "protocol_run.step_execution_started": _deksdenflow_events_v1_protocol_run.StepExecutionStarted,
     "protocol_run.step_failed": _deksdenflow_events_v1_protocol_run.StepFailed,
     "protocol_run.usage_recorded": _deksdenflow_events_v1_protocol_run.UsageRecorded,
+    "webhook.processed": _deksdenflow_events_v1_webhook.WebhookProcessed,
+    "webhook.received": _deksdenflow_events_v1_webhook.WebhookReceived,
 }
 COMMAND_TYPES: dict[str, type[ContractModel]] = {
     "project.answer_clarifications": _deksdenflow_commands_v1_project.AnswerClarifications,
@@ -55,6 +62,8 @@ COMMAND_TYPES: dict[str, type[ContractModel]] = {
     "project.register": _deksdenflow_commands_v1_project.RegisterProject,
     "project.request_onboarding": _deksdenflow_commands_v1_project.RequestOnboarding,
     "project.revoke_token": _deksdenflow_commands_v1_project.RevokeProjectToken,
+    "project.rotate_webhook_secret": _deksdenflow_commands_v1_project.RotateWebhookSecret,
+    "project.set_ci_policy": _deksdenflow_commands_v1_project.SetCiPolicy,
     "protocol_run.approve_step": _deksdenflow_commands_v1_protocol_run.ApproveStep,
     "protocol_run.cancel": _deksdenflow_commands_v1_protocol_run.CancelProtocolRun,
     "protocol_run.create": _deksdenflow_commands_v1_protocol_run.CreateProtocolRun,
@@ -78,10 +87,14 @@ COMMAND_TYPES: dict[str, type[ContractModel]] = {
     "protocol_run.record_step_execution_started": _deksdenflow_commands_v1_protocol_run.RecordStepExecutionStarted,
     "protocol_run.record_usage": _deksdenflow_commands_v1_protocol_run.RecordUsage,
     "protocol_run.request_branch_deletion": _deksdenflow_commands_v1_protocol_run.RequestBranchDeletion,
+    "protocol_run.request_ci_fix": _deksdenflow_commands_v1_protocol_run.RequestCiFix,
+    "protocol_run.requeue_lost_work": _deksdenflow_commands_v1_protocol_run.RequeueLostWork,
     "protocol_run.resume": _deksdenflow_commands_v1_protocol_run.ResumeProtocolRun,
     "protocol_run.retry_latest": _deksdenflow_commands_v1_protocol_run.RetryLatestStep,
     "protocol_run.run_next_step": _deksdenflow_commands_v1_protocol_run.RunNextStep,
     "protocol_run.run_step": _deksdenflow_commands_v1_protocol_run.RunStep,
     "protocol_run.run_step_qa": _deksdenflow_commands_v1_protocol_run.RunStepQa,
     "protocol_run.start": _deksdenflow_commands_v1_protocol_run.StartProtocolRun,
+    "webhook.receive": _deksdenflow_commands_v1_webhook.ReceiveWebhook,
+    "webhook.record_processed": _deksdenflow_commands_v1_webhook.RecordWebhookProcessed,
 }

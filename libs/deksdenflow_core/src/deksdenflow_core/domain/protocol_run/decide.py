@@ -11,6 +11,7 @@ from typing import assert_never
 
 from deksdenflow_core.contracts.generated.deksdenflow.commands.v1 import protocol_run as cmd
 from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
+    CiFailureEvidence,
     CiStatus,
     CompletionVia,
     ExecutionReason,
@@ -63,6 +64,8 @@ ProtocolRunCommand = (
     | cmd.RecordPullRequestMerged
     | cmd.RecordPullRequestClosed
     | cmd.RecordCiReport
+    | cmd.RequestCiFix
+    | cmd.RequeueLostWork
     | cmd.RecordUsage
 )
 
@@ -231,6 +234,10 @@ def _decide_result(
             return [ev.PullRequestClosed(number=command.number, url=command.url)]
         case cmd.RecordCiReport():
             return _ci_report(state, command)
+        case cmd.RequestCiFix():
+            return _ci_fix(state, command)
+        case cmd.RequeueLostWork():
+            return _requeue(state)
         case cmd.RecordUsage():
             if not command.call_id:
                 raise InvalidCommand("usage needs the call_id of the agent call", field="call_id")
@@ -296,7 +303,10 @@ def _rerequest_interrupted(state: ProtocolRunState) -> list[ProtocolRunEvent]:
     if (step := state.executing_step) is not None:
         events.append(
             ev.StepExecutionRequested(
-                step_run_id=step.step_run_id, attempt=step.attempt, reason=ExecutionReason.RESUME
+                step_run_id=step.step_run_id,
+                attempt=step.attempt,
+                reason=ExecutionReason.RESUME,
+                ci_failure=step.ci_failure,
             )
         )
     events.extend(
@@ -309,6 +319,47 @@ def _rerequest_interrupted(state: ProtocolRunState) -> list[ProtocolRunEvent]:
         for s in state.steps
         if s.qa_pending
     )
+    return events
+
+
+def _requeue(state: ProtocolRunState) -> list[ProtocolRunEvent]:
+    """Work whose request no worker has or will get, asked for again (the scheduler decides it is lost).
+
+    Like a resume: planning and QA as new attempts (a late result of the lost one becomes stale), an
+    execution with the same attempt (the worker finds a commit it already pushed by its trailer), a CI fix
+    and a pull request asked for again as they were.
+    """
+    _require_not_terminal(state, "requeue work")
+    if state.status is RunStatus.PAUSED:
+        raise _illegal(state, "the run is paused; resuming it asks for its work again")
+    events: list[ProtocolRunEvent] = []
+    if state.status is RunStatus.PLANNING:
+        events.append(ev.PlanningRequested(attempt=state.planning_attempt + 1))
+    for step in state.steps:
+        if step.executing:
+            events.append(
+                ev.StepExecutionRequested(
+                    step_run_id=step.step_run_id,
+                    attempt=step.attempt,
+                    reason=ExecutionReason.REQUEUE,
+                    ci_failure=step.ci_failure,
+                )
+            )
+        if step.qa_pending:
+            events.append(
+                ev.QaRequested(
+                    step_run_id=step.step_run_id,
+                    qa_attempt=step.qa_attempt + 1,
+                    policy=_qa_policy(step),
+                    reason=QaReason.REQUEUE,
+                )
+            )
+        if step.ci_fix_request is not None:
+            events.append(step.ci_fix_request)
+    if state.pr_requested:
+        events.append(ev.PullRequestRequested(attempt=state.pr_attempt + 1))
+    if not events:
+        raise _illegal(state, "no work of this run is waiting for a worker")
     return events
 
 
@@ -462,10 +513,51 @@ def _ci_report(state: ProtocolRunState, command: cmd.RecordCiReport) -> list[Pro
             after = _fold(state, events)
             return [*events, _request_qa(after, _require_step(after, step.step_run_id), QaReason.CI_SUCCESS)]
         return _complete_step(state, step, CompletionVia.CI_SUCCESS, events)
-    if command.status is CiStatus.FAILURE and step.status is not StepStatus.FAILED:
-        reason = f"CI {command.raw_status or 'failure'}" + (f": {command.run_url}" if command.run_url else "")
-        return [*events, *_fail_step(state, step, FailureSource.CI, reason)]
+    if command.status is CiStatus.FAILURE and step.status is not StepStatus.FAILED and not step.executing:
+        return [*events, *_ci_failed(state, step, command)]
     return events
+
+
+def _ci_failed(
+    state: ProtocolRunState, step: StepState, command: cmd.RecordCiReport
+) -> list[ProtocolRunEvent]:
+    """The step fails; the agent may fix it (the project's budget per step), else the run is blocked."""
+    reason = f"CI {command.raw_status or 'failure'}" + (f": {command.run_url}" if command.run_url else "")
+    if step.ci_fix_attempts < command.fix_attempts:
+        return [
+            ev.StepFailed(step_run_id=step.step_run_id, source=FailureSource.CI, reason=reason),
+            ev.CiFixRequested(
+                step_run_id=step.step_run_id,
+                fix_attempt=step.ci_fix_attempts + 1,
+                provider=command.provider,
+                head_sha=command.head_sha,
+                run_url=command.run_url,
+                raw_status=command.raw_status,
+            ),
+        ]
+    if command.fix_attempts > 0:
+        reason += f" (still failing after {step.ci_fix_attempts} CI fix attempt(s); the fix budget is spent)"
+    return _fail_step(state, step, FailureSource.CI, reason)
+
+
+def _ci_fix(state: ProtocolRunState, command: cmd.RequestCiFix) -> list[ProtocolRunEvent]:
+    """The fix a ``ci_fix_requested`` asked for, now with its evidence: a new execution attempt."""
+    step = _require_step(state, command.step_run_id)
+    _require_not_terminal(state, "fix CI")
+    evidence = command.evidence or CiFailureEvidence()
+    request = step.ci_fix_request
+    if request is None or evidence.fix_attempt != request.fix_attempt:
+        return []  # already requested, or overtaken (a retry, an approval, a green re-run)
+    if step.status is not StepStatus.FAILED or step.failure_source is not FailureSource.CI:
+        return []
+    return [
+        ev.StepExecutionRequested(
+            step_run_id=step.step_run_id,
+            attempt=step.attempt + 1,
+            reason=ExecutionReason.CI_FIX,
+            ci_failure=evidence,
+        )
+    ]
 
 
 # --- consequences -----------------------------------------------------------------------------------------
@@ -548,6 +640,13 @@ def _require_working(state: ProtocolRunState, action: str, *, allow_blocked: boo
 
 
 def _require_nothing_in_flight(state: ProtocolRunState) -> None:
+    fixing = next((s for s in state.steps if s.ci_fix_pending), None)
+    if fixing is not None:
+        raise _illegal(
+            state,
+            f"a CI fix of step {fixing.name} is being prepared; wait for it or approve the step",
+            step_run_id=fixing.step_run_id,
+        )
     busy = state.executing_step or next(
         (s for s in state.steps if s.status in (StepStatus.RUNNING, StepStatus.NEEDS_QA)), None
     )

@@ -6,6 +6,7 @@ from typing import Any, assert_never
 
 from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
     CiStatus,
+    ExecutionReason,
     FailureSource,
     StepPlan,
 )
@@ -50,6 +51,7 @@ ProtocolRunEvent = (
     | ev.PullRequestMerged
     | ev.PullRequestClosed
     | ev.CiReported
+    | ev.CiFixRequested
     | ev.UsageRecorded
 )
 
@@ -126,17 +128,7 @@ def _apply(s: ProtocolRunState, e: ProtocolRunEvent) -> ProtocolRunState:
         case ev.PlanningFailed():
             return _run_status(s, RunStatus.FAILED, planning_owner="", blocked_reason=e.reason)
         case ev.StepExecutionRequested():
-            s = _step(
-                s,
-                e.step_run_id,
-                status=StepStatus.RUNNING,
-                attempt=e.attempt,
-                executing=True,
-                owner="",
-                failure_source=FailureSource.UNSPECIFIED,
-                failure_reason="",
-            )
-            return _run_status(s, RunStatus.RUNNING, blocked_reason="")
+            return _execution_requested(s, e)
         case ev.StepExecutionStarted():
             return _step(s, e.step_run_id, owner=e.worker_id)
         case ev.StepAttemptFailed():
@@ -159,7 +151,14 @@ def _apply(s: ProtocolRunState, e: ProtocolRunEvent) -> ProtocolRunState:
         case ev.QaVerdictRecorded():
             return _step(s, e.step_run_id, qa_pending=False, last_verdict=e.verdict)
         case ev.StepCompleted():
-            s = _step(s, e.step_run_id, status=StepStatus.COMPLETED, executing=False, qa_pending=False)
+            s = _step(
+                s,
+                e.step_run_id,
+                status=StepStatus.COMPLETED,
+                executing=False,
+                qa_pending=False,
+                ci_fix_request=None,
+            )
             return _unblock_if_clear(s)
         case ev.StepFailed():
             return _step(
@@ -192,16 +191,50 @@ def _apply(s: ProtocolRunState, e: ProtocolRunEvent) -> ProtocolRunState:
         case ev.PullRequestClosed():
             return s.model_copy(update={"pr_closed": True})
         case ev.CiReported():
-            s = s.model_copy(update={"ci_delivery_ids": s.ci_delivery_ids | {e.delivery_id} - {""}})
-            step = s.step(e.step_run_id) if e.step_run_id else None
-            ci_started = e.status is CiStatus.RUNNING and not s.is_terminal
-            if step is not None and ci_started and step.status in (StepStatus.NEEDS_QA, StepStatus.FAILED):
-                s = _step(s, step.step_run_id, status=StepStatus.RUNNING)
-            return s
+            return _ci_reported(s, e)
+        case ev.CiFixRequested():
+            return _step(s, e.step_run_id, ci_fix_attempts=e.fix_attempt, ci_fix_request=e)
         case ev.UsageRecorded():
             return _usage(s, e)
         case _:
             assert_never(e)
+
+
+def _execution_requested(s: ProtocolRunState, e: ev.StepExecutionRequested) -> ProtocolRunState:
+    """The step runs; a CI fix carries CI's evidence, kept when a resume or requeue asks again."""
+    keeps_evidence = e.reason in (ExecutionReason.RESUME, ExecutionReason.REQUEUE)
+    evidence = e.ci_failure if e.reason is ExecutionReason.CI_FIX else None
+    if keeps_evidence:
+        evidence = _require_step(s, e.step_run_id).ci_failure
+    s = _step(
+        s,
+        e.step_run_id,
+        status=StepStatus.RUNNING,
+        attempt=e.attempt,
+        executing=True,
+        owner="",
+        failure_source=FailureSource.UNSPECIFIED,
+        failure_reason="",
+        ci_fix_request=None,
+        ci_failure=evidence,
+    )
+    return _run_status(s, RunStatus.RUNNING, blocked_reason="")
+
+
+def _ci_reported(s: ProtocolRunState, e: ev.CiReported) -> ProtocolRunState:
+    s = s.model_copy(update={"ci_delivery_ids": s.ci_delivery_ids | {e.delivery_id} - {""}})
+    step = s.step(e.step_run_id) if e.step_run_id else None
+    if step is None:
+        return s
+    if (
+        e.status is CiStatus.RUNNING
+        and not s.is_terminal
+        and step.status in (StepStatus.NEEDS_QA, StepStatus.FAILED)
+    ):
+        s = _step(s, step.step_run_id, status=StepStatus.RUNNING)
+    if e.status is CiStatus.SUCCESS and step.ci_fix_pending:
+        s = _step(s, step.step_run_id, ci_fix_request=None)  # CI passed after all (a re-run)
+    return s
 
 
 def _usage(s: ProtocolRunState, e: ev.UsageRecorded) -> ProtocolRunState:

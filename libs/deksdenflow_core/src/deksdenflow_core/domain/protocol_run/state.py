@@ -7,11 +7,13 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict
 
 from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
+    CiFailureEvidence,
     FailureSource,
     QaPolicy,
     QaVerdict,
     StepType,
 )
+from deksdenflow_core.contracts.generated.deksdenflow.events.v1.protocol_run import CiFixRequested
 
 AGGREGATE_TYPE = "protocol_run"
 
@@ -85,6 +87,16 @@ class StepState(BaseModel):
     input_tokens: int = 0
     output_tokens: int = 0
     cost_micro_usd: int = 0
+    # CI fixes requested for this step so far (the budget counts them).
+    ci_fix_attempts: int = 0
+    # The CI fix that was requested and awaits its evidence (the failing job's log), if any.
+    ci_fix_request: CiFixRequested | None = None
+    # What CI said when the current execution is a CI fix (kept across a resume or requeue).
+    ci_failure: CiFailureEvidence | None = None
+
+    @property
+    def ci_fix_pending(self) -> bool:
+        return self.ci_fix_request is not None
 
     @property
     def retries(self) -> int:

@@ -32,6 +32,7 @@ class RegisterProject(_base.ContractModel):
         default="",
         description='The repository on the forge ("owner/repo", GitLab "group/sub/project") when git_url does not say it\n(a mirror, an SSH alias, a local path).',
     )
+    ci_policy: _deksdenflow_common_v1_common.CiPolicy | None = None
 
 
 class RequestOnboarding(_base.ContractModel):
@@ -90,3 +91,19 @@ class RevokeProjectToken(_base.ContractModel):
     COMMAND_TYPE: _typing.ClassVar[str] = "project.revoke_token"
 
     token_id: str = ""
+
+
+class SetCiPolicy(_base.ContractModel):
+    """Set the project's CI policy."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.commands.v1.SetCiPolicy"
+    COMMAND_TYPE: _typing.ClassVar[str] = "project.set_ci_policy"
+
+    ci_policy: _deksdenflow_common_v1_common.CiPolicy | None = None
+
+
+class RotateWebhookSecret(_base.ContractModel):
+    """Issue a new per-project webhook secret (the previous one stops working)."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.commands.v1.RotateWebhookSecret"
+    COMMAND_TYPE: _typing.ClassVar[str] = "project.rotate_webhook_secret"

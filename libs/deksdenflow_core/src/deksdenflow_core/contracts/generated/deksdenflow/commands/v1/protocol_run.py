@@ -319,6 +319,31 @@ class RecordCiReport(_base.ContractModel):
         default=False,
         description="When true (DEKSDENFLOW_AUTO_QA_ON_CI), success requests QA instead of completing the step.",
     )
+    fix_attempts: int = _pydantic.Field(
+        default=0,
+        description="CI fixes allowed per step (the project's CI policy); 0: a failure blocks the run at once.",
+    )
+
+
+class RequestCiFix(_base.ContractModel):
+    """Request the CI fix a ci_fix_requested asked for, with the evidence the git worker gathered."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.commands.v1.RequestCiFix"
+    COMMAND_TYPE: _typing.ClassVar[str] = "protocol_run.request_ci_fix"
+
+    step_run_id: str = ""
+    evidence: _deksdenflow_common_v1_common.CiFailureEvidence | None = None
+
+
+class RequeueLostWork(_base.ContractModel):
+    """The scheduler found a request no worker has or will get (its consumer is idle while the run still
+    waits); ask for the work again.
+    """
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.commands.v1.RequeueLostWork"
+    COMMAND_TYPE: _typing.ClassVar[str] = "protocol_run.requeue_lost_work"
+
+    reason: str = _pydantic.Field(default="", description="What the scheduler saw, for the audit trail.")
 
 
 class RecordUsage(_base.ContractModel):

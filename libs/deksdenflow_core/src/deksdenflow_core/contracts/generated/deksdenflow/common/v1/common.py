@@ -83,6 +83,7 @@ class ExecutionReason(_base.OpenEnum):
     RETRY: A retry of a failed or blocked step (retries + 1).
     CI_FIX: A follow-up that fixes a CI failure.
     RESUME: The run was resumed after a pause interrupted this execution (the worker stopped the agent).
+    REQUEUE: The scheduler found the request lost (no worker has it and none will get it) and asked again.
     """
 
     UNSPECIFIED = "EXECUTION_REASON_UNSPECIFIED"
@@ -91,6 +92,7 @@ class ExecutionReason(_base.OpenEnum):
     RETRY = "EXECUTION_REASON_RETRY"
     CI_FIX = "EXECUTION_REASON_CI_FIX"
     RESUME = "EXECUTION_REASON_RESUME"
+    REQUEUE = "EXECUTION_REASON_REQUEUE"
 
 
 class QaReason(_base.OpenEnum):
@@ -100,6 +102,7 @@ class QaReason(_base.OpenEnum):
     MANUAL: The step's "run_qa" action.
     CI_SUCCESS: DEKSDENFLOW_AUTO_QA_ON_CI: QA when CI succeeded.
     RESUME: The run was resumed after a pause interrupted this QA.
+    REQUEUE: The scheduler found the request lost and asked again.
     """
 
     UNSPECIFIED = "QA_REASON_UNSPECIFIED"
@@ -107,6 +110,7 @@ class QaReason(_base.OpenEnum):
     MANUAL = "QA_REASON_MANUAL"
     CI_SUCCESS = "QA_REASON_CI_SUCCESS"
     RESUME = "QA_REASON_RESUME"
+    REQUEUE = "QA_REASON_REQUEUE"
 
 
 class CompletionVia(_base.OpenEnum):
@@ -138,6 +142,22 @@ class RunCompletionReason(_base.OpenEnum):
     UNSPECIFIED = "RUN_COMPLETION_REASON_UNSPECIFIED"
     ALL_STEPS_DONE = "RUN_COMPLETION_REASON_ALL_STEPS_DONE"
     PR_MERGED = "RUN_COMPLETION_REASON_PR_MERGED"
+
+
+class WebhookOutcome(_base.OpenEnum):
+    """What became of a webhook delivery.
+
+    APPLIED: It changed the run (see the run's events caused by it).
+    NO_EFFECT: The run took note; nothing changed (a duplicate result, a state already reached).
+    REJECTED: The run refused it (e.g. the run was cancelled).
+    IGNORED: Nothing to apply it to (unknown run, event not handled).
+    """
+
+    UNSPECIFIED = "WEBHOOK_OUTCOME_UNSPECIFIED"
+    APPLIED = "WEBHOOK_OUTCOME_APPLIED"
+    NO_EFFECT = "WEBHOOK_OUTCOME_NO_EFFECT"
+    REJECTED = "WEBHOOK_OUTCOME_REJECTED"
+    IGNORED = "WEBHOOK_OUTCOME_IGNORED"
 
 
 class EngineDefaults(_base.ContractModel):
@@ -211,4 +231,39 @@ class ClarificationQuestion(_base.ContractModel):
     options: tuple[str, ...] = _pydantic.Field(default=(), description="Suggested answers, if any.")
     blocking: bool = _pydantic.Field(
         default=False, description="When true the project is blocked until this question is answered."
+    )
+
+
+class CiFailureEvidence(_base.ContractModel):
+    """What a CI fix is told about the failure it fixes: where CI ran, which job failed, the end of its log."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.common.v1.CiFailureEvidence"
+
+    head_sha: str = _pydantic.Field(default="", description="The commit CI failed on.")
+    run_url: str = ""
+    job_name: str = ""
+    log_excerpt: str = _pydantic.Field(
+        default="",
+        description="The last lines of the failed job's log (may be empty when the forge would not give it).",
+    )
+    raw_status: str = _pydantic.Field(
+        default="", description='The provider\'s word for the failure, e.g. "failure", "timed_out".'
+    )
+    fix_attempt: int = _pydantic.Field(
+        default=0, description="1 for the first fix of this step, 2 for the second, ..."
+    )
+    note: str = _pydantic.Field(default="", description="Why the log is missing, if it is.")
+
+
+class CiPolicy(_base.ContractModel):
+    """How a project reacts to CI."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.common.v1.CiPolicy"
+
+    auto_qa_on_success: bool = _pydantic.Field(
+        default=False, description="CI success requests QA of the step instead of completing it."
+    )
+    fix_attempts: int = _pydantic.Field(
+        default=0,
+        description="CI fixes the agent may attempt per step when CI fails (0: none; the run is blocked at once).",
     )

@@ -35,6 +35,9 @@ class ProjectRegistered(_base.ContractModel):
         default="",
         description='The repository on the forge ("owner/repo", GitLab "group/sub/project") when git_url does not say it\n(a mirror, an SSH alias, a local path).',
     )
+    ci_policy: _deksdenflow_common_v1_common.CiPolicy | None = _pydantic.Field(
+        default=None, description="How the project reacts to CI; unset: the git worker's settings decide."
+    )
 
 
 class ProjectOnboardingRequested(_base.ContractModel):
@@ -98,3 +101,23 @@ class ProjectTokenRevoked(_base.ContractModel):
     EVENT_TYPE: _typing.ClassVar[str] = "project.token_revoked"
 
     token_id: str = ""
+
+
+class ProjectCiPolicySet(_base.ContractModel):
+    """The project's CI policy changed."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.events.v1.ProjectCiPolicySet"
+    EVENT_TYPE: _typing.ClassVar[str] = "project.ci_policy_set"
+
+    ci_policy: _deksdenflow_common_v1_common.CiPolicy | None = None
+
+
+class ProjectWebhookSecretRotated(_base.ContractModel):
+    """A new per-project webhook secret was issued; the previous one stops working. The secret itself is
+    never recorded: it is derived from the global webhook secret, the project id and this generation.
+    """
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.events.v1.ProjectWebhookSecretRotated"
+    EVENT_TYPE: _typing.ClassVar[str] = "project.webhook_secret_rotated"
+
+    generation: int = 0

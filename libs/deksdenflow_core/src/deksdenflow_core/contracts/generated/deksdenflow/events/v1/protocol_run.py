@@ -147,6 +147,9 @@ class StepExecutionRequested(_base.ContractModel):
     instructions: str = _pydantic.Field(
         default="", description="Evidence for the agent, e.g. a CI log excerpt for a CI fix."
     )
+    ci_failure: _deksdenflow_common_v1_common.CiFailureEvidence | None = _pydantic.Field(
+        default=None, description="For a CI fix (reason CI_FIX): what failed."
+    )
 
 
 class StepExecutionStarted(_base.ContractModel):
@@ -387,6 +390,25 @@ class CiReported(_base.ContractModel):
         default="",
         description="Provider delivery id (X-GitHub-Delivery, GitLab webhook UUID), for dedup and audit.",
     )
+
+
+class CiFixRequested(_base.ContractModel):
+    """CI failed on a step's commit and the project allows the agent to fix it: the git worker fetches the
+    failing job's log, then the fix is requested (step_execution_requested, reason CI_FIX).
+    """
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.events.v1.CiFixRequested"
+    EVENT_TYPE: _typing.ClassVar[str] = "protocol_run.ci_fix_requested"
+
+    step_run_id: str = ""
+    fix_attempt: int = _pydantic.Field(default=0, description="1 for the first fix of this step.")
+    provider: _typing.Annotated[
+        _deksdenflow_common_v1_common.CiProvider,
+        _base.open_enum_field(_deksdenflow_common_v1_common.CiProvider),
+    ] = _deksdenflow_common_v1_common.CiProvider.UNSPECIFIED
+    head_sha: str = ""
+    run_url: str = ""
+    raw_status: str = ""
 
 
 class UsageRecorded(_base.ContractModel):
