@@ -88,8 +88,9 @@ class CiHandler:
                 )
                 types = [e.envelope.type for e in done.appended.events]
                 changed = [t for t in types if t != ev.CiReported.EVENT_TYPE]
-                outcome = WebhookOutcome.APPLIED if changed else WebhookOutcome.NO_EFFECT
-                detail = ", ".join(changed) if changed else "recorded; the run was already there"
+                moved = _statuses(done.state) != _statuses(run)  # CI running moves a step by itself
+                outcome = WebhookOutcome.APPLIED if changed or moved else WebhookOutcome.NO_EFFECT
+                detail = ", ".join(types) if changed or moved else "recorded; the run was already there"
         except NotFound as exc:
             detail = exc.message
         except DomainError as exc:
@@ -238,3 +239,7 @@ class CiHandler:
             )
         except DomainError as exc:
             log.info("CI fix not taken by the run", reason=exc.message)
+
+
+def _statuses(run: ProtocolRunState) -> tuple[str, ...]:
+    return (run.status.value, *(st.status.value for st in run.steps))
