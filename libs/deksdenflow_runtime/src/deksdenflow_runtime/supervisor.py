@@ -260,6 +260,7 @@ class Supervisor:
             "DEKSDENFLOW_DB_URL": self.db_url,
             "DEKSDENFLOW_HOME": str(self.home),
             "DEKSDENFLOW_API_TOKEN": self._admin_token(),
+            "DEKSDENFLOW_WEBHOOK_TOKEN": self._webhook_token(),
             "PYTHONUNBUFFERED": "1",  # service output must reach us line by line, not in 8 KiB blocks
         }
         # Tools run next to the system (``deksdenflow projector rebuild``) find the servers here.
@@ -288,13 +289,12 @@ class Supervisor:
     def _admin_token(self) -> str:
         """``DEKSDENFLOW_API_TOKEN`` if set; else a token kept in ``<home>/api-token`` (made on first run,
         readable by the owner only), so a local system is never open to anyone who can reach the port."""
-        configured = self.api.api_token.get_secret_value()
-        if configured:
-            return configured
-        if not self.token_file.exists():
-            self.token_file.write_text(secrets.token_urlsafe(32) + "\n")
-            self.token_file.chmod(0o600)
-        return self.token_file.read_text().strip()
+        return _kept_secret(self.api.api_token.get_secret_value(), self.token_file)
+
+    def _webhook_token(self) -> str:
+        """``DEKSDENFLOW_WEBHOOK_TOKEN`` if set; else one kept in ``<home>/webhook-token``: the secret to
+        give GitHub/GitLab webhooks and ``scripts/ci/report.sh``."""
+        return _kept_secret(self.api.webhook_token.get_secret_value(), self.home / "webhook-token")
 
     async def _nats_url(self) -> str:
         if self.nats_url is not None:
@@ -432,3 +432,13 @@ class Supervisor:
                 except Exception:
                     _log.exception("failed to stop an embedded server")
         self._pg = self._nats = None
+
+
+def _kept_secret(configured: str, file: Path) -> str:
+    """``configured`` if set; else a random secret made once in ``file`` (owner-only) and reused."""
+    if configured:
+        return configured
+    if not file.exists():
+        file.write_text(secrets.token_urlsafe(32) + "\n")
+        file.chmod(0o600)
+    return file.read_text().strip()
