@@ -194,6 +194,7 @@ async def test_envelope_travels_as_cloudevents_headers_with_a_json_body(
         "local_path": "",
         "default_engines": None,
         "forge_repo": "",
+        "ci_policy": None,
     }
 
 
