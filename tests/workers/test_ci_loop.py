@@ -16,7 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from deksdenflow_core.aggregates import Repository
+from deksdenflow_core.aggregates import PROTOCOL_RUN, Repository
+from deksdenflow_core.contracts.generated.deksdenflow.commands.v1 import protocol_run as cmd
+from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import ExecutionReason
+from deksdenflow_core.contracts.generated.deksdenflow.events.v1 import protocol_run as ev
+from deksdenflow_core.eventstore import AppendMeta
 from deksdenflow_fakes.responses_api import (
     CODEX_TEST_MODEL,
     FakeResponsesApi,
@@ -38,8 +42,10 @@ from deksdenflow_git_ci_worker.worker import GitCiWorker, provider_of
 from pydantic import SecretStr
 
 from tests.api.conftest import WEBHOOK_TOKEN, System
+from tests.domain.builders import plan_steps
 from tests.engines.conftest import AGENTS_BIN
 from tests.git.origin import ISOLATED_GIT_ENV
+from tests.support import eventually
 from tests.webhooks.payloads import load
 from tests.workers.conftest import FORGE_REPO, GITHUB_TOKEN, Orchestra
 from tests.workers.flow import action, get, planned_protocol, register, wait_for
@@ -341,3 +347,47 @@ async def test_reconciliation_completes_the_step_when_no_webhook_arrives(orchest
         await _step(api, run["id"], 1, "completed", "reconciled CI success")
         third = await reconciler.round()
         assert third.ci_reported == 0  # taken once
+
+
+async def test_reconciliation_requeues_a_request_no_worker_will_answer(orchestra: Orchestra) -> None:
+    o = orchestra
+    async with o.system.admin() as api:
+        project = await register(api, o)
+        created = await api.post(f"/projects/{project['id']}/protocols", json={"task_name": "Lost work"})
+        run_id = created.json()["id"]
+    repo = o.system.repo
+    meta = AppendMeta(source="test", actor="test", causation_id=str(uuid.uuid4()))
+    plan = plan_steps(2)
+    await repo.execute(PROTOCOL_RUN, run_id, cmd.StartProtocolRun(), meta)
+    await repo.execute(PROTOCOL_RUN, run_id, cmd.RecordPlanningCompleted(attempt=1, steps=plan), meta)
+    await repo.execute(PROTOCOL_RUN, run_id, cmd.RunNextStep(), meta)
+    # A codex worker took the request and vanished without an answer (the message is gone, no result).
+    js = o.system.store.jetstream()
+    sub = await js.pull_subscribe(
+        o.system.store.subjects.of_type("protocol_run.step_execution_requested"),
+        durable="codex_worker",
+        stream=o.system.store.stream,
+    )
+    for msg in await sub.fetch(1, timeout=5):
+        await msg.ack_sync()
+    settings = GitCiSettings(
+        worker_id="reconciler-test",
+        home=o.home / "reconciler",
+        reconcile_interval_seconds=0.2,
+        requeue_after_seconds=0.01,
+    )
+    handler = CiHandler(
+        repo, settings, lambda *_: (_ for _ in ()).throw(AssertionError("no forge")), provider_of
+    )
+    reconciler = Reconciler(repo, o.system.store, o.system.db_url, settings, handler, handler.forge)
+
+    async def requeued() -> bool:
+        done = await reconciler.round()
+        return done.requeued == 1
+
+    await eventually(requeued, within=15, what="the lost request requeued")
+    state = (await repo.load(PROTOCOL_RUN, run_id)).state
+    assert state.steps[0].executing
+    events = (await o.system.store.load("protocol_run", run_id)).events
+    reasons = [e.event.reason for e in events if isinstance(e.event, ev.StepExecutionRequested)]
+    assert reasons == [ExecutionReason.RUN_NEXT_STEP, ExecutionReason.REQUEUE]

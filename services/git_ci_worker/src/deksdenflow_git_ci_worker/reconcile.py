@@ -226,7 +226,7 @@ class Reconciler:
                 info = await js.consumer_info(self.store.stream, durable)
             except NotFoundError:
                 return False
-            if info.num_pending or info.num_ack_pending or info.num_waiting is None:
+            if info.num_pending or info.num_ack_pending:
                 return False
         return True
 
