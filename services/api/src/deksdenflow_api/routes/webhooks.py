@@ -81,12 +81,11 @@ async def github_webhook(
     def verify(secrets: Sequence[str]) -> bool:
         return verify_github_signature(secrets, body, x_hub_signature_256) is not None
 
-    signal = _parse_or_none(lambda: parse_github(x_github_event or "", body))
+    signal, invalid = _parse(lambda: parse_github(x_github_event or "", body))
     match = await _match(ctx, signal)
     authenticated_by = await _authenticate(ctx, match, verify, "github")
     if signal is None:
-        parse_github(x_github_event or "", body)  # raise the parse error, now that the sender is known
-        raise AssertionError("unreachable")
+        raise invalid or AssertionError("no signal and no error")
     delivery_id = x_github_delivery or "sha256:" + hashlib.sha256(body).hexdigest()
     return await _record(ctx, request, response, "github", delivery_id, signal, match, body, authenticated_by)
 
@@ -119,12 +118,11 @@ async def gitlab_webhook(
         signed = verify_gitlab_signature(secrets, body, headers)
         return signed == "absent" or signed is not None
 
-    signal = _parse_or_none(lambda: parse_gitlab(x_gitlab_event or "", body))
+    signal, invalid = _parse(lambda: parse_gitlab(x_gitlab_event or "", body))
     match = await _match(ctx, signal)
     authenticated_by = await _authenticate(ctx, match, verify, "gitlab")
     if signal is None:
-        parse_gitlab(x_gitlab_event or "", body)
-        raise AssertionError("unreachable")
+        raise invalid or AssertionError("no signal and no error")
     delivery_id = (
         idempotency_key
         or x_gitlab_event_uuid
@@ -155,14 +153,14 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _parse_or_none(parse: Any) -> WebhookSignal | None:
+def _parse(parse: Any) -> tuple[WebhookSignal | None, InvalidWebhook | None]:
     """Parse before authenticating (the payload names the run, and so the project whose secret may sign
-    it), but report a malformed payload only to an authenticated sender."""
+    it), but keep the error of a malformed payload for an authenticated sender only."""
     try:
         signal: WebhookSignal = parse()
-    except InvalidWebhook:
-        return None
-    return signal
+    except InvalidWebhook as exc:
+        return None, exc
+    return signal, None
 
 
 async def _authenticate(ctx: ApiContext, match: _Match, verify: Any, provider: str) -> str:
