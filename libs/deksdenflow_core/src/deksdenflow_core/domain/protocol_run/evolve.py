@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, assert_never
+from collections.abc import Callable
+from typing import Any, Literal, TypeVar, overload
+
+from pydantic import BaseModel
 
 from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
     CiStatus,
@@ -56,207 +59,291 @@ ProtocolRunEvent = (
 )
 
 
+# What a handler returns: the fields of the run that change (``version`` is added by ``evolve``).
+Update = dict[str, Any]
+_object_setattr = object.__setattr__
+_M = TypeVar("_M", bound=BaseModel)
+
+
 def evolve_protocol_run(state: ProtocolRunState, event: ProtocolRunEvent) -> ProtocolRunState:
-    """Fold ``event`` into ``state``; raise ``InvariantViolation`` if it cannot apply."""
-    if not state.exists and not isinstance(event, ev.ProtocolRunCreated):
+    """Fold ``event`` into ``state``; raise ``InvariantViolation`` if it cannot apply.
+
+    Every event makes exactly one new state (and new objects only for the steps it changes: readers
+    such as the projector tell changed steps by identity). This runs once per event whenever a run is
+    loaded and in the projector's hot path, so handlers are found by type and return only what changes.
+    """
+    handler = _HANDLERS.get(type(event))
+    if handler is None:
+        raise InvariantViolation(f"{type(event).__name__} is not a protocol_run event")
+    if not state.exists and handler is not _created:
         raise InvariantViolation(f"{type(event).__name__} before protocol_run.created")
-    if state.is_terminal and _changes_status(event):
+    if state.is_terminal and type(event) not in _AFTER_END:
         raise InvariantViolation(f"{type(event).__name__} after the run ended ({state.status})")
-    new = _apply(state, event)
-    return new.model_copy(update={"version": state.version + 1})
+    update = handler(state, event)
+    update["version"] = state.version + 1
+    return replace(state, update)
 
 
-def _changes_status(event: ProtocolRunEvent) -> bool:
-    """Events that may follow the end of a run are facts that change no status."""
-    return not isinstance(
-        event,
-        ev.UsageRecorded
-        | ev.BranchPushed
-        | ev.BranchDeletionRequested
-        | ev.BranchDeleted
-        | ev.PullRequestRequested
-        | ev.PullRequestOpened
-        | ev.PullRequestFailed
-        | ev.PullRequestMerged
-        | ev.PullRequestClosed
-        | ev.CiReported
-        | ev.QaVerdictRecorded,
-    )
+def replace(model: _M, update: Update) -> _M:
+    """``model.model_copy(update=update)`` without its overhead: a new instance (no validation, as
+    with ``model_copy``) sharing every value not updated."""
+    new = _new(type(model))
+    _object_setattr(new, "__dict__", {**model.__dict__, **update})
+    _object_setattr(new, "__pydantic_fields_set__", model.__pydantic_fields_set__ | update.keys())
+    _object_setattr(new, "__pydantic_extra__", None)
+    _object_setattr(new, "__pydantic_private__", None)
+    return new
 
 
-def _apply(s: ProtocolRunState, e: ProtocolRunEvent) -> ProtocolRunState:
-    match e:
-        case ev.ProtocolRunCreated():
-            if s.exists:
-                raise InvariantViolation("protocol run created twice")
-            return s.model_copy(
-                update={
-                    "exists": True,
-                    "project_id": e.project_id,
-                    "number": e.number,
-                    "slug": e.slug,
-                    "protocol_name": e.protocol_name,
-                    "task_name": e.task_name,
-                    "description": e.description,
-                    "base_branch": e.base_branch,
-                    "protocol_root": e.protocol_root,
-                }
-            )
-        case ev.ProtocolRunPaused():
-            if s.status is RunStatus.PAUSED:
-                raise InvariantViolation("paused twice")
-            return s.model_copy(update={"status": RunStatus.PAUSED, "paused_from": s.status})
-        case ev.ProtocolRunResumed():
-            if s.status is not RunStatus.PAUSED or s.paused_from is None:
-                raise InvariantViolation("resumed a run that is not paused")
-            return s.model_copy(update={"status": s.paused_from, "paused_from": None})
-        case ev.ProtocolRunCancelled():
-            steps = _set_steps(s, e.cancelled_step_run_ids, status=StepStatus.CANCELLED, executing=False)
-            return s.model_copy(update={"status": RunStatus.CANCELLED, "paused_from": None, "steps": steps})
-        case ev.ProtocolRunBlocked():
-            return _run_status(s, RunStatus.BLOCKED, blocked_reason=e.reason)
-        case ev.ProtocolRunCompleted():
-            steps = _set_steps(s, e.cancelled_step_run_ids, status=StepStatus.CANCELLED, executing=False)
-            return s.model_copy(update={"status": RunStatus.COMPLETED, "paused_from": None, "steps": steps})
-        case ev.PlanningRequested():
-            return _run_status(s, RunStatus.PLANNING, planning_attempt=e.attempt, planning_owner="")
-        case ev.PlanningStarted():
-            return s.model_copy(update={"planning_owner": e.worker_id})
-        case ev.PlanningCompleted():
-            steps = tuple(_new_step(p) for p in e.steps)
-            return _run_status(s, RunStatus.PLANNED, steps=steps, spec_hash=e.spec_hash, planning_owner="")
-        case ev.PlanningFailed():
-            return _run_status(s, RunStatus.FAILED, planning_owner="", blocked_reason=e.reason)
-        case ev.StepExecutionRequested():
-            return _execution_requested(s, e)
-        case ev.StepExecutionStarted():
-            return _step(s, e.step_run_id, owner=e.worker_id)
-        case ev.StepAttemptFailed():
-            _require_step(s, e.step_run_id)
-            return s
-        case ev.StepExecutionCompleted():
-            return _step(
-                s,
-                e.step_run_id,
-                status=StepStatus.NEEDS_QA,
-                executing=False,
-                summary=e.summary,
-                commit_sha=e.commit_sha,
-                changed_files=e.changed_files,
-            )
-        case ev.StepExecutionFailed():
-            return _step(s, e.step_run_id, executing=False)
-        case ev.QaRequested():
-            return _step(s, e.step_run_id, qa_attempt=e.qa_attempt, qa_pending=True)
-        case ev.QaVerdictRecorded():
-            return _step(s, e.step_run_id, qa_pending=False, last_verdict=e.verdict)
-        case ev.StepCompleted():
-            s = _step(
-                s,
-                e.step_run_id,
-                status=StepStatus.COMPLETED,
-                executing=False,
-                qa_pending=False,
-                ci_fix_request=None,
-            )
-            return _unblock_if_clear(s)
-        case ev.StepFailed():
-            return _step(
-                s,
-                e.step_run_id,
-                status=StepStatus.FAILED,
-                executing=False,
-                qa_pending=False,
-                failure_source=e.source,
-                failure_reason=e.reason,
-            )
-        case ev.StepBlocked():
-            return _step(
-                s, e.step_run_id, status=StepStatus.BLOCKED, executing=False, failure_reason=e.reason
-            )
-        case ev.BranchPushed():
-            return s.model_copy(update={"branch_head_sha": e.commit_sha})
-        case ev.BranchDeletionRequested():
-            return s.model_copy(update={"branch_deletion_requested": True})
-        case ev.BranchDeleted():
-            return s.model_copy(update={"branch_deleted": True, "branch_head_sha": ""})
-        case ev.PullRequestRequested():
-            return s.model_copy(update={"pr_attempt": e.attempt, "pr_requested": True})
-        case ev.PullRequestOpened():
-            return s.model_copy(update={"pr_requested": False, "pr_number": e.number, "pr_url": e.url})
-        case ev.PullRequestFailed():
-            return s.model_copy(update={"pr_requested": False})
-        case ev.PullRequestMerged():
-            return s.model_copy(update={"pr_merged": True, "pr_number": e.number or s.pr_number})
-        case ev.PullRequestClosed():
-            return s.model_copy(update={"pr_closed": True})
-        case ev.CiReported():
-            return _ci_reported(s, e)
-        case ev.CiFixRequested():
-            return _step(s, e.step_run_id, ci_fix_attempts=e.fix_attempt, ci_fix_request=e)
-        case ev.UsageRecorded():
-            return _usage(s, e)
-        case _:
-            assert_never(e)
+_new = object.__new__
+
+# Events that may follow the end of a run: facts that change no status.
+_AFTER_END: frozenset[type] = frozenset(
+    {
+        ev.UsageRecorded,
+        ev.BranchPushed,
+        ev.BranchDeletionRequested,
+        ev.BranchDeleted,
+        ev.PullRequestRequested,
+        ev.PullRequestOpened,
+        ev.PullRequestFailed,
+        ev.PullRequestMerged,
+        ev.PullRequestClosed,
+        ev.CiReported,
+        ev.QaVerdictRecorded,
+    }
+)
 
 
-def _execution_requested(s: ProtocolRunState, e: ev.StepExecutionRequested) -> ProtocolRunState:
+def _created(s: ProtocolRunState, e: ev.ProtocolRunCreated) -> Update:
+    if s.exists:
+        raise InvariantViolation("protocol run created twice")
+    return {
+        "exists": True,
+        "project_id": e.project_id,
+        "number": e.number,
+        "slug": e.slug,
+        "protocol_name": e.protocol_name,
+        "task_name": e.task_name,
+        "description": e.description,
+        "base_branch": e.base_branch,
+        "protocol_root": e.protocol_root,
+    }
+
+
+def _paused(s: ProtocolRunState, e: ev.ProtocolRunPaused) -> Update:
+    if s.status is RunStatus.PAUSED:
+        raise InvariantViolation("paused twice")
+    return {"status": RunStatus.PAUSED, "paused_from": s.status}
+
+
+def _resumed(s: ProtocolRunState, e: ev.ProtocolRunResumed) -> Update:
+    if s.status is not RunStatus.PAUSED or s.paused_from is None:
+        raise InvariantViolation("resumed a run that is not paused")
+    return {"status": s.paused_from, "paused_from": None}
+
+
+def _cancelled(s: ProtocolRunState, e: ev.ProtocolRunCancelled) -> Update:
+    steps = _set_steps(s, e.cancelled_step_run_ids, status=StepStatus.CANCELLED, executing=False)
+    return {"status": RunStatus.CANCELLED, "paused_from": None, "steps": steps}
+
+
+def _completed(s: ProtocolRunState, e: ev.ProtocolRunCompleted) -> Update:
+    steps = _set_steps(s, e.cancelled_step_run_ids, status=StepStatus.CANCELLED, executing=False)
+    return {"status": RunStatus.COMPLETED, "paused_from": None, "steps": steps}
+
+
+def _blocked(s: ProtocolRunState, e: ev.ProtocolRunBlocked) -> Update:
+    return _run_status(s, RunStatus.BLOCKED, {"blocked_reason": e.reason})
+
+
+def _planning_requested(s: ProtocolRunState, e: ev.PlanningRequested) -> Update:
+    return _run_status(s, RunStatus.PLANNING, {"planning_attempt": e.attempt, "planning_owner": ""})
+
+
+def _planning_started(s: ProtocolRunState, e: ev.PlanningStarted) -> Update:
+    return {"planning_owner": e.worker_id}
+
+
+def _planning_completed(s: ProtocolRunState, e: ev.PlanningCompleted) -> Update:
+    steps = tuple(_new_step(p) for p in e.steps)
+    return _run_status(s, RunStatus.PLANNED, {"steps": steps, "spec_hash": e.spec_hash, "planning_owner": ""})
+
+
+def _planning_failed(s: ProtocolRunState, e: ev.PlanningFailed) -> Update:
+    return _run_status(s, RunStatus.FAILED, {"planning_owner": "", "blocked_reason": e.reason})
+
+
+def _execution_requested(s: ProtocolRunState, e: ev.StepExecutionRequested) -> Update:
     """The step runs; a CI fix carries CI's evidence, kept when a resume or requeue asks again."""
-    keeps_evidence = e.reason in (ExecutionReason.RESUME, ExecutionReason.REQUEUE)
+    index, step = _find_step(s, e.step_run_id)
     evidence = e.ci_failure if e.reason is ExecutionReason.CI_FIX else None
-    if keeps_evidence:
-        evidence = _require_step(s, e.step_run_id).ci_failure
-    s = _step(
+    if e.reason in (ExecutionReason.RESUME, ExecutionReason.REQUEUE):
+        evidence = step.ci_failure
+    steps = _with_step(
+        s.steps,
+        index,
+        {
+            "status": StepStatus.RUNNING,
+            "attempt": e.attempt,
+            "executing": True,
+            "owner": "",
+            "failure_source": FailureSource.UNSPECIFIED,
+            "failure_reason": "",
+            "ci_fix_request": None,
+            "ci_failure": evidence,
+        },
+    )
+    return _run_status(s, RunStatus.RUNNING, {"steps": steps, "blocked_reason": ""})
+
+
+def _execution_started(s: ProtocolRunState, e: ev.StepExecutionStarted) -> Update:
+    return _step(s, e.step_run_id, {"owner": e.worker_id})
+
+
+def _attempt_failed(s: ProtocolRunState, e: ev.StepAttemptFailed) -> Update:
+    _find_step(s, e.step_run_id)
+    return {}
+
+
+def _execution_completed(s: ProtocolRunState, e: ev.StepExecutionCompleted) -> Update:
+    return _step(
         s,
         e.step_run_id,
-        status=StepStatus.RUNNING,
-        attempt=e.attempt,
-        executing=True,
-        owner="",
-        failure_source=FailureSource.UNSPECIFIED,
-        failure_reason="",
-        ci_fix_request=None,
-        ci_failure=evidence,
+        {
+            "status": StepStatus.NEEDS_QA,
+            "executing": False,
+            "summary": e.summary,
+            "commit_sha": e.commit_sha,
+            "changed_files": e.changed_files,
+        },
     )
-    return _run_status(s, RunStatus.RUNNING, blocked_reason="")
 
 
-def _ci_reported(s: ProtocolRunState, e: ev.CiReported) -> ProtocolRunState:
-    s = s.model_copy(update={"ci_delivery_ids": s.ci_delivery_ids | {e.delivery_id} - {""}})
-    step = s.step(e.step_run_id) if e.step_run_id else None
-    if step is None:
-        return s
+def _execution_failed(s: ProtocolRunState, e: ev.StepExecutionFailed) -> Update:
+    return _step(s, e.step_run_id, {"executing": False})
+
+
+def _qa_requested(s: ProtocolRunState, e: ev.QaRequested) -> Update:
+    return _step(s, e.step_run_id, {"qa_attempt": e.qa_attempt, "qa_pending": True})
+
+
+def _qa_verdict(s: ProtocolRunState, e: ev.QaVerdictRecorded) -> Update:
+    return _step(s, e.step_run_id, {"qa_pending": False, "last_verdict": e.verdict})
+
+
+def _step_completed(s: ProtocolRunState, e: ev.StepCompleted) -> Update:
+    update = _step(
+        s,
+        e.step_run_id,
+        {"status": StepStatus.COMPLETED, "executing": False, "qa_pending": False, "ci_fix_request": None},
+    )
+    # A blocked run whose last stuck step is resolved goes back to running.
+    if s.effective_status is RunStatus.BLOCKED and not any(
+        st.status in STUCK_STEP_STATUSES for st in update["steps"]
+    ):
+        update = _run_status(s, RunStatus.RUNNING, {**update, "blocked_reason": ""})
+    return update
+
+
+def _step_failed(s: ProtocolRunState, e: ev.StepFailed) -> Update:
+    return _step(
+        s,
+        e.step_run_id,
+        {
+            "status": StepStatus.FAILED,
+            "executing": False,
+            "qa_pending": False,
+            "failure_source": e.source,
+            "failure_reason": e.reason,
+        },
+    )
+
+
+def _step_blocked(s: ProtocolRunState, e: ev.StepBlocked) -> Update:
+    return _step(
+        s, e.step_run_id, {"status": StepStatus.BLOCKED, "executing": False, "failure_reason": e.reason}
+    )
+
+
+def _branch_pushed(s: ProtocolRunState, e: ev.BranchPushed) -> Update:
+    return {"branch_head_sha": e.commit_sha}
+
+
+def _branch_deletion_requested(s: ProtocolRunState, e: ev.BranchDeletionRequested) -> Update:
+    return {"branch_deletion_requested": True}
+
+
+def _branch_deleted(s: ProtocolRunState, e: ev.BranchDeleted) -> Update:
+    return {"branch_deleted": True, "branch_head_sha": ""}
+
+
+def _pr_requested(s: ProtocolRunState, e: ev.PullRequestRequested) -> Update:
+    return {"pr_attempt": e.attempt, "pr_requested": True}
+
+
+def _pr_opened(s: ProtocolRunState, e: ev.PullRequestOpened) -> Update:
+    return {"pr_requested": False, "pr_number": e.number, "pr_url": e.url}
+
+
+def _pr_failed(s: ProtocolRunState, e: ev.PullRequestFailed) -> Update:
+    return {"pr_requested": False}
+
+
+def _pr_merged(s: ProtocolRunState, e: ev.PullRequestMerged) -> Update:
+    return {"pr_merged": True, "pr_number": e.number or s.pr_number}
+
+
+def _pr_closed(s: ProtocolRunState, e: ev.PullRequestClosed) -> Update:
+    return {"pr_closed": True}
+
+
+def _ci_reported(s: ProtocolRunState, e: ev.CiReported) -> Update:
+    update: Update = {"ci_delivery_ids": s.ci_delivery_ids | {e.delivery_id} - {""}}
+    found = _find_step(s, e.step_run_id, required=False) if e.step_run_id else None
+    if found is None:
+        return update
+    index, step = found
     if (
         e.status is CiStatus.RUNNING
         and not s.is_terminal
         and step.status in (StepStatus.NEEDS_QA, StepStatus.FAILED)
     ):
-        s = _step(s, step.step_run_id, status=StepStatus.RUNNING)
-    if e.status is CiStatus.SUCCESS and step.ci_fix_pending:
-        s = _step(s, step.step_run_id, ci_fix_request=None)  # CI passed after all (a re-run)
-    return s
+        update["steps"] = _with_step(s.steps, index, {"status": StepStatus.RUNNING})
+    elif e.status is CiStatus.SUCCESS and step.ci_fix_pending:
+        update["steps"] = _with_step(
+            s.steps, index, {"ci_fix_request": None}
+        )  # CI passed after all (a re-run)
+    return update
 
 
-def _usage(s: ProtocolRunState, e: ev.UsageRecorded) -> ProtocolRunState:
+def _ci_fix_requested(s: ProtocolRunState, e: ev.CiFixRequested) -> Update:
+    return _step(s, e.step_run_id, {"ci_fix_attempts": e.fix_attempt, "ci_fix_request": e})
+
+
+def _usage(s: ProtocolRunState, e: ev.UsageRecorded) -> Update:
     """Usage counts for the run and, when the call was for a step, for that step too."""
     tokens_in = e.usage.input_tokens if e.usage else 0
     tokens_out = e.usage.output_tokens if e.usage else 0
-    if (step := s.step(e.step_run_id) if e.step_run_id else None) is not None:
-        s = _step(
-            s,
-            e.step_run_id,
-            input_tokens=step.input_tokens + tokens_in,
-            output_tokens=step.output_tokens + tokens_out,
-            cost_micro_usd=step.cost_micro_usd + e.cost_micro_usd,
+    update: Update = {
+        "usage_call_ids": s.usage_call_ids | {e.call_id},
+        "input_tokens": s.input_tokens + tokens_in,
+        "output_tokens": s.output_tokens + tokens_out,
+        "cost_micro_usd": s.cost_micro_usd + e.cost_micro_usd,
+    }
+    found = _find_step(s, e.step_run_id, required=False) if e.step_run_id else None
+    if found is not None:
+        index, step = found
+        update["steps"] = _with_step(
+            s.steps,
+            index,
+            {
+                "input_tokens": step.input_tokens + tokens_in,
+                "output_tokens": step.output_tokens + tokens_out,
+                "cost_micro_usd": step.cost_micro_usd + e.cost_micro_usd,
+            },
         )
-    return s.model_copy(
-        update={
-            "usage_call_ids": s.usage_call_ids | {e.call_id},
-            "input_tokens": s.input_tokens + tokens_in,
-            "output_tokens": s.output_tokens + tokens_out,
-            "cost_micro_usd": s.cost_micro_usd + e.cost_micro_usd,
-        }
-    )
+    return update
 
 
 def _new_step(p: StepPlan) -> StepState:
@@ -274,32 +361,38 @@ def _new_step(p: StepPlan) -> StepState:
     )
 
 
-def _run_status(s: ProtocolRunState, status: RunStatus, **update: Any) -> ProtocolRunState:
-    """Set the run's status — or, while paused, the status it will resume to."""
-    key = "paused_from" if s.status is RunStatus.PAUSED else "status"
-    return s.model_copy(update={**update, key: status})
+def _run_status(s: ProtocolRunState, status: RunStatus, update: Update) -> Update:
+    """``update`` plus the run's status — or, while paused, the status it will resume to."""
+    update["paused_from" if s.status is RunStatus.PAUSED else "status"] = status
+    return update
 
 
-def _unblock_if_clear(s: ProtocolRunState) -> ProtocolRunState:
-    """A blocked run whose last stuck step is resolved goes back to running."""
-    if s.effective_status is RunStatus.BLOCKED and not any(
-        st.status in STUCK_STEP_STATUSES for st in s.steps
-    ):
-        return _run_status(s, RunStatus.RUNNING, blocked_reason="")
-    return s
-
-
-def _require_step(s: ProtocolRunState, step_run_id: str) -> StepState:
-    step = s.step(step_run_id)
-    if step is None:
+@overload
+def _find_step(s: ProtocolRunState, step_run_id: str) -> tuple[int, StepState]: ...
+@overload
+def _find_step(
+    s: ProtocolRunState, step_run_id: str, *, required: Literal[False]
+) -> tuple[int, StepState] | None: ...
+def _find_step(
+    s: ProtocolRunState, step_run_id: str, *, required: bool = True
+) -> tuple[int, StepState] | None:
+    """The position and state of a step (``InvariantViolation`` if it is unknown and ``required``)."""
+    for index, step in enumerate(s.steps):
+        if step.step_run_id == step_run_id:
+            return index, step
+    if required:
         raise InvariantViolation(f"unknown step {step_run_id}")
-    return step
+    return None
 
 
-def _step(s: ProtocolRunState, step_run_id: str, **update: Any) -> ProtocolRunState:
-    _require_step(s, step_run_id)
-    steps = tuple(st.model_copy(update=update) if st.step_run_id == step_run_id else st for st in s.steps)
-    return s.model_copy(update={"steps": steps})
+def _with_step(steps: tuple[StepState, ...], index: int, update: Update) -> tuple[StepState, ...]:
+    """``steps`` with the one at ``index`` updated; every other step is the same object."""
+    return (*steps[:index], replace(steps[index], update), *steps[index + 1 :])
+
+
+def _step(s: ProtocolRunState, step_run_id: str, update: Update) -> Update:
+    index, _ = _find_step(s, step_run_id)
+    return {"steps": _with_step(s.steps, index, update)}
 
 
 def _set_steps(s: ProtocolRunState, ids: tuple[str, ...], **update: Any) -> tuple[StepState, ...]:
@@ -310,7 +403,43 @@ def _set_steps(s: ProtocolRunState, ids: tuple[str, ...], **update: Any) -> tupl
     for st in s.steps:
         if st.step_run_id in wanted and st.status not in OPEN_STEP_STATUSES | {StepStatus.BLOCKED}:
             raise InvariantViolation(f"cannot cancel step {st.step_run_id} in status {st.status}")
-    return tuple(st.model_copy(update=update) if st.step_run_id in wanted else st for st in s.steps)
+    return tuple(replace(st, update) if st.step_run_id in wanted else st for st in s.steps)
+
+
+# One handler per event type; a test checks that every member of ``ProtocolRunEvent`` has one.
+_HANDLERS: dict[type, Callable[[ProtocolRunState, Any], Update]] = {
+    ev.ProtocolRunCreated: _created,
+    ev.ProtocolRunPaused: _paused,
+    ev.ProtocolRunResumed: _resumed,
+    ev.ProtocolRunCancelled: _cancelled,
+    ev.ProtocolRunBlocked: _blocked,
+    ev.ProtocolRunCompleted: _completed,
+    ev.PlanningRequested: _planning_requested,
+    ev.PlanningStarted: _planning_started,
+    ev.PlanningCompleted: _planning_completed,
+    ev.PlanningFailed: _planning_failed,
+    ev.StepExecutionRequested: _execution_requested,
+    ev.StepExecutionStarted: _execution_started,
+    ev.StepAttemptFailed: _attempt_failed,
+    ev.StepExecutionCompleted: _execution_completed,
+    ev.StepExecutionFailed: _execution_failed,
+    ev.QaRequested: _qa_requested,
+    ev.QaVerdictRecorded: _qa_verdict,
+    ev.StepCompleted: _step_completed,
+    ev.StepFailed: _step_failed,
+    ev.StepBlocked: _step_blocked,
+    ev.BranchPushed: _branch_pushed,
+    ev.BranchDeletionRequested: _branch_deletion_requested,
+    ev.BranchDeleted: _branch_deleted,
+    ev.PullRequestRequested: _pr_requested,
+    ev.PullRequestOpened: _pr_opened,
+    ev.PullRequestFailed: _pr_failed,
+    ev.PullRequestMerged: _pr_merged,
+    ev.PullRequestClosed: _pr_closed,
+    ev.CiReported: _ci_reported,
+    ev.CiFixRequested: _ci_fix_requested,
+    ev.UsageRecorded: _usage,
+}
 
 
 __all__ = ["ProtocolRunEvent", "evolve_protocol_run"]

@@ -1,0 +1,82 @@
+"""``evolve_protocol_run`` as readers depend on it: total over the event union, one new state per
+event, and new objects only for the steps an event changes (the projector writes those rows only)."""
+
+from __future__ import annotations
+
+import typing
+
+import pytest
+from deksdenflow_core.contracts.generated.deksdenflow.commands.v1 import protocol_run as cmd
+from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import TokenUsage
+from deksdenflow_core.contracts.generated.deksdenflow.events.v1 import project as pev
+from deksdenflow_core.contracts.generated.deksdenflow.events.v1 import protocol_run as ev
+from deksdenflow_core.domain.context import InvariantViolation
+from deksdenflow_core.domain.protocol_run import (
+    ProtocolRunEvent,
+    ProtocolRunState,
+    RunStatus,
+    evolve_protocol_run,
+)
+from deksdenflow_core.domain.protocol_run.evolve import _HANDLERS, replace
+
+from tests.domain.builders import apply, new_run, planned_run
+
+
+def test_every_event_of_the_union_has_a_handler_and_nothing_else_does() -> None:
+    assert set(_HANDLERS) == set(typing.get_args(ProtocolRunEvent))
+
+
+def test_an_event_of_another_aggregate_is_rejected() -> None:
+    with pytest.raises(InvariantViolation, match="not a protocol_run event"):
+        evolve_protocol_run(new_run(), pev.ProjectOnboardingRequested())  # type: ignore[arg-type]  # the point
+
+
+def test_only_the_changed_step_is_a_new_object_and_the_version_counts_events() -> None:
+    run = apply(planned_run(3), cmd.RunNextStep())
+    first = run.steps[0]
+    after = evolve_protocol_run(run, ev.StepExecutionStarted(step_run_id=first.step_run_id, worker_id="w1"))
+    assert after.version == run.version + 1
+    assert after.steps[0] is not first
+    assert after.steps[0].owner == "w1"
+    assert after.steps[1] is run.steps[1]
+    assert after.steps[2] is run.steps[2]
+    assert run.steps[0].owner == ""  # the old state is untouched
+
+
+def test_an_event_that_changes_nothing_still_counts_and_keeps_every_step() -> None:
+    run = apply(planned_run(2), cmd.RunNextStep())
+    sid = run.steps[0].step_run_id
+    after = evolve_protocol_run(run, ev.StepAttemptFailed(step_run_id=sid, attempt=0, reason="try again"))
+    assert after.version == run.version + 1
+    assert after.steps is run.steps
+    assert after.model_dump(exclude={"version"}) == run.model_dump(exclude={"version"})
+
+
+def test_usage_counts_on_the_run_and_on_its_step() -> None:
+    run = planned_run(2)
+    sid = run.steps[1].step_run_id
+    usage = TokenUsage(input_tokens=10, output_tokens=3)
+    after = evolve_protocol_run(
+        run, ev.UsageRecorded(call_id="c1", step_run_id=sid, usage=usage, cost_micro_usd=7)
+    )
+    assert (after.input_tokens, after.output_tokens, after.cost_micro_usd) == (10, 3, 7)
+    assert (after.steps[1].input_tokens, after.steps[1].cost_micro_usd) == (10, 7)
+    assert after.steps[0] is run.steps[0]
+    assert after.usage_call_ids == {"c1"}
+
+
+def test_an_unknown_step_is_an_invariant_violation() -> None:
+    with pytest.raises(InvariantViolation, match="unknown step nope"):
+        evolve_protocol_run(planned_run(1), ev.StepExecutionStarted(step_run_id="nope", worker_id="w"))
+
+
+def test_replace_is_model_copy_without_validation() -> None:
+    run = planned_run(1)
+    copied = replace(run, {"status": RunStatus.BLOCKED, "blocked_reason": "x"})
+    expected = run.model_copy(update={"status": RunStatus.BLOCKED, "blocked_reason": "x"})
+    assert copied == expected
+    assert copied.model_fields_set == expected.model_fields_set
+    assert isinstance(copied, ProtocolRunState)
+    assert copied is not run
+    with pytest.raises(Exception, match="frozen"):
+        copied.blocked_reason = "y"  # type: ignore[misc]  # frozen like any state
