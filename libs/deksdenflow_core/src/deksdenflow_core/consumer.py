@@ -24,7 +24,7 @@ import contextlib
 import json
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple, Protocol, TypeVar
 
 from nats.aio.client import Client as NATS
@@ -75,13 +75,12 @@ class ConsumerSpec:
         return steps[min(delivered, len(steps)) - 1]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Delivery:
     """One delivered event and how many times it has been delivered."""
 
     event: RecordedEvent
     num_delivered: int
-    msg: Msg = field(repr=False)
 
 
 Handler = Callable[[Delivery], Awaitable[None]]
@@ -129,16 +128,21 @@ class _Pulled(NamedTuple):
     num_delivered: int
 
 
-def _pulled(msg: Msg) -> _Pulled:
-    """Read sequence and delivery count from a JetStream reply subject.
+def _reply_numbers(reply: bytes) -> tuple[int, int]:
+    """Stream sequence and delivery count from a JetStream reply subject.
 
     ``$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>`` (9 tokens), or with a
     domain and an account hash after ``ACK`` (11 or 12 tokens). nats-py's ``msg.metadata`` reads the
     same, and builds four objects per message doing it.
     """
-    tokens = msg.reply.split(".")
+    tokens = reply.split(b".")
     at = 4 if len(tokens) == 9 else 6
-    return _Pulled(msg, int(tokens[at + 1]), int(tokens[at]))
+    return int(tokens[at + 1]), int(tokens[at])
+
+
+def _pulled(msg: Msg) -> _Pulled:
+    stream_seq, delivered = _reply_numbers(msg.reply.encode())
+    return _Pulled(msg, stream_seq, delivered)
 
 
 def _num_pending(reply: bytes) -> int:
@@ -246,20 +250,14 @@ class _Puller:
         self._stopped = True
         self._wake.set()
 
-    def message(self, frame: _Frame) -> _Pulled:
-        """A frame as nats-py would have delivered it (headers parsed the same way)."""
-        raw = frame.headers
-        headers = None
-        if raw and raw.startswith(_HEADER_BLOCK_START):
-            headers = parse_header_lines(raw[len(_HEADER_BLOCK_START) :]) or None
-        msg = Msg(
-            _client=self._nc,
-            subject=frame.subject.decode(),
-            reply=frame.reply.decode(),
-            data=frame.data,
-            headers=headers,
+    def msg(self, frame: _Frame) -> Msg:
+        """A frame as a nats-py message to settle (ack, nak, ...); its headers are not parsed."""
+        return Msg(
+            _client=self._nc, subject=frame.subject.decode(), reply=frame.reply.decode(), data=frame.data
         )
-        return _pulled(msg)
+
+    def msgs(self, frames: Sequence[_Frame]) -> list[Msg]:
+        return [self.msg(f) for f in frames]
 
     async def next_batch(self, wait_seconds: float, interrupt: asyncio.Future[Any] | None) -> list[_Frame]:
         """Up to ``batch`` frames, as soon as a full batch is buffered or the consumer has no more.
@@ -325,11 +323,19 @@ class _Puller:
         self._wake.set()
 
 
+def _frame_headers(frame: _Frame) -> dict[str, str] | None:
+    """A frame's headers, parsed the way nats-py parses them."""
+    raw = frame.headers
+    if raw and raw.startswith(_HEADER_BLOCK_START):
+        return parse_header_lines(raw[len(_HEADER_BLOCK_START) :]) or None
+    return None
+
+
 @dataclass
 class _InFlight:
     """A batch whose commit is running."""
 
-    msgs: list[Msg]
+    frames: list[_Frame]
     task: asyncio.Task[None]
 
 
@@ -377,7 +383,7 @@ class ConsumerLoop:
                     await msg.nak(delay=self._spec.delay_after(pulled.num_delivered))
                     continue
                 if delivery is not None:
-                    await self._settle(delivery, handler)
+                    await self._settle(delivery, msg, handler)
 
         await self._loop(each)
 
@@ -405,7 +411,7 @@ class ConsumerLoop:
                 if frames:
                     in_flight = await self._advance(stages, puller, frames, in_flight)
                 elif in_flight is not None and in_flight.task.done():
-                    if not await self._settle_commit(in_flight):
+                    if not await self._settle_commit(puller, in_flight):
                         stages.discard()
                         await self._nak_frames(puller, puller.drain())
                     in_flight = None
@@ -413,7 +419,7 @@ class ConsumerLoop:
             self._puller = None
             if in_flight is not None:
                 with contextlib.suppress(Exception):
-                    await self._settle_commit(in_flight)
+                    await self._settle_commit(puller, in_flight)
             with contextlib.suppress(Exception):
                 await self._nak_frames(puller, await puller.close())
 
@@ -425,16 +431,13 @@ class ConsumerLoop:
         in_flight: _InFlight | None,
     ) -> _InFlight | None:
         """Prepare a batch while the previous one commits, settle that one, start this one's commit."""
-        msgs: list[Msg] = []
         failure: Exception | None = None
         prepared: Prepared | None = None
         deliveries: list[Delivery] = []
         try:
             for start in range(0, len(frames), _DECODE_SLICE):
                 for frame in frames[start : start + _DECODE_SLICE]:
-                    pulled = puller.message(frame)
-                    msgs.append(pulled.msg)
-                    delivery = self._decode_pulled(pulled)
+                    delivery = self._decode_frame(puller, frame)
                     if delivery is not None:
                         deliveries.append(delivery)
                 await asyncio.sleep(0)  # let the commit in flight send its next statement
@@ -443,42 +446,43 @@ class ConsumerLoop:
         except Exception as exc:
             log.warning("batch failed; will be redelivered", error=repr(exc), size=len(frames))
             failure = exc
-            msgs = [puller.message(f).msg for f in frames]
-        if in_flight is not None and not await self._settle_commit(in_flight):
+        if in_flight is not None and not await self._settle_commit(puller, in_flight):
             failure = failure or _EarlierBatchFailed()
         if failure is not None:
             # Nak everything received after the failed batch too, so that redelivery keeps the order.
             stages.discard()
-            await self._nak_all(msgs)
+            await self._nak_frames(puller, frames)
             await self._nak_frames(puller, puller.drain())
             return None
         if not deliveries:  # every message was poison, already terminated
             return None
-        task = asyncio.create_task(self._commit(stages, prepared, msgs))
+        task = asyncio.create_task(self._commit(stages, prepared, puller, frames))
         task.add_done_callback(lambda _: puller.wake())
-        return _InFlight(msgs, task)
+        return _InFlight(frames, task)
 
-    async def _commit(self, stages: BatchStages[Prepared], prepared: Any, msgs: list[Msg]) -> None:
-        async with self._heartbeat(msgs):
+    async def _commit(
+        self, stages: BatchStages[Prepared], prepared: Any, puller: _Puller, frames: list[_Frame]
+    ) -> None:
+        async with self._heartbeat(lambda: puller.msgs(frames)):
             await stages.commit(prepared)
 
-    async def _settle_commit(self, in_flight: _InFlight) -> bool:
+    async def _settle_commit(self, puller: _Puller, in_flight: _InFlight) -> bool:
         """Wait for a commit; ack its batch if it succeeded, else nak it. True if it succeeded."""
         try:
             await in_flight.task
         except Exception as exc:
-            log.warning("batch failed; will be redelivered", error=repr(exc), size=len(in_flight.msgs))
-            await self._nak_all(in_flight.msgs)
+            log.warning("batch failed; will be redelivered", error=repr(exc), size=len(in_flight.frames))
+            await self._nak_frames(puller, in_flight.frames)
             return False
         if self._spec.ack_all:
-            await in_flight.msgs[-1].ack()
+            await puller.msg(in_flight.frames[-1]).ack()
         else:
-            for m in in_flight.msgs:
+            for m in puller.msgs(in_flight.frames):
                 await m.ack()
         return True
 
     async def _nak_frames(self, puller: _Puller, frames: list[_Frame]) -> None:
-        await self._nak_all([puller.message(f).msg for f in frames])
+        await self._nak_all(puller.msgs(frames))
 
     async def _nak_all(self, batch: list[Msg]) -> None:
         if batch:
@@ -502,19 +506,35 @@ class ConsumerLoop:
 
     def _decode_pulled(self, pulled: _Pulled) -> Delivery | None:
         msg = pulled.msg
+        return self._decode(msg.headers, msg.data, pulled.stream_seq, pulled.num_delivered, lambda: msg)
+
+    def _decode_frame(self, puller: _Puller, frame: _Frame) -> Delivery | None:
+        stream_seq, delivered = _reply_numbers(frame.reply)
+        headers = _frame_headers(frame)
+        return self._decode(headers, frame.data, stream_seq, delivered, lambda: puller.msg(frame))
+
+    def _decode(
+        self,
+        headers: dict[str, str] | None,
+        data: bytes,
+        stream_seq: int,
+        delivered: int,
+        msg: Callable[[], Msg],
+    ) -> Delivery | None:
+        """The delivery of one message, or None for a poison message (terminated here)."""
         try:
-            event = decode(msg.headers, msg.data, pulled.stream_seq)
+            event = decode(headers, data, stream_seq)
         except ContractError as exc:
             if self._poison == "retry":
                 raise
-            log.error("poison message terminated", stream_seq=pulled.stream_seq, error=exc.message)
-            task = asyncio.get_running_loop().create_task(msg.term())
+            log.error("poison message terminated", stream_seq=stream_seq, error=exc.message)
+            task = asyncio.get_running_loop().create_task(msg().term())
             self._settling.add(task)  # keep a reference until it is done
             task.add_done_callback(self._settling.discard)
             return None
-        return Delivery(event=event, num_delivered=pulled.num_delivered, msg=msg)
+        return Delivery(event, delivered)
 
-    async def _settle(self, delivery: Delivery, handler: Handler) -> None:
+    async def _settle(self, delivery: Delivery, msg: Msg, handler: Handler) -> None:
         env = delivery.event.envelope
         with bind_ids(
             event_id=env.id,
@@ -525,20 +545,20 @@ class ConsumerLoop:
             delivery=delivery.num_delivered,
         ):
             try:
-                async with self._heartbeat([delivery.msg]):
+                async with self._heartbeat(lambda: [msg]):
                     await handler(delivery)
             except Exception as exc:
-                await self._failed(delivery, exc)
+                await self._failed(delivery, msg, exc)
                 return
-            await delivery.msg.ack()
+            await msg.ack()
 
-    async def _failed(self, delivery: Delivery, exc: Exception) -> None:
+    async def _failed(self, delivery: Delivery, msg: Msg, exc: Exception) -> None:
         retryable = isinstance(exc, DeksdenflowError) and exc.retryable
         exhausted = delivery.num_delivered >= self._spec.max_deliver
         if retryable and not exhausted:
             delay = self._spec.delay_after(delivery.num_delivered)
             log.warning("handler failed; retrying", error=repr(exc), retry_in_s=delay)
-            await delivery.msg.nak(delay=delay)
+            await msg.nak(delay=delay)
             return
         log.error("handler failed for good", error=repr(exc), exhausted=exhausted)
         if self._on_failure is not None:
@@ -547,16 +567,16 @@ class ConsumerLoop:
             except Exception as hook_exc:
                 # The failure could not be recorded: keep the message so it is not lost.
                 log.error("failure hook failed; message kept for redelivery", error=repr(hook_exc))
-                await delivery.msg.nak(delay=self._spec.delay_after(delivery.num_delivered))
+                await msg.nak(delay=self._spec.delay_after(delivery.num_delivered))
                 return
-        await delivery.msg.term()
+        await msg.term()
 
     @contextlib.asynccontextmanager
-    async def _heartbeat(self, msgs: list[Msg]) -> Any:
+    async def _heartbeat(self, msgs: Callable[[], list[Msg]]) -> Any:
         async def beat() -> None:
             while True:
                 await asyncio.sleep(self._spec.heartbeat_seconds)
-                for m in msgs:
+                for m in msgs():
                     await m.in_progress()
 
         task = asyncio.create_task(beat())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -57,17 +58,20 @@ _HEADERS: dict[str, str] = {name: str(f.validation_alias) for name, f in Envelop
 _REQUIRED_HEADERS = {name: _HEADERS[name] for name in _REQUIRED}
 
 
-class RecordedEvent(BaseModel):
-    """An event as stored in the log: envelope, typed body, and its stream sequence."""
+@dataclass(frozen=True, slots=True)
+class RecordedEvent:
+    """An event as stored in the log: envelope, typed body, and its stream sequence.
 
-    model_config = ConfigDict(frozen=True)
+    A plain value (both parts are validated models already): every reader builds one per event, and
+    the projector builds tens of thousands a second.
+    """
 
     envelope: Envelope
     event: ContractModel
     stream_seq: int
     # The JSON body exactly as stored (empty for events built in memory); lets readers such as the
     # projector keep the payload without serialising the model again.
-    body: bytes = Field(default=b"", repr=False, exclude=True)
+    body: bytes = field(default=b"", repr=False, compare=False)
 
     @property
     def payload_json(self) -> bytes:
@@ -102,8 +106,8 @@ def scrub_nul(body: bytes) -> bytes:
 def encode(envelope: Envelope, event: ContractModel) -> tuple[dict[str, str], bytes]:
     """Headers and JSON body for one event (NUL characters scrubbed, see :func:`scrub_nul`)."""
     headers = {"ce-specversion": SPEC_VERSION, "content-type": CONTENT_TYPE, MSG_ID_HEADER: envelope.id}
-    for field, header in _HEADERS.items():
-        value = getattr(envelope, field)
+    for name, header in _HEADERS.items():
+        value = getattr(envelope, name)
         if isinstance(value, datetime):
             value = value.astimezone(UTC).isoformat().replace("+00:00", "Z")
         if value not in ("", None):
@@ -130,7 +134,6 @@ def decode(headers: Mapping[str, str] | None, body: bytes, stream_seq: int) -> R
         event = model.model_validate_json(body or b"{}", context=TOLERANT)
     except (ValidationError, ValueError) as exc:
         raise ContractError(f"invalid {event_type} event: {exc}", stream_seq=stream_seq) from exc
-    # Both parts are validated model instances, which pydantic takes as they are.
     return RecordedEvent(envelope=envelope, event=event, stream_seq=stream_seq, body=body)
 
 
