@@ -162,8 +162,9 @@ class _Frame(NamedTuple):
 
 FrameHandler = Callable[[_Frame], Awaitable[None]]
 # Messages decoded between two yields to the event loop, so that a commit in flight keeps moving: each
-# of its statements needs the loop for a moment when PostgreSQL answers.
-_DECODE_SLICE = 20
+# of its statements needs the loop for a moment when PostgreSQL answers, and waits until the next yield
+# (at 20 messages a yield, the projector's commits spent ~0.4 s per 100k events waiting for it).
+_DECODE_SLICE = 5
 _HEADER_BLOCK_START = b"NATS/1.0\r\n"
 
 

@@ -122,13 +122,25 @@ def fold(events: list[RecordedEvent], known: Known, touched: Touched) -> None:
 def _changed(before: tuple[StepState, ...], after: tuple[StepState, ...]) -> list[StepState]:
     """The steps in ``after`` that are not, by identity, the same step object in ``before``."""
     if len(before) == len(after):
-        pairs = [(b, a) for b, a in zip(before, after, strict=True) if b is not a]
-        if all(b.step_run_id == a.step_run_id for b, a in pairs):
-            return [a for _, a in pairs]
+        changed = []
+        for b, a in zip(before, after, strict=True):
+            if b is not a:
+                if b.step_run_id != a.step_run_id:  # a new plan: compare by id
+                    break
+                changed.append(a)
+        else:
+            return changed
     by_id = {st.step_run_id: st for st in before}
     return [st for st in after if by_id.get(st.step_run_id) is not st]
 
 
+_SHORT: dict[enum.Enum, str | None] = {}
+
+
 def short(member: enum.Enum) -> str | None:
     """``StepType.WORK`` → ``work``: read tables use the short lowercase names users know."""
-    return None if member.name == "UNSPECIFIED" else member.name.lower()
+    try:
+        return _SHORT[member]
+    except KeyError:
+        name = _SHORT[member] = None if member.name == "UNSPECIFIED" else member.name.lower()
+        return name

@@ -29,7 +29,7 @@ from deksdenflow_projector.rows import Writes, build, store_checkpoint, write
 
 # Events folded between two yields to the event loop while a batch is prepared: keeps the commit of the
 # previous batch moving (each of its statements needs the loop for a moment) without much overhead.
-_FOLD_SLICE = 20
+_FOLD_SLICE = 5
 
 
 class OutOfOrder(InfrastructureError):

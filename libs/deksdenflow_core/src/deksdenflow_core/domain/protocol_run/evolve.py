@@ -89,7 +89,10 @@ def replace(model: _M, update: Update) -> _M:
     with ``model_copy``) sharing every value not updated."""
     new = _new(type(model))
     _object_setattr(new, "__dict__", {**model.__dict__, **update})
-    _object_setattr(new, "__pydantic_fields_set__", model.__pydantic_fields_set__ | update.keys())
+    fields_set = model.__pydantic_fields_set__
+    if not update.keys() <= fields_set:  # else share it: nothing changes a frozen model's set
+        fields_set = fields_set | update.keys()
+    _object_setattr(new, "__pydantic_fields_set__", fields_set)
     _object_setattr(new, "__pydantic_extra__", None)
     _object_setattr(new, "__pydantic_private__", None)
     return new
