@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -79,6 +80,11 @@ def build(events: list[RecordedEvent], t: Touched) -> Writes:
     )
 
 
+def _json(value: Any) -> bytes:
+    """JSON text for a jsonb column (an array of jsonb would read a Python list as a nested array)."""
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
 # event class -> whether it names a step (``getattr`` with a default is slow on a pydantic model)
 _NAMES_STEP: dict[type, bool] = {}
 
@@ -117,12 +123,12 @@ def _project_row(
         s.git_url,
         s.base_branch,
         short(s.ci_provider),
-        s.default_models.model_dump(mode="json"),
+        s.default_models.model_dump_json().encode(),
         s.local_path or None,
         s.status.value,
         s.onboarding_attempt,
-        [q.model_dump(mode="json") for q in s.questions],
-        s.answers,
+        _json([q.model_dump(mode="json") for q in s.questions]),
+        _json(s.answers),
         s.model_dump_json().encode(),  # JSON text: goes into jsonb as it is
         s.version,
         seq,
@@ -184,31 +190,230 @@ def _step_row(st: StepState, rid: str, project_id: str, times: tuple[datetime, d
         short(st.last_verdict),
         st.summary or None,
         st.commit_sha or None,
-        list(st.changed_files),
+        _json(st.changed_files),
         st.failure_reason or None,
         *times,
         st.owner or None,
     )
 
 
-async def write(conn: asyncpg.Connection, schema: str, w: Writes) -> None:
-    """Send a batch's rows inside the caller's transaction (events first: one COPY)."""
-    await conn.copy_records_to_table("events", schema_name=schema, columns=_EVENT_COLUMNS, records=w.events)
-    if w.projects:
-        await conn.executemany(
-            f"""INSERT INTO "{schema}".projects (id, name, git_url, base_branch, ci_provider, default_models,
-                local_path, status, onboarding_attempt, questions, answers, state, version, last_seq,
-                created_at, updated_at)
-            VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16)
-            ON CONFLICT (id) DO UPDATE SET name=EXCLUDED.name, git_url=EXCLUDED.git_url,
-                base_branch=EXCLUDED.base_branch, ci_provider=EXCLUDED.ci_provider,
-                default_models=EXCLUDED.default_models, local_path=EXCLUDED.local_path,
-                status=EXCLUDED.status,
-                onboarding_attempt=EXCLUDED.onboarding_attempt, questions=EXCLUDED.questions,
-                answers=EXCLUDED.answers, state=EXCLUDED.state, version=EXCLUDED.version,
-                last_seq=EXCLUDED.last_seq, updated_at=EXCLUDED.updated_at""",
-            w.projects,
+@dataclass(frozen=True)
+class _Upsert:
+    """Rows of one table inserted from column arrays (``unnest``): one statement for any number."""
+
+    table: str
+    columns: tuple[tuple[str, str], ...]  # (column, element type)
+    on_conflict: str
+
+    def sql(self, schema: str, first: int) -> str:
+        names = ", ".join(name for name, _ in self.columns)
+        arrays = ", ".join(f"${first + i}::{kind}[]" for i, (_, kind) in enumerate(self.columns))
+        return (
+            f'INSERT INTO "{schema}".{self.table} ({names}) SELECT * FROM unnest({arrays}) {self.on_conflict}'
         )
+
+
+def _updating(key: str, *columns: str) -> str:
+    return f"ON CONFLICT ({key}) DO UPDATE SET " + ", ".join(f"{c}=EXCLUDED.{c}" for c in columns)
+
+
+_PROJECTS = _Upsert(
+    "projects",
+    (
+        ("id", "text"),
+        ("name", "text"),
+        ("git_url", "text"),
+        ("base_branch", "text"),
+        ("ci_provider", "text"),
+        ("default_models", "jsonb"),
+        ("local_path", "text"),
+        ("status", "text"),
+        ("onboarding_attempt", "int4"),
+        ("questions", "jsonb"),
+        ("answers", "jsonb"),
+        ("state", "jsonb"),
+        ("version", "int4"),
+        ("last_seq", "int8"),
+        ("created_at", "timestamptz"),
+        ("updated_at", "timestamptz"),
+    ),
+    _updating(
+        "id",
+        "name",
+        "git_url",
+        "base_branch",
+        "ci_provider",
+        "default_models",
+        "local_path",
+        "status",
+        "onboarding_attempt",
+        "questions",
+        "answers",
+        "state",
+        "version",
+        "last_seq",
+        "updated_at",
+    ),
+)
+_RUNS = _Upsert(
+    "protocol_runs",
+    (
+        ("id", "text"),
+        ("project_id", "text"),
+        ("number", "int4"),
+        ("protocol_name", "text"),
+        ("slug", "text"),
+        ("task_name", "text"),
+        ("description", "text"),
+        ("base_branch", "text"),
+        ("protocol_root", "text"),
+        ("status", "text"),
+        ("paused_from", "text"),
+        ("blocked_reason", "text"),
+        ("planning_attempt", "int4"),
+        ("spec_hash", "text"),
+        ("pr_number", "int8"),
+        ("pr_url", "text"),
+        ("pr_merged", "bool"),
+        ("branch_head_sha", "text"),
+        ("input_tokens", "int8"),
+        ("output_tokens", "int8"),
+        ("cost_micro_usd", "int8"),
+        ("state", "jsonb"),
+        ("version", "int4"),
+        ("last_seq", "int8"),
+        ("created_at", "timestamptz"),
+        ("updated_at", "timestamptz"),
+        ("planning_owner", "text"),
+    ),
+    _updating(
+        "id",
+        "status",
+        "paused_from",
+        "blocked_reason",
+        "planning_attempt",
+        "planning_owner",
+        "spec_hash",
+        "pr_number",
+        "pr_url",
+        "pr_merged",
+        "branch_head_sha",
+        "input_tokens",
+        "output_tokens",
+        "cost_micro_usd",
+        "state",
+        "version",
+        "last_seq",
+        "updated_at",
+    ),
+)
+_STEPS = _Upsert(
+    "step_runs",
+    (
+        ("id", "text"),
+        ("protocol_run_id", "text"),
+        ("project_id", "text"),
+        ("step_index", "int4"),
+        ("step_name", "text"),
+        ("step_type", "text"),
+        ("status", "text"),
+        ("retries", "int4"),
+        ("executing", "bool"),
+        ("engine_id", "text"),
+        ("model", "text"),
+        ("qa_policy", "text"),
+        ("qa_attempt", "int4"),
+        ("qa_pending", "bool"),
+        ("last_verdict", "text"),
+        ("summary", "text"),
+        ("commit_sha", "text"),
+        ("changed_files", "jsonb"),
+        ("failure_reason", "text"),
+        ("created_at", "timestamptz"),
+        ("updated_at", "timestamptz"),
+        ("owner", "text"),
+    ),
+    _updating(
+        "id",
+        "status",
+        "retries",
+        "executing",
+        "qa_attempt",
+        "qa_pending",
+        "last_verdict",
+        "summary",
+        "commit_sha",
+        "changed_files",
+        "failure_reason",
+        "updated_at",
+        "owner",
+    ),
+)
+_USAGE = _Upsert(
+    "usage_records",
+    (
+        ("call_id", "text"),
+        ("seq", "int8"),
+        ("project_id", "text"),
+        ("protocol_run_id", "text"),
+        ("step_run_id", "text"),
+        ("phase", "text"),
+        ("engine_id", "text"),
+        ("model", "text"),
+        ("input_tokens", "int8"),
+        ("cached_input_tokens", "int8"),
+        ("output_tokens", "int8"),
+        ("reasoning_output_tokens", "int8"),
+        ("cost_micro_usd", "int8"),
+        ("recorded_at", "timestamptz"),
+    ),
+    "ON CONFLICT (call_id) DO NOTHING",
+)
+_CI = _Upsert(
+    "ci_reports",
+    (
+        ("seq", "int8"),
+        ("project_id", "text"),
+        ("protocol_run_id", "text"),
+        ("step_run_id", "text"),
+        ("provider", "text"),
+        ("status", "text"),
+        ("raw_status", "text"),
+        ("head_sha", "text"),
+        ("run_url", "text"),
+        ("delivery_id", "text"),
+        ("reported_at", "timestamptz"),
+    ),
+    "ON CONFLICT DO NOTHING",
+)
+
+
+def _aggregate_rows(schema: str, w: Writes) -> tuple[str, list[Any]]:
+    """One statement writing every project, run, step, usage and CI row of a batch (tables with no
+    dependencies between them, so they can be written by the parts of one statement), and its
+    arguments: the rows as column arrays."""
+    parts: list[str] = []
+    args: list[Any] = []
+    for upsert, rows in (
+        (_PROJECTS, w.projects),
+        (_RUNS, w.runs),
+        (_STEPS, w.steps),
+        (_USAGE, w.usage),
+        (_CI, w.ci),
+    ):
+        if rows:
+            parts.append(upsert.sql(schema, len(args) + 1))
+            args.extend(map(list, zip(*rows, strict=True)))
+    if len(parts) == 1:
+        return parts[0], args
+    ctes = ", ".join(f"w{i} AS ({part})" for i, part in enumerate(parts[:-1]))
+    return f"WITH {ctes} {parts[-1]}", args
+
+
+async def write(conn: asyncpg.Connection, schema: str, w: Writes) -> None:
+    """Send a batch's rows inside the caller's transaction: the events with one COPY, the rows of the
+    aggregates with one statement (and tokens, rare, one by one)."""
+    await conn.copy_records_to_table("events", schema_name=schema, columns=_EVENT_COLUMNS, records=w.events)
     if w.tokens_issued:
         await conn.executemany(
             f'INSERT INTO "{schema}".project_tokens (token_id, project_id, token_hash, label, created_at) '
@@ -219,58 +424,17 @@ async def write(conn: asyncpg.Connection, schema: str, w: Writes) -> None:
         await conn.executemany(
             f'UPDATE "{schema}".project_tokens SET revoked_at = $2 WHERE token_id = $1', w.tokens_revoked
         )
-    if w.runs:
-        await conn.executemany(
-            f"""INSERT INTO "{schema}".protocol_runs (id, project_id, number, protocol_name, slug, task_name,
-                description, base_branch, protocol_root, status, paused_from, blocked_reason,
-                planning_attempt, spec_hash, pr_number, pr_url, pr_merged, branch_head_sha, input_tokens,
-                output_tokens, cost_micro_usd, state, version, last_seq, created_at, updated_at,
-                planning_owner)
-            VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,
-                    $25,$26,$27)
-            ON CONFLICT (id) DO UPDATE SET status=EXCLUDED.status, paused_from=EXCLUDED.paused_from,
-                blocked_reason=EXCLUDED.blocked_reason, planning_attempt=EXCLUDED.planning_attempt,
-                planning_owner=EXCLUDED.planning_owner,
-                spec_hash=EXCLUDED.spec_hash, pr_number=EXCLUDED.pr_number, pr_url=EXCLUDED.pr_url,
-                pr_merged=EXCLUDED.pr_merged, branch_head_sha=EXCLUDED.branch_head_sha,
-                input_tokens=EXCLUDED.input_tokens, output_tokens=EXCLUDED.output_tokens,
-                cost_micro_usd=EXCLUDED.cost_micro_usd, state=EXCLUDED.state, version=EXCLUDED.version,
-                last_seq=EXCLUDED.last_seq, updated_at=EXCLUDED.updated_at""",
-            w.runs,
-        )
     if w.replanned:
-        # A re-plan replaces the steps of a run: drop the ones the plan no longer has.
+        # A re-plan replaces the steps of a run: drop the ones the plan no longer has (before the new
+        # rows go in: a new step may take the index of a dropped one).
         await conn.execute(
             f'DELETE FROM "{schema}".step_runs WHERE protocol_run_id = ANY($1) AND NOT (id = ANY($2))',
             w.replanned,
             w.kept_steps,
         )
-    if w.steps:
-        await conn.executemany(
-            f"""INSERT INTO "{schema}".step_runs (id, protocol_run_id, project_id, step_index, step_name,
-                step_type,
-                status, retries, executing, engine_id, model, qa_policy, qa_attempt, qa_pending, last_verdict,
-                summary, commit_sha, changed_files, failure_reason, created_at, updated_at, owner)
-            VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22)
-            ON CONFLICT (id) DO UPDATE SET status=EXCLUDED.status, retries=EXCLUDED.retries,
-                executing=EXCLUDED.executing, qa_attempt=EXCLUDED.qa_attempt, qa_pending=EXCLUDED.qa_pending,
-                last_verdict=EXCLUDED.last_verdict, summary=EXCLUDED.summary, commit_sha=EXCLUDED.commit_sha,
-                changed_files=EXCLUDED.changed_files, failure_reason=EXCLUDED.failure_reason,
-                updated_at=EXCLUDED.updated_at, owner=EXCLUDED.owner""",
-            w.steps,
-        )
-    if w.usage:
-        await conn.executemany(
-            f'INSERT INTO "{schema}".usage_records VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14) '
-            "ON CONFLICT (call_id) DO NOTHING",
-            w.usage,
-        )
-    if w.ci:
-        await conn.executemany(
-            f'INSERT INTO "{schema}".ci_reports VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11) '
-            "ON CONFLICT DO NOTHING",
-            w.ci,
-        )
+    if w.projects or w.runs or w.steps or w.usage or w.ci:
+        sql, args = _aggregate_rows(schema, w)
+        await conn.execute(sql, *args)
 
 
 async def store_checkpoint(conn: asyncpg.Connection, schema: str, last: int, *, notify: bool) -> int:
