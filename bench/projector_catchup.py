@@ -6,8 +6,11 @@ Prints events/s of (a) the projector catching up from sequence 1 through its dur
 (fetch, decode, fold with the domain's evolve, write aggregates + events + checkpoint per batch; batch
 N+1 is decoded and folded while batch N commits), and
 (b) the raw rate of the same batched inserts: the projector's writes for the same events (events COPY,
-aggregate and step upserts, usage rows, checkpoint, notify — recorded once) replayed batch by batch,
-one commit each, with no consuming, decoding or folding.
+one statement for the project/run/step/usage rows, checkpoint + notify — recorded once) replayed batch
+by batch, one commit each, with no consuming, decoding or folding.
+
+Also printed: the CPU seconds each process used during the catch-up (this process, PostgreSQL,
+nats-server), which says where the time went on a machine whose cores are all shared.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from deksdenflow_projector.projection import apply_batch, checkpoint, init_conne
 from deksdenflow_projector.service import Projector
 from deksdenflow_projector.settings import ProjectorSettings
 
+from bench import cpu
 from bench.servers import servers
 from bench.workload import prefill
 
@@ -108,6 +112,7 @@ async def main(target: int) -> None:
 
         tune_gc()  # as the projector process does
         projector = Projector(pool, store, ProjectorSettings(batch_size=BATCH, durable=f"bench{suffix}"))
+        cpu_before = cpu.snapshot()
         started = time.perf_counter()
         task = asyncio.create_task(projector.run())
         while True:
@@ -118,6 +123,7 @@ async def main(target: int) -> None:
                 task.result()
             await asyncio.sleep(0.05)
         projector_s = time.perf_counter() - started
+        cpu_used = cpu.used(cpu_before, cpu.snapshot())
         projector.loop.stop()
         await task
 
@@ -128,6 +134,7 @@ async def main(target: int) -> None:
 
     projector_rate, raw_rate = last / projector_s, len(events) / raw_s
     print(f"projector catch-up: {last:,} events in {projector_s:.2f}s = {projector_rate:,.0f} events/s")
+    print(f"  CPU used meanwhile: {cpu_used}")
     print(
         f"raw batched inserts (the projector's own writes replayed, {BATCH} events/commit): "
         f"{raw_rate:,.0f} events/s"
