@@ -74,7 +74,12 @@ async def drive(repo: Repository, *, projects: int = 2, runs_per_project: int = 
             await repo.execute(
                 PROTOCOL_RUN,
                 run_id,
-                cmd.RecordStepExecutionCompleted(step_run_id=first, commit_sha=f"{run_id}-sha", auto_qa=True),
+                cmd.RecordStepExecutionCompleted(
+                    step_run_id=first,
+                    commit_sha=f"{run_id}-sha",
+                    auto_qa=True,
+                    changed_files=("src/app.py", "README.md"),
+                ),
                 meta("worker:codex"),
             )
             await repo.execute(

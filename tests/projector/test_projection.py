@@ -6,7 +6,7 @@ from typing import Any
 
 import asyncpg
 import pytest
-from deksdenflow_core.aggregates import PROTOCOL_RUN, Repository
+from deksdenflow_core.aggregates import PROJECT, PROTOCOL_RUN, Repository
 from deksdenflow_core.contracts.generated.deksdenflow.commands.v1 import protocol_run as cmd
 from deksdenflow_core.eventstore import JetStreamEventStore
 from deksdenflow_core.readmodel import SCHEMA
@@ -85,6 +85,11 @@ async def test_read_model_matches_the_aggregates(
     tables = await dump(read_db)
     assert [e["seq"] for e in tables["events"]] == list(range(1, last + 1)), "every event exactly once"
     assert len(tables["projects"]) == 2
+    for project in tables["projects"]:
+        folded = (await repo.load(PROJECT, project["id"])).state
+        assert project["default_models"] == folded.default_models.model_dump(mode="json")
+        assert project["questions"] == [q.model_dump(mode="json") for q in folded.questions]
+        assert project["answers"] == folded.answers
     assert len(tables["project_tokens"]) == 2
     for run_id in run_ids:
         state = (await repo.load(PROTOCOL_RUN, run_id)).state
@@ -96,6 +101,9 @@ async def test_read_model_matches_the_aggregates(
             (r for r in tables["step_runs"] if r["protocol_run_id"] == run_id), key=lambda r: r["step_index"]
         )
         assert [s["status"] for s in steps] == [s.status.value for s in state.steps]
+        # jsonb columns hold JSON values (not arrays of them, not NULL)
+        assert [s["changed_files"] for s in steps] == [list(s.changed_files) for s in state.steps]
+        assert steps[0]["changed_files"] == ["src/app.py", "README.md"]
         assert steps[0]["last_verdict"] in ("pass", "fail")
     names = sorted(r["protocol_name"] for r in tables["protocol_runs"])
     assert names == ["0001-task-0", "0001-task-0", "0002-task-1", "0002-task-1"]
