@@ -42,22 +42,45 @@ def make_call(
     )
 
 
-def processes_started_since(started: float) -> list[psutil.Process]:
-    """Our live descendants created at or after ``started`` (a time.time()), zombies excluded."""
-    found = []
-    for proc in psutil.Process().children(recursive=True):
-        try:
-            if proc.create_time() >= started - 0.5 and proc.status() != psutil.STATUS_ZOMBIE:
-                found.append(proc)
-        except psutil.Error:
-            continue
-    return found
+class Descendants:
+    """Our descendant processes as they are now; ``new()`` gives those started since.
+
+    A process is told by (pid, start time), not by comparing its start time with a wall-clock time:
+    psutil derives start times from the boot time, which is whole seconds and drifts from
+    ``time.time()`` (by ~0.75 s on a VM seen here), so a clock comparison missed fresh processes.
+    """
+
+    def __init__(self) -> None:
+        self._before = {_identity(p) for p in psutil.Process().children(recursive=True)} - {None}
+
+    def new(self) -> list[psutil.Process]:
+        """Live descendants that did not exist at creation (zombies excluded)."""
+        found = []
+        for proc in psutil.Process().children(recursive=True):
+            try:
+                if _identity(proc) not in self._before and proc.status() != psutil.STATUS_ZOMBIE:
+                    found.append(proc)
+            except psutil.Error:
+                continue
+        return found
 
 
-def command_lines_since(started: float) -> list[str]:
-    """The command lines of ``processes_started_since(started)`` (those that are still there)."""
+def _identity(proc: psutil.Process) -> tuple[int, float] | None:
+    try:
+        return proc.pid, proc.create_time()
+    except psutil.Error:
+        return None
+
+
+def processes_started_since(since: Descendants) -> list[psutil.Process]:
+    """Our live descendants started after the ``since`` snapshot, zombies excluded."""
+    return since.new()
+
+
+def command_lines_since(since: Descendants) -> list[str]:
+    """The command lines of ``processes_started_since(since)`` (those that are still there)."""
     lines = []
-    for proc in processes_started_since(started):
+    for proc in processes_started_since(since):
         try:
             lines.append(" ".join(proc.cmdline()))
         except psutil.Error:

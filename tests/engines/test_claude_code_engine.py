@@ -33,7 +33,15 @@ from deksdenflow_fakes.anthropic_api import (
     user_text,
 )
 
-from tests.engines.helpers import alive, command_lines_since, entries, git, make_call, processes_started_since
+from tests.engines.helpers import (
+    Descendants,
+    alive,
+    command_lines_since,
+    entries,
+    git,
+    make_call,
+    processes_started_since,
+)
 from tests.support import eventually
 
 VERDICT_SCHEMA = {
@@ -227,14 +235,14 @@ async def test_cancelling_the_call_kills_the_cli_and_its_commands(
     )
     # (A plain long ``sleep`` is refused by the CLI itself.)
     anthropic_api.push(Turn.bash("python3 -c 'import time; time.sleep(78.5)'"), Turn.message("never"))
-    started = time.time()
+    since = Descendants()
     task = asyncio.create_task(run(engine, worktree, sandbox=Sandbox.WORKSPACE_WRITE))
 
     def sleeping() -> bool:
-        return any("78.5" in line for line in command_lines_since(started))
+        return any("78.5" in line for line in command_lines_since(since))
 
     await eventually(sleeping, within=20, what="the command to run")
-    spawned = processes_started_since(started)
+    spawned = processes_started_since(since)
 
     cancelled_at = time.monotonic()
     task.cancel()
@@ -250,6 +258,7 @@ async def test_timeout_stops_the_cli_with_a_retryable_error(
     claude: ClaudeCodeEngine, anthropic_api: FakeAnthropicApi, worktree: Path
 ) -> None:
     anthropic_api.push(Turn.message("slow").held(60))
+    since = Descendants()
     started = time.time()
 
     with pytest.raises(EngineTimeout) as caught:
@@ -257,7 +266,7 @@ async def test_timeout_stops_the_cli_with_a_retryable_error(
 
     assert caught.value.retryable
     assert time.time() - started < 10
-    await eventually(lambda: alive(processes_started_since(started)) == [], within=5, what="the CLI to end")
+    await eventually(lambda: alive(processes_started_since(since)) == [], within=5, what="the CLI to end")
 
 
 async def test_missing_binary_is_a_permanent_missing_dependency(

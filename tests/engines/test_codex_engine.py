@@ -37,7 +37,15 @@ from deksdenflow_fakes.responses_api import (
     user_text,
 )
 
-from tests.engines.helpers import alive, command_lines_since, entries, git, make_call, processes_started_since
+from tests.engines.helpers import (
+    Descendants,
+    alive,
+    command_lines_since,
+    entries,
+    git,
+    make_call,
+    processes_started_since,
+)
 from tests.support import eventually
 
 VERDICT_SCHEMA = {
@@ -224,14 +232,14 @@ async def test_cancelling_the_call_kills_the_cli_and_its_commands(
 ) -> None:
     # The model asks for a long command; the CLI runs it in its sandbox; then we cancel.
     responses_api.push(Turn.shell("sleep 77.5"), Turn.message("never"))
-    started = time.time()
+    since = Descendants()
     task = asyncio.create_task(run(codex, worktree))
 
     def sleeping() -> bool:
-        return any("77.5" in line for line in command_lines_since(started))
+        return any("77.5" in line for line in command_lines_since(since))
 
     await eventually(sleeping, within=20, what="the sandboxed command to run")
-    spawned = processes_started_since(started)
+    spawned = processes_started_since(since)
     assert len(spawned) >= 2  # the CLI and its command, at least
 
     cancelled_at = time.monotonic()
@@ -250,10 +258,10 @@ async def test_cancelling_while_the_model_streams_kills_the_cli(
     codex: CodexEngine, responses_api: FakeResponsesApi, worktree: Path
 ) -> None:
     responses_api.push(Turn.message("slow").held(60))
-    started = time.time()
+    since = Descendants()
     task = asyncio.create_task(run(codex, worktree))
     await eventually(lambda: len(responses_api.calls) == 1, within=20, what="the CLI to call the model")
-    spawned = processes_started_since(started)
+    spawned = processes_started_since(since)
 
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -267,6 +275,7 @@ async def test_timeout_stops_the_cli_with_a_retryable_error(
     codex: CodexEngine, responses_api: FakeResponsesApi, worktree: Path
 ) -> None:
     responses_api.push(Turn.message("slow").held(60))
+    since = Descendants()
     started = time.time()
 
     with pytest.raises(EngineTimeout) as caught:
@@ -274,7 +283,7 @@ async def test_timeout_stops_the_cli_with_a_retryable_error(
 
     assert caught.value.retryable
     assert time.time() - started < 10
-    assert alive(processes_started_since(started)) == []  # nothing but the group ran
+    assert alive(processes_started_since(since)) == []  # nothing but the group ran
 
 
 async def test_missing_binary_is_a_permanent_missing_dependency(

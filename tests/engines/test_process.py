@@ -15,7 +15,7 @@ import pytest
 from deksdenflow_codex_worker.engines.base import EngineError, EngineNotInstalled, EngineTimeout
 from deksdenflow_codex_worker.engines.process import ProcessExit, agent_environment, run_agent_process
 
-from tests.engines.helpers import alive, processes_started_since
+from tests.engines.helpers import Descendants, alive, processes_started_since
 from tests.support import eventually
 
 
@@ -56,10 +56,10 @@ async def test_lines_stdin_exit_code_and_stderr(tmp_path: Path) -> None:
 
 
 async def test_cancel_stops_the_whole_group(tmp_path: Path) -> None:
-    started = time.time()
+    since = Descendants()
     task = asyncio.create_task(sh("sleep 301 & sleep 302 & wait", tmp_path))
-    await eventually(lambda: len(processes_started_since(started)) == 3, what="the shell and its two sleeps")
-    spawned = processes_started_since(started)
+    await eventually(lambda: len(processes_started_since(since)) == 3, what="the shell and its two sleeps")
+    spawned = processes_started_since(since)
 
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -70,10 +70,10 @@ async def test_cancel_stops_the_whole_group(tmp_path: Path) -> None:
 
 async def test_cancel_also_stops_descendants_that_left_the_group(tmp_path: Path) -> None:
     # A sandbox in a session of its own (as the Codex CLI starts one) is outside the group signals reach.
-    started = time.time()
+    since = Descendants()
     task = asyncio.create_task(sh("setsid sleep 304 & wait", tmp_path))
-    await eventually(lambda: len(processes_started_since(started)) == 2, what="shell and setsid sleep")
-    spawned = processes_started_since(started)
+    await eventually(lambda: len(processes_started_since(since)) == 2, what="shell and setsid sleep")
+    spawned = processes_started_since(since)
 
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -83,11 +83,11 @@ async def test_cancel_also_stops_descendants_that_left_the_group(tmp_path: Path)
 
 
 async def test_a_group_ignoring_sigterm_is_killed_after_the_grace_period(tmp_path: Path) -> None:
-    started = time.time()
+    since = Descendants()
     # An ignored SIGTERM is inherited: neither the shell nor its sleep will stop on it.
     task = asyncio.create_task(sh("trap '' TERM; sleep 303 & wait", tmp_path, grace=0.5))
-    await eventually(lambda: len(processes_started_since(started)) == 2, what="the shell and its sleep")
-    spawned = processes_started_since(started)
+    await eventually(lambda: len(processes_started_since(since)) == 2, what="the shell and its sleep")
+    spawned = processes_started_since(since)
 
     cancelled_at = time.monotonic()
     task.cancel()
@@ -99,6 +99,7 @@ async def test_a_group_ignoring_sigterm_is_killed_after_the_grace_period(tmp_pat
 
 
 async def test_what_the_agent_leaves_running_is_killed_when_it_exits(tmp_path: Path) -> None:
+    since = Descendants()
     started = time.time()
     lines: list[str] = []
 
@@ -108,7 +109,7 @@ async def test_what_the_agent_leaves_running_is_killed_when_it_exits(tmp_path: P
     assert exit_.returncode == 0
     assert lines == ["done"]
     assert time.time() - started < 5
-    assert alive(processes_started_since(started)) == []
+    assert alive(processes_started_since(since)) == []
 
 
 # A helper like ``pyenv rehash`` in a login shell's start-up files: it holds a lock file that only its exit
@@ -125,6 +126,7 @@ async def test_helpers_left_running_get_sigterm_and_time_to_clean_up(tmp_path: P
     (tmp_path / "helper.sh").write_text(LOCK_HOLDER)
     lock = tmp_path / "held.lock"
     lines: list[str] = []
+    since = Descendants()
     started = time.time()
 
     task = asyncio.create_task(
@@ -142,22 +144,22 @@ async def test_helpers_left_running_get_sigterm_and_time_to_clean_up(tmp_path: P
 
     assert not lock.exists()  # SIGKILL would have left it
     assert time.time() - started < 4  # the grace period ends with the group, not after its 5 s
-    assert alive(processes_started_since(started)) == []
+    assert alive(processes_started_since(since)) == []
 
 
 async def test_timeout_stops_the_group_and_is_retryable(tmp_path: Path) -> None:
-    started = time.time()
+    since = Descendants()
 
     with pytest.raises(EngineTimeout) as caught:
         await sh("sleep 305", tmp_path, timeout_seconds=0.5)
 
     assert caught.value.retryable
     assert caught.value.fields["timeout_seconds"] == 0.5
-    assert alive(processes_started_since(started)) == []
+    assert alive(processes_started_since(since)) == []
 
 
 async def test_an_error_of_the_line_callback_stops_the_process(tmp_path: Path) -> None:
-    started = time.time()
+    since = Descendants()
 
     async def explode(line: str) -> None:
         raise ValueError(f"cannot take {line!r}")
@@ -173,7 +175,7 @@ async def test_an_error_of_the_line_callback_stops_the_process(tmp_path: Path) -
             timeout_seconds=30,
         )
 
-    assert alive(processes_started_since(started)) == []
+    assert alive(processes_started_since(since)) == []
 
 
 async def test_a_binary_that_cannot_start_is_a_missing_dependency(tmp_path: Path) -> None:
