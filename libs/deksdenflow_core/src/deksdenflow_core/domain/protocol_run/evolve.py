@@ -86,7 +86,8 @@ def evolve_protocol_run(state: ProtocolRunState, event: ProtocolRunEvent) -> Pro
 
 def replace(model: _M, update: Update) -> _M:
     """``model.model_copy(update=update)`` without its overhead: a new instance (no validation, as
-    with ``model_copy``) sharing every value not updated."""
+    with ``model_copy``) sharing every value not updated. For the states here, which have no private
+    attributes and no extra fields (it sets both to None)."""
     new = _new(type(model))
     _object_setattr(new, "__dict__", {**model.__dict__, **update})
     fields_set = model.__pydantic_fields_set__
