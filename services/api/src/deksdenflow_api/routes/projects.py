@@ -22,8 +22,8 @@ from deksdenflow_core.errors import ConcurrencyConflict
 from fastapi import APIRouter, Path, Query, Request, Response
 
 from deksdenflow_api import commanding
-from deksdenflow_api.auth import PrincipalDep, new_project_token
-from deksdenflow_api.context import ContextDep
+from deksdenflow_api.auth import Principal, PrincipalDep, new_project_token
+from deksdenflow_api.context import ApiContext, ContextDep
 from deksdenflow_api.errors import HttpError, errors
 from deksdenflow_api.reads import (
     ReadContext,
@@ -170,18 +170,7 @@ async def onboard_project(
     """(Re-)onboard the project: the git worker checks the remote, adds starter assets on the
     ``deksdenflow/onboarding`` branch without overwriting anything, refreshes the working clone and asks
     its clarification questions."""
-    principal.require_project(project_id)
-    outcome = await commanding.execute(
-        ctx,
-        request,
-        response,
-        principal,
-        PROJECT,
-        project_id,
-        [pcmd.RequestOnboarding()],
-        correlation_id=project_id,
-    )
-    return ProjectPublic(**_project_from_state(outcome.state, outcome.appended.events[0].envelope.time))
+    return await _project_command(ctx, request, response, principal, project_id, pcmd.RequestOnboarding())
 
 
 @router.post(
@@ -198,19 +187,8 @@ async def answer_clarifications(
     principal: PrincipalDep,
 ) -> ProjectPublic:
     """Answer clarification questions by key; once every blocking one is answered the project is ready."""
-    principal.require_project(project_id)
-    outcome = await commanding.execute(
-        ctx,
-        request,
-        response,
-        principal,
-        PROJECT,
-        project_id,
-        [pcmd.AnswerClarifications(answers=body.answers)],
-        correlation_id=project_id,
-    )
-    at = outcome.appended.events[-1].envelope.time if outcome.appended.events else None
-    return ProjectPublic(**_project_from_state(outcome.state, at or datetime.now(UTC)))
+    command = pcmd.AnswerClarifications(answers=body.answers)
+    return await _project_command(ctx, request, response, principal, project_id, command)
 
 
 @router.put(
@@ -227,19 +205,25 @@ async def set_ci_policy(
     principal: PrincipalDep,
 ) -> ProjectPublic:
     """Set how the project reacts to CI: QA on success, and how many CI fixes the agent may try per step."""
+    command = pcmd.SetCiPolicy(ci_policy=CiPolicy(**body.model_dump()))
+    return await _project_command(ctx, request, response, principal, project_id, command)
+
+
+async def _project_command(
+    ctx: ApiContext,
+    request: Request,
+    response: Response,
+    principal: Principal,
+    project_id: str,
+    command: ProjectCommand,
+) -> ProjectPublic:
+    """Run one command on a project the caller may act on; answer with the project as it is now."""
     principal.require_project(project_id)
     outcome = await commanding.execute(
-        ctx,
-        request,
-        response,
-        principal,
-        PROJECT,
-        project_id,
-        [pcmd.SetCiPolicy(ci_policy=CiPolicy(**body.model_dump()))],
-        correlation_id=project_id,
+        ctx, request, response, principal, PROJECT, project_id, [command], correlation_id=project_id
     )
-    at = outcome.appended.events[-1].envelope.time if outcome.appended.events else None
-    return ProjectPublic(**_project_from_state(outcome.state, at or datetime.now(UTC)))
+    at = outcome.appended.events[-1].envelope.time if outcome.appended.events else datetime.now(UTC)
+    return ProjectPublic(**_project_from_state(outcome.state, at))
 
 
 @router.post(
