@@ -9,16 +9,16 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-_NAMES = ("python", "postgres", "nats-server")
+_SERVERS = ("postgres", "nats-server")
 
 
 def snapshot() -> dict[tuple[int, str], float]:
     """CPU seconds (user + system) so far of every process we can read, by (pid, name)."""
-    ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
     out: dict[tuple[int, str], float] = {}
     proc = Path("/proc")
     if not proc.is_dir():
         return out
+    ticks = os.sysconf("SC_CLK_TCK")
     for entry in proc.iterdir():
         if not entry.name.isdigit():
             continue
@@ -41,6 +41,6 @@ def used(before: dict[tuple[int, str], float], after: dict[tuple[int, str], floa
         pid, name = key
         if pid == me:
             totals["this process"] += delta
-        elif name in _NAMES[1:]:
+        elif name in _SERVERS:
             totals[name] += delta
     return ", ".join(f"{name} {seconds:.1f} s" for name, seconds in totals.items())
