@@ -507,33 +507,28 @@ class ConsumerLoop:
 
     def _decode_pulled(self, pulled: _Pulled) -> Delivery | None:
         msg = pulled.msg
-        return self._decode(msg.headers, msg.data, pulled.stream_seq, pulled.num_delivered, lambda: msg)
+        try:
+            return Delivery(decode(msg.headers, msg.data, pulled.stream_seq), pulled.num_delivered)
+        except ContractError as exc:
+            self._poisoned(exc, pulled.stream_seq, msg)
+            return None
 
     def _decode_frame(self, puller: _Puller, frame: _Frame) -> Delivery | None:
         stream_seq, delivered = _reply_numbers(frame.reply)
-        headers = _frame_headers(frame)
-        return self._decode(headers, frame.data, stream_seq, delivered, lambda: puller.msg(frame))
-
-    def _decode(
-        self,
-        headers: dict[str, str] | None,
-        data: bytes,
-        stream_seq: int,
-        delivered: int,
-        msg: Callable[[], Msg],
-    ) -> Delivery | None:
-        """The delivery of one message, or None for a poison message (terminated here)."""
         try:
-            event = decode(headers, data, stream_seq)
+            return Delivery(decode(_frame_headers(frame), frame.data, stream_seq), delivered)
         except ContractError as exc:
-            if self._poison == "retry":
-                raise
-            log.error("poison message terminated", stream_seq=stream_seq, error=exc.message)
-            task = asyncio.get_running_loop().create_task(msg().term())
-            self._settling.add(task)  # keep a reference until it is done
-            task.add_done_callback(self._settling.discard)
+            self._poisoned(exc, stream_seq, puller.msg(frame))
             return None
-        return Delivery(event, delivered)
+
+    def _poisoned(self, exc: ContractError, stream_seq: int, msg: Msg) -> None:
+        """A message that is not a valid event: raised again (``poison="retry"``), or terminated."""
+        if self._poison == "retry":
+            raise exc
+        log.error("poison message terminated", stream_seq=stream_seq, error=exc.message)
+        task = asyncio.get_running_loop().create_task(msg.term())
+        self._settling.add(task)  # keep a reference until it is done
+        task.add_done_callback(self._settling.discard)
 
     async def _settle(self, delivery: Delivery, msg: Msg, handler: Handler) -> None:
         env = delivery.event.envelope
