@@ -25,7 +25,7 @@ from deksdenflow_core.errors import InfrastructureError
 from deksdenflow_core.readmodel import PROJECTOR_NAME
 
 from deksdenflow_projector.fold import Folded, Known, Touched, fold
-from deksdenflow_projector.rows import Writes, build, store_checkpoint, write
+from deksdenflow_projector.rows import Writes, build, write
 
 # Events folded between two yields to the event loop while a batch is prepared: keeps the commit of the
 # previous batch moving (each of its statements needs the loop for a moment) without much overhead.
@@ -108,8 +108,7 @@ async def apply_batch(
     known = await _load(conn, schema, projects, runs)
     touched = Touched()
     fold(fresh, known, touched)
-    await write(conn, schema, build(fresh, touched))
-    return await store_checkpoint(conn, schema, fresh[-1].stream_seq, notify=notify)
+    return await write(conn, schema, build(fresh, touched), last=fresh[-1].stream_seq, notify=notify)
 
 
 @dataclass(frozen=True)
@@ -200,8 +199,9 @@ class LiveProjection:
             )
         if prepared.writes is None:
             return last
-        await write(conn, self._schema, prepared.writes)
-        self._committed = await store_checkpoint(conn, self._schema, prepared.last, notify=self._notify)
+        self._committed = await write(
+            conn, self._schema, prepared.writes, last=prepared.last, notify=self._notify
+        )
         return self._committed
 
     def _remember(self, touched: Touched) -> None:

@@ -388,10 +388,10 @@ _CI = _Upsert(
 )
 
 
-def _aggregate_rows(schema: str, w: Writes) -> tuple[str, list[Any]]:
-    """One statement writing every project, run, step, usage and CI row of a batch (tables with no
-    dependencies between them, so they can be written by the parts of one statement), and its
-    arguments: the rows as column arrays."""
+def _batch_statement(schema: str, w: Writes, last: int, *, notify: bool) -> tuple[str, list[Any]]:
+    """One statement writing every project, run, step, usage and CI row of a batch and the checkpoint
+    after it (tables with no dependencies between them, so they can be written by the parts of one
+    statement), and its arguments: the rows as column arrays."""
     parts: list[str] = []
     args: list[Any] = []
     for upsert, rows in (
@@ -404,15 +404,28 @@ def _aggregate_rows(schema: str, w: Writes) -> tuple[str, list[Any]]:
         if rows:
             parts.append(upsert.sql(schema, len(args) + 1))
             args.extend(map(list, zip(*rows, strict=True)))
-    if len(parts) == 1:
-        return parts[0], args
-    ctes = ", ".join(f"w{i} AS ({part})" for i, part in enumerate(parts[:-1]))
-    return f"WITH {ctes} {parts[-1]}", args
+    n = len(args)
+    stored = (
+        f'INSERT INTO "{schema}".checkpoints (name, last_seq, updated_at) VALUES (${n + 1}, ${n + 2}, now()) '
+        "ON CONFLICT (name) DO UPDATE SET last_seq = EXCLUDED.last_seq, updated_at = EXCLUDED.updated_at"
+    )
+    args += [PROJECTOR_NAME, last]
+    if notify:  # listeners learn of it when the transaction commits
+        parts.append(f"{stored} RETURNING last_seq")
+        final = f"SELECT pg_notify(${n + 3}, ${n + 4}) FROM w{len(parts) - 1}"
+        args += [CHECKPOINT_CHANNEL, f"{schema}:{last}"]
+    else:
+        final = stored
+    if not parts:
+        return final, args
+    ctes = ", ".join(f"w{i} AS ({part})" for i, part in enumerate(parts))
+    return f"WITH {ctes} {final}", args
 
 
-async def write(conn: asyncpg.Connection, schema: str, w: Writes) -> None:
-    """Send a batch's rows inside the caller's transaction: the events with one COPY, the rows of the
-    aggregates with one statement (and tokens, rare, one by one)."""
+async def write(conn: asyncpg.Connection, schema: str, w: Writes, *, last: int, notify: bool) -> int:
+    """Send a batch's rows and record ``last`` as applied, inside the caller's transaction (and tell
+    listeners, unless ``notify`` is false); return ``last``. The events go with one COPY, the rows of
+    the aggregates and the checkpoint with one statement (tokens and re-plans, rare, by themselves)."""
     await conn.copy_records_to_table("events", schema_name=schema, columns=_EVENT_COLUMNS, records=w.events)
     if w.tokens_issued:
         await conn.executemany(
@@ -432,25 +445,6 @@ async def write(conn: asyncpg.Connection, schema: str, w: Writes) -> None:
             w.replanned,
             w.kept_steps,
         )
-    if w.projects or w.runs or w.steps or w.usage or w.ci:
-        sql, args = _aggregate_rows(schema, w)
-        await conn.execute(sql, *args)
-
-
-async def store_checkpoint(conn: asyncpg.Connection, schema: str, last: int, *, notify: bool) -> int:
-    """Record ``last`` as applied (and tell listeners, unless ``notify`` is false); return it."""
-    upsert = (
-        f'INSERT INTO "{schema}".checkpoints (name, last_seq, updated_at) VALUES ($1, $2, now()) '
-        "ON CONFLICT (name) DO UPDATE SET last_seq = EXCLUDED.last_seq, updated_at = EXCLUDED.updated_at"
-    )
-    if notify:  # one round trip for both
-        await conn.execute(
-            f"WITH stored AS ({upsert} RETURNING last_seq) SELECT pg_notify($3, $4) FROM stored",
-            PROJECTOR_NAME,
-            last,
-            CHECKPOINT_CHANNEL,
-            f"{schema}:{last}",
-        )
-    else:
-        await conn.execute(upsert, PROJECTOR_NAME, last)
+    sql, args = _batch_statement(schema, w, last, notify=notify)
+    await conn.execute(sql, *args)
     return last

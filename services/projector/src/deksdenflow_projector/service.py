@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 import asyncpg
@@ -58,6 +59,9 @@ class Projector:
         self.last_seq = 0
         self.stream_last_seq = 0
         self.last_progress = time.monotonic()
+        # Batches commit one at a time on one connection, held between them: taking it from the pool
+        # for each batch would cost a round trip to reset it every time.
+        self._writer: asyncpg.pool.PoolConnectionProxy | None = None
         self.loop = ConsumerLoop(
             store.jetstream(),
             store.stream,
@@ -81,22 +85,34 @@ class Projector:
         return await self.projection.prepare([d.event for d in batch])
 
     async def commit(self, prepared: PreparedBatch) -> None:
-        started = time.perf_counter()
+        started, before = time.perf_counter(), self.last_seq
+        conn = self._writer or await self._pool.acquire()
+        self._writer = conn
         try:
-            async with self._pool.acquire() as conn, conn.transaction():
-                # A rebuild takes this lock to swap schemas between two of our batches.
-                await conn.execute("SELECT pg_advisory_xact_lock($1)", WRITER_LOCK_KEY)
-                before = self.last_seq
-                self.last_seq = await self.projection.commit(conn, prepared)
-                if self._settings.debug_batch_delay_seconds:
-                    await asyncio.sleep(self._settings.debug_batch_delay_seconds)
-        except Exception:
+            # One round trip for both: the transaction, and the lock a rebuild takes to swap schemas
+            # between two of our batches.
+            await conn.execute(f"BEGIN; SELECT pg_advisory_xact_lock({WRITER_LOCK_KEY})")
+            last = await self.projection.commit(conn, prepared)
+            if self._settings.debug_batch_delay_seconds:
+                await asyncio.sleep(self._settings.debug_batch_delay_seconds)
+            await conn.execute("COMMIT")
+        except BaseException:
             self.metrics.failures.inc()
+            await self._release_writer()  # rolls back what was not committed
             raise
-        self.metrics.applied.inc(max(0, self.last_seq - before))
-        self.metrics.checkpoint.set(self.last_seq)
+        self.metrics.applied.inc(max(0, last - before))
+        self.last_seq = last
+        self.metrics.checkpoint.set(last)
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
         self.last_progress = time.monotonic()
+
+    async def _release_writer(self) -> None:
+        """Give the writing connection back to the pool (which rolls back an open transaction, or
+        replaces the connection if it is broken)."""
+        conn, self._writer = self._writer, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await self._pool.release(conn)
 
     def discard(self) -> None:
         self.projection.discard()
@@ -104,7 +120,10 @@ class Projector:
     async def run(self) -> None:
         async with self._pool.acquire() as conn:
             self.last_seq = await checkpoint(conn, SCHEMA)
-        await self.loop.run_pipeline(self)
+        try:
+            await self.loop.run_pipeline(self)
+        finally:
+            await self._release_writer()
 
     async def track_lag(self) -> None:
         """Refresh the lag gauge: stream last sequence - checkpoint."""
