@@ -126,3 +126,47 @@ async def test_sigkill_mid_batch_loses_and_duplicates_nothing(
         tables["checkpoints"] = [{**row, "updated_at": None} for row in tables["checkpoints"]]
     for table in TABLES:
         assert rebuilt[table] == live[table], table
+
+
+async def test_a_lost_database_connection_mid_batch_is_retried_on_a_new_one(
+    projector_env: dict[str, str], store: JetStreamEventStore, repo: Repository, fresh_db_url: str
+) -> None:
+    """The projector writes every batch on one connection it holds; when that connection dies inside a
+    batch, the batch is redelivered and written on a new connection, and the process keeps running."""
+    await drive(repo, projects=2, runs_per_project=2)
+    last = await store.stream_last_seq()
+    proc = ProjectorProcess(projector_env)
+    proc.start(DEKSDENFLOW_PROJECTOR_DEBUG_BATCH_DELAY_SECONDS="0.3")
+    db = await asyncpg.connect(fresh_db_url)
+    try:
+        writer: list[int] = []
+
+        async def writer_in_batch() -> bool:
+            writer[:] = [
+                r["pid"]
+                for r in await db.fetch(
+                    "SELECT pid FROM pg_stat_activity WHERE application_name = 'deksdenflow-projector' "
+                    "AND state = 'idle in transaction' AND datname = current_database()"
+                )
+            ]
+            return bool(writer)
+
+        await eventually(writer_in_batch, within=30, what="a batch in progress")
+        assert await db.fetchval("SELECT pg_terminate_backend($1)", writer[0])
+        await eventually(lambda: _healthy_at(proc, last), within=60, what="the projector catching up")
+        assert proc.proc is not None
+        assert proc.proc.poll() is None, "the projector kept running"
+        seqs = [r["seq"] for r in await db.fetch(f'SELECT seq FROM "{SCHEMA}".events ORDER BY seq')]
+        assert seqs == list(range(1, last + 1)), "every event applied exactly once"
+        async with httpx.AsyncClient() as client:
+            metrics = (await client.get(f"http://127.0.0.1:{proc.port}/metrics", timeout=2)).text
+        failures = next(
+            float(line.split()[-1])
+            for line in metrics.splitlines()
+            if line.startswith("deksdenflow_projector_batch_failures_total ")
+        )
+        assert failures >= 1, "the batch on the killed connection failed and was written again"
+    finally:
+        await db.close()
+        if proc.proc and proc.proc.poll() is None:
+            assert proc.stop() in (0, -signal.SIGTERM)
