@@ -86,9 +86,8 @@ class Projector:
 
     async def commit(self, prepared: PreparedBatch) -> None:
         started, before = time.perf_counter(), self.last_seq
-        conn = self._writer or await self._pool.acquire()
-        self._writer = conn
         try:
+            conn = self._writer = self._writer or await self._pool.acquire()
             # One round trip for both: the transaction, and the lock a rebuild takes to swap schemas
             # between two of our batches.
             await conn.execute(f"BEGIN; SELECT pg_advisory_xact_lock({WRITER_LOCK_KEY})")
@@ -96,8 +95,9 @@ class Projector:
             if self._settings.debug_batch_delay_seconds:
                 await asyncio.sleep(self._settings.debug_batch_delay_seconds)
             await conn.execute("COMMIT")
-        except BaseException:
-            self.metrics.failures.inc()
+        except BaseException as exc:
+            if isinstance(exc, Exception):  # not a cancellation
+                self.metrics.failures.inc()
             await self._release_writer()  # rolls back what was not committed
             raise
         self.metrics.applied.inc(max(0, last - before))
