@@ -6,8 +6,10 @@ Prints events/s of (a) the projector catching up from sequence 1 through its dur
 (fetch, decode, fold with the domain's evolve, write aggregates + events + checkpoint per batch; batch
 N+1 is decoded and folded while batch N commits), and
 (b) the raw rate of the same batched inserts: the projector's writes for the same events (events COPY,
-one statement for the project/run/step/usage rows, checkpoint + notify — recorded once) replayed batch
-by batch, one commit each, with no consuming, decoding or folding.
+one statement for the project/run/step/usage rows and the checkpoint + notify — recorded once) replayed
+batch by batch, one commit each, with no consuming, decoding or folding, and
+(c) the projector with nothing sent to PostgreSQL (consume, decode, fold, build the rows, drop them):
+the ceiling its Python side sets, whatever the database.
 
 Also printed: the CPU seconds each process used during the catch-up (this process, PostgreSQL,
 nats-server), which says where the time went on a machine whose cores are all shared.
