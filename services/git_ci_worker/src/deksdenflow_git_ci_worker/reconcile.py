@@ -20,18 +20,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import asyncpg
 import structlog
 from deksdenflow_core.aggregates import PROJECT, PROTOCOL_RUN, Repository
 from deksdenflow_core.contracts.generated.deksdenflow.commands.v1 import protocol_run as cmd
 from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import CiProvider, CiStatus
-from deksdenflow_core.domain.protocol_run import ProtocolRunCommand
+from deksdenflow_core.domain.project import ProjectState
+from deksdenflow_core.domain.protocol_run import ProtocolRunCommand, ProtocolRunState
 from deksdenflow_core.errors import DeksdenflowError, DomainError
 from deksdenflow_core.eventstore import AppendMeta, JetStreamEventStore
 from deksdenflow_core.readmodel import SCHEMA
-from deksdenflow_git.forges import ForgeError, ForgeUnavailable
+from deksdenflow_git.forges import Forge, ForgeError, ForgeUnavailable
 from nats.js.errors import NotFoundError
 
 from deksdenflow_git_ci_worker.ci import CiHandler, ForgeFactory
@@ -43,6 +46,8 @@ _LOCK = "deksdenflow-reconciler"
 _T = f'"{SCHEMA}"'
 _PROVIDERS = {"github": CiProvider.GITHUB, "gitlab": CiProvider.GITLAB}
 _STATUS = {"success": CiStatus.SUCCESS, "failure": CiStatus.FAILURE}
+_Answer = TypeVar("_Answer")
+_Arg = TypeVar("_Arg")
 
 
 @dataclass
@@ -124,19 +129,13 @@ class Reconciler:
             step = run.step_by_commit(row["commit_sha"])
             if step is None or step.executing or run.is_terminal:
                 continue
-            project = (await self.repo.load(PROJECT, run.project_id)).state
-            provider = self.ci.provider_of(project)
-            if provider is None or not self.settings.token(provider):
+            asked = await self._ask_forge(run, "CI", lambda f, sha: f.ci_status(sha), step.commit_sha, done)
+            if asked is None:
                 continue
             done.ci_checked += 1
-            forge = self.forge(provider, project)
-            try:
-                ci = await forge.ci_status(step.commit_sha)
-            except (ForgeError, ForgeUnavailable) as exc:
-                done.errors.append(f"CI of {run.protocol_name}: {exc.message}")
+            project, provider, ci = asked
+            if ci is None:
                 continue
-            finally:
-                await forge.aclose()
             status = _STATUS.get(ci.state)
             if status is None:
                 continue
@@ -154,6 +153,30 @@ class Reconciler:
             if await self._execute(run.protocol_run_id, report, done):
                 done.ci_reported += 1
 
+    async def _ask_forge(
+        self,
+        run: ProtocolRunState,
+        what: str,
+        ask: Callable[[Forge, _Arg], Awaitable[_Answer]],
+        arg: _Arg,
+        done: Round,
+    ) -> tuple[ProjectState, str, _Answer | None] | None:
+        """``ask(forge, arg)`` of the forge of ``run``'s project: the project, its provider and the answer
+        (None if the forge failed: recorded in ``done.errors`` under ``what``). None if this worker holds
+        no token for that forge."""
+        project = (await self.repo.load(PROJECT, run.project_id)).state
+        provider = self.ci.provider_of(project)
+        if provider is None or not self.settings.token(provider):
+            return None
+        forge = self.forge(provider, project)
+        try:
+            return project, provider, await ask(forge, arg)
+        except (ForgeError, ForgeUnavailable) as exc:
+            done.errors.append(f"{what} of {run.protocol_name}: {exc.message}")
+            return project, provider, None
+        finally:
+            await forge.aclose()
+
     # --- pull requests -------------------------------------------------------------------------------
 
     async def _prs(self, conn: asyncpg.Connection, done: Round) -> None:
@@ -168,19 +191,15 @@ class Reconciler:
             run = (await self.repo.load(PROTOCOL_RUN, row["id"])).state
             if not run.pr_number or run.pr_merged or run.pr_closed:
                 continue
-            project = (await self.repo.load(PROJECT, run.project_id)).state
-            provider = self.ci.provider_of(project)
-            if provider is None or not self.settings.token(provider):
+            asked_pr = await self._ask_forge(
+                run, "PR", lambda f, n: f.get_pull_request(n), run.pr_number, done
+            )
+            if asked_pr is None:
                 continue
             done.prs_checked += 1
-            forge = self.forge(provider, project)
-            try:
-                pr = await forge.get_pull_request(run.pr_number)
-            except (ForgeError, ForgeUnavailable) as exc:
-                done.errors.append(f"PR of {run.protocol_name}: {exc.message}")
+            pr = asked_pr[2]
+            if pr is None:
                 continue
-            finally:
-                await forge.aclose()
             command: ProtocolRunCommand
             if pr.state == "merged":
                 command = cmd.RecordPullRequestMerged(number=pr.number, url=pr.url)
