@@ -52,7 +52,8 @@ _PROVIDER = {"github": CiProvider.GITHUB, "gitlab": CiProvider.GITLAB}
 
 @dataclass(frozen=True)
 class _Match:
-    """The run a delivery applies to (or why none), and the projects whose secret may sign it."""
+    """The run a delivery applies to (or why none), and the projects whose secret may sign it: the owner
+    of the matched run only; when no run matches (the delivery changes nothing), those of its repository."""
 
     protocol_run_id: str
     project_id: str
@@ -212,8 +213,10 @@ async def _match(ctx: ApiContext, signal: WebhookSignal | None) -> _Match:
     if len(rows) > 1 and projects:
         rows = [r for r in rows if r["project_id"] in projects] or rows
     if len(rows) == 1:
+        # Only the owner of the matched run may sign for it: the repository the payload names is the
+        # sender's word, so a project's secret naming its own repository and another's branch is refused.
         project_id = rows[0]["project_id"]
-        return _Match(rows[0]["id"], project_id, "", tuple(dict.fromkeys((project_id, *projects))))
+        return _Match(rows[0]["id"], project_id, "", (project_id,))
     if not rows:
         reason = f"no protocol run is named {signal.branch!r}"
         return _Match("", projects[0] if len(projects) == 1 else "", reason, projects)
