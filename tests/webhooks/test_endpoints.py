@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import json
 import uuid
+from urllib.parse import urlencode
 from typing import Any
 
 import httpx
@@ -211,3 +212,33 @@ async def test_a_project_secret_signs_for_its_project_only_and_rotation_revokes_
     assert stale.status_code == 401
     fresh = await _github(system, "workflow_run", body, secret=rotated.json()["webhook_secret"])
     assert fresh.status_code == 202
+
+
+async def test_a_form_encoded_delivery_githubs_default_is_accepted_like_json(system: System) -> None:
+    run = await _run(system)
+    payload = load("github_workflow_run_completed_failure")
+    form = urlencode({"payload": payload.decode()}).encode()
+    # The signature covers the raw form body, as GitHub signs it.
+    response = await _github(
+        system, "workflow_run", form, **{"Content-Type": "application/x-www-form-urlencoded"}
+    )
+    assert response.status_code == 202, response.text
+    answer = response.json()
+    assert (answer["status"], answer["protocol_run_id"]) == ("accepted", run["id"])
+    (received,) = await _webhook_events(system, answer["webhook_id"])
+    assert (received.event, received.raw_status, received.head_sha) == ("workflow_run", "failure", "1" * 40)
+    assert received.body_sha256 == hashlib.sha256(form).hexdigest()
+    # Signed over the JSON inside instead of the body as sent: refused.
+    forged = await _github(
+        system,
+        "workflow_run",
+        form,
+        **{"Content-Type": "application/x-www-form-urlencoded", "X-Hub-Signature-256": _sign(payload)},
+    )
+    assert forged.status_code == 401
+    # A signed form without its payload field is told apart as bad input.
+    empty = await _github(
+        system, "workflow_run", b"other=1", **{"Content-Type": "application/x-www-form-urlencoded"}
+    )
+    assert empty.status_code == 422
+    assert empty.json()["code"] == "invalid_webhook"

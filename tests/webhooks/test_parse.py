@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import json
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from deksdenflow_core.errors import InvalidCommand
@@ -471,6 +472,26 @@ def test_github_pull_request_merge_commit_only_when_merged() -> None:
     unmerged = load_json("github_pull_request_closed_unmerged")
     assert unmerged["pull_request"]["merge_commit_sha"] == "4" * 40  # GitHub's test merge, not a real one
     assert parse_github("pull_request", load("github_pull_request_closed_unmerged")).merge_commit_sha == ""
+
+
+@pytest.mark.parametrize("name", [n for n in sorted(CASES) if n.startswith("github_")])
+def test_a_github_form_encoded_delivery_reads_like_its_json(name: str) -> None:
+    body = load(name)
+    form = urlencode({"payload": body.decode()}).encode()
+    for content_type in (
+        "application/x-www-form-urlencoded",
+        "Application/X-WWW-Form-Urlencoded; charset=utf-8",
+    ):
+        assert parse_github(CASES[name][1], form, content_type) == parse_github(CASES[name][1], body)
+
+
+@pytest.mark.parametrize(
+    "form",
+    [b"", b"zen=1", b"payload=%7B%7D&payload=%7B%7D", b"payload=%FF", b"payload=\xff", b"payload=%5B%5D"],
+)
+def test_a_github_form_without_one_readable_payload_field_is_invalid(form: bytes) -> None:
+    with pytest.raises(InvalidWebhook):
+        parse_github("workflow_run", form, "application/x-www-form-urlencoded")
 
 
 def test_protocol_run_id_is_read_from_the_top_level_only() -> None:

@@ -24,6 +24,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Final, Literal
+from urllib.parse import parse_qs
 
 from deksdenflow_core.errors import InvalidCommand
 
@@ -357,12 +358,18 @@ def _completed_word(block: Mapping[str, Any], fallback: str = "") -> str:
 _GITHUB_REPO_URLS: Final = ("clone_url", "ssh_url", "html_url", "git_url")
 
 
-def parse_github(event: str, body: bytes) -> WebhookSignal:
-    """A GitHub delivery (``X-GitHub-Event`` value and raw body) as a :class:`WebhookSignal`."""
+def parse_github(event: str, body: bytes, content_type: str = "") -> WebhookSignal:
+    """A GitHub delivery (``X-GitHub-Event`` value, raw body and ``Content-Type``) as a
+    :class:`WebhookSignal`.
+
+    GitHub sends either JSON or, by default for a new hook, ``application/x-www-form-urlencoded`` with the
+    JSON in the ``payload`` field; both read the same. (The signature covers the raw body as sent, so it is
+    checked on ``body`` itself, never on the JSON taken out of it.)
+    """
     event = event.strip()
     if not event:
         raise InvalidWebhook("github webhook has no X-GitHub-Event header", provider="github", event="")
-    payload = _load(body, "github", event)
+    payload = _load(_github_json(body, content_type, event), "github", event)
     repo = _dict(payload.get("repository"))
     base = WebhookSignal(
         provider="github",
@@ -411,6 +418,29 @@ def _ci(
         ci_name=name,
         ignored_reason=_ci_ignored(state, raw),
     )
+
+
+_FORM: Final = "application/x-www-form-urlencoded"
+
+
+def _github_json(body: bytes, content_type: str, event: str) -> bytes:
+    """The JSON of a delivery: the body itself, or the ``payload`` field of a form-encoded one."""
+    if content_type.split(";", 1)[0].strip().lower() != _FORM:
+        return body
+    try:
+        fields = parse_qs(body.decode("ascii"), keep_blank_values=True, errors="strict")
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise InvalidWebhook(
+            f"github form-encoded webhook body cannot be decoded: {exc}", provider="github", event=event
+        ) from exc
+    values = fields.get("payload", [])
+    if len(values) != 1:
+        raise InvalidWebhook(
+            "github form-encoded webhook body must have exactly one 'payload' field",
+            provider="github",
+            event=event,
+        )
+    return values[0].encode()
 
 
 def _github_workflow_run(base: WebhookSignal, payload: Mapping[str, Any]) -> WebhookSignal:

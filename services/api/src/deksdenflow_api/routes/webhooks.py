@@ -82,7 +82,8 @@ async def github_webhook(
     def verify(secrets: Sequence[str]) -> bool:
         return verify_github_signature(secrets, body, x_hub_signature_256) is not None
 
-    signal, invalid = _parse(lambda: parse_github(x_github_event or "", body))
+    content_type = request.headers.get("content-type", "")
+    signal, invalid = _parse(lambda: parse_github(x_github_event or "", body, content_type))
     match = await _match(ctx, signal)
     authenticated_by = await _authenticate(ctx, match, verify, "github")
     if signal is None:
