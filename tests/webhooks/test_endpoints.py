@@ -10,8 +10,8 @@ import hashlib
 import hmac
 import json
 import uuid
-from urllib.parse import urlencode
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 

@@ -15,9 +15,11 @@ from deksdenflow_core.errors import (
     NotFound,
 )
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict
+from starlette.exceptions import HTTPException  # what FastAPI raises for a body it cannot decode
 
 
 class ErrorBody(BaseModel):
@@ -81,6 +83,21 @@ def install(app: FastAPI) -> None:
         body = {"code": "invalid_request", "message": "the request is not valid", "errors": errors}
         return JSONResponse(body, status_code=422)
 
+    async def on_unreadable_body(request: Request, exc: Exception) -> Response:
+        # FastAPI answers a body it cannot decode (not UTF-8, ...) with its own 400 {"detail"}, raised
+        # from the decoding error; that is bad input like any other: 422 in our shape. Every other HTTP
+        # error of the framework keeps its default answer.
+        if not isinstance(exc, HTTPException):
+            raise exc
+        if exc.status_code == 400 and isinstance(exc.__cause__, ValueError):
+            reason = type(exc.__cause__).__name__
+            body = {
+                "code": "invalid_body",
+                "message": f"the request body cannot be read as UTF-8 JSON ({reason})",
+            }
+            return JSONResponse(body, status_code=422)
+        return await http_exception_handler(request, exc)
+
     async def on_missing_read_model(_: Request, exc: Exception) -> JSONResponse:
         body = {
             "code": "read_model_not_ready",
@@ -105,6 +122,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(asyncpg.UndefinedTableError, on_missing_read_model)
     app.add_exception_handler(asyncpg.InvalidSchemaNameError, on_missing_read_model)
     app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(HTTPException, on_unreadable_body)
 
 
 # OpenAPI documentation of the error responses, reused by every route.
