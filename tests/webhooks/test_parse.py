@@ -11,6 +11,7 @@ import base64
 import hashlib
 import hmac
 import json
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -856,3 +857,44 @@ def test_the_first_matching_secret_is_reported_when_one_is_listed_twice() -> Non
     assert verify_gitlab_signature([OTHER_TOKEN, TOKEN, TOKEN], body, _signed_headers(body), now=NOW) == 1
     assert verify_github_signature(["a", "b", "b"], body, _hub_signature("b", body)) == 1
     assert verify_gitlab_token(["a", "b", "b"], "b") == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "check", "run_id", "attempt", "at"),
+    [
+        ("github_workflow_run_in_progress", "workflow_run:CI", 9876543210, 1, "2025-01-10T10:06:41Z"),
+        ("github_workflow_run_completed_failure", "workflow_run:CI", 9876543210, 1, "2025-01-10T10:06:41Z"),
+        ("github_check_run_in_progress", "check_run:test (3.11)", 27182818284, 0, "2025-01-10T10:02:09Z"),
+        (
+            "github_check_run_completed_failure",
+            "check_run:test (3.11)",
+            27182818284,
+            0,
+            "2025-01-10T10:06:38Z",
+        ),
+        ("gitlab_pipeline_running", "pipeline:push", 1634567890, 0, "2025-01-10T10:02:43Z"),
+        ("gitlab_pipeline_failed", "pipeline:push", 1634567890, 0, "2025-01-10T10:06:41Z"),
+    ],
+)
+def test_a_ci_delivery_names_its_check_run_id_attempt_and_latest_time(
+    name: str, check: str, run_id: int, attempt: int, at: str
+) -> None:
+    signal = parse(CASES[name][0], CASES[name][1], load(name))
+    expected_ms = int(datetime.fromisoformat(at).timestamp() * 1000)
+    assert (signal.ci_check, signal.ci_run_id, signal.ci_run_attempt, signal.ci_updated_at_ms) == (
+        check,
+        run_id,
+        attempt,
+        expected_ms,
+    )
+
+
+def test_times_without_a_zone_are_utc_and_unreadable_ones_are_ignored() -> None:
+    data = load_json("github_workflow_run_in_progress")
+    data["workflow_run"] |= {
+        "created_at": "2025-01-10T10:00:00",
+        "run_started_at": "soon",
+        "updated_at": None,
+    }
+    signal = parse_github("workflow_run", json.dumps(data).encode())
+    assert signal.ci_updated_at_ms == int(datetime(2025, 1, 10, 10, tzinfo=UTC).timestamp() * 1000)

@@ -21,8 +21,9 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any, Final, Literal
 from urllib.parse import parse_qs
 
@@ -86,6 +87,13 @@ class WebhookSignal:
     pr_closed: bool = False
     merge_commit_sha: str = ""
     ignored_reason: str = ""
+    # The CI run a "ci" signal is about, to put its reports back in order: the line of CI on the commit
+    # ("<event>:<name>"), the run's own id, GitHub's run_attempt, and the latest time the payload gives
+    # (ms since the epoch). 0 / "" when the payload does not say.
+    ci_check: str = ""
+    ci_run_id: int = 0
+    ci_run_attempt: int = 0
+    ci_updated_at_ms: int = 0
 
 
 # --- CI states -----------------------------------------------------------------------------------------
@@ -317,6 +325,39 @@ def _int(value: Any) -> int:
     return 0
 
 
+def _millis(values: Iterable[Any]) -> int:
+    """The latest of the timestamps given, in ms since the epoch; 0 when none can be read.
+
+    GitHub writes ISO 8601 (``2025-01-10T10:02:03Z``), GitLab ``2025-01-10 10:02:03 UTC`` or ISO 8601
+    with an offset; a time without a zone is taken as UTC.
+    """
+    latest = 0
+    for value in values:
+        if not isinstance(value, str) or not value.strip():
+            continue
+        text = value.strip()
+        if text.endswith(" UTC"):
+            text = text.removesuffix(" UTC") + "+00:00"
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            continue
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        latest = max(latest, int(moment.timestamp() * 1000))
+    return latest
+
+
+def _position(check: str, block: Mapping[str, Any], times: Sequence[str], attempt: int = 0) -> dict[str, Any]:
+    """The CI run fields of a signal: its check, the block's id, ``attempt`` and its latest time."""
+    return {
+        "ci_check": check,
+        "ci_run_id": _int(block.get("id")),
+        "ci_run_attempt": attempt,
+        "ci_updated_at_ms": _millis(block.get(key) for key in times),
+    }
+
+
 def _branch(ref: str) -> str:
     """A branch name from a ref: ``refs/heads/`` stripped; tags and other refs are not branches ("")."""
     if ref.startswith("refs/heads/"):
@@ -405,10 +446,12 @@ def _ci(
     run_url: str,
     name: str,
     state: CiState | None = None,
+    position: Mapping[str, Any] | None = None,
 ) -> WebhookSignal:
     state = state or normalise_ci_state(raw)
     return replace(
         base,
+        **(position or {}),
         kind="ci",
         ci_state=state,
         raw_status=raw,
@@ -446,6 +489,7 @@ def _github_json(body: bytes, content_type: str, event: str) -> bytes:
 def _github_workflow_run(base: WebhookSignal, payload: Mapping[str, Any]) -> WebhookSignal:
     run = _object(payload, "workflow_run", "github", base.event)
     name = _str(run.get("name")) or _str(_dict(payload.get("workflow")).get("name"))
+    times = ("created_at", "run_started_at", "updated_at")
     return _ci(
         base,
         raw=_completed_word(run),
@@ -453,6 +497,9 @@ def _github_workflow_run(base: WebhookSignal, payload: Mapping[str, Any]) -> Web
         head_sha=_str(run.get("head_sha")),
         run_url=_str(run.get("html_url")),
         name=name,
+        position=_position(
+            f"workflow_run:{name or _str(run.get('path'))}", run, times, _int(run.get("run_attempt"))
+        ),
     )
 
 
@@ -462,6 +509,7 @@ def _github_check_suite(base: WebhookSignal, payload: Mapping[str, Any]) -> Webh
     # A (re)requested suite is about to run, whatever status word (if any) it carries yet.
     requested = base.action in {"requested", "rerequested"} and _str(suite.get("status")) != "completed"
     app = _dict(suite.get("app"))
+    name = _str(app.get("name")) or "check_suite"
     return _ci(
         base,
         raw=raw,
@@ -469,20 +517,23 @@ def _github_check_suite(base: WebhookSignal, payload: Mapping[str, Any]) -> Webh
         branch=_branch(_str(suite.get("head_branch"))),
         head_sha=_str(suite.get("head_sha")),
         run_url=_str(suite.get("html_url")),
-        name=_str(app.get("name")) or "check_suite",
+        name=name,
+        position=_position(f"check_suite:{name}", suite, ("created_at", "updated_at")),
     )
 
 
 def _github_check_run(base: WebhookSignal, payload: Mapping[str, Any]) -> WebhookSignal:
     run = _object(payload, "check_run", "github", base.event)
     suite = _dict(run.get("check_suite"))
+    name = _str(run.get("name"))
     return _ci(
         base,
         raw=_completed_word(run),
         branch=_branch(_str(suite.get("head_branch"))),
         head_sha=_str(run.get("head_sha")) or _str(suite.get("head_sha")),
         run_url=_str(run.get("html_url")) or _str(run.get("details_url")),
-        name=_str(run.get("name")),
+        name=name,
+        position=_position(f"check_run:{name}", run, ("started_at", "completed_at")),
     )
 
 
@@ -493,13 +544,15 @@ def _github_status(base: WebhookSignal, payload: Mapping[str, Any]) -> WebhookSi
                 f"github 'status' delivery has no {key!r} string", provider="github", event=base.event
             )
     sha = _str(payload.get("sha"))
+    context = _str(payload.get("context"))
     return _ci(
         base,
         raw=_str(payload.get("state")),
         branch=_status_branch(payload.get("branches"), sha),
         head_sha=sha,
         run_url=_str(payload.get("target_url")),
-        name=_str(payload.get("context")),
+        name=context,
+        position=_position(f"status:{context}", payload, ("created_at", "updated_at")),
     )
 
 
@@ -606,6 +659,18 @@ def _gitlab_pipeline(
     web_url = _str(project.get("web_url"))
     if not run_url and web_url and pipeline_id:
         run_url = f"{web_url.rstrip('/')}/-/pipelines/{pipeline_id}"
+    # A retried job turns a finished pipeline (same id) back to running: the jobs' own times tell that
+    # report apart from a late one of the first try.
+    jobs = [_dict(job) for job in payload.get("builds") or () if isinstance(job, dict)]
+    position = _position(
+        f"pipeline:{_str(attributes.get('name')) or _str(attributes.get('source'))}",
+        attributes,
+        ("created_at", "finished_at"),
+    )
+    position["ci_updated_at_ms"] = max(
+        position["ci_updated_at_ms"],
+        _millis(job.get(key) for job in jobs for key in ("created_at", "started_at", "finished_at")),
+    )
     signal = _ci(
         base,
         raw=_str(attributes.get("status")),
@@ -613,6 +678,7 @@ def _gitlab_pipeline(
         head_sha=_str(attributes.get("sha")),
         run_url=run_url,
         name="pipeline",
+        position=position,
     )
     if tag:
         return replace(signal, ignored_reason=f"tag pipeline (tag {ref!r}): only branches are followed")

@@ -118,15 +118,17 @@ class CiHandler:
             return []
         if received.kind != "ci" or received.ci_status is CiStatus.UNSPECIFIED:
             return []
-        status: CiStatus = received.ci_status
         raw = received.raw_status
-        if status is CiStatus.SUCCESS and received.provider is CiProvider.GITHUB:
-            status, raw = await self._confirm_success(project, received.head_sha, raw)
+        combined = CiStatus.UNSPECIFIED
+        if received.ci_status is CiStatus.SUCCESS and received.provider is CiProvider.GITHUB:
+            combined, raw = await self._confirm_success(project, received.head_sha, raw)
         policy = self.policy(project)
         return [
             cmd.RecordCiReport(
                 provider=received.provider,
-                status=status,
+                status=received.ci_status,
+                commit_status=combined,
+                ci_run=received.ci_run,
                 raw_status=raw,
                 head_sha=received.head_sha,
                 run_url=received.run_url,
@@ -137,16 +139,17 @@ class CiHandler:
         ]
 
     async def _confirm_success(self, project: ProjectState, sha: str, raw: str) -> tuple[CiStatus, str]:
-        """GitHub reports success per workflow/suite/check/context: ask for the commit's combined state."""
+        """GitHub reports success per workflow/suite/check/context: ask for the commit's combined state
+        (UNSPECIFIED when it could not be asked; the run then weighs the checks it has heard of)."""
         provider = self.provider_of(project)
         if provider != "github" or not self.settings.token("github") or not sha:
-            return CiStatus.SUCCESS, raw
+            return CiStatus.UNSPECIFIED, raw
         forge = self.forge(provider, project)
         try:
             combined = await forge.ci_status(sha)
         except (ForgeError, ForgeUnavailable) as exc:
             log.warning("CI success not confirmed; taken as reported", reason=exc.message)
-            return CiStatus.SUCCESS, raw
+            return CiStatus.UNSPECIFIED, raw
         finally:
             await forge.aclose()
         if combined.state == "running":

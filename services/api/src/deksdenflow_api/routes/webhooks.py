@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 import structlog
 from deksdenflow_core.aggregates import PROJECT, WEBHOOK
 from deksdenflow_core.contracts.generated.deksdenflow.commands.v1 import webhook as wcmd
-from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import CiProvider, CiStatus
+from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import CiProvider, CiRunRef, CiStatus
 from deksdenflow_core.domain.webhook import webhook_id
 from deksdenflow_core.eventstore import AppendMeta
 from deksdenflow_core.webhooks import (
@@ -252,6 +252,18 @@ def _repo_key(url_or_path: str) -> str:
     return text.strip("/").removesuffix(".git").lower()
 
 
+def _ci_run(signal: WebhookSignal) -> CiRunRef | None:
+    """The CI run a CI delivery is about, so that the run can put its reports in order."""
+    if signal.kind != "ci" or not signal.ci_check:
+        return None
+    return CiRunRef(
+        check=signal.ci_check,
+        run_id=signal.ci_run_id,
+        attempt=signal.ci_run_attempt,
+        updated_at_ms=signal.ci_updated_at_ms,
+    )
+
+
 async def _record(
     ctx: ApiContext,
     request: Request,
@@ -289,6 +301,7 @@ async def _record(
         body_sha256=hashlib.sha256(body).hexdigest(),
         body_bytes=len(body),
         authenticated_by=authenticated_by,
+        ci_run=_ci_run(signal),
     )
     request_id: str = request.state.request_id
     meta = AppendMeta(

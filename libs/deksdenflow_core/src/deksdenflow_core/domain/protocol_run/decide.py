@@ -33,6 +33,7 @@ from deksdenflow_core.domain.protocol_run.state import (
     RunStatus,
     StepState,
     StepStatus,
+    ci_ref_position,
 )
 from deksdenflow_core.errors import IllegalTransition, InvalidCommand, NotFound
 
@@ -392,7 +393,9 @@ def _request_qa(state: ProtocolRunState, step: StepState, reason: QaReason) -> e
         FailureSource.QA,
         FailureSource.CI,
     )
-    if step.status is not StepStatus.NEEDS_QA and not requalify:
+    # CI reported its run in progress (the step shows running), then success: QA of the step is next.
+    ci_passed = reason is QaReason.CI_SUCCESS and step.status is StepStatus.RUNNING and not step.executing
+    if step.status is not StepStatus.NEEDS_QA and not requalify and not ci_passed:
         raise _illegal_step(state, step, "QA runs on a step in needs_qa (or again after a QA or CI failure)")
     if step.qa_pending:
         raise _illegal_step(state, step, "QA of this step is already requested")
@@ -484,11 +487,16 @@ def _pr_merged(state: ProtocolRunState, command: cmd.RecordPullRequestMerged) ->
 
 
 def _ci_report(state: ProtocolRunState, command: cmd.RecordCiReport) -> list[ProtocolRunEvent]:
+    """A CI report moves the step whose commit CI ran, unless it is stale (older than what its CI run
+    already reported: deliveries come in any order and more than once) or held (another check failed on
+    the commit and still fails: one workflow's success does not clear another's failure)."""
     if command.delivery_id and command.delivery_id in state.ci_delivery_ids:
         return []
     if state.status is RunStatus.CANCELLED:
         raise _illegal(state, "the run was cancelled; CI results are ignored")
     step = state.step_by_commit(command.head_sha)
+    stale = _ci_stale(state, command)
+    held_by = "" if stale else _ci_held_by(state, command)
     reported = ev.CiReported(
         step_run_id=step.step_run_id if step else "",
         provider=command.provider,
@@ -497,14 +505,17 @@ def _ci_report(state: ProtocolRunState, command: cmd.RecordCiReport) -> list[Pro
         head_sha=command.head_sha,
         run_url=command.run_url,
         delivery_id=command.delivery_id,
+        ci_run=command.ci_run if command.ci_run is not None and command.ci_run.check else None,
+        stale=stale,
+        held_by=held_by,
+        commit_status=command.commit_status,
     )
-    if step is None or state.is_terminal:
+    if step is None or state.is_terminal or stale or held_by:
         return [reported]
     events: list[ProtocolRunEvent] = [reported]
     ci_failed = step.status is StepStatus.FAILED and step.failure_source is FailureSource.CI
-    if command.status is CiStatus.SUCCESS and (
-        step.status in (StepStatus.NEEDS_QA, StepStatus.RUNNING) or ci_failed
-    ):
+    status = command.commit_status if command.commit_status is not CiStatus.UNSPECIFIED else command.status
+    if status is CiStatus.SUCCESS and (step.status in (StepStatus.NEEDS_QA, StepStatus.RUNNING) or ci_failed):
         if step.executing:
             return events
         if command.auto_qa and state.status is not RunStatus.PAUSED:
@@ -513,9 +524,39 @@ def _ci_report(state: ProtocolRunState, command: cmd.RecordCiReport) -> list[Pro
             after = _fold(state, events)
             return [*events, _request_qa(after, _require_step(after, step.step_run_id), QaReason.CI_SUCCESS)]
         return _complete_step(state, step, CompletionVia.CI_SUCCESS, events)
-    if command.status is CiStatus.FAILURE and step.status is not StepStatus.FAILED and not step.executing:
+    if status is CiStatus.FAILURE and step.status is not StepStatus.FAILED and not step.executing:
         return [*events, *_ci_failed(state, step, command)]
     return events
+
+
+def _ci_stale(state: ProtocolRunState, command: cmd.RecordCiReport) -> bool:
+    """True if the report is older, in the life of its own CI run, than the latest one recorded for its
+    check on this commit (a later run, attempt or time; at equal times, finished beats running). A
+    report about the whole commit (no CI run) is never stale."""
+    ref = command.ci_run
+    if ref is None or not ref.check:
+        return False
+    latest = state.ci_check(command.head_sha, ref.check)
+    return latest is not None and ci_ref_position(ref, command.status) < latest.position
+
+
+def _ci_held_by(state: ProtocolRunState, command: cmd.RecordCiReport) -> str:
+    """The other check whose latest report on this commit is a failure, if this report (a success or a
+    start) would otherwise move the step past it. The forge's combined state, when it was asked, and
+    reports about the whole commit speak for every check and are never held."""
+    ref = command.ci_run
+    if ref is None or not ref.check or command.status is CiStatus.FAILURE:
+        return ""
+    if command.commit_status is not CiStatus.UNSPECIFIED:
+        return ""
+    return next(
+        (
+            c.check
+            for c in state.ci_checks
+            if c.head_sha == command.head_sha and c.check != ref.check and c.status is CiStatus.FAILURE
+        ),
+        "",
+    )
 
 
 def _ci_failed(

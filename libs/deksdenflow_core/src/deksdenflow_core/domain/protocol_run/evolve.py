@@ -8,9 +8,11 @@ from typing import Any, Literal, TypeVar, overload
 from pydantic import BaseModel
 
 from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
+    CiRunRef,
     CiStatus,
     ExecutionReason,
     FailureSource,
+    QaReason,
     StepPlan,
 )
 from deksdenflow_core.contracts.generated.deksdenflow.events.v1 import protocol_run as ev
@@ -18,6 +20,7 @@ from deksdenflow_core.domain.context import InvariantViolation
 from deksdenflow_core.domain.protocol_run.state import (
     OPEN_STEP_STATUSES,
     STUCK_STEP_STATUSES,
+    CiCheckState,
     ProtocolRunState,
     RunStatus,
     StepState,
@@ -229,7 +232,16 @@ def _execution_failed(s: ProtocolRunState, e: ev.StepExecutionFailed) -> Update:
 
 
 def _qa_requested(s: ProtocolRunState, e: ev.QaRequested) -> Update:
-    return _step(s, e.step_run_id, {"qa_attempt": e.qa_attempt, "qa_pending": True})
+    changes: Update = {"qa_attempt": e.qa_attempt, "qa_pending": True}
+    step = s.step(e.step_run_id)
+    if e.reason is QaReason.CI_SUCCESS and step is not None and _ci_running(step):
+        changes["status"] = StepStatus.NEEDS_QA  # CI ran and passed: the step now waits on its QA
+    return _step(s, e.step_run_id, changes)
+
+
+def _ci_running(step: StepState) -> bool:
+    """A step CI set running (a report of a CI run in progress), as opposed to one being executed."""
+    return step.status is StepStatus.RUNNING and not step.executing
 
 
 def _qa_verdict(s: ProtocolRunState, e: ev.QaVerdictRecorded) -> Update:
@@ -304,21 +316,44 @@ def _pr_closed(s: ProtocolRunState, e: ev.PullRequestClosed) -> Update:
 
 def _ci_reported(s: ProtocolRunState, e: ev.CiReported) -> Update:
     update: Update = {"ci_delivery_ids": s.ci_delivery_ids | {e.delivery_id} - {""}}
+    if e.stale:
+        return update  # older than what its CI run already said: nothing moves, nothing is remembered
+    if e.ci_run is not None and e.ci_run.check:
+        update["ci_checks"] = _with_check(s, e, e.ci_run)
     found = _find_step(s, e.step_run_id, required=False) if e.step_run_id else None
-    if found is None:
+    if found is None or e.held_by:
         return update
     index, step = found
+    status = e.commit_status if e.commit_status is not CiStatus.UNSPECIFIED else e.status
     if (
-        e.status is CiStatus.RUNNING
+        status is CiStatus.RUNNING
         and not s.is_terminal
         and step.status in (StepStatus.NEEDS_QA, StepStatus.FAILED)
     ):
         update["steps"] = _with_step(s.steps, index, {"status": StepStatus.RUNNING})
-    elif e.status is CiStatus.SUCCESS and step.ci_fix_pending:
+    elif status is CiStatus.SUCCESS and step.ci_fix_pending:
         update["steps"] = _with_step(
             s.steps, index, {"ci_fix_request": None}
         )  # CI passed after all (a re-run)
     return update
+
+
+def _with_check(s: ProtocolRunState, e: ev.CiReported, ref: CiRunRef) -> tuple[CiCheckState, ...]:
+    """The run's CI lines with this report as the latest of its own (in place, else appended)."""
+    latest = CiCheckState(
+        head_sha=e.head_sha,
+        check=ref.check,
+        run_id=ref.run_id,
+        attempt=ref.attempt,
+        updated_at_ms=ref.updated_at_ms,
+        status=e.status,
+    )
+    checks = list(s.ci_checks)
+    for index, check in enumerate(checks):
+        if check.head_sha == e.head_sha and check.check == ref.check:
+            checks[index] = latest
+            return tuple(checks)
+    return (*checks, latest)
 
 
 def _ci_fix_requested(s: ProtocolRunState, e: ev.CiFixRequested) -> Update:

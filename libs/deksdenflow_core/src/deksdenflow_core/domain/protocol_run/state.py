@@ -8,6 +8,8 @@ from pydantic import BaseModel, ConfigDict
 
 from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
     CiFailureEvidence,
+    CiRunRef,
+    CiStatus,
     FailureSource,
     QaPolicy,
     QaVerdict,
@@ -103,6 +105,35 @@ class StepState(BaseModel):
         return self.attempt
 
 
+class CiCheckState(BaseModel):
+    """The latest report of one line of CI (a workflow, check or pipeline) on one commit."""
+
+    model_config = ConfigDict(frozen=True)
+
+    head_sha: str
+    check: str
+    run_id: int = 0
+    attempt: int = 0
+    updated_at_ms: int = 0
+    status: CiStatus = CiStatus.UNSPECIFIED
+
+    @property
+    def position(self) -> tuple[int, int, int, int]:
+        return ci_position(self.run_id, self.attempt, self.updated_at_ms, self.status)
+
+
+def ci_position(run_id: int, attempt: int, updated_at_ms: int, status: CiStatus) -> tuple[int, int, int, int]:
+    """Where a report stands in the life of its line of CI on a commit: a later run (a higher id), a later
+    attempt of it, a later time, and at equal times a finished run after a running one. Ids and times
+    the forge did not give are 0, so what is known still orders the rest."""
+    finished = 1 if status in (CiStatus.SUCCESS, CiStatus.FAILURE) else 0
+    return (run_id, attempt, updated_at_ms, finished)
+
+
+def ci_ref_position(ref: CiRunRef, status: CiStatus) -> tuple[int, int, int, int]:
+    return ci_position(ref.run_id, ref.attempt, ref.updated_at_ms, status)
+
+
 class ProtocolRunState(BaseModel):
     """The folded state of one protocol run."""
 
@@ -140,6 +171,8 @@ class ProtocolRunState(BaseModel):
     cost_micro_usd: int = 0
     usage_call_ids: frozenset[str] = frozenset()
     ci_delivery_ids: frozenset[str] = frozenset()
+    # The latest report of each line of CI on each commit (reports that carry their CI run).
+    ci_checks: tuple[CiCheckState, ...] = ()
     version: int = 0
 
     @classmethod
@@ -166,6 +199,10 @@ class ProtocolRunState(BaseModel):
             return None
         matches = [s for s in self.steps if s.commit_sha and s.commit_sha == sha]
         return matches[-1] if matches else None
+
+    def ci_check(self, head_sha: str, check: str) -> CiCheckState | None:
+        """The latest report of ``check`` on commit ``head_sha``, if any came."""
+        return next((c for c in self.ci_checks if c.head_sha == head_sha and c.check == check), None)
 
     @property
     def executing_step(self) -> StepState | None:

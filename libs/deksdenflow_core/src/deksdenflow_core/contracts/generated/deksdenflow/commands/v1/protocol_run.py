@@ -323,6 +323,16 @@ class RecordCiReport(_base.ContractModel):
         default=0,
         description="CI fixes allowed per step (the project's CI policy); 0: a failure blocks the run at once.",
     )
+    ci_run: _deksdenflow_common_v1_common.CiRunRef | None = _pydantic.Field(
+        default=None,
+        description="The CI run reported on; reports of one run are applied in the run's own order, whatever order they\narrive in. Unset: a report about the whole commit (e.g. the reconciler's), never out of order.",
+    )
+    commit_status: _typing.Annotated[
+        _deksdenflow_common_v1_common.CiStatus, _base.open_enum_field(_deksdenflow_common_v1_common.CiStatus)
+    ] = _pydantic.Field(
+        default=_deksdenflow_common_v1_common.CiStatus.UNSPECIFIED,
+        description="The commit's combined CI state when the forge was asked for it (UNSPECIFIED: not asked); it is what\nmoves the step, over what one check said.",
+    )
 
 
 class RequestCiFix(_base.ContractModel):

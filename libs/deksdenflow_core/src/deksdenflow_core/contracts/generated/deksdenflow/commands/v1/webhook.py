@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import typing as _typing
 
+import pydantic as _pydantic
+
 from deksdenflow_core.contracts import base as _base
 
 from ...common.v1 import common as _deksdenflow_common_v1_common
@@ -44,6 +46,9 @@ class ReceiveWebhook(_base.ContractModel):
     body_bytes: int = 0
     authenticated_by: str = ""
     project_id: str = ""
+    ci_run: _deksdenflow_common_v1_common.CiRunRef | None = _pydantic.Field(
+        default=None, description='The CI run a "ci" delivery is about (its check, id, attempt and time).'
+    )
 
 
 class RecordWebhookProcessed(_base.ContractModel):

@@ -255,6 +255,32 @@ class CiFailureEvidence(_base.ContractModel):
     note: str = _pydantic.Field(default="", description="Why the log is missing, if it is.")
 
 
+class CiRunRef(_base.ContractModel):
+    """Which CI run a report is about and how far along that run it was, so that reports arriving late or
+    twice can be put back in order. Every field is what the forge's payload says; 0 or \"" when it says
+    nothing.
+    """
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.common.v1.CiRunRef"
+
+    check: str = _pydantic.Field(
+        default="",
+        description='The line of CI on the commit whose latest result counts, as "<event>:<name>": "workflow_run:CI",\n"check_run:test", "check_suite:GitHub Actions", "status:ci/jenkins", "pipeline:push".',
+    )
+    run_id: int = _pydantic.Field(
+        default=0,
+        description="The CI run's own id: GitHub workflow run, check run, check suite or status id; GitLab pipeline id.",
+    )
+    attempt: int = _pydantic.Field(
+        default=0,
+        description="GitHub's run_attempt (a re-run of the same workflow run counts up); 0 where the forge has none.",
+    )
+    updated_at_ms: int = _pydantic.Field(
+        default=0,
+        description="The latest time the payload gives for this run (updated, started, completed, finished, a job's\ncreation), in milliseconds since the epoch.",
+    )
+
+
 class CiPolicy(_base.ContractModel):
     """How a project reacts to CI."""
 

@@ -390,6 +390,24 @@ class CiReported(_base.ContractModel):
         default="",
         description="Provider delivery id (X-GitHub-Delivery, GitLab webhook UUID), for dedup and audit.",
     )
+    ci_run: _deksdenflow_common_v1_common.CiRunRef | None = _pydantic.Field(
+        default=None,
+        description="The CI run reported on (check, id, attempt, time); unset for a report about the whole commit.",
+    )
+    stale: bool = _pydantic.Field(
+        default=False,
+        description="The report is older than what this CI run already reported (it arrived late or twice): it moves\nnothing and is not remembered as the check's latest result.",
+    )
+    held_by: str = _pydantic.Field(
+        default="",
+        description="The check whose failure on this commit still stands: this report (a success or a start of another\ncheck) does not clear it and moves no step.",
+    )
+    commit_status: _typing.Annotated[
+        _deksdenflow_common_v1_common.CiStatus, _base.open_enum_field(_deksdenflow_common_v1_common.CiStatus)
+    ] = _pydantic.Field(
+        default=_deksdenflow_common_v1_common.CiStatus.UNSPECIFIED,
+        description="The commit's combined CI state when the forge was asked for it; then it, not status, moves the step.",
+    )
 
 
 class CiFixRequested(_base.ContractModel):

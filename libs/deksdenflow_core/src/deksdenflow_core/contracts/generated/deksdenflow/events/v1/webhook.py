@@ -67,6 +67,10 @@ class WebhookReceived(_base.ContractModel):
     project_id: str = _pydantic.Field(
         default="", description="The project it belongs to; empty when none matched."
     )
+    ci_run: _deksdenflow_common_v1_common.CiRunRef | None = _pydantic.Field(
+        default=None,
+        description='The CI run a "ci" delivery is about (its check, id, attempt and time), to order its reports.',
+    )
 
 
 class WebhookProcessed(_base.ContractModel):
