@@ -22,8 +22,8 @@ from deksdenflow_core.errors import InvalidCommand
 WHERE_CREDENTIALS_GO = (
     "put no credentials in git_url: use an SSH URL (ssh://git@host/owner/repo.git or "
     "git@host:owner/repo.git) authenticated by the git worker's SSH key (its ~/.ssh, ssh-agent or "
-    "GIT_SSH_COMMAND), or a public https URL; forge API tokens go in the git worker's DEKSDENFLOW_GITHUB_TOKEN / DEKSDENFLOW_GITLAB_TOKEN "
-    "(or *_TOKEN_FILE)"
+    "GIT_SSH_COMMAND), or a public https URL; forge API tokens go in the git worker's "
+    "DEKSDENFLOW_GITHUB_TOKEN / DEKSDENFLOW_GITLAB_TOKEN (or *_TOKEN_FILE)"
 )
 
 # Schemes whose user is an SSH login name, not a credential.
