@@ -102,7 +102,7 @@ async def test_a_retry_after_the_api_died_holding_the_claim_runs_at_once(
                 statuses.append(response.status_code)
                 return response.status_code != 409
 
-            await eventually(retried, within=20, what=f"the retry to run (answers so far: {statuses})")
+            await eventually(retried, within=20, what="the retry to run instead of answering 409")
             # The request ran (there is no such branch): an answer of its own, not the lock-out.
             assert statuses[-1] == 404, statuses
             replay = await client.post(path, json={"confirm": True}, headers=headers)
