@@ -145,7 +145,7 @@ async def test_requests_while_nats_stops_answer_503_with_retry_after_never_500(
                 frozen = await asyncio.gather(create(uuid.uuid4().hex), create(None))
             finally:
                 os.kill(pid, signal.SIGCONT)
-            assert frozen == [503, 503], seen[-2:]
+            assert list(frozen) == [503, 503], seen[-2:]
             # Shut down, with requests under way.
             requests = [asyncio.create_task(create(uuid.uuid4().hex)) for _ in range(10)]
             await server.stop()
