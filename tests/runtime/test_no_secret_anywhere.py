@@ -127,11 +127,11 @@ async def _issue_secrets_and_fail(api_port: int, secrets: Secrets, remote: Path)
         rotated = await api.post(f"/projects/{project}/webhook-secret", headers=as_project)
         assert rotated.status_code == 201, rotated.text
         secrets.add("webhook_secret_project", rotated.json()["webhook_secret"])
-        for path, body, headers in (  # replays answer from the (sealed) store
+        for path, sent, key in (  # replays answer from the (sealed) store
             ("/projects", {"name": "good", "git_url": f"file://{remote}"}, {"Idempotency-Key": "good"}),
             (f"/projects/{project}/tokens", {"label": "ci"}, {"Idempotency-Key": "tok"}),
         ):
-            replay = await api.post(path, json=body, headers=headers)
+            replay = await api.post(path, json=sent, headers=key)
             assert replay.headers.get("Idempotent-Replayed") == "true", replay.text
 
         # Failures: a job that fails, refused credentials, webhooks that do not authenticate or parse.
@@ -141,13 +141,13 @@ async def _issue_secrets_and_fail(api_port: int, secrets: Secrets, remote: Path)
         password = _one(secrets, "git_url_password")
         refused = await api.post("/projects", json={"name": "pw", "git_url": f"https://u:{password}@h/r.git"})
         assert refused.status_code == 422, refused.text
-        body = b'{"action": "completed"}'
-        wrong = hmac.new(b"not-the-secret", body, hashlib.sha256).hexdigest()
-        for headers in (
+        delivery = b'{"action": "completed"}'
+        wrong = hmac.new(b"not-the-secret", delivery, hashlib.sha256).hexdigest()
+        for signed in (
             {"X-GitHub-Event": "workflow_run", "X-Hub-Signature-256": f"sha256={wrong}"},
             {"X-GitHub-Event": "ping", "X-Hub-Signature-256": f"sha256={wrong}", "X-Project-Token": "x" * 20},
         ):
-            answer = await api.post("/webhooks/github", content=body, headers=headers)
+            answer = await api.post("/webhooks/github", content=delivery, headers=signed)
             assert answer.status_code == 401, answer.text
         bad = await api.post(
             "/webhooks/gitlab",
