@@ -30,7 +30,10 @@ _HARMLESS_NAME = re.compile(r"(_id|_ids|_hash|_hashes|_count|_kind|_label|_at|_s
 _HEADER_VALUE = re.compile(
     r"(?P<name>proxy-authorization|authorization|x-project-token|x-gitlab-token|x-hub-signature(?:-256)?"
     r"|webhook-signature|x-api-key|set-cookie|cookie)"
-    r"(?P<sep>['\"]?\s*(?::|=|,)\s*b?['\"]?)(?P<value>[^'\"\r\n,)}\]]+)",
+    # "name: value", "name=value", or a pair's repr "('name', 'value')" / "(b'name', b'value')"
+    r"(?P<sep>['\"]?\s*[:=,]\s*b?)"
+    # a quoted value up to its quote, else one word and, for "Bearer x" / "sha256=x", the next one
+    r"(?:(?P<quote>['\"])[^'\"\r\n]*(?P=quote)|[^\s'\"]+(?:[ \t]+[^\s'\";)}\]]+)?)",
     re.I,
 )
 _SCHEME_CREDENTIAL = re.compile(r"\b(?P<scheme>bearer|basic)\s+[A-Za-z0-9._~+/=-]{6,}", re.I)
@@ -70,7 +73,9 @@ class Redactor:
         """``text`` with every secret it shows replaced."""
         if self._values is not None:
             text = self._values.sub(REDACTED, text)
-        text = _HEADER_VALUE.sub(lambda m: f"{m['name']}{m['sep']}{REDACTED}", text)
+        text = _HEADER_VALUE.sub(
+            lambda m: f"{m['name']}{m['sep']}{m['quote'] or ''}{REDACTED}{m['quote'] or ''}", text
+        )
         text = _SCHEME_CREDENTIAL.sub(lambda m: f"{m['scheme']} {REDACTED}", text)
         text = _OUR_TOKENS.sub(lambda m: f"{m['prefix']}{REDACTED}", text)
         text = _QUERY_SECRET.sub(lambda m: f"{m['name']}{REDACTED}", text)
