@@ -93,11 +93,13 @@ class Scanner:
     def blob(self, data: bytes, where: str) -> list[Hit]:
         return [Hit(kind, name, where) for kind, name, value in self._needles if value in data]
 
-    def files(self, root: Path) -> list[Hit]:
-        """Every regular file under ``root`` (logs, configs, git objects as stored)."""
+    def files(self, root: Path, *, exclude: Iterable[Path] = ()) -> list[Hit]:
+        """Every regular file under ``root`` (logs, configs, git objects as stored), but ``exclude``:
+        the owner-only files whose job is to hold a secret (``<home>/api-token`` …)."""
+        skipped = {p.resolve() for p in exclude}
         hits: list[Hit] = []
         for path in sorted(root.rglob("*")):
-            if path.is_file() and not path.is_symlink():
+            if path.is_file() and not path.is_symlink() and path.resolve() not in skipped:
                 try:
                     data = path.read_bytes()
                 except OSError:
