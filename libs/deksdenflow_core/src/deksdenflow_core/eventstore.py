@@ -16,13 +16,15 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import repeat
 from typing import Any
 
 import nats.errors
+import nats.js.errors
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
@@ -44,6 +46,32 @@ _ERR_STREAM_NOT_FOUND = 10059
 _ERR_NO_MESSAGE = 404
 _READ_BATCH = 512
 _WRONG_SEQ = re.compile(r"wrong last sequence: (\d+)")
+
+# What nats-py raises when the server cannot be reached or answer now: not connected (yet, any more),
+# draining or closing, a server shutting down or restarting, a request nobody answered in time.
+# Every one is worth a retry later, so each becomes an ``InfrastructureError`` (the API's 503), never an
+# unexpected error.
+NATS_UNAVAILABLE: tuple[type[Exception], ...] = (
+    nats.errors.TimeoutError,
+    nats.errors.NoRespondersError,
+    nats.errors.ConnectionClosedError,
+    nats.errors.ConnectionDrainingError,
+    nats.errors.ConnectionReconnectingError,
+    nats.errors.StaleConnectionError,
+    nats.errors.OutboundBufferLimitError,
+    nats.errors.NoServersError,
+    nats.js.errors.ServiceUnavailableError,
+    nats.js.errors.NoStreamResponseError,
+)
+
+
+@contextmanager
+def nats_unavailable_as_infrastructure(what: str) -> Iterator[None]:
+    """Raise the errors of ``NATS_UNAVAILABLE`` inside the block as ``InfrastructureError``s."""
+    try:
+        yield
+    except NATS_UNAVAILABLE as exc:
+        raise InfrastructureError(f"{what}: NATS is unavailable ({type(exc).__name__})") from exc
 
 
 @dataclass(frozen=True)
@@ -276,11 +304,7 @@ class JetStreamEventStore:
     ) -> dict[str, Any]:
         try:
             reply = await self._nc.request(subject, body, timeout=self._timeout, headers=headers)
-        except (
-            nats.errors.TimeoutError,
-            nats.errors.NoRespondersError,
-            nats.errors.ConnectionClosedError,
-        ) as exc:
+        except NATS_UNAVAILABLE as exc:
             raise InfrastructureError(f"append to {subject} got no acknowledgement: {exc!r}") from exc
         return self._check_ack(reply.data, expected, subject)
 
@@ -313,11 +337,7 @@ class JetStreamEventStore:
                     return self._check_ack(reply.data, expected, subject, batch=True)
         except _Duplicate:
             return None
-        except (
-            nats.errors.TimeoutError,
-            nats.errors.NoRespondersError,
-            nats.errors.ConnectionClosedError,
-        ) as exc:
+        except NATS_UNAVAILABLE as exc:
             raise InfrastructureError(
                 f"atomic append of {last} events got no acknowledgement: {exc!r}"
             ) from exc
@@ -370,6 +390,10 @@ class JetStreamEventStore:
 
     async def read_page(self, subject_filter: str, seq: int) -> tuple[list[RecordedEvent], int]:
         """One batched direct get from ``seq`` on: up to 512 events, and how many match after them."""
+        with nats_unavailable_as_infrastructure(f"reading {subject_filter} from {self.stream}"):
+            return await self._read_page(subject_filter, seq)
+
+    async def _read_page(self, subject_filter: str, seq: int) -> tuple[list[RecordedEvent], int]:
         inbox = self._nc.new_inbox()
         sub = await self._nc.subscribe(inbox)
         request = {"seq": seq, "next_by_subj": subject_filter, "batch": _READ_BATCH}
@@ -405,8 +429,8 @@ class JetStreamEventStore:
             reply = await self._nc.request(f"$JS.API.{path}", payload, timeout=self._timeout)
         except nats.errors.NoRespondersError as exc:
             raise InfrastructureError("JetStream is not enabled on this NATS server (no responders)") from exc
-        except nats.errors.TimeoutError as exc:
-            raise InfrastructureError(f"JetStream API {path} timed out") from exc
+        except NATS_UNAVAILABLE as exc:
+            raise InfrastructureError(f"JetStream API {path} got no answer: {exc!r}") from exc
         data: dict[str, Any] = json.loads(reply.data)
         error = data.get("error")
         if error and error.get("err_code") not in allow_errors:

@@ -3,6 +3,10 @@
 ``configure_logging`` is called once by each process's ``main``. ``bind_ids`` binds the ids of the
 event or request being handled (``event_id``, ``correlation_id``, ``causation_id``, ``stream_seq`` …)
 into context variables, so every log line inside the handler carries them without passing loggers.
+
+No secret reaches a log line, in either mode, from structlog or from stdlib loggers (uvicorn, nats,
+asyncpg …): tracebacks are rendered plainly (never with local variables), and one processor
+(``redact_secrets``, see ``deksdenflow_core.redaction``) runs last on every record before rendering.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from typing import Any
 
 import structlog
 
+from deksdenflow_core.redaction import Redactor
 from deksdenflow_core.settings import LogSettings
 
 
@@ -27,13 +32,18 @@ def configure_logging(settings: LogSettings, *, service: str) -> None:
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.StackInfoRenderer(),
+        # Plain tracebacks (the traceback module's), as text, in both modes: the console renderer's own
+        # (rich / better-exceptions) show local variables, which hold request headers and settings.
+        structlog.processors.format_exc_info,
+        Redactor.from_environment(),  # last: it sees the message, every field and the traceback text
     ]
     renderer: structlog.types.Processor
     if settings.log_json:
-        shared.append(structlog.processors.format_exc_info)
         renderer = structlog.processors.JSONRenderer()
     else:
-        renderer = structlog.dev.ConsoleRenderer(colors=False)
+        renderer = structlog.dev.ConsoleRenderer(
+            colors=False, exception_formatter=structlog.dev.plain_traceback
+        )
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),

@@ -82,11 +82,21 @@ class ApiSettings(_Base):
         default=2 * 1024 * 1024, ge=1024, description="Largest webhook body accepted (413 above)."
     )
 
+    idempotency_secret: SecretStr = Field(
+        default=SecretStr(""),
+        description="Secret(s) the answers kept for Idempotency-Key replays are encrypted with, "
+        "comma-separated for rotation: the first seals, all open (DEKSDENFLOW_IDEMPOTENCY_SECRET). Every "
+        "replica needs the same. Empty: a random key per process (replays do not survive a restart).",
+    )
+
     def admin_tokens(self) -> list[str]:
         return [t.strip() for t in self.api_token.get_secret_value().split(",") if t.strip()]
 
     def webhook_tokens(self) -> list[str]:
         return [t.strip() for t in self.webhook_token.get_secret_value().split(",") if t.strip()]
+
+    def idempotency_secrets(self) -> list[str]:
+        return [t.strip() for t in self.idempotency_secret.get_secret_value().split(",") if t.strip()]
 
 
 class RuntimeSettings(_Base):

@@ -261,6 +261,10 @@ class Supervisor:
             "DEKSDENFLOW_HOME": str(self.home),
             "DEKSDENFLOW_API_TOKEN": self._admin_token(),
             "DEKSDENFLOW_WEBHOOK_TOKEN": self._webhook_token(),
+            # Seals the answers the API keeps for Idempotency-Key replays; kept so replays survive restarts.
+            "DEKSDENFLOW_IDEMPOTENCY_SECRET": _kept_secret(
+                self.api.idempotency_secret.get_secret_value(), self.home / "idempotency-secret"
+            ),
             "PYTHONUNBUFFERED": "1",  # service output must reach us line by line, not in 8 KiB blocks
         }
         # Tools run next to the system (``deksdenflow projector rebuild``) find the servers here.

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from deksdenflow_core.eventstore import use_fast_header_parser
+from deksdenflow_core.logging import get_logger
 from deksdenflow_core.settings import ApiSettings, DatabaseSettings, EventStoreSettings
 from fastapi import FastAPI
 
@@ -16,6 +17,9 @@ from deksdenflow_api.context import ApiContext
 from deksdenflow_api.idempotency import IdempotencyStore
 from deksdenflow_api.middleware import ApiMetrics, Idempotency, RequestContext
 from deksdenflow_api.routes import events, projects, protocols, queues, webhooks
+from deksdenflow_api.sealing import Sealer
+
+_log = get_logger(__name__)
 
 SHUTDOWN_TIMEOUT_SECONDS = 5.0
 
@@ -40,7 +44,12 @@ def create_app(
 ) -> FastAPI:
     """Build the API; its lifespan opens NATS, the PostgreSQL pool and the checkpoint watcher."""
     metrics = ApiMetrics()
-    idempotency = IdempotencyStore(f"{event_store.stream_name}_IDEMPOTENCY", settings.idempotency_ttl_days)
+    idempotency = IdempotencyStore(
+        f"{event_store.stream_name}_IDEMPOTENCY",
+        settings.idempotency_ttl_days,
+        sealer=_sealer(settings),
+        presence_prefix=f"{event_store.subject_prefix}.svc.api.presence",
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -85,6 +94,17 @@ def create_app(
     app.include_router(webhooks.router)
     # Outermost last: RequestContext wraps everything, so replayed answers carry ids and are counted.
     # A lambda on purpose: the context exists only once the lifespan has started.
-    app.add_middleware(Idempotency, store=idempotency, js=lambda: app.state.ctx.js(), metrics=metrics)  # noqa: PLW0108
+    app.add_middleware(Idempotency, store=idempotency, nats=lambda: app.state.ctx.nats(), metrics=metrics)  # noqa: PLW0108
     app.add_middleware(RequestContext, metrics=metrics)
     return app
+
+
+def _sealer(settings: ApiSettings) -> Sealer:
+    secrets = settings.idempotency_secrets()
+    if secrets:
+        return Sealer(secrets)
+    _log.warning(
+        "DEKSDENFLOW_IDEMPOTENCY_SECRET is not set: Idempotency-Key answers are sealed with a key of this "
+        "process only and cannot be replayed after a restart or by another replica"
+    )
+    return Sealer.ephemeral()

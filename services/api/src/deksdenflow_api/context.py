@@ -44,6 +44,10 @@ class ApiContext:
             raise InfrastructureError("NATS is not connected", error=self.connections.nats.last_error)
         return client
 
+    def nats(self) -> Any:
+        """The connected NATS client, or ``InfrastructureError``."""
+        return self._client()
+
     def js(self) -> JetStreamContext:
         js: JetStreamContext = self._client().jetstream()
         return js

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from deksdenflow_core.errors import DeksdenflowError
-from deksdenflow_core.logging import bind_ids
+from deksdenflow_core.logging import bind_ids, get_logger
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from deksdenflow_api.errors import HttpError, error_response
@@ -21,6 +21,8 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+_log = get_logger(__name__)
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
@@ -111,11 +113,11 @@ class Idempotency:
     """Replays the stored response of a POST whose ``Idempotency-Key`` was answered before."""
 
     def __init__(
-        self, app: ASGIApp, store: IdempotencyStore, js: Callable[[], Any], metrics: ApiMetrics
+        self, app: ASGIApp, store: IdempotencyStore, nats: Callable[[], Any], metrics: ApiMetrics
     ) -> None:
         self.app = app
         self.store = store
-        self.js = js
+        self.nats = nats
         self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -143,8 +145,8 @@ class Idempotency:
         key = self.store.key_for(principal, "POST", scope["path"], given)
         fingerprint = hashlib.sha256(body + b"\n" + scope.get("query_string", b"")).hexdigest()
         try:
-            js = self.js()
-            stored = await self.store.claim(js, key, fingerprint)
+            nc = self.nats()
+            stored = await self.store.claim(nc, key, fingerprint)
         except DeksdenflowError as exc:
             await error_response(exc)(scope, receive, send)
             return
@@ -172,10 +174,14 @@ class Idempotency:
             response = StoredResponse(captured["status"], captured["body"], captured["headers"])
             # Keep what a retry would get again anyway; let conflicts, auth failures and server errors
             # be retried for real.
-            if response.status < 400 or response.status in (400, 404, 422):
-                await self.store.complete(js, key, fingerprint, response)
-            else:
-                await self.store.release(js, key)
+            try:
+                if response.status < 400 or response.status in (400, 404, 422):
+                    await self.store.complete(nc, key, fingerprint, response)
+                else:
+                    await self.store.release(nc, key)
+            except DeksdenflowError as exc:
+                # The answer is already sent; the claim stays pending until its age lets a retry take it.
+                _log.warning("could not record the Idempotency-Key outcome", error=exc.message)
 
 
 async def _read_body(receive: Receive) -> bytes:

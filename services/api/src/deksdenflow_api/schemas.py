@@ -6,10 +6,19 @@ import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
+from deksdenflow_core.domain.git_url import check_git_url
 from deksdenflow_core.domain.naming import is_valid_branch_name
+from deksdenflow_core.errors import InvalidCommand
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _git_url(value: str) -> str:
+    try:
+        return check_git_url(value)
+    except InvalidCommand as exc:  # the domain's own rule, reported as a field error of the body
+        raise ValueError(exc.message) from None
 
 
 def _branch(value: str) -> str:
@@ -75,8 +84,11 @@ class ProjectCreate(_In):
     """Register a git repository."""
 
     name: str = Field(min_length=1, max_length=200)
-    git_url: str = Field(
-        min_length=1, max_length=2000, description="Clone URL or local path of the repository."
+    git_url: Annotated[str, AfterValidator(_git_url)] = Field(
+        min_length=1,
+        max_length=2000,
+        description="Clone URL or local path of the repository, without credentials (an SSH URL uses the "
+        "git worker's SSH key; forge tokens are the git worker's settings).",
     )
     base_branch: Branch = "main"
     ci_provider: Literal["github", "gitlab"] | None = None

@@ -18,6 +18,7 @@ from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
 )
 from deksdenflow_core.contracts.generated.deksdenflow.events.v1 import project as ev
 from deksdenflow_core.domain.context import DecisionContext, InvariantViolation
+from deksdenflow_core.domain.git_url import check_git_url
 from deksdenflow_core.errors import IllegalTransition, InvalidCommand, NotFound
 
 AGGREGATE_TYPE = "project"
@@ -157,12 +158,11 @@ def _register(state: ProjectState, command: cmd.RegisterProject) -> ev.ProjectRe
         raise _illegal(state, "project is already registered")
     if not command.name.strip():
         raise InvalidCommand("name must not be empty", field="name")
-    if not command.git_url.strip():
-        raise InvalidCommand("git_url must not be empty", field="git_url")
+    git_url = check_git_url(command.git_url)
     return ev.ProjectRegistered(
         project_id=state.project_id,
         name=command.name.strip(),
-        git_url=command.git_url.strip(),
+        git_url=git_url,
         base_branch=command.base_branch or "main",
         ci_provider=command.ci_provider,
         default_models=command.default_models,
