@@ -58,6 +58,7 @@ ProtocolRunCommand = (
     | cmd.RecordStepBlocked
     | cmd.RecordQaVerdict
     | cmd.RecordBranchPushed
+    | cmd.RecordBranchRestored
     | cmd.RecordBranchDeleted
     | cmd.RecordPullRequestOpened
     | cmd.RecordPullRequestFailed
@@ -194,8 +195,9 @@ def _decide_result(
         case cmd.RecordStepBlocked():
             step = _require_step(state, command.step_run_id)
             _require_not_terminal(state, "block a step")
-            if step.status not in (StepStatus.PENDING, StepStatus.RUNNING):
-                raise _illegal_step(state, step, "only a pending or running step can be blocked")
+            # A step awaiting QA is blocked when its QA cannot run (its branch was lost, say).
+            if step.status not in (StepStatus.PENDING, StepStatus.RUNNING, StepStatus.NEEDS_QA):
+                raise _illegal_step(state, step, "only a pending, running or needs_qa step can be blocked")
             return [
                 ev.StepBlocked(step_run_id=step.step_run_id, reason=command.reason),
                 ev.ProtocolRunBlocked(reason=command.reason, step_run_id=step.step_run_id),
@@ -204,6 +206,14 @@ def _decide_result(
             return _qa_verdict(state, command)
         case cmd.RecordBranchPushed():
             return [ev.BranchPushed(branch=command.branch, commit_sha=command.commit_sha)]
+        case cmd.RecordBranchRestored():
+            if not command.commit_sha:
+                raise InvalidCommand("a restored branch needs the head pushed back", field="commit_sha")
+            return [
+                ev.BranchRestored(
+                    branch=command.branch, commit_sha=command.commit_sha, found_sha=command.found_sha
+                )
+            ]
         case cmd.RecordBranchDeleted():
             if not state.branch_deletion_requested:
                 raise _illegal(state, "deleting this branch was never requested")

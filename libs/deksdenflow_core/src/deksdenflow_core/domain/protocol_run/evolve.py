@@ -46,6 +46,7 @@ ProtocolRunEvent = (
     | ev.StepFailed
     | ev.StepBlocked
     | ev.BranchPushed
+    | ev.BranchRestored
     | ev.BranchDeletionRequested
     | ev.BranchDeleted
     | ev.PullRequestRequested
@@ -106,6 +107,7 @@ _AFTER_END: frozenset[type] = frozenset(
     {
         ev.UsageRecorded,
         ev.BranchPushed,
+        ev.BranchRestored,
         ev.BranchDeletionRequested,
         ev.BranchDeleted,
         ev.PullRequestRequested,
@@ -265,12 +267,18 @@ def _step_failed(s: ProtocolRunState, e: ev.StepFailed) -> Update:
 
 
 def _step_blocked(s: ProtocolRunState, e: ev.StepBlocked) -> Update:
-    return _step(
-        s, e.step_run_id, {"status": StepStatus.BLOCKED, "executing": False, "failure_reason": e.reason}
-    )
+    update: Update = {"status": StepStatus.BLOCKED, "executing": False, "failure_reason": e.reason}
+    step = s.step(e.step_run_id)
+    if step is not None and step.status is StepStatus.NEEDS_QA:  # its QA will not run
+        update["qa_pending"] = False
+    return _step(s, e.step_run_id, update)
 
 
 def _branch_pushed(s: ProtocolRunState, e: ev.BranchPushed) -> Update:
+    return {"branch_head_sha": e.commit_sha}
+
+
+def _branch_restored(s: ProtocolRunState, e: ev.BranchRestored) -> Update:
     return {"branch_head_sha": e.commit_sha}
 
 
@@ -433,6 +441,7 @@ _HANDLERS: dict[type, Callable[[ProtocolRunState, Any], Update]] = {
     ev.StepFailed: _step_failed,
     ev.StepBlocked: _step_blocked,
     ev.BranchPushed: _branch_pushed,
+    ev.BranchRestored: _branch_restored,
     ev.BranchDeletionRequested: _branch_deletion_requested,
     ev.BranchDeleted: _branch_deleted,
     ev.PullRequestRequested: _pr_requested,
