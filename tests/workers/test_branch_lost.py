@@ -139,3 +139,45 @@ async def test_a_step_never_runs_without_its_plan(orchestra: Orchestra) -> None:
             "initial commit",
         ]
         assert head != await o.origin.tip(name)
+
+
+async def test_qa_on_a_lost_branch_blocks_the_step_with_the_reason(orchestra: Orchestra) -> None:
+    o = orchestra
+    fail = {
+        "summary": "Not yet.",
+        "findings": {"blocking": ["no test"], "warnings": [], "notes": []},
+        "next_actions": [],
+        "verdict": "FAIL",
+    }
+    script = protocol_script()
+    script["qa"] = {"01-greeting.md": {"message": fail}, "*": script["qa"]["*"]}
+    o.write_script(script)
+    first = o.start_codex_worker(o.worker_settings())
+    async with o.system.admin() as api:
+        run, _ = await plan(o, api)
+        name = run["protocol_name"]
+        await run_step(api, run["id"], 1)
+        await action(api, f"/protocols/{run['id']}/actions/run_next_step")
+        await wait_for(
+            api, f"/protocols/{run['id']}", lambda r: r["status"] == "blocked", within=60, what="QA FAIL"
+        )
+        step = (await get(api, f"/protocols/{run['id']}/steps"))["data"][1]
+        assert step["status"] == "failed"
+        first.stop()
+        await asyncio.wait_for(o.workers[-1], 30)
+        await o.origin.delete(name)
+        o.start_codex_worker(o.worker_settings())  # a fresh mirror: the recorded head is nowhere
+        await action(api, f"/steps/{step['id']}/actions/run_qa")
+        blocked = await wait_for(
+            api,
+            f"/steps/{step['id']}",
+            lambda s: s["status"] == "blocked",
+            within=60,
+            what="QA blocked",
+        )
+        assert not blocked["qa_pending"]
+        run_now = await get(api, f"/protocols/{run['id']}")
+        assert run_now["status"] == "blocked"
+        assert f"protocol branch {name} was deleted on the remote" in run_now["blocked_reason"]
+        verdicts = await events_of(api, run["id"], "qa_verdict_recorded")
+        assert len(verdicts) == 1, "no QA ran on a branch rebuilt from the base"

@@ -193,15 +193,7 @@ def _decide_result(
                 *_fail_step(state, step, FailureSource.EXECUTION, command.reason),
             ]
         case cmd.RecordStepBlocked():
-            step = _require_step(state, command.step_run_id)
-            _require_not_terminal(state, "block a step")
-            # A step awaiting QA is blocked when its QA cannot run (its branch was lost, say).
-            if step.status not in (StepStatus.PENDING, StepStatus.RUNNING, StepStatus.NEEDS_QA):
-                raise _illegal_step(state, step, "only a pending, running or needs_qa step can be blocked")
-            return [
-                ev.StepBlocked(step_run_id=step.step_run_id, reason=command.reason),
-                ev.ProtocolRunBlocked(reason=command.reason, step_run_id=step.step_run_id),
-            ]
+            return _step_blocked(state, command)
         case cmd.RecordQaVerdict():
             return _qa_verdict(state, command)
         case cmd.RecordBranchPushed():
@@ -454,6 +446,20 @@ def _execution_completed(
         after = _fold(state, events)
         events.append(_request_qa(after, _require_step(after, step.step_run_id), QaReason.AFTER_EXEC))
     return events
+
+
+def _step_blocked(state: ProtocolRunState, command: cmd.RecordStepBlocked) -> list[ProtocolRunEvent]:
+    step = _require_step(state, command.step_run_id)
+    _require_not_terminal(state, "block a step")
+    # A step awaiting QA (also QA again after a failure) is blocked when its QA cannot run (its branch
+    # was lost, say).
+    awaiting_qa = step.status is StepStatus.NEEDS_QA or (step.status is StepStatus.FAILED and step.qa_pending)
+    if step.status not in (StepStatus.PENDING, StepStatus.RUNNING) and not awaiting_qa:
+        raise _illegal_step(state, step, "only a pending or running step, or one awaiting QA, can be blocked")
+    return [
+        ev.StepBlocked(step_run_id=step.step_run_id, reason=command.reason),
+        ev.ProtocolRunBlocked(reason=command.reason, step_run_id=step.step_run_id),
+    ]
 
 
 def _qa_verdict(state: ProtocolRunState, command: cmd.RecordQaVerdict) -> list[ProtocolRunEvent]:

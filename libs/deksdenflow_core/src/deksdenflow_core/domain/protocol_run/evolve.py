@@ -269,7 +269,9 @@ def _step_failed(s: ProtocolRunState, e: ev.StepFailed) -> Update:
 def _step_blocked(s: ProtocolRunState, e: ev.StepBlocked) -> Update:
     update: Update = {"status": StepStatus.BLOCKED, "executing": False, "failure_reason": e.reason}
     step = s.step(e.step_run_id)
-    if step is not None and step.status is StepStatus.NEEDS_QA:  # its QA will not run
+    # Blocked while awaiting QA: that QA will not run. (Only these statuses: a running step's flag is
+    # left as logs written before this rule folded it.)
+    if step is not None and step.status in (StepStatus.NEEDS_QA, StepStatus.FAILED):
         update["qa_pending"] = False
     return _step(s, e.step_run_id, update)
 
