@@ -43,6 +43,21 @@ async def test_protocols_are_numbered_by_the_system(system: System) -> None:
         assert (await admin.post("/projects/nope/protocols", json={"task_name": "x"})).status_code == 404
 
 
+async def test_task_names_in_any_script_get_a_transliterated_slug(system: System) -> None:
+    async with system.admin() as admin:
+        project = await create_project(admin)
+        russian = await create_protocol(admin, project["id"], "Добавить вход")
+        chinese = await create_protocol(admin, project["id"], "添加登录页面")
+        emoji = await create_protocol(admin, project["id"], "🚀")
+        punctuation = await create_protocol(admin, project["id"], "!!!")
+        assert russian["protocol_name"] == "0001-dobavit-vkhod"
+        assert russian["task_name"] == "Добавить вход"
+        assert chinese["protocol_name"] == "0002-tianjiadengluyemian"
+        assert emoji["protocol_name"] == "0003-rocket"
+        assert punctuation["slug"].startswith("task-")
+        assert punctuation["protocol_root"] == f".protocols/0004-{punctuation['slug']}"
+
+
 async def test_run_lifecycle_with_cascade(system: System) -> None:
     async with system.admin() as admin:
         project = await create_project(admin)
@@ -98,9 +113,9 @@ async def test_errors_are_404_409_422_never_500(system: System) -> None:
         assert (
             await admin.post("/projects", content=b"{not json", headers={"content-type": "application/json"})
         ).status_code == 422
-        bad_task = await admin.post(f"/projects/{project['id']}/protocols", json={"task_name": "!!!"})
+        bad_task = await admin.post(f"/projects/{project['id']}/protocols", json={"task_name": "   "})
         assert bad_task.status_code == 422
-        assert bad_task.json()["code"] == "invalid_command"
+        assert bad_task.json()["code"] == "invalid_request"
 
 
 async def test_auth_and_project_token_scoping(system: System) -> None:

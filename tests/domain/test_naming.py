@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import pytest
 from deksdenflow_core.contracts.generated.deksdenflow.commands.v1.protocol_run import CreateProtocolRun
-from deksdenflow_core.domain.naming import ProtocolCatalog, decide_create_protocol, slugify
+from deksdenflow_core.domain.naming import (
+    MAX_SLUG_LENGTH,
+    ProtocolCatalog,
+    decide_create_protocol,
+    is_valid_branch_name,
+    protocol_name,
+    slugify,
+)
 from deksdenflow_core.domain.project import ProjectState
 from deksdenflow_core.errors import InvalidCommand, NotFound
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tests.domain.builders import ctx, registered_project
 
@@ -16,12 +25,48 @@ from tests.domain.builders import ctx, registered_project
     [
         ("Add login page", "add-login-page"),
         ("  Fix: CI / lint!! ", "fix-ci-lint"),
-        ("Ünïcode tâsk", "n-code-t-sk"),
+        ("Ünïcode tâsk", "unicode-task"),
         ("already-slugged-42", "already-slugged-42"),
     ],
 )
 def test_slug_is_lowercase_with_dashes(task: str, slug: str) -> None:
     assert slugify(task) == slug
+
+
+@pytest.mark.parametrize(
+    ("task", "slug"),
+    [
+        ("Добавить вход", "dobavit-vkhod"),
+        ("Προσθήκη σύνδεσης", "prosthiki-syndesis"),
+        ("添加登录页面", "tianjiadengluyemian"),
+        ("ログインを追加", "roguinozhuijia"),
+        ("إضافة تسجيل الدخول", "dfh-tsjyl-ldkhwl"),
+        ("🚀🔥", "rocket-fire"),
+        ("Straße für Ärzte", "strasse-fur-arzte"),
+    ],
+)
+def test_task_names_in_any_script_get_a_transliterated_slug(task: str, slug: str) -> None:
+    assert slugify(task) == slug
+
+
+def test_a_name_with_nothing_to_transliterate_gets_a_stable_fallback_slug() -> None:
+    assert slugify("!!!").startswith("task-")
+    assert slugify("!!!") == slugify(" !!! ")
+    assert slugify("!!!") != slugify("???")
+    assert slugify("\u200b").startswith("task-")
+    created = decide_create_protocol(
+        registered_project(), ProtocolCatalog(), CreateProtocolRun(task_name="¿?"), ctx()
+    )
+    assert created.protocol_name == f"0001-{slugify('¿?')}"
+
+
+@given(st.text(min_size=1).filter(lambda text: text.strip() != ""))
+def test_any_non_blank_name_gives_a_valid_branch_name(task: str) -> None:
+    slug = slugify(task)
+    assert slug
+    assert len(slug) <= MAX_SLUG_LENGTH
+    assert is_valid_branch_name(protocol_name(1, slug))
+    assert is_valid_branch_name(protocol_name(9999, slug))
 
 
 def test_numbers_follow_the_highest_existing_number() -> None:
@@ -48,7 +93,7 @@ def test_a_gap_does_not_reuse_numbers() -> None:
 def test_bad_task_names_and_unknown_projects_are_refused() -> None:
     with pytest.raises(InvalidCommand):
         decide_create_protocol(
-            registered_project(), ProtocolCatalog(), CreateProtocolRun(task_name="!!!"), ctx()
+            registered_project(), ProtocolCatalog(), CreateProtocolRun(task_name=" \t "), ctx()
         )
     with pytest.raises(InvalidCommand):
         decide_create_protocol(

@@ -83,6 +83,40 @@ def test_qa_is_fail_closed_and_a_fail_blocks_the_run() -> None:
     assert (run.status, run.steps[0].status) == (RunStatus.BLOCKED, StepStatus.FAILED)
 
 
+def test_a_step_whose_qa_cannot_run_is_blocked_and_can_be_run_again() -> None:
+    run = apply(planned_run(2), cmd.RunNextStep())
+    sid = run.steps[0].step_run_id
+    run = apply(run, cmd.RecordStepExecutionCompleted(step_run_id=sid, auto_qa=True, commit_sha="c1"))
+    assert run.steps[0].status is StepStatus.NEEDS_QA
+    run = apply(run, cmd.RecordStepBlocked(step_run_id=sid, reason="protocol branch lost"))
+    assert (run.status, run.steps[0].status) == (RunStatus.BLOCKED, StepStatus.BLOCKED)
+    assert run.blocked_reason == "protocol branch lost"
+    assert not run.steps[0].qa_pending, "no QA is awaited for a blocked step"
+    assert decide_protocol_run(run, cmd.RecordQaVerdict(step_run_id=sid, qa_attempt=1), ctx()) == []
+    run = apply(run, cmd.RetryLatestStep())
+    assert (run.status, run.steps[0].status) == (RunStatus.RUNNING, StepStatus.RUNNING)
+
+
+def test_a_failed_step_whose_qa_again_cannot_run_is_blocked() -> None:
+    run = apply(planned_run(2), cmd.RunNextStep())
+    sid = run.steps[0].step_run_id
+    run = apply(run, cmd.RecordStepExecutionCompleted(step_run_id=sid, auto_qa=True, commit_sha="c1"))
+    run = apply(run, cmd.RecordQaVerdict(step_run_id=sid, qa_attempt=1))
+    run = apply(run, cmd.RunStepQa(step_run_id=sid))
+    assert (run.steps[0].status, run.steps[0].qa_pending) == (StepStatus.FAILED, True)
+    run = apply(run, cmd.RecordStepBlocked(step_run_id=sid, reason="protocol branch lost"))
+    assert (run.status, run.steps[0].status) == (RunStatus.BLOCKED, StepStatus.BLOCKED)
+    assert not run.steps[0].qa_pending
+
+
+def test_a_restored_branch_is_recorded_with_what_the_remote_had() -> None:
+    run = apply(planned_run(2), cmd.RecordBranchPushed(branch="0001-x", commit_sha="h1"))
+    restored = cmd.RecordBranchRestored(branch="0001-x", commit_sha="h1", found_sha="base")
+    events = decide_protocol_run(run, restored, ctx())
+    assert events == [ev.BranchRestored(branch="0001-x", commit_sha="h1", found_sha="base")]
+    assert apply(run, restored).branch_head_sha == "h1"
+
+
 def test_a_failed_try_does_not_fail_the_step_and_a_retry_counts() -> None:  # defect 8
     run = apply(planned_run(2), cmd.RunNextStep())
     sid = run.steps[0].step_run_id

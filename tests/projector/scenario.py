@@ -123,3 +123,26 @@ async def replan(repo: Repository) -> str:
             meta("worker:codex"),
         )
     return run_id
+
+
+async def many_ids(repo: Repository, calls: int = 16) -> str:
+    """A run with many usage calls and CI deliveries: ids its state keeps as sets."""
+    project_id = uuid.uuid4().hex
+    await repo.execute(
+        PROJECT, project_id, pcmd.RegisterProject(name="ids", git_url="file:///ids.git"), meta()
+    )
+    run_id = (
+        await repo.create_protocol_run(project_id, cmd.CreateProtocolRun(task_name="ids"), meta())
+    ).state.protocol_run_id
+    await repo.execute(PROTOCOL_RUN, run_id, cmd.StartProtocolRun(), meta())
+    for i in range(calls):
+        usage = cmd.RecordUsage(call_id=f"{run_id}-call-{i}", phase=Phase.PLANNING, cost_micro_usd=i)
+        await repo.execute(PROTOCOL_RUN, run_id, usage, meta("worker:codex"))
+        report = cmd.RecordCiReport(
+            provider=CiProvider.GITHUB,
+            status=CiStatus.RUNNING,
+            head_sha=f"unknown-{i}",
+            delivery_id=f"{run_id}-delivery-{i}",
+        )
+        await repo.execute(PROTOCOL_RUN, run_id, report, meta("webhook:github"))
+    return run_id

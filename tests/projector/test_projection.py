@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
 from typing import Any
 
 import asyncpg
@@ -10,6 +13,7 @@ from deksdenflow_core.aggregates import PROJECT, PROTOCOL_RUN, Repository
 from deksdenflow_core.contracts.generated.deksdenflow.commands.v1 import protocol_run as cmd
 from deksdenflow_core.eventstore import JetStreamEventStore
 from deksdenflow_core.readmodel import SCHEMA
+from deksdenflow_core.settings import EventStoreSettings
 from deksdenflow_projector.projection import (
     LiveProjection,
     PreparedBatch,
@@ -19,7 +23,7 @@ from deksdenflow_projector.projection import (
 )
 from deksdenflow_projector.rebuild import rebuild
 
-from tests.projector.scenario import drive, meta, replan
+from tests.projector.scenario import drive, many_ids, meta, replan
 
 TABLES = (
     "projects",
@@ -76,6 +80,41 @@ async def dump(pool: asyncpg.Pool) -> dict[str, list[dict[str, Any]]]:
         }
 
 
+async def dump_text(pool: asyncpg.Pool) -> dict[str, list[str]]:
+    """Every row of every table as PostgreSQL writes it out (jsonb arrays in their stored order)."""
+    tables: dict[str, list[str]] = {}
+    async with pool.acquire() as conn:
+        for t in TABLES:
+            row = "row_to_json(t)::text"
+            if t == "checkpoints":  # when the checkpoint was written is operational, not projected
+                row = "(to_jsonb(t) - 'updated_at')::text"
+            tables[t] = [r[0] for r in await conn.fetch(f'SELECT {row} FROM "{SCHEMA}".{t} t ORDER BY 1')]
+    return tables
+
+
+async def rebuild_in_another_process(db_url: str, settings: EventStoreSettings, hash_seed: str) -> None:
+    """``deksdenflow-projector rebuild`` as an operator runs it: a process with its own string hashing."""
+    env = {
+        **os.environ,
+        "PYTHONHASHSEED": hash_seed,
+        "DEKSDENFLOW_DB_URL": db_url,
+        "DEKSDENFLOW_NATS_URL": settings.nats_url,
+        "DEKSDENFLOW_STREAM_NAME": settings.stream_name,
+        "DEKSDENFLOW_SUBJECT_PREFIX": settings.subject_prefix,
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "deksdenflow_projector",
+        "rebuild",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(process.communicate(), timeout=120)
+    assert process.returncode == 0, output.decode()
+
+
 async def test_read_model_matches_the_aggregates(
     read_db: asyncpg.Pool, store: JetStreamEventStore, repo: Repository
 ) -> None:
@@ -126,11 +165,23 @@ async def test_redelivered_batches_are_skipped(
 
 
 async def test_rebuild_equals_live(
-    read_db: asyncpg.Pool, store: JetStreamEventStore, repo: Repository, fresh_db_url: str
+    read_db: asyncpg.Pool,
+    store: JetStreamEventStore,
+    store_settings: EventStoreSettings,
+    repo: Repository,
+    fresh_db_url: str,
 ) -> None:
     await drive(repo)
+    await many_ids(repo)
     await project_all(read_db, store, page_size=5)
     live = await dump(read_db)
+    live_text = await dump_text(read_db)
+    assert '-call-15"' in str(live_text["protocol_runs"]), "the run states carry ids kept as sets"
+    for hash_seed in ("1", "2"):
+        await rebuild_in_another_process(fresh_db_url, store_settings, hash_seed)
+        rebuilt_text = await dump_text(read_db)
+        for table in TABLES:  # every column, byte for byte
+            assert rebuilt_text[table] == live_text[table], (table, f"PYTHONHASHSEED={hash_seed}")
     report = await rebuild(fresh_db_url, store)
     assert report.events == len(live["events"])
     rebuilt = await dump(read_db)

@@ -85,6 +85,23 @@ class Remote(Origin):
     async def show(self, branch: str, path: str) -> str:
         return await self._git.run("show", f"refs/heads/{branch}:{path}", cwd=self.path)
 
+    async def delete(self, branch: str) -> None:
+        """Delete ``branch`` as someone with push rights might."""
+        await self._git.run("update-ref", "-d", f"refs/heads/{branch}", cwd=self.path)
+
+    async def force(self, branch: str, sha: str) -> None:
+        """Point ``branch`` at ``sha`` whatever it was, as a force-push does."""
+        await self._git.run("update-ref", f"refs/heads/{branch}", sha, cwd=self.path)
+
+    async def remove(self, branch: str, path: str, message: str) -> None:
+        """Commit the removal of ``path`` on top of ``branch`` and push it, as a person might."""
+        run = self._scratch
+        await self._git.run("fetch", "--quiet", "--prune", "origin", cwd=run)
+        await self._git.run("checkout", "--quiet", "--force", "-B", branch, f"origin/{branch}", cwd=run)
+        await self._git.run("rm", "-r", "--quiet", "--", path, cwd=run)
+        await self._git.run("commit", "--quiet", "-m", message, cwd=run)
+        await self._git.run("push", "--quiet", "origin", f"HEAD:refs/heads/{branch}", cwd=run)
+
     async def count(self, branch: str, grep: str) -> int:
         out = await self._git.run(
             "log", "--format=%H", f"--grep={grep}", f"refs/heads/{branch}", cwd=self.path

@@ -92,3 +92,22 @@ class WorktreeBusy(GitError):
 
     retryable = True
     code = "worktree_busy"
+
+
+class BranchLost(GitError):
+    """The remote protocol branch lost the head the log recorded, and it cannot be put back.
+
+    Either the commit exists nowhere we can reach (the branch was deleted and this mirror never saw
+    it), or the branch was rewritten with commits of someone else's that restoring would overwrite.
+    Permanent: a person has to look (``reason`` says what was found).
+    """
+
+    code = "branch_lost"
+
+    def __init__(
+        self, message: str, *, branch: str, expected_sha: str, found_sha: str | None, **fields: Any
+    ) -> None:
+        super().__init__(message, branch=branch, expected_sha=expected_sha, found_sha=found_sha, **fields)
+        self.branch = branch
+        self.expected_sha = expected_sha
+        self.found_sha = found_sha

@@ -31,6 +31,7 @@ from deksdenflow_git.errors import BranchBaseMissing, GitError, WorktreeBusy
 from deksdenflow_git.git import Git, redact
 from deksdenflow_git.locks import FileLock
 from deksdenflow_git.names import check_branch_name, check_path_component
+from deksdenflow_git.restore import ensure_head
 from deksdenflow_git.worktree import Worktree
 
 _log = get_logger(__name__)
@@ -102,7 +103,14 @@ class MirrorCache:
 
     @asynccontextmanager
     async def worktree(
-        self, project_id: str, git_url: str, *, branch: str, base_branch: str, job_id: str
+        self,
+        project_id: str,
+        git_url: str,
+        *,
+        branch: str,
+        base_branch: str,
+        job_id: str,
+        expect_head: str | None = None,
     ) -> AsyncIterator[Worktree]:
         """A fresh checkout of ``branch`` for one job, removed on exit (also on error or cancellation).
 
@@ -110,6 +118,11 @@ class MirrorCache:
         (``BranchBaseMissing`` if neither exists). Worktrees of dead jobs of the project (crashed
         workers, this job id's earlier run) are cleared first; a live job holding this job id or this
         branch raises ``WorktreeBusy``.
+
+        ``expect_head`` is the branch head the caller knows was pushed (the log recorded it): a remote
+        branch that no longer contains it is restored first (``Worktree.restored`` says so) or, when
+        that is not safe or not possible, ``BranchLost`` is raised (see ``restore.ensure_head``). Without
+        it a missing branch starts from the base, as the first job of a protocol wants.
         """
         check_branch_name(branch)
         check_branch_name(base_branch)
@@ -118,6 +131,16 @@ class MirrorCache:
         job_lock = FileLock(jobs_dir / f"{job_id}.lock")
         async with self._locked(project_id):
             mirror = await self._fetch_all(project_id, git_url)
+            restored = None
+            if expect_head:
+                restored = await ensure_head(
+                    self._git,
+                    mirror,
+                    git_url,
+                    branch=branch,
+                    tracking=f"{_TRACKING}/{branch}",
+                    expected=expect_head,
+                )
             start = await self._start_point(mirror, branch, base_branch)
             jobs_dir.mkdir(exist_ok=True)
             if not job_lock.try_acquire():
@@ -136,6 +159,7 @@ class MirrorCache:
                 git=self._git,
                 git_url=git_url,
                 fetch_branch=lambda name: self._fetch_branch(project_id, git_url, name),
+                restored=restored,
             )
         finally:
             await self._discard_worktree(project_id, mirror, path, branch, job_lock)

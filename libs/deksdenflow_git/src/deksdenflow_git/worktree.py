@@ -19,6 +19,7 @@ from typing import Literal
 
 from deksdenflow_git.errors import GitCommandError, PushRejected
 from deksdenflow_git.git import Git, GitResult
+from deksdenflow_git.restore import BranchRestored
 
 # Fetches one branch of the remote into ``refs/remotes/origin/<branch>`` (under the mirror's lock)
 # and returns its tip, or None if the remote has no such branch.
@@ -54,8 +55,11 @@ class Worktree:
         git: Git,
         git_url: str,
         fetch_branch: BranchFetcher,
+        restored: BranchRestored | None = None,
     ) -> None:
         self.path = path
+        # Set when the remote branch had lost its recorded head and it was pushed back first.
+        self.restored = restored
         self.branch = branch
         self.base_sha = base_sha
         self.git = git

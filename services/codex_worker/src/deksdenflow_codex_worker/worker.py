@@ -25,10 +25,10 @@ import contextlib
 import json
 import shutil
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import structlog
 from deksdenflow_core.aggregates import PROJECT, PROTOCOL_RUN, Repository
@@ -52,7 +52,7 @@ from deksdenflow_core.domain.protocol_run import (
 from deksdenflow_core.errors import DeksdenflowError, DomainError
 from deksdenflow_core.eventstore import JetStreamEventStore
 from deksdenflow_core.jobs import ConsumerPool, result_meta
-from deksdenflow_git import MirrorCache, PushRejected, Worktree
+from deksdenflow_git import BranchLost, MirrorCache, PushRejected, Worktree
 
 from deksdenflow_codex_worker import budget
 from deksdenflow_codex_worker.engines.base import (
@@ -361,7 +361,7 @@ class CodexWorker:
         job_key = f"exec/{step.step_run_id}/{req.attempt}"
         engine_id = step.engine_id or self._engine_for("exec", job.project)
         model = step.model or job.project.default_models.exec or self.settings.exec_model
-        async with self._worktree(job, f"exec-{step.index:02d}-{req.attempt}") as wt:
+        async with self._step_worktree(job, f"exec-{step.index:02d}-{req.attempt}", step) as wt:
             prompt = load_prompt("exec", wt.path)
             sha = await wt.find_commit_with_trailer(JOB_TRAILER, job_key)
             if sha is not None:
@@ -482,7 +482,7 @@ class CodexWorker:
             or job.project.default_models.qa
             or self.settings.qa_model
         )
-        async with self._worktree(job, f"qa-{step.index:02d}-{req.qa_attempt}") as wt:
+        async with self._step_worktree(job, f"qa-{step.index:02d}-{req.qa_attempt}", step) as wt:
             prompt = load_prompt("qa-light" if light else "qa", wt.path)
             diff = (
                 await wt.git.run("show", "--format=%H %s", step.commit_sha, cwd=wt.path)
@@ -798,7 +798,7 @@ class CodexWorker:
                     await task
 
     @contextlib.asynccontextmanager
-    async def _worktree(self, job: Job, name: str) -> Any:
+    async def _worktree(self, job: Job, name: str, *, expect_head: str = "") -> AsyncIterator[Worktree]:
         run = job.run
         async with self.mirrors.worktree(
             job.project.project_id,
@@ -806,8 +806,62 @@ class CodexWorker:
             branch=run.protocol_name,
             base_branch=run.base_branch or job.project.base_branch,
             job_id=f"{run.protocol_run_id[:12]}-{name}-{uuid.uuid4().hex[:6]}",
+            expect_head=expect_head or None,
         ) as wt:
             yield wt
+
+    @contextlib.asynccontextmanager
+    async def _step_worktree(self, job: Job, name: str, step: StepState) -> AsyncIterator[Worktree]:
+        """The protocol branch as the log knows it, with the plan in it, for work on ``step``.
+
+        A branch the remote deleted or rewritten is pushed back from the last head the log recorded
+        (and the log says so); one that cannot be, or a checkout without the plan and the step file,
+        blocks the step with the reason: a step never runs on a branch rebuilt from the base.
+        """
+        run = job.run
+        async with contextlib.AsyncExitStack() as stack:
+            try:
+                wt = await stack.enter_async_context(
+                    self._worktree(job, name, expect_head=run.branch_head_sha)
+                )
+            except BranchLost as exc:
+                await self._block(job, step, exc.message)
+            if wt.restored is not None:
+                restored = wt.restored
+                await self._record(
+                    run.protocol_run_id,
+                    [
+                        cmd.RecordBranchRestored(
+                            branch=restored.branch,
+                            commit_sha=restored.commit_sha,
+                            found_sha=restored.found_sha or "",
+                        )
+                    ],
+                    job.delivery,
+                )
+            missing = [
+                f"{run.protocol_root}/{f}"
+                for f in ("plan.md", step.name)
+                if not (wt.path / run.protocol_root / f).is_file()
+            ]
+            if missing:
+                await self._block(
+                    job,
+                    step,
+                    f"the plan is missing from protocol branch {run.protocol_name} "
+                    f"at {wt.base_sha}: {', '.join(missing)} not found",
+                )
+            yield wt
+
+    async def _block(self, job: Job, step: StepState, reason: str) -> NoReturn:
+        """Block ``step`` (and so the run) with ``reason``; the job ends here."""
+        log.warning("step blocked", step=step.name, reason=reason)
+        await self._record(
+            job.run.protocol_run_id,
+            [cmd.RecordStepBlocked(step_run_id=step.step_run_id, reason=reason)],
+            job.delivery,
+        )
+        raise Superseded(f"step blocked: {reason}")
 
     async def _push(self, wt: Worktree) -> None:
         try:

@@ -7,8 +7,11 @@ concurrent creations can never take the same number.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
+
+from anyascii import anyascii
 
 from deksdenflow_core.contracts.generated.deksdenflow.commands.v1.protocol_run import CreateProtocolRun
 from deksdenflow_core.contracts.generated.deksdenflow.events.v1.protocol_run import ProtocolRunCreated
@@ -23,10 +26,26 @@ _DASHES = re.compile(r"-{2,}")
 _GIT_REF_BAD = re.compile(r"(^[./-])|(\.\.)|([~^:?*\[\\\s])|(@\{)|(\.lock$)|([./]$)")
 
 
+FALLBACK_SLUG = "task"
+
+
 def slugify(task_name: str) -> str:
-    """Lowercase; every run of characters outside ``[a-z0-9-]`` becomes one ``-``; trimmed and capped."""
-    slug = _DASHES.sub("-", _NON_SLUG.sub("-", task_name.strip().lower())).strip("-")
-    return slug[:MAX_SLUG_LENGTH].rstrip("-")
+    """The branch-safe slug of a task name in any script; never empty for a non-blank name.
+
+    The name is transliterated to ASCII first (``Добавить вход`` → ``dobavit-vkhod``, ``添加`` →
+    ``tianjia``, an emoji → its name), then lowercased; every run of characters outside ``[a-z0-9-]``
+    becomes one ``-``; trimmed and capped. A name with nothing left (punctuation only, invisible
+    characters) gets ``task-<hash>``: the hash keeps two such names apart and is the same on every replay.
+    """
+    name = task_name.strip()
+    if not name:
+        return ""
+    slug = _DASHES.sub("-", _NON_SLUG.sub("-", anyascii(name).lower())).strip("-")
+    slug = slug[:MAX_SLUG_LENGTH].rstrip("-")
+    if slug:
+        return slug
+    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{FALLBACK_SLUG}-{digest[:8]}"
 
 
 def protocol_name(number: int, slug: str) -> str:
@@ -64,9 +83,7 @@ def decide_create_protocol(
         raise NotFound(f"project {project.project_id} does not exist", project_id=project.project_id)
     slug = slugify(command.task_name)
     if not slug:
-        raise InvalidCommand(
-            "task_name must contain at least one letter or digit", field="task_name", value=command.task_name
-        )
+        raise InvalidCommand("task_name must not be blank", field="task_name", value=command.task_name)
     number = catalog.next_number
     if number > MAX_NUMBER:
         raise InvalidCommand(f"project has reached the maximum of {MAX_NUMBER} protocols")

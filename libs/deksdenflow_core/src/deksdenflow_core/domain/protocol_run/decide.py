@@ -59,6 +59,7 @@ ProtocolRunCommand = (
     | cmd.RecordStepBlocked
     | cmd.RecordQaVerdict
     | cmd.RecordBranchPushed
+    | cmd.RecordBranchRestored
     | cmd.RecordBranchDeleted
     | cmd.RecordPullRequestOpened
     | cmd.RecordPullRequestFailed
@@ -193,18 +194,19 @@ def _decide_result(
                 *_fail_step(state, step, FailureSource.EXECUTION, command.reason),
             ]
         case cmd.RecordStepBlocked():
-            step = _require_step(state, command.step_run_id)
-            _require_not_terminal(state, "block a step")
-            if step.status not in (StepStatus.PENDING, StepStatus.RUNNING):
-                raise _illegal_step(state, step, "only a pending or running step can be blocked")
-            return [
-                ev.StepBlocked(step_run_id=step.step_run_id, reason=command.reason),
-                ev.ProtocolRunBlocked(reason=command.reason, step_run_id=step.step_run_id),
-            ]
+            return _step_blocked(state, command)
         case cmd.RecordQaVerdict():
             return _qa_verdict(state, command)
         case cmd.RecordBranchPushed():
             return [ev.BranchPushed(branch=command.branch, commit_sha=command.commit_sha)]
+        case cmd.RecordBranchRestored():
+            if not command.commit_sha:
+                raise InvalidCommand("a restored branch needs the head pushed back", field="commit_sha")
+            return [
+                ev.BranchRestored(
+                    branch=command.branch, commit_sha=command.commit_sha, found_sha=command.found_sha
+                )
+            ]
         case cmd.RecordBranchDeleted():
             if not state.branch_deletion_requested:
                 raise _illegal(state, "deleting this branch was never requested")
@@ -447,6 +449,20 @@ def _execution_completed(
         after = _fold(state, events)
         events.append(_request_qa(after, _require_step(after, step.step_run_id), QaReason.AFTER_EXEC))
     return events
+
+
+def _step_blocked(state: ProtocolRunState, command: cmd.RecordStepBlocked) -> list[ProtocolRunEvent]:
+    step = _require_step(state, command.step_run_id)
+    _require_not_terminal(state, "block a step")
+    # A step awaiting QA (also QA again after a failure) is blocked when its QA cannot run (its branch
+    # was lost, say).
+    awaiting_qa = step.status is StepStatus.NEEDS_QA or (step.status is StepStatus.FAILED and step.qa_pending)
+    if step.status not in (StepStatus.PENDING, StepStatus.RUNNING) and not awaiting_qa:
+        raise _illegal_step(state, step, "only a pending or running step, or one awaiting QA, can be blocked")
+    return [
+        ev.StepBlocked(step_run_id=step.step_run_id, reason=command.reason),
+        ev.ProtocolRunBlocked(reason=command.reason, step_run_id=step.step_run_id),
+    ]
 
 
 def _qa_verdict(state: ProtocolRunState, command: cmd.RecordQaVerdict) -> list[ProtocolRunEvent]:

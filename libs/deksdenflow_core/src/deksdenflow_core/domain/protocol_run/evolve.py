@@ -49,6 +49,7 @@ ProtocolRunEvent = (
     | ev.StepFailed
     | ev.StepBlocked
     | ev.BranchPushed
+    | ev.BranchRestored
     | ev.BranchDeletionRequested
     | ev.BranchDeleted
     | ev.PullRequestRequested
@@ -109,6 +110,7 @@ _AFTER_END: frozenset[type] = frozenset(
     {
         ev.UsageRecorded,
         ev.BranchPushed,
+        ev.BranchRestored,
         ev.BranchDeletionRequested,
         ev.BranchDeleted,
         ev.PullRequestRequested,
@@ -277,12 +279,20 @@ def _step_failed(s: ProtocolRunState, e: ev.StepFailed) -> Update:
 
 
 def _step_blocked(s: ProtocolRunState, e: ev.StepBlocked) -> Update:
-    return _step(
-        s, e.step_run_id, {"status": StepStatus.BLOCKED, "executing": False, "failure_reason": e.reason}
-    )
+    update: Update = {"status": StepStatus.BLOCKED, "executing": False, "failure_reason": e.reason}
+    step = s.step(e.step_run_id)
+    # Blocked while awaiting QA: that QA will not run. (Only these statuses: a running step's flag is
+    # left as logs written before this rule folded it.)
+    if step is not None and step.status in (StepStatus.NEEDS_QA, StepStatus.FAILED):
+        update["qa_pending"] = False
+    return _step(s, e.step_run_id, update)
 
 
 def _branch_pushed(s: ProtocolRunState, e: ev.BranchPushed) -> Update:
+    return {"branch_head_sha": e.commit_sha}
+
+
+def _branch_restored(s: ProtocolRunState, e: ev.BranchRestored) -> Update:
     return {"branch_head_sha": e.commit_sha}
 
 
@@ -468,6 +478,7 @@ _HANDLERS: dict[type, Callable[[ProtocolRunState, Any], Update]] = {
     ev.StepFailed: _step_failed,
     ev.StepBlocked: _step_blocked,
     ev.BranchPushed: _branch_pushed,
+    ev.BranchRestored: _branch_restored,
     ev.BranchDeletionRequested: _branch_deletion_requested,
     ev.BranchDeleted: _branch_deleted,
     ev.PullRequestRequested: _pr_requested,

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, PlainSerializer
 
 from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
     CiFailureEvidence,
@@ -18,6 +19,11 @@ from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
 from deksdenflow_core.contracts.generated.deksdenflow.events.v1.protocol_run import CiFixRequested
 
 AGGREGATE_TYPE = "protocol_run"
+
+# A set of ids, written out sorted. A set iterates in an order that depends on the process's string
+# hashing (salted per process), so the state written to the read model must not follow it: the live
+# projector and a rebuild of the same log write the same bytes.
+IdSet = Annotated[frozenset[str], PlainSerializer(sorted, return_type=list[str])]
 
 
 class RunStatus(StrEnum):
@@ -169,8 +175,8 @@ class ProtocolRunState(BaseModel):
     input_tokens: int = 0
     output_tokens: int = 0
     cost_micro_usd: int = 0
-    usage_call_ids: frozenset[str] = frozenset()
-    ci_delivery_ids: frozenset[str] = frozenset()
+    usage_call_ids: IdSet = frozenset()
+    ci_delivery_ids: IdSet = frozenset()
     # The latest report of each line of CI on each commit (reports that carry their CI run).
     ci_checks: tuple[CiCheckState, ...] = ()
     version: int = 0

@@ -241,6 +241,17 @@ class RecordBranchPushed(_base.ContractModel):
     commit_sha: str = ""
 
 
+class RecordBranchRestored(_base.ContractModel):
+    """The branch was found deleted or rewritten on the remote and its recorded head pushed back."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.commands.v1.RecordBranchRestored"
+    COMMAND_TYPE: _typing.ClassVar[str] = "protocol_run.record_branch_restored"
+
+    branch: str = ""
+    commit_sha: str = ""
+    found_sha: str = ""
+
+
 class RecordBranchDeleted(_base.ContractModel):
     """The branch was deleted on the remote."""
 

@@ -292,6 +292,23 @@ class BranchPushed(_base.ContractModel):
     commit_sha: str = ""
 
 
+class BranchRestored(_base.ContractModel):
+    """A worker found the protocol branch deleted or rewritten on the remote (its tip no longer contains
+    the last head the log recorded) and pushed that head back, without forcing, before working on it.
+    """
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.events.v1.BranchRestored"
+    EVENT_TYPE: _typing.ClassVar[str] = "protocol_run.branch_restored"
+
+    branch: str = ""
+    commit_sha: str = _pydantic.Field(
+        default="", description="The head pushed back: the last one the log recorded."
+    )
+    found_sha: str = _pydantic.Field(
+        default="", description="What the remote branch pointed at instead; empty when the branch was gone."
+    )
+
+
 class BranchDeletionRequested(_base.ContractModel):
     """Deleting the protocol branch (local and remote) was requested from the git/CI worker."""
 
