@@ -69,7 +69,10 @@ async def _equals_a_rebuild(db_url: str, store: JetStreamEventStore) -> None:
 
 
 async def test_a_postgresql_restart_under_write_load_is_caught_up_by_itself(
-    own_postgres: EmbeddedPostgres, store_settings: EventStoreSettings, store: JetStreamEventStore, repo: Repository
+    own_postgres: EmbeddedPostgres,
+    store_settings: EventStoreSettings,
+    store: JetStreamEventStore,
+    repo: Repository,
 ) -> None:
     proc = ProjectorProcess(
         {
@@ -131,7 +134,8 @@ async def test_a_postgresql_restart_under_write_load_is_caught_up_by_itself(
             return False
 
         await eventually(caught_up, within=30, what=f"the checkpoint reaching the stream's end ({last})")
-        assert proc.proc is not None and proc.proc.poll() is None, "the projector kept running"
+        assert proc.proc is not None
+        assert proc.proc.poll() is None, "the projector kept running"
         assert proc.stop() in (0, -signal.SIGTERM)
     finally:
         writing.clear()

@@ -652,4 +652,3 @@ class ConsumerLoop:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-
