@@ -13,6 +13,7 @@ from deksdenflow_api import errors, health, metrics_route
 from deksdenflow_api.connections import Connections, NatsConnection, PostgresPool
 from deksdenflow_api.consistency import CheckpointWatcher
 from deksdenflow_api.context import ApiContext
+from deksdenflow_api.fanout import EventFanout
 from deksdenflow_api.idempotency import IdempotencyStore
 from deksdenflow_api.middleware import ApiMetrics, Idempotency, RequestContext
 from deksdenflow_api.readiness import ReadModelReadiness
@@ -61,6 +62,14 @@ def create_app(
         connections.nats.start()
         watcher = CheckpointWatcher(database.db_url)
         watcher.start()
+        fanout = EventFanout(
+            lambda: connections.postgres.pool,
+            watcher,
+            metrics,
+            max_clients=settings.sse_max_clients,
+            queue_events=settings.sse_client_queue_events,
+        )
+        fanout.start()
         app.state.connections = connections
         app.state.ctx = ApiContext(
             settings=settings,
@@ -70,10 +79,12 @@ def create_app(
             idempotency=idempotency,
             metrics=metrics,
             readiness=ReadModelReadiness(watcher, settings.read_model_stall_seconds),
+            fanout=fanout,
         )
         try:
             yield
         finally:
+            await fanout.close()
             await watcher.close()
             await connections.nats.close(SHUTDOWN_TIMEOUT_SECONDS)
             await connections.postgres.close(SHUTDOWN_TIMEOUT_SECONDS)

@@ -16,6 +16,7 @@ from nats.js import JetStreamContext
 from deksdenflow_api.connections import Connections
 from deksdenflow_api.consistency import CheckpointWatcher
 from deksdenflow_api.errors import HttpError
+from deksdenflow_api.fanout import EventFanout
 from deksdenflow_api.idempotency import IdempotencyStore
 from deksdenflow_api.middleware import ApiMetrics
 from deksdenflow_api.readiness import ReadModelReadiness
@@ -32,6 +33,7 @@ class ApiContext:
     idempotency: IdempotencyStore
     metrics: ApiMetrics
     readiness: ReadModelReadiness
+    fanout: EventFanout
     _stores: dict[int, JetStreamEventStore] = field(default_factory=dict)
     _repos: dict[int, Repository] = field(default_factory=dict)
     _provisioned: bool = False
