@@ -8,7 +8,6 @@ import socket
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
 import pytest
 from deksdenflow_core.contracts.generated.deksdenflow.commands.v1 import protocol_run as cmd
 
