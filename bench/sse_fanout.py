@@ -5,13 +5,12 @@
 The API and the projector run as their own processes on embedded NATS and PostgreSQL. A writer sends a
 command every 20 ms throughout, so the event stream is live. Reads (``GET /protocols/{id}``, 8 keep-alive
 connections) are measured first without stream clients, then with CLIENTS clients on
-``GET /events/stream`` (raw sockets that read and drop what they receive).
+``GET /events/stream`` (raw sockets, in a process of their own, that read and drop what they receive).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
 import sys
@@ -29,26 +28,34 @@ READERS = 8
 READS = 2000
 
 
-async def _stream_client(port: int, started: asyncio.Event, stop: asyncio.Event, received: list[int]) -> None:
+async def _stream_client(port: int) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     request = (
         f"GET /events/stream HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {TOKEN}\r\n\r\n"
     )
     writer.write(request.encode())
-    try:
-        status = await reader.readline()
-        if b" 200 " not in status:
-            raise RuntimeError(f"stream refused: {status!r}")
-        started.set()
-        while not stop.is_set():
-            chunk = await reader.read(65536)
-            if not chunk:
-                break
-            received[0] += chunk.count(b"\nid: ") + chunk.startswith(b"id: ")
-    finally:
-        writer.close()
-        with contextlib.suppress(Exception):
-            await writer.wait_closed()
+    status = await reader.readline()
+    if b" 200 " not in status:
+        raise RuntimeError(f"stream refused: {status!r}")
+    CONNECTED.append(port)
+    while await reader.read(65536):
+        pass
+
+
+CONNECTED: list[int] = []
+
+
+async def clients_only(port: int, clients: int) -> None:
+    """The stream clients, in a process of their own so that reading them does not slow the measuring
+    loop: connects them all, says so on stdout, then reads until killed."""
+    tasks = [asyncio.create_task(_stream_client(port)) for _ in range(clients)]
+    while len(CONNECTED) < clients:
+        for task in tasks:
+            if task.done():
+                task.result()  # raises a refusal
+        await asyncio.sleep(0.1)
+    print("connected", flush=True)
+    await asyncio.gather(*tasks)
 
 
 async def _reads(port: int, run_id: str) -> list[float]:
@@ -86,7 +93,6 @@ async def main(clients: int) -> None:
         procs = [_spawn("deksdenflow_projector", env), _spawn("deksdenflow_api", env)]
         headers = {"Authorization": f"Bearer {TOKEN}"}
         stop = asyncio.Event()
-        received = [0]
         try:
             async with httpx.AsyncClient(
                 base_url=f"http://127.0.0.1:{api_port}", headers=headers, timeout=60
@@ -114,20 +120,27 @@ async def main(clients: int) -> None:
                 writer = asyncio.create_task(write())
                 await _reads(api_port, run_id)  # warm-up
                 baseline = await _reads(api_port, run_id)
-                connected = [asyncio.Event() for _ in range(clients)]
-                streams = [
-                    asyncio.create_task(_stream_client(api_port, connected[i], stop, received))
-                    for i in range(clients)
-                ]
-                await asyncio.wait_for(asyncio.gather(*(e.wait() for e in connected)), 120)
-                before = received[0]
+                streams = await asyncio.create_subprocess_exec(
+                    sys.executable,
+                    "-m",
+                    "bench.sse_fanout",
+                    "--clients-only",
+                    str(api_port),
+                    str(clients),
+                    stdout=asyncio.subprocess.PIPE,
+                    start_new_session=True,
+                )
+                assert streams.stdout is not None
+                line = await asyncio.wait_for(streams.stdout.readline(), 300)
+                if line.strip() != b"connected":
+                    raise RuntimeError(f"stream clients did not connect: {line!r}")
+                before = await _sent(api)
                 loaded = await _reads(api_port, run_id)
-                delivered = received[0] - before
+                delivered = await _sent(api) - before
                 stop.set()
                 await writer
-                for task in streams:
-                    task.cancel()
-                await asyncio.gather(*streams, return_exceptions=True)
+                os.killpg(streams.pid, signal.SIGTERM)
+                await streams.wait()
         finally:
             for proc in procs:
                 os.killpg(proc.pid, signal.SIGTERM)
@@ -140,9 +153,18 @@ async def main(clients: int) -> None:
     )
     print(
         f"reads with {clients} SSE clients: p50 {_pct(loaded, 50):.1f} ms, p99 {_pct(loaded, 99):.1f} ms "
-        f"({delivered:,} events delivered to the clients meanwhile)"
+        f"({delivered:.0f} fan-out reads of the feed meanwhile, each sent to every client)"
     )
 
 
+async def _sent(api: httpx.AsyncClient) -> float:
+    text = (await api.get("/metrics")).text
+    name = "deksdenflow_api_sse_feed_reads_total "
+    return next(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name))
+
+
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 1000))
+    if sys.argv[1:2] == ["--clients-only"]:
+        asyncio.run(clients_only(int(sys.argv[2]), int(sys.argv[3])))
+    else:
+        asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 1000))

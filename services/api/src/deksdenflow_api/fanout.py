@@ -35,6 +35,7 @@ from deksdenflow_api.schemas import EventPublic
 log = get_logger(__name__)
 
 PAGE = 500
+_LINGER_SECONDS = 0.1
 T = f'"{SCHEMA}"'
 FILTERED_QUERY = (
     f"SELECT * FROM {T}.events WHERE seq > $1 AND seq <= $2 AND ($3::text IS NULL OR project_id = $3) "
@@ -43,13 +44,13 @@ FILTERED_QUERY = (
 _FEED_QUERY = f"SELECT * FROM {T}.events WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3"
 
 Filters = tuple[str | None, str | None, str | None]  # project, protocol run, event type
-Chunk = list[tuple[int, str]]  # (sequence, rendered message), shared by every client it matches
+Chunk = list[tuple[int, bytes]]  # (sequence, rendered message), shared by every client it matches
 
 
-def render(row: dict[str, Any]) -> str:
+def render(row: dict[str, Any]) -> bytes:
     """One event as a Server-Sent Events message; its id is the sequence."""
     body = EventPublic(**row).model_dump_json()
-    return f"id: {row['seq']}\nevent: {row['type']}\ndata: {body}\n\n"
+    return f"id: {row['seq']}\nevent: {row['type']}\ndata: {body}\n\n".encode()
 
 
 def matches(filters: Filters, row: dict[str, Any]) -> bool:
@@ -74,8 +75,9 @@ class Subscriber:
     cut: asyncio.Event = field(default_factory=asyncio.Event)  # fell too far behind: disconnect it
 
     def offer(self, chunk: Chunk) -> bool:
-        """Queue messages; False (and cut) if that would exceed the limit."""
-        if self.pending + len(chunk) > self.limit:
+        """Queue messages; False (and cut) if the client has not taken what it was given and this
+        would take it beyond the limit. (A client that keeps up takes any chunk: at most a page.)"""
+        if self.pending and self.pending + len(chunk) > self.limit:
             self.cut.set()
             return False
         self.chunks.append(chunk)
@@ -88,7 +90,8 @@ class Subscriber:
         if not self.chunks:
             self.ready.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.ready.wait(), wait_seconds)
+                async with asyncio.timeout(wait_seconds):  # no task per wait, unlike wait_for
+                    await self.ready.wait()
             if not self.chunks:
                 return None
         chunk = self.chunks.popleft()
@@ -161,8 +164,15 @@ class EventFanout:
                     async with self._pool().acquire() as conn:
                         rows = [dict(r) for r in await conn.fetch(_FEED_QUERY, self.position, target, PAGE)]
                     self._metrics.sse_feed_reads.inc()
+                    # Delivered and moved in one step (no await between): a client registered later
+                    # starts above these rows and reads them as history. max: a client registered
+                    # during the read may have moved the position past it already.
                     self._deliver(rows)
-                    self.position = rows[-1]["seq"] if len(rows) == PAGE else target
+                    self.position = max(self.position, rows[-1]["seq"] if len(rows) == PAGE else target)
+                    # Each delivery wakes every client and costs a send each: with a thousand clients,
+                    # one delivery per commit would take the process's whole CPU from the other reads.
+                    # At most one every _LINGER_SECONDS, so that commits in between go in one send.
+                    await asyncio.sleep(_LINGER_SECONDS)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the database is away: the clients wait, nothing is skipped

@@ -58,25 +58,25 @@ class EventStream(Response):
             self._ctx.fanout.unsubscribe(subscriber)
 
     async def _body(self, send: Send) -> None:
-        async def emit(text: str) -> None:
-            await send({"type": "http.response.body", "body": text.encode(), "more_body": True})
+        async def emit(data: bytes) -> None:
+            await send({"type": "http.response.body", "body": data, "more_body": True})
 
         subscriber, seq = self._subscriber, self._after
-        await emit("retry: 1000\n\n")
+        await emit(b"retry: 1000\n\n")
         while seq < subscriber.start:  # the history, up to where the live part starts
             async with self._ctx.pool.acquire() as conn:
                 rows = await conn.fetch(FILTERED_QUERY, seq, subscriber.start, *subscriber.filters, PAGE)
             if rows:
-                await emit("".join(render(dict(row)) for row in rows))
+                await emit(b"".join(render(dict(row)) for row in rows))
             seq = rows[-1]["seq"] if len(rows) == PAGE else subscriber.start
         while True:
             chunk = await subscriber.next(self._ctx.settings.sse_keepalive_seconds)
             if chunk is None:
-                await emit(": keep-alive\n\n")
+                await emit(b": keep-alive\n\n")
                 continue
             fresh = [message for s, message in chunk if s > seq]
             if fresh:
-                await emit("".join(fresh))
+                await emit(b"".join(fresh))
                 seq = chunk[-1][0]
 
 
