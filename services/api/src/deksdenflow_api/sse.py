@@ -25,7 +25,9 @@ log = get_logger(__name__)
 class EventStream(Response):
     """Server-Sent Events for one registered client, starting after sequence ``after``."""
 
-    media_type = "text/event-stream"
+    # Set as a header, not as the class's media type: FastAPI would document every error of the route
+    # (JSON) as an event stream.
+    media_type = None
 
     def __init__(self, ctx: ApiContext, subscriber: Subscriber, after: int) -> None:
         self._ctx = ctx
@@ -33,7 +35,13 @@ class EventStream(Response):
         self._after = after
         self.status_code = 200
         self.background = None
-        self.init_headers({"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        self.init_headers(
+            {
+                "Content-Type": "text/event-stream; charset=utf-8",
+                "Cache-Control": "no-cache",
+                "X-Accel-Buffering": "no",
+            }
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         subscriber = self._subscriber

@@ -59,6 +59,7 @@ async def list_events(
         **errors(401, 403, 422, 503),
     },
     response_class=EventStream,
+    status_code=200,  # what FastAPI would read off StreamingResponse's signature for the OpenAPI schema
 )
 async def stream_events(
     ctx: ReadContext,
