@@ -80,7 +80,7 @@ async def main(per_client: int) -> None:
         try:
             async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits, timeout=30) as client:
                 await _ready(client, f"http://127.0.0.1:{projector_port}/health")
-                await _ready(client, "/health")
+                await _ready(client, "/readyz")
                 project = (
                     await client.post("/projects", json={"name": "bench", "git_url": "file:///b.git"})
                 ).json()

@@ -8,6 +8,7 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 import httpx
@@ -56,7 +57,13 @@ class System:
 
 
 @pytest.fixture
-async def system(nats_url: str, fresh_db_url: str) -> AsyncIterator[System]:
+def api_overrides() -> dict[str, Any]:
+    """API settings a test module wants different (override this fixture in the module)."""
+    return {}
+
+
+@pytest.fixture
+async def system(nats_url: str, fresh_db_url: str, api_overrides: dict[str, Any]) -> AsyncIterator[System]:
     suffix = uuid.uuid4().hex[:10]
     es = EventStoreSettings(nats_url=nats_url, stream_name=f"DF_API_{suffix}", subject_prefix=f"a{suffix}")
     await asyncio.to_thread(migrate, fresh_db_url)
@@ -74,6 +81,7 @@ async def system(nats_url: str, fresh_db_url: str) -> AsyncIterator[System]:
         webhook_max_body_bytes=64 * 1024,
         read_wait_timeout_seconds=5,
         sse_keepalive_seconds=1,
+        **api_overrides,
     )
     app = create_app(settings, event_store=es, database=DatabaseSettings(db_url=fresh_db_url))
     server = _Server(

@@ -12,6 +12,7 @@ from deksdenflow_core.contracts.generated.deksdenflow.events.v1 import protocol_
 from deksdenflow_core.errors import DeksdenflowError, InfrastructureError, InvalidCommand
 from deksdenflow_core.eventstore import AppendMeta, JetStreamEventStore, Position
 from nats.aio.client import Client as NATS
+from nats.js.errors import NotFoundError
 
 from tests.support import eventually
 
@@ -62,7 +63,10 @@ async def running(
 
 
 async def settled(nc: NATS, store: JetStreamEventStore, durable: str = "test-worker") -> bool:
-    info = await nc.jetstream().consumer_info(store.stream, durable)
+    try:
+        info = await nc.jetstream().consumer_info(store.stream, durable)
+    except NotFoundError:  # a batch pipeline creates its consumer again after a failed batch
+        return False
     return bool(info.num_pending == 0 and info.num_ack_pending == 0)
 
 
@@ -211,6 +215,9 @@ class Pipelined:
     def discard(self) -> None:
         self.discarded += 1
 
+    async def position(self) -> int | None:
+        return None
+
 
 async def test_a_failed_commit_drops_the_batch_prepared_on_top_of_it(
     nc: NATS, store: JetStreamEventStore
@@ -229,6 +236,61 @@ async def test_a_failed_commit_drops_the_batch_prepared_on_top_of_it(
     assert stages.prepared[:2] == [[1, 2, 3, 4], [5, 6, 7, 8]], "the second batch was prepared meanwhile"
     assert stages.discarded >= 1
     assert stages.committed == [[1, 2, 3, 4], [5, 6, 7, 8]], "each batch committed once, in order"
+
+
+class Checkpointed:
+    """Stages that keep their own checkpoint and, like the projector, refuse a batch that does not
+    continue it."""
+
+    def __init__(self) -> None:
+        self.checkpoint = 0
+        self.refused = 0
+
+    async def prepare(self, batch: list[Delivery]) -> list[int]:
+        seqs = [d.event.stream_seq for d in batch if d.event.stream_seq > self.checkpoint]
+        if seqs and seqs[0] != self.checkpoint + 1:
+            self.refused += 1
+            raise InfrastructureError(f"gap: {self.checkpoint} then {seqs[0]}")
+        return seqs
+
+    async def commit(self, seqs: list[int]) -> None:
+        if seqs:
+            assert seqs[0] == self.checkpoint + 1
+            self.checkpoint = seqs[-1]
+
+    def discard(self) -> None:
+        pass
+
+    async def position(self) -> int | None:
+        return self.checkpoint
+
+
+async def test_redeliveries_out_of_order_do_not_stall_an_ordered_pipeline(
+    nc: NATS, store: JetStreamEventStore
+) -> None:
+    """The first half of the log waits in a long redelivery delay while the second half is deliverable
+    at once (what nak-ed batches look like after a database restart): the pipeline still applies the
+    log in order at once, because it reads from its own checkpoint, not from what JetStream redelivers."""
+    for i in range(8):
+        await append_paused(store, f"r{i}")
+    consumer_spec = spec(store, batch=4, ack_all=True, max_ack_pending=8, ack_wait_seconds=60.0)
+    loop = ConsumerLoop(nc.jetstream(), store.stream, consumer_spec)
+    await loop.ensure_consumer()
+    psub = await nc.jetstream().pull_subscribe_bind("test-worker", stream=store.stream)
+    msgs = await psub.fetch(8, timeout=5)
+    assert [m.metadata.sequence.stream for m in msgs] == list(range(1, 9))
+    for m in msgs[:4]:
+        await m.nak(delay=60)  # far beyond the deadline below
+    for m in msgs[4:]:
+        await m.nak()
+    await psub.unsubscribe()
+    stages = Checkpointed()
+    task = asyncio.create_task(loop.run_pipeline(stages))
+    try:
+        await eventually(lambda: stages.checkpoint == 8, within=20, what="the whole log applied")
+    finally:
+        loop.stop()
+        await asyncio.wait_for(task, timeout=10)
 
 
 async def test_other_subscriptions_on_the_connection_are_served_as_before(

@@ -15,6 +15,13 @@ Settling rules (ARCHITECTURE.md, "Consumers and delivery"):
 Batch consumers (the projector) run a pipeline instead: while batch N commits, batch N+1 is prepared
 (decoded, folded) and further messages arrive through a pull request that is always open. Batches still
 commit one at a time and in order, each acked only after its commit.
+
+A pipeline treats its JetStream consumer as a *cursor*, not as a retry queue: when a batch fails,
+nothing is nak-ed. Everything in flight is dropped, and the consumer is created again to start right
+after the last sequence whose effect is committed (``BatchStages.position``: the projector's
+checkpoint). Nak-ing would not do: nak-ed messages come back after their delay, while messages the
+consumer has not delivered yet come at once, so redeliveries arrive out of order, a consumer that
+expects ``checkpoint + 1`` refuses each for its gap and naks it again, and it never gets anywhere.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
 
 from deksdenflow_core.envelope import RecordedEvent, decode
 from deksdenflow_core.errors import ContractError, DeksdenflowError, InfrastructureError
@@ -59,12 +67,14 @@ class ConsumerSpec:
     # as the projector: one ack per batch instead of one per event).
     ack_all: bool = False
 
-    def config(self) -> ConsumerConfig:
+    def config(self, start_seq: int | None = None) -> ConsumerConfig:
+        """The consumer's configuration; ``start_seq``: deliver from that stream sequence on."""
         return ConsumerConfig(
             durable_name=self.durable,
             filter_subjects=list(self.filter_subjects),
             ack_policy=AckPolicy.ALL if self.ack_all else AckPolicy.EXPLICIT,
-            deliver_policy=DeliverPolicy.ALL,
+            deliver_policy=DeliverPolicy.ALL if start_seq is None else DeliverPolicy.BY_START_SEQUENCE,
+            opt_start_seq=start_seq,
             ack_wait=self.ack_wait_seconds,
             max_deliver=self.max_deliver,
             max_ack_pending=self.max_ack_pending,
@@ -93,8 +103,9 @@ class BatchStages(Protocol[Prepared]):
     """A batch handler in two stages, so that one batch is prepared while the one before it commits.
 
     ``prepare`` runs for batch N+1 while ``commit`` of batch N is in flight, and may build on what it
-    prepared for batch N (e.g. folded state). If a commit fails, every batch prepared after it is
-    dropped and redelivered, and ``discard`` is called first: forget what was carried over from them.
+    prepared for batch N (e.g. folded state). If a batch fails, every batch in flight is dropped,
+    ``discard`` is called (forget what was carried over from them), and consuming starts again right
+    after ``position()``.
     """
 
     async def prepare(self, batch: list[Delivery]) -> Prepared: ...
@@ -102,6 +113,11 @@ class BatchStages(Protocol[Prepared]):
     async def commit(self, prepared: Prepared) -> None: ...
 
     def discard(self) -> None: ...
+
+    async def position(self) -> int | None:
+        """The last stream sequence whose effect is committed, as the stages' own store says (it may
+        raise while that store is down: it is asked again). None: the consumer's ack floor."""
+        ...
 
 
 class _Whole:
@@ -118,6 +134,9 @@ class _Whole:
 
     def discard(self) -> None:
         pass
+
+    async def position(self) -> int | None:
+        return None  # what was acked is what was handled
 
 
 class _Pulled(NamedTuple):
@@ -360,6 +379,7 @@ class ConsumerLoop:
         self._stopping = asyncio.Event()
         self._settling: set[asyncio.Task[None]] = set()
         self._puller: _Puller | None = None
+        self._failures = 0  # batches failed in a row (a pipeline's pause after one grows with them)
 
     def stop(self) -> None:
         """Finish the batch in hand, then return from ``run``."""
@@ -391,38 +411,90 @@ class ConsumerLoop:
     async def run_batches(self, handler: BatchHandler) -> None:
         """Dispatch whole batches (e.g. one database transaction per batch); ack after success.
 
-        A failed batch is nak-ed whole and redelivered, and so is everything received after it, so that
-        redelivery keeps the order; the handler must be idempotent per event (the projector skips
-        events at or below its checkpoint). The next batch is received while the handler works (set
-        ``max_ack_pending`` to a few batches).
+        After a failed batch, consuming starts again after the last acknowledged message, in order;
+        the handler must be idempotent per event (the projector skips events at or below its
+        checkpoint). The next batch is received while the handler works (set ``max_ack_pending`` to a
+        few batches).
         """
         await self.run_pipeline(_Whole(handler))
 
     async def run_pipeline(self, stages: BatchStages[Prepared]) -> None:
-        """Like ``run_batches``, with batch N+1 prepared while batch N commits (see ``BatchStages``)."""
-        await self.ensure_consumer()
+        """Like ``run_batches``, with batch N+1 prepared while batch N commits (see ``BatchStages``).
+
+        Each round positions the consumer right after ``stages.position()`` and consumes until a batch
+        fails; then everything in flight is dropped and the next round starts, after a pause that grows
+        with consecutive failures (``backoff_seconds``) and is reset by a committed batch.
+        """
+        self._failures = 0
+        first = True
+        while not self._stopping.is_set():
+            try:
+                await self._position(stages, first=first)
+            except Exception as exc:
+                # Typically the stages' store is down: ask again until it answers.
+                await self._pause_after_failure("consumer not positioned", exc)
+                continue
+            first = False
+            if await self._consume(stages):
+                return
+            stages.discard()
+            await self._pause_after_failure("batch failed; consuming again from the last commit", None)
+
+    async def _position(self, stages: BatchStages[Any], *, first: bool) -> None:
+        """Create the consumer so that its next message is the one after the last committed one."""
+        committed = await stages.position()
+        if committed is None:
+            if first:  # the consumer's own position is the right one
+                await self.ensure_consumer()
+                return
+            info = await self._js.consumer_info(self._stream, self._spec.durable)
+            committed = info.ack_floor.stream_seq if info.ack_floor and info.ack_floor.stream_seq else 0
+        # Deleted and created again: a durable's start cannot be changed, and this drops every pending
+        # redelivery with it. This process is the consumer's only reader.
+        with contextlib.suppress(NotFoundError):
+            await self._js.delete_consumer(self._stream, self._spec.durable)
+        await self._js.add_consumer(self._stream, config=self._spec.config(start_seq=committed + 1))
+        log.info("consumer positioned", durable=self._spec.durable, start_seq=committed + 1)
+
+    async def _pause_after_failure(self, what: str, exc: Exception | None) -> None:
+        self._failures += 1
+        delay = self._spec.delay_after(self._failures)
+        log.warning(what, error=repr(exc) if exc else None, retry_in_s=delay, failures=self._failures)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), delay)
+
+    async def _consume(self, stages: BatchStages[Prepared]) -> bool:
+        """Run batches until ``stop()`` (True) or until a batch fails (False: nothing of what is in
+        flight is settled, the caller positions the consumer again)."""
         puller = self._puller = _Puller(self._js, self._stream, self._spec)
         await puller.start()
         in_flight: _InFlight | None = None
+        failed = False
         try:
             while not self._stopping.is_set():
                 frames = await puller.next_batch(
                     self._spec.fetch_timeout_seconds, in_flight.task if in_flight else None
                 )
                 if frames:
-                    in_flight = await self._advance(stages, puller, frames, in_flight)
+                    in_flight, ok = await self._advance(stages, puller, frames, in_flight)
                 elif in_flight is not None and in_flight.task.done():
-                    if not await self._settle_commit(puller, in_flight):
-                        stages.discard()
-                        await self._nak_frames(puller, puller.drain())
-                    in_flight = None
+                    ok, in_flight = await self._settle_commit(puller, in_flight), None
+                else:
+                    continue
+                if not ok:
+                    failed = True
+                    return False
+            return True
         finally:
             self._puller = None
+            left = await puller.close()
             if in_flight is not None:
+                # Waited for in any case: the next position is read once no commit is running.
                 with contextlib.suppress(Exception):
-                    await self._settle_commit(puller, in_flight)
-            with contextlib.suppress(Exception):
-                await self._nak_frames(puller, await puller.close())
+                    failed = not await self._settle_commit(puller, in_flight) or failed
+            if not failed:  # a clean stop: hand back what was not handled, for the next reader
+                with contextlib.suppress(Exception):
+                    await self._nak_frames(puller, left)
 
     async def _advance(
         self,
@@ -430,8 +502,10 @@ class ConsumerLoop:
         puller: _Puller,
         frames: list[_Frame],
         in_flight: _InFlight | None,
-    ) -> _InFlight | None:
-        """Prepare a batch while the previous one commits, settle that one, start this one's commit."""
+    ) -> tuple[_InFlight | None, bool]:
+        """Prepare a batch while the previous one commits, settle that one, start this one's commit.
+
+        Returns the commit now in flight, and False if a batch failed (nothing is in flight then)."""
         failure: Exception | None = None
         prepared: Prepared | None = None
         deliveries: list[Delivery] = []
@@ -445,21 +519,17 @@ class ConsumerLoop:
             if deliveries:
                 prepared = await stages.prepare(deliveries)
         except Exception as exc:
-            log.warning("batch failed; will be redelivered", error=repr(exc), size=len(frames))
+            log.warning("batch failed", error=repr(exc), size=len(frames))
             failure = exc
         if in_flight is not None and not await self._settle_commit(puller, in_flight):
-            failure = failure or _EarlierBatchFailed()
+            return None, False
         if failure is not None:
-            # Nak everything received after the failed batch too, so that redelivery keeps the order.
-            stages.discard()
-            await self._nak_frames(puller, frames)
-            await self._nak_frames(puller, puller.drain())
-            return None
+            return None, False
         if not deliveries:  # every message was poison, already terminated
-            return None
+            return None, True
         task = asyncio.create_task(self._commit(stages, prepared, puller, frames))
         task.add_done_callback(lambda _: puller.wake())
-        return _InFlight(frames, task)
+        return _InFlight(frames, task), True
 
     async def _commit(
         self, stages: BatchStages[Prepared], prepared: Any, puller: _Puller, frames: list[_Frame]
@@ -468,13 +538,13 @@ class ConsumerLoop:
             await stages.commit(prepared)
 
     async def _settle_commit(self, puller: _Puller, in_flight: _InFlight) -> bool:
-        """Wait for a commit; ack its batch if it succeeded, else nak it. True if it succeeded."""
+        """Wait for a commit; ack its batch if it succeeded. True if it succeeded."""
         try:
             await in_flight.task
         except Exception as exc:
-            log.warning("batch failed; will be redelivered", error=repr(exc), size=len(in_flight.frames))
-            await self._nak_frames(puller, in_flight.frames)
+            log.warning("batch failed", error=repr(exc), size=len(in_flight.frames))
             return False
+        self._failures = 0
         if self._spec.ack_all:
             await puller.msg(in_flight.frames[-1]).ack()
         else:
@@ -582,7 +652,3 @@ class ConsumerLoop:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-
-
-class _EarlierBatchFailed(Exception):
-    """Internal: a batch prepared on top of one whose commit failed is dropped with it."""

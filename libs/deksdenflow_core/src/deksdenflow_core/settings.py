@@ -65,6 +65,20 @@ class ApiSettings(_Base):
         description="How long a read waits for the read model to reach a requested sequence.",
     )
     sse_keepalive_seconds: float = Field(default=15.0, gt=0)
+    sse_max_clients: int = Field(
+        default=1000, ge=1, description="Concurrent /events/stream clients per API process (503 beyond)."
+    )
+    sse_client_queue_events: int = Field(
+        default=1000,
+        ge=1,
+        description="Events a stream client may fall behind by before it is disconnected (it resumes with "
+        "Last-Event-ID).",
+    )
+    read_model_stall_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="Readiness fails once events have waited this long with the read model not moving.",
+    )
     idempotency_ttl_days: int = Field(
         default=30, ge=1, description="How long Idempotency-Key results are kept."
     )

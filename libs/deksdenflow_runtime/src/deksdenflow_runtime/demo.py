@@ -164,7 +164,7 @@ class Api:
             if system.poll() is not None:
                 raise DemoError(f"the system exited with {system.returncode} while starting")
             try:
-                with urllib.request.urlopen(self.base + "/health", timeout=2) as response:  # noqa: S310
+                with urllib.request.urlopen(self.base + "/readyz", timeout=2) as response:  # noqa: S310
                     if response.status == 200:
                         return
             except (urllib.error.URLError, ConnectionError, TimeoutError):

@@ -333,9 +333,11 @@ class Supervisor:
             api_url = f"http://[{_probe_host(self.api.api_host)}]:{self.api.api_port}"
         has_api = any(s.spec.name == API for s in self._running)
         if has_api:
-            await self._unless_stopped(self._wait_healthy(f"{api_url}/health"))
+            # Readiness, not health: the system is announced once the read model serves what was
+            # written before the start (a write and then a read right after work at once).
+            await self._unless_stopped(self._wait_healthy(f"{api_url}/readyz"))
         api_line = (
-            f"{api_url}  (health: {api_url}/health, docs: {api_url}/docs)"
+            f"{api_url}  (ready: {api_url}/readyz, docs: {api_url}/docs)"
             if has_api
             else "not running (not installed, or not in DEKSDENFLOW_SERVICES)"
         )

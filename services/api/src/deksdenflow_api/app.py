@@ -14,8 +14,10 @@ from deksdenflow_api import errors, health, metrics_route
 from deksdenflow_api.connections import Connections, NatsConnection, PostgresPool
 from deksdenflow_api.consistency import CheckpointWatcher
 from deksdenflow_api.context import ApiContext
+from deksdenflow_api.fanout import EventFanout
 from deksdenflow_api.idempotency import IdempotencyStore
 from deksdenflow_api.middleware import ApiMetrics, Idempotency, RequestContext
+from deksdenflow_api.readiness import ReadModelReadiness
 from deksdenflow_api.routes import events, projects, protocols, queues, webhooks
 from deksdenflow_api.sealing import Sealer
 
@@ -26,11 +28,13 @@ SHUTDOWN_TIMEOUT_SECONDS = 5.0
 DESCRIPTION = """
 Commands become events in the log (JetStream); reads come from the read model (PostgreSQL).
 
-* **Auth**: `Authorization: Bearer <admin token>` on everything but `/health` and `/metrics`, or
+* **Auth**: `Authorization: Bearer <admin token>` on everything but the probes (`/livez`, `/health`,
+  `/readyz`) and `/metrics`, or
   `X-Project-Token: <token>` for one project (created with the project, shown once).
 * **Idempotency**: send `Idempotency-Key` on any POST; a repeat returns the first answer and appends nothing.
-* **Read-your-writes**: every write answers `X-Event-Sequence`; send it back as `X-Min-Event-Sequence` on
-  a read to see at least that write.
+* **Read-your-writes**: reads through the API process that took a write wait (briefly) until the read
+  model has it. Every write answers `X-Event-Sequence`; send it back as `X-Min-Event-Sequence` on a read
+  through any replica to see at least that write.
 * **Webhooks**: `POST /webhooks/github` and `/webhooks/gitlab` take no bearer token: they are
   authenticated by the provider's signature (`X-Hub-Signature-256`) or token (`X-Gitlab-Token`) with
   `DEKSDENFLOW_WEBHOOK_TOKEN` or the project's own secret (`POST /projects/{id}/webhook-secret`).
@@ -67,6 +71,14 @@ def create_app(
         connections.nats.start()
         watcher = CheckpointWatcher(database.db_url)
         watcher.start()
+        fanout = EventFanout(
+            lambda: connections.postgres.pool,
+            watcher,
+            metrics,
+            max_clients=settings.sse_max_clients,
+            queue_events=settings.sse_client_queue_events,
+        )
+        fanout.start()
         app.state.connections = connections
         app.state.ctx = ApiContext(
             settings=settings,
@@ -75,10 +87,13 @@ def create_app(
             watcher=watcher,
             idempotency=idempotency,
             metrics=metrics,
+            readiness=ReadModelReadiness(watcher, settings.read_model_stall_seconds),
+            fanout=fanout,
         )
         try:
             yield
         finally:
+            await fanout.close()
             await watcher.close()
             await connections.nats.close(SHUTDOWN_TIMEOUT_SECONDS)
             await connections.postgres.close(SHUTDOWN_TIMEOUT_SECONDS)

@@ -75,6 +75,8 @@ async def authenticate(request: Request, ctx: Annotated[ApiContext, Depends(get_
     project_token = request.headers.get("x-project-token")
     if project_token:
         digest = token_hash(project_token.strip())
+        # A token issued (or revoked) through this process is known once the read model has it.
+        await ctx.read_own_writes()
         async with ctx.pool.acquire() as conn:
             row = await conn.fetchrow(
                 f'SELECT token_id, project_id, token_hash FROM "{SCHEMA}".project_tokens '

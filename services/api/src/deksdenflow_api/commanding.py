@@ -64,3 +64,4 @@ def record(ctx: ApiContext, response: Response, aggregate_type: str, outcome: Ou
         ctx.metrics.appends.labels(aggregate_type).inc()
         ctx.metrics.events.labels(aggregate_type).inc(len(outcome.appended.events))
     response.headers[SEQUENCE_HEADER] = str(outcome.appended.last_seq)
+    ctx.appended(outcome.appended.last_seq)

@@ -24,6 +24,7 @@ class CheckpointWatcher:
     def __init__(self, dsn: str) -> None:
         self._dsn = dsn
         self.current = 0
+        self.migrated = False  # the read model's tables exist (the projector has migrated)
         self._changed = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
 
@@ -78,12 +79,12 @@ class CheckpointWatcher:
                     with contextlib.suppress(Exception):
                         await conn.close()
 
-    @staticmethod
-    async def _read(conn: asyncpg.Connection) -> int:
+    async def _read(self, conn: asyncpg.Connection) -> int:
         try:
             value = await conn.fetchval(
                 f'SELECT last_seq FROM "{SCHEMA}".checkpoints WHERE name = $1', PROJECTOR_NAME
             )
         except asyncpg.UndefinedTableError:  # the projector has not migrated yet
             return 0
+        self.migrated = True
         return int(value or 0)

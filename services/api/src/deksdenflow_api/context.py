@@ -16,8 +16,10 @@ from nats.js import JetStreamContext
 from deksdenflow_api.connections import Connections
 from deksdenflow_api.consistency import CheckpointWatcher
 from deksdenflow_api.errors import HttpError
+from deksdenflow_api.fanout import EventFanout
 from deksdenflow_api.idempotency import IdempotencyStore
 from deksdenflow_api.middleware import ApiMetrics
+from deksdenflow_api.readiness import ReadModelReadiness
 
 
 @dataclass
@@ -30,9 +32,13 @@ class ApiContext:
     watcher: CheckpointWatcher
     idempotency: IdempotencyStore
     metrics: ApiMetrics
+    readiness: ReadModelReadiness
+    fanout: EventFanout
     _stores: dict[int, JetStreamEventStore] = field(default_factory=dict)
     _repos: dict[int, Repository] = field(default_factory=dict)
     _provisioned: bool = False
+    # The last sequence this process appended: its reads wait for it (read-your-writes without a header).
+    last_appended: int = 0
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -70,6 +76,21 @@ class ApiContext:
         if repo is None:
             repo = self._repos[id(store)] = Repository(store)
         return repo
+
+    def appended(self, seq: int) -> None:
+        """Remember that this process appended up to ``seq``."""
+        self.last_appended = max(self.last_appended, seq)
+
+    async def read_own_writes(self) -> None:
+        """Wait (bounded) until the read model has applied what this process appended.
+
+        Per process: a client that writes and then reads through the same API process sees its write
+        without sending a header. Past the bound the read is served as it is (readiness reports a
+        projector that does not keep up); ``X-Min-Event-Sequence`` is the strict form, across replicas.
+        """
+        seq = self.last_appended
+        if seq and self.watcher.current < seq:
+            await self.watcher.wait_for(seq, self.settings.read_wait_timeout_seconds)
 
     async def at_least(self, seq: int | None) -> None:
         """Read-your-writes: wait (bounded) until the read model has applied ``seq``."""

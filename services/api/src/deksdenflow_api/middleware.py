@@ -11,7 +11,7 @@ from typing import Any
 
 from deksdenflow_core.errors import DeksdenflowError
 from deksdenflow_core.logging import bind_ids, get_logger
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from deksdenflow_api.errors import HttpError, error_response
 from deksdenflow_api.idempotency import IdempotencyStore, StoredResponse
@@ -66,6 +66,19 @@ class ApiMetrics:
             "deksdenflow_webhooks",
             "Webhook deliveries by provider and outcome (accepted, ignored, duplicate, unauthorized)",
             ["provider", "outcome"],
+            registry=self.registry,
+        )
+        self.sse_clients = Gauge(
+            "deksdenflow_api_sse_clients", "Event stream clients connected", registry=self.registry
+        )
+        self.sse_feed_reads = Counter(
+            "deksdenflow_api_sse_feed_reads",
+            "Reads of the event feed for live stream clients (one per checkpoint advance, for all of them)",
+            registry=self.registry,
+        )
+        self.sse_cut_off = Counter(
+            "deksdenflow_api_sse_cut_off",
+            "Event stream clients disconnected for falling too far behind",
             registry=self.registry,
         )
         self.idempotent_replays = Counter(

@@ -28,6 +28,7 @@ async def consistent(
     ] = None,
 ) -> ApiContext:
     await ctx.at_least(x_min_event_sequence)
+    await ctx.read_own_writes()
     return ctx
 
 

@@ -1,4 +1,8 @@
-"""The projector's ASGI app: ``/health`` and ``/metrics``, and a lifespan that runs the projector.
+"""The projector's ASGI app: ``/health``, ``/livez`` and ``/metrics``, and a lifespan that runs the projector.
+
+``/health`` answers 503 while starting and when the projector is stalled (events waiting, checkpoint not
+moving for ``DEKSDENFLOW_PROJECTOR_STALL_AFTER_SECONDS``), with the reason; ``/livez`` only says the
+process serves.
 
 uvicorn owns the process signals (as in the API): SIGTERM ends the lifespan, which stops the consumer
 after the batch in hand, then closes the connections.
@@ -50,11 +54,16 @@ class ProjectorApp:
         projector = self.projector
         if path == "/metrics" and projector is not None:
             return 200, CONTENT_TYPE_LATEST, generate_latest(projector.metrics.registry)
+        if path == "/livez":
+            return 200, "application/json", b'{"status":"ok"}'
         if path == "/health":
             if projector is None:
                 return 503, "application/json", b'{"status":"starting"}'
             lag = max(0, projector.stream_last_seq - projector.last_seq)
-            payload = {"status": "ok", "checkpoint": projector.last_seq, "lag": lag}
+            payload: dict[str, object] = {"status": "ok", "checkpoint": projector.last_seq, "lag": lag}
+            if reason := projector.stalled():
+                payload.update(status="stalled", reason=reason)
+                return 503, "application/json", json.dumps(payload).encode()
             return 200, "application/json", json.dumps(payload).encode()
         return 404, "application/json", b'{"detail":"not found"}'
 

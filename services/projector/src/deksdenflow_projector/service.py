@@ -10,6 +10,7 @@ import asyncpg
 from deksdenflow_core.consumer import ConsumerLoop, ConsumerSpec, Delivery
 from deksdenflow_core.eventstore import JetStreamEventStore
 from deksdenflow_core.logging import get_logger
+from deksdenflow_core.progress import Progress
 from deksdenflow_core.readmodel import SCHEMA, WRITER_LOCK_KEY
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -59,6 +60,7 @@ class Projector:
         self.last_seq = 0
         self.stream_last_seq = 0
         self.last_progress = time.monotonic()
+        self.progress = Progress(settings.stall_after_seconds)
         # Batches commit one at a time on one connection, held between them: taking it from the pool
         # for each batch would cost a round trip to reset it every time.
         self._writer: asyncpg.pool.PoolConnectionProxy | None = None
@@ -69,13 +71,16 @@ class Projector:
                 durable=settings.durable,
                 filter_subjects=[store.subjects.all],
                 batch=settings.batch_size,
-                # One batch commits, one is folded, two more arrive meanwhile; redeliveries come in order.
+                # One batch commits, one is folded, two more arrive meanwhile. After a failed batch the
+                # consumer starts again after the checkpoint (see ``position``): nothing is nak-ed.
                 max_ack_pending=4 * settings.batch_size,
                 ack_all=True,
                 ack_wait_seconds=settings.ack_wait_seconds,
                 heartbeat_seconds=max(0.5, settings.ack_wait_seconds / 4),
                 fetch_timeout_seconds=0.5,
-                backoff_seconds=(0.2, 1.0, 5.0),
+                # Pauses after consecutive failures: short, so that the projector catches up within
+                # seconds of PostgreSQL coming back.
+                backoff_seconds=(0.2, 0.5, 1.0, 2.0),
                 max_deliver=-1,
             ),
             poison="retry",
@@ -117,6 +122,16 @@ class Projector:
     def discard(self) -> None:
         self.projection.discard()
 
+    async def position(self) -> int:
+        """The checkpoint: the read model, not the JetStream consumer, knows what is applied."""
+        async with self._pool.acquire() as conn:
+            self.last_seq = await checkpoint(conn, SCHEMA)
+        return self.last_seq
+
+    def stalled(self) -> str | None:
+        """Why the projector is stalled (events waiting, checkpoint not moving), or None."""
+        return self.progress.stalled(time.monotonic())
+
     async def run(self) -> None:
         async with self._pool.acquire() as conn:
             self.last_seq = await checkpoint(conn, SCHEMA)
@@ -126,7 +141,7 @@ class Projector:
             await self._release_writer()
 
     async def track_lag(self) -> None:
-        """Refresh the lag gauge: stream last sequence - checkpoint."""
+        """Refresh the lag gauge (stream last sequence - checkpoint) and watch for a stall."""
         while True:
             try:
                 self.stream_last_seq = await self._store.stream_last_seq()
@@ -136,4 +151,8 @@ class Projector:
                 self.metrics.checkpoint.set(self.last_seq)
             except Exception as exc:
                 log.warning("lag refresh failed", error=repr(exc))
+            # Observed even when a refresh failed: a database that does not answer is how a stall looks.
+            self.progress.observe(self.last_seq, self.stream_last_seq, time.monotonic())
+            if reason := self.stalled():
+                log.warning("projector stalled", reason=reason)
             await asyncio.sleep(self._settings.lag_interval_seconds)

@@ -21,6 +21,11 @@ class ProjectorSettings(BaseSettings):
         gt=0,
         description="How long a delivered batch may stay unacknowledged before redelivery.",
     )
+    stall_after_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="/health answers 503 once events have waited this long with the checkpoint not moving.",
+    )
     debug_batch_delay_seconds: float = Field(
         default=0.0,
         ge=0,

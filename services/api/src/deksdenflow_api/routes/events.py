@@ -2,22 +2,21 @@
 
 Both read the read model's ``events`` table with the same filters and the same scoping: a project
 token only ever sees its own project's events. The stream resumes after ``Last-Event-ID`` (the
-sequence of the last event a client received) and wakes up when the projector's checkpoint advances.
+sequence of the last event a client received); its live part comes from the process's one fan-out
+(``fanout.py``), not from a query per client.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi import APIRouter, Header, Query
 
 from deksdenflow_api.auth import Principal, PrincipalDep
-from deksdenflow_api.context import ApiContext
 from deksdenflow_api.errors import errors
 from deksdenflow_api.reads import ReadContext, T, fetch_all, forbid_other_project
 from deksdenflow_api.schemas import EventPublic, EventsPublic
+from deksdenflow_api.sse import EventStream
 
 router = APIRouter(tags=["events"])
 IdFilter = Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_-]{1,128}$")]
@@ -59,10 +58,10 @@ async def list_events(
         },
         **errors(401, 403, 422, 503),
     },
-    response_class=StreamingResponse,
+    response_class=EventStream,
+    status_code=200,  # what FastAPI would read off StreamingResponse's signature for the OpenAPI schema
 )
 async def stream_events(
-    request: Request,
     ctx: ReadContext,
     principal: PrincipalDep,
     project_id: IdFilter = None,
@@ -70,33 +69,11 @@ async def stream_events(
     type: TypeFilter = None,
     after: Annotated[int, Query(ge=0, le=2**62)] = 0,
     last_event_id: Annotated[str | None, Header(pattern=r"^\d{1,18}$")] = None,
-) -> StreamingResponse:
-    """Live events as Server-Sent Events; reconnect with ``Last-Event-ID`` to resume without gaps."""
-    scope = _scope(principal, project_id)
-    start = int(last_event_id) if last_event_id else after
-    return StreamingResponse(
-        _sse(request, ctx, start, scope, protocol_run_id, type),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+) -> EventStream:
+    """Live events as Server-Sent Events; reconnect with ``Last-Event-ID`` to resume without gaps.
 
-
-async def _sse(
-    request: Request, ctx: ApiContext, seq: int, project_id: str | None, run_id: str | None, type_: str | None
-) -> AsyncIterator[str]:
-    yield "retry: 1000\n\n"
-    while not await request.is_disconnected():
-        seen = ctx.watcher.current  # read before the query: a commit during it wakes the wait below
-        rows = await fetch_all(ctx, _QUERY, seq, project_id, run_id, type_, 500)
-        for row in rows:
-            seq = row["seq"]
-            yield _message(row)
-        if len(rows) == 500:
-            continue
-        if not await ctx.watcher.wait_for(seen + 1, ctx.settings.sse_keepalive_seconds):
-            yield ": keep-alive\n\n"
-
-
-def _message(row: dict[str, Any]) -> str:
-    body = EventPublic(**row).model_dump_json()
-    return f"id: {row['seq']}\nevent: {row['type']}\ndata: {body}\n\n"
+    Each API process serves ``DEKSDENFLOW_SSE_MAX_CLIENTS`` streams (503 with ``Retry-After`` beyond); a
+    client more than ``DEKSDENFLOW_SSE_CLIENT_QUEUE_EVENTS`` events behind is disconnected (it resumes).
+    """
+    subscriber = ctx.fanout.subscribe((_scope(principal, project_id), protocol_run_id, type))
+    return EventStream(ctx, subscriber, int(last_event_id) if last_event_id else after)
