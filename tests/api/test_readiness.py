@@ -14,6 +14,7 @@ import uvicorn
 from deksdenflow_api.app import create_app
 from deksdenflow_core.aggregates import Repository
 from deksdenflow_core.eventstore import JetStreamEventStore, connect
+from deksdenflow_core.readmodel import WRITER_LOCK_KEY
 from deksdenflow_core.settings import ApiSettings, DatabaseSettings, EventStoreSettings
 from deksdenflow_projector.migrate import migrate
 from deksdenflow_projector.projection import init_connection
@@ -100,15 +101,23 @@ async def test_readiness_waits_for_the_projector_to_catch_up_and_reports_a_stall
 
     await asyncio.to_thread(migrate, api.db_url)
     pool = await asyncpg.create_pool(api.db_url, init=init_connection, min_size=1, max_size=3)
-    projector = Projector(pool, api.store, ProjectorSettings(batch_size=7, debug_batch_delay_seconds=0.05))
+    # Hold the projector's writer lock (as a rebuild's swap does): it consumes but cannot commit, so the
+    # read model is behind for as long as the test wants, whatever the machine's speed.
+    holder = await asyncpg.connect(api.db_url)
+    holding = holder.transaction()
+    await holding.start()
+    await holder.execute("SELECT pg_advisory_xact_lock($1)", WRITER_LOCK_KEY)
+    projector = Projector(pool, api.store, ProjectorSettings(batch_size=7))
     running = asyncio.create_task(projector.run())
     try:
-        # Not ready while catching up (batches of 7, each held a moment), ready once caught up.
+        # Not ready while catching up, ready once caught up.
         await eventually(lambda: _answers(api, "/readyz", 503, "catching up"), within=30, what="catching up")
         assert projector.last_seq < last
+        await holding.rollback()
         await eventually(lambda: _answers(api, "/readyz", 200), within=60, what="ready once caught up")
         assert projector.last_seq >= last
     finally:
+        await holder.close()
         projector.loop.stop()
         await asyncio.wait_for(running, 15)
     # The projector is gone and events keep coming: a stall, once they have waited long enough.
