@@ -1,3 +1,3 @@
 """The running API (with its projector) from the API tests' fixture."""
 
-from tests.api.conftest import system  # noqa: F401 - the fixture
+from tests.api.conftest import api_overrides, system  # noqa: F401 - the fixtures

@@ -21,7 +21,7 @@ from deksdenflow_git_ci_worker.settings import GitCiSettings
 from deksdenflow_git_ci_worker.worker import GitCiWorker
 from pydantic import SecretStr
 
-from tests.api.conftest import System, system  # noqa: F401 - the fixture is used by the fixtures below
+from tests.api.conftest import System, api_overrides, system  # noqa: F401 - the fixtures are used below
 from tests.git.origin import ISOLATED_GIT_ENV, Origin
 
 FORGE_REPO = "acme/demo"
