@@ -17,6 +17,7 @@ import httpx
 import nats
 import psutil
 import pytest
+from deksdenflow_runtime.credentials import Credentials, credentials_file
 from deksdenflow_runtime.embedded import free_port
 
 from tests.runtime.cli_support import cli_env, deksdenflow_command
@@ -122,6 +123,16 @@ async def _assert_nothing_left(run: Run, home: Path) -> None:
     )
 
 
+def _pg_url(home: Path, ports: Ports) -> str:
+    password = Credentials.load(credentials_file(home)).postgres["postgres"]
+    return f"postgresql://postgres:{password}@127.0.0.1:{ports.pg}/deksdenflow"
+
+
+def _nats_url(home: Path, ports: Ports) -> str:
+    password = Credentials.load(credentials_file(home)).nats["supervisor"]
+    return f"nats://supervisor:{password}@127.0.0.1:{ports.nats}"
+
+
 async def _use_the_api_and_rebuild(home: Path, ports: Ports, env: dict[str, str], cwd: Path) -> None:
     # The whole system works: the generated admin token opens the API, a write is projected.
     token = (home / "api-token").read_text().strip()
@@ -163,10 +174,10 @@ async def test_run_is_healthy_stops_on_sigint_and_reuses_its_data(
         children = {p.name() for p in first.descendants}
         assert {"nats-server", "postgres"} <= children, children
         # Leave data behind in both servers, to be found by the second run.
-        conn = await asyncpg.connect(f"postgresql://postgres@127.0.0.1:{ports.pg}/deksdenflow")
+        conn = await asyncpg.connect(_pg_url(home, ports))
         await conn.execute("CREATE TABLE e2e_marker (v int); INSERT INTO e2e_marker VALUES (1)")
         await conn.close()
-        nc = await nats.connect(f"nats://127.0.0.1:{ports.nats}")
+        nc = await nats.connect(_nats_url(home, ports))
         await nc.jetstream().add_stream(name="E2E_MARKER", subjects=["e2e.marker"])
         await nc.close()
         await _use_the_api_and_rebuild(home, ports, env, cwd)
@@ -181,7 +192,7 @@ async def test_run_is_healthy_stops_on_sigint_and_reuses_its_data(
     try:
         seconds = await second.wait_healthy(ports.api)
         print(f"second run healthy after {seconds:.2f}s")
-        conn = await asyncpg.connect(f"postgresql://postgres@127.0.0.1:{ports.pg}/deksdenflow")
+        conn = await asyncpg.connect(_pg_url(home, ports))
         assert await conn.fetchval("SELECT v FROM e2e_marker") == 1
         await conn.close()
         token = (home / "api-token").read_text().strip()
@@ -191,7 +202,7 @@ async def test_run_is_healthy_stops_on_sigint_and_reuses_its_data(
             # The same token, and the project of the first run (log and read model both kept).
             listed = await api.get("/projects")
             assert [p["name"] for p in listed.json()["data"]] == ["e2e"]
-        nc = await nats.connect(f"nats://127.0.0.1:{ports.nats}")
+        nc = await nats.connect(_nats_url(home, ports))
         assert (await nc.jetstream().stream_info("E2E_MARKER")).config.name == "E2E_MARKER"
         await nc.close()
     finally:

@@ -451,7 +451,11 @@ class Supervisor:
             self.say(f"{spec.name} died ({why}); its last lines:\n{_indented(list(service.last_lines))}")
             delay = history.record(service.started_at, time.monotonic())
             if delay is None:
-                self._give_up(self._crash_loop(f"Service {spec.name!r}", history, why, spec.name))
+                self._give_up(
+                    self._crash_loop(
+                        f"Service {spec.name!r}", history, why, f"above, prefixed with '{spec.name} |'"
+                    )
+                )
                 return
             self.say(f"restarting {spec.name} in {delay:g}s")
             await asyncio.sleep(delay)
@@ -476,7 +480,7 @@ class Supervisor:
                 await server.stop()  # reaps it, kills what is left of its group, releases its data directory
                 delay = history.record(started, time.monotonic())
                 if delay is None:
-                    self._give_up(self._crash_loop(f"The embedded {label}", history, why, f"see {log_path}"))
+                    self._give_up(self._crash_loop(f"The embedded {label}", history, why, f"in {log_path}"))
                     return
                 self.say(f"restarting the embedded {label} in {delay:g}s (same port, same data)")
                 await asyncio.sleep(delay)
@@ -498,7 +502,7 @@ class Supervisor:
         window = self.policy.window
         return ServiceExited(
             f"{what} crashed {history.crashes_in_window} times within {window:g}s (last: {why}); giving up: "
-            f"everything is being stopped. Its output is above ({where}).",
+            f"everything is being stopped. Its output is {where}.",
             service=what,
             cause=why,
         )
