@@ -95,7 +95,7 @@ async def test_the_embedded_servers_refuse_anyone_without_credentials_and_keep_t
         ):
             with pytest.raises(asyncpg.InvalidPasswordError):
                 await asyncpg.connect(dsn, password="")
-        socket_dir = next(home.glob("run/pgsocket"))
+        socket_dir = home / "run" / "pgsocket"
         with pytest.raises(asyncpg.InvalidPasswordError):
             await asyncpg.connect(
                 host=str(socket_dir), port=system.pg_port, user="postgres", password="wrong"
@@ -107,7 +107,8 @@ async def test_the_embedded_servers_refuse_anyone_without_credentials_and_keep_t
         assert not any(s in (home / "run/endpoints.json").read_text() for s in secrets)
         assert not any(s in (home / "run/nats.conf").read_text() for s in secrets)  # bcrypt hashes only
         nats_url, db_url = read_endpoints(endpoints_file(home))
-        assert nats_url == system.nats_url("tools") and db_url == system.pg_url("postgres")
+        assert nats_url == system.nats_url("tools")
+        assert db_url == system.pg_url("postgres")
         # Nothing it printed or logged holds a password.
         logs = system.out.getvalue() + "".join(p.read_text() for p in (home / "logs").iterdir())
         assert not any(s in logs for s in secrets)
