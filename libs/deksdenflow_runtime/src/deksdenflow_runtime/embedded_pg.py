@@ -362,7 +362,7 @@ class EmbeddedPostgres(ChildServer):
                 await pg_auth.ensure_reader(conn, SUPERUSER, *self.reader)
             hba = self.pgdata / "pg_hba.conf"
             if hba.read_text() != pg_auth.HBA:
-                _log.info("switching PostgreSQL to password authentication", hba=str(hba))
+                _log.info("requiring a password for every PostgreSQL connection", hba=str(hba))
                 hba.write_text(pg_auth.HBA)  # in place: the file keeps its owner (the server user)
                 await conn.fetchval("SELECT pg_reload_conf()")
         finally:
