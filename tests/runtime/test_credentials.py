@@ -16,8 +16,7 @@ import asyncpg  # type: ignore[import-untyped, unused-ignore]  # no py.typed in 
 import nats
 import pytest
 from deksdenflow_core.contracts.generated.deksdenflow.events.v1 import protocol_run as ev
-from deksdenflow_core.errors import InfrastructureError
-from deksdenflow_core.eventstore import AppendMeta, JetStreamEventStore, Position, connect
+from deksdenflow_core.eventstore import AppendMeta, JetStreamEventStore, Position
 from deksdenflow_core.redact import redact_url
 from deksdenflow_core.settings import ApiSettings, DatabaseSettings, EventStoreSettings, RuntimeSettings
 from deksdenflow_runtime.credentials import Credentials, credentials_file
@@ -228,16 +227,9 @@ async def test_a_data_directory_of_an_earlier_version_is_secured_without_losing_
         assert await asyncio.wait_for(task, 60) == 0
 
 
-async def test_a_url_with_credentials_is_never_shown_with_its_password() -> None:
+def test_a_url_with_credentials_is_shown_without_its_password() -> None:
     assert (
         redact_url("nats://api:s3cret@h:1,nats://api:s3cret@h:2") == "nats://api:***@h:1,nats://api:***@h:2"
     )
     assert redact_url("nats://t0ken@h:1") == "nats://***@h:1"
     assert redact_url("postgresql://postgres:s3cret@h/db") == "postgresql://postgres:***@h/db"
-    settings = EventStoreSettings(
-        nats_url=f"nats://api:s3cret@127.0.0.1:{free_port()}", connect_timeout_seconds=1
-    )
-    with pytest.raises(InfrastructureError) as caught:
-        await connect(settings, name="test")
-    assert "s3cret" not in caught.value.message
-    assert "nats://api:***@127.0.0.1" in caught.value.message
