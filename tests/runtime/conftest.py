@@ -9,6 +9,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from deksdenflow_runtime.embedded import free_port
+
+from tests.runtime.cli_support import cli_env
+from tests.runtime.run_support import Ports
 
 
 @pytest.fixture
@@ -32,3 +36,20 @@ def taken_port() -> Iterator[int]:
         sock.listen(16)
         port: int = sock.getsockname()[1]
         yield port
+
+
+@pytest.fixture
+def ports() -> Ports:
+    return Ports(nats=free_port(), pg=free_port(), api=free_port())
+
+
+@pytest.fixture
+def env(home: Path, ports: Ports) -> dict[str, str]:
+    return cli_env(
+        DEKSDENFLOW_HOME=str(home),
+        DEKSDENFLOW_EMBEDDED_NATS_PORT=str(ports.nats),
+        DEKSDENFLOW_EMBEDDED_PG_PORT=str(ports.pg),
+        DEKSDENFLOW_API_PORT=str(ports.api),
+        # Services with a port of their own must not collide with a developer's running system either.
+        DEKSDENFLOW_PROJECTOR_PORT=str(free_port()),
+    )

@@ -21,10 +21,11 @@ from pathlib import Path
 import httpx
 import nats
 import pytest
+from deksdenflow_runtime.credentials import Credentials, credentials_file
 from deksdenflow_runtime.embedded import free_port
 
 from tests.runtime.cli_support import cli_env
-from tests.runtime.test_run_e2e import Ports, Run
+from tests.runtime.run_support import Ports, Run
 from tests.secret_scan import Scanner, Secrets, describe
 from tests.support import eventually
 
@@ -92,16 +93,33 @@ async def test_no_secret_in_the_log_buckets_read_model_files_or_mirrors(home: Pa
     try:
         await run.wait_healthy(ports.api)
         await _issue_secrets_and_fail(ports.api, secrets, remote)
-        nc = await nats.connect(f"nats://127.0.0.1:{ports.nats}")
+        # The embedded servers' own credentials, made by the run: its services' NATS users and
+        # PostgreSQL roles are secrets like any other.
+        logins = Credentials.load(credentials_file(home))
+        for user, password in logins.nats.items():
+            secrets.add(f"nats_password_{user}", password)
+        for role, password in logins.postgres.items():
+            secrets.add(f"postgres_password_{role}", password)
+        nc = await nats.connect(
+            f"nats://127.0.0.1:{ports.nats}", user="supervisor", password=logins.nats["supervisor"]
+        )
         try:
             scanner = Scanner(secrets)
             in_nats = await scanner.all_streams(nc)
         finally:
             await nc.close()
-        in_db = await scanner.database(f"postgresql://postgres@127.0.0.1:{ports.pg}/deksdenflow")
+        pg_password = logins.postgres["postgres"]
+        in_db = await scanner.database(
+            f"postgresql://postgres:{pg_password}@127.0.0.1:{ports.pg}/deksdenflow"
+        )
     finally:
         assert await run.interrupt() == 0, run.output()
-    in_files = scanner.files(home) + scanner.files(remote) + scanner.blob(run.output().encode(), "run output")
+    # credentials.json is where the run keeps the servers' passwords (owner-only): the one place allowed.
+    in_files = (
+        scanner.files(home, exclude=[credentials_file(home)])
+        + scanner.files(remote)
+        + scanner.blob(run.output().encode(), "run output")
+    )
     hits = in_nats + in_db + in_files
     assert hits == [], describe(hits)
     assert "onboarding" in run.output().lower()

@@ -6,120 +6,26 @@ Always on embedded servers (that is what ``deksdenflow run`` is for), whatever t
 from __future__ import annotations
 
 import asyncio
-import signal
-import subprocess
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg  # type: ignore[import-untyped, unused-ignore]  # no py.typed in asyncpg
 import httpx
 import nats
-import psutil
 import pytest
-from deksdenflow_runtime.embedded import free_port
+from deksdenflow_runtime.credentials import Credentials, credentials_file
 
-from tests.runtime.cli_support import cli_env, deksdenflow_command
-from tests.support import eventually
-
-HEALTHY_WITHIN = 60.0
-STOPPED_WITHIN = 60.0  # services get stop_timeout_seconds (10 s) to stop before SIGKILL, then the servers
+from tests.runtime.cli_support import deksdenflow_command
+from tests.runtime.run_support import Ports, Run, assert_nothing_left
 
 
-@dataclass(frozen=True)
-class Ports:
-    nats: int
-    pg: int
-    api: int
+def _pg_url(home: Path, ports: Ports) -> str:
+    password = Credentials.load(credentials_file(home)).postgres["postgres"]
+    return f"postgresql://postgres:{password}@127.0.0.1:{ports.pg}/deksdenflow"
 
 
-@pytest.fixture
-def ports() -> Ports:
-    return Ports(nats=free_port(), pg=free_port(), api=free_port())
-
-
-@pytest.fixture
-def env(home: Path, ports: Ports) -> dict[str, str]:
-    return cli_env(
-        DEKSDENFLOW_HOME=str(home),
-        DEKSDENFLOW_EMBEDDED_NATS_PORT=str(ports.nats),
-        DEKSDENFLOW_EMBEDDED_PG_PORT=str(ports.pg),
-        DEKSDENFLOW_API_PORT=str(ports.api),
-        # Services with a port of their own must not collide with a developer's running system either.
-        DEKSDENFLOW_PROJECTOR_PORT=str(free_port()),
-    )
-
-
-class Run:
-    """One ``deksdenflow run`` process, its output in a file."""
-
-    def __init__(self, env: dict[str, str], cwd: Path, log: Path) -> None:
-        self.log = log
-        self._log_file = log.open("w")
-        self.proc = subprocess.Popen(
-            [*deksdenflow_command(), "run"], env=env, cwd=cwd, stdout=self._log_file, stderr=subprocess.STDOUT
-        )
-        self.descendants: list[psutil.Process] = []
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    async def wait_healthy(self, api_port: int) -> float:
-        """Wait for the announcement and a 200 from /health; returns the seconds to the announcement."""
-        started = time.monotonic()
-
-        async def healthy() -> bool:
-            assert self.proc.poll() is None, f"deksdenflow run exited early:\n{self.output()}"
-            try:
-                async with httpx.AsyncClient(timeout=2) as client:
-                    response = await client.get(f"http://127.0.0.1:{api_port}/health")
-            except httpx.HTTPError:
-                return False
-            return response.status_code == 200
-
-        def announced() -> bool:
-            assert self.proc.poll() is None, f"deksdenflow run exited early:\n{self.output()}"
-            return "Press Ctrl-C to stop." in self.output()
-
-        # The supervisor announces the system once its own /health probe succeeded.
-        await eventually(announced, within=HEALTHY_WITHIN, what="the supervisor to announce the system")
-        elapsed = time.monotonic() - started
-        await eventually(healthy, within=5, what="/health to answer 200")
-        self.descendants = psutil.Process(self.proc.pid).children(recursive=True)
-        return elapsed
-
-    async def interrupt(self) -> int:
-        self.proc.send_signal(signal.SIGINT)
-        await eventually(lambda: self.proc.poll() is not None, within=STOPPED_WITHIN, what="run to stop")
-        self._log_file.close()
-        return self.proc.returncode
-
-
-def _processes_of(home: Path) -> list[str]:
-    """Live processes that belong to the run on ``home``: by command line or by environment."""
-    found = []
-    for proc in psutil.process_iter():
-        try:
-            if proc.status() == psutil.STATUS_ZOMBIE:
-                continue
-            cmdline = " ".join(proc.cmdline())
-            if str(home) in cmdline or proc.environ().get("DEKSDENFLOW_HOME") == str(home):
-                found.append(f"{proc.pid}: {cmdline}")
-        except psutil.Error:
-            continue
-    return found
-
-
-async def _assert_nothing_left(run: Run, home: Path) -> None:
-    assert run.descendants, "the run should have had child processes"
-    await eventually(
-        lambda: not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in run.descendants),
-        within=10,
-        what="every child of the run to exit",
-    )
-    await eventually(
-        lambda: not _processes_of(home), within=10, what=f"no process left: {_processes_of(home)}"
-    )
+def _nats_url(home: Path, ports: Ports) -> str:
+    password = Credentials.load(credentials_file(home)).nats["supervisor"]
+    return f"nats://supervisor:{password}@127.0.0.1:{ports.nats}"
 
 
 async def _use_the_api_and_rebuild(home: Path, ports: Ports, env: dict[str, str], cwd: Path) -> None:
@@ -163,10 +69,10 @@ async def test_run_is_healthy_stops_on_sigint_and_reuses_its_data(
         children = {p.name() for p in first.descendants}
         assert {"nats-server", "postgres"} <= children, children
         # Leave data behind in both servers, to be found by the second run.
-        conn = await asyncpg.connect(f"postgresql://postgres@127.0.0.1:{ports.pg}/deksdenflow")
+        conn = await asyncpg.connect(_pg_url(home, ports))
         await conn.execute("CREATE TABLE e2e_marker (v int); INSERT INTO e2e_marker VALUES (1)")
         await conn.close()
-        nc = await nats.connect(f"nats://127.0.0.1:{ports.nats}")
+        nc = await nats.connect(_nats_url(home, ports))
         await nc.jetstream().add_stream(name="E2E_MARKER", subjects=["e2e.marker"])
         await nc.close()
         await _use_the_api_and_rebuild(home, ports, env, cwd)
@@ -175,13 +81,13 @@ async def test_run_is_healthy_stops_on_sigint_and_reuses_its_data(
     output = first.output()
     assert f"API         http://127.0.0.1:{ports.api}" in output
     assert "SIGINT received" in output
-    await _assert_nothing_left(first, home)
+    await assert_nothing_left(first, home)
 
     second = Run(env, cwd, cwd / "second.log")
     try:
         seconds = await second.wait_healthy(ports.api)
         print(f"second run healthy after {seconds:.2f}s")
-        conn = await asyncpg.connect(f"postgresql://postgres@127.0.0.1:{ports.pg}/deksdenflow")
+        conn = await asyncpg.connect(_pg_url(home, ports))
         assert await conn.fetchval("SELECT v FROM e2e_marker") == 1
         await conn.close()
         token = (home / "api-token").read_text().strip()
@@ -191,10 +97,10 @@ async def test_run_is_healthy_stops_on_sigint_and_reuses_its_data(
             # The same token, and the project of the first run (log and read model both kept).
             listed = await api.get("/projects")
             assert [p["name"] for p in listed.json()["data"]] == ["e2e"]
-        nc = await nats.connect(f"nats://127.0.0.1:{ports.nats}")
+        nc = await nats.connect(_nats_url(home, ports))
         assert (await nc.jetstream().stream_info("E2E_MARKER")).config.name == "E2E_MARKER"
         await nc.close()
     finally:
         assert await second.interrupt() == 0, second.output()
     assert "initialising PostgreSQL data directory" not in second.output()
-    await _assert_nothing_left(second, home)
+    await assert_nothing_left(second, home)

@@ -36,6 +36,7 @@ from deksdenflow_core.errors import (
     ContractError,
     InfrastructureError,
 )
+from deksdenflow_core.redact import redact_url
 from deksdenflow_core.settings import EventStoreSettings
 from deksdenflow_core.subjects import Subjects
 
@@ -191,7 +192,9 @@ class JetStreamEventStore:
     async def provision(self) -> dict[str, Any]:
         """Create the stream, or bring an existing one to the wanted configuration. Safe to repeat."""
         server = self._nc.connected_server_version
-        check_server_version(f"{server.major}.{server.minor}.{server.patch}", self._settings.nats_url)
+        check_server_version(
+            f"{server.major}.{server.minor}.{server.patch}", redact_url(self._settings.nats_url)
+        )
         wanted = self.stream_config()
         info = await self._api(
             f"STREAM.INFO.{self.stream}", b"", allow_errors=frozenset({_ERR_STREAM_NOT_FOUND})
@@ -488,5 +491,7 @@ async def connect(settings: EventStoreSettings, *, name: str) -> NATS:
             reconnect_time_wait=1,
         )
     except (TimeoutError, OSError, nats.errors.NoServersError) as exc:
-        raise InfrastructureError(f"cannot connect to NATS at {settings.nats_url}: {exc!r}") from exc
+        raise InfrastructureError(
+            f"cannot connect to NATS at {redact_url(settings.nats_url)}: {exc!r}"
+        ) from exc
     return nc

@@ -146,3 +146,18 @@ class RuntimeSettings(_Base):
     stop_timeout_seconds: float = Field(
         default=10.0, gt=0, description="How long a process may take to stop before it is killed."
     )
+    restart_initial_delay_seconds: float = Field(
+        default=0.5, gt=0, description="Delay before a crashed service or embedded server is started again."
+    )
+    restart_max_delay_seconds: float = Field(
+        default=30.0, gt=0, description="The delay doubles with each crash in a row, up to this."
+    )
+    restart_stable_seconds: float = Field(
+        default=30.0, gt=0, description="A process that ran this long before crashing starts the delays anew."
+    )
+    restart_max_crashes: int = Field(
+        default=5, ge=1, description="This many crashes of one process within the window is a crash loop."
+    )
+    restart_window_seconds: float = Field(
+        default=60.0, gt=0, description="The window of the crash-loop rule; on a crash loop the run gives up."
+    )

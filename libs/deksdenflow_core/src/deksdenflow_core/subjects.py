@@ -74,3 +74,15 @@ class Subjects:
     @property
     def all(self) -> str:
         return f"{self.prefix}.evt.>"
+
+    # --- request/reply services between processes (not part of the log) ---------------------------------
+
+    @property
+    def branches_service(self) -> str:
+        """The git worker answers branch listings here (a queue group); the API asks."""
+        return f"{self.prefix}.svc.git.branches"
+
+    @property
+    def api_presence(self) -> str:
+        """Under this, each API process answers on ``<instance>``: whether a claim's owner is alive."""
+        return f"{self.prefix}.svc.api.presence"

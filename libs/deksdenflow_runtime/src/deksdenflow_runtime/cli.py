@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import subprocess
 import sys
@@ -25,7 +24,8 @@ from deksdenflow_core.settings import (
 from pydantic import ValidationError
 
 from deksdenflow_runtime import demo
-from deksdenflow_runtime.supervisor import Supervisor, endpoints_file
+from deksdenflow_runtime.endpoints import endpoints_file, read_endpoints
+from deksdenflow_runtime.supervisor import Supervisor
 
 EXIT_OK = 0
 EXIT_RUNTIME_ERROR = 1
@@ -74,7 +74,8 @@ def _projector(args: argparse.Namespace) -> int:
     """``deksdenflow projector …``: the projector's own commands, next to a running system.
 
     Runs ``python -m deksdenflow_projector`` (services are not imported, only run) with the NATS and
-    PostgreSQL of the system started by ``deksdenflow run`` in ``DEKSDENFLOW_HOME``, unless
+    PostgreSQL of the system started by ``deksdenflow run`` in ``DEKSDENFLOW_HOME`` (as its ``tools`` NATS
+    user, which may only read the log, and the PostgreSQL owner of the read model), unless
     ``DEKSDENFLOW_NATS_URL`` / ``DEKSDENFLOW_DB_URL`` say otherwise.
     """
     env = dict(os.environ)
@@ -91,9 +92,15 @@ def _projector(args: argparse.Namespace) -> int:
                 "or set DEKSDENFLOW_NATS_URL and DEKSDENFLOW_DB_URL"
             )
             return EXIT_BAD_CONFIGURATION
-        endpoints = json.loads(path.read_text())
-        env.setdefault("DEKSDENFLOW_NATS_URL", endpoints["nats_url"])
-        env.setdefault("DEKSDENFLOW_DB_URL", endpoints["db_url"])
+        try:
+            nats_url, db_url = read_endpoints(path)
+        except PermissionError:
+            _error(
+                f"{path} (or the credentials it names) is not readable: run as the user that runs the system"
+            )
+            return EXIT_BAD_CONFIGURATION
+        env.setdefault("DEKSDENFLOW_NATS_URL", nats_url)
+        env.setdefault("DEKSDENFLOW_DB_URL", db_url)
     return subprocess.call([sys.executable, "-m", "deksdenflow_projector", *args.projector_args], env=env)
 
 

@@ -1,7 +1,8 @@
 """An embedded NATS server with JetStream, run as a child process we own.
 
 Layout under ``home``: ``nats/`` (JetStream store, ``-sd``), ``logs/nats.log``, ``run/nats.pid`` and
-``run/nats.lock``. Readiness means a real client connection on which JetStream answers.
+``run/nats.lock``. Readiness means a real client connection on which JetStream answers. With a
+``config`` file (users and permissions: see ``nats_auth``), ``login`` is the user the probe connects as.
 """
 
 from __future__ import annotations
@@ -67,6 +68,8 @@ class EmbeddedNats(ChildServer):
         startup_timeout: float = 30.0,
         stop_timeout: float = 10.0,
         binary: Path | None = None,
+        config: Path | None = None,
+        login: tuple[str, str] | None = None,
     ) -> None:
         self.home = home.resolve()
         self.host = host
@@ -74,6 +77,8 @@ class EmbeddedNats(ChildServer):
         self.startup_timeout = startup_timeout
         self.stop_timeout = stop_timeout
         self._binary = binary
+        self.config = config
+        self._login = login
         self.store_dir = self.home / "nats"
         self.log_path = self.home / "logs" / "nats.log"
         self.pid_path = self.home / "run" / "nats.pid"
@@ -120,6 +125,9 @@ class EmbeddedNats(ChildServer):
                 "--server_name",
                 "deksdenflow-embedded",
             ]
+            if self.config is not None:
+                # Flags above win over the file; the file only adds the users and their permissions.
+                command += ["--config", str(self.config)]
             self._proc = self._spawn(command)
             _log.info("embedded NATS starting", pid=self._proc.pid, url=self.url, store=str(self.store_dir))
             await self._wait_ready(self._proc)
@@ -168,9 +176,12 @@ class EmbeddedNats(ChildServer):
 
         # nats-py treats max_reconnect_attempts=0 as "no limit" on the first connect and backs off 2 s
         # between attempts; 1 attempt-again with no wait makes a refused port fail fast.
+        user, password = self._login or (None, None)
         nc = await asyncio.wait_for(
             nats.connect(
                 self.url,
+                user=user,
+                password=password,
                 connect_timeout=1,
                 allow_reconnect=False,
                 max_reconnect_attempts=1,

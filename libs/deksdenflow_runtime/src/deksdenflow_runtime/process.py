@@ -205,10 +205,19 @@ class ChildServer:
 
     _proc: subprocess.Popen[bytes] | None
     _lock: DirLock
+    log_path: Path
     stop_timeout: float
     _stop_signal: signal.Signals
     _process_name: str
     _label: str
+
+    async def start(self) -> None:
+        """Start the server and return once it is usable."""
+        raise NotImplementedError
+
+    async def stop(self) -> None:
+        """Stop the server and release its data directory (idempotent)."""
+        raise NotImplementedError
 
     @property
     def pid(self) -> int | None:

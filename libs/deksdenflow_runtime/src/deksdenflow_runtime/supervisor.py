@@ -1,50 +1,63 @@
 """The local supervisor behind ``deksdenflow run``.
 
 It starts the embedded NATS and PostgreSQL (unless ``DEKSDENFLOW_NATS_URL`` / ``DEKSDENFLOW_DB_URL``
-name existing servers), then each installed service as its own ``python -m <package>`` process with
-the URLs in its environment, prefixes their output with the service name, and says where the API
-listens once ``/health`` answers. On SIGINT/SIGTERM, or when a service dies, it stops the services
-(SIGTERM, then SIGKILL), then PostgreSQL, then NATS: nothing is left running.
+name existing servers) with the credentials kept in ``<home>/credentials.json``, provisions the stream,
+then runs each installed service as its own ``python -m <package>`` process, each with its own NATS user
+and only the URLs and secrets it needs (see ``nats_auth``), prefixes their output with the service name,
+and says where the API listens once ``/health`` answers.
+
+A service or embedded server that dies is logged (exit code or signal, its last lines) and started again
+after a backoff (``restart``); only a crash loop makes the supervisor give up, stop everything and raise
+ServiceExited. On SIGINT/SIGTERM it stops the services (SIGTERM, then SIGKILL), then PostgreSQL, then
+NATS: nothing is left running.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import importlib.util
-import json
 import os
-import secrets
 import signal
 import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Coroutine, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
 from deksdenflow_core.errors import ConfigurationError, DeksdenflowError, InfrastructureError
+from deksdenflow_core.eventstore import JetStreamEventStore, connect
 from deksdenflow_core.logging import get_logger
+from deksdenflow_core.redact import redact_url
 from deksdenflow_core.settings import ApiSettings, DatabaseSettings, EventStoreSettings, RuntimeSettings
 
+from deksdenflow_runtime import nats_auth
+from deksdenflow_runtime.credentials import (
+    Credentials,
+    credentials_file,
+    ensure_credentials,
+    kept_secret,
+    with_userinfo,
+)
 from deksdenflow_runtime.embedded_nats import EmbeddedNats
-from deksdenflow_runtime.embedded_pg import EmbeddedPostgres
-from deksdenflow_runtime.process import cancel_and_wait, ensure_port_free, parent_death_signal
+from deksdenflow_runtime.embedded_pg import SUPERUSER, EmbeddedPostgres
+from deksdenflow_runtime.endpoints import endpoints_file, write_endpoints
+from deksdenflow_runtime.process import (
+    ChildServer,
+    cancel_and_wait,
+    ensure_port_free,
+    parent_death_signal,
+    tail,
+)
+from deksdenflow_runtime.restart import CrashHistory, RestartPolicy, describe_exit
+from deksdenflow_runtime.service_process import ServiceProcess, ServiceSpec
+
+__all__ = ["SERVICES", "ServiceExited", "ServiceSpec", "Supervisor", "endpoints_file", "select_services"]
 
 _log = get_logger(__name__)
 
 _READ_LIMIT = 1 << 20  # service log lines can be long (JSON logs with tracebacks)
-
-
-@dataclass(frozen=True)
-class ServiceSpec:
-    """A service the supervisor runs: a display name and the package run with ``python -m``."""
-
-    name: str
-    module: str
-
 
 SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec("api", "deksdenflow_api"),
@@ -54,11 +67,25 @@ SERVICES: tuple[ServiceSpec, ...] = (
 )
 API = "api"
 _SELF = "deksdenflow"  # the prefix of the supervisor's own lines
-
-
-def endpoints_file(home: Path) -> Path:
-    """Where a running ``deksdenflow run`` records the NATS and PostgreSQL it uses."""
-    return home / "run" / "endpoints.json"
+READER = "deksdenflow_reader"  # the read-only PostgreSQL role
+# What each service logs in as on the embedded servers; a service without a PostgreSQL role gets no
+# DEKSDENFLOW_DB_URL at all. The codex worker (the one that starts agent CLIs) has no database access.
+_LOGINS: dict[str, tuple[str, str | None]] = {
+    "api": (nats_auth.API, READER),
+    "projector": (nats_auth.PROJECTOR, SUPERUSER),
+    "codex-worker": (nats_auth.CODEX_WORKER, None),
+    "git-ci-worker": (nats_auth.GIT_CI_WORKER, READER),
+}
+# Handed out by the supervisor, per service; never passed on from our own environment.
+_HANDED_OUT = frozenset(
+    {
+        "DEKSDENFLOW_NATS_URL",
+        "DEKSDENFLOW_DB_URL",
+        "DEKSDENFLOW_API_TOKEN",
+        "DEKSDENFLOW_WEBHOOK_TOKEN",
+        "DEKSDENFLOW_IDEMPOTENCY_SECRET",
+    }
+)
 
 
 def select_services(names: str) -> list[ServiceSpec]:
@@ -75,57 +102,13 @@ def select_services(names: str) -> list[ServiceSpec]:
 
 
 class ServiceExited(DeksdenflowError):
-    """A service process ended while the system was supposed to be running."""
+    """A service or embedded server crashed in a loop; the supervisor gave up and stopped everything."""
 
     code = "service_exited"
 
 
 class _Stopped(Exception):
     """Raised inside the supervisor when a stop signal interrupts the startup."""
-
-
-class _Service:
-    """A running service process and the task that copies its output, prefixed, to ours."""
-
-    def __init__(self, spec: ServiceSpec, proc: asyncio.subprocess.Process, out: TextIO, width: int) -> None:
-        if proc.stdout is None:
-            raise ValueError("the service's output must be a pipe")
-        self.spec = spec
-        self.proc = proc
-        self.exited = asyncio.create_task(proc.wait(), name=f"wait-{spec.name}")
-        self._pump = asyncio.create_task(self._copy_output(proc.stdout, out, f"{spec.name:<{width}} | "))
-
-    @staticmethod
-    async def _copy_output(reader: asyncio.StreamReader, out: TextIO, prefix: str) -> None:
-        while True:
-            try:
-                line = await reader.readuntil(b"\n")
-            except asyncio.IncompleteReadError as exc:  # EOF: flush a last unterminated line
-                line = exc.partial
-            except asyncio.LimitOverrunError as exc:  # an enormous line: pass it on in pieces
-                line = await reader.read(exc.consumed)
-            if not line:
-                return
-            out.write(prefix + line.decode(errors="replace").rstrip("\n") + "\n")
-            out.flush()
-
-    async def stop(self, grace: float) -> int | None:
-        """SIGTERM, SIGKILL to the whole process group after ``grace`` seconds; returns the exit code."""
-        if self.proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(asyncio.shield(self.exited), grace)
-            except TimeoutError:
-                _log.warning("service did not stop in time, killing it", service=self.spec.name)
-        # Also sweeps whatever the service spawned (agent CLIs, git) and left behind.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(self.exited), 5.0)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._pump, 2.0)
-        return self.proc.returncode
 
 
 def _installed(module: str) -> bool:
@@ -149,8 +132,12 @@ def _http_status(url: str, timeout: float) -> int | None:
         return None
 
 
+def _indented(lines: Sequence[str]) -> str:
+    return "\n".join(f"    {line}" for line in lines) if lines else "    (no output)"
+
+
 class Supervisor:
-    """Runs the whole system in the foreground until a signal or a failure; see the module docstring."""
+    """Runs the whole system in the foreground until a signal or a crash loop; see the module docstring."""
 
     def __init__(
         self,
@@ -164,16 +151,31 @@ class Supervisor:
     ) -> None:
         self.runtime = runtime
         self.api = api
+        self.event_store = event_store
         self.home = runtime.home.expanduser().resolve()
         self.out = out or sys.stdout
         self.services = list(services) if services is not None else select_services(runtime.services)
         # Explicit URLs mean "use those servers"; only unset ones are replaced by embedded servers.
         self.nats_url = event_store.nats_url if "nats_url" in event_store.model_fields_set else None
         self.db_url = database.db_url if "db_url" in database.model_fields_set else None
+        self.policy = RestartPolicy(
+            initial_delay=runtime.restart_initial_delay_seconds,
+            max_delay=runtime.restart_max_delay_seconds,
+            stable_after=runtime.restart_stable_seconds,
+            max_crashes=runtime.restart_max_crashes,
+            window=runtime.restart_window_seconds,
+        )
+        self._credentials: Credentials | None = None
+        # Per user (NATS) and role (PostgreSQL): URLs with that login, for the embedded servers only.
+        self._nats_logins: dict[str, str] = {}
+        self._pg_logins: dict[str, str] = {}
         self._nats: EmbeddedNats | None = None
         self._pg: EmbeddedPostgres | None = None
-        self._running: list[_Service] = []
+        self._running: dict[str, ServiceProcess] = {}
+        self._keepers: list[asyncio.Task[None]] = []
         self._stop = asyncio.Event()
+        self._failure: ServiceExited | None = None
+        self._failed = asyncio.Event()
         self._first_signal_at = 0.0
         self._width = max([len(_SELF), *(len(s.name) for s in self.services)])
 
@@ -190,7 +192,7 @@ class Supervisor:
     async def run(self) -> int:
         """Start everything, run until stopped, stop everything. Returns 0 after a requested stop.
 
-        Raises ServiceExited if a service died, and the errors of the embedded servers (configuration,
+        Raises ServiceExited on a crash loop, and the errors of the embedded servers (configuration,
         missing binaries, startup failures) — always after everything started so far was stopped.
         """
         loop = asyncio.get_running_loop()
@@ -198,9 +200,9 @@ class Supervisor:
             loop.add_signal_handler(sig, self._on_signal, sig)
         try:
             await self._unless_stopped(self._start())
-            await self._wait_healthy_and_announce()
-            await self._watch()
-            return 0
+            await self._unless_stopped(self._wait_healthy_and_announce())
+            await self._unless_stopped(self._failed.wait())
+            raise AssertionError("unreachable: a failure raises")  # pragma: no cover
         except _Stopped:
             return 0
         finally:
@@ -221,19 +223,31 @@ class Supervisor:
         self.say(f"{sig.name} received: stopping (services, then PostgreSQL, then NATS)")
         self._stop.set()
 
-    async def _unless_stopped(self, work: Coroutine[Any, Any, None]) -> None:
-        """Run ``work`` but abandon it (cancelled, raising _Stopped) if a stop is requested meanwhile."""
+    async def _unless_stopped(self, work: Coroutine[Any, Any, Any]) -> None:
+        """Run ``work`` but abandon it (cancelled) if a stop is requested (raising _Stopped) or the
+        supervisor gave up (raising its ServiceExited) meanwhile."""
         task = asyncio.create_task(work)
         stop = asyncio.create_task(self._stop.wait())
+        failed = asyncio.create_task(self._failed.wait())
         try:
-            await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({task, stop, failed}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             stop.cancel()
+            failed.cancel()
+        if self._failure is not None and not self._stop.is_set():
+            await cancel_and_wait(task, self.runtime.stop_timeout_seconds)
+            raise self._failure
         if not task.done():
             # Servers being started clean up after themselves when cancelled (their stop() runs).
             await cancel_and_wait(task, self.runtime.stop_timeout_seconds)
             raise _Stopped
         task.result()
+
+    def _give_up(self, failure: ServiceExited) -> None:
+        if self._failure is None:
+            self._failure = failure
+            self.say(failure.message)
+            self._failed.set()
 
     # --- startup --------------------------------------------------------------------------------------
 
@@ -254,37 +268,67 @@ class Supervisor:
             if isinstance(result, BaseException):
                 raise result
         self.nats_url, self.db_url = str(nats_url), str(db_url)
-        env = {
-            **os.environ,
-            "DEKSDENFLOW_NATS_URL": self.nats_url,
-            "DEKSDENFLOW_DB_URL": self.db_url,
-            "DEKSDENFLOW_HOME": str(self.home),
-            "DEKSDENFLOW_API_TOKEN": self._admin_token(),
-            "DEKSDENFLOW_WEBHOOK_TOKEN": self._webhook_token(),
-            # Seals the answers the API keeps for Idempotency-Key replays; kept so replays survive restarts.
-            "DEKSDENFLOW_IDEMPOTENCY_SECRET": _kept_secret(
-                self.api.idempotency_secret.get_secret_value(), self.home / "idempotency-secret"
-            ),
-            "PYTHONUNBUFFERED": "1",  # service output must reach us line by line, not in 8 KiB blocks
-        }
+        if self._nats is not None:
+            await self._provision()
         # Tools run next to the system (``deksdenflow projector rebuild``) find the servers here.
-        self.endpoints_file.parent.mkdir(parents=True, exist_ok=True)
-        self.endpoints_file.write_text(json.dumps({"nats_url": self.nats_url, "db_url": self.db_url}))
+        write_endpoints(
+            self.home,
+            nats_url=self.nats_url,
+            db_url=self.db_url,
+            credentials=credentials_file(self.home),
+            nats_user=nats_auth.TOOLS if self._nats else None,
+            db_user=SUPERUSER if self._pg else None,
+        )
         for spec in self.services:
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                spec.module,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
-                env=env,
-                limit=_READ_LIMIT,
-                start_new_session=True,  # a terminal Ctrl-C reaches only us; we stop services in order
-                preexec_fn=parent_death_signal(signal.SIGTERM),  # spawned on the loop thread: see its doc
+            await self._spawn(spec)
+            self._keepers.append(asyncio.create_task(self._keep_service(spec), name=f"keep-{spec.name}"))
+        for label, server in (("NATS", self._nats), ("PostgreSQL", self._pg)):
+            if server is not None:
+                self._keepers.append(asyncio.create_task(self._keep_server(label, server)))
+
+    def _creds(self) -> Credentials:
+        if self._credentials is None:
+            self._credentials = ensure_credentials(
+                self.home, nats_users=nats_auth.USERS, pg_roles=(SUPERUSER, READER)
             )
-            self._running.append(_Service(spec, proc, self.out, self._width))
-            _log.info("service started", service=spec.name, pid=proc.pid)
+        return self._credentials
+
+    def _service_env(self, name: str) -> dict[str, str]:
+        """Our environment without what we hand out, plus what service ``name`` needs and nothing else."""
+        env = {k: v for k, v in os.environ.items() if k not in _HANDED_OUT}
+        env["DEKSDENFLOW_HOME"] = str(self.home)
+        env["PYTHONUNBUFFERED"] = "1"  # service output must reach us line by line, not in 8 KiB blocks
+        # A service we do not know (a test's) gets the addresses, but no login to an embedded server.
+        nats_user, pg_role = _LOGINS.get(name, ("", ""))
+        env["DEKSDENFLOW_NATS_URL"] = self._nats_logins.get(nats_user, self.nats_url or "")
+        if pg_role is not None:
+            env["DEKSDENFLOW_DB_URL"] = self._pg_logins.get(pg_role, self.db_url or "")
+        if name == API:
+            env["DEKSDENFLOW_API_TOKEN"] = self._admin_token()
+            env["DEKSDENFLOW_WEBHOOK_TOKEN"] = self._webhook_token()
+            # Seals the answers the API keeps for Idempotency-Key replays; kept so replays survive restarts.
+            env["DEKSDENFLOW_IDEMPOTENCY_SECRET"] = kept_secret(
+                self.api.idempotency_secret.get_secret_value(), self.home / "idempotency-secret"
+            )
+        return env
+
+    async def _spawn(self, spec: ServiceSpec) -> ServiceProcess:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            spec.module,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            env=self._service_env(spec.name),
+            limit=_READ_LIMIT,
+            start_new_session=True,  # a terminal Ctrl-C reaches only us; we stop services in order
+            preexec_fn=parent_death_signal(signal.SIGTERM),  # spawned on the loop thread: see its doc
+        )
+        service = ServiceProcess(spec, proc, self.out, self._width)
+        self._running[spec.name] = service
+        _log.info("service started", service=spec.name, pid=proc.pid)
+        return service
 
     @property
     def token_file(self) -> Path:
@@ -293,29 +337,40 @@ class Supervisor:
     def _admin_token(self) -> str:
         """``DEKSDENFLOW_API_TOKEN`` if set; else a token kept in ``<home>/api-token`` (made on first run,
         readable by the owner only), so a local system is never open to anyone who can reach the port."""
-        return _kept_secret(self.api.api_token.get_secret_value(), self.token_file)
+        return kept_secret(self.api.api_token.get_secret_value(), self.token_file)
 
     def _webhook_token(self) -> str:
         """``DEKSDENFLOW_WEBHOOK_TOKEN`` if set; else one kept in ``<home>/webhook-token``: the secret to
         give GitHub/GitLab webhooks and ``scripts/ci/report.sh``."""
-        return _kept_secret(self.api.webhook_token.get_secret_value(), self.home / "webhook-token")
+        return kept_secret(self.api.webhook_token.get_secret_value(), self.home / "webhook-token")
 
     async def _nats_url(self) -> str:
         if self.nats_url is not None:
             return self.nats_url
+        passwords = self._creds().nats
+        config = nats_auth.write_config(
+            self.home / "run" / "nats.conf",
+            passwords,
+            self.event_store.stream_name,
+            self.event_store.subject_prefix,
+        )
         self._nats = EmbeddedNats(
             self.home,
             host=self.runtime.embedded_nats_host,
             port=self.runtime.embedded_nats_port,
             startup_timeout=self.runtime.startup_timeout_seconds,
             stop_timeout=self.runtime.stop_timeout_seconds,
+            config=config,
+            login=(nats_auth.SUPERVISOR, passwords[nats_auth.SUPERVISOR]),
         )
         await self._nats.start()
+        self._nats_logins = {u: with_userinfo(self._nats.url, u, p) for u, p in passwords.items()}
         return self._nats.url
 
     async def _db_url(self) -> str:
         if self.db_url is not None:
             return self.db_url
+        passwords = self._creds().postgres
         self._pg = EmbeddedPostgres(
             self.home,
             host=self.runtime.embedded_pg_host,
@@ -323,31 +378,44 @@ class Supervisor:
             system_user=self.runtime.embedded_pg_system_user,
             startup_timeout=self.runtime.startup_timeout_seconds,
             stop_timeout=self.runtime.stop_timeout_seconds,
+            password=passwords[SUPERUSER],
+            reader=(READER, passwords[READER]),
         )
         await self._pg.start()
-        return self._pg.url
+        self._pg_logins = {r: with_userinfo(self._pg.url, r, p) for r, p in passwords.items()}
+        return self._pg.address  # without a password: services get their own login, and this is shown
+
+    async def _provision(self) -> None:
+        """Create or update the stream as the supervisor: no service user may change its configuration."""
+        settings = self.event_store.model_copy(update={"nats_url": self._nats_logins[nats_auth.SUPERVISOR]})
+        nc = await connect(settings, name="deksdenflow-supervisor")
+        try:
+            await JetStreamEventStore(nc, settings).provision()
+        finally:
+            await nc.close()
 
     async def _wait_healthy_and_announce(self) -> None:
         api_url = f"http://{_probe_host(self.api.api_host)}:{self.api.api_port}"
         if ":" in _probe_host(self.api.api_host):
             api_url = f"http://[{_probe_host(self.api.api_host)}]:{self.api.api_port}"
-        has_api = any(s.spec.name == API for s in self._running)
+        has_api = API in self._running
         if has_api:
             # Readiness, not health: the system is announced once the read model serves what was
             # written before the start (a write and then a read right after work at once).
-            await self._unless_stopped(self._wait_healthy(f"{api_url}/readyz"))
+            await self._wait_healthy(f"{api_url}/readyz")
         api_line = (
             f"{api_url}  (ready: {api_url}/readyz, docs: {api_url}/docs)"
             if has_api
             else "not running (not installed, or not in DEKSDENFLOW_SERVICES)"
         )
+        logins = f"  (embedded; logins in {credentials_file(self.home)})"
         self.say(
             "\n".join(
                 [
                     "deksdenflow is running",
                     f"  API         {api_line}",
-                    f"  NATS        {self.nats_url}" + ("  (embedded)" if self._nats else ""),
-                    f"  PostgreSQL  {self.db_url}" + ("  (embedded)" if self._pg else ""),
+                    f"  NATS        {redact_url(self.nats_url or '')}" + (logins if self._nats else ""),
+                    f"  PostgreSQL  {redact_url(self.db_url or '')}" + (logins if self._pg else ""),
                     f"  Data        {self.home}",
                     *(
                         [
@@ -368,7 +436,6 @@ class Supervisor:
         deadline = started + self.runtime.startup_timeout_seconds
         last: int | None = None
         while time.monotonic() < deadline:
-            self._raise_if_a_service_exited()
             last = await asyncio.to_thread(_http_status, url, 2.0)
             if last == 200:
                 _log.info("API healthy", seconds=round(time.monotonic() - started, 2))
@@ -380,44 +447,79 @@ class Supervisor:
             url=url,
         )
 
-    # --- running and stopping -------------------------------------------------------------------------
+    # --- keeping things running -----------------------------------------------------------------------
 
-    def _raise_if_a_service_exited(self) -> None:
-        for service in self._running:
-            if service.exited.done():
-                raise ServiceExited(
-                    f"Service {service.spec.name!r} exited unexpectedly with code {service.proc.returncode}; "
-                    f"everything was stopped. Its output is above, prefixed with '{service.spec.name} |'.",
-                    service=service.spec.name,
-                    exit_code=service.proc.returncode,
+    async def _keep_service(self, spec: ServiceSpec) -> None:
+        """Start ``spec`` again whenever it dies, with backoff, until a stop or a crash loop."""
+        history = CrashHistory(self.policy)
+        while True:
+            service = self._running[spec.name]
+            code = await asyncio.shield(service.exited)
+            if self._stop.is_set():
+                return
+            await service.stop(self.runtime.stop_timeout_seconds)  # its leftovers, and its last output
+            why = describe_exit(code)
+            _log.warning("service died", service=spec.name, cause=why, pid=service.proc.pid)
+            self.say(f"{spec.name} died ({why}); its last lines:\n{_indented(list(service.last_lines))}")
+            delay = history.record(service.started_at, time.monotonic())
+            if delay is None:
+                self._give_up(
+                    self._crash_loop(
+                        f"Service {spec.name!r}", history, why, f"above, prefixed with '{spec.name} |'"
+                    )
                 )
+                return
+            self.say(f"restarting {spec.name} in {delay:g}s")
+            await asyncio.sleep(delay)
+            if self._stop.is_set():
+                return
+            await self._spawn(spec)
 
-    async def _watch(self) -> None:
-        """Return on a stop request; raise if a service or an embedded server ends on its own."""
-        stop = asyncio.create_task(self._stop.wait())
-        servers = {
-            asyncio.create_task(server.wait()): (name, server.log_path)
-            for name, server in (("NATS", self._nats), ("PostgreSQL", self._pg))
-            if server is not None
-        }
+    async def _keep_server(self, label: str, server: ChildServer) -> None:
+        """Start an embedded server again (same port, same data) whenever it dies, with backoff."""
+        history = CrashHistory(self.policy)
+        log_path = server.log_path
+        started = time.monotonic()
+        while True:
+            why = describe_exit(await server.wait())
+            if self._stop.is_set():
+                return
+            _log.warning("embedded server died", server=label, cause=why)
+            last = _indented(tail(log_path, 10).splitlines())
+            self.say(f"the embedded {label} died ({why}); last lines of {log_path}:\n{last}")
+            restarted = False
+            while not restarted:
+                await server.stop()  # reaps it, kills what is left of its group, releases its data directory
+                delay = history.record(started, time.monotonic())
+                if delay is None:
+                    self._give_up(self._crash_loop(f"The embedded {label}", history, why, f"in {log_path}"))
+                    return
+                self.say(f"restarting the embedded {label} in {delay:g}s (same port, same data)")
+                await asyncio.sleep(delay)
+                if self._stop.is_set():
+                    return
+                started = time.monotonic()
+                restarted = await self._try(server.start, label)
+            self.say(f"the embedded {label} is back")
+
+    async def _try(self, start: Callable[[], Awaitable[None]], label: str) -> bool:
         try:
-            await asyncio.wait(
-                {stop, *servers, *(s.exited for s in self._running)}, return_when=asyncio.FIRST_COMPLETED
-            )
-        finally:
-            for task in (stop, *servers):
-                task.cancel()
-        if self._stop.is_set():
-            return
-        self._raise_if_a_service_exited()
-        for task, (name, log_path) in servers.items():
-            if task.done() and not task.cancelled():
-                raise ServiceExited(
-                    f"The embedded {name} exited unexpectedly with code {task.result()}; everything was "
-                    f"stopped. See {log_path}.",
-                    service=name,
-                    exit_code=task.result(),
-                )
+            await start()
+        except DeksdenflowError as exc:
+            self.say(f"the embedded {label} did not start again: {exc.message}")
+            return False
+        return True
+
+    def _crash_loop(self, what: str, history: CrashHistory, why: str, where: str) -> ServiceExited:
+        window = self.policy.window
+        return ServiceExited(
+            f"{what} crashed {history.crashes_in_window} times within {window:g}s (last: {why}); giving up: "
+            f"everything is being stopped. Its output is {where}.",
+            service=what,
+            cause=why,
+        )
+
+    # --- stopping -------------------------------------------------------------------------------------
 
     @property
     def endpoints_file(self) -> Path:
@@ -425,10 +527,16 @@ class Supervisor:
 
     async def _shutdown(self) -> None:
         """Stop services (concurrently), then PostgreSQL, then NATS; each step runs even if one fails."""
+        self._stop.set()  # keepers that are still running must not start anything again
+        for keeper in self._keepers:
+            keeper.cancel()
+        await asyncio.gather(*self._keepers, return_exceptions=True)
+        self._keepers.clear()
         self.endpoints_file.unlink(missing_ok=True)
         grace = self.runtime.stop_timeout_seconds
-        codes = await asyncio.gather(*(s.stop(grace) for s in self._running), return_exceptions=True)
-        for service, code in zip(self._running, codes, strict=True):
+        running = list(self._running.values())
+        codes = await asyncio.gather(*(s.stop(grace) for s in running), return_exceptions=True)
+        for service, code in zip(running, codes, strict=True):
             _log.info("service stopped", service=service.spec.name, code=code)
         self._running.clear()
         for server in (self._pg, self._nats):
@@ -438,13 +546,3 @@ class Supervisor:
                 except Exception:
                     _log.exception("failed to stop an embedded server")
         self._pg = self._nats = None
-
-
-def _kept_secret(configured: str, file: Path) -> str:
-    """``configured`` if set; else a random secret made once in ``file`` (owner-only) and reused."""
-    if configured:
-        return configured
-    if not file.exists():
-        file.write_text(secrets.token_urlsafe(32) + "\n")
-        file.chmod(0o600)
-    return file.read_text().strip()

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from deksdenflow_core.eventstore import use_fast_header_parser
 from deksdenflow_core.logging import get_logger
 from deksdenflow_core.settings import ApiSettings, DatabaseSettings, EventStoreSettings
+from deksdenflow_core.subjects import Subjects
 from fastapi import FastAPI
 
 from deksdenflow_api import errors, health, metrics_route
@@ -52,7 +53,7 @@ def create_app(
         f"{event_store.stream_name}_IDEMPOTENCY",
         settings.idempotency_ttl_days,
         sealer=_sealer(settings),
-        presence_prefix=f"{event_store.subject_prefix}.svc.api.presence",
+        presence_prefix=Subjects(event_store.subject_prefix).api_presence,
     )
 
     @asynccontextmanager

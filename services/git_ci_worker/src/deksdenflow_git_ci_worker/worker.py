@@ -51,7 +51,6 @@ from deksdenflow_git_ci_worker.settings import GitCiSettings
 log = structlog.get_logger("deksdenflow.git_ci_worker")
 SOURCE = "git-ci-worker"
 ONBOARDING_BRANCH = "deksdenflow/onboarding"
-BRANCHES_SERVICE = "svc.git.branches"
 
 
 class Skip(Exception):
@@ -124,7 +123,7 @@ class GitCiWorker:
 
     @property
     def branches_subject(self) -> str:
-        return f"{self.store.subjects.prefix}.{BRANCHES_SERVICE}"
+        return self.store.subjects.branches_service
 
     async def run(self) -> None:
         sub = await self.nc.subscribe(self.branches_subject, queue="git_ci_worker", cb=self._branches)

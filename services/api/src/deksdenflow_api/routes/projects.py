@@ -463,7 +463,7 @@ async def _remote_heads(ctx: ReadContext, project_id: str) -> tuple[dict[str, st
     try:
         store = await ctx.store()
         reply = await ctx.connections.nats.client.request(
-            f"{store.subjects.prefix}.svc.git.branches",
+            store.subjects.branches_service,
             json.dumps({"project_id": project_id}).encode(),
             timeout=ctx.settings.branch_list_timeout_seconds,
         )
