@@ -13,7 +13,7 @@ RUN := $(UV) run --locked --no-sync
 # The pinned agent CLIs (codex, claude) installed by `make agents`.
 AGENTS_BIN := $(CURDIR)/services/codex_worker/agents/node_modules/.bin
 
-.PHONY: help install agents run demo test test-fast migrate rebuild check fmt fmt-check lint typecheck imports proto proto-check bench clean
+.PHONY: help install agents run demo test static test-fast migrate rebuild check fmt fmt-check lint typecheck imports proto proto-check bench clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -44,8 +44,12 @@ run: install ## Start the whole system on embedded NATS + PostgreSQL (data under
 demo: install ## One whole protocol on a sample repo (scripted engine): timeline, branch and PR printed
 	PATH="$(AGENTS_BIN):$$PATH" $(RUN) deksdenflow demo
 
-test: install agents ## Run the test suite against real NATS, PostgreSQL and git
+# CI runs `make test` (.ci/run): the fast static gates go first, so a format, lint, type, import-rule or
+# contract error fails CI in seconds, before the suite.
+test: install agents static ## Static gates (format, lint, types, imports, contracts), then the suite against real NATS, PostgreSQL and git
 	$(RUN) pytest
+
+static: fmt-check lint typecheck imports proto-check ## The static gates alone: format, lint, strict types, import rules, contracts
 
 migrate: install ## Migrate the read model of the running system (make run), or of DEKSDENFLOW_DB_URL
 	$(RUN) deksdenflow projector migrate
@@ -84,7 +88,7 @@ proto: install ## Regenerate the Python bindings from proto/
 proto-check: install ## Lint contracts, fail on drift of the bindings and on breaking changes
 	$(RUN) bash proto/codegen/check.sh
 
-check: fmt-check lint typecheck imports proto-check test ## Everything CI checks: format, lint, types, imports, contracts, tests
+check: test ## Everything CI checks: the static gates, then the tests (= make test)
 
 clean: ## Remove caches (keeps .deksdenflow/ data)
 	rm -rf .venv .tools .mypy_cache .ruff_cache .pytest_cache
