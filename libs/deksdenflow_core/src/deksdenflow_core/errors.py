@@ -57,6 +57,25 @@ class InvalidCommand(DomainError):
     code = "invalid_command"
 
 
+# --- outcomes of a worker's job ------------------------------------------------------------------------
+# A job only raises; the consumer settles (consumer.py): ``WorkNotCurrent`` is acknowledged and logged,
+# ``PermanentFailure`` is recorded through the job's failure command, then terminated.
+
+
+class WorkNotCurrent(DeksdenflowError):
+    """The work a request asked for is no longer current: the run moved on, was paused or cancelled, the
+    attempt was superseded, or the effect is already recorded. Nothing to do and nothing to record."""
+
+    code = "work_not_current"
+
+
+class PermanentFailure(DeksdenflowError):
+    """This work will never succeed as asked (a missing base branch, output that stays invalid after the
+    re-ask, …): record the failure with its reason instead of retrying."""
+
+    code = "permanent_failure"
+
+
 # --- infrastructure -----------------------------------------------------------------------------------
 
 
