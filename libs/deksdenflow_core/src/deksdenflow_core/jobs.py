@@ -1,13 +1,125 @@
 """What every worker does with the requests it takes from the log: run several consumer loops on one
-shared durable consumer, and append its results caused by the request."""
+shared durable consumer, dispatch each request to its job by one table, and append its results caused by
+the request.
+
+A worker is a :class:`Dispatcher` over :class:`Route` rows — request event type → job, and → how a
+failure of that job is recorded. A job only raises: :class:`~deksdenflow_core.errors.WorkNotCurrent` is
+acknowledged and logged here; any other error is settled by the consumer (``consumer.py``: a retryable
+one is retried, anything else or retries exhausted goes to ``on_failure``, i.e. the route's ``fail``).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from deksdenflow_core.consumer import ConsumerLoop, ConsumerSpec, Delivery, FailureHook, Handler
+from deksdenflow_core.errors import DeksdenflowError, WorkNotCurrent
 from deksdenflow_core.eventstore import AppendMeta, JetStreamEventStore
+from deksdenflow_core.subjects import Subjects
+
+log = structlog.get_logger("deksdenflow.jobs")
+
+JobRunner = Callable[[Delivery, Any], Awaitable[None]]
+# Records that the job failed for good, with the reason (appends the job's failure command).
+FailureRecorder = Callable[[Delivery, Any, str], Awaitable[None]]
+
+_REASON_LIMIT = 2000
+_JOB_SECONDS_BUCKETS = (0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900, 3600)
+
+
+@dataclass(frozen=True)
+class Route:
+    """One row of a worker's table: the request it takes, the job that does it, and how a failure of
+    that job is recorded (None: nothing to record, the request simply ends)."""
+
+    request: type[Any]
+    run: JobRunner
+    fail: FailureRecorder | None = None
+
+    @property
+    def event_type(self) -> str:
+        event_type: str = self.request.EVENT_TYPE
+        return event_type
+
+
+class JobMetrics:
+    """``deksdenflow_worker_jobs_total`` by type and outcome (``ok``, ``superseded``, ``error``,
+    ``ignored``) and ``deksdenflow_worker_job_seconds`` by type, the same families in every worker."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.jobs = Counter(
+            "deksdenflow_worker_jobs_total",
+            "Jobs by type and outcome",
+            ["type", "outcome"],
+            registry=registry,
+        )
+        self.job_seconds = Histogram(
+            "deksdenflow_worker_job_seconds",
+            "Job duration by type",
+            ["type"],
+            buckets=_JOB_SECONDS_BUCKETS,
+            registry=registry,
+        )
+
+    def observe(self, kind: str, outcome: str, seconds: float) -> None:
+        self.jobs.labels(kind, outcome).inc()
+        self.job_seconds.labels(kind).observe(seconds)
+
+
+class Dispatcher:
+    """A worker's one table from request event to job and to its failure record."""
+
+    def __init__(self, routes: Sequence[Route], metrics: JobMetrics) -> None:
+        self._routes: Mapping[type[Any], Route] = {route.request: route for route in routes}
+        if len(self._routes) != len(routes):
+            raise ValueError("two routes take the same request")
+        self._metrics = metrics
+
+    def filter_subjects(self, subjects: Subjects) -> list[str]:
+        """The consumer's filter: every request type of the table, and nothing else."""
+        return [subjects.of_type(route.event_type) for route in self._routes.values()]
+
+    async def handle(self, delivery: Delivery) -> None:
+        """Run the request's job; a request that is no longer current is acknowledged and logged."""
+        event = delivery.event.event
+        kind = type(event).__name__
+        route = self._routes.get(type(event))
+        started = time.perf_counter()
+        outcome = "ok"
+        try:
+            if route is None:  # the filter lets nothing else through
+                outcome = "ignored"
+                return
+            await route.run(delivery, event)
+        except WorkNotCurrent as exc:
+            outcome = "superseded"
+            log.info("job dropped", reason=exc.message, job=kind)
+        except BaseException:
+            outcome = "error"
+            raise
+        finally:
+            self._metrics.observe(kind, outcome, time.perf_counter() - started)
+
+    async def on_failure(self, delivery: Delivery, exc: Exception) -> None:
+        """The job failed for good (permanent error or retries exhausted): record it, never leave it stuck."""
+        event = delivery.event.event
+        route = self._routes.get(type(event))
+        if route is not None and route.fail is not None:
+            await route.fail(delivery, event, failure_reason(exc))
+
+
+def failure_reason(exc: BaseException) -> str:
+    """What a failure event says: our errors' message, else the exception's type and text; bounded."""
+    text = exc.message if isinstance(exc, DeksdenflowError) else f"{type(exc).__name__}: {exc}"
+    return text[:_REASON_LIMIT]
 
 
 class ConsumerPool:
