@@ -435,8 +435,16 @@ class ConsumerLoop:
                 await self._pause_after_failure("consumer not positioned", exc)
                 continue
             first = False
-            if await self._consume(stages):
-                return
+            try:
+                if await self._consume(stages):
+                    return
+            except Exception as exc:
+                # The consumer itself failed (deleted, NATS gone or restarting, an ack that could not be
+                # sent): the same answer as a failed batch. Crashing instead would make a short broker
+                # outage look like a crash loop to whoever restarts us.
+                stages.discard()
+                await self._pause_after_failure("consumer failed; positioning it again", exc)
+                continue
             stages.discard()
             await self._pause_after_failure("batch failed; consuming again from the last commit", None)
 
@@ -447,7 +455,11 @@ class ConsumerLoop:
             if first:  # the consumer's own position is the right one
                 await self.ensure_consumer()
                 return
-            info = await self._js.consumer_info(self._stream, self._spec.durable)
+            try:
+                info = await self._js.consumer_info(self._stream, self._spec.durable)
+            except NotFoundError:  # gone with its ack floor: from its start again (handlers are idempotent)
+                await self.ensure_consumer()
+                return
             committed = info.ack_floor.stream_seq if info.ack_floor and info.ack_floor.stream_seq else 0
         # Deleted and created again: a durable's start cannot be changed, and this drops every pending
         # redelivery with it. This process is the consumer's only reader.
