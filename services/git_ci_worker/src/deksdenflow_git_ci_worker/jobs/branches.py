@@ -1,16 +1,17 @@
 """Protocol branches on the remote: deleting one (a job), and listing a project's branches (a
-request/reply service on ``Subjects.branches_service``, queue group ``git_ci_worker``), so the API shows
+request/reply service on ``Subjects.branches_service``, queue group ``git_ci_worker``, whose messages
+are ``deksdenflow.services.v1.ListBranchesRequest`` / ``ListBranchesReply``), so the API shows
 what the remote really has."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 from deksdenflow_core.aggregates import PROJECT, PROTOCOL_RUN
 from deksdenflow_core.consumer import Delivery
 from deksdenflow_core.contracts.generated.deksdenflow.commands.v1 import protocol_run as cmd
 from deksdenflow_core.contracts.generated.deksdenflow.events.v1 import protocol_run as ev
+from deksdenflow_core.contracts.generated.deksdenflow.services.v1 import branches as svc
 from deksdenflow_core.errors import DeksdenflowError, WorkNotCurrent
 from nats.aio.msg import Msg
 
@@ -36,14 +37,18 @@ class Branches:
         )
 
     async def list_branches(self, msg: Msg) -> None:
-        """Reply with the remote's branches of a project: ``{"heads": {branch: sha}}`` or ``{"error"}``."""
+        """Answer a ``ListBranchesRequest`` with the remote's branches of the project, or why not."""
         try:
-            project_id = json.loads(msg.data)["project_id"]
+            project_id = svc.ListBranchesRequest.model_validate_json(msg.data).project_id
             project = (await self.kit.repo.load(PROJECT, project_id)).state
             if not project.exists:
-                reply: dict[str, object] = {"error": f"project {project_id} does not exist"}
+                reply = svc.ListBranchesReply(error=f"project {project_id} does not exist")
             else:
-                reply = {"heads": await self.kit.mirrors.remote_heads(project.project_id, project.git_url)}
+                heads = await self.kit.mirrors.remote_heads(project.project_id, project.git_url)
+                reply = svc.ListBranchesReply(heads=heads)
         except Exception as exc:  # the caller must always get an answer
-            reply = {"error": exc.message if isinstance(exc, DeksdenflowError) else repr(exc)}
-        await msg.respond(json.dumps(reply).encode())
+            reply = svc.ListBranchesReply(
+                error=exc.message if isinstance(exc, DeksdenflowError) else repr(exc)
+            )
+        # Zero values left out, as protobuf's JSON printer does: {"heads": {...}} or {"error": "..."}.
+        await msg.respond(reply.model_dump_json(exclude_defaults=True).encode())
