@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from deksdenflow_git_ci_worker.worker import starter_files
+from deksdenflow_git_ci_worker.jobs.onboarding import starter_files
 
 STARTER = Path(__file__).resolve().parents[2] / "services/git_ci_worker/src/deksdenflow_git_ci_worker/starter"
 SCRIPT = STARTER / "scripts/ci/report.sh"

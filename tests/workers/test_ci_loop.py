@@ -35,10 +35,10 @@ from deksdenflow_fakes.responses_api import (
     user_text,
 )
 from deksdenflow_git import Git, GitIdentity, MirrorCache
-from deksdenflow_git_ci_worker.ci import CiHandler
-from deksdenflow_git_ci_worker.reconcile import Reconciler
+from deksdenflow_git_ci_worker.jobs.ci import CiHandler
+from deksdenflow_git_ci_worker.kit import provider_of
 from deksdenflow_git_ci_worker.settings import GitCiSettings
-from deksdenflow_git_ci_worker.worker import GitCiWorker, provider_of
+from deksdenflow_git_ci_worker.worker import GitCiWorker, make_scheduler
 from pydantic import SecretStr
 
 from tests.api.conftest import WEBHOOK_TOKEN, System
@@ -326,7 +326,7 @@ async def test_reconciliation_completes_the_step_when_no_webhook_arrives(orchest
             o.system.store, o.system.store_nc, settings, MirrorCache(o.home / "reconciler" / "git", git), git
         )
         repo = Repository(o.system.store)
-        reconciler = Reconciler(
+        reconciler = make_scheduler(
             repo,
             o.system.store,
             o.system.db_url,
@@ -379,7 +379,7 @@ async def test_reconciliation_requeues_a_request_no_worker_will_answer(orchestra
     handler = CiHandler(
         repo, settings, lambda *_: (_ for _ in ()).throw(AssertionError("no forge")), provider_of
     )
-    reconciler = Reconciler(repo, o.system.store, o.system.db_url, settings, handler, handler.forge)
+    reconciler = make_scheduler(repo, o.system.store, o.system.db_url, settings, handler, handler.forge)
 
     async def requeued() -> bool:
         done = await reconciler.round()

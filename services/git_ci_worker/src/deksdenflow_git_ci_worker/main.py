@@ -13,8 +13,9 @@ from deksdenflow_git import Git, GitIdentity, MirrorCache
 from nats.aio.client import Client as NATS
 from prometheus_client import generate_latest
 
+from deksdenflow_git_ci_worker.metrics import GitCiMetrics
 from deksdenflow_git_ci_worker.settings import GitCiSettings
-from deksdenflow_git_ci_worker.worker import GitCiMetrics, GitCiWorker
+from deksdenflow_git_ci_worker.worker import GitCiWorker
 
 
 def make_worker(

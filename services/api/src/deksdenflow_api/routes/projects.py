@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated
@@ -15,6 +14,10 @@ from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
     CiProvider,
     EngineDefaults,
     ModelDefaults,
+)
+from deksdenflow_core.contracts.generated.deksdenflow.services.v1.branches import (
+    ListBranchesReply,
+    ListBranchesRequest,
 )
 from deksdenflow_core.domain.project import ProjectCommand, ProjectState
 from deksdenflow_core.domain.protocol_run import ProtocolRunState
@@ -464,15 +467,15 @@ async def _remote_heads(ctx: ReadContext, project_id: str) -> tuple[dict[str, st
         store = await ctx.store()
         reply = await ctx.connections.nats.client.request(
             store.subjects.branches_service,
-            json.dumps({"project_id": project_id}).encode(),
+            ListBranchesRequest(project_id=project_id).model_dump_json().encode(),
             timeout=ctx.settings.branch_list_timeout_seconds,
         )
-        answer = json.loads(reply.data)
+        answer = ListBranchesReply.model_validate_json(reply.data)
     except Exception as exc:  # no worker, timeout, NATS down: the log's view is still worth answering
         return None, f"the git worker did not answer: {type(exc).__name__}"
-    if "error" in answer:
-        return None, str(answer["error"])
-    return {str(k): str(v) for k, v in answer.get("heads", {}).items()}, None
+    if answer.error:
+        return None, answer.error
+    return dict(answer.heads), None
 
 
 @router.post(

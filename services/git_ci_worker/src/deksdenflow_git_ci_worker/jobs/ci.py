@@ -2,6 +2,7 @@
 
 * ``webhook.received`` → the run's command (a CI report, a merge, a close) with the project's CI policy,
   then ``webhook.processed`` with what came of it (applied, no effect, rejected by the run, ignored).
+  A delivery ignored on receipt (no run matched it) is dropped.
   A GitHub success covers one workflow, check suite, check run or status context; when a forge token is
   configured it is confirmed against the commit's combined CI state first, so one green job among
   several does not pass the step.
@@ -31,8 +32,8 @@ from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
 from deksdenflow_core.contracts.generated.deksdenflow.events.v1 import protocol_run as ev
 from deksdenflow_core.contracts.generated.deksdenflow.events.v1 import webhook as wev
 from deksdenflow_core.domain.project import ProjectState
-from deksdenflow_core.domain.protocol_run import ProtocolRunCommand, ProtocolRunState
-from deksdenflow_core.errors import DomainError, NotFound
+from deksdenflow_core.domain.protocol_run import ProtocolRunCommand, ProtocolRunState, RunStatus, StepStatus
+from deksdenflow_core.errors import DomainError, NotFound, WorkNotCurrent
 from deksdenflow_core.eventstore import AppendMeta
 from deksdenflow_git.forges import Forge, ForgeError, ForgeUnavailable
 
@@ -44,10 +45,6 @@ ForgeFactory = Callable[[str, ProjectState], Forge]
 MetaFactory = Callable[[Delivery, str], AppendMeta]
 # A log excerpt is evidence for a prompt, not an archive.
 MAX_EXCERPT_CHARS = 12_000
-
-
-class Stale(Exception):
-    """The job is no longer current (already processed, overtaken)."""
 
 
 @dataclass
@@ -70,10 +67,12 @@ class CiHandler:
     async def apply_webhook(
         self, delivery: Delivery, received: wev.WebhookReceived, meta: MetaFactory
     ) -> None:
+        if received.ignored_reason or not received.protocol_run_id:
+            raise WorkNotCurrent(f"webhook ignored on receipt: {received.ignored_reason}")
         webhook_id = delivery.event.envelope.aggregate_id
         hook = (await self.repo.load(WEBHOOK, webhook_id)).state
         if hook.processed:
-            raise Stale(f"webhook {webhook_id} is already processed")
+            raise WorkNotCurrent(f"webhook {webhook_id} is already processed")
         run_id = received.protocol_run_id
         outcome, detail, types = WebhookOutcome.IGNORED, "", []
         try:
@@ -183,7 +182,7 @@ class CiHandler:
         """The log could not be had (retries spent): the fix is still asked for, with what is known."""
         try:
             run, _ = await self._current_fix(delivery, req)
-        except Stale:
+        except WorkNotCurrent:
             return
         evidence = CiFailureEvidence(
             head_sha=req.head_sha,
@@ -200,7 +199,7 @@ class CiHandler:
         run = (await self.repo.load(PROTOCOL_RUN, delivery.event.envelope.aggregate_id)).state
         step = run.step(req.step_run_id)
         if step is None or step.ci_fix_request is None or step.ci_fix_request.fix_attempt != req.fix_attempt:
-            raise Stale(f"CI fix {req.fix_attempt} of step {req.step_run_id} is no longer awaited")
+            raise WorkNotCurrent(f"CI fix {req.fix_attempt} of step {req.step_run_id} is no longer awaited")
         project = (await self.repo.load(PROJECT, run.project_id)).state
         return run, project
 
@@ -244,5 +243,5 @@ class CiHandler:
             log.info("CI fix not taken by the run", reason=exc.message)
 
 
-def _statuses(run: ProtocolRunState) -> tuple[str, ...]:
-    return (run.status.value, *(st.status.value for st in run.steps))
+def _statuses(run: ProtocolRunState) -> tuple[RunStatus | StepStatus, ...]:
+    return (run.status, *(st.status for st in run.steps))
