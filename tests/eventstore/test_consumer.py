@@ -6,7 +6,6 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
-import pytest
 from deksdenflow_core.consumer import BatchHandler, ConsumerLoop, ConsumerSpec, Delivery, Handler
 from deksdenflow_core.contracts.generated.deksdenflow.events.v1 import protocol_run as ev
 from deksdenflow_core.errors import DeksdenflowError, InfrastructureError, InvalidCommand
