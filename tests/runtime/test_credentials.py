@@ -138,17 +138,20 @@ async def test_each_service_login_may_do_only_what_its_service_does(home: Path) 
         assert errors == []
         await nc.close()
 
-        # The projector consumes and acknowledges, but cannot append, nor change or delete the stream.
+        # The projector consumes and acknowledges on its own durable, but cannot append, nor change or
+        # delete the stream, nor pull from another service's consumer.
         nc, errors = await _connect(system.nats_url("projector"))
         js = nc.jetstream()
-        sub = await js.pull_subscribe("df.evt.>", durable="projector_check", stream=STREAM)
+        sub = await js.pull_subscribe("df.evt.>", durable="projector", stream=STREAM)
         (msg,) = await sub.fetch(1, timeout=10)
         await msg.ack_sync(timeout=10)
         with pytest.raises(TimeoutError):
             await nc.request("df.evt.p2.project.p2.created", b"{}", timeout=1)
         with pytest.raises(Exception):  # noqa: B017,PT011 (a timeout or a permission error)
             await js.delete_stream(STREAM)
-        await eventually(lambda: len(errors) >= 2, within=10, what="permission violations reported")
+        with pytest.raises(Exception):  # noqa: B017,PT011 (a timeout or a permission error)
+            await js.pull_subscribe("df.evt.>", durable="codex_worker", stream=STREAM)
+        await eventually(lambda: len(errors) >= 3, within=10, what="permission violations reported")
         assert all("permissions violation" in e.lower() for e in errors), errors
         await nc.close()
 

@@ -6,16 +6,19 @@ stream info) and gets its replies on ``_INBOX.>``; beyond that:
 * ``supervisor`` — no limits: it provisions the stream (create/update) before any service starts, and
   probes the server. Only ``deksdenflow run`` itself holds it.
 * ``api`` — appends any event (``<prefix>.evt.>``), owns its key-value buckets (create, read, write),
-  lists the consumers (``/queues``), asks the git worker for branches, and may follow the log.
-* ``projector`` — consumes and acknowledges; it cannot publish an event.
-* ``codex-worker`` — consumes, acknowledges, appends ``protocol_run`` events only.
-* ``git-ci-worker`` — consumes, acknowledges, appends ``project``, ``protocol_run`` and ``webhook``
-  events, answers branch listings (replies only to requests it received).
+  lists the consumers (``/queues``), asks the git worker for branches, answers other API processes'
+  presence checks; it has no consumer.
+* ``projector`` — consumes and acknowledges on its own durable, which it may re-create (its position is
+  its checkpoint); it cannot publish an event.
+* ``codex-worker`` — consumes and acknowledges on its own durable, appends ``protocol_run`` events only.
+* ``git-ci-worker`` — consumes and acknowledges on its own durable, appends ``project``,
+  ``protocol_run`` and ``webhook`` events, answers branch listings (replies only to requests it
+  received), looks at every consumer's lag (the lost-work requeue).
 * ``tools`` — ``deksdenflow projector rebuild`` and friends: read the log, nothing else.
 
-No service may delete or purge the stream, change its configuration, delete a consumer, or touch another
-key-value bucket; an unauthenticated connection is refused. Passwords are stored as bcrypt hashes in the
-server's configuration, so the configuration file holds no secret.
+No service may delete or purge the stream, change its configuration, pull from or delete another
+service's consumer, or touch another key-value bucket; an unauthenticated connection is refused.
+Passwords are stored as bcrypt hashes in the server's configuration, so the file holds no secret.
 """
 
 from __future__ import annotations
@@ -61,10 +64,27 @@ class Permissions:
         return conf
 
 
-def permissions(
-    stream: str, prefix: str, projector_durable: str = "projector"
-) -> dict[str, Permissions | None]:
+@dataclass(frozen=True)
+class Durables:
+    """The durable consumer of each consuming service: a service may pull and acknowledge on its own
+    only (the names are the services' settings; the supervisor reads the same variables)."""
+
+    projector: str = "projector"
+    codex_worker: str = "codex_worker"
+    git_ci_worker: str = "git_ci_worker"
+
+    @classmethod
+    def from_environment(cls, env: Mapping[str, str]) -> Durables:
+        return cls(
+            projector=env.get("DEKSDENFLOW_PROJECTOR_DURABLE", cls.projector),
+            codex_worker=env.get("DEKSDENFLOW_CODEX_WORKER_DURABLE", cls.codex_worker),
+            git_ci_worker=env.get("DEKSDENFLOW_GIT_CI_WORKER_DURABLE", cls.git_ci_worker),
+        )
+
+
+def permissions(stream: str, prefix: str, durables: Durables | None = None) -> dict[str, Permissions | None]:
     """Every user's permissions for the log ``stream`` with subjects under ``prefix`` (None: no limits)."""
+    durables = durables or Durables()
     api = "$JS.API"
     read = (
         f"{api}.INFO",
@@ -73,16 +93,24 @@ def permissions(
         f"{api}.DIRECT.GET.{stream}",
         f"{api}.DIRECT.GET.{stream}.>",
     )
-    consume = (
-        f"{api}.CONSUMER.CREATE.{stream}.>",
-        f"{api}.CONSUMER.DURABLE.CREATE.{stream}.*",
+    # Looking at consumers (their lag: /queues, the lost-work requeue) is reading.
+    observe = (
         f"{api}.CONSUMER.INFO.{stream}.*",
-        f"{api}.CONSUMER.MSG.NEXT.{stream}.*",
         f"{api}.CONSUMER.LIST.{stream}",
         f"{api}.CONSUMER.NAMES.{stream}",
-        f"$JS.ACK.{stream}.>",
-        f"$JS.FC.{stream}.>",
     )
+
+    def consume(durable: str) -> tuple[str, ...]:
+        """Create, pull from and acknowledge on the durable ``durable``, and no other consumer."""
+        return (
+            *observe,
+            f"{api}.CONSUMER.CREATE.{stream}.{durable}",
+            f"{api}.CONSUMER.CREATE.{stream}.{durable}.>",
+            f"{api}.CONSUMER.DURABLE.CREATE.{stream}.{durable}",
+            f"{api}.CONSUMER.MSG.NEXT.{stream}.{durable}",
+            f"$JS.ACK.{stream}.{durable}.>",
+        )
+
     inbox = ("_INBOX.>",)
 
     def append(*aggregates: str) -> tuple[str, ...]:
@@ -107,18 +135,26 @@ def permissions(
     presence = f"{subjects.api_presence}.*"
     return {
         SUPERVISOR: None,
+        # The API appends and reads (direct gets); its live streams read the read model: no consumer.
         API: Permissions(
-            publish=(*read, *consume, f"{prefix}.evt.>", *kv, branches, presence),
-            subscribe=(*inbox, f"{prefix}.evt.>", presence),
+            publish=(*read, *observe, f"{prefix}.evt.>", *kv, branches, presence),
+            subscribe=(*inbox, presence),
             allow_responses=True,  # answers another API process asking whether it is alive
         ),
         # The projector's position is its checkpoint: it re-creates its own durable to start after it.
         PROJECTOR: Permissions(
-            publish=(*read, *consume, f"{api}.CONSUMER.DELETE.{stream}.{projector_durable}"), subscribe=inbox
+            publish=(
+                *read,
+                *consume(durables.projector),
+                f"{api}.CONSUMER.DELETE.{stream}.{durables.projector}",
+            ),
+            subscribe=inbox,
         ),
-        CODEX_WORKER: Permissions(publish=(*read, *consume, *append("protocol_run")), subscribe=inbox),
+        CODEX_WORKER: Permissions(
+            publish=(*read, *consume(durables.codex_worker), *append("protocol_run")), subscribe=inbox
+        ),
         GIT_CI_WORKER: Permissions(
-            publish=(*read, *consume, *append("project", "protocol_run", "webhook")),
+            publish=(*read, *consume(durables.git_ci_worker), *append("project", "protocol_run", "webhook")),
             subscribe=(*inbox, branches),
             allow_responses=True,
         ),
@@ -126,14 +162,16 @@ def permissions(
     }
 
 
-def render_config(passwords: Mapping[str, str], stream: str, prefix: str) -> str:
+def render_config(
+    passwords: Mapping[str, str], stream: str, prefix: str, durables: Durables | None = None
+) -> str:
     """The ``authorization`` block of nats-server's configuration for ``passwords`` (user → password).
 
     JSON is valid NATS configuration syntax; strings are quoted, so a bcrypt hash's ``$`` is not read as a
     variable reference.
     """
     users = []
-    for user, perms in permissions(stream, prefix).items():
+    for user, perms in permissions(stream, prefix, durables).items():
         hashed = bcrypt.hashpw(passwords[user].encode(), bcrypt.gensalt(_BCRYPT_ROUNDS)).decode()
         entry: dict[str, object] = {"user": user, "password": hashed}
         if perms is not None:
@@ -142,7 +180,9 @@ def render_config(passwords: Mapping[str, str], stream: str, prefix: str) -> str
     return json.dumps({"authorization": {"users": users}}, indent=2) + "\n"
 
 
-def write_config(file: Path, passwords: Mapping[str, str], stream: str, prefix: str) -> Path:
+def write_config(
+    file: Path, passwords: Mapping[str, str], stream: str, prefix: str, durables: Durables | None = None
+) -> Path:
     """Write the server configuration (owner-only: it names every permission) and return its path."""
-    write_private(file, render_config(passwords, stream, prefix))
+    write_private(file, render_config(passwords, stream, prefix, durables))
     return file

@@ -353,6 +353,7 @@ class Supervisor:
             passwords,
             self.event_store.stream_name,
             self.event_store.subject_prefix,
+            nats_auth.Durables.from_environment(os.environ),
         )
         self._nats = EmbeddedNats(
             self.home,
