@@ -10,10 +10,31 @@ with the reason; ``warn`` logs and goes on; ``off`` checks nothing.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from enum import StrEnum
+
+from deksdenflow_core.contracts.generated.deksdenflow.events.v1 import protocol_run as ev
+from deksdenflow_core.domain.protocol_run import ProtocolRunState
+from deksdenflow_core.errors import PermanentFailure
 
 from deksdenflow_codex_worker.engines.base import TokenCounts
+from deksdenflow_codex_worker.settings import WorkerSettings
+
+
+class BudgetExceeded(PermanentFailure):
+    """A strict budget refuses the next agent call of a job that has no step to block (planning): the
+    same call would be refused again, so the job fails with the reason."""
+
+    code = "budget_exceeded"
+
+
+class Scope(StrEnum):
+    """What a limit bounds: one step's calls, one run's, or a whole project's."""
+
+    STEP = "step"
+    PROTOCOL = "protocol"
+    PROJECT = "project"
 
 
 @dataclass(frozen=True)
@@ -24,7 +45,7 @@ class Spent:
 
 @dataclass(frozen=True)
 class Limit:
-    scope: str  # "step" | "protocol" | "project"
+    scope: Scope
     max_tokens: int  # 0: unlimited
     max_cost_micro_usd: int  # 0: unlimited
 
@@ -59,13 +80,52 @@ class PriceTable:
         return self.cost_micro_usd(model, TokenCounts(input_tokens=input_tokens))
 
 
+def limits(settings: WorkerSettings, *, for_step: bool) -> list[Limit]:
+    """The limits to check before a call (none in mode ``off``); a limit of 0 tokens and $0 is no limit,
+    and a call outside a step (planning) is not bound by the per-step limit."""
+    if settings.token_budget_mode == "off":  # noqa: S105 - a mode, not a secret
+        return []
+    s = settings
+    every = [
+        Limit(Scope.STEP, s.max_tokens_per_step, round(s.max_cost_usd_per_step * 1e6)),
+        Limit(Scope.PROTOCOL, s.max_tokens_per_protocol, round(s.max_cost_usd_per_protocol * 1e6)),
+        Limit(Scope.PROJECT, s.max_tokens_per_project, round(s.max_cost_usd_per_project * 1e6)),
+    ]
+    return [
+        lim
+        for lim in every
+        if (lim.max_tokens or lim.max_cost_micro_usd) and (for_step or lim.scope is not Scope.STEP)
+    ]
+
+
+def run_spent(run: ProtocolRunState, step_run_id: str | None) -> dict[Scope, Spent]:
+    """What the run (and its step ``step_run_id``, if given and known) has spent so far."""
+    spent = {Scope.PROTOCOL: Spent(run.input_tokens + run.output_tokens, run.cost_micro_usd)}
+    if step_run_id is not None and (step := run.step(step_run_id)) is not None:
+        spent[Scope.STEP] = Spent(step.input_tokens + step.output_tokens, step.cost_micro_usd)
+    return spent
+
+
+def project_spent(events: Iterable[object]) -> Spent:
+    """The sum of a project's ``usage_recorded`` events, each call counted once (a redelivered job may
+    record a call's usage twice)."""
+    tokens = cost = 0
+    seen: set[str] = set()
+    for e in events:
+        if isinstance(e, ev.UsageRecorded) and e.call_id not in seen:
+            seen.add(e.call_id)
+            tokens += (e.usage.input_tokens + e.usage.output_tokens) if e.usage else 0
+            cost += e.cost_micro_usd
+    return Spent(tokens, cost)
+
+
 def estimate_tokens(prompt: str) -> int:
     """A floor for what a call will use: its prompt, at ~4 characters per token."""
     return max(1, len(prompt) // 4)
 
 
 def check(
-    limits: list[Limit], spent: Mapping[str, Spent], *, next_tokens: int, next_cost_micro_usd: int
+    limits: list[Limit], spent: Mapping[Scope, Spent], *, next_tokens: int, next_cost_micro_usd: int
 ) -> Verdict:
     """Whether a call estimated at ``next_tokens`` / ``next_cost`` fits every limit."""
     for limit in limits:

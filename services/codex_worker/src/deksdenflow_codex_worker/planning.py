@@ -9,6 +9,7 @@ from typing import Any
 import jsonschema
 from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import QaPolicy, StepPlan, StepType
 from deksdenflow_core.domain.protocol_run import plan as domain_plan
+from deksdenflow_core.errors import PermanentFailure
 
 from deksdenflow_codex_worker.prompts import schema
 
@@ -16,8 +17,11 @@ RESERVED_FILES = ("plan.md", "context.md", "log.md")
 _QA = {"skip": QaPolicy.SKIP, "light": QaPolicy.LIGHT, "full": QaPolicy.FULL, None: QaPolicy.FULL}
 
 
-class InvalidOutput(ValueError):
-    """The agent's structured output does not match its schema (or the rules behind it)."""
+class InvalidOutput(PermanentFailure):
+    """The agent's structured output does not match its schema (or the rules behind it). A job re-asks
+    once; output that stays invalid will never be valid as asked."""
+
+    code = "invalid_output"
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,290 @@
+"""Every agent call a job makes goes through here: which engine, the budget check before it, tries with
+backoff for transient engine failures (``step_attempt_failed`` for executions), the real usage recorded
+after it, and for structured output one re-ask with the validation error before ``InvalidOutput``.
+
+The call is watched (``JobKit.guarded``): a pause or cancel of the run stops the agent within a second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import TypeVar
+
+import structlog
+from deksdenflow_core.aggregates import PROTOCOL_RUN
+from deksdenflow_core.contracts.generated.deksdenflow.commands.v1 import protocol_run as cmd
+from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import Phase, TokenUsage
+from deksdenflow_core.contracts.generated.deksdenflow.events.v1 import protocol_run as ev
+from deksdenflow_core.domain.project import ProjectState
+from deksdenflow_core.domain.protocol_run import StepState
+from deksdenflow_core.errors import WorkNotCurrent
+from deksdenflow_core.eventstore import JetStreamEventStore
+from deksdenflow_core.jobs import failure_reason
+
+from deksdenflow_codex_worker import budget
+from deksdenflow_codex_worker.engines.base import (
+    AgentCall,
+    AgentResult,
+    CallPhase,
+    EngineError,
+    Progress,
+    Sandbox,
+)
+from deksdenflow_codex_worker.engines.registry import EngineRegistry
+from deksdenflow_codex_worker.kit import IsCurrent, Job, JobKit
+from deksdenflow_codex_worker.metrics import WorkerMetrics
+from deksdenflow_codex_worker.planning import InvalidOutput
+from deksdenflow_codex_worker.prompts import schema
+from deksdenflow_codex_worker.settings import WorkerSettings
+
+log = structlog.get_logger("deksdenflow.codex_worker")
+T = TypeVar("T")
+
+_PHASES: Mapping[CallPhase, Phase] = {
+    CallPhase.PLANNING: Phase.PLANNING,
+    CallPhase.DECOMPOSE: Phase.DECOMPOSE,
+    CallPhase.EXEC: Phase.EXEC,
+    CallPhase.QA: Phase.QA,
+    CallPhase.DISCOVERY: Phase.DISCOVERY,
+}
+
+
+class AgentCalls:
+    """The engines, budgets and usage records behind every job's agent calls."""
+
+    def __init__(
+        self,
+        kit: JobKit,
+        store: JetStreamEventStore,
+        settings: WorkerSettings,
+        engines: EngineRegistry,
+        metrics: WorkerMetrics,
+    ) -> None:
+        self.kit = kit
+        self.store = store
+        self.settings = settings
+        self.engines = engines
+        self.metrics = metrics
+        self.prices = budget.PriceTable(settings.prices())
+
+    def engine_for(self, phase: CallPhase, project: ProjectState) -> str:
+        """The project's engine for ``phase``, else this worker's for it, else the default."""
+        name = phase.value
+        engine_id: str = (
+            getattr(project.default_engines, name)
+            or getattr(self.settings, f"{name}_engine")
+            or self.settings.default_engine
+        )
+        return engine_id
+
+    def call(
+        self,
+        job: Job,
+        phase: CallPhase,
+        prompt: str,
+        workdir: Path,
+        model: str,
+        sandbox: Sandbox,
+        *,
+        step: str = "",
+        attempt: int = 0,
+        output_schema: str = "",
+    ) -> AgentCall:
+        """An agent call of ``job``; ``output_schema`` names the schema its last message must match."""
+        return AgentCall(
+            call_id=uuid.uuid4().hex,
+            phase=phase,
+            prompt=prompt,
+            workdir=workdir,
+            model=model,
+            sandbox=sandbox,
+            output_schema=schema(output_schema) if output_schema else None,
+            labels={
+                "protocol": job.run.protocol_name,
+                "project": job.project.project_id,
+                "step": step,
+                "attempt": str(attempt),
+            },
+            timeout_seconds=self.settings.agent_timeout_seconds,
+        )
+
+    async def structured(
+        self,
+        job: Job,
+        call: AgentCall,
+        engine_id: str,
+        step: StepState | None,
+        current: IsCurrent,
+        parse: Callable[[str], T],
+    ) -> T:
+        """A call whose output must parse: one more try with the validation error, then ``InvalidOutput``."""
+        problem = ""
+        for _ in range(2):
+            attempt_call = call if not problem else _re_ask(call, problem)
+            result = await self.run(job, attempt_call, engine_id, step, current)
+            if not result.ok:
+                problem = f"the agent failed: {result.error or 'no reason given'}"
+                continue
+            try:
+                return parse(result.last_message)
+            except InvalidOutput as exc:
+                problem = str(exc)
+                log.warning("invalid structured output", phase=call.phase.value, problem=problem)
+        raise InvalidOutput(problem)
+
+    async def run(
+        self,
+        job: Job,
+        call: AgentCall,
+        engine_id: str,
+        step: StepState | None,
+        current: IsCurrent,
+        *,
+        attempt: int | None = None,
+    ) -> AgentResult:
+        """One agent call: budget check, tries with backoff for transient engine failures, usage recorded,
+        stopped as soon as the run is paused or cancelled. ``attempt``: the execution attempt whose
+        failed tries are recorded as ``step_attempt_failed``."""
+        engine = self.engines.get(engine_id)
+        await self.check_budget(job, call, step)
+        tries = self.settings.codex_worker_tries
+        for try_number in range(1, tries + 1):
+            call_id = uuid.uuid4().hex
+            started = asyncio.get_running_loop().time()
+            try:
+                result = await self.kit.guarded(job, current, engine.run(call, _progress(call)))
+            except EngineError as exc:
+                self.metrics.agent_calls.labels(call.phase.value, engine_id, "error").inc()
+                if not exc.retryable or try_number == tries:
+                    raise
+                if attempt is not None and step is not None:
+                    await self._attempt_failed(job, step, attempt, try_number, failure_reason(exc))
+                else:
+                    await asyncio.sleep(self._backoff(try_number))
+                continue
+            finally:
+                self.metrics.agent_seconds.labels(call.phase.value, engine_id).observe(
+                    asyncio.get_running_loop().time() - started
+                )
+            self.metrics.agent_calls.labels(
+                call.phase.value, engine_id, "ok" if result.ok else "failed"
+            ).inc()
+            await self._record_usage(job, call, engine_id, step, result, call_id)
+            if not result.ok and attempt is not None and step is not None and try_number < tries:
+                # A failed turn of an execution is one failed try; the step fails only when all are spent.
+                await self._attempt_failed(
+                    job, step, attempt, try_number, f"the agent failed: {result.error}"
+                )
+                continue
+            return result
+        raise AssertionError("unreachable: the last try returns or raises")
+
+    async def _attempt_failed(
+        self, job: Job, step: StepState, attempt: int, try_number: int, reason: str
+    ) -> None:
+        await self.kit.record(
+            job.run.protocol_run_id,
+            [
+                cmd.RecordStepAttemptFailed(
+                    step_run_id=step.step_run_id, attempt=attempt, try_number=try_number, reason=reason
+                )
+            ],
+            job.delivery,
+        )
+        await asyncio.sleep(self._backoff(try_number))
+
+    def _backoff(self, try_number: int) -> float:
+        steps = self.settings.backoff()
+        return steps[min(try_number, len(steps)) - 1]
+
+    # --- spending -----------------------------------------------------------------------------------------
+
+    async def _record_usage(
+        self,
+        job: Job,
+        call: AgentCall,
+        engine_id: str,
+        step: StepState | None,
+        result: AgentResult,
+        call_id: str,
+    ) -> None:
+        u = result.usage
+        cost = result.reported_cost_micro_usd or self.prices.cost_micro_usd(call.model, u)
+        self.metrics.tokens.labels(call.phase.value, call.model, "input").inc(u.input_tokens)
+        self.metrics.tokens.labels(call.phase.value, call.model, "output").inc(u.output_tokens)
+        await self.kit.record(
+            job.run.protocol_run_id,
+            [
+                cmd.RecordUsage(
+                    call_id=call_id,
+                    step_run_id=step.step_run_id if step else "",
+                    phase=_PHASES[call.phase],
+                    engine_id=engine_id,
+                    model=call.model,
+                    usage=TokenUsage(
+                        input_tokens=u.input_tokens,
+                        cached_input_tokens=u.cached_input_tokens,
+                        output_tokens=u.output_tokens,
+                        reasoning_output_tokens=u.reasoning_output_tokens,
+                    ),
+                    cost_micro_usd=cost,
+                )
+            ],
+            job.delivery,
+        )
+
+    async def check_budget(self, job: Job, call: AgentCall, step: StepState | None) -> None:
+        """Refuse a call that would cross a limit (``strict``: the step is blocked, a planning job fails
+        with ``BudgetExceeded``), or only say so (``warn``)."""
+        mode = self.settings.token_budget_mode
+        limits = budget.limits(self.settings, for_step=step is not None)
+        if not limits:
+            return
+        run = (await self.kit.repo.load(PROTOCOL_RUN, job.run.protocol_run_id)).state
+        spent = budget.run_spent(run, step.step_run_id if step is not None else None)
+        if any(lim.scope is budget.Scope.PROJECT for lim in limits):
+            loaded = await self.store.read(
+                self.store.subjects.of_type(ev.UsageRecorded.EVENT_TYPE, project_id=job.project.project_id)
+            )
+            spent[budget.Scope.PROJECT] = budget.project_spent(r.event for r in loaded.events)
+        tokens = budget.estimate_tokens(call.prompt)
+        verdict = budget.check(
+            limits,
+            spent,
+            next_tokens=tokens,
+            next_cost_micro_usd=self.prices.estimate_micro_usd(call.model, tokens),
+        )
+        if verdict.allowed:
+            return
+        self.metrics.budget_refusals.labels(mode).inc()
+        if mode == "warn":
+            log.warning("budget exceeded (warn mode: going on)", reason=verdict.reason)
+            return
+        if step is not None:
+            await self.kit.record(
+                job.run.protocol_run_id,
+                [cmd.RecordStepBlocked(step_run_id=step.step_run_id, reason=f"budget: {verdict.reason}")],
+                job.delivery,
+            )
+            raise WorkNotCurrent(f"step blocked by budget: {verdict.reason}")
+        raise budget.BudgetExceeded(f"budget: {verdict.reason}")
+
+
+def _re_ask(call: AgentCall, problem: str) -> AgentCall:
+    return replace(
+        call,
+        call_id=uuid.uuid4().hex,
+        prompt=f"{call.prompt}\n\nYour previous answer was rejected: {problem}\n"
+        "Answer again with JSON only, exactly matching the schema.",
+    )
+
+
+def _progress(call: AgentCall) -> Callable[[Progress], Awaitable[None]]:
+    async def report(p: Progress) -> None:
+        log.debug("agent progress", phase=call.phase.value, kind=p.kind, text=p.text[:200])
+
+    return report

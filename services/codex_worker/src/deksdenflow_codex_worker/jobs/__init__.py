@@ -1,0 +1,1 @@
+"""The codex worker's jobs, one module each: planning, execution (with CI fixes), QA."""

@@ -1,0 +1,231 @@
+"""Execution: the agent does one step in a worktree of the protocol branch; its work is committed with a
+trailer naming the job, pushed, and recorded. A CI fix is an execution whose step carries CI's evidence
+of the failure, handed to the agent with the step.
+
+Protocol files the agent changed are restored (the step file stays the contract QA reads); work a dead
+worker had already pushed is found by its trailer and recorded, not redone.
+"""
+
+from __future__ import annotations
+
+import structlog
+from deksdenflow_core.consumer import Delivery
+from deksdenflow_core.contracts.generated.deksdenflow.commands.v1 import protocol_run as cmd
+from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import CiFailureEvidence
+from deksdenflow_core.contracts.generated.deksdenflow.events.v1 import protocol_run as ev
+from deksdenflow_core.domain.protocol_run import ProtocolRunCommand, ProtocolRunState, RunStatus, StepState
+from deksdenflow_core.jobs import Route
+from deksdenflow_git import Worktree
+
+from deksdenflow_codex_worker.agent_calls import AgentCalls
+from deksdenflow_codex_worker.engines.base import CallPhase, Sandbox
+from deksdenflow_codex_worker.kit import (
+    JOB_TRAILER,
+    RUN_TRAILER,
+    IsCurrent,
+    Job,
+    JobKit,
+    read_protocol_file,
+    step_of,
+)
+from deksdenflow_codex_worker.prompts import Prompt, load_prompt
+from deksdenflow_codex_worker.settings import WorkerSettings
+
+log = structlog.get_logger("deksdenflow.codex_worker")
+
+
+class ExecutionJob:
+    """Answers ``step_execution_requested``."""
+
+    def __init__(self, kit: JobKit, calls: AgentCalls, settings: WorkerSettings) -> None:
+        self.kit = kit
+        self.calls = calls
+        self.settings = settings
+
+    def route(self) -> Route:
+        return Route(ev.StepExecutionRequested, self.run, self.fail)
+
+    async def run(self, delivery: Delivery, req: ev.StepExecutionRequested) -> None:
+        def current(run: ProtocolRunState) -> bool:
+            step = run.step(req.step_run_id)
+            return (
+                step is not None
+                and step.executing
+                and step.attempt == req.attempt
+                and run.status is not RunStatus.PAUSED
+                and not run.is_terminal
+            )
+
+        job = await self.kit.take(delivery, current)
+        run = job.run
+        step = step_of(run, req.step_run_id)
+        await self.kit.record(
+            run.protocol_run_id,
+            [
+                cmd.RecordStepExecutionStarted(
+                    step_run_id=step.step_run_id, attempt=req.attempt, worker_id=self.settings.worker_id
+                )
+            ],
+            delivery,
+        )
+        job_key = f"exec/{step.step_run_id}/{req.attempt}"
+        engine_id = step.engine_id or self.calls.engine_for(CallPhase.EXEC, job.project)
+        model = step.model or job.project.default_models.exec or self.settings.exec_model
+        async with self.kit.step_worktree(job, f"exec-{step.index:02d}-{req.attempt}", step) as wt:
+            prompt = load_prompt("exec", wt.path)
+            sha = await wt.find_commit_with_trailer(JOB_TRAILER, job_key)
+            if sha is not None:
+                log.info("execution already pushed; recording it", commit=sha)
+                summary, changed = await _commit_summary(wt, sha)
+            else:
+                done = await self._execute(job, wt, step, req, prompt, engine_id, model, job_key, current)
+                if done is None:
+                    return
+                summary, changed, sha = done
+        commands: list[ProtocolRunCommand] = [
+            cmd.RecordStepExecutionCompleted(
+                step_run_id=step.step_run_id,
+                attempt=req.attempt,
+                summary=summary,
+                changed_files=tuple(changed),
+                commit_sha=sha or "",
+                prompt_version=prompt.version,
+                engine_id=engine_id,
+                model=model,
+                auto_qa=self.settings.auto_qa_after_exec,
+            )
+        ]
+        if sha:
+            commands.append(cmd.RecordBranchPushed(branch=run.protocol_name, commit_sha=sha))
+        await self.kit.record(run.protocol_run_id, commands, delivery)
+
+    async def fail(self, delivery: Delivery, req: ev.StepExecutionRequested, reason: str) -> None:
+        await self.kit.record(
+            delivery.event.envelope.aggregate_id,
+            [cmd.RecordStepExecutionFailed(step_run_id=req.step_run_id, attempt=req.attempt, reason=reason)],
+            delivery,
+        )
+
+    async def _execute(
+        self,
+        job: Job,
+        wt: Worktree,
+        step: StepState,
+        req: ev.StepExecutionRequested,
+        prompt: Prompt,
+        engine_id: str,
+        model: str,
+        job_key: str,
+        current: IsCurrent,
+    ) -> tuple[str, list[str], str | None] | None:
+        """Run the agent on the step, commit and push: summary, changed files and the commit (None if
+        nothing changed); None if the agent failed (the failure is recorded)."""
+        run = job.run
+        text = prompt.render(
+            protocol_name=run.protocol_name,
+            protocol_root=run.protocol_root,
+            step_name=step.name,
+            plan_md=read_protocol_file(wt, run.protocol_root, "plan.md"),
+            step_content=read_protocol_file(wt, run.protocol_root, step.name),
+            instructions=instructions(req.instructions, step.ci_failure),
+        )
+        call = self.calls.call(
+            job,
+            CallPhase.EXEC,
+            text,
+            wt.path,
+            model,
+            Sandbox.WORKSPACE_WRITE,
+            step=step.name,
+            attempt=req.attempt,
+        )
+        result = await self.calls.run(job, call, engine_id, step, current, attempt=req.attempt)
+        if not result.ok:
+            await self.kit.record(
+                run.protocol_run_id,
+                [
+                    cmd.RecordStepExecutionFailed(
+                        step_run_id=step.step_run_id,
+                        attempt=req.attempt,
+                        reason=f"the agent failed: {result.error or 'no reason given'}",
+                    )
+                ],
+                job.delivery,
+            )
+            return None
+        restored = await _protect_protocol_files(wt, run.protocol_root)
+        summary = result.last_message.strip() or "(the agent gave no summary)"
+        if restored:
+            summary += f"\n\n(deksdenflow restored protocol files the agent changed: {', '.join(restored)})"
+        changed = await wt.changed_files()
+        sha = await wt.commit_all(
+            f"feat({_scope(step.name)}): {_subject(summary)} "
+            f"[protocol-{job.number}/{step.index:02d}]\n\n{summary}",
+            trailers={JOB_TRAILER: job_key, RUN_TRAILER: run.protocol_run_id},
+        )
+        # Nothing is pushed for a run cancelled meanwhile (a pause lets finished work land).
+        await self.kit.check_still(job, lambda r: not r.is_terminal and current_or_paused(r, req))
+        if sha is not None:
+            await self.kit.push(wt)
+        return summary, changed, sha
+
+
+def current_or_paused(run: ProtocolRunState, req: ev.StepExecutionRequested) -> bool:
+    """The execution is still this attempt's (a pause after the agent finished lets the result land)."""
+    step = run.step(req.step_run_id)
+    return step is not None and step.executing and step.attempt == req.attempt
+
+
+def instructions(extra: str, ci_failure: CiFailureEvidence | None) -> str:
+    """What the step's own text does not say: a user's extra instructions, and for a CI fix, CI's evidence."""
+    parts: list[str] = []
+    if ci_failure is not None:
+        commit = ci_failure.head_sha[:12] or "unknown commit"
+        said = ci_failure.raw_status or "failure"
+        lines = [
+            f"CI failed on your previous commit of this step ({commit}, CI said {said}). This attempt is CI "
+            f"fix {ci_failure.fix_attempt}: make CI pass without weakening the checks.",
+        ]
+        if ci_failure.run_url:
+            lines.append(f"CI run: {ci_failure.run_url}")
+        if ci_failure.job_name:
+            lines.append(f"Failed job: {ci_failure.job_name}")
+        if ci_failure.log_excerpt:
+            lines += ["The end of the failed job's log:", "```", ci_failure.log_excerpt.rstrip("\n"), "```"]
+        if ci_failure.note:
+            lines.append(f"Note: {ci_failure.note}")
+        parts.append("\n".join(lines))
+    if extra:
+        parts.append(f"Additional instructions:\n{extra}")
+    return "".join(f"\n{p}\n" for p in parts)
+
+
+async def _protect_protocol_files(wt: Worktree, protocol_root: str) -> list[str]:
+    """Undo any change the agent made under the protocol folder: the step file stays the contract
+    QA reads (defect 2), and plan/context/log stay as planned."""
+    changed = [p for p in await wt.changed_files() if p == protocol_root or p.startswith(protocol_root + "/")]
+    if not changed:
+        return []
+    git = wt.git
+    await git.run("checkout", wt.base_sha, "--", protocol_root, cwd=wt.path, check=False)
+    await git.run("clean", "-fdq", "--", protocol_root, cwd=wt.path)
+    return changed
+
+
+async def _commit_summary(wt: Worktree, sha: str) -> tuple[str, list[str]]:
+    body = await wt.git.run("show", "-s", "--format=%b", sha, cwd=wt.path)
+    summary = "\n".join(
+        line for line in body.strip().splitlines() if not line.startswith((JOB_TRAILER, RUN_TRAILER))
+    ).strip()
+    names = await wt.git.run("show", "--format=", "--name-only", sha, cwd=wt.path)
+    return summary, [n for n in names.splitlines() if n]
+
+
+def _subject(summary: str) -> str:
+    first = next((line.strip(" #*-") for line in summary.splitlines() if line.strip()), "apply step")
+    return first[:72].rstrip(".") or "apply step"
+
+
+def _scope(step_name: str) -> str:
+    stem = step_name.removesuffix(".md")
+    return stem[3:] if len(stem) > 3 and stem[2] == "-" else stem

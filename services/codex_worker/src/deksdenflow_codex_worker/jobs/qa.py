@@ -1,0 +1,156 @@
+"""QA: the agent reviews a step's commit against the plan and gives a structured verdict.
+
+QA is fail-closed: output that stays invalid after the re-ask, and a QA that cannot run at all, are
+recorded as a failing verdict with the reason.
+"""
+
+from __future__ import annotations
+
+from deksdenflow_core.consumer import Delivery
+from deksdenflow_core.contracts.generated.deksdenflow.commands.v1 import protocol_run as cmd
+from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import QaPolicy, QaVerdict
+from deksdenflow_core.contracts.generated.deksdenflow.events.v1 import protocol_run as ev
+from deksdenflow_core.domain.protocol_run import ProtocolRunState, RunStatus, StepState
+from deksdenflow_core.jobs import Route
+from deksdenflow_git import Worktree
+
+from deksdenflow_codex_worker.agent_calls import AgentCalls
+from deksdenflow_codex_worker.engines.base import AgentCall, CallPhase, Sandbox
+from deksdenflow_codex_worker.kit import IsCurrent, Job, JobKit, read_protocol_file, step_of
+from deksdenflow_codex_worker.metrics import WorkerMetrics
+from deksdenflow_codex_worker.planning import InvalidOutput, parse_json
+from deksdenflow_codex_worker.prompts import Prompt, load_prompt
+from deksdenflow_codex_worker.settings import WorkerSettings
+
+
+class QaJob:
+    """Answers ``qa_requested``."""
+
+    def __init__(
+        self, kit: JobKit, calls: AgentCalls, settings: WorkerSettings, metrics: WorkerMetrics
+    ) -> None:
+        self.kit = kit
+        self.calls = calls
+        self.settings = settings
+        self.metrics = metrics
+
+    def route(self) -> Route:
+        return Route(ev.QaRequested, self.run, self.fail)
+
+    async def run(self, delivery: Delivery, req: ev.QaRequested) -> None:
+        def current(run: ProtocolRunState) -> bool:
+            step = run.step(req.step_run_id)
+            return (
+                step is not None
+                and step.qa_pending
+                and step.qa_attempt == req.qa_attempt
+                and run.status is not RunStatus.PAUSED
+                and not run.is_terminal
+            )
+
+        job = await self.kit.take(delivery, current)
+        run = job.run
+        step = step_of(run, req.step_run_id)
+        light = req.policy is QaPolicy.LIGHT
+        engine_id = step.qa_engine_id or self.calls.engine_for(CallPhase.QA, job.project)
+        model = step.qa_model or (
+            (self.settings.qa_light_model if light else "")
+            or job.project.default_models.qa
+            or self.settings.qa_model
+        )
+        async with self.kit.step_worktree(job, f"qa-{step.index:02d}-{req.qa_attempt}", step) as wt:
+            prompt = load_prompt("qa-light" if light else "qa", wt.path)
+            text = await _render(prompt, wt, run, step, light=light)
+            call = self.calls.call(
+                job,
+                CallPhase.QA,
+                text,
+                wt.path,
+                model,
+                Sandbox.READ_ONLY,
+                step=step.name,
+                output_schema="qa-verdict",
+            )
+            command = await self._verdict(job, call, engine_id, step, req, current)
+        self.metrics.qa_verdicts.labels(command.verdict.name.lower()).inc()
+        await self.kit.record(
+            run.protocol_run_id,
+            [
+                command.model_copy(
+                    update={"prompt_version": prompt.version, "engine_id": engine_id, "model": model}
+                )
+            ],
+            delivery,
+        )
+
+    async def fail(self, delivery: Delivery, req: ev.QaRequested, reason: str) -> None:
+        await self.kit.record(
+            delivery.event.envelope.aggregate_id,
+            [fail_closed(req.step_run_id, req.qa_attempt, f"QA could not run: {reason}")],
+            delivery,
+        )
+
+    async def _verdict(
+        self,
+        job: Job,
+        call: AgentCall,
+        engine_id: str,
+        step: StepState,
+        req: ev.QaRequested,
+        current: IsCurrent,
+    ) -> cmd.RecordQaVerdict:
+        """The agent's verdict; output that stays invalid is a failing one (fail-closed)."""
+        try:
+            value = await self.calls.structured(
+                job, call, engine_id, step, current, lambda message: parse_json(message, "qa-verdict")
+            )
+        except InvalidOutput as exc:
+            return fail_closed(step.step_run_id, req.qa_attempt, f"QA output was not a valid verdict: {exc}")
+        findings = value["findings"]
+        passed = value["verdict"] == "PASS" and not findings["blocking"]
+        return cmd.RecordQaVerdict(
+            step_run_id=step.step_run_id,
+            qa_attempt=req.qa_attempt,
+            verdict=QaVerdict.PASS if passed else QaVerdict.FAIL,
+            summary=value["summary"],
+            blocking=tuple(findings["blocking"]),
+            warnings=tuple(findings["warnings"]),
+            notes=tuple(findings["notes"]),
+            next_actions=tuple(value["next_actions"]),
+        )
+
+
+async def _render(
+    prompt: Prompt, wt: Worktree, run: ProtocolRunState, step: StepState, *, light: bool
+) -> str:
+    """The QA prompt: the protocol files, the worktree's state and the step's commit (bounded)."""
+    diff = await wt.git.run("show", "--format=%H %s", step.commit_sha, cwd=wt.path) if step.commit_sha else ""
+    root = run.protocol_root
+    return prompt.render(
+        protocol_name=run.protocol_name,
+        step_name=step.name,
+        plan_md=read_protocol_file(wt, root, "plan.md"),
+        context_md=read_protocol_file(wt, root, "context.md"),
+        log_md=read_protocol_file(wt, root, "log.md"),
+        step_content=read_protocol_file(wt, root, step.name),
+        git_status=(await wt.status_porcelain()) or "(clean)",
+        last_commit=await wt.last_commit_subject(),
+        diff=_truncate(diff or "(the step changed no file)", 60_000 if light else 200_000),
+    )
+
+
+def fail_closed(step_run_id: str, qa_attempt: int, reason: str) -> cmd.RecordQaVerdict:
+    """A failing verdict with ``reason`` as its one blocking finding."""
+    return cmd.RecordQaVerdict(
+        step_run_id=step_run_id,
+        qa_attempt=qa_attempt,
+        verdict=QaVerdict.FAIL,
+        summary=reason,
+        blocking=(reason,),
+    )
+
+
+def _truncate(text: str, limit: int) -> str:
+    return (
+        text if len(text) <= limit else text[:limit] + f"\n… (truncated, {len(text) - limit} more characters)"
+    )

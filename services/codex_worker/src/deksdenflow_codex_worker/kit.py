@@ -1,0 +1,207 @@
+"""What every job of the codex worker does around its agent: take the request (still current?), watch
+the run while the agent works, check out the protocol branch, push, and record results in the log.
+
+A job that finds its work no longer wanted raises :class:`~deksdenflow_core.errors.WorkNotCurrent`; the
+dispatcher acknowledges it and logs it. Nothing here settles a message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import NoReturn, TypeVar
+
+import structlog
+from deksdenflow_core.aggregates import PROJECT, PROTOCOL_RUN, Repository
+from deksdenflow_core.consumer import Delivery
+from deksdenflow_core.contracts.generated.deksdenflow.commands.v1 import protocol_run as cmd
+from deksdenflow_core.domain.project import ProjectState
+from deksdenflow_core.domain.protocol_run import ProtocolRunCommand, ProtocolRunState, StepState
+from deksdenflow_core.errors import DomainError, PermanentFailure, WorkNotCurrent
+from deksdenflow_core.jobs import result_meta
+from deksdenflow_git import BranchLost, MirrorCache, PushRejected, Worktree
+
+from deksdenflow_codex_worker.settings import WorkerSettings
+
+log = structlog.get_logger("deksdenflow.codex_worker")
+T = TypeVar("T")
+
+JOB_TRAILER = "Deksdenflow-Job"
+RUN_TRAILER = "Deksdenflow-Run"
+SOURCE = "codex-worker"
+
+# Whether the run still wants a job's work (it is re-read while the job goes on).
+IsCurrent = Callable[[ProtocolRunState], bool]
+
+
+@dataclass(frozen=True)
+class Job:
+    """One request taken from the log."""
+
+    delivery: Delivery
+    run: ProtocolRunState
+    project: ProjectState
+
+    @property
+    def cause_id(self) -> str:
+        return self.delivery.event.envelope.id
+
+    @property
+    def correlation_id(self) -> str:
+        return self.delivery.event.envelope.correlation_id or self.run.protocol_run_id
+
+    @property
+    def number(self) -> str:
+        return f"{self.run.number:04d}"
+
+
+class JobKit:
+    """The log, the git mirrors and the watch every job shares."""
+
+    def __init__(self, repo: Repository, settings: WorkerSettings, mirrors: MirrorCache) -> None:
+        self.repo = repo
+        self.settings = settings
+        self.mirrors = mirrors
+
+    # --- the run ------------------------------------------------------------------------------------------
+
+    async def take(self, delivery: Delivery, current: IsCurrent) -> Job:
+        """The request's run and project, if the request is still current."""
+        run_id = delivery.event.envelope.aggregate_id
+        run = (await self.repo.load(PROTOCOL_RUN, run_id)).state
+        if not current(run):
+            raise WorkNotCurrent(f"run {run_id} is {run.status.value}; the request is no longer current")
+        project = (await self.repo.load(PROJECT, run.project_id)).state
+        if not project.exists:
+            raise WorkNotCurrent(f"project {run.project_id} of run {run_id} does not exist")
+        return Job(delivery=delivery, run=run, project=project)
+
+    async def check_still(self, job: Job, wanted: IsCurrent) -> None:
+        run = (await self.repo.load(PROTOCOL_RUN, job.run.protocol_run_id)).state
+        if not wanted(run):
+            raise WorkNotCurrent(f"run {run.protocol_run_id} is now {run.status.value}")
+
+    async def guarded(self, job: Job, current: IsCurrent, work: Awaitable[T]) -> T:
+        """Run ``work`` while watching the run; cancel it (which stops the agent) once it is not current."""
+        task = asyncio.ensure_future(work)
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=self.settings.codex_worker_watch_seconds)
+                if done:
+                    return task.result()
+                run = (await self.repo.load(PROTOCOL_RUN, job.run.protocol_run_id)).state
+                if not current(run):
+                    log.info("stopping the agent", run_status=run.status.value)
+                    raise WorkNotCurrent(
+                        f"run {run.protocol_run_id} is now {run.status.value}; agent stopped"
+                    )
+        finally:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
+    async def record(self, run_id: str, commands: list[ProtocolRunCommand], delivery: Delivery) -> None:
+        """Append results; a result the run no longer takes (it was cancelled, say) is dropped."""
+        meta = result_meta(delivery, source=SOURCE, worker_id=self.settings.worker_id, aggregate_id=run_id)
+        try:
+            await self.repo.execute_many(PROTOCOL_RUN, run_id, commands, meta, redecide=3)
+        except DomainError as exc:
+            log.info(
+                "result not taken by the run",
+                reason=exc.message,
+                commands=[type(c).__name__ for c in commands],
+            )
+
+    async def block(self, job: Job, step: StepState, reason: str) -> NoReturn:
+        """Block ``step`` (and so the run) with ``reason``; the job ends here."""
+        log.warning("step blocked", step=step.name, reason=reason)
+        await self.record(
+            job.run.protocol_run_id,
+            [cmd.RecordStepBlocked(step_run_id=step.step_run_id, reason=reason)],
+            job.delivery,
+        )
+        raise WorkNotCurrent(f"step blocked: {reason}")
+
+    # --- the protocol branch ------------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def worktree(self, job: Job, name: str, *, expect_head: str = "") -> AsyncIterator[Worktree]:
+        """A fresh worktree of the protocol branch from the remote (no shared disk between replicas)."""
+        run = job.run
+        async with self.mirrors.worktree(
+            job.project.project_id,
+            job.project.git_url,
+            branch=run.protocol_name,
+            base_branch=run.base_branch or job.project.base_branch,
+            job_id=f"{run.protocol_run_id[:12]}-{name}-{uuid.uuid4().hex[:6]}",
+            expect_head=expect_head or None,
+        ) as wt:
+            yield wt
+
+    @contextlib.asynccontextmanager
+    async def step_worktree(self, job: Job, name: str, step: StepState) -> AsyncIterator[Worktree]:
+        """The protocol branch as the log knows it, with the plan in it, for work on ``step``.
+
+        A branch the remote deleted or rewritten is pushed back from the last head the log recorded
+        (and the log says so); one that cannot be, or a checkout without the plan and the step file,
+        blocks the step with the reason: a step never runs on a branch rebuilt from the base.
+        """
+        run = job.run
+        async with contextlib.AsyncExitStack() as stack:
+            try:
+                wt = await stack.enter_async_context(
+                    self.worktree(job, name, expect_head=run.branch_head_sha)
+                )
+            except BranchLost as exc:
+                await self.block(job, step, exc.message)
+            if wt.restored is not None:
+                restored = wt.restored
+                await self.record(
+                    run.protocol_run_id,
+                    [
+                        cmd.RecordBranchRestored(
+                            branch=restored.branch,
+                            commit_sha=restored.commit_sha,
+                            found_sha=restored.found_sha or "",
+                        )
+                    ],
+                    job.delivery,
+                )
+            missing = [
+                f"{run.protocol_root}/{f}"
+                for f in ("plan.md", step.name)
+                if not (wt.path / run.protocol_root / f).is_file()
+            ]
+            if missing:
+                await self.block(
+                    job,
+                    step,
+                    f"the plan is missing from protocol branch {run.protocol_name} "
+                    f"at {wt.base_sha}: {', '.join(missing)} not found",
+                )
+            yield wt
+
+    async def push(self, wt: Worktree) -> None:
+        """Push the job's commit, never forced; a branch that moved under us is a failure with the reason."""
+        try:
+            await wt.push()
+        except PushRejected as exc:
+            raise PermanentFailure(f"push refused: {exc}") from exc
+
+
+def step_of(run: ProtocolRunState, step_run_id: str) -> StepState:
+    """The request's step of ``run``; a step the run does not have means the request is stale."""
+    step = run.step(step_run_id)
+    if step is None:
+        raise WorkNotCurrent(f"step {step_run_id} is not in run {run.protocol_run_id}")
+    return step
+
+
+def read_protocol_file(wt: Worktree, root: str, name: str) -> str:
+    """A protocol file for a prompt, or a note that it is missing."""
+    path = wt.path / root / name
+    return path.read_text() if path.is_file() else f"({root}/{name} is missing)"
