@@ -166,6 +166,10 @@ async def test_cancel_mid_execution_kills_the_codex_process(orchestra: Orchestra
             await action(api, f"/protocols/{run['id']}/actions/run_next_step")
             await eventually(lambda: bool(codex_processes()), within=20, what="codex to run the step")
             await action(api, f"/protocols/{run['id']}/actions/cancel")
-            await eventually(lambda: not codex_processes(), within=30, what="the codex process to be gone (the model holds its answer for 120 s)")
+            await eventually(
+                lambda: not codex_processes(),
+                within=30,
+                what="the codex process to be gone (the model holds its answer for 120 s)",
+            )
             await wait_for(api, f"/protocols/{run['id']}", lambda r: r["status"] == "cancelled")
             assert await o.origin.tip(run["protocol_name"]) == tip  # nothing pushed after
