@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from deksdenflow_core.redaction import REDACTED, Redactor, is_secret_name
 
 
@@ -58,3 +60,18 @@ def test_the_values_of_secret_settings_in_the_environment_are_redacted() -> None
     assert redactor.text("got first-token-1 and second-token-2 in /root") == (
         f"got {REDACTED} and {REDACTED} in /root"
     )
+
+
+def test_gitlab_api_token_headers_are_redacted() -> None:
+    text = Redactor().text("PRIVATE-TOKEN: glpat-abcdef123456 Job-Token=cjt-0987654321")
+    assert "glpat-abcdef123456" not in text
+    assert "cjt-0987654321" not in text
+
+
+def test_the_contents_of_secret_files_named_by_settings_are_redacted(tmp_path: Path) -> None:
+    token_file = tmp_path / "github-token"
+    token_file.write_text("ghp_from_a_file_0123456789\n")
+    redactor = Redactor.from_environment(
+        {"DEKSDENFLOW_GITHUB_TOKEN_FILE": str(token_file), "DEKSDENFLOW_GITLAB_TOKEN_FILE": "/nonexistent"}
+    )
+    assert redactor.text("calling with ghp_from_a_file_0123456789") == f"calling with {REDACTED}"

@@ -29,7 +29,7 @@ _SECRET_NAME = re.compile(r"token|secret|passw|pwd|key|credential|signature|auth
 _HARMLESS_NAME = re.compile(r"(_id|_ids|_hash|_hashes|_count|_kind|_label|_at|_seconds|_name)$", re.I)
 _HEADER_VALUE = re.compile(
     r"(?P<name>proxy-authorization|authorization|x-project-token|x-gitlab-token|x-hub-signature(?:-256)?"
-    r"|webhook-signature|x-api-key|set-cookie|cookie)"
+    r"|webhook-signature|x-api-key|private-token|job-token|set-cookie|cookie)"
     # "name: value", "name=value", or a pair's repr "('name', 'value')" / "(b'name', b'value')"
     r"(?P<sep>['\"]?\s*[:=,]\s*b?)"
     # a quoted value up to its quote, else one word and, for "Bearer x" / "sha256=x", the next one
@@ -60,13 +60,17 @@ class Redactor:
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> Redactor:
-        """Redact the values of every variable named like a secret (comma-separated lists split too)."""
+        """Redact the values of every variable named like a secret (comma-separated lists split too), and
+        the contents of the files that ``*_FILE`` variables named like a secret point at
+        (``DEKSDENFLOW_GITHUB_TOKEN_FILE``)."""
         env = os.environ if environ is None else environ
         values: list[str] = []
-        for name, value in env.items():
-            if is_secret_name(name):
-                values.append(value)
-                values += [part.strip() for part in value.split(",")]
+        for name, setting in env.items():
+            if not is_secret_name(name):
+                continue
+            value = _read_secret_file(setting) if name.upper().endswith("_FILE") else setting
+            values.append(value)
+            values += [part.strip() for part in value.split(",")]
         return cls(values)
 
     def text(self, text: str) -> str:
@@ -107,3 +111,12 @@ class Redactor:
 
 # Keys structlog's ProcessorFormatter adds for itself (the LogRecord) and removes before rendering.
 _STRUCTLOG_META = frozenset({"_record", "_from_structlog"})
+
+
+def _read_secret_file(path: str) -> str:
+    """The secret a ``*_FILE`` setting names ('' if it cannot be read: the setting will say so itself)."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read(64 * 1024).strip()
+    except (OSError, UnicodeDecodeError):
+        return ""
