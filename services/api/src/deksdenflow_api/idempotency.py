@@ -31,6 +31,7 @@ from typing import Any
 import nats.errors
 import nats.js.errors
 from deksdenflow_core.eventstore import nats_unavailable_as_infrastructure
+from deksdenflow_core.logging import get_logger
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js.api import KeyValueConfig, StorageType
@@ -43,6 +44,19 @@ STALE_CLAIM_SECONDS = 60.0
 # How long a retry waits for a claim's owner to say it is alive; no answer in time counts as alive.
 OWNER_PING_SECONDS = 2.0
 _CLAIM_ATTEMPTS = 3
+
+
+_log = get_logger(__name__)
+# JetStream's error code for a conditional write whose expected revision is not the last one.
+_WRONG_LAST_SEQUENCE = 10071
+
+
+@dataclass(frozen=True)
+class Claim:
+    """This request owns ``key``, as of the claim's ``revision`` in the bucket."""
+
+    key: str
+    revision: int
 
 
 @dataclass(frozen=True)
@@ -100,8 +114,9 @@ class IdempotencyStore:
     def key_for(principal: str, method: str, path: str, key: str) -> str:
         return hashlib.sha256(f"{principal}\n{method}\n{path}\n{key}".encode()).hexdigest()
 
-    async def claim(self, nc: NATS, key: str, fingerprint: str) -> StoredResponse | None:
-        """None if this request owns the key now; the stored response if it was answered before."""
+    async def claim(self, nc: NATS, key: str, fingerprint: str) -> StoredResponse | Claim:
+        """A :class:`Claim` if this request owns the key now; the stored response if it was answered
+        before."""
         with nats_unavailable_as_infrastructure("the Idempotency-Key store"):
             kv = await self._open(nc)
             claim = json.dumps(
@@ -109,8 +124,7 @@ class IdempotencyStore:
             ).encode()
             for _ in range(_CLAIM_ATTEMPTS):
                 try:
-                    await kv.create(key, claim)
-                    return None
+                    return Claim(key, await kv.create(key, claim))
                 except nats.js.errors.KeyWrongLastSequenceError:
                     pass
                 try:
@@ -127,8 +141,7 @@ class IdempotencyStore:
                 if not await self._abandoned(nc, record):
                     raise _in_progress()
                 try:  # only one taker wins the revision check
-                    await kv.update(key, claim, last=entry.revision)
-                    return None
+                    return Claim(key, await kv.update(key, claim, last=entry.revision))
                 except nats.js.errors.KeyWrongLastSequenceError:
                     continue
             raise _in_progress()
@@ -171,7 +184,10 @@ class IdempotencyStore:
             headers=dict(answer["headers"]),
         )
 
-    async def complete(self, nc: NATS, key: str, fingerprint: str, response: StoredResponse) -> None:
+    async def complete(self, nc: NATS, claim: Claim, fingerprint: str, response: StoredResponse) -> None:
+        """Store the answer, if the claim is still ours (a request whose claim was taken over after its
+        owner looked dead must not overwrite the answer of the request that took it)."""
+        key = claim.key
         answer = {
             "status": response.status,
             "body": base64.b64encode(response.body).decode(),
@@ -185,10 +201,18 @@ class IdempotencyStore:
         }
         with nats_unavailable_as_infrastructure("the Idempotency-Key store"):
             kv = await self._open(nc)
-            await kv.put(key, json.dumps(record).encode())
+            try:
+                await kv.update(key, json.dumps(record).encode(), last=claim.revision)
+            except nats.js.errors.KeyWrongLastSequenceError:
+                _log.warning("Idempotency-Key claim was taken over meanwhile; its answer is not stored")
 
-    async def release(self, nc: NATS, key: str) -> None:
-        """Forget a claim whose request failed on our side, so that a retry can run."""
+    async def release(self, nc: NATS, claim: Claim) -> None:
+        """Forget a claim whose request failed on our side, so that a retry can run (if it is still
+        ours: never free a claim another request took over)."""
         with nats_unavailable_as_infrastructure("the Idempotency-Key store"):
             kv = await self._open(nc)
-            await kv.delete(key)
+            try:
+                await kv.delete(claim.key, last=claim.revision)
+            except nats.js.errors.BadRequestError as exc:  # nats-py does not map this one to its own class
+                if exc.err_code != _WRONG_LAST_SEQUENCE:
+                    raise

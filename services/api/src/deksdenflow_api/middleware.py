@@ -163,10 +163,11 @@ class Idempotency:
         except DeksdenflowError as exc:
             await error_response(exc)(scope, receive, send)
             return
-        if stored is not None:
+        if isinstance(stored, StoredResponse):
             self.metrics.idempotent_replays.inc()
             await _replay(stored, send)
             return
+        claim = stored
         captured: dict[str, Any] = {"status": 500, "headers": {}, "body": b""}
 
         async def capture(message: Message) -> None:
@@ -189,9 +190,9 @@ class Idempotency:
             # be retried for real.
             try:
                 if response.status < 400 or response.status in (400, 404, 422):
-                    await self.store.complete(nc, key, fingerprint, response)
+                    await self.store.complete(nc, claim, fingerprint, response)
                 else:
-                    await self.store.release(nc, key)
+                    await self.store.release(nc, claim)
             except DeksdenflowError as exc:
                 # The answer is already sent; the claim stays pending until its age lets a retry take it.
                 _log.warning("could not record the Idempotency-Key outcome", error=exc.message)
