@@ -1,15 +1,26 @@
-"""Reads from the read model: one indexed query per answer, rows turned into public bodies."""
+"""Reads from the read model: one indexed query per answer, rows turned into public bodies.
+
+Which columns a body shows comes from the read model's declaration (``deksdenflow_core.readmodel.tables``);
+a body made from a decided state (a write's answer) is read from the state as the projector would write it.
+"""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
+from deksdenflow_core.domain.project import ProjectState
+from deksdenflow_core.domain.protocol_run import ProtocolRunState
 from deksdenflow_core.errors import NotFound
 from deksdenflow_core.readmodel import SCHEMA
+from deksdenflow_core.readmodel.columns import column_list
+from deksdenflow_core.readmodel.sources import FoldedAggregate
+from deksdenflow_core.readmodel.tables import EVENTS, PROJECTS, PROTOCOL_RUNS, STEP_RUNS
 from fastapi import Depends, Header
 
 from deksdenflow_api.context import ApiContext, get_context
 from deksdenflow_api.errors import HttpError
+from deksdenflow_api.schemas import UsagePublic
 
 MIN_SEQUENCE_HEADER = "X-Min-Event-Sequence"
 T = f'"{SCHEMA}"'
@@ -55,58 +66,43 @@ async def project_of_run(ctx: ApiContext, protocol_run_id: str) -> str:
     return str(row["project_id"])
 
 
+# What the API reads of a row: the columns it shows (and, for a project, the state that holds what has no
+# column of its own).
+PROTOCOL_COLUMNS = column_list(PROTOCOL_RUNS.public)
+_PROJECT_READ = (*PROJECTS.public, PROJECTS.column("state"))
+PROJECT_COLUMNS = column_list(_PROJECT_READ)
+STEP_COLUMNS = column_list(STEP_RUNS.public)
+EVENT_COLUMNS = column_list(EVENTS.public)
+
+
 def protocol_body(row: dict[str, Any]) -> dict[str, Any]:
-    return {
-        **{
-            k: row[k]
-            for k in (
-                "id",
-                "project_id",
-                "number",
-                "protocol_name",
-                "slug",
-                "task_name",
-                "description",
-                "base_branch",
-                "protocol_root",
-                "status",
-                "paused_from",
-                "blocked_reason",
-                "spec_hash",
-                "pr_number",
-                "pr_url",
-                "pr_merged",
-                "branch_head_sha",
-                "created_at",
-                "updated_at",
-            )
-        },
-        "usage": {k: row[k] for k in ("input_tokens", "output_tokens", "cost_micro_usd")},
-    }
+    """A protocol's public body from its row (``PROTOCOL_COLUMNS``); its usage columns nest under usage."""
+    body = {c.name: row[c.name] for c in PROTOCOL_RUNS.public}
+    body["usage"] = {k: body.pop(k) for k in UsagePublic.model_fields}
+    return body
+
+
+def protocol_from_state(s: ProtocolRunState, at: datetime) -> dict[str, Any]:
+    """A protocol's public body straight from its decided state (the read model may not have it yet)."""
+    folded = FoldedAggregate(s.protocol_run_id, s, at, at, last_seq=0)
+    return protocol_body(PROTOCOL_RUNS.read_back(folded, PROTOCOL_RUNS.public))
 
 
 def project_body(row: dict[str, Any]) -> dict[str, Any]:
-    keys = (
-        "id",
-        "name",
-        "git_url",
-        "base_branch",
-        "ci_provider",
-        "default_models",
-        "local_path",
-        "status",
-        "questions",
-        "answers",
-        "created_at",
-        "updated_at",
-    )
-    body = {k: row[k] for k in keys}
+    """A project's public body from its row (``PROJECT_COLUMNS``)."""
+    body = {c.name: row[c.name] for c in PROJECTS.public}
     body["default_models"] = unset_as_null(body["default_models"])
     state = row["state"] or {}
     body["default_engines"] = unset_as_null(state.get("default_engines") or {})
     body["forge_repo"] = state.get("forge_repo") or None
     body["ci_policy"] = state.get("ci_policy")
     return body
+
+
+def project_from_state(state: ProjectState, at: datetime) -> dict[str, Any]:
+    """A project's public body straight from its decided state (the read model may not have it yet)."""
+    folded = FoldedAggregate(state.project_id, state, at, at, last_seq=0)
+    return project_body(PROJECTS.read_back(folded, _PROJECT_READ))
 
 
 def unset_as_null(models: dict[str, Any]) -> dict[str, Any]:

@@ -1,13 +1,12 @@
 """Fold a batch of events into the aggregates it touches, with the domain's own ``evolve``.
 
 What comes out is what the read model needs: each touched aggregate's latest state, which steps the
-batch changed (only those rows are written), and the rows that events add one by one (usage, CI reports,
-tokens).
+batch changed (only those rows are written), and the events that add a row of their own (usage, CI
+reports, tokens).
 """
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -18,6 +17,7 @@ from deksdenflow_core.domain.project import ProjectState, evolve_project
 from deksdenflow_core.domain.protocol_run import ProtocolRunState, evolve_protocol_run
 from deksdenflow_core.domain.protocol_run.state import StepState
 from deksdenflow_core.envelope import RecordedEvent
+from deksdenflow_core.readmodel.sources import Fact
 
 # An aggregate as folded so far: state, created_at, updated_at, sequence of its last event.
 Folded = tuple[Any, datetime, datetime, int]
@@ -41,10 +41,10 @@ class Touched:
     steps_before: dict[str, tuple[StepState, ...]] = field(default_factory=dict)
     # step id -> (first, last) time the batch changed it; first is the created_at of a new step row
     steps_changed: dict[str, tuple[datetime, datetime]] = field(default_factory=dict)
-    tokens_issued: list[tuple[Any, ...]] = field(default_factory=list)
-    tokens_revoked: list[tuple[str, datetime]] = field(default_factory=list)
-    usage: list[tuple[Any, ...]] = field(default_factory=list)
-    ci: list[tuple[Any, ...]] = field(default_factory=list)
+    tokens_issued: list[Fact[pev.ProjectTokenIssued]] = field(default_factory=list)
+    tokens_revoked: list[tuple[str, datetime]] = field(default_factory=list)  # (token id, when)
+    usage: list[Fact[rev.UsageRecorded]] = field(default_factory=list)
+    ci: list[Fact[rev.CiReported]] = field(default_factory=list)
 
 
 def fold(events: list[RecordedEvent], known: Known, touched: Touched) -> None:
@@ -70,41 +70,9 @@ def fold(events: list[RecordedEvent], known: Known, touched: Touched) -> None:
                     first = steps_changed.get(st.step_run_id, (at, at))[0]
                     steps_changed[st.step_run_id] = (first, at)
             if isinstance(event, rev.UsageRecorded):
-                u = event.usage
-                touched.usage.append(
-                    (
-                        event.call_id,
-                        seq,
-                        env.project_id,
-                        aggregate_id,
-                        event.step_run_id or None,
-                        short(event.phase),
-                        event.engine_id,
-                        event.model,
-                        u.input_tokens if u else 0,
-                        u.cached_input_tokens if u else 0,
-                        u.output_tokens if u else 0,
-                        u.reasoning_output_tokens if u else 0,
-                        event.cost_micro_usd,
-                        at,
-                    )
-                )
+                touched.usage.append(Fact(event, env.project_id, aggregate_id, seq, at))
             elif isinstance(event, rev.CiReported):
-                touched.ci.append(
-                    (
-                        seq,
-                        env.project_id,
-                        aggregate_id,
-                        event.step_run_id or None,
-                        short(event.provider),
-                        short(event.status),
-                        event.raw_status,
-                        event.head_sha,
-                        event.run_url,
-                        event.delivery_id,
-                        at,
-                    )
-                )
+                touched.ci.append(Fact(event, env.project_id, aggregate_id, seq, at))
         elif env.aggregate_type == "project":
             known_project = projects.get(aggregate_id) or known_projects.get(aggregate_id)
             if known_project is None:
@@ -112,9 +80,7 @@ def fold(events: list[RecordedEvent], known: Known, touched: Touched) -> None:
             state, created = known_project[0], known_project[1]
             projects[aggregate_id] = (evolve_project(state, event), created, at, seq)  # type: ignore[arg-type]
             if isinstance(event, pev.ProjectTokenIssued):
-                touched.tokens_issued.append(
-                    (event.token_id, aggregate_id, event.token_hash, event.label, at)
-                )
+                touched.tokens_issued.append(Fact(event, env.project_id, aggregate_id, seq, at))
             elif isinstance(event, pev.ProjectTokenRevoked):
                 touched.tokens_revoked.append((event.token_id, at))
 
@@ -132,15 +98,3 @@ def _changed(before: tuple[StepState, ...], after: tuple[StepState, ...]) -> lis
             return changed
     by_id = {st.step_run_id: st for st in before}
     return [st for st in after if by_id.get(st.step_run_id) is not st]
-
-
-_SHORT: dict[enum.Enum, str | None] = {}
-
-
-def short(member: enum.Enum) -> str | None:
-    """``StepType.WORK`` → ``work``: read tables use the short lowercase names users know."""
-    try:
-        return _SHORT[member]
-    except KeyError:
-        name = _SHORT[member] = None if member.name == "UNSPECIFIED" else member.name.lower()
-        return name

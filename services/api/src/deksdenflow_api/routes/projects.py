@@ -19,8 +19,7 @@ from deksdenflow_core.contracts.generated.deksdenflow.services.v1.branches impor
     ListBranchesReply,
     ListBranchesRequest,
 )
-from deksdenflow_core.domain.project import ProjectCommand, ProjectState
-from deksdenflow_core.domain.protocol_run import ProtocolRunState
+from deksdenflow_core.domain.project import ProjectCommand
 from deksdenflow_core.errors import ConcurrencyConflict
 from fastapi import APIRouter, Path, Query, Request, Response
 
@@ -29,13 +28,16 @@ from deksdenflow_api.auth import Principal, PrincipalDep, new_project_token
 from deksdenflow_api.context import ApiContext, ContextDep
 from deksdenflow_api.errors import HttpError, errors
 from deksdenflow_api.reads import (
+    PROJECT_COLUMNS,
+    PROTOCOL_COLUMNS,
     ReadContext,
     T,
     fetch_all,
     fetch_one,
     project_body,
+    project_from_state,
     protocol_body,
-    unset_as_null,
+    protocol_from_state,
 )
 from deksdenflow_api.schemas import (
     BranchDelete,
@@ -104,33 +106,11 @@ async def create_project(
     at = outcome.appended.events[0].envelope.time
     response.headers["Location"] = f"/projects/{project_id}"
     return ProjectCreated(
-        **_project_from_state(outcome.state, at),
+        **project_from_state(outcome.state, at),
         project_token=token,
         token_id=token_id,
         event_sequence=outcome.appended.last_seq,
     )
-
-
-def _project_from_state(state: ProjectState, at: object) -> dict[str, object]:
-    return {
-        "id": state.project_id,
-        "name": state.name,
-        "git_url": state.git_url,
-        "base_branch": state.base_branch,
-        "ci_provider": None
-        if state.ci_provider is CiProvider.UNSPECIFIED
-        else state.ci_provider.name.lower(),
-        "default_models": unset_as_null(state.default_models.model_dump()),
-        "default_engines": unset_as_null(state.default_engines.model_dump()),
-        "forge_repo": state.forge_repo or None,
-        "ci_policy": state.ci_policy.model_dump(mode="json") if state.ci_policy else None,
-        "local_path": state.local_path or None,
-        "status": state.status.value,
-        "questions": [q.model_dump(mode="json") for q in state.questions],
-        "answers": state.answers,
-        "created_at": at,
-        "updated_at": at,
-    }
 
 
 @router.get("/projects", response_model=ProjectsPublic, responses=errors(401, 422, 503))
@@ -143,7 +123,7 @@ async def list_projects(
     """Projects, oldest first (a project token sees only its own). Tokens are never listed."""
     rows = await fetch_all(
         ctx,
-        f"SELECT * FROM {T}.projects WHERE ($1::text IS NULL OR id = $1) "
+        f"SELECT {PROJECT_COLUMNS} FROM {T}.projects WHERE ($1::text IS NULL OR id = $1) "
         "ORDER BY created_at, id LIMIT $2 OFFSET $3",
         principal.project_id,
         limit,
@@ -157,7 +137,9 @@ async def list_projects(
 async def get_project(project_id: Id, ctx: ReadContext, principal: PrincipalDep) -> ProjectPublic:
     """One project."""
     principal.require_project(project_id)
-    row = await fetch_one(ctx, f"SELECT * FROM {T}.projects WHERE id = $1", project_id, what="project")
+    row = await fetch_one(
+        ctx, f"SELECT {PROJECT_COLUMNS} FROM {T}.projects WHERE id = $1", project_id, what="project"
+    )
     return ProjectPublic(**project_body(row))
 
 
@@ -226,7 +208,7 @@ async def _project_command(
         ctx, request, response, principal, PROJECT, project_id, [command], correlation_id=project_id
     )
     at = outcome.appended.events[-1].envelope.time if outcome.appended.events else datetime.now(UTC)
-    return ProjectPublic(**_project_from_state(outcome.state, at))
+    return ProjectPublic(**project_from_state(outcome.state, at))
 
 
 @router.post(
@@ -367,36 +349,6 @@ async def create_protocol(
     return ProtocolCreated(**protocol_from_state(outcome.state, at), event_sequence=outcome.appended.last_seq)
 
 
-def protocol_from_state(s: ProtocolRunState, at: object) -> dict[str, object]:
-    """A protocol's public body straight from its decided state (the read model may not have it yet)."""
-    return {
-        "id": s.protocol_run_id,
-        "project_id": s.project_id,
-        "number": s.number,
-        "protocol_name": s.protocol_name,
-        "slug": s.slug,
-        "task_name": s.task_name,
-        "description": s.description,
-        "base_branch": s.base_branch,
-        "protocol_root": s.protocol_root,
-        "status": s.status.value,
-        "paused_from": s.paused_from.value if s.paused_from else None,
-        "blocked_reason": s.blocked_reason or None,
-        "spec_hash": s.spec_hash or None,
-        "pr_number": s.pr_number or None,
-        "pr_url": s.pr_url or None,
-        "pr_merged": s.pr_merged,
-        "branch_head_sha": s.branch_head_sha or None,
-        "usage": {
-            "input_tokens": s.input_tokens,
-            "output_tokens": s.output_tokens,
-            "cost_micro_usd": s.cost_micro_usd,
-        },
-        "created_at": at,
-        "updated_at": at,
-    }
-
-
 @router.get(
     "/projects/{project_id}/protocols",
     response_model=ProtocolsPublic,
@@ -415,7 +367,8 @@ async def list_protocols(
     await fetch_one(ctx, f"SELECT 1 FROM {T}.projects WHERE id = $1", project_id, what="project")
     rows = await fetch_all(
         ctx,
-        f"SELECT * FROM {T}.protocol_runs WHERE project_id = $1 AND ($2::text IS NULL OR status = $2) "
+        f"SELECT {PROTOCOL_COLUMNS} FROM {T}.protocol_runs "
+        "WHERE project_id = $1 AND ($2::text IS NULL OR status = $2) "
         "ORDER BY number LIMIT $3 OFFSET $4",
         project_id,
         status,

@@ -18,7 +18,17 @@ from deksdenflow_api import commanding
 from deksdenflow_api.auth import Principal, PrincipalDep
 from deksdenflow_api.context import ApiContext, ContextDep
 from deksdenflow_api.errors import errors
-from deksdenflow_api.reads import ReadContext, T, fetch_all, fetch_one, project_of_run, protocol_body
+from deksdenflow_api.reads import (
+    EVENT_COLUMNS,
+    PROTOCOL_COLUMNS,
+    STEP_COLUMNS,
+    ReadContext,
+    T,
+    fetch_all,
+    fetch_one,
+    project_of_run,
+    protocol_body,
+)
 from deksdenflow_api.schemas import (
     ActionResult,
     EventPublic,
@@ -96,7 +106,10 @@ def _guard(principal: Principal) -> Callable[[ProtocolRunState], None]:
 async def get_protocol(protocol_run_id: Id, ctx: ReadContext, principal: PrincipalDep) -> ProtocolPublic:
     """One protocol run."""
     row = await fetch_one(
-        ctx, f"SELECT * FROM {T}.protocol_runs WHERE id = $1", protocol_run_id, what="protocol run"
+        ctx,
+        f"SELECT {PROTOCOL_COLUMNS} FROM {T}.protocol_runs WHERE id = $1",
+        protocol_run_id,
+        what="protocol run",
     )
     principal.require_project(row["project_id"])
     return ProtocolPublic(**protocol_body(row))
@@ -186,7 +199,9 @@ async def list_steps(protocol_run_id: Id, ctx: ReadContext, principal: Principal
     """The run's steps in order."""
     principal.require_project(await project_of_run(ctx, protocol_run_id))
     rows = await fetch_all(
-        ctx, f"SELECT * FROM {T}.step_runs WHERE protocol_run_id = $1 ORDER BY step_index", protocol_run_id
+        ctx,
+        f"SELECT {STEP_COLUMNS} FROM {T}.step_runs WHERE protocol_run_id = $1 ORDER BY step_index",
+        protocol_run_id,
     )
     return StepsPublic(data=[StepPublic(**r) for r in rows], count=len(rows))
 
@@ -207,7 +222,8 @@ async def run_events(
     principal.require_project(await project_of_run(ctx, protocol_run_id))
     rows = await fetch_all(
         ctx,
-        f"SELECT * FROM {T}.events WHERE protocol_run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+        f"SELECT {EVENT_COLUMNS} FROM {T}.events "
+        "WHERE protocol_run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
         protocol_run_id,
         after,
         limit,
@@ -267,7 +283,9 @@ def _qa_report(seq: int, at: datetime, p: dict[str, Any]) -> QaReportPublic:
 @router.get("/steps/{step_run_id}", response_model=StepPublic, responses=errors(401, 403, 404, 422, 503))
 async def get_step(step_run_id: Id, ctx: ReadContext, principal: PrincipalDep) -> StepPublic:
     """One step."""
-    row = await fetch_one(ctx, f"SELECT * FROM {T}.step_runs WHERE id = $1", step_run_id, what="step")
+    row = await fetch_one(
+        ctx, f"SELECT {STEP_COLUMNS} FROM {T}.step_runs WHERE id = $1", step_run_id, what="step"
+    )
     principal.require_project(row["project_id"])
     return StepPublic(**row)
 

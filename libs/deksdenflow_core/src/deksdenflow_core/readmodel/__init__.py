@@ -1,5 +1,7 @@
-"""The read model's names: the contract between the projector (which owns and writes it) and the API
-(which only reads it). The projector's Alembic migrations define the tables; this module only names them.
+"""The read model: the contract between the projector (which owns and writes it) and the API (which only
+reads it). The projector's Alembic migrations make the tables; :mod:`.tables` declares each of their
+columns once (type, how it is read from the folded state, whether the API shows it), and a test holds the
+two together. This module names the schema and what the projector signals.
 
 All tables live in one PostgreSQL schema so that a rebuild can build a fresh copy in another schema and
 swap the two by renaming, while the API keeps serving.

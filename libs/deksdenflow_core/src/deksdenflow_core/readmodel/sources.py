@@ -1,0 +1,66 @@
+"""What the rows of the read tables are read from: a folded aggregate, a step of a folded run, an event
+that adds a row of its own; and the two conversions their readers share."""
+
+from __future__ import annotations
+
+import enum
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from deksdenflow_core.domain.protocol_run.state import StepState
+
+State = TypeVar("State")
+Event = TypeVar("Event")
+
+
+@dataclass(frozen=True, slots=True)
+class FoldedAggregate(Generic[State]):
+    """An aggregate as folded: its state, when it began and last changed, the sequence of its last event."""
+
+    id: str
+    state: State
+    created_at: datetime
+    updated_at: datetime
+    last_seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class StepOfRun:
+    """A step of a folded run, and the first and last time a batch changed it."""
+
+    step: StepState
+    protocol_run_id: str
+    project_id: str
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Fact(Generic[Event]):
+    """An event that adds a row of its own (a usage record, a CI report, a token), and where it was
+    recorded: its aggregate, its stream sequence and its time."""
+
+    event: Event
+    project_id: str
+    aggregate_id: str
+    seq: int
+    at: datetime
+
+
+_SHORT: dict[enum.Enum, str | None] = {}
+
+
+def short(member: enum.Enum) -> str | None:
+    """``StepType.WORK`` → ``work``: read tables use the short lowercase names users know."""
+    try:
+        return _SHORT[member]
+    except KeyError:
+        name = _SHORT[member] = None if member.name == "UNSPECIFIED" else member.name.lower()
+        return name
+
+
+def json_text(value: Any) -> bytes:
+    """JSON text for a jsonb column (an array of jsonb would read a Python list as a nested array)."""
+    return json.dumps(value, separators=(",", ":")).encode()
