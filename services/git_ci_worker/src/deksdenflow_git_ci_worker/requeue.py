@@ -22,12 +22,17 @@ from deksdenflow_core.contracts.generated.deksdenflow.commands.v1 import protoco
 from deksdenflow_core.domain.protocol_run import RunStatus
 from deksdenflow_core.eventstore import JetStreamEventStore
 from deksdenflow_core.readmodel import SCHEMA
+from deksdenflow_core.readmodel.tables import PROTOCOL_RUNS
 from nats.js.errors import NotFoundError
 
 from deksdenflow_git_ci_worker.scheduler import Round, record_on_run
 from deksdenflow_git_ci_worker.settings import GitCiSettings
 
-_T = f'"{SCHEMA}"'
+_RUNS = f'"{SCHEMA}".{PROTOCOL_RUNS.name}'
+# Runs that may have work in flight that no worker has.
+_LIVE_STATUSES = [
+    s.value for s in (RunStatus.PLANNING, RunStatus.PLANNED, RunStatus.RUNNING, RunStatus.BLOCKED)
+]
 
 
 class LostWorkRequeue:
@@ -42,10 +47,11 @@ class LostWorkRequeue:
         if not await self._workers_idle():
             return
         rows = await conn.fetch(
-            f"""SELECT id FROM {_T}.protocol_runs
-                WHERE status IN ('planning', 'planned', 'running', 'blocked')
+            f"""SELECT id FROM {_RUNS}
+                WHERE status = ANY($2::text[])
                   AND updated_at < now() - make_interval(secs => $1)""",
             self.settings.requeue_after_seconds,
+            _LIVE_STATUSES,
         )
         for row in rows:
             run = (await self.repo.load(PROTOCOL_RUN, row["id"])).state

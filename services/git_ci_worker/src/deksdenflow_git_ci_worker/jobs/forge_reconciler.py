@@ -21,15 +21,20 @@ from deksdenflow_core.aggregates import PROJECT, PROTOCOL_RUN, Repository
 from deksdenflow_core.contracts.generated.deksdenflow.commands.v1 import protocol_run as cmd
 from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import CiProvider, CiStatus
 from deksdenflow_core.domain.project import ProjectState
-from deksdenflow_core.domain.protocol_run import ProtocolRunCommand, ProtocolRunState
+from deksdenflow_core.domain.protocol_run import ProtocolRunCommand, ProtocolRunState, RunStatus, StepStatus
 from deksdenflow_core.readmodel import SCHEMA
+from deksdenflow_core.readmodel.tables import PROTOCOL_RUNS, STEP_RUNS
 from deksdenflow_git.forges import Forge, ForgeError, ForgeUnavailable
 
 from deksdenflow_git_ci_worker.jobs.ci import CiHandler, ForgeFactory
 from deksdenflow_git_ci_worker.scheduler import Round, record_on_run
 from deksdenflow_git_ci_worker.settings import GitCiSettings
 
-_T = f'"{SCHEMA}"'
+_RUNS = f'"{SCHEMA}".{PROTOCOL_RUNS.name}'
+_STEPS = f'"{SCHEMA}".{STEP_RUNS.name}'
+# Runs and steps whose CI may have finished without telling us.
+_CI_RUN_STATUSES = [s.value for s in (RunStatus.PLANNED, RunStatus.RUNNING, RunStatus.BLOCKED)]
+_CI_STEP_STATUSES = [s.value for s in (StepStatus.NEEDS_QA, StepStatus.RUNNING)]
 _PROVIDERS = {"github": CiProvider.GITHUB, "gitlab": CiProvider.GITLAB}
 _STATUS = {"success": CiStatus.SUCCESS, "failure": CiStatus.FAILURE}
 _Answer = TypeVar("_Answer")
@@ -54,11 +59,13 @@ class ForgeReconciler:
     async def _ci(self, conn: asyncpg.Connection, done: Round) -> None:
         rows = await conn.fetch(
             f"""SELECT DISTINCT s.protocol_run_id AS run_id, s.commit_sha
-                FROM {_T}.step_runs s JOIN {_T}.protocol_runs r ON r.id = s.protocol_run_id
-                WHERE r.status IN ('planned', 'running', 'blocked')
-                  AND s.status IN ('needs_qa', 'running') AND NOT s.executing AND s.commit_sha IS NOT NULL
+                FROM {_STEPS} s JOIN {_RUNS} r ON r.id = s.protocol_run_id
+                WHERE r.status = ANY($2::text[])
+                  AND s.status = ANY($3::text[]) AND NOT s.executing AND s.commit_sha IS NOT NULL
                   AND r.updated_at < now() - make_interval(secs => $1)""",
             self.settings.reconcile_min_age_seconds,
+            _CI_RUN_STATUSES,
+            _CI_STEP_STATUSES,
         )
         for row in rows:
             run = (await self.repo.load(PROTOCOL_RUN, row["run_id"])).state
@@ -117,11 +124,12 @@ class ForgeReconciler:
 
     async def _prs(self, conn: asyncpg.Connection, done: Round) -> None:
         rows = await conn.fetch(
-            f"""SELECT id FROM {_T}.protocol_runs
-                WHERE pr_number IS NOT NULL AND NOT pr_merged AND status <> 'cancelled'
+            f"""SELECT id FROM {_RUNS}
+                WHERE pr_number IS NOT NULL AND NOT pr_merged AND status <> $2
                   AND NOT coalesce((state->>'pr_closed')::boolean, false)
                   AND updated_at < now() - make_interval(secs => $1)""",
             self.settings.reconcile_min_age_seconds,
+            RunStatus.CANCELLED.value,
         )
         for row in rows:
             run = (await self.repo.load(PROTOCOL_RUN, row["id"])).state
