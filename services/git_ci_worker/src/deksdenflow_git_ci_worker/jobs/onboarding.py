@@ -97,7 +97,9 @@ class Onboarding:
         the source of truth), with origin and the git identity set."""
         settings, git = self.kit.settings, self.kit.git
         root = settings.projects_root or settings.home / "projects"
-        target = (root / _clone_dir(project.git_url, project.project_id)).resolve()
+        target = (root / clone_dir(project.git_url, project.project_id)).resolve()
+        if not target.is_relative_to(root.resolve()):  # a symlink under the root, say: never leave it
+            raise PermanentFailure(f"the working clone of {project.project_id} would be outside {root}")
         if not (target / ".git").exists():
             target.parent.mkdir(parents=True, exist_ok=True)
             if target.exists():
@@ -170,12 +172,18 @@ def _write_new(path: Path, content: str, mode: int) -> bool:
     return True
 
 
-def _clone_dir(git_url: str, project_id: str) -> Path:
+def clone_dir(git_url: str, project_id: str) -> Path:
+    """Where under the projects root a repository's working clone goes: ``<host>/<path>``, made of the
+    URL's own path segments only (``..`` and ``.`` are dropped: a URL must never reach outside the root,
+    where an existing folder would be replaced); ``local/<project id>`` when the URL names no host."""
     parts = urlsplit(git_url)
     if parts.scheme in ("http", "https", "ssh") and parts.hostname:
-        path = parts.path.strip("/").removesuffix(".git")
-        return Path(parts.hostname) / path
-    if "@" in git_url and ":" in git_url and "://" not in git_url:  # git@host:owner/repo.git
+        host, path = parts.hostname, parts.path
+    elif "@" in git_url and ":" in git_url and "://" not in git_url:  # git@host:owner/repo.git
         host, _, path = git_url.split("@", 1)[1].partition(":")
-        return Path(host) / path.strip("/").removesuffix(".git")
-    return Path("local") / project_id
+    else:
+        return Path("local") / project_id
+    segments = [s for s in path.removesuffix(".git").split("/") if s not in ("", ".", "..")]
+    if not segments or host in ("", ".", "..") or "/" in host:
+        return Path("local") / project_id
+    return Path(host, *segments)
