@@ -12,13 +12,12 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
+from deksdenflow_core.domain.provider import PROVIDER_NAMES, ProviderName
 from deksdenflow_core.errors import ConfigurationError, DeksdenflowError, InfrastructureError
 
-Provider = Literal["github", "gitlab"]
 PullRequestState = Literal["open", "closed", "merged"]
 CiState = Literal["success", "failure", "running", "none"]
 
-PROVIDERS: tuple[Provider, ...] = ("github", "gitlab")
 # How the configuration usually names each forge's token; errors name it, never show the token itself.
 DEFAULT_TOKEN_NAMES: dict[str, str] = {"github": "GITHUB_TOKEN", "gitlab": "GITLAB_TOKEN"}
 GITHUB_TOKEN_NAME = DEFAULT_TOKEN_NAMES["github"]
@@ -32,7 +31,7 @@ GITLAB_TOKEN_NAME = DEFAULT_TOKEN_NAMES["gitlab"]
 class RepoRef:
     """Where a repository lives: the forge, its host and the path (``owner/repo``, ``group/sub/project``)."""
 
-    provider: Provider
+    provider: ProviderName
     host: str
     path: str
 
@@ -148,9 +147,10 @@ def parse_repo(git_url: str, provider: str) -> RepoRef:
     scp-like ``git@host:owner/repo.git``. GitLab paths may have subgroups; GitHub paths are exactly
     ``owner/repo``. Anything else raises ``InvalidRepoUrl`` naming the URL and what was expected.
     """
-    if provider not in PROVIDERS:
+    if provider not in PROVIDER_NAMES:
         raise InvalidRepoUrl(
-            f"unknown forge provider {provider!r}; expected one of {', '.join(PROVIDERS)}", provider=provider
+            f"unknown forge provider {provider!r}; expected one of {', '.join(PROVIDER_NAMES)}",
+            provider=provider,
         )
     url = git_url.strip()
     host, raw_path = _split_url(url)
