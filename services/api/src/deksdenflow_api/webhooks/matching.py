@@ -3,7 +3,7 @@ may sign it."""
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+from deksdenflow_core.domain.git_url import GitUrl
 
 from deksdenflow_api.context import ApiContext
 from deksdenflow_api.reads import T, fetch_all
@@ -63,11 +63,9 @@ async def _projects_of(ctx: ApiContext, signal: WebhookSignal) -> tuple[str, ...
 
 def _repo_key(url_or_path: str) -> str:
     """``https://github.com/Acme/Demo.git``, ``git@github.com:acme/demo``, ``acme/demo`` → ``acme/demo``."""
-    text = url_or_path.strip()
-    if not text:
+    url = GitUrl.parse(url_or_path)
+    if not url.text:
         return ""
-    if "://" in text:
-        text = urlsplit(text).path
-    elif "@" in text and ":" in text:  # scp-like git@host:owner/repo
-        text = text.split(":", 1)[1]
-    return text.strip("/").removesuffix(".git").lower()
+    if url.form == "url" or (url.form == "scp" and url.user is not None):
+        return url.repo_path.lower()
+    return url.text.strip("/").removesuffix(".git").lower()
