@@ -13,6 +13,7 @@ import json
 from typing import Any
 
 import pytest
+from deksdenflow_api.webhooks import WebhookSignal, parse_github, parse_gitlab
 from deksdenflow_core.contracts.generated.deksdenflow.commands.v1 import protocol_run as cmd
 from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
     CiProvider,
@@ -22,7 +23,6 @@ from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
 )
 from deksdenflow_core.contracts.generated.deksdenflow.events.v1 import protocol_run as ev
 from deksdenflow_core.domain.protocol_run import ProtocolRunState, RunStatus, StepStatus, decide_protocol_run
-from deksdenflow_core.webhooks import WebhookSignal, parse_github, parse_gitlab
 
 from tests.domain.builders import apply, ctx, planned_run
 from tests.webhooks.payloads import load_json

@@ -17,7 +17,8 @@ from deksdenflow_core.domain.protocol_run import (
     RunStatus,
     evolve_protocol_run,
 )
-from deksdenflow_core.domain.protocol_run.evolve import _HANDLERS, replace
+from deksdenflow_core.domain.protocol_run.evolve import _HANDLERS
+from deksdenflow_core.domain.protocol_run.updates import replace
 
 from tests.domain.builders import apply, new_run, planned_run
 

@@ -20,7 +20,7 @@ from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
     StepPlan,
     StepType,
 )
-from deksdenflow_core.domain.project import ProjectState, decide_project, evolve_project
+from deksdenflow_core.domain.project import ProjectState, ProjectStatus, decide_project, evolve_project
 from deksdenflow_core.domain.protocol_run import (
     TERMINAL_RUN_STATUSES,
     ProtocolRunCommand,
@@ -280,7 +280,7 @@ def test_project_decisions_always_fold(commands: list[Any]) -> None:
         for e in events:
             state = evolve_project(state, e)
         log.extend(events)
-        if state.status.value == "blocked":
+        if state.status is ProjectStatus.BLOCKED:
             assert state.unanswered_blocking, "a blocked project has an unanswered blocking question"
     refolded = ProjectState.initial("p")
     refolded = evolve_project(

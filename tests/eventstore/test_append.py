@@ -14,14 +14,13 @@ from deksdenflow_core.contracts.generated.deksdenflow.events.v1 import project a
 from deksdenflow_core.contracts.generated.deksdenflow.events.v1 import protocol_run as ev
 from deksdenflow_core.errors import ConcurrencyConflict, ConfigurationError
 from deksdenflow_core.eventstore import (
-    UPSTREAM_HEADER_PARSER,
     AppendMeta,
     AppendResult,
     JetStreamEventStore,
     Position,
     check_server_version,
-    parse_header_lines,
 )
+from deksdenflow_core.nats_internals import UPSTREAM_HEADER_PARSER, parse_header_lines
 from nats.aio.client import Client as NATS
 
 META = AppendMeta(source="tests", actor="user:test", correlation_id="corr", causation_id="cause")

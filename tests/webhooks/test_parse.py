@@ -16,8 +16,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-from deksdenflow_core.errors import InvalidCommand
-from deksdenflow_core.webhooks import (
+from deksdenflow_api.webhooks import (
     GITLAB_SIGNATURE_TOLERANCE_SECONDS,
     InvalidWebhook,
     WebhookSignal,
@@ -30,6 +29,7 @@ from deksdenflow_core.webhooks import (
     verify_gitlab_signature,
     verify_gitlab_token,
 )
+from deksdenflow_core.errors import InvalidCommand
 
 from tests.webhooks import payloads
 from tests.webhooks.payloads import BRANCH, REPO, SHA, load, load_json

@@ -34,7 +34,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple, Protocol, TypeVar
 
-from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
@@ -43,8 +42,17 @@ from nats.js.errors import NotFoundError
 
 from deksdenflow_core.envelope import RecordedEvent, decode
 from deksdenflow_core.errors import ContractError, DeksdenflowError, InfrastructureError
-from deksdenflow_core.eventstore import parse_header_lines
 from deksdenflow_core.logging import bind_ids, get_logger
+from deksdenflow_core.nats_internals import (
+    HEADER_BLOCK_START,
+    Frame,
+    api_prefix,
+    connection_of,
+    frame_routes,
+    message,
+    parse_header_lines,
+    subscription_id,
+)
 
 log = get_logger(__name__)
 
@@ -170,71 +178,29 @@ def _num_pending(reply: bytes) -> int:
     return int(tokens[8 if len(tokens) == 9 else 10])
 
 
-class _Frame(NamedTuple):
-    """A message as nats-py's protocol parser hands it over, before anything is decoded."""
-
-    subject: bytes
-    reply: bytes
-    data: bytes
-    headers: bytes | None  # the raw block: b"NATS/1.0\r\nname: value\r\n..."
-
-
-FrameHandler = Callable[[_Frame], Awaitable[None]]
 # Messages decoded between two yields to the event loop, so that a commit in flight keeps moving: each
 # of its statements needs the loop for a moment when PostgreSQL answers, and waits until the next yield
 # (at 20 messages a yield, the projector's commits spent ~0.4 s per 100k events waiting for it).
 _DECODE_SLICE = 5
-_HEADER_BLOCK_START = b"NATS/1.0\r\n"
-
-
-def _routes(nc: NATS) -> dict[int, FrameHandler]:
-    """The subscriptions of ``nc`` whose frames go straight to a handler (by subscription id).
-
-    For every message nats-py parses its headers into a dict, builds a ``Msg``, queues it and hops to
-    the subscription's task: ~15 µs, more than the projector spends folding the event. Its protocol
-    parser hands each frame to ``Client._process_msg``; a wrapper installed on this connection (an
-    instance attribute, so other connections are untouched) gives the frames of registered
-    subscriptions to their handler and everything else to nats-py as before.
-    """
-    routes: dict[int, FrameHandler] | None = getattr(nc, "_deksdenflow_frame_routes", None)
-    if routes is None:
-        table: dict[int, FrameHandler] = {}
-        upstream = nc._process_msg
-
-        async def process_msg(
-            sid: int, subject: bytes, reply: bytes, data: bytes, headers: bytes | None
-        ) -> None:
-            handler = table.get(sid)
-            if handler is None:
-                # nats-py passes None for frames without headers, whatever its annotation says
-                await upstream(sid, subject, reply, data, headers)  # type: ignore[arg-type]
-            else:
-                await handler(_Frame(subject, reply, data, headers))
-
-        nc._process_msg = process_msg  # type: ignore[method-assign]  # see the docstring
-        nc._deksdenflow_frame_routes = table  # type: ignore[attr-defined]  # one table per connection
-        routes = table
-    return routes
 
 
 class _Puller:
     """Keeps a pull request open on a durable consumer and buffers what it delivers, undecoded.
 
     nats-py's ``fetch`` runs two tasks per message and asks for the next batch only when called; here
-    frames land in a buffer straight from the protocol parser (see ``_routes``) while the handler
-    works, and the next request goes out as soon as the previous one is fully delivered (or expired).
-    The consumer's ``max_ack_pending`` bounds the buffer.
+    frames land in a buffer straight from the protocol parser (see ``nats_internals.frame_routes``)
+    while the handler works, and the next request goes out as soon as the previous one is fully
+    delivered (or expired). The consumer's ``max_ack_pending`` bounds the buffer.
     """
 
     def __init__(self, js: JetStreamContext, stream: str, spec: ConsumerSpec) -> None:
-        # The context has no public accessor for its connection and API prefix; both are plain fields.
-        self._nc = js._nc
-        self._subject = f"{js._prefix}.CONSUMER.MSG.NEXT.{stream}.{spec.durable}"
+        self._nc = connection_of(js)
+        self._subject = f"{api_prefix(js)}.CONSUMER.MSG.NEXT.{stream}.{spec.durable}"
         expires_ns = int(spec.fetch_timeout_seconds * 1e9)
         self._request = json.dumps({"batch": spec.batch, "expires": expires_ns}).encode()
         self._batch = spec.batch
         self._expires = spec.fetch_timeout_seconds
-        self._buffer: deque[_Frame] = deque()
+        self._buffer: deque[Frame] = deque()
         self._owed = 0  # messages the open request may still deliver
         self._renew_at = 0.0  # when to send a new request even though no answer ended the last one
         self._wake = asyncio.Event()
@@ -245,18 +211,18 @@ class _Puller:
 
     async def start(self) -> None:
         self._sub = await self._nc.subscribe(self._inbox)
-        _routes(self._nc)[self._sub._id] = self._on_frame
+        frame_routes(self._nc)[subscription_id(self._sub)] = self._on_frame
         await self._pull()
 
-    async def close(self) -> list[_Frame]:
+    async def close(self) -> list[Frame]:
         """Stop receiving; return what was buffered and not taken (to be nak-ed)."""
         if self._sub is not None:
-            _routes(self._nc).pop(self._sub._id, None)
+            frame_routes(self._nc).pop(subscription_id(self._sub), None)
             with contextlib.suppress(Exception):
                 await self._sub.unsubscribe()
         return self.drain()
 
-    def drain(self) -> list[_Frame]:
+    def drain(self) -> list[Frame]:
         """Take every buffered frame."""
         left = list(self._buffer)
         self._buffer.clear()
@@ -270,16 +236,14 @@ class _Puller:
         self._stopped = True
         self._wake.set()
 
-    def msg(self, frame: _Frame) -> Msg:
+    def msg(self, frame: Frame) -> Msg:
         """A frame as a nats-py message to settle (ack, nak, ...); its headers are not parsed."""
-        return Msg(
-            _client=self._nc, subject=frame.subject.decode(), reply=frame.reply.decode(), data=frame.data
-        )
+        return message(self._nc, frame)
 
-    def msgs(self, frames: Sequence[_Frame]) -> list[Msg]:
+    def msgs(self, frames: Sequence[Frame]) -> list[Msg]:
         return [self.msg(f) for f in frames]
 
-    async def next_batch(self, wait_seconds: float, interrupt: asyncio.Future[Any] | None) -> list[_Frame]:
+    async def next_batch(self, wait_seconds: float, interrupt: asyncio.Future[Any] | None) -> list[Frame]:
         """Up to ``batch`` frames, as soon as a full batch is buffered or the consumer has no more.
 
         Returns early (possibly empty) when ``wait_seconds`` pass or ``interrupt`` is done.
@@ -304,7 +268,7 @@ class _Puller:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), min(deadline, self._renew_at) - now)
 
-    def _take(self) -> list[_Frame]:
+    def _take(self) -> list[Frame]:
         popleft = self._buffer.popleft
         return [popleft() for _ in range(min(self._batch, len(self._buffer)))]
 
@@ -313,7 +277,7 @@ class _Puller:
         self._renew_at = asyncio.get_running_loop().time() + self._expires + 1.0
         await self._nc.publish(self._subject, self._request, reply=self._inbox)
 
-    async def _on_frame(self, frame: _Frame) -> None:
+    async def _on_frame(self, frame: Frame) -> None:
         """Runs inside nats-py's protocol parser, so it never raises: an error there would stop the
         connection from reading."""
         if frame.reply:  # a message: its reply subject is where its ack goes
@@ -343,11 +307,11 @@ class _Puller:
         self._wake.set()
 
 
-def _frame_headers(frame: _Frame) -> dict[str, str] | None:
+def _frame_headers(frame: Frame) -> dict[str, str] | None:
     """A frame's headers, parsed the way nats-py parses them."""
     raw = frame.headers
-    if raw and raw.startswith(_HEADER_BLOCK_START):
-        return parse_header_lines(raw[len(_HEADER_BLOCK_START) :]) or None
+    if raw and raw.startswith(HEADER_BLOCK_START):
+        return parse_header_lines(raw[len(HEADER_BLOCK_START) :]) or None
     return None
 
 
@@ -355,7 +319,7 @@ def _frame_headers(frame: _Frame) -> dict[str, str] | None:
 class _InFlight:
     """A batch whose commit is running."""
 
-    frames: list[_Frame]
+    frames: list[Frame]
     task: asyncio.Task[None]
 
 
@@ -512,7 +476,7 @@ class ConsumerLoop:
         self,
         stages: BatchStages[Prepared],
         puller: _Puller,
-        frames: list[_Frame],
+        frames: list[Frame],
         in_flight: _InFlight | None,
     ) -> tuple[_InFlight | None, bool]:
         """Prepare a batch while the previous one commits, settle that one, start this one's commit.
@@ -544,7 +508,7 @@ class ConsumerLoop:
         return _InFlight(frames, task), True
 
     async def _commit(
-        self, stages: BatchStages[Prepared], prepared: Any, puller: _Puller, frames: list[_Frame]
+        self, stages: BatchStages[Prepared], prepared: Any, puller: _Puller, frames: list[Frame]
     ) -> None:
         async with self._heartbeat(lambda: puller.msgs(frames)):
             await stages.commit(prepared)
@@ -564,7 +528,7 @@ class ConsumerLoop:
                 await m.ack()
         return True
 
-    async def _nak_frames(self, puller: _Puller, frames: list[_Frame]) -> None:
+    async def _nak_frames(self, puller: _Puller, frames: list[Frame]) -> None:
         await self._nak_all(puller.msgs(frames))
 
     async def _nak_all(self, batch: list[Msg]) -> None:
@@ -595,7 +559,7 @@ class ConsumerLoop:
             self._poisoned(exc, pulled.stream_seq, msg)
             return None
 
-    def _decode_frame(self, puller: _Puller, frame: _Frame) -> Delivery | None:
+    def _decode_frame(self, puller: _Puller, frame: Frame) -> Delivery | None:
         stream_seq, delivered = _reply_numbers(frame.reply)
         try:
             return Delivery(decode(_frame_headers(frame), frame.data, stream_seq), delivered)

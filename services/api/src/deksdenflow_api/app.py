@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from deksdenflow_core.eventstore import use_fast_header_parser
 from deksdenflow_core.logging import get_logger
+from deksdenflow_core.nats_internals import use_fast_header_parser
 from deksdenflow_core.settings import ApiSettings, DatabaseSettings, EventStoreSettings
 from deksdenflow_core.subjects import Subjects
 from fastapi import FastAPI

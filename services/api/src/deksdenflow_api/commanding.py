@@ -1,17 +1,27 @@
-"""Turning an HTTP request into appended events: metadata, metrics, and the sequence header."""
+"""Turning an HTTP request into appended events: metadata, metrics, and the sequence header.
+
+A write route takes one dependency, :data:`CommandDep`, which carries the request, the response, the
+caller and the context, and executes commands on an aggregate with it::
+
+    outcome = await commander.execute(PROTOCOL_RUN, run_id, command)
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from dataclasses import dataclass
+from typing import Annotated, TypeVar
 
 from deksdenflow_core.aggregates import AggregateKind, Outcome
+from deksdenflow_core.contracts.generated.deksdenflow.commands.v1 import protocol_run as cmd
+from deksdenflow_core.domain.protocol_run import AGGREGATE_TYPE as PROTOCOL_RUN_TYPE
+from deksdenflow_core.domain.protocol_run import ProtocolRunState
 from deksdenflow_core.errors import ConcurrencyConflict
 from deksdenflow_core.eventstore import AppendMeta
-from fastapi import Request, Response
+from fastapi import Depends, Request, Response
 
-from deksdenflow_api.auth import Principal
-from deksdenflow_api.context import ApiContext
+from deksdenflow_api.auth import Principal, PrincipalDep
+from deksdenflow_api.context import ApiContext, ContextDep
 
 S = TypeVar("S")
 C = TypeVar("C")
@@ -65,3 +75,59 @@ def record(ctx: ApiContext, response: Response, aggregate_type: str, outcome: Ou
         ctx.metrics.events.labels(aggregate_type).inc(len(outcome.appended.events))
     response.headers[SEQUENCE_HEADER] = str(outcome.appended.last_seq)
     ctx.appended(outcome.appended.last_seq)
+
+
+@dataclass(frozen=True)
+class Commander:
+    """What a write route needs to turn commands into events: the context, the request (its id causes
+    what is appended), the response (it carries ``X-Event-Sequence``) and the authenticated caller."""
+
+    ctx: ApiContext
+    request: Request
+    response: Response
+    principal: Principal
+
+    async def execute(
+        self,
+        kind: AggregateKind[S, C, E],
+        aggregate_id: str,
+        *commands: C,
+        correlation_id: str | None = None,
+        authorize: Callable[[S], None] | None = None,
+    ) -> Outcome[S]:
+        """Run ``commands`` on one aggregate (see :func:`execute`); the aggregate correlates by default."""
+        return await execute(
+            self.ctx,
+            self.request,
+            self.response,
+            self.principal,
+            kind,
+            aggregate_id,
+            commands,
+            correlation_id=aggregate_id if correlation_id is None else correlation_id,
+            authorize=authorize,
+        )
+
+    async def create_protocol_run(
+        self, project_id: str, command: cmd.CreateProtocolRun
+    ) -> Outcome[ProtocolRunState]:
+        """Open a protocol run in a project (it takes the project's next number); the project correlates."""
+        repo = await self.ctx.repo()
+        try:
+            outcome = await repo.create_protocol_run(
+                project_id, command, append_meta(self.request, self.principal, correlation_id=project_id)
+            )
+        except ConcurrencyConflict:
+            self.ctx.metrics.conflicts.labels(PROTOCOL_RUN_TYPE).inc()
+            raise
+        record(self.ctx, self.response, PROTOCOL_RUN_TYPE, outcome)
+        return outcome
+
+
+def get_commander(
+    request: Request, response: Response, ctx: ContextDep, principal: PrincipalDep
+) -> Commander:
+    return Commander(ctx, request, response, principal)
+
+
+CommandDep = Annotated[Commander, Depends(get_commander)]

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 from deksdenflow_core.domain.git_url import check_git_url
 from deksdenflow_core.domain.naming import is_valid_branch_name
+from deksdenflow_core.domain.provider import ProviderName
 from deksdenflow_core.errors import InvalidCommand
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
@@ -91,7 +92,7 @@ class ProjectCreate(_In):
         "git worker's SSH key; forge tokens are the git worker's settings).",
     )
     base_branch: Branch = "main"
-    ci_provider: Literal["github", "gitlab"] | None = None
+    ci_provider: ProviderName | None = None
     default_models: ModelDefaults = Field(default_factory=ModelDefaults)
     default_engines: EngineDefaults = Field(default_factory=EngineDefaults)
     local_path: str | None = Field(default=None, max_length=4000)

@@ -18,7 +18,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+from deksdenflow_core.domain.project import AGGREGATE_TYPE as PROJECT_TYPE
 from deksdenflow_core.domain.project import ProjectState
+from deksdenflow_core.domain.protocol_run import AGGREGATE_TYPE as PROTOCOL_RUN_TYPE
 from deksdenflow_core.domain.protocol_run import ProtocolRunState
 from deksdenflow_core.envelope import RecordedEvent
 from deksdenflow_core.errors import InfrastructureError
@@ -225,9 +227,9 @@ def _aggregate_ids(events: Iterable[RecordedEvent]) -> tuple[list[str], list[str
     runs: dict[str, None] = {}
     for e in events:
         env = e.envelope
-        if env.aggregate_type == "protocol_run":
+        if env.aggregate_type == PROTOCOL_RUN_TYPE:
             runs[env.aggregate_id] = None
-        elif env.aggregate_type == "project":
+        elif env.aggregate_type == PROJECT_TYPE:
             projects[env.aggregate_id] = None
     return list(projects), list(runs)
 

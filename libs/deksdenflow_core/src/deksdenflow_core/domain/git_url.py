@@ -1,4 +1,5 @@
-"""The one check of a project's ``git_url``: a clone URL or a path, never a credential.
+"""The one parser of git URLs (:class:`GitUrl`), and the one check of a project's ``git_url``: a clone
+URL or a path, never a credential.
 
 A URL is recorded in the event log, which is immutable and kept forever, copied into the read model,
 shown in API answers (to project tokens too) and written into the git worker's mirror config. So a
@@ -14,6 +15,8 @@ URLs and local paths.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from typing import Literal
 from urllib.parse import urlsplit
 
 from deksdenflow_core.errors import InvalidCommand
@@ -33,6 +36,74 @@ _SCP_LIKE = re.compile(r"^(?:(?P<user>[^@/]*)@)?(?P<host>[^@/:\[\]]+|\[[^\]]+\])
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
+@dataclass(frozen=True, slots=True)
+class GitUrl:
+    """A git address read into its parts, whatever its form (pure; parsing never raises).
+
+    * ``"url"``: ``scheme://[user[:password]@]host[:port]/path[?query]`` (``://`` in the text);
+    * ``"scp"``: the scp-like ``[user@]host:path`` (the host has no slash; the path does not start with
+      ``//``);
+    * ``"path"``: anything else (a local path, or text that is neither of the above).
+
+    ``host`` is lower-cased for URLs (as ``urlsplit`` gives it) and as written for scp-like addresses.
+    ``problem`` says why a URL cannot be read: a malformed host (its other parts are then empty) or port.
+    """
+
+    text: str
+    form: Literal["url", "scp", "path"]
+    scheme: str = ""
+    user: str | None = None
+    password: str | None = None
+    host: str = ""
+    path: str = ""
+    query: str = ""
+    problem: str = ""
+
+    @classmethod
+    def parse(cls, text: str) -> GitUrl:
+        """``text`` (stripped) read into its parts."""
+        text = text.strip()
+        if "://" in text:
+            try:
+                parts = urlsplit(text)
+            except ValueError as exc:
+                return cls(text, "url", problem=str(exc))
+            problem = ""
+            try:
+                parts.port  # noqa: B018  (parsing the port raises on a malformed netloc)
+            except ValueError as exc:
+                problem = str(exc)
+            return cls(
+                text,
+                "url",
+                scheme=parts.scheme.lower(),
+                user=parts.username,
+                password=parts.password,
+                host=parts.hostname or "",
+                path=parts.path,
+                query=parts.query,
+                problem=problem,
+            )
+        scp = _SCP_LIKE.match(text)
+        if scp is not None:
+            return cls(text, "scp", user=scp["user"], host=scp["host"], path=text[scp.end() :])
+        return cls(text, "path", path=text)
+
+    @property
+    def has_credentials(self) -> bool:
+        """A password, or a user name where it is a credential (anywhere but an SSH login)."""
+        if self.form == "url":
+            return self.password is not None or (self.user is not None and self.scheme not in _SSH_SCHEMES)
+        if self.form == "scp":
+            return self.user is not None and (":" in self.user or not self.user)
+        return False
+
+    @property
+    def repo_path(self) -> str:
+        """The repository's path on its host, as forges name it: ``Acme/Demo.git`` -> ``Acme/Demo``."""
+        return self.path.strip("/").removesuffix(".git")
+
+
 class GitUrlHasCredentials(InvalidCommand):
     """A ``git_url`` that carries a password or a token."""
 
@@ -46,34 +117,18 @@ def check_git_url(url: str) -> str:
         raise InvalidCommand("git_url must not be empty", field="git_url")
     if _CONTROL.search(url):
         raise InvalidCommand("git_url must not contain control characters", field="git_url")
-    if "://" in url:
-        _check_url(url)
-    elif (
-        (scp := _SCP_LIKE.match(url)) is not None
-        and scp["user"] is not None
-        and (":" in scp["user"] or not scp["user"])
-    ):
+    parsed = GitUrl.parse(url)
+    if parsed.problem:
+        raise InvalidCommand(f"git_url is not a valid URL: {parsed.problem}", field="git_url")
+    if parsed.has_credentials:
+        # Over http(s) (and anything else but ssh) the user part is a credential: a token or a login.
         raise _refused()
-    return url
-
-
-def _check_url(url: str) -> None:
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018  (parsing the port raises on a malformed netloc)
-    except ValueError as exc:
-        raise InvalidCommand(f"git_url is not a valid URL: {exc}", field="git_url") from exc
-    scheme = parts.scheme.lower()
-    if parts.password is not None:
-        raise _refused()
-    if parts.username is not None and scheme not in _SSH_SCHEMES:
-        # Over http(s) (and anything else) the user part is a credential: a token or a login.
-        raise _refused()
-    if scheme in ("http", "https") and parts.query:
+    if parsed.form == "url" and parsed.scheme in ("http", "https") and parsed.query:
         raise InvalidCommand(
             "git_url must not have a query string (tokens in URLs are refused); " + WHERE_CREDENTIALS_GO,
             field="git_url",
         )
+    return url
 
 
 def _refused() -> GitUrlHasCredentials:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import assert_never
+from typing import TypedDict, assert_never
 
 from pydantic import BaseModel, ConfigDict
 
@@ -97,6 +97,29 @@ class ProjectState(BaseModel):
     @property
     def unanswered_blocking(self) -> tuple[str, ...]:
         return tuple(q.key for q in self.questions if q.blocking and q.key not in self.answers)
+
+
+class ProjectUpdate(TypedDict, total=False):
+    """Fields of a :class:`ProjectState` an event may change (all but its id), typed so that ``evolve``
+    cannot write a misspelt field (``model_copy`` would add it silently)."""
+
+    exists: bool
+    status: ProjectStatus
+    name: str
+    git_url: str
+    base_branch: str
+    ci_provider: CiProvider
+    default_models: ModelDefaults
+    default_engines: EngineDefaults
+    forge_repo: str
+    local_path: str
+    onboarding_attempt: int
+    questions: tuple[ClarificationQuestion, ...]
+    answers: dict[str, str]
+    tokens: dict[str, str]
+    ci_policy: CiPolicy | None
+    webhook_secret_generation: int
+    version: int
 
 
 def decide_project(state: ProjectState, command: ProjectCommand, ctx: DecisionContext) -> list[ProjectEvent]:
@@ -213,7 +236,7 @@ def evolve_project(state: ProjectState, event: ProjectEvent) -> ProjectState:
     """Fold one event into the project's state."""
     if not state.exists and not isinstance(event, ev.ProjectRegistered):
         raise InvariantViolation(f"{type(event).__name__} before project.registered")
-    update: dict[str, object]
+    update: ProjectUpdate
     match event:
         case ev.ProjectRegistered():
             if state.exists:

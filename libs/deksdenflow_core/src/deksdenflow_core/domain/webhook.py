@@ -8,7 +8,7 @@ JetStream's duplicate window — finds the delivery recorded and appends nothing
 from __future__ import annotations
 
 import hashlib
-from typing import assert_never
+from typing import TypedDict, assert_never
 
 from pydantic import BaseModel, ConfigDict
 
@@ -50,6 +50,15 @@ class WebhookState(BaseModel):
         return self.outcome is not WebhookOutcome.UNSPECIFIED
 
 
+class WebhookUpdate(TypedDict, total=False):
+    """Fields of a :class:`WebhookState` an event may change, typed like the other aggregates' updates."""
+
+    exists: bool
+    received: ev.WebhookReceived | None
+    outcome: WebhookOutcome
+    version: int
+
+
 def webhook_id(provider: CiProvider, delivery_id: str) -> str:
     """The aggregate id of a delivery: fixed length and subject-safe whatever the provider sends."""
     digest = hashlib.sha256(delivery_id.encode()).hexdigest()[:32]
@@ -86,7 +95,7 @@ def evolve_webhook(state: WebhookState, event: WebhookEvent) -> WebhookState:
         case ev.WebhookReceived():
             if state.exists:
                 raise InvariantViolation("webhook delivery received twice")
-            update: dict[str, object] = {"exists": True, "received": event}
+            update: WebhookUpdate = {"exists": True, "received": event}
             if event.ignored_reason:
                 update["outcome"] = WebhookOutcome.IGNORED
         case ev.WebhookProcessed():

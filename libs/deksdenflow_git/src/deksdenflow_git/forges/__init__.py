@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from deksdenflow_core.domain.provider import ProviderName
+
 from deksdenflow_git.forges.base import (
     DEFAULT_TOKEN_NAMES,
     CiFailure,
@@ -13,7 +15,6 @@ from deksdenflow_git.forges.base import (
     ForgeNotFound,
     ForgeUnavailable,
     InvalidRepoUrl,
-    Provider,
     PullRequest,
     PullRequestState,
     RepoRef,
@@ -38,7 +39,7 @@ __all__ = [
     "GitLabForge",
     "GlabCli",
     "InvalidRepoUrl",
-    "Provider",
+    "ProviderName",
     "PullRequest",
     "PullRequestState",
     "RepoRef",

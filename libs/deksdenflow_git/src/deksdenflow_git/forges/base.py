@@ -10,15 +10,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
-from urllib.parse import urlsplit
 
+from deksdenflow_core.domain.git_url import GitUrl
+from deksdenflow_core.domain.provider import PROVIDER_NAMES, ProviderName
 from deksdenflow_core.errors import ConfigurationError, DeksdenflowError, InfrastructureError
 
-Provider = Literal["github", "gitlab"]
 PullRequestState = Literal["open", "closed", "merged"]
 CiState = Literal["success", "failure", "running", "none"]
 
-PROVIDERS: tuple[Provider, ...] = ("github", "gitlab")
 # How the configuration usually names each forge's token; errors name it, never show the token itself.
 DEFAULT_TOKEN_NAMES: dict[str, str] = {"github": "GITHUB_TOKEN", "gitlab": "GITLAB_TOKEN"}
 GITHUB_TOKEN_NAME = DEFAULT_TOKEN_NAMES["github"]
@@ -32,7 +31,7 @@ GITLAB_TOKEN_NAME = DEFAULT_TOKEN_NAMES["gitlab"]
 class RepoRef:
     """Where a repository lives: the forge, its host and the path (``owner/repo``, ``group/sub/project``)."""
 
-    provider: Provider
+    provider: ProviderName
     host: str
     path: str
 
@@ -138,7 +137,9 @@ class ForgeUnavailable(InfrastructureError):
 
 # --- parsing ------------------------------------------------------------------------------------------
 
-_SCP_LIKE = re.compile(r"^(?:[\w.+-]+@)?(?P<host>[\w.-]+):(?P<path>(?!/)[^:]+)$")
+_SCP_USER = re.compile(r"[\w.+-]+")
+_SCP_HOST = re.compile(r"[\w.-]+")
+_SCP_PATH = re.compile(r"(?!/)[^:]+")
 
 
 def parse_repo(git_url: str, provider: str) -> RepoRef:
@@ -148,9 +149,10 @@ def parse_repo(git_url: str, provider: str) -> RepoRef:
     scp-like ``git@host:owner/repo.git``. GitLab paths may have subgroups; GitHub paths are exactly
     ``owner/repo``. Anything else raises ``InvalidRepoUrl`` naming the URL and what was expected.
     """
-    if provider not in PROVIDERS:
+    if provider not in PROVIDER_NAMES:
         raise InvalidRepoUrl(
-            f"unknown forge provider {provider!r}; expected one of {', '.join(PROVIDERS)}", provider=provider
+            f"unknown forge provider {provider!r}; expected one of {', '.join(PROVIDER_NAMES)}",
+            provider=provider,
         )
     url = git_url.strip()
     host, raw_path = _split_url(url)
@@ -177,16 +179,21 @@ def parse_repo(git_url: str, provider: str) -> RepoRef:
 
 def _split_url(url: str) -> tuple[str, str]:
     """(host, path) of a URL or scp-like address; ("", "") when it is neither."""
-    if "://" in url:
-        parts = urlsplit(url)
-        if parts.scheme not in {"https", "http", "ssh", "git"} or parts.hostname is None:
+    parsed = GitUrl.parse(url)
+    if parsed.form == "url":
+        if parsed.scheme not in {"https", "http", "ssh", "git"} or not parsed.host:
             return "", ""
         # The port of an ssh URL is the ssh port, useless for the web API: the host alone names the forge.
-        return parts.hostname, parts.path
-    match = _SCP_LIKE.match(url)
-    if match is None:
+        return parsed.host, parsed.path
+    # Forges name stricter scp-like addresses than git accepts: a plain user, host and path.
+    if (
+        parsed.form != "scp"
+        or (parsed.user is not None and _SCP_USER.fullmatch(parsed.user) is None)
+        or _SCP_HOST.fullmatch(parsed.host) is None
+        or _SCP_PATH.fullmatch(parsed.path) is None
+    ):
         return "", ""
-    return match["host"], match["path"]
+    return parsed.host, parsed.path
 
 
 # --- shared helpers -----------------------------------------------------------------------------------

@@ -11,7 +11,6 @@ from deksdenflow_core.contracts.generated.deksdenflow.commands.v1 import project
 from deksdenflow_core.contracts.generated.deksdenflow.commands.v1 import protocol_run as cmd
 from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
     CiPolicy,
-    CiProvider,
     EngineDefaults,
     ModelDefaults,
 )
@@ -20,12 +19,12 @@ from deksdenflow_core.contracts.generated.deksdenflow.services.v1.branches impor
     ListBranchesRequest,
 )
 from deksdenflow_core.domain.project import ProjectCommand
-from deksdenflow_core.errors import ConcurrencyConflict
-from fastapi import APIRouter, Path, Query, Request, Response
+from deksdenflow_core.domain.provider import ci_provider
+from fastapi import APIRouter, Path, Query, Response
 
-from deksdenflow_api import commanding
-from deksdenflow_api.auth import Principal, PrincipalDep, new_project_token
-from deksdenflow_api.context import ApiContext, ContextDep
+from deksdenflow_api.auth import PrincipalDep, new_project_token
+from deksdenflow_api.commanding import CommandDep, Commander
+from deksdenflow_api.context import ContextDep
 from deksdenflow_api.errors import HttpError, errors
 from deksdenflow_api.reads import (
     PROJECT_COLUMNS,
@@ -61,17 +60,14 @@ from deksdenflow_api.webhook_secrets import project_webhook_secret
 
 router = APIRouter(tags=["projects"])
 Id = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,128}$")]
-_PROVIDERS = {"github": CiProvider.GITHUB, "gitlab": CiProvider.GITLAB, None: CiProvider.UNSPECIFIED}
 
 
 @router.post(
     "/projects", status_code=201, response_model=ProjectCreated, responses=errors(401, 403, 409, 422, 503)
 )
-async def create_project(
-    body: ProjectCreate, request: Request, response: Response, ctx: ContextDep, principal: PrincipalDep
-) -> ProjectCreated:
+async def create_project(body: ProjectCreate, response: Response, commander: CommandDep) -> ProjectCreated:
     """Register a git repository as a project; the answer carries its first project token (shown once)."""
-    principal.require_admin()
+    commander.principal.require_admin()
     project_id = uuid.uuid4().hex
     token, digest = new_project_token()
     token_id = uuid.uuid4().hex[:12]
@@ -82,7 +78,7 @@ async def create_project(
             name=body.name,
             git_url=body.git_url,
             base_branch=body.base_branch,
-            ci_provider=_PROVIDERS[body.ci_provider],
+            ci_provider=ci_provider(body.ci_provider),
             default_models=models,
             default_engines=engines,
             local_path=body.local_path or "",
@@ -93,16 +89,7 @@ async def create_project(
     ]
     if body.onboard:
         commands.append(pcmd.RequestOnboarding())
-    outcome = await commanding.execute(
-        ctx,
-        request,
-        response,
-        principal,
-        PROJECT,
-        project_id,
-        commands,
-        correlation_id=project_id,
-    )
+    outcome = await commander.execute(PROJECT, project_id, *commands)
     at = outcome.appended.events[0].envelope.time
     response.headers["Location"] = f"/projects/{project_id}"
     return ProjectCreated(
@@ -149,13 +136,11 @@ async def get_project(project_id: Id, ctx: ReadContext, principal: PrincipalDep)
     response_model=ProjectPublic,
     responses=errors(401, 403, 404, 409, 422, 503),
 )
-async def onboard_project(
-    project_id: Id, request: Request, response: Response, ctx: ContextDep, principal: PrincipalDep
-) -> ProjectPublic:
+async def onboard_project(project_id: Id, commander: CommandDep) -> ProjectPublic:
     """(Re-)onboard the project: the git worker checks the remote, adds starter assets on the
     ``deksdenflow/onboarding`` branch without overwriting anything, refreshes the working clone and asks
     its clarification questions."""
-    return await _project_command(ctx, request, response, principal, project_id, pcmd.RequestOnboarding())
+    return await _project_command(commander, project_id, pcmd.RequestOnboarding())
 
 
 @router.post(
@@ -166,14 +151,11 @@ async def onboard_project(
 async def answer_clarifications(
     project_id: Id,
     body: ClarificationsAnswer,
-    request: Request,
-    response: Response,
-    ctx: ContextDep,
-    principal: PrincipalDep,
+    commander: CommandDep,
 ) -> ProjectPublic:
     """Answer clarification questions by key; once every blocking one is answered the project is ready."""
     command = pcmd.AnswerClarifications(answers=body.answers)
-    return await _project_command(ctx, request, response, principal, project_id, command)
+    return await _project_command(commander, project_id, command)
 
 
 @router.put(
@@ -184,29 +166,17 @@ async def answer_clarifications(
 async def set_ci_policy(
     project_id: Id,
     body: CiPolicyIn,
-    request: Request,
-    response: Response,
-    ctx: ContextDep,
-    principal: PrincipalDep,
+    commander: CommandDep,
 ) -> ProjectPublic:
     """Set how the project reacts to CI: QA on success, and how many CI fixes the agent may try per step."""
     command = pcmd.SetCiPolicy(ci_policy=CiPolicy(**body.model_dump()))
-    return await _project_command(ctx, request, response, principal, project_id, command)
+    return await _project_command(commander, project_id, command)
 
 
-async def _project_command(
-    ctx: ApiContext,
-    request: Request,
-    response: Response,
-    principal: Principal,
-    project_id: str,
-    command: ProjectCommand,
-) -> ProjectPublic:
+async def _project_command(commander: Commander, project_id: str, command: ProjectCommand) -> ProjectPublic:
     """Run one command on a project the caller may act on; answer with the project as it is now."""
-    principal.require_project(project_id)
-    outcome = await commanding.execute(
-        ctx, request, response, principal, PROJECT, project_id, [command], correlation_id=project_id
-    )
+    commander.principal.require_project(project_id)
+    outcome = await commander.execute(PROJECT, project_id, command)
     at = outcome.appended.events[-1].envelope.time if outcome.appended.events else datetime.now(UTC)
     return ProjectPublic(**project_from_state(outcome.state, at))
 
@@ -218,7 +188,7 @@ async def _project_command(
     responses=errors(401, 403, 404, 409, 422, 503),
 )
 async def rotate_webhook_secret(
-    project_id: Id, request: Request, response: Response, ctx: ContextDep, principal: PrincipalDep
+    project_id: Id, ctx: ContextDep, commander: CommandDep
 ) -> WebhookSecretCreated:
     """Issue the project's webhook secret (shown this once; the previous one stops working at once).
 
@@ -227,7 +197,7 @@ async def rotate_webhook_secret(
     Needs the global ``DEKSDENFLOW_WEBHOOK_TOKEN`` of the API, which it is derived from (nothing secret is
     stored anywhere).
     """
-    principal.require_project(project_id)
+    commander.principal.require_project(project_id)
     masters = ctx.settings.webhook_tokens()
     if not masters:
         raise HttpError(
@@ -235,16 +205,7 @@ async def rotate_webhook_secret(
             "webhooks_not_configured",
             "per-project webhook secrets derive from the API's DEKSDENFLOW_WEBHOOK_TOKEN, which is not set",
         )
-    outcome = await commanding.execute(
-        ctx,
-        request,
-        response,
-        principal,
-        PROJECT,
-        project_id,
-        [pcmd.RotateWebhookSecret()],
-        correlation_id=project_id,
-    )
+    outcome = await commander.execute(PROJECT, project_id, pcmd.RotateWebhookSecret())
     generation = outcome.state.webhook_secret_generation
     return WebhookSecretCreated(
         project_id=project_id,
@@ -263,25 +224,14 @@ async def rotate_webhook_secret(
 async def create_token(
     project_id: Id,
     body: TokenCreate,
-    request: Request,
-    response: Response,
-    ctx: ContextDep,
-    principal: PrincipalDep,
+    commander: CommandDep,
 ) -> TokenCreated:
     """Issue another project token (admin only). The token is in this answer and nowhere else."""
-    principal.require_admin()
+    commander.principal.require_admin()
     token, digest = new_project_token()
     token_id = uuid.uuid4().hex[:12]
-    outcome = await commanding.execute(
-        ctx,
-        request,
-        response,
-        principal,
-        PROJECT,
-        project_id,
-        [pcmd.IssueProjectToken(token_id=token_id, token_hash=digest, label=body.label)],
-        correlation_id=project_id,
-    )
+    command = pcmd.IssueProjectToken(token_id=token_id, token_hash=digest, label=body.label)
+    outcome = await commander.execute(PROJECT, project_id, command)
     return TokenCreated(
         token_id=token_id, project_token=token, label=body.label, event_sequence=outcome.appended.last_seq
     )
@@ -295,23 +245,12 @@ async def create_token(
 async def revoke_token(
     project_id: Id,
     token_id: Id,
-    request: Request,
     response: Response,
-    ctx: ContextDep,
-    principal: PrincipalDep,
+    commander: CommandDep,
 ) -> Response:
     """Revoke a project token (admin only)."""
-    principal.require_admin()
-    await commanding.execute(
-        ctx,
-        request,
-        response,
-        principal,
-        PROJECT,
-        project_id,
-        [pcmd.RevokeProjectToken(token_id=token_id)],
-        correlation_id=project_id,
-    )
+    commander.principal.require_admin()
+    await commander.execute(PROJECT, project_id, pcmd.RevokeProjectToken(token_id=token_id))
     response.status_code = 204
     return response
 
@@ -325,25 +264,15 @@ async def revoke_token(
 async def create_protocol(
     project_id: Id,
     body: ProtocolCreate,
-    request: Request,
     response: Response,
-    ctx: ContextDep,
-    principal: PrincipalDep,
+    commander: CommandDep,
 ) -> ProtocolCreated:
     """Open a protocol for a task. The system assigns its number and name ``NNNN-slug`` (= its branch)."""
-    principal.require_project(project_id)
-    repo = await ctx.repo()
+    commander.principal.require_project(project_id)
     command = cmd.CreateProtocolRun(
         task_name=body.task_name, description=body.description, base_branch=body.base_branch or ""
     )
-    try:
-        outcome = await repo.create_protocol_run(
-            project_id, command, commanding.append_meta(request, principal, correlation_id=project_id)
-        )
-    except ConcurrencyConflict:
-        ctx.metrics.conflicts.labels("protocol_run").inc()
-        raise
-    commanding.record(ctx, response, "protocol_run", outcome)
+    outcome = await commander.create_protocol_run(project_id, command)
     response.headers["Location"] = f"/protocols/{outcome.state.protocol_run_id}"
     at = outcome.appended.events[0].envelope.time
     return ProtocolCreated(**protocol_from_state(outcome.state, at), event_sequence=outcome.appended.last_seq)
@@ -441,13 +370,11 @@ async def delete_branch(
     project_id: Id,
     branch: Annotated[str, Path(pattern=r"^\d{4}-[a-z0-9-]{1,60}$")],
     body: BranchDelete,
-    request: Request,
-    response: Response,
     ctx: ContextDep,
-    principal: PrincipalDep,
+    commander: CommandDep,
 ) -> BranchPublic:
     """Ask the git worker to delete a protocol branch (once its run has ended; ``confirm`` must be true)."""
-    principal.require_project(project_id)
+    commander.principal.require_project(project_id)
     if not body.confirm:
         raise HttpError(422, "confirmation_required", "set confirm to true to delete the branch")
     row = await fetch_one(
@@ -457,16 +384,7 @@ async def delete_branch(
         branch,
         what="branch",
     )
-    outcome = await commanding.execute(
-        ctx,
-        request,
-        response,
-        principal,
-        PROTOCOL_RUN,
-        row["id"],
-        [cmd.RequestBranchDeletion()],
-        correlation_id=row["id"],
-    )
+    outcome = await commander.execute(PROTOCOL_RUN, row["id"], cmd.RequestBranchDeletion())
     s = outcome.state
     return BranchPublic(
         name=s.protocol_name,

@@ -12,10 +12,10 @@ from deksdenflow_core.contracts.generated.deksdenflow.commands.v1 import protoco
 from deksdenflow_core.domain.project import ProjectStatus
 from deksdenflow_core.domain.protocol_run import ProtocolRunCommand, ProtocolRunState
 from deksdenflow_core.errors import IllegalTransition
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, Path, Query
 
-from deksdenflow_api import commanding
 from deksdenflow_api.auth import Principal, PrincipalDep
+from deksdenflow_api.commanding import CommandDep
 from deksdenflow_api.context import ApiContext, ContextDep
 from deksdenflow_api.errors import errors
 from deksdenflow_api.reads import (
@@ -160,26 +160,16 @@ async def get_spec(protocol_run_id: Id, ctx: ReadContext, principal: PrincipalDe
 async def run_action(
     protocol_run_id: Id,
     action: RunAction,
-    request: Request,
-    response: Response,
     ctx: ContextDep,
-    principal: PrincipalDep,
+    commander: CommandDep,
 ) -> ActionResult:
     """start · pause · resume · cancel (cascades to open steps) · run_next_step · retry_latest · open_pr.
 
     ``start`` is refused (409) while the project has unanswered blocking clarification questions."""
     if action is RunAction.START:
-        await _require_project_unblocked(ctx, principal, protocol_run_id)
-    outcome = await commanding.execute(
-        ctx,
-        request,
-        response,
-        principal,
-        PROTOCOL_RUN,
-        protocol_run_id,
-        [_RUN_COMMANDS[action]],
-        correlation_id=protocol_run_id,
-        authorize=_guard(principal),
+        await _require_project_unblocked(ctx, commander.principal, protocol_run_id)
+    outcome = await commander.execute(
+        PROTOCOL_RUN, protocol_run_id, _RUN_COMMANDS[action], authorize=_guard(commander.principal)
     )
     return ActionResult(
         protocol_run_id=protocol_run_id,
@@ -298,16 +288,14 @@ async def get_step(step_run_id: Id, ctx: ReadContext, principal: PrincipalDep) -
 async def step_action(
     step_run_id: Id,
     action: StepAction,
-    request: Request,
-    response: Response,
     ctx: ReadContext,
-    principal: PrincipalDep,
+    commander: CommandDep,
 ) -> ActionResult:
     """run (pending, or retry when failed/blocked) · run_qa · approve (needs_qa, failed or blocked)."""
     row = await fetch_one(
         ctx, f"SELECT protocol_run_id, project_id FROM {T}.step_runs WHERE id = $1", step_run_id, what="step"
     )
-    principal.require_project(row["project_id"])
+    commander.principal.require_project(row["project_id"])
     commands: dict[StepAction, ProtocolRunCommand] = {
         StepAction.RUN: cmd.RunStep(step_run_id=step_run_id),
         StepAction.RUN_QA: cmd.RunStepQa(step_run_id=step_run_id),
@@ -315,17 +303,7 @@ async def step_action(
     }
     command = commands[action]
     run_id = row["protocol_run_id"]
-    outcome = await commanding.execute(
-        ctx,
-        request,
-        response,
-        principal,
-        PROTOCOL_RUN,
-        run_id,
-        [command],
-        correlation_id=run_id,
-        authorize=_guard(principal),
-    )
+    outcome = await commander.execute(PROTOCOL_RUN, run_id, command, authorize=_guard(commander.principal))
     step = outcome.state.step(step_run_id)
     return ActionResult(
         protocol_run_id=run_id,

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Literal, TypeVar, overload
-
-from pydantic import BaseModel
+from typing import Any, Literal, Unpack, overload
 
 from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
     CiRunRef,
@@ -26,6 +24,7 @@ from deksdenflow_core.domain.protocol_run.state import (
     StepState,
     StepStatus,
 )
+from deksdenflow_core.domain.protocol_run.updates import RunUpdate, StepUpdate, replace
 
 ProtocolRunEvent = (
     ev.ProtocolRunCreated
@@ -64,9 +63,7 @@ ProtocolRunEvent = (
 
 
 # What a handler returns: the fields of the run that change (``version`` is added by ``evolve``).
-Update = dict[str, Any]
-_object_setattr = object.__setattr__
-_M = TypeVar("_M", bound=BaseModel)
+Update = RunUpdate
 
 
 def evolve_protocol_run(state: ProtocolRunState, event: ProtocolRunEvent) -> ProtocolRunState:
@@ -87,23 +84,6 @@ def evolve_protocol_run(state: ProtocolRunState, event: ProtocolRunEvent) -> Pro
     update["version"] = state.version + 1
     return replace(state, update)
 
-
-def replace(model: _M, update: Update) -> _M:
-    """``model.model_copy(update=update)`` without its overhead: a new instance (no validation, as
-    with ``model_copy``) sharing every value not updated. For the states here, which have no private
-    attributes and no extra fields (it sets both to None)."""
-    new = _new(type(model))
-    _object_setattr(new, "__dict__", {**model.__dict__, **update})
-    fields_set = model.__pydantic_fields_set__
-    if not update.keys() <= fields_set:  # else share it: nothing changes a frozen model's set
-        fields_set = fields_set | update.keys()
-    _object_setattr(new, "__pydantic_fields_set__", fields_set)
-    _object_setattr(new, "__pydantic_extra__", None)
-    _object_setattr(new, "__pydantic_private__", None)
-    return new
-
-
-_new = object.__new__
 
 # Events that may follow the end of a run: facts that change no status.
 _AFTER_END: frozenset[type] = frozenset(
@@ -234,7 +214,7 @@ def _execution_failed(s: ProtocolRunState, e: ev.StepExecutionFailed) -> Update:
 
 
 def _qa_requested(s: ProtocolRunState, e: ev.QaRequested) -> Update:
-    changes: Update = {"qa_attempt": e.qa_attempt, "qa_pending": True}
+    changes: StepUpdate = {"qa_attempt": e.qa_attempt, "qa_pending": True}
     step = s.step(e.step_run_id)
     if e.reason is QaReason.CI_SUCCESS and step is not None and _ci_running(step):
         changes["status"] = StepStatus.NEEDS_QA  # CI ran and passed: the step now waits on its QA
@@ -279,7 +259,7 @@ def _step_failed(s: ProtocolRunState, e: ev.StepFailed) -> Update:
 
 
 def _step_blocked(s: ProtocolRunState, e: ev.StepBlocked) -> Update:
-    update: Update = {"status": StepStatus.BLOCKED, "executing": False, "failure_reason": e.reason}
+    update: StepUpdate = {"status": StepStatus.BLOCKED, "executing": False, "failure_reason": e.reason}
     step = s.step(e.step_run_id)
     # Blocked while awaiting QA: that QA will not run. (Only these statuses: a running step's flag is
     # left as logs written before this rule folded it.)
@@ -412,7 +392,10 @@ def _new_step(p: StepPlan) -> StepState:
 
 def _run_status(s: ProtocolRunState, status: RunStatus, update: Update) -> Update:
     """``update`` plus the run's status — or, while paused, the status it will resume to."""
-    update["paused_from" if s.status is RunStatus.PAUSED else "status"] = status
+    if s.status is RunStatus.PAUSED:
+        update["paused_from"] = status
+    else:
+        update["status"] = status
     return update
 
 
@@ -434,17 +417,19 @@ def _find_step(
     return None
 
 
-def _with_step(steps: tuple[StepState, ...], index: int, update: Update) -> tuple[StepState, ...]:
+def _with_step(steps: tuple[StepState, ...], index: int, update: StepUpdate) -> tuple[StepState, ...]:
     """``steps`` with the one at ``index`` updated; every other step is the same object."""
     return (*steps[:index], replace(steps[index], update), *steps[index + 1 :])
 
 
-def _step(s: ProtocolRunState, step_run_id: str, update: Update) -> Update:
+def _step(s: ProtocolRunState, step_run_id: str, update: StepUpdate) -> Update:
     index, _ = _find_step(s, step_run_id)
     return {"steps": _with_step(s.steps, index, update)}
 
 
-def _set_steps(s: ProtocolRunState, ids: tuple[str, ...], **update: Any) -> tuple[StepState, ...]:
+def _set_steps(
+    s: ProtocolRunState, ids: tuple[str, ...], **update: Unpack[StepUpdate]
+) -> tuple[StepState, ...]:
     wanted = set(ids)
     unknown = wanted - {st.step_run_id for st in s.steps}
     if unknown:
