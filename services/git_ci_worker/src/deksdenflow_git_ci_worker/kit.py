@@ -10,9 +10,10 @@ from urllib.parse import urlsplit
 import structlog
 from deksdenflow_core.aggregates import PROJECT, PROTOCOL_RUN, Repository
 from deksdenflow_core.consumer import Delivery
-from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import CiProvider
+from deksdenflow_core.domain.git_url import GitUrl
 from deksdenflow_core.domain.project import ProjectCommand, ProjectState
 from deksdenflow_core.domain.protocol_run import ProtocolRunCommand
+from deksdenflow_core.domain.provider import ProviderName, ci_provider, provider_name
 from deksdenflow_core.errors import DomainError
 from deksdenflow_core.eventstore import AppendMeta
 from deksdenflow_core.jobs import result_meta
@@ -62,7 +63,7 @@ class GitJobKit:
         except DomainError as exc:
             log.info("result not taken by the project", reason=exc.message)
 
-    def forge(self, provider: str, project: ProjectState) -> Forge:
+    def forge(self, provider: ProviderName, project: ProjectState) -> Forge:
         """A client of the project's forge (close it after use)."""
         api = self.settings.api_base(provider)
         url = project.git_url
@@ -77,21 +78,18 @@ class GitJobKit:
         )
 
 
-def provider_of(project: ProjectState) -> str | None:
+def provider_of(project: ProjectState) -> ProviderName | None:
     """The project's forge: as registered, else as answered, else inferred from its URL."""
-    if project.ci_provider is CiProvider.GITHUB:
-        return "github"
-    if project.ci_provider is CiProvider.GITLAB:
-        return "gitlab"
-    answered = project.answers.get("ci_provider", "").strip().lower()
-    if answered in ("github", "gitlab"):
-        return answered
-    return infer_provider(project.git_url)
+    registered = provider_name(project.ci_provider)
+    if registered is not None:
+        return registered
+    answered = provider_name(ci_provider(project.answers.get("ci_provider", "").strip().lower()))
+    return answered or infer_provider(project.git_url)
 
 
-def infer_provider(git_url: str) -> str | None:
-    scp_host = git_url.rsplit("@", maxsplit=1)[-1].split(":", maxsplit=1)[0]
-    host = (urlsplit(git_url).hostname or scp_host).lower()
+def infer_provider(git_url: str) -> ProviderName | None:
+    """The forge a well-known host names (github.com, gitlab.com or gitlab.<domain>); None otherwise."""
+    host = GitUrl.parse(git_url).host.lower()
     if host == "github.com":
         return "github"
     if host == "gitlab.com" or host.startswith("gitlab."):

@@ -20,6 +20,7 @@ from deksdenflow_core.contracts.generated.deksdenflow.events.v1 import project a
 from deksdenflow_core.contracts.generated.deksdenflow.events.v1 import protocol_run as ev
 from deksdenflow_core.contracts.generated.deksdenflow.events.v1 import webhook as wev
 from deksdenflow_core.domain.project import ProjectState
+from deksdenflow_core.domain.provider import ProviderName
 from deksdenflow_core.eventstore import JetStreamEventStore
 from deksdenflow_core.jobs import ConsumerPool, Dispatcher, Route
 from deksdenflow_git import Git, MirrorCache
@@ -124,7 +125,7 @@ class GitCiWorker:
     async def on_failure(self, delivery: Delivery, exc: Exception) -> None:
         await self._dispatcher.on_failure(delivery, exc)
 
-    def _forge(self, provider: str, project: ProjectState) -> Forge:
+    def _forge(self, provider: ProviderName, project: ProjectState) -> Forge:
         return self.kit.forge(provider, project)
 
 

@@ -13,8 +13,10 @@ from typing import Any
 
 from deksdenflow_core.contracts.generated.deksdenflow.events.v1 import project as pev
 from deksdenflow_core.contracts.generated.deksdenflow.events.v1 import protocol_run as rev
+from deksdenflow_core.domain import project as project_domain
 from deksdenflow_core.domain.project import ProjectState, evolve_project
 from deksdenflow_core.domain.protocol_run import ProtocolRunState, evolve_protocol_run
+from deksdenflow_core.domain.protocol_run import state as run_domain
 from deksdenflow_core.domain.protocol_run.state import StepState
 from deksdenflow_core.envelope import RecordedEvent
 from deksdenflow_core.readmodel.sources import Fact
@@ -55,7 +57,7 @@ def fold(events: list[RecordedEvent], known: Known, touched: Touched) -> None:
         env, event, seq = recorded.envelope, recorded.event, recorded.stream_seq
         at = env.time
         aggregate_id = env.aggregate_id
-        if env.aggregate_type == "protocol_run":
+        if env.aggregate_type == run_domain.AGGREGATE_TYPE:
             current = runs.get(aggregate_id) or known_runs.get(aggregate_id)
             if current is None:
                 current = (ProtocolRunState.initial(aggregate_id), at, at, seq)
@@ -73,7 +75,7 @@ def fold(events: list[RecordedEvent], known: Known, touched: Touched) -> None:
                 touched.usage.append(Fact(event, env.project_id, aggregate_id, seq, at))
             elif isinstance(event, rev.CiReported):
                 touched.ci.append(Fact(event, env.project_id, aggregate_id, seq, at))
-        elif env.aggregate_type == "project":
+        elif env.aggregate_type == project_domain.AGGREGATE_TYPE:
             known_project = projects.get(aggregate_id) or known_projects.get(aggregate_id)
             if known_project is None:
                 known_project = (ProjectState.initial(aggregate_id), at, at, seq)

@@ -33,6 +33,7 @@ from deksdenflow_core.contracts.generated.deksdenflow.events.v1 import protocol_
 from deksdenflow_core.contracts.generated.deksdenflow.events.v1 import webhook as wev
 from deksdenflow_core.domain.project import ProjectState
 from deksdenflow_core.domain.protocol_run import ProtocolRunCommand, ProtocolRunState, RunStatus, StepStatus
+from deksdenflow_core.domain.provider import ProviderName
 from deksdenflow_core.errors import DomainError, NotFound, WorkNotCurrent
 from deksdenflow_core.eventstore import AppendMeta
 from deksdenflow_git.forges import Forge, ForgeError, ForgeUnavailable
@@ -41,7 +42,7 @@ from deksdenflow_git_ci_worker.settings import GitCiSettings
 
 log = structlog.get_logger("deksdenflow.git_ci_worker.ci")
 
-ForgeFactory = Callable[[str, ProjectState], Forge]
+ForgeFactory = Callable[[ProviderName, ProjectState], Forge]
 MetaFactory = Callable[[Delivery, str], AppendMeta]
 # A log excerpt is evidence for a prompt, not an archive.
 MAX_EXCERPT_CHARS = 12_000
@@ -52,7 +53,7 @@ class CiHandler:
     repo: Repository
     settings: GitCiSettings
     forge: ForgeFactory
-    provider_of: Callable[[ProjectState], str | None]
+    provider_of: Callable[[ProjectState], ProviderName | None]
 
     def policy(self, project: ProjectState) -> CiPolicy:
         """The project's CI policy, else the worker's defaults."""
@@ -204,7 +205,7 @@ class CiHandler:
         return run, project
 
     async def _fetch_evidence(
-        self, provider: str, project: ProjectState, evidence: CiFailureEvidence
+        self, provider: ProviderName, project: ProjectState, evidence: CiFailureEvidence
     ) -> CiFailureEvidence:
         forge = self.forge(provider, project)
         try:

@@ -19,9 +19,10 @@ from typing import TypeVar
 import asyncpg
 from deksdenflow_core.aggregates import PROJECT, PROTOCOL_RUN, Repository
 from deksdenflow_core.contracts.generated.deksdenflow.commands.v1 import protocol_run as cmd
-from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import CiProvider, CiStatus
+from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import CiStatus
 from deksdenflow_core.domain.project import ProjectState
 from deksdenflow_core.domain.protocol_run import ProtocolRunCommand, ProtocolRunState, RunStatus, StepStatus
+from deksdenflow_core.domain.provider import ci_provider
 from deksdenflow_core.readmodel import SCHEMA
 from deksdenflow_core.readmodel.tables import PROTOCOL_RUNS, STEP_RUNS
 from deksdenflow_git.forges import Forge, ForgeError, ForgeUnavailable
@@ -35,7 +36,6 @@ _STEPS = f'"{SCHEMA}".{STEP_RUNS.name}'
 # Runs and steps whose CI may have finished without telling us.
 _CI_RUN_STATUSES = [s.value for s in (RunStatus.PLANNED, RunStatus.RUNNING, RunStatus.BLOCKED)]
 _CI_STEP_STATUSES = [s.value for s in (StepStatus.NEEDS_QA, StepStatus.RUNNING)]
-_PROVIDERS = {"github": CiProvider.GITHUB, "gitlab": CiProvider.GITLAB}
 _STATUS = {"success": CiStatus.SUCCESS, "failure": CiStatus.FAILURE}
 _Answer = TypeVar("_Answer")
 _Arg = TypeVar("_Arg")
@@ -84,7 +84,7 @@ class ForgeReconciler:
                 continue
             policy = self.ci.policy(project)
             report = cmd.RecordCiReport(
-                provider=_PROVIDERS[provider],
+                provider=ci_provider(provider),
                 status=status,
                 raw_status=ci.raw_state,
                 head_sha=step.commit_sha,

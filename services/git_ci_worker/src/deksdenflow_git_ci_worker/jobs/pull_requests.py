@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from deksdenflow_core.aggregates import PROJECT, PROTOCOL_RUN
 from deksdenflow_core.consumer import Delivery
 from deksdenflow_core.contracts.generated.deksdenflow.commands.v1 import protocol_run as cmd
-from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import CiProvider
 from deksdenflow_core.contracts.generated.deksdenflow.events.v1 import protocol_run as ev
 from deksdenflow_core.domain.protocol_run import ProtocolRunState
+from deksdenflow_core.domain.provider import ci_provider
 from deksdenflow_core.errors import PermanentFailure, WorkNotCurrent
 from deksdenflow_git.forges import ForgeError
 
@@ -61,7 +61,7 @@ class PullRequests:
             [
                 cmd.RecordPullRequestOpened(
                     attempt=req.attempt,
-                    provider=CiProvider.GITHUB if provider == "github" else CiProvider.GITLAB,
+                    provider=ci_provider(provider),
                     number=pr.number,
                     url=pr.url,
                     reused=pr.reused,
