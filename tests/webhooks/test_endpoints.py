@@ -13,7 +13,9 @@ import uuid
 from typing import Any
 from urllib.parse import urlencode
 
+import asyncpg
 import httpx
+from deksdenflow_core.readmodel import WRITER_LOCK_KEY
 
 from tests.api.conftest import ADMIN_TOKEN, WEBHOOK_TOKEN, System
 from tests.webhooks.payloads import load
@@ -242,3 +244,34 @@ async def test_a_form_encoded_delivery_githubs_default_is_accepted_like_json(sys
     )
     assert empty.status_code == 422
     assert empty.json()["code"] == "invalid_webhook"
+
+
+async def test_a_run_named_by_id_is_matched_while_the_read_model_is_behind(system: System) -> None:
+    """The run a delivery names by id is found in the log: a read model that lags (here: its writer is
+    held) does not turn the delivery into an 'ignored' one, which its redeliveries would then repeat."""
+    async with system.admin() as api:
+        project = await api.post(
+            "/projects", json={"name": "lag", "git_url": "https://github.com/acme/lag.git"}
+        )
+        assert project.status_code == 201, project.text
+        seen = await api.get(
+            f"/projects/{project.json()['id']}",
+            headers={"X-Min-Event-Sequence": project.headers["X-Event-Sequence"]},
+        )
+        assert seen.status_code == 200, seen.text
+        holder = await asyncpg.connect(system.db_url)
+        held = holder.transaction()
+        await held.start()
+        await holder.execute("SELECT pg_advisory_xact_lock($1)", WRITER_LOCK_KEY)
+        try:
+            run = await api.post(f"/projects/{project.json()['id']}/protocols", json={"task_name": "Lagging"})
+            assert run.status_code == 201, run.text
+            response = await _github(
+                system, "status", load_with_run_id("github_status_success", run.json()["id"])
+            )
+            assert response.status_code == 202, response.text
+            assert response.json()["status"] == "accepted", response.text
+            assert response.json()["protocol_run_id"] == run.json()["id"]
+        finally:
+            await held.rollback()
+            await holder.close()

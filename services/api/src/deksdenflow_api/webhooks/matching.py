@@ -1,9 +1,14 @@
-"""The protocol run a webhook delivery applies to, found in the read model, and the projects whose secret
-may sign it."""
+"""The protocol run a webhook delivery applies to, and the projects whose secret may sign it.
+
+A run named by id is looked up in the log itself, so a delivery is never recorded as matching nothing
+(and then deduplicated for good) only because the read model is behind; one named by its branch is found
+in the read model (the log has no index by name)."""
 
 from __future__ import annotations
 
+from deksdenflow_core.aggregates import PROTOCOL_RUN
 from deksdenflow_core.domain.git_url import GitUrl
+from deksdenflow_core.errors import ContractError
 
 from deksdenflow_api.context import ApiContext
 from deksdenflow_api.reads import T, fetch_all
@@ -18,12 +23,10 @@ async def match_run(ctx: ApiContext, signal: WebhookSignal | None) -> Match:
     if signal is None:
         return Match("", "", "", ())
     if signal.protocol_run_id:
-        rows = await fetch_all(
-            ctx, f"SELECT id, project_id FROM {T}.protocol_runs WHERE id = $1", signal.protocol_run_id
-        )
-        if not rows:
+        project_id = await _project_of_run(ctx, signal.protocol_run_id)
+        if not project_id:
             return Match("", "", f"no protocol run {signal.protocol_run_id}", await _projects_of(ctx, signal))
-        return Match(rows[0]["id"], rows[0]["project_id"], "", (rows[0]["project_id"],))
+        return Match(signal.protocol_run_id, project_id, "", (project_id,))
     projects = await _projects_of(ctx, signal)
     if signal.ignored_reason:
         return Match("", projects[0] if len(projects) == 1 else "", signal.ignored_reason, projects)
@@ -47,6 +50,15 @@ async def match_run(ctx: ApiContext, signal: WebhookSignal | None) -> Match:
         "or the repository"
     )
     return Match("", "", reason, tuple(dict.fromkeys(r["project_id"] for r in rows)))
+
+
+async def _project_of_run(ctx: ApiContext, protocol_run_id: str) -> str:
+    """The project of the run with this id, from the log ('' if there is no such run)."""
+    try:
+        run = (await (await ctx.repo()).load(PROTOCOL_RUN, protocol_run_id)).state
+    except ContractError:  # not even a possible id
+        return ""
+    return run.project_id if run.version else ""
 
 
 async def _projects_of(ctx: ApiContext, signal: WebhookSignal) -> tuple[str, ...]:
