@@ -44,7 +44,30 @@ FILTERED_QUERY = (
 _FEED_QUERY = f"SELECT * FROM {T}.events WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3"
 
 Filters = tuple[str | None, str | None, str | None]  # project, protocol run, event type
-Chunk = list[tuple[int, bytes]]  # (sequence, rendered message), shared by every client it matches
+
+
+@dataclass(eq=False)
+class Chunk:
+    """Rendered messages ``(sequence, message)`` of one delivery, shared by every client they match;
+    joined into one send once, for all the clients that have seen none of them."""
+
+    messages: list[tuple[int, bytes]]
+    _joined: bytes | None = None
+
+    def __len__(self) -> int:
+        return len(self.messages)
+
+    @property
+    def last_seq(self) -> int:
+        return self.messages[-1][0]
+
+    def after(self, seq: int) -> bytes:
+        """The messages above ``seq``, as one send."""
+        if self.messages[0][0] > seq:  # the usual case: nothing of it was sent as history
+            if self._joined is None:
+                self._joined = b"".join(message for _, message in self.messages)
+            return self._joined
+        return b"".join(message for s, message in self.messages if s > seq)
 
 
 def render(row: dict[str, Any]) -> bytes:
@@ -168,11 +191,14 @@ class EventFanout:
                     # starts above these rows and reads them as history. max: a client registered
                     # during the read may have moved the position past it already.
                     self._deliver(rows)
-                    self.position = max(self.position, rows[-1]["seq"] if len(rows) == PAGE else target)
+                    full_page = len(rows) == PAGE
+                    self.position = max(self.position, rows[-1]["seq"] if full_page else target)
                     # Each delivery wakes every client and costs a send each: with a thousand clients,
                     # one delivery per commit would take the process's whole CPU from the other reads.
-                    # At most one every _LINGER_SECONDS, so that commits in between go in one send.
-                    await asyncio.sleep(_LINGER_SECONDS)
+                    # At most one every _LINGER_SECONDS, so that commits in between go in one send;
+                    # but a full page means more is waiting: go on at once (a burst is not throttled).
+                    if not full_page:
+                        await asyncio.sleep(_LINGER_SECONDS)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the database is away: the clients wait, nothing is skipped
@@ -188,11 +214,13 @@ class EventFanout:
         for subscriber in list(self._subscribers):
             chunk = by_filters.get(subscriber.filters)
             if chunk is None:
-                chunk = by_filters[subscriber.filters] = [
-                    message
-                    for row, message in zip(rows, rendered, strict=True)
-                    if matches(subscriber.filters, row)
-                ]
+                chunk = by_filters[subscriber.filters] = Chunk(
+                    [
+                        message
+                        for row, message in zip(rows, rendered, strict=True)
+                        if matches(subscriber.filters, row)
+                    ]
+                )
             if chunk and not subscriber.offer(chunk):
                 self.unsubscribe(subscriber)
                 self._metrics.sse_cut_off.inc()

@@ -82,10 +82,10 @@ class EventStream(Response):
             if chunk is None:
                 await emit(b": keep-alive\n\n")
                 continue
-            fresh = [message for s, message in chunk if s > seq]
+            fresh = chunk.after(seq)
             if fresh:
-                await emit(b"".join(fresh))
-                seq = chunk[-1][0]
+                await emit(fresh)
+                seq = chunk.last_seq
 
 
 async def _disconnected(receive: Receive) -> None:
