@@ -13,6 +13,9 @@ def test_fields_named_like_a_secret_are_redacted_but_their_ids_and_counts_are_no
     assert is_secret_name("OPENAI_API_KEY")
     assert not is_secret_name("token_id")
     assert not is_secret_name("token_hash")
+    assert not is_secret_name("PWD")  # the working directory, not a password
+    assert not is_secret_name("OLDPWD")
+    assert is_secret_name("DB_PWD")
     event = Redactor()(
         None,
         "info",

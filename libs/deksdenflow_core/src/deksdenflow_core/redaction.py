@@ -46,9 +46,14 @@ _URL_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)[^/\s'\"@]+
 _MIN_VALUE_LENGTH = 8
 
 
+# The shell's working directories: "pwd" there is not a password, and blanking every path that contains
+# the current directory would blank most of a traceback.
+_NOT_SECRETS = frozenset({"PWD", "OLDPWD"})
+
+
 def is_secret_name(name: str) -> bool:
     """Whether a field or setting called ``name`` holds a secret."""
-    return bool(_SECRET_NAME.search(name)) and not _HARMLESS_NAME.search(name)
+    return bool(_SECRET_NAME.search(name)) and not _HARMLESS_NAME.search(name) and name not in _NOT_SECRETS
 
 
 class Redactor:
