@@ -240,3 +240,26 @@ def test_the_forges_combined_state_and_whole_commit_reports_speak_for_every_chec
         provider=CiProvider.GITHUB, status=CiStatus.SUCCESS, head_sha=SHA, delivery_id="reconcile/x/success"
     )
     assert apply(run, whole_commit).steps[0].status is StepStatus.COMPLETED
+
+
+def _suite(conclusion: str, suite_id: int, updated: str) -> cmd.RecordCiReport:
+    """A check suite of GitHub Actions (one per workflow run, all of the app 'GitHub Actions')."""
+    signal = _github(
+        "check_suite",
+        "github_check_suite_completed_success",
+        conclusion=conclusion,
+        status="completed",
+        id=suite_id,
+        updated_at=updated,
+    )
+    assert signal.ci_check == f"check_suite:GitHub Actions:{suite_id}"
+    return _command(signal, f"suite-{suite_id}-{conclusion}-{updated}", auto_qa=False, fix_attempts=0)
+
+
+@pytest.mark.parametrize("failure_first", [True, False], ids=["failure-first", "success-first"])
+def test_one_check_suites_success_does_not_clear_anothers_failure(failure_first: bool) -> None:
+    """Two workflows' suites on one commit, in either order: the lint suite's failure stands."""
+    failure = _suite("failure", 100, "2025-01-10T10:05:00Z")
+    success = _suite("success", 101, "2025-01-10T10:06:00Z")
+    run = _deliver(_waiting_on_ci(), [failure, success] if failure_first else [success, failure])
+    assert (run.steps[0].status, run.status) == (StepStatus.FAILED, RunStatus.BLOCKED)

@@ -864,10 +864,16 @@ def test_the_first_matching_secret_is_reported_when_one_is_listed_twice() -> Non
     [
         ("github_workflow_run_in_progress", "workflow_run:CI", 9876543210, 1, "2025-01-10T10:06:41Z"),
         ("github_workflow_run_completed_failure", "workflow_run:CI", 9876543210, 1, "2025-01-10T10:06:41Z"),
-        ("github_check_run_in_progress", "check_run:test (3.11)", 27182818284, 0, "2025-01-10T10:02:09Z"),
+        (
+            "github_check_run_in_progress",
+            "check_run:23456789012:test (3.11)",
+            27182818284,
+            0,
+            "2025-01-10T10:02:09Z",
+        ),
         (
             "github_check_run_completed_failure",
-            "check_run:test (3.11)",
+            "check_run:23456789012:test (3.11)",
             27182818284,
             0,
             "2025-01-10T10:06:38Z",

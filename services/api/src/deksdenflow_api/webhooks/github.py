@@ -116,6 +116,11 @@ def _github_check_suite(base: WebhookSignal, payload: Mapping[str, Any]) -> Webh
     requested = base.action in {"requested", "rerequested"} and as_str(suite.get("status")) != "completed"
     app = as_dict(suite.get("app"))
     name = as_str(app.get("name")) or "check_suite"
+    # GitHub Actions makes one suite per workflow run, all of the same app: the suite's id tells one
+    # workflow from another on the commit (and a re-run's results land in the same suite).
+    check = (
+        f"check_suite:{name}:{suite_id}" if (suite_id := as_int(suite.get("id"))) else f"check_suite:{name}"
+    )
     return ci_signal(
         base,
         raw=raw,
@@ -124,7 +129,7 @@ def _github_check_suite(base: WebhookSignal, payload: Mapping[str, Any]) -> Webh
         head_sha=as_str(suite.get("head_sha")),
         run_url=as_str(suite.get("html_url")),
         name=name,
-        position=ci_position(f"check_suite:{name}", suite, ("created_at", "updated_at")),
+        position=ci_position(check, suite, ("created_at", "updated_at")),
     )
 
 
@@ -132,6 +137,8 @@ def _github_check_run(base: WebhookSignal, payload: Mapping[str, Any]) -> Webhoo
     run = nested_object(payload, "check_run", "github", base.event)
     suite = as_dict(run.get("check_suite"))
     name = as_str(run.get("name"))
+    # Job names repeat across workflows ("test" in two of them): the check is the job of its suite.
+    check = f"check_run:{suite_id}:{name}" if (suite_id := as_int(suite.get("id"))) else f"check_run:{name}"
     return ci_signal(
         base,
         raw=completed_word(run),
@@ -139,7 +146,7 @@ def _github_check_run(base: WebhookSignal, payload: Mapping[str, Any]) -> Webhoo
         head_sha=as_str(run.get("head_sha")) or as_str(suite.get("head_sha")),
         run_url=as_str(run.get("html_url")) or as_str(run.get("details_url")),
         name=name,
-        position=ci_position(f"check_run:{name}", run, ("started_at", "completed_at")),
+        position=ci_position(check, run, ("started_at", "completed_at")),
     )
 
 
