@@ -79,9 +79,7 @@ async def system(nats_url: str, fresh_db_url: str, api_overrides: dict[str, Any]
         api_token=SecretStr(ADMIN_TOKEN),
         webhook_token=SecretStr(WEBHOOK_TOKEN),
         webhook_max_body_bytes=64 * 1024,
-        read_wait_timeout_seconds=5,
-        sse_keepalive_seconds=1,
-        **api_overrides,
+        **{"read_wait_timeout_seconds": 5, "sse_keepalive_seconds": 1, **api_overrides},
     )
     app = create_app(settings, event_store=es, database=DatabaseSettings(db_url=fresh_db_url))
     server = _Server(

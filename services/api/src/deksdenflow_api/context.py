@@ -39,6 +39,8 @@ class ApiContext:
     _provisioned: bool = False
     # The last sequence this process appended: its reads wait for it (read-your-writes without a header).
     last_appended: int = 0
+    # The checkpoint at which the last such wait ran out: while it has not moved, reads do not wait again.
+    _gave_up_at: int | None = None
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -88,9 +90,19 @@ class ApiContext:
         without sending a header. Past the bound the read is served as it is (readiness reports a
         projector that does not keep up); ``X-Min-Event-Sequence`` is the strict form, across replicas.
         """
-        seq = self.last_appended
-        if seq and self.watcher.current < seq:
-            await self.watcher.wait_for(seq, self.settings.read_wait_timeout_seconds)
+        seq, current = self.last_appended, self.watcher.current
+        if not seq or current >= seq:
+            return
+        if current == self._gave_up_at:
+            # The projector has not moved since a wait ran out: make one read pay the bound per stall,
+            # not every read of the process (readiness reports the stall).
+            self.metrics.own_write_waits.labels("skipped").inc()
+            return
+        if await self.watcher.wait_for(seq, self.settings.read_wait_timeout_seconds):
+            self.metrics.own_write_waits.labels("caught_up").inc()
+        else:
+            self._gave_up_at = self.watcher.current
+            self.metrics.own_write_waits.labels("timed_out").inc()
 
     async def at_least(self, seq: int | None) -> None:
         """Read-your-writes: wait (bounded) until the read model has applied ``seq``."""

@@ -81,6 +81,13 @@ class ApiMetrics:
             "Event stream clients disconnected for falling too far behind",
             registry=self.registry,
         )
+        self.own_write_waits = Counter(
+            "deksdenflow_api_own_write_waits",
+            "Reads that waited for this process's own writes, by outcome (caught_up, timed_out, skipped: "
+            "the read model has not moved since the last wait timed out)",
+            ["outcome"],
+            registry=self.registry,
+        )
         self.idempotent_replays = Counter(
             "deksdenflow_api_idempotent_replays",
             "POSTs answered from a stored Idempotency-Key response",
