@@ -263,3 +263,22 @@ def test_one_check_suites_success_does_not_clear_anothers_failure(failure_first:
     success = _suite("success", 101, "2025-01-10T10:06:00Z")
     run = _deliver(_waiting_on_ci(), [failure, success] if failure_first else [success, failure])
     assert (run.steps[0].status, run.status) == (StepStatus.FAILED, RunStatus.BLOCKED)
+
+
+def test_the_checks_of_a_commit_no_step_stands_on_are_forgotten() -> None:
+    """A step executed again (here: after its CI failed, with a new commit) leaves its old commit's CI
+    lines behind: the run's state keeps the checks of current commits only, whatever the reports."""
+    run = _deliver(_waiting_on_ci(), [_named("lint", "failure", "completed", 1, "2025-01-10T10:05:00Z")])
+    assert {c.head_sha for c in run.ci_checks} == {SHA}
+    step = run.steps[0]
+    run = apply(run, cmd.RetryLatestStep())
+    new_sha = "b" * 40
+    run = apply(
+        run,
+        cmd.RecordStepExecutionCompleted(
+            step_run_id=step.step_run_id, attempt=step.attempt + 1, commit_sha=new_sha
+        ),
+    )
+    report = _workflow("success", "completed", "2025-01-10T11:00:00Z", name="lint", id=2, head_sha=new_sha)
+    run = apply(run, _command(report, "lint-2", auto_qa=False, fix_attempts=0))
+    assert {c.head_sha for c in run.ci_checks} == {new_sha}

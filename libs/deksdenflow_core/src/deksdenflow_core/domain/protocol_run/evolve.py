@@ -338,7 +338,10 @@ def _with_check(s: ProtocolRunState, e: ev.CiReported, ref: CiRunRef) -> tuple[C
         updated_at_ms=ref.updated_at_ms,
         status=e.status,
     )
-    checks = list(s.ci_checks)
+    # Only the commits steps stand on now can be judged by their checks: those of a commit a step has
+    # left (it was executed again) are dropped, so the run's state does not grow with every report.
+    current = {step.commit_sha for step in s.steps if step.commit_sha}
+    checks = [c for c in s.ci_checks if c.head_sha in current or c.head_sha == e.head_sha]
     for index, check in enumerate(checks):
         if check.head_sha == e.head_sha and check.check == ref.check:
             checks[index] = latest
