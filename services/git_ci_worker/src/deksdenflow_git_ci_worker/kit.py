@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 import structlog
 from deksdenflow_core.aggregates import PROJECT, PROTOCOL_RUN, Repository
@@ -68,7 +67,7 @@ class GitJobKit:
         api = self.settings.api_base(provider)
         url = project.git_url
         if project.forge_repo:
-            url = f"https://{urlsplit(api).hostname or 'forge'}/{project.forge_repo}"
+            url = f"https://{GitUrl.parse(api).host or 'forge'}/{project.forge_repo}"
         return make_forge(
             provider,
             url,

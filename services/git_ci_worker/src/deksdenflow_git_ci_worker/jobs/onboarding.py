@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from deksdenflow_core.aggregates import PROJECT
 from deksdenflow_core.assets import PROMPT_NAMES, SCHEMA_NAMES, prompt_text, schema_text
@@ -21,6 +20,7 @@ from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
     ClarificationQuestion,
 )
 from deksdenflow_core.contracts.generated.deksdenflow.events.v1 import project as pev
+from deksdenflow_core.domain.git_url import GitUrl
 from deksdenflow_core.domain.project import ProjectState, ProjectStatus
 from deksdenflow_core.errors import PermanentFailure, WorkNotCurrent
 from deksdenflow_git import redact
@@ -176,13 +176,13 @@ def clone_dir(git_url: str, project_id: str) -> Path:
     """Where under the projects root a repository's working clone goes: ``<host>/<path>``, made of the
     URL's own path segments only (``..`` and ``.`` are dropped: a URL must never reach outside the root,
     where an existing folder would be replaced); ``local/<project id>`` when the URL names no host."""
-    parts = urlsplit(git_url)
-    if parts.scheme in ("http", "https", "ssh") and parts.hostname:
-        host, path = parts.hostname, parts.path
-    elif "@" in git_url and ":" in git_url and "://" not in git_url:  # git@host:owner/repo.git
-        host, _, path = git_url.split("@", 1)[1].partition(":")
-    else:
+    url = GitUrl.parse(git_url)
+    remote = (url.form == "url" and url.scheme in ("http", "https", "ssh")) or (
+        url.form == "scp" and url.user is not None  # git@host:owner/repo.git
+    )
+    if not remote or not url.host:
         return Path("local") / project_id
+    host, path = url.host, url.path
     segments = [s for s in path.removesuffix(".git").split("/") if s not in ("", ".", "..")]
     if not segments or host in ("", ".", "..") or "/" in host:
         return Path("local") / project_id
