@@ -124,7 +124,7 @@ class Commander:
         return outcome
 
 
-def get_commander(
+async def get_commander(
     request: Request, response: Response, ctx: ContextDep, principal: PrincipalDep
 ) -> Commander:
     return Commander(ctx, request, response, principal)

@@ -140,7 +140,7 @@ class PostgresPool:
     async def start(self) -> None:
         """Create the pool; no connection is opened until one is needed."""
         self._pool = await asyncpg.create_pool(
-            self.dsn, min_size=0, max_size=self.max_size, init=_json_codecs
+            self.dsn, min_size=0, max_size=self.max_size, init=_json_codecs, reset=_keep_session
         )
 
     async def check(self) -> None:
@@ -166,3 +166,10 @@ class Connections:
     nats: NatsConnection
     postgres: PostgresPool
     health_timeout: float
+
+
+async def _keep_session(_connection: asyncpg.Connection) -> None:
+    """What a connection needs back in the pool beyond asyncpg's own minimum (an open transaction
+    rolled back, listeners dropped): nothing. The API sets no session state, takes no session-level lock
+    and LISTENs only on its own dedicated connection, so the default reset (``RESET ALL``, ``UNLISTEN
+    *``, ``pg_advisory_unlock_all()`` …: one more round trip per query) buys nothing."""

@@ -128,7 +128,8 @@ class ApiContext:
             )
 
 
-def get_context(request: Request) -> ApiContext:
+async def get_context(request: Request) -> ApiContext:
+    # async: FastAPI runs a plain function dependency in its thread pool, a thread hop on every request.
     ctx: ApiContext = request.app.state.ctx
     return ctx
 

@@ -17,7 +17,7 @@ from deksdenflow_api.context import ApiContext, get_context
 router = APIRouter(tags=["operations"])
 
 
-def get_connections(request: Request) -> Connections:
+async def get_connections(request: Request) -> Connections:
     """The connections opened by the app's lifespan."""
     connections: Connections = request.app.state.connections
     return connections
