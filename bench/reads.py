@@ -1,0 +1,198 @@
+"""Point reads at 32 concurrent clients, against the machine's limit for the same kind of read.
+
+    make bench            (or: uv run python -m bench.reads [SECONDS])
+
+The API and the projector run as their own processes on embedded NATS and PostgreSQL; 32 clients in this
+process read one project back to back (``GET /projects/{id}`` with the admin token: auth, read-your-writes
+and the read model's query included) over keep-alive connections (bench.rawhttp). The limit is measured
+in the same run with the same clients against the least a server must do for that read: a FastAPI app
+with one asyncpg pool answering the same row from the same table (``python -m bench.reads baseline``).
+Runs alternate (limit, API, limit, API) and the medians are printed with their ratio, since this
+machine's absolute figures move with its load.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+import httpx
+import uvicorn
+from deksdenflow_core.readmodel import SCHEMA
+from deksdenflow_runtime.embedded import free_port
+from fastapi import FastAPI
+
+from bench.rawhttp import Connection
+from bench.servers import servers
+
+CLIENTS = 32
+ROUNDS = 2
+TOKEN = "bench-admin"  # noqa: S105  (a throw-away token for a throw-away system)
+
+
+def _pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def _spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    os.killpg(proc.pid, signal.SIGTERM)
+    proc.wait(timeout=20)
+
+
+async def _ready(url: str, headers: dict[str, str] | None = None) -> None:
+    deadline = time.monotonic() + 60
+    async with httpx.AsyncClient(timeout=5, headers=headers) as client:
+        while time.monotonic() < deadline:
+            try:
+                if (await client.get(url)).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer 200")
+
+
+async def _load(port: int, path: str, headers: dict[str, str], seconds: float) -> tuple[float, list[float]]:
+    """Requests per second and latencies (s) of CLIENTS clients reading ``path`` for ``seconds``."""
+    latencies: list[float] = []
+    stop_at = time.perf_counter() + seconds
+    errors = 0
+
+    async def client() -> int:
+        nonlocal errors
+        conn = Connection("127.0.0.1", port, headers)
+        done = 0
+        while time.perf_counter() < stop_at:
+            started = time.perf_counter()
+            response = await conn.request("GET", path)
+            latencies.append(time.perf_counter() - started)
+            errors += response.status != 200
+            done += 1
+        await conn.close()
+        return done
+
+    started = time.perf_counter()
+    total = sum(await asyncio.gather(*(client() for _ in range(CLIENTS))))
+    if errors:
+        raise RuntimeError(f"{errors} reads of {path} did not answer 200")
+    return total / (time.perf_counter() - started), latencies
+
+
+@asynccontextmanager
+async def _system(nats_url: str, db_url: str) -> AsyncIterator[tuple[int, str]]:
+    """The API and the projector, with one project in the read model: (API port, project id)."""
+    suffix = uuid.uuid4().hex[:8]
+    api_port, projector_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "DEKSDENFLOW_NATS_URL": nats_url,
+        "DEKSDENFLOW_DB_URL": db_url,
+        "DEKSDENFLOW_STREAM_NAME": f"DF_BENCH_{suffix}",
+        "DEKSDENFLOW_SUBJECT_PREFIX": f"b{suffix}",
+        "DEKSDENFLOW_API_PORT": str(api_port),
+        "DEKSDENFLOW_API_TOKEN": TOKEN,
+        "DEKSDENFLOW_PROJECTOR_PORT": str(projector_port),
+        "DEKSDENFLOW_LOG_LEVEL": "WARNING",
+    }
+    procs = [_spawn(["-m", "deksdenflow_projector"], env), _spawn(["-m", "deksdenflow_api"], env)]
+    try:
+        await _ready(f"http://127.0.0.1:{api_port}/readyz")
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{api_port}", headers=headers) as client:
+            created = await client.post("/projects", json={"name": "bench", "git_url": "file:///b.git"})
+            project_id = created.json()["id"]
+        await _ready(f"http://127.0.0.1:{api_port}/projects/{project_id}", headers)
+        yield api_port, project_id
+    finally:
+        for proc in procs:
+            _stop(proc)
+
+
+@asynccontextmanager
+async def _baseline(db_url: str) -> AsyncIterator[int]:
+    port = free_port()
+    proc = _spawn(["-m", "bench.reads", "baseline", str(port)], {**os.environ, "BENCH_DB_URL": db_url})
+    try:
+        await _ready(f"http://127.0.0.1:{port}/health")
+        yield port
+    finally:
+        _stop(proc)
+
+
+async def main(seconds: float) -> None:
+    async with servers() as s, _system(s.nats_url, s.db_url) as (api_port, project_id):
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        runs: dict[str, list[tuple[float, list[float]]]] = {"limit": [], "api": []}
+        async with _baseline(s.db_url) as baseline_port:
+            await _load(baseline_port, f"/projects/{project_id}", {}, 1.0)  # warm-up
+            await _load(api_port, f"/projects/{project_id}", auth, 1.0)
+            for _ in range(ROUNDS):
+                runs["limit"].append(await _load(baseline_port, f"/projects/{project_id}", {}, seconds))
+                runs["api"].append(await _load(api_port, f"/projects/{project_id}", auth, seconds))
+    load = os.getloadavg()[0]
+    for name, label in (
+        ("limit", "machine limit (FastAPI + one asyncpg query)"),
+        ("api", "GET /projects/{id}"),
+    ):
+        rates = [rate for rate, _ in runs[name]]
+        ms = [x * 1000 for _, lat in runs[name] for x in lat]
+        print(
+            f"{label}: {statistics.median(rates):,.0f} req/s at {CLIENTS} clients "
+            f"(runs {', '.join(f'{r:,.0f}' for r in rates)}), p50 {_pct(ms, 50):.1f} ms, "
+            f"p99 {_pct(ms, 99):.1f} ms"
+        )
+    ratio = statistics.median(r for r, _ in runs["api"]) / statistics.median(r for r, _ in runs["limit"])
+    print(f"reads at {ratio:.0%} of the machine's limit (target >= 80%) ({s.where}, load average {load:.1f})")
+
+
+def _baseline_app(db_url: str) -> FastAPI:
+    """The least a server does for the read: one pooled query, the row as JSON."""
+    pool: dict[str, asyncpg.Pool] = {}
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        pool["p"] = await asyncpg.create_pool(db_url, min_size=1, max_size=10)
+        yield
+        await pool["p"].close()
+
+    app = FastAPI(lifespan=lifespan)
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/projects/{project_id}")
+    async def project(project_id: str) -> dict[str, Any]:
+        async with pool["p"].acquire() as conn:
+            row = await conn.fetchrow(f'SELECT * FROM "{SCHEMA}".projects WHERE id = $1', project_id)
+        return dict(row) if row else {}
+
+    return app
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "baseline":
+        uvicorn.run(_baseline_app(os.environ["BENCH_DB_URL"]), host="127.0.0.1", port=int(sys.argv[2]))
+    else:
+        asyncio.run(main(float(sys.argv[1]) if len(sys.argv) > 1 else 5.0))
