@@ -6,7 +6,7 @@ The API and the projector run as their own processes on embedded NATS and Postgr
 process read one project back to back (``GET /projects/{id}`` with the admin token: auth, read-your-writes
 and the read model's query included) over keep-alive connections (bench.rawhttp). The limit is measured
 in the same run with the same clients against the least a server must do for that read: a FastAPI app
-with one asyncpg pool answering the same row from the same table (``python -m bench.reads baseline``).
+with one asyncpg pool answering the same row from the same table (this module, run as that server).
 Runs alternate (limit, API, limit, API) and the medians are printed with their ratio, since this
 machine's absolute figures move with its load.
 """
@@ -32,27 +32,12 @@ from deksdenflow_core.readmodel import SCHEMA
 from deksdenflow_runtime.embedded import free_port
 from fastapi import FastAPI
 
+from bench.api_commands import TOKEN, _pct, _ready, _spawn
 from bench.rawhttp import Connection
 from bench.servers import servers
 
 CLIENTS = 32
 ROUNDS = 2
-TOKEN = "bench-admin"  # noqa: S105  (a throw-away token for a throw-away system)
-
-
-def _pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
-
-
-def _spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, *args],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -60,17 +45,9 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
     proc.wait(timeout=20)
 
 
-async def _ready(url: str, headers: dict[str, str] | None = None) -> None:
-    deadline = time.monotonic() + 60
+async def _answers(url: str, headers: dict[str, str] | None = None) -> None:
     async with httpx.AsyncClient(timeout=5, headers=headers) as client:
-        while time.monotonic() < deadline:
-            try:
-                if (await client.get(url)).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.1)
-    raise RuntimeError(f"{url} did not answer 200")
+        await _ready(client, url)
 
 
 async def _load(port: int, path: str, headers: dict[str, str], seconds: float) -> tuple[float, list[float]]:
@@ -115,14 +92,14 @@ async def _system(nats_url: str, db_url: str) -> AsyncIterator[tuple[int, str]]:
         "DEKSDENFLOW_PROJECTOR_PORT": str(projector_port),
         "DEKSDENFLOW_LOG_LEVEL": "WARNING",
     }
-    procs = [_spawn(["-m", "deksdenflow_projector"], env), _spawn(["-m", "deksdenflow_api"], env)]
+    procs = [_spawn("deksdenflow_projector", env), _spawn("deksdenflow_api", env)]
     try:
-        await _ready(f"http://127.0.0.1:{api_port}/readyz")
+        await _answers(f"http://127.0.0.1:{api_port}/readyz")
         headers = {"Authorization": f"Bearer {TOKEN}"}
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{api_port}", headers=headers) as client:
             created = await client.post("/projects", json={"name": "bench", "git_url": "file:///b.git"})
             project_id = created.json()["id"]
-        await _ready(f"http://127.0.0.1:{api_port}/projects/{project_id}", headers)
+        await _answers(f"http://127.0.0.1:{api_port}/projects/{project_id}", headers)
         yield api_port, project_id
     finally:
         for proc in procs:
@@ -132,9 +109,9 @@ async def _system(nats_url: str, db_url: str) -> AsyncIterator[tuple[int, str]]:
 @asynccontextmanager
 async def _baseline(db_url: str) -> AsyncIterator[int]:
     port = free_port()
-    proc = _spawn(["-m", "bench.reads", "baseline", str(port)], {**os.environ, "BENCH_DB_URL": db_url})
+    proc = _spawn("bench.reads", {**os.environ, "BENCH_DB_URL": db_url, "BENCH_BASELINE_PORT": str(port)})
     try:
-        await _ready(f"http://127.0.0.1:{port}/health")
+        await _answers(f"http://127.0.0.1:{port}/health")
         yield port
     finally:
         _stop(proc)
@@ -192,7 +169,7 @@ def _baseline_app(db_url: str) -> FastAPI:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "baseline":
-        uvicorn.run(_baseline_app(os.environ["BENCH_DB_URL"]), host="127.0.0.1", port=int(sys.argv[2]))
+    if baseline_port := os.environ.get("BENCH_BASELINE_PORT"):  # the limit's server (see _baseline)
+        uvicorn.run(_baseline_app(os.environ["BENCH_DB_URL"]), host="127.0.0.1", port=int(baseline_port))
     else:
         asyncio.run(main(float(sys.argv[1]) if len(sys.argv) > 1 else 5.0))
