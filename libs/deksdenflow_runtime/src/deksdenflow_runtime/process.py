@@ -7,6 +7,7 @@ supervisor killed with SIGKILL does not leave servers behind).
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import ctypes
@@ -196,7 +197,7 @@ class DirLock:
             self._file = None
 
 
-class ChildServer:
+class ChildServer(abc.ABC):
     """What the embedded servers share: a child process we own and the lock on its data directory.
 
     Subclasses set ``_proc`` when they spawn, ``_lock``, ``stop_timeout``, and say how to stop
@@ -211,13 +212,13 @@ class ChildServer:
     _process_name: str
     _label: str
 
+    @abc.abstractmethod
     async def start(self) -> None:
         """Start the server and return once it is usable."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     async def stop(self) -> None:
         """Stop the server and release its data directory (idempotent)."""
-        raise NotImplementedError
 
     @property
     def pid(self) -> int | None:
