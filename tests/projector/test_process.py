@@ -14,12 +14,10 @@ from deksdenflow_core.aggregates import Repository
 from deksdenflow_core.eventstore import JetStreamEventStore
 from deksdenflow_core.readmodel import SCHEMA
 from deksdenflow_core.settings import EventStoreSettings
-from deksdenflow_projector.projection import init_connection
-from deksdenflow_projector.rebuild import rebuild
 from deksdenflow_runtime.embedded import free_port
 
 from tests.projector.scenario import drive
-from tests.projector.test_projection import TABLES, dump
+from tests.projector.test_projection import assert_equals_a_rebuild
 from tests.support import eventually
 
 
@@ -115,17 +113,7 @@ async def test_sigkill_mid_batch_loses_and_duplicates_nothing(
         await db.close()
         if proc.proc and proc.proc.poll() is None:
             proc.kill()
-    pool = await asyncpg.create_pool(fresh_db_url, init=init_connection, min_size=1, max_size=2)
-    try:
-        live = await dump(pool)
-        await rebuild(fresh_db_url, store)
-        rebuilt = await dump(pool)
-    finally:
-        await pool.close()
-    for tables in (live, rebuilt):
-        tables["checkpoints"] = [{**row, "updated_at": None} for row in tables["checkpoints"]]
-    for table in TABLES:
-        assert rebuilt[table] == live[table], table
+    await assert_equals_a_rebuild(fresh_db_url, store)
 
 
 async def test_a_lost_database_connection_mid_batch_is_retried_on_a_new_one(

@@ -22,14 +22,13 @@ from deksdenflow_core.readmodel import SCHEMA
 from deksdenflow_core.settings import EventStoreSettings
 from deksdenflow_projector.migrate import migrate
 from deksdenflow_projector.projection import init_connection
-from deksdenflow_projector.rebuild import rebuild
 from deksdenflow_projector.service import Projector
 from deksdenflow_projector.settings import ProjectorSettings
 from deksdenflow_runtime.embedded import EmbeddedPostgres, free_port
 
 from tests.projector.scenario import drive
 from tests.projector.test_process import ProjectorProcess
-from tests.projector.test_projection import TABLES, dump
+from tests.projector.test_projection import assert_equals_a_rebuild
 from tests.support import eventually
 
 pytestmark = pytest.mark.slow
@@ -52,20 +51,6 @@ async def _health(port: int) -> tuple[int, dict[str, object]]:
     async with httpx.AsyncClient() as client:
         response = await client.get(f"http://127.0.0.1:{port}/health", timeout=2)
     return response.status_code, response.json()
-
-
-async def _equals_a_rebuild(db_url: str, store: JetStreamEventStore) -> None:
-    pool = await asyncpg.create_pool(db_url, init=init_connection, min_size=1, max_size=2)
-    try:
-        live = await dump(pool)
-        await rebuild(db_url, store)
-        rebuilt = await dump(pool)
-    finally:
-        await pool.close()
-    for tables in (live, rebuilt):
-        tables["checkpoints"] = [{**row, "updated_at": None} for row in tables["checkpoints"]]
-    for table in TABLES:
-        assert rebuilt[table] == live[table], table
 
 
 async def test_a_postgresql_restart_under_write_load_is_caught_up_by_itself(
@@ -150,7 +135,7 @@ async def test_a_postgresql_restart_under_write_load_is_caught_up_by_itself(
     finally:
         await db.close()
     assert seqs == list(range(1, last + 1)), "every event applied exactly once"
-    await _equals_a_rebuild(own_postgres.url, store)
+    await assert_equals_a_rebuild(own_postgres.url, store)
 
 
 async def test_the_projector_starts_after_its_checkpoint_wherever_its_consumer_stands(
@@ -180,4 +165,4 @@ async def test_the_projector_starts_after_its_checkpoint_wherever_its_consumer_s
         projector.loop.stop()
         await asyncio.wait_for(running, 15)
         await pool.close()
-    await _equals_a_rebuild(fresh_db_url, store)
+    await assert_equals_a_rebuild(fresh_db_url, store)
