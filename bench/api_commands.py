@@ -46,6 +46,25 @@ def _spawn(module: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
     )
 
 
+def system_env(
+    nats_url: str, db_url: str, api_port: int, projector_port: int, **extra: str
+) -> dict[str, str]:
+    """The environment of an API and a projector on a log of their own (a fresh stream and prefix)."""
+    suffix = uuid.uuid4().hex[:8]
+    return {
+        **os.environ,
+        "DEKSDENFLOW_NATS_URL": nats_url,
+        "DEKSDENFLOW_DB_URL": db_url,
+        "DEKSDENFLOW_STREAM_NAME": f"DF_BENCH_{suffix}",
+        "DEKSDENFLOW_SUBJECT_PREFIX": f"b{suffix}",
+        "DEKSDENFLOW_API_PORT": str(api_port),
+        "DEKSDENFLOW_API_TOKEN": TOKEN,
+        "DEKSDENFLOW_PROJECTOR_PORT": str(projector_port),
+        "DEKSDENFLOW_LOG_LEVEL": "WARNING",
+        **extra,
+    }
+
+
 async def _ready(client: httpx.AsyncClient, url: str) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -60,19 +79,8 @@ async def _ready(client: httpx.AsyncClient, url: str) -> None:
 
 async def main(per_client: int) -> None:
     async with servers() as s:
-        suffix = uuid.uuid4().hex[:8]
         api_port, projector_port = free_port(), free_port()
-        env = {
-            **os.environ,
-            "DEKSDENFLOW_NATS_URL": s.nats_url,
-            "DEKSDENFLOW_DB_URL": s.db_url,
-            "DEKSDENFLOW_STREAM_NAME": f"DF_BENCH_{suffix}",
-            "DEKSDENFLOW_SUBJECT_PREFIX": f"b{suffix}",
-            "DEKSDENFLOW_API_PORT": str(api_port),
-            "DEKSDENFLOW_API_TOKEN": TOKEN,
-            "DEKSDENFLOW_PROJECTOR_PORT": str(projector_port),
-            "DEKSDENFLOW_LOG_LEVEL": "WARNING",
-        }
+        env = system_env(s.nats_url, s.db_url, api_port, projector_port)
         procs = [_spawn("deksdenflow_projector", env), _spawn("deksdenflow_api", env)]
         base = f"http://127.0.0.1:{api_port}"
         limits = httpx.Limits(max_connections=CLIENTS + 4, max_keepalive_connections=CLIENTS + 4)

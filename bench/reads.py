@@ -20,7 +20,6 @@ import statistics
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -32,7 +31,7 @@ from deksdenflow_core.readmodel import SCHEMA
 from deksdenflow_runtime.embedded import free_port
 from fastapi import FastAPI
 
-from bench.api_commands import TOKEN, _pct, _ready, _spawn
+from bench.api_commands import TOKEN, _pct, _ready, _spawn, system_env
 from bench.rawhttp import Connection
 from bench.servers import servers
 
@@ -79,19 +78,8 @@ async def _load(port: int, path: str, headers: dict[str, str], seconds: float) -
 @asynccontextmanager
 async def _system(nats_url: str, db_url: str) -> AsyncIterator[tuple[int, str]]:
     """The API and the projector, with one project in the read model: (API port, project id)."""
-    suffix = uuid.uuid4().hex[:8]
     api_port, projector_port = free_port(), free_port()
-    env = {
-        **os.environ,
-        "DEKSDENFLOW_NATS_URL": nats_url,
-        "DEKSDENFLOW_DB_URL": db_url,
-        "DEKSDENFLOW_STREAM_NAME": f"DF_BENCH_{suffix}",
-        "DEKSDENFLOW_SUBJECT_PREFIX": f"b{suffix}",
-        "DEKSDENFLOW_API_PORT": str(api_port),
-        "DEKSDENFLOW_API_TOKEN": TOKEN,
-        "DEKSDENFLOW_PROJECTOR_PORT": str(projector_port),
-        "DEKSDENFLOW_LOG_LEVEL": "WARNING",
-    }
+    env = system_env(nats_url, db_url, api_port, projector_port)
     procs = [_spawn("deksdenflow_projector", env), _spawn("deksdenflow_api", env)]
     try:
         await _answers(f"http://127.0.0.1:{api_port}/readyz")

@@ -15,12 +15,11 @@ import os
 import signal
 import sys
 import time
-import uuid
 
 import httpx
 from deksdenflow_runtime.embedded import free_port
 
-from bench.api_commands import TOKEN, _pct, _ready, _spawn
+from bench.api_commands import TOKEN, _pct, _ready, _spawn, system_env
 from bench.rawhttp import Connection
 from bench.servers import servers
 
@@ -76,20 +75,10 @@ async def _reads(port: int, run_id: str) -> list[float]:
 
 async def main(clients: int) -> None:
     async with servers() as s:
-        suffix = uuid.uuid4().hex[:8]
         api_port = free_port()
-        env = {
-            **os.environ,
-            "DEKSDENFLOW_NATS_URL": s.nats_url,
-            "DEKSDENFLOW_DB_URL": s.db_url,
-            "DEKSDENFLOW_STREAM_NAME": f"DF_BENCH_{suffix}",
-            "DEKSDENFLOW_SUBJECT_PREFIX": f"b{suffix}",
-            "DEKSDENFLOW_API_PORT": str(api_port),
-            "DEKSDENFLOW_API_TOKEN": TOKEN,
-            "DEKSDENFLOW_PROJECTOR_PORT": str(free_port()),
-            "DEKSDENFLOW_SSE_MAX_CLIENTS": str(max(clients, 1000)),
-            "DEKSDENFLOW_LOG_LEVEL": "WARNING",
-        }
+        env = system_env(
+            s.nats_url, s.db_url, api_port, free_port(), DEKSDENFLOW_SSE_MAX_CLIENTS=str(max(clients, 1000))
+        )
         procs = [_spawn("deksdenflow_projector", env), _spawn("deksdenflow_api", env)]
         headers = {"Authorization": f"Bearer {TOKEN}"}
         stop = asyncio.Event()
