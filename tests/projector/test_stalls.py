@@ -18,7 +18,6 @@ import pytest
 from deksdenflow_core.aggregates import Repository
 from deksdenflow_core.consumer import ConsumerLoop
 from deksdenflow_core.eventstore import JetStreamEventStore
-from deksdenflow_core.readmodel import SCHEMA
 from deksdenflow_core.settings import EventStoreSettings
 from deksdenflow_projector.migrate import migrate
 from deksdenflow_projector.projection import init_connection
@@ -28,7 +27,7 @@ from deksdenflow_runtime.embedded import EmbeddedPostgres, free_port
 
 from tests.projector.scenario import drive
 from tests.projector.test_process import ProjectorProcess
-from tests.projector.test_projection import assert_equals_a_rebuild
+from tests.projector.test_projection import assert_equals_a_rebuild, log_positions, projected_positions
 from tests.support import eventually
 
 pytestmark = pytest.mark.slow
@@ -131,10 +130,10 @@ async def test_a_postgresql_restart_under_write_load_is_caught_up_by_itself(
             proc.kill()
     db = await asyncpg.connect(own_postgres.url)
     try:
-        seqs = [r["seq"] for r in await db.fetch(f'SELECT seq FROM "{SCHEMA}".events ORDER BY seq')]
+        positions = await projected_positions(db)
     finally:
         await db.close()
-    assert seqs == list(range(1, last + 1)), "every event applied exactly once"
+    assert positions == await log_positions(store), "every event applied exactly once"
     await assert_equals_a_rebuild(own_postgres.url, store)
 
 
@@ -158,9 +157,7 @@ async def test_the_projector_starts_after_its_checkpoint_wherever_its_consumer_s
     running = asyncio.create_task(projector.run())
     try:
         await eventually(lambda: projector.last_seq == last, within=30, what="the whole log applied")
-        async with pool.acquire() as conn:
-            seqs = [r["seq"] for r in await conn.fetch(f'SELECT seq FROM "{SCHEMA}".events ORDER BY seq')]
-        assert seqs == list(range(1, last + 1))
+        assert await projected_positions(pool) == await log_positions(store)
     finally:
         projector.loop.stop()
         await asyncio.wait_for(running, 15)

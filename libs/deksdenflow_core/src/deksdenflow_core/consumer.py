@@ -40,7 +40,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
-from deksdenflow_core.envelope import RecordedEvent, decode
+from deksdenflow_core.envelope import RecordedEvent, decode_all
 from deksdenflow_core.errors import ContractError, DeksdenflowError, InfrastructureError
 from deksdenflow_core.logging import bind_ids, get_logger
 from deksdenflow_core.nats_internals import (
@@ -95,7 +95,8 @@ class ConsumerSpec:
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
-    """One delivered event and how many times it has been delivered."""
+    """One delivered event and how many times its message has been delivered (a message of the log is
+    a decision: each of its events is a delivery of its own)."""
 
     event: RecordedEvent
     num_delivered: int
@@ -362,13 +363,12 @@ class ConsumerLoop:
             for msg in batch:
                 pulled = _pulled(msg)
                 try:
-                    delivery = self._decode_pulled(pulled)
+                    deliveries = self._decode_pulled(pulled)
                 except ContractError as exc:
                     log.error("undecodable message kept for a newer release", error=exc.message)
                     await msg.nak(delay=self._spec.delay_after(pulled.num_delivered))
                     continue
-                if delivery is not None:
-                    await self._settle(delivery, msg, handler)
+                await self._settle(deliveries, msg, handler)
 
         await self._loop(each)
 
@@ -488,9 +488,7 @@ class ConsumerLoop:
         try:
             for start in range(0, len(frames), _DECODE_SLICE):
                 for frame in frames[start : start + _DECODE_SLICE]:
-                    delivery = self._decode_frame(puller, frame)
-                    if delivery is not None:
-                        deliveries.append(delivery)
+                    deliveries.extend(self._decode_frame(puller, frame))
                 await asyncio.sleep(0)  # let the commit in flight send its next statement
             if deliveries:
                 prepared = await stages.prepare(deliveries)
@@ -551,21 +549,23 @@ class ConsumerLoop:
             with contextlib.suppress(Exception):
                 await psub.unsubscribe()
 
-    def _decode_pulled(self, pulled: _Pulled) -> Delivery | None:
+    def _decode_pulled(self, pulled: _Pulled) -> list[Delivery]:
         msg = pulled.msg
         try:
-            return Delivery(decode(msg.headers, msg.data, pulled.stream_seq), pulled.num_delivered)
+            events = decode_all(msg.headers, msg.data, pulled.stream_seq)
         except ContractError as exc:
             self._poisoned(exc, pulled.stream_seq, msg)
-            return None
+            return []
+        return [Delivery(e, pulled.num_delivered) for e in events]
 
-    def _decode_frame(self, puller: _Puller, frame: Frame) -> Delivery | None:
+    def _decode_frame(self, puller: _Puller, frame: Frame) -> list[Delivery]:
         stream_seq, delivered = _reply_numbers(frame.reply)
         try:
-            return Delivery(decode(_frame_headers(frame), frame.data, stream_seq), delivered)
+            events = decode_all(_frame_headers(frame), frame.data, stream_seq)
         except ContractError as exc:
             self._poisoned(exc, stream_seq, puller.msg(frame))
-            return None
+            return []
+        return [Delivery(e, delivered) for e in events]
 
     def _poisoned(self, exc: ContractError, stream_seq: int, msg: Msg) -> None:
         """A message that is not a valid event: raised again (``poison="retry"``), or terminated."""
@@ -576,22 +576,26 @@ class ConsumerLoop:
         self._settling.add(task)  # keep a reference until it is done
         task.add_done_callback(self._settling.discard)
 
-    async def _settle(self, delivery: Delivery, msg: Msg, handler: Handler) -> None:
-        env = delivery.event.envelope
-        with bind_ids(
-            event_id=env.id,
-            event_type=env.type,
-            correlation_id=env.correlation_id,
-            causation_id=env.causation_id,
-            stream_seq=delivery.event.stream_seq,
-            delivery=delivery.num_delivered,
-        ):
-            try:
-                async with self._heartbeat(lambda: [msg]):
-                    await handler(delivery)
-            except Exception as exc:
-                await self._failed(delivery, msg, exc)
-                return
+    async def _settle(self, deliveries: list[Delivery], msg: Msg, handler: Handler) -> None:
+        """Handle each event of a message in order; ack the message once all are handled. A failure
+        settles the whole message (handlers are idempotent: a redelivery handles every event again)."""
+        for delivery in deliveries:
+            env = delivery.event.envelope
+            with bind_ids(
+                event_id=env.id,
+                event_type=env.type,
+                correlation_id=env.correlation_id,
+                causation_id=env.causation_id,
+                stream_seq=delivery.event.stream_seq,
+                delivery=delivery.num_delivered,
+            ):
+                try:
+                    async with self._heartbeat(lambda: [msg]):
+                        await handler(delivery)
+                except Exception as exc:
+                    await self._failed(delivery, msg, exc)
+                    return
+        if deliveries:
             await msg.ack()
 
     async def _failed(self, delivery: Delivery, msg: Msg, exc: Exception) -> None:

@@ -1,14 +1,24 @@
-"""The envelope every event travels in, and its encoding as NATS headers + a JSON body.
+"""The envelope every event travels in, and its encoding as NATS messages.
 
-Headers follow the CloudEvents NATS binding in binary mode (``ce-`` + attribute name); deksdenflow's
-own attributes are CloudEvents extension attributes (lowercase, no separators). ``traceparent`` is the
-W3C header itself, so OpenTelemetry propagators read it unchanged. The body is the event's proto3 JSON.
+A message of the log is one *decision*: the events one command produced, stored all or none.
+
+* A decision of one event is CloudEvents *binary mode* (the NATS binding): headers ``ce-`` + attribute
+  name; deksdenflow's own attributes are CloudEvents extension attributes (lowercase, no separators).
+  ``traceparent`` is the W3C header itself, so OpenTelemetry propagators read it unchanged. The body is
+  the event's proto3 JSON. Every message written before decisions existed has this shape too.
+* A decision of several events is CloudEvents *batched mode*: ``content-type:
+  application/cloudevents-batch+json`` and a body that is a JSON array of structured-mode events (the same
+  attributes without the ``ce-`` prefix, the event's JSON under ``data``). It is one message, so it is
+  stored atomically at the cost of one append; each event keeps its own id and envelope.
+
+``decode_all`` reads both shapes; an event's place in the log is its decision's stream sequence and its
+index in the decision (``RecordedEvent.position``).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -21,7 +31,10 @@ from deksdenflow_core.errors import ContractError
 
 SPEC_VERSION = "1.0"
 CONTENT_TYPE = "application/json"
+BATCH_CONTENT_TYPE = "application/cloudevents-batch+json"
 MSG_ID_HEADER = "Nats-Msg-Id"
+# Events one decision may hold: an event's position is ``stream sequence * MAX_DECISION_EVENTS + index``.
+MAX_DECISION_EVENTS = 1024
 
 _REQUIRED = ("id", "type", "source", "time", "project_id", "aggregate_type", "aggregate_id")
 
@@ -57,6 +70,9 @@ class Envelope(BaseModel):
 _HEADERS: dict[str, str] = {name: str(f.validation_alias) for name, f in Envelope.model_fields.items()}
 _REQUIRED_HEADERS = {name: _HEADERS[name] for name in _REQUIRED}
 _REQUIRED_HEADER_SET = frozenset(_REQUIRED_HEADERS.values())
+# envelope field -> structured-mode attribute (the header without ``ce-``; ``traceparent`` as it is)
+_ATTRIBUTES: dict[str, str] = {name: header.removeprefix("ce-") for name, header in _HEADERS.items()}
+_ATTRIBUTE_HEADERS: dict[str, str] = {attr: _HEADERS[name] for name, attr in _ATTRIBUTES.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,14 +86,28 @@ class RecordedEvent:
     envelope: Envelope
     event: ContractModel
     stream_seq: int
-    # The JSON body exactly as stored (empty for events built in memory); lets readers such as the
-    # projector keep the payload without serialising the model again.
+    # The JSON body as stored (empty for events built in memory); lets readers such as the projector
+    # keep the payload without serialising the model again.
     body: bytes = field(default=b"", repr=False, compare=False)
+    # Where the event stands in its decision (0 for the first, and for a decision of one event).
+    index: int = 0
+
+    @property
+    def position(self) -> int:
+        """The event's place in the log, unique and increasing: its decision's stream sequence and its
+        index in the decision, as one integer."""
+        return self.stream_seq * MAX_DECISION_EVENTS + self.index
 
     @property
     def payload_json(self) -> bytes:
         """The event's JSON body: as stored when read from the log, else freshly serialised."""
         return self.body or self.event.model_dump_json().encode()
+
+
+def last_position(stream_seq: int) -> int:
+    """The highest position an event of the decision at ``stream_seq`` can have: every event at or
+    below it is in a decision at or below ``stream_seq``."""
+    return stream_seq * MAX_DECISION_EVENTS + MAX_DECISION_EVENTS - 1
 
 
 _NUL = b"\\u0000"
@@ -104,16 +134,80 @@ def scrub_nul(body: bytes) -> bytes:
     return json.dumps(clean(json.loads(body)), ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def encode(envelope: Envelope, event: ContractModel) -> tuple[dict[str, str], bytes]:
-    """Headers and JSON body for one event (NUL characters scrubbed, see :func:`scrub_nul`)."""
-    headers = {"ce-specversion": SPEC_VERSION, "content-type": CONTENT_TYPE, MSG_ID_HEADER: envelope.id}
+def encode_headers(envelope: Envelope) -> dict[str, str]:
+    """The binary-mode headers of one event, without ``Nats-Msg-Id``."""
+    headers = {"ce-specversion": SPEC_VERSION, "content-type": CONTENT_TYPE}
     for name, header in _HEADERS.items():
         value = getattr(envelope, name)
         if isinstance(value, datetime):
             value = value.astimezone(UTC).isoformat().replace("+00:00", "Z")
         if value not in ("", None):
             headers[header] = str(value)
+    return headers
+
+
+def encode(envelope: Envelope, event: ContractModel) -> tuple[dict[str, str], bytes]:
+    """Headers and JSON body for one event (NUL characters scrubbed, see :func:`scrub_nul`)."""
+    headers = encode_headers(envelope)
+    headers[MSG_ID_HEADER] = envelope.id
     return headers, scrub_nul(event.model_dump_json().encode())
+
+
+def _structured(envelope: Envelope, body: bytes) -> bytes:
+    """One event in structured mode: its attributes and, under ``data``, its JSON body."""
+    attributes: dict[str, Any] = {"specversion": SPEC_VERSION, "datacontenttype": CONTENT_TYPE}
+    for name, attribute in _ATTRIBUTES.items():
+        value = getattr(envelope, name)
+        if isinstance(value, datetime):
+            value = value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        if value not in ("", None):
+            attributes[attribute] = value
+    head = json.dumps(attributes, ensure_ascii=False, separators=(",", ":")).encode()
+    return head[:-1] + b',"data":' + body + b"}"
+
+
+def encode_decision(events: Sequence[tuple[Envelope, ContractModel]]) -> tuple[dict[str, str], bytes]:
+    """Headers and body of one message holding a decision: binary mode for one event (exactly what
+    :func:`encode` writes), batched mode for several. ``Nats-Msg-Id`` is the first event's id, so a
+    decision sent again is recognised as a duplicate."""
+    if not events:
+        raise ContractError("a decision holds at least one event")
+    if len(events) == 1:
+        return encode(*events[0])
+    if len(events) > MAX_DECISION_EVENTS:
+        raise ContractError(f"a decision holds at most {MAX_DECISION_EVENTS} events, not {len(events)}")
+    parts = [_structured(env, scrub_nul(event.model_dump_json().encode())) for env, event in events]
+    headers = {"content-type": BATCH_CONTENT_TYPE, MSG_ID_HEADER: events[0][0].id}
+    return headers, b"[" + b",".join(parts) + b"]"
+
+
+def is_decision_of_several(headers: Mapping[str, str] | None) -> bool:
+    """Whether a message holds a decision of several events (batched mode)."""
+    return bool(headers) and headers.get("content-type") == BATCH_CONTENT_TYPE  # type: ignore[union-attr]
+
+
+def decode_all(headers: Mapping[str, str] | None, body: bytes, stream_seq: int) -> list[RecordedEvent]:
+    """Every event of one stored message, in order: one for a single event, several for a decision in
+    batched mode. ``ContractError`` says precisely what is wrong; nothing of a bad decision is returned."""
+    if not is_decision_of_several(headers):
+        return [decode(headers, body, stream_seq)]
+    try:
+        items = json.loads(scrub_nul(body))
+    except ValueError as exc:
+        raise ContractError(f"decision is not JSON: {exc}", stream_seq=stream_seq) from exc
+    if not isinstance(items, list) or not items or len(items) > MAX_DECISION_EVENTS:
+        raise ContractError("decision is not an array of 1 to 1024 events", stream_seq=stream_seq)
+    recorded = []
+    for index, item in enumerate(items):
+        if not isinstance(item, dict) or "data" not in item:
+            raise ContractError(
+                f"event {index} of the decision is not a structured event", stream_seq=stream_seq
+            )
+        event_headers = {_ATTRIBUTE_HEADERS[k]: str(v) for k, v in item.items() if k in _ATTRIBUTE_HEADERS}
+        data = json.dumps(item["data"], ensure_ascii=False, separators=(",", ":")).encode()
+        one = decode(event_headers, data, stream_seq)
+        recorded.append(RecordedEvent(one.envelope, one.event, stream_seq, one.body, index))
+    return recorded
 
 
 def decode(headers: Mapping[str, str] | None, body: bytes, stream_seq: int) -> RecordedEvent:

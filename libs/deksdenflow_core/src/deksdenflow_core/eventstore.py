@@ -2,12 +2,15 @@
 
 * One stream (``DF_EVENTS`` by default), file storage, kept forever, message deletion and purge denied:
   it is the audit trail.
-* ``append`` writes one or more events of one aggregate. One event is a plain publish; several are one
-  JetStream *atomic batch* (all stored or none). Either way the write carries
-  ``Nats-Expected-Last-Subject-Sequence`` + ``…-Subject`` (a wildcard over the aggregate's subjects, or
-  another consistency boundary such as a project's protocol catalog) and ``Nats-Msg-Id`` = event id.
-  A stale writer gets ``ConcurrencyConflict`` and nothing is written; a re-sent event id is a duplicate,
-  reported as such and not stored twice.
+* ``append`` writes one decision: one or more events of one aggregate, as **one message** (see
+  ``envelope``: binary mode for one event, batched mode for several), so a decision of several events
+  costs what one event costs and is stored all or none. Only a decision too large for one message is
+  written as a JetStream atomic batch of one message per event, the shape every multi-event append had
+  before decisions existed; readers accept both. The write carries ``Nats-Expected-Last-Subject-Sequence``
+  + ``…-Subject`` (a wildcard over the aggregate's subjects, or another consistency boundary such as a
+  project's protocol catalog) and ``Nats-Msg-Id`` = the first event's id. A stale writer gets
+  ``ConcurrencyConflict`` and nothing is written; a decision sent again is a duplicate, reported as such
+  and not stored twice. The subject names the decision's first event.
 * ``read`` pages through a subject filter with batched direct gets (no consumer to create or delete).
 """
 
@@ -28,7 +31,14 @@ from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
 from deksdenflow_core.contracts.base import ContractModel
-from deksdenflow_core.envelope import Envelope, RecordedEvent, decode, encode, event_type_of
+from deksdenflow_core.envelope import (
+    Envelope,
+    RecordedEvent,
+    decode_all,
+    encode,
+    encode_decision,
+    event_type_of,
+)
 from deksdenflow_core.errors import (
     ConcurrencyConflict,
     ConfigurationError,
@@ -46,6 +56,8 @@ _ERR_BATCH_DUPLICATE_ID = 10201
 _ERR_STREAM_NOT_FOUND = 10059
 _ERR_NO_MESSAGE = 404
 _READ_BATCH = 512
+# Room left in a message for headers (the envelope of a decision's first event and the OCC headers).
+_HEADROOM = 4096
 _WRONG_SEQ = re.compile(r"wrong last sequence: (\d+)")
 
 # What nats-py raises when the server cannot be reached or answer now: not connected (yet, any more),
@@ -156,12 +168,23 @@ def derive_event_id(causation_id: str, aggregate_id: str, aggregate_version: int
 class JetStreamEventStore:
     """The event log. Build it in a composition root with a connected client and the settings."""
 
-    def __init__(self, nc: NATS, settings: EventStoreSettings) -> None:
+    def __init__(self, nc: NATS, settings: EventStoreSettings, *, decision_bytes: int | None = None) -> None:
+        """``decision_bytes``: the largest decision of several events written as one message (default:
+        what the server takes in one message); a larger one is an atomic batch of one message per
+        event. 0 writes every decision of several events that way, as before decisions were messages."""
         self._nc = nc
+        self._decision_bytes = decision_bytes
         self._settings = settings
         self.subjects = Subjects(settings.subject_prefix)
         self.stream = settings.stream_name
+        # The feed: one message per event, derived from the log (see ``subjects``).
+        self.feed_stream = f"{settings.stream_name}_FEED"
         self._timeout = settings.request_timeout_seconds
+
+    @property
+    def connection(self) -> NATS:
+        """The store's NATS connection (for writers of derived streams, such as the feed)."""
+        return self._nc
 
     def jetstream(self) -> JetStreamContext:
         """A JetStream context on the store's connection (for consumers of the same stream)."""
@@ -170,7 +193,7 @@ class JetStreamEventStore:
     # --- provisioning ---------------------------------------------------------------------------------
 
     def stream_config(self) -> dict[str, Any]:
-        """The stream as deksdenflow wants it."""
+        """The log's stream as deksdenflow wants it."""
         return {
             "name": self.stream,
             "subjects": self.subjects.stream_subjects,
@@ -189,29 +212,78 @@ class JetStreamEventStore:
             "deny_purge": True,
         }
 
+    def feed_config(self) -> dict[str, Any]:
+        """The feed's stream: derived from the log, so it may be purged (it is written again from the
+        log) and kept for ``feed_max_age_seconds`` (0: forever); no duplicate window (its writer checks
+        the feed's last sequence instead)."""
+        return {
+            "name": self.feed_stream,
+            "subjects": self.subjects.feed.stream_subjects,
+            "retention": "limits",
+            "storage": "file",
+            "num_replicas": self._settings.stream_replicas,
+            "max_msgs": -1,
+            "max_bytes": -1,
+            "max_age": int(self._settings.feed_max_age_seconds * 1e9),
+            "max_msgs_per_subject": -1,
+            "discard": "old",
+            "duplicate_window": int(1e9),
+            "allow_direct": True,
+            "deny_delete": False,
+            "deny_purge": False,
+        }
+
     async def provision(self) -> dict[str, Any]:
-        """Create the stream, or bring an existing one to the wanted configuration. Safe to repeat."""
+        """Create the log's and the feed's streams, or bring them to the wanted configuration. Safe to
+        repeat. Returns the log's configuration."""
         server = self._nc.connected_server_version
         check_server_version(
             f"{server.major}.{server.minor}.{server.patch}", redact_url(self._settings.nats_url)
         )
-        wanted = self.stream_config()
-        info = await self._api(
-            f"STREAM.INFO.{self.stream}", b"", allow_errors=frozenset({_ERR_STREAM_NOT_FOUND})
-        )
+        config = await self._provision_stream(self.stream_config())
+        await self._provision_stream(self.feed_config())
+        return config
+
+    async def _provision_stream(self, wanted: dict[str, Any]) -> dict[str, Any]:
+        name = wanted["name"]
+        info = await self._api(f"STREAM.INFO.{name}", b"", allow_errors=frozenset({_ERR_STREAM_NOT_FOUND}))
         if "error" in info:
-            created = await self._api(f"STREAM.CREATE.{self.stream}", json.dumps(wanted).encode())
+            created = await self._api(f"STREAM.CREATE.{name}", json.dumps(wanted).encode())
             return dict(created["config"])
         current: dict[str, Any] = info["config"]
         if all(current.get(k) == v for k, v in wanted.items()):
             return current
-        updated = await self._api(f"STREAM.UPDATE.{self.stream}", json.dumps({**current, **wanted}).encode())
+        updated = await self._api(f"STREAM.UPDATE.{name}", json.dumps({**current, **wanted}).encode())
         return dict(updated["config"])
 
     async def stream_last_seq(self) -> int:
-        """Sequence of the newest event in the log (0 when empty)."""
+        """Sequence of the newest decision in the log (0 when empty)."""
         info = await self._api(f"STREAM.INFO.{self.stream}", b"")
         return int(info["state"]["last_seq"])
+
+    async def stream_info(self, stream: str) -> dict[str, Any]:
+        """JetStream's ``STREAM.INFO`` answer for ``stream`` (the log's, the feed's)."""
+        return await self._api(f"STREAM.INFO.{stream}", b"")
+
+    async def headers_at(self, stream: str, seq: int) -> dict[str, str] | None:
+        """The headers of the message at ``seq`` in ``stream`` (None: there is none)."""
+        request = json.dumps({"seq": seq}).encode()
+        with nats_unavailable_as_infrastructure(f"reading {stream} at {seq}"):
+            reply = await self._nc.request(f"$JS.API.DIRECT.GET.{stream}", request, timeout=self._timeout)
+        headers = reply.headers or {}
+        status = headers.get("Status")
+        if status == str(_ERR_NO_MESSAGE):
+            return None
+        if status:
+            raise InfrastructureError(
+                f"direct get on {stream} failed: {status} {headers.get('Description', '')}"
+            )
+        return dict(headers)
+
+    @property
+    def request_timeout(self) -> float:
+        """How long a request to NATS may take."""
+        return self._timeout
 
     # --- append ---------------------------------------------------------------------------------------
 
@@ -241,13 +313,11 @@ class JetStreamEventStore:
             ids = [derive_event_id(seed, aggregate_id, expected.version + i + 1) for i in range(len(events))]
         now = datetime.now(UTC)
         filter_subject = boundary or self.subjects.aggregate(aggregate_type, aggregate_id)
-        messages: list[tuple[str, dict[str, str], bytes, Envelope, ContractModel]] = []
+        decided: list[tuple[Envelope, ContractModel]] = []
         for i, (event, event_id) in enumerate(zip(events, ids, strict=True)):
-            event_type = event_type_of(event)
-            subject = self.subjects.event(project_id, aggregate_type, aggregate_id, event_type)
             envelope = Envelope(
                 id=event_id,
-                type=event_type,
+                type=event_type_of(event),
                 source=meta.source,
                 time=now,
                 subject=f"{aggregate_type}/{aggregate_id}",
@@ -261,14 +331,13 @@ class JetStreamEventStore:
                 actor=meta.actor,
                 traceparent=meta.traceparent,
             )
-            headers, body = encode(envelope, event)
-            messages.append((subject, headers, body, envelope, event))
+            decided.append((envelope, event))
         occ = {
             "Nats-Expected-Last-Subject-Sequence": str(expected.last_seq),
             "Nats-Expected-Last-Subject-Sequence-Subject": filter_subject,
         }
         try:
-            return await self._write(messages, occ, expected)
+            return await self._write(project_id, aggregate_type, aggregate_id, decided, occ, expected)
         except ConcurrencyConflict:
             # JetStream checks the expected sequence before the msg-id: a re-sent append whose first
             # send was stored (its acknowledgement lost) conflicts. If our ids are what follows the
@@ -280,19 +349,39 @@ class JetStreamEventStore:
 
     async def _write(
         self,
-        messages: list[tuple[str, dict[str, str], bytes, Envelope, ContractModel]],
+        project_id: str,
+        aggregate_type: str,
+        aggregate_id: str,
+        decided: list[tuple[Envelope, ContractModel]],
         occ: dict[str, str],
         expected: Position,
     ) -> AppendResult:
-        if len(messages) == 1:
-            subject, headers, body, envelope, event = messages[0]
+        """One message for the decision; an atomic batch of one message per event only for a decision
+        too large for one message (the shape every multi-event append had before)."""
+        subject = self.subjects.event(project_id, aggregate_type, aggregate_id, decided[0][0].type)
+        headers, body = encode_decision(decided)
+        limit = self._nc.max_payload - _HEADROOM if self._decision_bytes is None else self._decision_bytes
+        if len(decided) == 1 or len(body) <= limit:
             ack = await self._publish(subject, body, {**headers, **occ}, expected)
-            recorded = RecordedEvent(envelope=envelope, event=event, stream_seq=int(ack["seq"]))
-            return AppendResult(events=[recorded], duplicate=bool(ack.get("duplicate")))
+            seq = int(ack["seq"])
+            recorded = [
+                RecordedEvent(envelope=env, event=ev, stream_seq=seq, index=i)
+                for i, (env, ev) in enumerate(decided)
+            ]
+            return AppendResult(events=recorded, duplicate=bool(ack.get("duplicate")))
+        messages = [
+            (
+                self.subjects.event(project_id, aggregate_type, aggregate_id, env.type),
+                *encode(env, ev),
+                env,
+                ev,
+            )
+            for env, ev in decided
+        ]
         batch_ack = await self._publish_batch(messages, occ, expected)
         if batch_ack is None:  # the whole batch had been stored before
             filter_subject = occ["Nats-Expected-Last-Subject-Sequence-Subject"]
-            stored = await self._find(filter_subject, {m[3].id for m in messages})
+            stored = await self._find(filter_subject, {env.id for env, _ in decided})
             return AppendResult(events=stored, duplicate=True)
         last = int(batch_ack["seq"])
         first = last - len(messages) + 1
@@ -376,12 +465,13 @@ class JetStreamEventStore:
         """Every event of one aggregate, in order."""
         return await self.read(self.subjects.aggregate(aggregate_type, aggregate_id))
 
-    async def read(self, subject_filter: str, *, from_seq: int = 1) -> Loaded:
-        """Every event matching ``subject_filter`` from ``from_seq`` on, in log order."""
+    async def read(self, subject_filter: str, *, from_seq: int = 1, stream: str | None = None) -> Loaded:
+        """Every event matching ``subject_filter`` from ``from_seq`` on, in log order (of the log, or of
+        ``stream``: the feed's is ``feed_stream``)."""
         events: list[RecordedEvent] = []
         seq = from_seq
         while True:
-            page, pending = await self.read_page(subject_filter, seq)
+            page, pending = await self.read_page(subject_filter, seq, stream=stream)
             events.extend(page)
             if not page or pending == 0:
                 return Loaded(events=events)
@@ -391,20 +481,22 @@ class JetStreamEventStore:
         loaded = await self.read(subject_filter, from_seq=from_seq)
         return [e for e in loaded.events if e.envelope.id in ids]
 
-    async def read_page(self, subject_filter: str, seq: int) -> tuple[list[RecordedEvent], int]:
-        """One batched direct get from ``seq`` on: up to 512 events, and how many match after them."""
-        with nats_unavailable_as_infrastructure(f"reading {subject_filter} from {self.stream}"):
-            return await self._read_page(subject_filter, seq)
+    async def read_page(
+        self, subject_filter: str, seq: int, *, stream: str | None = None
+    ) -> tuple[list[RecordedEvent], int]:
+        """One batched direct get from ``seq`` on: up to 512 messages (each one decision, of one or more
+        events), and how many messages match after them."""
+        stream = stream or self.stream
+        with nats_unavailable_as_infrastructure(f"reading {subject_filter} from {stream}"):
+            return await self._read_page(subject_filter, seq, stream)
 
-    async def _read_page(self, subject_filter: str, seq: int) -> tuple[list[RecordedEvent], int]:
+    async def _read_page(self, subject_filter: str, seq: int, stream: str) -> tuple[list[RecordedEvent], int]:
         inbox = self._nc.new_inbox()
         sub = await self._nc.subscribe(inbox)
         request = {"seq": seq, "next_by_subj": subject_filter, "batch": _READ_BATCH}
         page: list[RecordedEvent] = []
         try:
-            await self._nc.publish(
-                f"$JS.API.DIRECT.GET.{self.stream}", json.dumps(request).encode(), reply=inbox
-            )
+            await self._nc.publish(f"$JS.API.DIRECT.GET.{stream}", json.dumps(request).encode(), reply=inbox)
             while True:
                 msg = await sub.next_msg(timeout=self._timeout)
                 headers = msg.headers or {}
@@ -415,11 +507,11 @@ class JetStreamEventStore:
                     return page, 0
                 if status:
                     raise InfrastructureError(
-                        f"direct get on {self.stream} failed: {status} {headers.get('Description', '')}"
+                        f"direct get on {stream} failed: {status} {headers.get('Description', '')}"
                     )
-                page.append(decode(headers, msg.data, int(headers["Nats-Sequence"])))
+                page.extend(decode_all(headers, msg.data, int(headers["Nats-Sequence"])))
         except nats.errors.TimeoutError as exc:
-            raise InfrastructureError(f"reading {subject_filter} from {self.stream} timed out") from exc
+            raise InfrastructureError(f"reading {subject_filter} from {stream} timed out") from exc
         finally:
             await sub.unsubscribe()
 

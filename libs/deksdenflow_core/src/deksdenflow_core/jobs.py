@@ -84,8 +84,8 @@ class Dispatcher:
         self._metrics = metrics
 
     def filter_subjects(self, subjects: Subjects) -> list[str]:
-        """The consumer's filter: every request type of the table, and nothing else."""
-        return [subjects.of_type(route.event_type) for route in self._routes.values()]
+        """The consumer's filter on the feed: every request type of the table, and nothing else."""
+        return [subjects.feed.of_type(route.event_type) for route in self._routes.values()]
 
     async def handle(self, delivery: Delivery) -> None:
         """Run the request's job; a request that is no longer current is acknowledged and logged."""
@@ -123,14 +123,15 @@ def failure_reason(exc: BaseException) -> str:
 
 
 class ConsumerPool:
-    """``concurrency`` loops on one durable pull consumer: this process's share of a work queue that
-    every replica pulls from (JetStream gives each message to one of them)."""
+    """``concurrency`` loops on one durable pull consumer of the feed (one message per event, so a
+    request is found by its type wherever it stands in its decision): this process's share of a work
+    queue that every replica pulls from (JetStream gives each message to one of them)."""
 
     def __init__(
         self, store: JetStreamEventStore, spec: ConsumerSpec, *, concurrency: int, on_failure: FailureHook
     ) -> None:
         self._loops = [
-            ConsumerLoop(store.jetstream(), store.stream, spec, on_failure=on_failure)
+            ConsumerLoop(store.jetstream(), store.feed_stream, spec, on_failure=on_failure)
             for _ in range(concurrency)
         ]
 

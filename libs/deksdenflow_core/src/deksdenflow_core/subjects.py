@@ -1,8 +1,15 @@
-"""The subject scheme of the event log: ``<prefix>.evt.<project_id>.<aggregate_type>.<aggregate_id>.<event>``.
+"""The subject scheme: ``<prefix>.<space>.<project_id>.<aggregate_type>.<aggregate_id>.<event>``.
 
 ``<event>`` is the part of the event type after the aggregate type (``protocol_run.created`` →
 ``created``), so NATS wildcards select by project, aggregate, or event type, and NATS permissions can
-scope a subscriber to one project.
+scope a subscriber to one project. Two spaces use it:
+
+* ``evt`` — the log: one message per *decision* (the events one command produced, stored all or none),
+  on the subject of the decision's first event. Event-sourced readers (``decide``'s loads, the projector,
+  a rebuild) read it; optimistic concurrency is checked on it.
+* ``feed`` — the feed: the same events, one message per event, in log order, written from the log by the
+  projector process. Subscribers that select events by type (the workers, analytics) read it: every
+  event is there exactly once, on its own subject, with its own envelope.
 """
 
 from __future__ import annotations
@@ -35,10 +42,16 @@ class Subjects:
     """Subjects and filters under one prefix (``df`` in production; unique per test)."""
 
     prefix: str = "df"
+    space: str = "evt"
+
+    @property
+    def feed(self) -> Subjects:
+        """The same scheme on the feed (one message per event)."""
+        return Subjects(self.prefix, "feed")
 
     @property
     def stream_subjects(self) -> list[str]:
-        return [f"{self.prefix}.evt.>"]
+        return [f"{self.prefix}.{self.space}.>"]
 
     def event(self, project_id: str, aggregate_type: str, aggregate_id: str, event_type: str) -> str:
         agg, name = split_type(event_type)
@@ -47,7 +60,7 @@ class Subjects:
         return ".".join(
             (
                 self.prefix,
-                "evt",
+                self.space,
                 check_token("project id", project_id),
                 check_token("aggregate type", aggregate_type),
                 check_token("aggregate id", aggregate_id),
@@ -58,22 +71,24 @@ class Subjects:
     def aggregate(self, aggregate_type: str, aggregate_id: str) -> str:
         """Every event of one aggregate (any project)."""
         agg_type = check_token("aggregate type", aggregate_type)
-        return f"{self.prefix}.evt.*.{agg_type}.{check_token('aggregate id', aggregate_id)}.*"
+        return f"{self.prefix}.{self.space}.*.{agg_type}.{check_token('aggregate id', aggregate_id)}.*"
 
     def project(self, project_id: str) -> str:
         """Every event of one project."""
-        return f"{self.prefix}.evt.{check_token('project id', project_id)}.>"
+        return f"{self.prefix}.{self.space}.{check_token('project id', project_id)}.>"
 
     def of_type(self, event_type: str, *, project_id: str = "*") -> str:
-        """Every event of one type, optionally within one project."""
+        """Every event of one type, optionally within one project. On the log (``evt``) that is every
+        decision whose first event has the type — a consistency boundary; to read each event of a type,
+        wherever it stands in its decision, use the ``feed``."""
         agg, name = split_type(event_type)
         if project_id != "*":
             check_token("project id", project_id)
-        return f"{self.prefix}.evt.{project_id}.{agg}.*.{name}"
+        return f"{self.prefix}.{self.space}.{project_id}.{agg}.*.{name}"
 
     @property
     def all(self) -> str:
-        return f"{self.prefix}.evt.>"
+        return f"{self.prefix}.{self.space}.>"
 
     # --- request/reply services between processes (not part of the log) ---------------------------------
 

@@ -1,17 +1,19 @@
 """Who may do what on the embedded NATS: one user per service, each with only the subjects it needs.
 
-The table below is the infra half of the security model. Every user reads the log (``$JS.API.DIRECT.GET``,
-stream info) and gets its replies on ``_INBOX.>``; beyond that:
+The table below is the infra half of the security model. Every user reads the log and the feed
+(``$JS.API.DIRECT.GET``, stream info) and gets its replies on ``_INBOX.>``; beyond that:
 
 * ``supervisor`` — no limits: it provisions the stream (create/update) before any service starts, and
   probes the server. Only ``deksdenflow run`` itself holds it.
 * ``api`` — appends any event (``<prefix>.evt.>``), owns its key-value buckets (create, read, write),
   lists the consumers (``/queues``), asks the git worker for branches, answers other API processes'
   presence checks; it has no consumer.
-* ``projector`` — consumes and acknowledges on its own durable, which it may re-create (its position is
-  its checkpoint); it cannot publish an event.
-* ``codex-worker`` — consumes and acknowledges on its own durable, appends ``protocol_run`` events only.
-* ``git-ci-worker`` — consumes and acknowledges on its own durable, appends ``project``,
+* ``projector`` — consumes and acknowledges on its own two durables on the log, which it may re-create
+  (their positions are its checkpoint and the feed's last message), and writes the feed
+  (``<prefix>.feed.>``); it cannot append to the log.
+* ``codex-worker`` — consumes and acknowledges on its own durable on the feed, appends ``protocol_run``
+  events only.
+* ``git-ci-worker`` — consumes and acknowledges on its own durable on the feed, appends ``project``,
   ``protocol_run`` and ``webhook`` events, answers branch listings (replies only to requests it
   received), looks at every consumer's lag (the lost-work requeue).
 * ``tools`` — ``deksdenflow projector rebuild`` and friends: read the log, nothing else.
@@ -70,6 +72,7 @@ class Durables:
     only (the names are the services' settings; the supervisor reads the same variables)."""
 
     projector: str = "projector"
+    feed: str = "feed"
     codex_worker: str = "codex_worker"
     git_ci_worker: str = "git_ci_worker"
 
@@ -77,6 +80,7 @@ class Durables:
     def from_environment(cls, env: Mapping[str, str]) -> Durables:
         return cls(
             projector=env.get("DEKSDENFLOW_PROJECTOR_DURABLE", cls.projector),
+            feed=env.get("DEKSDENFLOW_PROJECTOR_FEED_DURABLE", cls.feed),
             codex_worker=env.get("DEKSDENFLOW_CODEX_WORKER_DURABLE", cls.codex_worker),
             git_ci_worker=env.get("DEKSDENFLOW_GIT_CI_WORKER_DURABLE", cls.git_ci_worker),
         )
@@ -86,29 +90,38 @@ def permissions(stream: str, prefix: str, durables: Durables | None = None) -> d
     """Every user's permissions for the log ``stream`` with subjects under ``prefix`` (None: no limits)."""
     durables = durables or Durables()
     api = "$JS.API"
+    feed = f"{stream}_FEED"  # JetStreamEventStore.feed_stream
+    streams = (stream, feed)
     read = (
         f"{api}.INFO",
-        f"{api}.STREAM.INFO.{stream}",
-        f"{api}.STREAM.MSG.GET.{stream}",
-        f"{api}.DIRECT.GET.{stream}",
-        f"{api}.DIRECT.GET.{stream}.>",
+        *(
+            subject
+            for s in streams
+            for subject in (
+                f"{api}.STREAM.INFO.{s}",
+                f"{api}.STREAM.MSG.GET.{s}",
+                f"{api}.DIRECT.GET.{s}",
+                f"{api}.DIRECT.GET.{s}.>",
+            )
+        ),
     )
     # Looking at consumers (their lag: /queues, the lost-work requeue) is reading.
-    observe = (
-        f"{api}.CONSUMER.INFO.{stream}.*",
-        f"{api}.CONSUMER.LIST.{stream}",
-        f"{api}.CONSUMER.NAMES.{stream}",
+    observe = tuple(
+        subject
+        for s in streams
+        for subject in (f"{api}.CONSUMER.INFO.{s}.*", f"{api}.CONSUMER.LIST.{s}", f"{api}.CONSUMER.NAMES.{s}")
     )
 
-    def consume(durable: str) -> tuple[str, ...]:
-        """Create, pull from and acknowledge on the durable ``durable``, and no other consumer."""
+    def consume(durable: str, on: str) -> tuple[str, ...]:
+        """Create, pull from and acknowledge on the durable ``durable`` of stream ``on``, and no other
+        consumer."""
         return (
             *observe,
-            f"{api}.CONSUMER.CREATE.{stream}.{durable}",
-            f"{api}.CONSUMER.CREATE.{stream}.{durable}.>",
-            f"{api}.CONSUMER.DURABLE.CREATE.{stream}.{durable}",
-            f"{api}.CONSUMER.MSG.NEXT.{stream}.{durable}",
-            f"$JS.ACK.{stream}.{durable}.>",
+            f"{api}.CONSUMER.CREATE.{on}.{durable}",
+            f"{api}.CONSUMER.CREATE.{on}.{durable}.>",
+            f"{api}.CONSUMER.DURABLE.CREATE.{on}.{durable}",
+            f"{api}.CONSUMER.MSG.NEXT.{on}.{durable}",
+            f"$JS.ACK.{on}.{durable}.>",
         )
 
     inbox = ("_INBOX.>",)
@@ -141,20 +154,28 @@ def permissions(stream: str, prefix: str, durables: Durables | None = None) -> d
             subscribe=(*inbox, presence),
             allow_responses=True,  # answers another API process asking whether it is alive
         ),
-        # The projector's position is its checkpoint: it re-creates its own durable to start after it.
+        # The projector's positions are its checkpoint and the feed's last message: it re-creates its own
+        # durables to start after them. It writes the feed, and nothing else.
         PROJECTOR: Permissions(
             publish=(
                 *read,
-                *consume(durables.projector),
+                *consume(durables.projector, stream),
                 f"{api}.CONSUMER.DELETE.{stream}.{durables.projector}",
+                *consume(durables.feed, stream),
+                f"{api}.CONSUMER.DELETE.{stream}.{durables.feed}",
+                f"{prefix}.feed.>",
             ),
             subscribe=inbox,
         ),
         CODEX_WORKER: Permissions(
-            publish=(*read, *consume(durables.codex_worker), *append("protocol_run")), subscribe=inbox
+            publish=(*read, *consume(durables.codex_worker, feed), *append("protocol_run")), subscribe=inbox
         ),
         GIT_CI_WORKER: Permissions(
-            publish=(*read, *consume(durables.git_ci_worker), *append("project", "protocol_run", "webhook")),
+            publish=(
+                *read,
+                *consume(durables.git_ci_worker, feed),
+                *append("project", "protocol_run", "webhook"),
+            ),
             subscribe=(*inbox, branches),
             allow_responses=True,
         ),

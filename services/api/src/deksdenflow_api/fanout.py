@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
+from deksdenflow_core.envelope import MAX_DECISION_EVENTS, last_position
 from deksdenflow_core.logging import get_logger
 from deksdenflow_core.readmodel import SCHEMA
 
@@ -38,17 +39,18 @@ PAGE = 500
 _LINGER_SECONDS = 0.1
 T = f'"{SCHEMA}"'
 FILTERED_QUERY = (
-    f"SELECT * FROM {T}.events WHERE seq > $1 AND seq <= $2 AND ($3::text IS NULL OR project_id = $3) "
-    "AND ($4::text IS NULL OR protocol_run_id = $4) AND ($5::text IS NULL OR type = $5) ORDER BY seq LIMIT $6"
+    f"SELECT * FROM {T}.events WHERE position > $1 AND position <= $2 "
+    "AND ($3::text IS NULL OR project_id = $3) AND ($4::text IS NULL OR protocol_run_id = $4) "
+    "AND ($5::text IS NULL OR type = $5) ORDER BY position LIMIT $6"
 )
-_FEED_QUERY = f"SELECT * FROM {T}.events WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3"
+_FEED_QUERY = f"SELECT * FROM {T}.events WHERE position > $1 AND position <= $2 ORDER BY position LIMIT $3"
 
 Filters = tuple[str | None, str | None, str | None]  # project, protocol run, event type
 
 
 @dataclass(eq=False)
 class Chunk:
-    """Rendered messages ``(sequence, message)`` of one delivery, shared by every client they match;
+    """Rendered messages ``(position, message)`` of one delivery, shared by every client they match;
     joined into one send once, for all the clients that have seen none of them."""
 
     messages: list[tuple[int, bytes]]
@@ -58,22 +60,22 @@ class Chunk:
         return len(self.messages)
 
     @property
-    def last_seq(self) -> int:
+    def last_position(self) -> int:
         return self.messages[-1][0]
 
-    def after(self, seq: int) -> bytes:
-        """The messages above ``seq``, as one send."""
-        if self.messages[0][0] > seq:  # the usual case: nothing of it was sent as history
+    def after(self, position: int) -> bytes:
+        """The messages above ``position``, as one send."""
+        if self.messages[0][0] > position:  # the usual case: nothing of it was sent as history
             if self._joined is None:
                 self._joined = b"".join(message for _, message in self.messages)
             return self._joined
-        return b"".join(message for s, message in self.messages if s > seq)
+        return b"".join(message for p, message in self.messages if p > position)
 
 
 def render(row: dict[str, Any]) -> bytes:
-    """One event as a Server-Sent Events message; its id is the sequence."""
+    """One event as a Server-Sent Events message; its id is its position."""
     body = EventPublic(**row).model_dump_json()
-    return f"id: {row['seq']}\nevent: {row['type']}\ndata: {body}\n\n".encode()
+    return f"id: {row['position']}\nevent: {row['type']}\ndata: {body}\n\n".encode()
 
 
 def matches(filters: Filters, row: dict[str, Any]) -> bool:
@@ -90,7 +92,7 @@ class Subscriber:
     """One stream client: its filters, where the live part starts, and what is queued for it."""
 
     filters: Filters
-    start: int  # every event above this sequence comes through the queue
+    start: int  # every event above this position comes through the queue
     limit: int  # events queued at most
     chunks: deque[Chunk] = field(default_factory=deque)
     pending: int = 0
@@ -141,7 +143,7 @@ class EventFanout:
         self._queue_events = queue_events
         self._subscribers: set[Subscriber] = set()
         self._task: asyncio.Task[None] | None = None
-        # Every event at or below it has been handed to the clients registered when it was read.
+        # Every event at or below this position has been handed to the clients registered when it was read.
         self.position = 0
 
     def start(self) -> None:
@@ -165,7 +167,7 @@ class EventFanout:
             )
         if not self._subscribers:
             # Idle until now: nothing above the checkpoint has been read, nothing below it is owed.
-            self.position = max(self.position, self._watcher.current)
+            self.position = max(self.position, last_position(self._watcher.current))
         subscriber = Subscriber(filters, self.position, self._queue_events)
         self._subscribers.add(subscriber)
         self._metrics.sse_clients.set(len(self._subscribers))
@@ -178,9 +180,9 @@ class EventFanout:
     async def _run(self) -> None:
         while True:
             try:
-                target = self._watcher.current
+                target = last_position(self._watcher.current)
                 if target <= self.position:
-                    await self._watcher.wait_for(self.position + 1, 30.0)
+                    await self._watcher.wait_for(self.position // MAX_DECISION_EVENTS + 1, 30.0)
                 elif not self._subscribers:
                     self.position = target
                 else:
@@ -192,7 +194,7 @@ class EventFanout:
                     # during the read may have moved the position past it already.
                     self._deliver(rows)
                     full_page = len(rows) == PAGE
-                    self.position = max(self.position, rows[-1]["seq"] if full_page else target)
+                    self.position = max(self.position, rows[-1]["position"] if full_page else target)
                     # Each delivery wakes every client and costs a send each: with a thousand clients,
                     # one delivery per commit would take the process's whole CPU from the other reads.
                     # At most one every _LINGER_SECONDS, so that commits in between go in one send;
@@ -208,7 +210,7 @@ class EventFanout:
     def _deliver(self, rows: list[dict[str, Any]]) -> None:
         if not rows:
             return
-        rendered = [(row["seq"], render(row)) for row in rows]
+        rendered = [(row["position"], render(row)) for row in rows]
         # Clients with the same filters (typically: all of them, unfiltered) share one selection.
         by_filters: dict[Filters, Chunk] = {}
         for subscriber in list(self._subscribers):

@@ -267,7 +267,11 @@ class ActionResult(BaseModel):
 
 
 class EventPublic(BaseModel):
-    seq: int
+    position: int = Field(
+        description="The event's place in the log, unique and increasing: resume after it with `after` or "
+        "`Last-Event-ID`."
+    )
+    seq: int = Field(description="The stream sequence of the event's decision (shared by its events).")
     id: str
     type: str
     time: datetime
@@ -351,6 +355,7 @@ class QueuePublic(BaseModel):
     """A durable JetStream consumer: how much work waits for it."""
 
     name: str
+    stream: str = Field(description="The log (decisions) or the feed (one message per event) it reads.")
     filter_subjects: list[str]
     num_pending: int
     num_ack_pending: int
@@ -359,7 +364,8 @@ class QueuePublic(BaseModel):
 
 
 class QueuesPublic(BaseModel):
-    stream: str
+    stream: str = Field(description="The log: one message per decision.")
+    feed_stream: str = Field(description="The feed: one message per event, read by the workers.")
     last_sequence: int
     read_model_checkpoint: int
     data: list[QueuePublic]

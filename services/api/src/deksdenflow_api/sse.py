@@ -1,6 +1,6 @@
 """The response of ``GET /events/stream``: history from the read model, then the live fan-out.
 
-The history is read up to the sequence the client was registered at (``Subscriber.start``); every later
+The history is read up to the position the client was registered at (``Subscriber.start``); every later
 event comes from the fan-out's queue. A message at or below what was sent is skipped, so nothing is sent
 twice and nothing is missed across the switch. Three things end a stream: the client goes away, it falls
 too far behind (cut off: the connection is closed and the client resumes with ``Last-Event-ID``), or the
@@ -23,7 +23,7 @@ log = get_logger(__name__)
 
 
 class EventStream(Response):
-    """Server-Sent Events for one registered client, starting after sequence ``after``."""
+    """Server-Sent Events for one registered client, starting after position ``after``."""
 
     # Set as a header, not as the class's media type: FastAPI would document every error of the route
     # (JSON) as an event stream.
@@ -69,23 +69,23 @@ class EventStream(Response):
         async def emit(data: bytes) -> None:
             await send({"type": "http.response.body", "body": data, "more_body": True})
 
-        subscriber, seq = self._subscriber, self._after
+        subscriber, sent = self._subscriber, self._after
         await emit(b"retry: 1000\n\n")
-        while seq < subscriber.start:  # the history, up to where the live part starts
+        while sent < subscriber.start:  # the history, up to where the live part starts
             async with self._ctx.pool.acquire() as conn:
-                rows = await conn.fetch(FILTERED_QUERY, seq, subscriber.start, *subscriber.filters, PAGE)
+                rows = await conn.fetch(FILTERED_QUERY, sent, subscriber.start, *subscriber.filters, PAGE)
             if rows:
                 await emit(b"".join(render(dict(row)) for row in rows))
-            seq = rows[-1]["seq"] if len(rows) == PAGE else subscriber.start
+            sent = rows[-1]["position"] if len(rows) == PAGE else subscriber.start
         while True:
             chunk = await subscriber.next(self._ctx.settings.sse_keepalive_seconds)
             if chunk is None:
                 await emit(b": keep-alive\n\n")
                 continue
-            fresh = chunk.after(seq)
+            fresh = chunk.after(sent)
             if fresh:
                 await emit(fresh)
-                seq = chunk.last_seq
+                sent = chunk.last_position
 
 
 async def _disconnected(receive: Receive) -> None:

@@ -247,8 +247,12 @@ class AgentCalls:
         run = (await self.kit.repo.load(PROTOCOL_RUN, job.run.protocol_run_id)).state
         spent = budget.run_spent(run, step.step_run_id if step is not None else None)
         if any(lim.scope is budget.Scope.PROJECT for lim in limits):
+            # Every usage event of the project, wherever it stands in its decision: from the feed.
             loaded = await self.store.read(
-                self.store.subjects.of_type(ev.UsageRecorded.EVENT_TYPE, project_id=job.project.project_id)
+                self.store.subjects.feed.of_type(
+                    ev.UsageRecorded.EVENT_TYPE, project_id=job.project.project_id
+                ),
+                stream=self.store.feed_stream,
             )
             spent[budget.Scope.PROJECT] = budget.project_spent(r.event for r in loaded.events)
         tokens = budget.estimate_tokens(call.prompt)

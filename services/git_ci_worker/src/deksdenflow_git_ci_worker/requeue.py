@@ -75,7 +75,7 @@ class LostWorkRequeue:
         js = self.store.jetstream()
         for durable in durables:
             try:
-                info = await js.consumer_info(self.store.stream, durable)
+                info = await js.consumer_info(self.store.feed_stream, durable)
             except NotFoundError:
                 return False
             if info.num_pending or info.num_ack_pending:

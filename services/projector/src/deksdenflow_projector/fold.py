@@ -72,9 +72,9 @@ def fold(events: list[RecordedEvent], known: Known, touched: Touched) -> None:
                     first = steps_changed.get(st.step_run_id, (at, at))[0]
                     steps_changed[st.step_run_id] = (first, at)
             if isinstance(event, rev.UsageRecorded):
-                touched.usage.append(Fact(event, env.project_id, aggregate_id, seq, at))
+                touched.usage.append(Fact(event, env.project_id, aggregate_id, seq, at, recorded.position))
             elif isinstance(event, rev.CiReported):
-                touched.ci.append(Fact(event, env.project_id, aggregate_id, seq, at))
+                touched.ci.append(Fact(event, env.project_id, aggregate_id, seq, at, recorded.position))
         elif env.aggregate_type == project_domain.AGGREGATE_TYPE:
             known_project = projects.get(aggregate_id) or known_projects.get(aggregate_id)
             if known_project is None:
@@ -82,7 +82,9 @@ def fold(events: list[RecordedEvent], known: Known, touched: Touched) -> None:
             state, created = known_project[0], known_project[1]
             projects[aggregate_id] = (evolve_project(state, event), created, at, seq)  # type: ignore[arg-type]
             if isinstance(event, pev.ProjectTokenIssued):
-                touched.tokens_issued.append(Fact(event, env.project_id, aggregate_id, seq, at))
+                touched.tokens_issued.append(
+                    Fact(event, env.project_id, aggregate_id, seq, at, recorded.position)
+                )
             elif isinstance(event, pev.ProjectTokenRevoked):
                 touched.tokens_revoked.append((event.token_id, at))
 

@@ -1,8 +1,8 @@
 """The projector's ASGI app: ``/health``, ``/livez`` and ``/metrics``, and a lifespan that runs the projector.
 
-``/health`` answers 503 while starting and when the projector is stalled (events waiting, checkpoint not
-moving for ``DEKSDENFLOW_PROJECTOR_STALL_AFTER_SECONDS``), with the reason; ``/livez`` only says the
-process serves.
+``/health`` answers 503 while starting and when the projector or the feed is stalled (decisions waiting,
+checkpoint or feed not moving for ``DEKSDENFLOW_PROJECTOR_STALL_AFTER_SECONDS``), with the reason;
+``/livez`` only says the process serves.
 
 uvicorn owns the process signals (as in the API): SIGTERM ends the lifespan, which stops the consumer
 after the batch in hand, then closes the connections.
@@ -60,7 +60,13 @@ class ProjectorApp:
             if projector is None:
                 return 503, "application/json", b'{"status":"starting"}'
             lag = max(0, projector.stream_last_seq - projector.last_seq)
-            payload: dict[str, object] = {"status": "ok", "checkpoint": projector.last_seq, "lag": lag}
+            feed_lag = max(0, projector.feed.stream_last_seq - projector.feed.log_seq)
+            payload: dict[str, object] = {
+                "status": "ok",
+                "checkpoint": projector.last_seq,
+                "lag": lag,
+                "feed": {"log_seq": projector.feed.log_seq, "lag": feed_lag},
+            }
             if reason := projector.stalled():
                 payload.update(status="stalled", reason=reason)
                 return 503, "application/json", json.dumps(payload).encode()
@@ -86,9 +92,12 @@ class ProjectorApp:
         projector, self._close = await self._start()
         self._tasks = {
             "consume": asyncio.create_task(projector.run(), name="consume"),
+            "feed": asyncio.create_task(projector.feed.run(), name="feed"),
             "lag": asyncio.create_task(projector.track_lag(), name="lag"),
+            "feed_lag": asyncio.create_task(projector.feed.track(1.0), name="feed_lag"),
         }
         self._tasks["consume"].add_done_callback(self._crashed)
+        self._tasks["feed"].add_done_callback(self._crashed)
         self.projector = projector
 
     def _crashed(self, task: asyncio.Task[None]) -> None:
@@ -101,10 +110,14 @@ class ProjectorApp:
         if self.projector is None:
             return
         self.projector.loop.stop()
-        self._tasks["lag"].cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await asyncio.wait_for(self._tasks["consume"], timeout=30)
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._tasks["lag"]
+        self.projector.feed.loop.stop()
+        for name in ("lag", "feed_lag"):
+            self._tasks[name].cancel()
+        for name in ("consume", "feed"):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(self._tasks[name], timeout=30)
+        for name in ("lag", "feed_lag"):
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._tasks[name]
         if self._close is not None:
             await self._close()

@@ -84,13 +84,17 @@ async def _position(conn: asyncpg.Connection, schema: str, *, lock: bool = False
 
 def _fresh(events: list[RecordedEvent], last: int) -> list[RecordedEvent]:
     """The events after ``last``; they must continue it without a gap (the projector reads every
-    subject of the stream, whose sequences have no holes)."""
+    subject of the stream, whose sequences have no holes; the events of one decision share its
+    sequence and follow each other by index)."""
     fresh = [e for e in events if e.stream_seq > last]
-    expected = last + 1
+    seq, index = last, -1
     for e in fresh:
-        if e.stream_seq != expected:
-            raise OutOfOrder(f"batch jumps from {expected - 1} to {e.stream_seq}", checkpoint=last)
-        expected += 1
+        if e.stream_seq == seq and e.index == index + 1:
+            index += 1
+        elif e.stream_seq == seq + 1 and e.index == 0:
+            seq, index = seq + 1, 0
+        else:
+            raise OutOfOrder(f"batch jumps from {seq}/{index} to {e.stream_seq}/{e.index}", checkpoint=last)
     return fresh
 
 

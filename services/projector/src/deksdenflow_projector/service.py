@@ -14,6 +14,7 @@ from deksdenflow_core.progress import Progress
 from deksdenflow_core.readmodel import SCHEMA, WRITER_LOCK_KEY
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from deksdenflow_projector.feed import FeedWriter
 from deksdenflow_projector.projection import LiveProjection, PreparedBatch, checkpoint
 from deksdenflow_projector.settings import ProjectorSettings
 
@@ -49,6 +50,7 @@ class Projector:
 
     Batches go through the consumer's pipeline: batch N+1 is decoded and folded (``prepare``) while
     batch N is written (``commit``), so PostgreSQL works on its core while Python works on the other.
+    The process also writes the feed (``feed``): the log's other projection, one message per event.
     """
 
     def __init__(self, pool: asyncpg.Pool, store: JetStreamEventStore, settings: ProjectorSettings) -> None:
@@ -61,6 +63,13 @@ class Projector:
         self.stream_last_seq = 0
         self.last_progress = time.monotonic()
         self.progress = Progress(settings.stall_after_seconds)
+        self.feed = FeedWriter(
+            store,
+            durable=settings.feed_durable,
+            batch=settings.batch_size,
+            ack_wait_seconds=settings.ack_wait_seconds,
+            stall_after_seconds=settings.stall_after_seconds,
+        )
         # Batches commit one at a time on one connection, held between them: taking it from the pool
         # for each batch would cost a round trip to reset it every time.
         self._writer: asyncpg.pool.PoolConnectionProxy | None = None
@@ -129,8 +138,8 @@ class Projector:
         return self.last_seq
 
     def stalled(self) -> str | None:
-        """Why the projector is stalled (events waiting, checkpoint not moving), or None."""
-        return self.progress.stalled(time.monotonic())
+        """Why the projector or the feed is stalled (decisions waiting, not moving), or None."""
+        return self.progress.stalled(time.monotonic()) or self.feed.stalled()
 
     async def run(self) -> None:
         async with self._pool.acquire() as conn:

@@ -12,6 +12,11 @@ class ProjectorSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DEKSDENFLOW_PROJECTOR_", extra="ignore", frozen=True)
 
     durable: str = Field(default="projector", pattern=r"^[A-Za-z0-9_-]+$")
+    feed_durable: str = Field(
+        default="feed",
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="The durable consumer on the log of the writer of the feed (one message per event).",
+    )
     batch_size: int = Field(default=500, ge=1, le=10_000)
     host: str = "127.0.0.1"
     port: int = Field(default=8011, ge=1, le=65535, description="/health and /metrics")

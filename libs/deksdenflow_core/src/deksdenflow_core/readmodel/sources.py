@@ -40,13 +40,14 @@ class StepOfRun:
 @dataclass(frozen=True, slots=True)
 class Fact(Generic[Event]):
     """An event that adds a row of its own (a usage record, a CI report, a token), and where it was
-    recorded: its aggregate, its stream sequence and its time."""
+    recorded: its aggregate, its decision's stream sequence, its place in the log and its time."""
 
     event: Event
     project_id: str
     aggregate_id: str
     seq: int
     at: datetime
+    position: int = 0
 
 
 _SHORT: dict[enum.Enum, str | None] = {}

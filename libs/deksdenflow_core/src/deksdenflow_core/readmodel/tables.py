@@ -165,10 +165,12 @@ def _run_of(recorded: RecordedEvent) -> str | None:
 _E = Column[RecordedEvent]
 EVENTS = Table(
     "events",
-    key="seq",
+    key="position",
     append_only=True,
     columns=(
-        _E("seq", INT8, lambda r: r.stream_seq, public=True),  # the JetStream stream sequence
+        # The event's place in the log: its decision's stream sequence * 1024 + its index in the decision.
+        _E("position", INT8, lambda r: r.position, public=True),
+        _E("seq", INT8, lambda r: r.stream_seq, public=True),  # the stream sequence of its decision
         _E("id", TEXT, lambda r: r.envelope.id, public=True),
         _E("type", TEXT, lambda r: r.envelope.type, public=True),
         _E("project_id", TEXT, lambda r: r.envelope.project_id, public=True),
@@ -216,9 +218,10 @@ USAGE_RECORDS = Table(
 _C = Column[Fact[rev.CiReported]]
 CI_REPORTS = Table(
     "ci_reports",
-    key="seq",
+    key="position",
     append_only=True,
     columns=(
+        _C("position", INT8, lambda f: f.position),  # the event's place in the log (RecordedEvent.position)
         _C("seq", INT8, lambda f: f.seq),
         _C("project_id", TEXT, lambda f: f.project_id),
         _C("protocol_run_id", TEXT, lambda f: f.aggregate_id),

@@ -2,7 +2,7 @@
 
 Both read the read model's ``events`` table with the same filters and the same scoping: a project
 token only ever sees its own project's events. The stream resumes after ``Last-Event-ID`` (the
-sequence of the last event a client received); its live part comes from the process's one fan-out
+position of the last event a client received); its live part comes from the process's one fan-out
 (``fanout.py``), not from a query per client.
 """
 
@@ -24,8 +24,9 @@ TypeFilter = Annotated[
     str | None, Query(pattern=r"^[a-z_]+\.[a-z_]+$", description="e.g. protocol_run.created")
 ]
 _QUERY = (
-    f"SELECT * FROM {T}.events WHERE seq > $1 AND ($2::text IS NULL OR project_id = $2) "
-    "AND ($3::text IS NULL OR protocol_run_id = $3) AND ($4::text IS NULL OR type = $4) ORDER BY seq LIMIT $5"
+    f"SELECT * FROM {T}.events WHERE position > $1 AND ($2::text IS NULL OR project_id = $2) "
+    "AND ($3::text IS NULL OR protocol_run_id = $3) AND ($4::text IS NULL OR type = $4) "
+    "ORDER BY position LIMIT $5"
 )
 
 
@@ -41,7 +42,7 @@ async def list_events(
     project_id: IdFilter = None,
     protocol_run_id: IdFilter = None,
     type: TypeFilter = None,
-    after: Annotated[int, Query(ge=0, le=2**62, description="Only events with a higher sequence.")] = 0,
+    after: Annotated[int, Query(ge=0, le=2**62, description="Only events after this position.")] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> EventsPublic:
     """The activity feed across projects (a project token: its project only), oldest first."""
@@ -54,7 +55,7 @@ async def list_events(
     responses={
         200: {
             "content": {"text/event-stream": {}},
-            "description": "One SSE message per event: id = sequence.",
+            "description": "One SSE message per event: id = its position.",
         },
         **errors(401, 403, 422, 503),
     },
@@ -67,7 +68,7 @@ async def stream_events(
     project_id: IdFilter = None,
     protocol_run_id: IdFilter = None,
     type: TypeFilter = None,
-    after: Annotated[int, Query(ge=0, le=2**62)] = 0,
+    after: Annotated[int, Query(ge=0, le=2**62, description="Only events after this position.")] = 0,
     last_event_id: Annotated[str | None, Header(pattern=r"^\d{1,18}$")] = None,
 ) -> EventStream:
     """Live events as Server-Sent Events; reconnect with ``Last-Event-ID`` to resume without gaps.

@@ -206,14 +206,14 @@ async def run_events(
     ctx: ReadContext,
     principal: PrincipalDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    after: Annotated[int, Query(ge=0, le=2**62, description="Only events with a higher sequence.")] = 0,
+    after: Annotated[int, Query(ge=0, le=2**62, description="Only events after this position.")] = 0,
 ) -> EventsPublic:
     """The run's timeline, oldest first."""
     principal.require_project(await project_of_run(ctx, protocol_run_id))
     rows = await fetch_all(
         ctx,
         f"SELECT {EVENT_COLUMNS} FROM {T}.events "
-        "WHERE protocol_run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+        "WHERE protocol_run_id = $1 AND position > $2 ORDER BY position LIMIT $3",
         protocol_run_id,
         after,
         limit,
@@ -232,7 +232,7 @@ async def step_qa_reports(step_run_id: Id, ctx: ReadContext, principal: Principa
     principal.require_project(step["project_id"])
     rows = await fetch_all(
         ctx,
-        f"SELECT seq, time, payload FROM {T}.events WHERE step_run_id = $1 AND type = $2 ORDER BY seq",
+        f"SELECT seq, time, payload FROM {T}.events WHERE step_run_id = $1 AND type = $2 ORDER BY position",
         step_run_id,
         "protocol_run.qa_verdict_recorded",
     )

@@ -16,14 +16,17 @@ router = APIRouter(tags=["queues"])
 
 @router.get("/queues", response_model=QueuesPublic, responses=errors(401, 403, 503))
 async def list_queues(ctx: ReadContext, principal: PrincipalDep) -> QueuesPublic:
-    """Every durable consumer of the event stream with its backlog (admin only)."""
+    """Every durable consumer of the log and of the feed, with its backlog (admin only)."""
     principal.require_admin()
     store = await ctx.store()
     js = ctx.js()
-    consumers = await js.consumers_info(store.stream)
+    consumers = [
+        (stream, c) for stream in (store.stream, store.feed_stream) for c in await js.consumers_info(stream)
+    ]
     data = [
         QueuePublic(
             name=c.name,
+            stream=stream,
             filter_subjects=list(
                 c.config.filter_subjects or ([c.config.filter_subject] if c.config.filter_subject else [])
             ),
@@ -32,10 +35,11 @@ async def list_queues(ctx: ReadContext, principal: PrincipalDep) -> QueuesPublic
             num_redelivered=c.num_redelivered or 0,
             num_waiting=c.num_waiting or 0,
         )
-        for c in sorted(consumers, key=lambda c: c.name)
+        for stream, c in sorted(consumers, key=lambda sc: (sc[1].name, sc[0]))
     ]
     return QueuesPublic(
         stream=store.stream,
+        feed_stream=store.feed_stream,
         last_sequence=await store.stream_last_seq(),
         read_model_checkpoint=ctx.watcher.current,
         data=data,

@@ -1,0 +1,250 @@
+"""The feed: every event of the log, one message each, in log order, exactly once.
+
+A message of the log is a decision (the events one command produced); its subject names only the first
+event. Subscribers that select events by type — the workers, analytics — read the feed instead: stream
+``<log>_FEED``, subjects ``<prefix>.feed.<project>.<aggregate type>.<aggregate id>.<event>``, each event
+with its own binary-mode envelope, plus where it stands in the log (``Df-Log-Seq``, ``Df-Log-Index``).
+
+The writer is a pipeline over the log like the projector's (``ConsumerLoop.run_pipeline``), and, like the
+projector, it keeps its position where its effect is: the feed itself. Its last message says which event
+of which decision it copied last; the writer resumes right after it. Every append to the feed is
+conditional on the feed's last sequence (``Nats-Expected-Last-Sequence``), chained through a batch: if
+anything else wrote to the feed meanwhile (a second writer during a rollout), or an append got lost, the
+rest of the batch is refused, the batch fails, and the writer positions itself again from the feed. So an
+event is never written twice, never skipped, and never out of order, however the writer is stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from deksdenflow_core.consumer import ConsumerLoop, ConsumerSpec, Delivery
+from deksdenflow_core.envelope import encode_headers
+from deksdenflow_core.errors import InfrastructureError
+from deksdenflow_core.eventstore import JetStreamEventStore, nats_unavailable_as_infrastructure
+from deksdenflow_core.logging import get_logger
+from deksdenflow_core.progress import Progress
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+
+log = get_logger(__name__)
+
+LOG_SEQ_HEADER = "Df-Log-Seq"
+LOG_INDEX_HEADER = "Df-Log-Index"
+_EXPECTED_LAST = "Nats-Expected-Last-Sequence"
+
+
+@dataclass(frozen=True, slots=True)
+class FeedMessage:
+    """One event as the feed stores it."""
+
+    subject: str
+    headers: dict[str, str]
+    body: bytes
+    log_seq: int
+    index: int
+
+
+class FeedWriter:
+    """Copies the log's decisions to the feed, one message per event (``BatchStages`` of a pipeline)."""
+
+    def __init__(
+        self,
+        store: JetStreamEventStore,
+        *,
+        durable: str,
+        batch: int = 500,
+        ack_wait_seconds: float = 60.0,
+        stall_after_seconds: float = 10.0,
+    ) -> None:
+        self._store = store
+        self._nc = store.connection
+        self._subjects = store.subjects.feed
+        # (log sequence, index) of the last event in the feed; events at or below it are not copied again
+        self._copied: tuple[int, int] = (0, -1)
+        self._feed_last: int | None = None  # the feed stream's last sequence; None: ask the feed
+        self._acks: _Acks | None = None
+        self.progress = Progress(stall_after_seconds)
+        self.log_seq = 0  # the last decision copied whole
+        self.stream_last_seq = 0
+        self.loop = ConsumerLoop(
+            store.jetstream(),
+            store.stream,
+            ConsumerSpec(
+                durable=durable,
+                filter_subjects=[store.subjects.all],
+                batch=batch,
+                max_ack_pending=4 * batch,
+                ack_all=True,
+                ack_wait_seconds=ack_wait_seconds,
+                heartbeat_seconds=max(0.5, ack_wait_seconds / 4),
+                fetch_timeout_seconds=0.5,
+                backoff_seconds=(0.2, 0.5, 1.0, 2.0),
+                max_deliver=-1,
+            ),
+            poison="retry",  # a decision it cannot read is not skipped: the feed would miss its events
+        )
+
+    async def run(self) -> None:
+        try:
+            await self.loop.run_pipeline(self)
+        finally:
+            if self._acks is not None:
+                await self._acks.close()
+
+    # --- BatchStages ----------------------------------------------------------------------------------
+
+    async def position(self) -> int:
+        """The last decision whose events are all in the feed (the one the feed's last event belongs to
+        may be copied in part: its remaining events follow)."""
+        last_seq, headers = await self._last_message()
+        self._feed_last = last_seq
+        if headers is None:
+            self._copied = (0, -1)
+            return 0
+        self._copied = (int(headers[LOG_SEQ_HEADER]), int(headers[LOG_INDEX_HEADER]))
+        self.log_seq = self._copied[0] - 1
+        return self.log_seq
+
+    async def prepare(self, batch: list[Delivery]) -> tuple[list[FeedMessage], int]:
+        """The batch's events not in the feed yet, and the batch's last decision (a message of the log
+        is a decision: a batch holds each of its decisions whole)."""
+        out: list[FeedMessage] = []
+        copied = self._copied
+        for delivery in batch:
+            recorded = delivery.event
+            at = (recorded.stream_seq, recorded.index)
+            if at <= copied:
+                continue
+            env = recorded.envelope
+            headers = encode_headers(env)
+            headers[LOG_SEQ_HEADER] = str(recorded.stream_seq)
+            headers[LOG_INDEX_HEADER] = str(recorded.index)
+            subject = self._subjects.event(env.project_id, env.aggregate_type, env.aggregate_id, env.type)
+            out.append(FeedMessage(subject, headers, recorded.payload_json, *at))
+            copied = at
+        self._copied = copied
+        return out, batch[-1].event.stream_seq
+
+    async def commit(self, prepared: tuple[list[FeedMessage], int]) -> None:
+        messages, last_decision = prepared
+        if messages:
+            if self._feed_last is None:
+                self._feed_last, _ = await self._last_message()
+            self._feed_last = await self._append(messages, self._feed_last)
+        self.log_seq = max(self.log_seq, last_decision)
+
+    def discard(self) -> None:
+        self._feed_last = None
+
+    def stalled(self) -> str | None:
+        """Why the feed is stalled (decisions waiting, the feed not moving), or None."""
+        reason = self.progress.stalled(time.monotonic())
+        return f"feed: {reason}" if reason else None
+
+    async def track(self, interval_seconds: float) -> None:
+        """Watch for a stall: decisions in the log that the feed does not move towards."""
+        while True:
+            try:
+                self.stream_last_seq = await self._store.stream_last_seq()
+            except Exception as exc:
+                log.warning("feed lag refresh failed", error=repr(exc))
+            self.progress.observe(self.log_seq, self.stream_last_seq, time.monotonic())
+            await asyncio.sleep(interval_seconds)
+
+    # --- the feed stream ------------------------------------------------------------------------------
+
+    async def _append(self, messages: list[FeedMessage], feed_last: int) -> int:
+        """Append ``messages`` in order, each conditional on the one before; the feed's new last sequence."""
+        if self._acks is None:
+            self._acks = await _Acks.open(self._nc)
+        acks = self._acks
+        acks.expect(len(messages))
+        with nats_unavailable_as_infrastructure("appending to the feed"):
+            for n, message in enumerate(messages):
+                headers = {**message.headers, _EXPECTED_LAST: str(feed_last + n)}
+                await self._nc.publish(message.subject, message.body, reply=acks.reply(n), headers=headers)
+            replies = await acks.wait(within=self._store.request_timeout)
+        for n, reply in enumerate(replies):
+            error = reply.get("error")
+            if error:
+                raise InfrastructureError(
+                    f"the feed refused event {messages[n].log_seq}/{messages[n].index}: "
+                    f"{error.get('description')}",
+                    feed_last=feed_last,
+                )
+        return int(replies[-1]["seq"])
+
+    async def _last_message(self) -> tuple[int, dict[str, str] | None]:
+        """The feed's last sequence, and the headers of its last message (None: the feed is empty)."""
+        stream = self._store.feed_stream
+        info = await self._store.stream_info(stream)
+        state = info["state"]
+        if not state.get("messages"):
+            return int(state.get("last_seq", 0)), None
+        last = int(state["last_seq"])
+        headers = await self._store.headers_at(stream, last)
+        return last, headers
+
+
+class _Acks:
+    """The acknowledgements of one batch of appends, on one subscription kept open."""
+
+    def __init__(self, prefix: str) -> None:
+        self._sub: Subscription | None = None
+        self._prefix = prefix
+        self._round = 0
+        self._replies: dict[int, dict[str, Any]] = {}
+        self._wanted = 0
+        self._done = asyncio.Event()
+
+    @classmethod
+    async def open(cls, nc: NATS) -> _Acks:
+        acks = cls(nc.new_inbox())
+        acks._sub = await nc.subscribe(f"{acks._prefix}.*.*", cb=acks._on_reply)
+        return acks
+
+    def expect(self, count: int) -> None:
+        """Start a round of ``count`` appends (answers to earlier rounds are ignored from now on)."""
+        self._round += 1
+        self._replies = {}
+        self._wanted = count
+        self._done.clear()
+
+    def reply(self, n: int) -> str:
+        return f"{self._prefix}.{self._round}.{n}"
+
+    async def _on_reply(self, msg: Msg) -> None:
+        _, round_, n = msg.subject.rsplit(".", 2)
+        if int(round_) != self._round:  # a late answer to a round given up on
+            return
+        try:
+            self._replies[int(n)] = json.loads(msg.data)
+        except ValueError:
+            self._replies[int(n)] = {
+                "error": {"description": f"unreadable acknowledgement {msg.data[:200]!r}"}
+            }
+        if len(self._replies) >= self._wanted:
+            self._done.set()
+
+    async def wait(self, *, within: float) -> list[dict[str, Any]]:
+        try:
+            await asyncio.wait_for(self._done.wait(), within)
+        except TimeoutError as exc:
+            raise InfrastructureError(
+                f"the feed acknowledged {len(self._replies)} of {self._wanted} appends in time"
+            ) from exc
+        return [self._replies[n] for n in range(self._wanted)]
+
+    async def close(self) -> None:
+        if self._sub is None:
+            return
+        try:
+            await self._sub.unsubscribe()
+        except Exception as exc:  # the connection is closing anyway
+            log.debug("feed acknowledgements not unsubscribed", error=repr(exc))
