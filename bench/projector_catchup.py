@@ -155,7 +155,7 @@ async def catch_up(
         await asyncio.sleep(0.002)
     seconds = time.perf_counter() - started
     cpu_used = cpu.used(cpu_before, cpu.snapshot())
-    projector.loop.stop()
+    projector.stop()
     await task
     await store.jetstream().delete_consumer(store.stream, durable)
     return seconds, cpu_used

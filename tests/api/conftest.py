@@ -106,7 +106,7 @@ async def system(nats_url: str, fresh_db_url: str, api_overrides: dict[str, Any]
     finally:
         server.should_exit = True
         await asyncio.wait_for(serving, 15)
-        projector.loop.stop()
+        projector.stop()
         await asyncio.wait_for(projecting, 15)
         await pool.close()
         await nc.request(f"$JS.API.STREAM.DELETE.{es.stream_name}", b"", timeout=5)

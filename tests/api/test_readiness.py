@@ -118,7 +118,7 @@ async def test_readiness_waits_for_the_projector_to_catch_up_and_reports_a_stall
         assert projector.last_seq >= last
     finally:
         await holder.close()
-        projector.loop.stop()
+        projector.stop()
         await asyncio.wait_for(running, 15)
     # The projector is gone and events keep coming: a stall, once they have waited long enough.
     await drive(api.repo, projects=1, runs_per_project=1)
@@ -128,7 +128,7 @@ async def test_readiness_waits_for_the_projector_to_catch_up_and_reports_a_stall
     try:
         await eventually(lambda: _answers(api, "/readyz", 200), within=60, what="ready again")
     finally:
-        projector.loop.stop()
+        projector.stop()
         await asyncio.wait_for(running, 15)
         await pool.close()
 

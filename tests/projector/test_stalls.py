@@ -159,7 +159,7 @@ async def test_the_projector_starts_after_its_checkpoint_wherever_its_consumer_s
         await eventually(lambda: projector.last_seq == last, within=30, what="the whole log applied")
         assert await projected_positions(pool) == await log_positions(store)
     finally:
-        projector.loop.stop()
+        projector.stop()
         await asyncio.wait_for(running, 15)
         await pool.close()
     await assert_equals_a_rebuild(fresh_db_url, store)

@@ -213,9 +213,9 @@ class JetStreamEventStore:
         }
 
     def feed_config(self) -> dict[str, Any]:
-        """The feed's stream: derived from the log, so it may be purged (it is written again from the
-        log) and kept for ``feed_max_age_seconds`` (0: forever); no duplicate window (its writer checks
-        the feed's last sequence instead)."""
+        """The feed's stream: derived from the log, so it may be purged (it is written again from the log,
+        from its start); kept as long as the log, since its writer finds where it stands from its last
+        message; no duplicate window (its writer checks the feed's last sequence instead)."""
         return {
             "name": self.feed_stream,
             "subjects": self.subjects.feed.stream_subjects,
@@ -224,7 +224,7 @@ class JetStreamEventStore:
             "num_replicas": self._settings.stream_replicas,
             "max_msgs": -1,
             "max_bytes": -1,
-            "max_age": int(self._settings.feed_max_age_seconds * 1e9),
+            "max_age": 0,
             "max_msgs_per_subject": -1,
             "discard": "old",
             "duplicate_window": int(1e9),

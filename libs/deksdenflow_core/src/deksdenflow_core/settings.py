@@ -29,12 +29,6 @@ class EventStoreSettings(_Base):
     )
     stream_replicas: int = Field(default=1, ge=1, le=5)
     duplicate_window_seconds: float = Field(default=120.0, gt=0)
-    feed_max_age_seconds: float = Field(
-        default=0.0,
-        ge=0,
-        description="How long the feed (<stream>_FEED: one message per event, derived from the log) keeps an "
-        "event; 0 keeps it forever. The log itself is always kept.",
-    )
     connect_timeout_seconds: float = Field(default=5.0, gt=0)
     request_timeout_seconds: float = Field(default=5.0, gt=0)
 

@@ -7,11 +7,13 @@ with its own binary-mode envelope, plus where it stands in the log (``Df-Log-Seq
 
 The writer is a pipeline over the log like the projector's (``ConsumerLoop.run_pipeline``), and, like the
 projector, it keeps its position where its effect is: the feed itself. Its last message says which event
-of which decision it copied last; the writer resumes right after it. Every append to the feed is
-conditional on the feed's last sequence (``Nats-Expected-Last-Sequence``), chained through a batch: if
-anything else wrote to the feed meanwhile (a second writer during a rollout), or an append got lost, the
-rest of the batch is refused, the batch fails, and the writer positions itself again from the feed. So an
-event is never written twice, never skipped, and never out of order, however the writer is stopped.
+of which decision it copied last; the writer resumes right after it, and writes an event only if it is the
+one that follows (the log's sequences have no holes, a decision's indexes neither). Every append to the
+feed is conditional on the feed's last sequence (``Nats-Expected-Last-Sequence``), chained through a
+batch: if anything else wrote to the feed meanwhile (a second writer during a rollout), or an append got
+lost, the rest of the batch is refused, the batch fails, and the writer positions itself again from the
+feed. So an event is never written twice, never skipped, and never out of order, however the writer is
+stopped. One writer runs per deployment, like the projector: two at once stay correct, but take turns.
 """
 
 from __future__ import annotations
@@ -121,6 +123,12 @@ class FeedWriter:
             at = (recorded.stream_seq, recorded.index)
             if at <= copied:
                 continue
+            if at not in ((copied[0], copied[1] + 1), (copied[0] + 1, 0)):
+                # Not what follows the feed's last event (another reader took the messages between): the
+                # feed must not get ahead of the log. The batch fails; the writer positions itself again.
+                raise InfrastructureError(
+                    f"the feed is at {copied[0]}/{copied[1]}, the batch goes on at {at[0]}/{at[1]}"
+                )
             env = recorded.envelope
             headers = encode_headers(env)
             headers[LOG_SEQ_HEADER] = str(recorded.stream_seq)
@@ -147,15 +155,14 @@ class FeedWriter:
         reason = self.progress.stalled(time.monotonic())
         return f"feed: {reason}" if reason else None
 
-    async def track(self, interval_seconds: float) -> None:
+    def observe(self, stream_last_seq: int) -> None:
         """Watch for a stall: decisions in the log that the feed does not move towards."""
-        while True:
-            try:
-                self.stream_last_seq = await self._store.stream_last_seq()
-            except Exception as exc:
-                log.warning("feed lag refresh failed", error=repr(exc))
-            self.progress.observe(self.log_seq, self.stream_last_seq, time.monotonic())
-            await asyncio.sleep(interval_seconds)
+        self.stream_last_seq = max(self.stream_last_seq, stream_last_seq)
+        self.progress.observe(self.log_seq, self.stream_last_seq, time.monotonic())
+
+    def stop(self) -> None:
+        """Finish the batch in hand, then return from ``run``."""
+        self.loop.stop()
 
     # --- the feed stream ------------------------------------------------------------------------------
 

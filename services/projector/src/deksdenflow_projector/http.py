@@ -92,12 +92,9 @@ class ProjectorApp:
         projector, self._close = await self._start()
         self._tasks = {
             "consume": asyncio.create_task(projector.run(), name="consume"),
-            "feed": asyncio.create_task(projector.feed.run(), name="feed"),
             "lag": asyncio.create_task(projector.track_lag(), name="lag"),
-            "feed_lag": asyncio.create_task(projector.feed.track(1.0), name="feed_lag"),
         }
         self._tasks["consume"].add_done_callback(self._crashed)
-        self._tasks["feed"].add_done_callback(self._crashed)
         self.projector = projector
 
     def _crashed(self, task: asyncio.Task[None]) -> None:
@@ -109,15 +106,11 @@ class ProjectorApp:
     async def _shutdown(self) -> None:
         if self.projector is None:
             return
-        self.projector.loop.stop()
-        self.projector.feed.loop.stop()
-        for name in ("lag", "feed_lag"):
-            self._tasks[name].cancel()
-        for name in ("consume", "feed"):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(self._tasks[name], timeout=30)
-        for name in ("lag", "feed_lag"):
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._tasks[name]
+        self.projector.stop()
+        self._tasks["lag"].cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await asyncio.wait_for(self._tasks["consume"], timeout=30)
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._tasks["lag"]
         if self._close is not None:
             await self._close()

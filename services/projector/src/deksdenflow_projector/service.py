@@ -142,12 +142,31 @@ class Projector:
         return self.progress.stalled(time.monotonic()) or self.feed.stalled()
 
     async def run(self) -> None:
+        """Project and write the feed until ``stop()``; if either fails, the other is stopped too."""
         async with self._pool.acquire() as conn:
             self.last_seq = await checkpoint(conn, SCHEMA)
+        tasks = [
+            asyncio.create_task(self._project(), name="project"),
+            asyncio.create_task(self.feed.run(), name="feed"),
+        ]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                task.result()  # raises the failure
+        finally:
+            self.stop()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _project(self) -> None:
         try:
             await self.loop.run_pipeline(self)
         finally:
             await self._release_writer()
+
+    def stop(self) -> None:
+        """Finish the batches in hand, then return from ``run``."""
+        self.loop.stop()
+        self.feed.stop()
 
     async def track_lag(self) -> None:
         """Refresh the lag gauge (stream last sequence - checkpoint) and watch for a stall."""
@@ -158,6 +177,7 @@ class Projector:
                     self.last_seq = await checkpoint(conn, SCHEMA)
                 self.metrics.lag.set(max(0, self.stream_last_seq - self.last_seq))
                 self.metrics.checkpoint.set(self.last_seq)
+                self.feed.observe(self.stream_last_seq)
             except Exception as exc:
                 log.warning("lag refresh failed", error=repr(exc))
             # Observed even when a refresh failed: a database that does not answer is how a stall looks.
