@@ -13,82 +13,31 @@ X-Min-Event-Sequence, so it returns as soon as the projector has applied it).
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import statistics
-import subprocess
 import sys
 import time
-import uuid
 
 import httpx
 from deksdenflow_runtime.embedded import free_port
 
 from bench.rawhttp import Connection
 from bench.servers import servers
+from bench.system import TOKEN, pct, ready, running, system_env
 
 CLIENTS = 32
-TOKEN = "bench-admin"  # noqa: S105  (a throw-away token for a throw-away system)
-
-
-def _pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
-
-
-def _spawn(module: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", module],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-
-
-def system_env(
-    nats_url: str, db_url: str, api_port: int, projector_port: int, **extra: str
-) -> dict[str, str]:
-    """The environment of an API and a projector on a log of their own (a fresh stream and prefix)."""
-    suffix = uuid.uuid4().hex[:8]
-    return {
-        **os.environ,
-        "DEKSDENFLOW_NATS_URL": nats_url,
-        "DEKSDENFLOW_DB_URL": db_url,
-        "DEKSDENFLOW_STREAM_NAME": f"DF_BENCH_{suffix}",
-        "DEKSDENFLOW_SUBJECT_PREFIX": f"b{suffix}",
-        "DEKSDENFLOW_API_PORT": str(api_port),
-        "DEKSDENFLOW_API_TOKEN": TOKEN,
-        "DEKSDENFLOW_PROJECTOR_PORT": str(projector_port),
-        "DEKSDENFLOW_LOG_LEVEL": "WARNING",
-        **extra,
-    }
-
-
-async def _ready(client: httpx.AsyncClient, url: str) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if (await client.get(url)).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        await asyncio.sleep(0.1)
-    raise RuntimeError(f"{url} did not become healthy")
 
 
 async def main(per_client: int) -> None:
     async with servers() as s:
         api_port, projector_port = free_port(), free_port()
         env = system_env(s.nats_url, s.db_url, api_port, projector_port)
-        procs = [_spawn("deksdenflow_projector", env), _spawn("deksdenflow_api", env)]
         base = f"http://127.0.0.1:{api_port}"
         limits = httpx.Limits(max_connections=CLIENTS + 4, max_keepalive_connections=CLIENTS + 4)
         headers = {"Authorization": f"Bearer {TOKEN}"}
-        try:
+        with running(env, "deksdenflow_projector", "deksdenflow_api"):
             async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits, timeout=30) as client:
-                await _ready(client, f"http://127.0.0.1:{projector_port}/health")
-                await _ready(client, "/readyz")
+                await ready(client, f"http://127.0.0.1:{projector_port}/health")
+                await ready(client, "/readyz")
                 project = (
                     await client.post("/projects", json={"name": "bench", "git_url": "file:///b.git"})
                 ).json()
@@ -130,11 +79,6 @@ async def main(per_client: int) -> None:
                     )
                     visible.append(time.perf_counter() - written)
                     assert read.json()["status"] == write.json()["status"], (read.text, write.text)
-        finally:
-            for proc in procs:
-                os.killpg(proc.pid, signal.SIGTERM)
-            for proc in procs:
-                proc.wait(timeout=20)
 
     total = CLIENTS * per_client
     ms = [x * 1000 for x in latencies]
@@ -144,12 +88,12 @@ async def main(per_client: int) -> None:
         f"({errors} non-200) ({s.where})"
     )
     print(
-        f"command latency: p50 {_pct(ms, 50):.1f} ms, p99 {_pct(ms, 99):.1f} ms, "
+        f"command latency: p50 {pct(ms, 50):.1f} ms, p99 {pct(ms, 99):.1f} ms, "
         f"mean {statistics.mean(ms):.1f} ms "
         "(target p99 <= 50 ms)"
     )
     print(
-        f"write-to-visible: p50 {_pct(vis, 50):.1f} ms, p99 {_pct(vis, 99):.1f} ms over {len(vis)} writes "
+        f"write-to-visible: p50 {pct(vis, 50):.1f} ms, p99 {pct(vis, 99):.1f} ms over {len(vis)} writes "
         "(target p99 <= 100 ms)"
     )
 

@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -31,22 +29,12 @@ from deksdenflow_core.readmodel import SCHEMA
 from deksdenflow_runtime.embedded import free_port
 from fastapi import FastAPI
 
-from bench.api_commands import TOKEN, _pct, _ready, _spawn, system_env
 from bench.rawhttp import Connection
 from bench.servers import servers
+from bench.system import TOKEN, answers, pct, running, spawn, stop, system_env
 
 CLIENTS = 32
 ROUNDS = 2
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    os.killpg(proc.pid, signal.SIGTERM)
-    proc.wait(timeout=20)
-
-
-async def _answers(url: str, headers: dict[str, str] | None = None) -> None:
-    async with httpx.AsyncClient(timeout=5, headers=headers) as client:
-        await _ready(client, url)
 
 
 async def _load(port: int, path: str, headers: dict[str, str], seconds: float) -> tuple[float, list[float]]:
@@ -80,29 +68,25 @@ async def _system(nats_url: str, db_url: str) -> AsyncIterator[tuple[int, str]]:
     """The API and the projector, with one project in the read model: (API port, project id)."""
     api_port, projector_port = free_port(), free_port()
     env = system_env(nats_url, db_url, api_port, projector_port)
-    procs = [_spawn("deksdenflow_projector", env), _spawn("deksdenflow_api", env)]
-    try:
-        await _answers(f"http://127.0.0.1:{api_port}/readyz")
+    with running(env, "deksdenflow_projector", "deksdenflow_api"):
+        await answers(f"http://127.0.0.1:{api_port}/readyz")
         headers = {"Authorization": f"Bearer {TOKEN}"}
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{api_port}", headers=headers) as client:
             created = await client.post("/projects", json={"name": "bench", "git_url": "file:///b.git"})
             project_id = created.json()["id"]
-        await _answers(f"http://127.0.0.1:{api_port}/projects/{project_id}", headers)
+        await answers(f"http://127.0.0.1:{api_port}/projects/{project_id}", headers)
         yield api_port, project_id
-    finally:
-        for proc in procs:
-            _stop(proc)
 
 
 @asynccontextmanager
 async def _baseline(db_url: str) -> AsyncIterator[int]:
     port = free_port()
-    proc = _spawn("bench.reads", {**os.environ, "BENCH_DB_URL": db_url, "BENCH_BASELINE_PORT": str(port)})
+    proc = spawn("bench.reads", {**os.environ, "BENCH_DB_URL": db_url, "BENCH_BASELINE_PORT": str(port)})
     try:
-        await _answers(f"http://127.0.0.1:{port}/health")
+        await answers(f"http://127.0.0.1:{port}/health")
         yield port
     finally:
-        _stop(proc)
+        stop(proc)
 
 
 async def main(seconds: float) -> None:
@@ -124,8 +108,8 @@ async def main(seconds: float) -> None:
         ms = [x * 1000 for _, lat in runs[name] for x in lat]
         print(
             f"{label}: {statistics.median(rates):,.0f} req/s at {CLIENTS} clients "
-            f"(runs {', '.join(f'{r:,.0f}' for r in rates)}), p50 {_pct(ms, 50):.1f} ms, "
-            f"p99 {_pct(ms, 99):.1f} ms"
+            f"(runs {', '.join(f'{r:,.0f}' for r in rates)}), p50 {pct(ms, 50):.1f} ms, "
+            f"p99 {pct(ms, 99):.1f} ms"
         )
     ratio = statistics.median(r for r, _ in runs["api"]) / statistics.median(r for r, _ in runs["limit"])
     print(f"reads at {ratio:.0%} of the machine's limit (target >= 80%) ({s.where}, load average {load:.1f})")

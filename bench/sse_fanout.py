@@ -19,9 +19,9 @@ import time
 import httpx
 from deksdenflow_runtime.embedded import free_port
 
-from bench.api_commands import TOKEN, _pct, _ready, _spawn, system_env
 from bench.rawhttp import Connection
 from bench.servers import servers
+from bench.system import TOKEN, pct, ready, running, system_env
 
 READERS = 8
 READS = 2000
@@ -79,14 +79,13 @@ async def main(clients: int) -> None:
         env = system_env(
             s.nats_url, s.db_url, api_port, free_port(), DEKSDENFLOW_SSE_MAX_CLIENTS=str(max(clients, 1000))
         )
-        procs = [_spawn("deksdenflow_projector", env), _spawn("deksdenflow_api", env)]
         headers = {"Authorization": f"Bearer {TOKEN}"}
         stop = asyncio.Event()
-        try:
+        with running(env, "deksdenflow_projector", "deksdenflow_api"):
             async with httpx.AsyncClient(
                 base_url=f"http://127.0.0.1:{api_port}", headers=headers, timeout=60
             ) as api:
-                await _ready(api, "/readyz")
+                await ready(api, "/readyz")
                 project = (
                     await api.post("/projects", json={"name": "bench", "git_url": "file:///b.git"})
                 ).json()
@@ -130,18 +129,13 @@ async def main(clients: int) -> None:
                 await writer
                 os.killpg(streams.pid, signal.SIGTERM)
                 await streams.wait()
-        finally:
-            for proc in procs:
-                os.killpg(proc.pid, signal.SIGTERM)
-            for proc in procs:
-                proc.wait(timeout=30)
 
     print(
-        f"reads without SSE clients: p50 {_pct(baseline, 50):.1f} ms, p99 {_pct(baseline, 99):.1f} ms "
+        f"reads without SSE clients: p50 {pct(baseline, 50):.1f} ms, p99 {pct(baseline, 99):.1f} ms "
         f"({READS} reads, {READERS} connections, a write every 20 ms) ({s.where})"
     )
     print(
-        f"reads with {clients} SSE clients: p50 {_pct(loaded, 50):.1f} ms, p99 {_pct(loaded, 99):.1f} ms "
+        f"reads with {clients} SSE clients: p50 {pct(loaded, 50):.1f} ms, p99 {pct(loaded, 99):.1f} ms "
         f"({delivered:.0f} fan-out reads of the feed meanwhile, each sent to every client)"
     )
 
