@@ -112,7 +112,8 @@ async def store(nc: NATS, store_settings: EventStoreSettings) -> AsyncIterator[J
     event_store = JetStreamEventStore(nc, store_settings)
     await event_store.provision()
     yield event_store
-    await nc.request(f"$JS.API.STREAM.DELETE.{store_settings.stream_name}", b"", timeout=5)
+    for stream in (event_store.stream, event_store.feed_stream):
+        await nc.request(f"$JS.API.STREAM.DELETE.{stream}", b"", timeout=5)
 
 
 @pytest.fixture

@@ -128,8 +128,10 @@ async def test_resuming_with_last_event_id_has_no_gap_and_no_duplicate(system: S
             for _ in range(4):
                 listener = Listener(system, headers).start(last_event_id=first.positions[-1])
                 await eventually(
-                    lambda: len(listener.positions) >= 10, within=30, what="live events after resume"
-                )  # noqa: B023
+                    lambda: len(listener.positions) >= 10,  # noqa: B023
+                    within=30,
+                    what="live events after resume",
+                )
                 resumed.append(listener)
             writing.clear()
             await asyncio.wait_for(writer, 30)

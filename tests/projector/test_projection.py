@@ -25,6 +25,7 @@ from deksdenflow_projector.projection import (
     init_connection,
 )
 from deksdenflow_projector.rebuild import rebuild
+from nats.aio.client import Client as NATS
 
 from tests.projector.scenario import drive, many_ids, meta, replan
 
@@ -240,6 +241,33 @@ async def test_rebuild_equals_live(
         schemas = {r["nspname"] for r in await conn.fetch("SELECT nspname FROM pg_namespace")}
     assert "readmodel_rebuild" not in schemas
     assert "readmodel_retired" not in schemas
+
+
+async def test_a_log_written_before_decisions_were_messages_rebuilds_to_the_live_read_model(
+    read_db: asyncpg.Pool,
+    nc: NATS,
+    store: JetStreamEventStore,
+    store_settings: EventStoreSettings,
+    fresh_db_url: str,
+) -> None:
+    """A deployment upgraded in place: its log holds decisions of several events as one message per
+    event (an atomic batch), then as one message each. The live projection of both shapes equals a
+    rebuild, and the old part reads as it did."""
+    old_shape = Repository(JetStreamEventStore(nc, store_settings, decision_bytes=0))
+    await drive(old_shape, projects=2, runs_per_project=2)
+    old = (await store.read(store.subjects.all)).events
+    assert all(e.index == 0 for e in old), "the old shape: one message per event"
+    assert len(old) == await store.stream_last_seq()
+    await project_pipelined(read_db, store, page_size=5)
+    before = await dump(read_db)
+    assert [e["position"] for e in before["events"]] == [e.stream_seq * 1024 for e in old]
+    await assert_equals_a_rebuild(fresh_db_url, store)
+    await drive(Repository(store), projects=1, runs_per_project=2)  # after the upgrade
+    assert any(e.index > 0 for e in (await store.read(store.subjects.all)).events), "the new shape"
+    await project_pipelined(read_db, store, page_size=5)
+    after = await dump(read_db)
+    assert after["events"][: len(before["events"])] == before["events"], "the old part reads as it did"
+    await assert_equals_a_rebuild(fresh_db_url, store)
 
 
 async def test_nul_characters_from_a_worker_do_not_stop_the_projection(

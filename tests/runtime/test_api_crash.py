@@ -5,6 +5,8 @@
   answering 409 until the claim is old.
 * NATS stopping (frozen, then shut down) under requests: every answer is a success or a 503 with
   ``Retry-After``, never a 500.
+* Killed while creating projects: each project's decision of three events is in the log whole or not at
+  all.
 """
 
 from __future__ import annotations
@@ -22,9 +24,14 @@ import asyncpg  # type: ignore[import-untyped, unused-ignore]  # no py.typed in 
 import httpx
 import nats
 import nats.js.errors
+from deksdenflow_core.contracts.generated.deksdenflow.events.v1 import project as pev
+from deksdenflow_core.envelope import RecordedEvent
+from deksdenflow_core.eventstore import JetStreamEventStore
 from deksdenflow_core.readmodel import SCHEMA
+from deksdenflow_core.settings import EventStoreSettings
 from deksdenflow_projector.migrate import migrate
 from deksdenflow_runtime.embedded import EmbeddedNats, free_port
+from nats.aio.client import Client as NATS
 
 from tests.runtime.api_support import answers, api_env, start_api
 from tests.support import eventually
@@ -158,3 +165,55 @@ async def test_requests_while_nats_stops_answer_503_with_retry_after_never_500(
         await server.stop()
     assert all(retry is not None for status, retry, _ in seen if status == 503), seen
     assert all(status != 500 for status, _, _ in seen), seen
+
+
+async def test_project_creations_cut_by_a_killed_api_are_each_whole_or_absent(
+    nats_url: str, fresh_db_url: str, tmp_path: Path, nc: NATS
+) -> None:
+    """``POST /projects`` decides three events (registered, token issued, onboarding requested) as one
+    decision. SIGKILL the API while 16 clients create projects: in the log, every project has all three,
+    in one message, or nothing; every project a client was told about is there."""
+    await asyncio.to_thread(migrate, fresh_db_url)
+    env = api_env(nats_url, fresh_db_url, free_port(), DEKSDENFLOW_API_TOKEN=ADMIN)
+    port = int(env["DEKSDENFLOW_API_PORT"])
+    api = start_api(env, tmp_path / "api.log")
+    told: list[str] = []
+    try:
+        await eventually(lambda: answers(port), within=30, what="the API to answer")
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {ADMIN}"}, timeout=30
+        ) as client:
+
+            async def create_until_gone() -> None:
+                while True:
+                    try:
+                        response = await client.post(
+                            "/projects", json={"name": "n", "git_url": "file:///n.git"}
+                        )
+                    except httpx.HTTPError:
+                        return  # the API is gone
+                    if response.status_code == 201:
+                        told.append(response.json()["id"])
+
+            clients = [asyncio.create_task(create_until_gone()) for _ in range(16)]
+            await eventually(lambda: len(told) >= 40, within=60, what="projects being created")
+            api.send_signal(signal.SIGKILL)
+            api.wait(timeout=30)
+            await asyncio.gather(*clients)
+    finally:
+        _kill(api)
+    settings = EventStoreSettings(
+        nats_url=nats_url,
+        stream_name=env["DEKSDENFLOW_STREAM_NAME"],
+        subject_prefix=env["DEKSDENFLOW_SUBJECT_PREFIX"],
+    )
+    store = JetStreamEventStore(nc, settings)
+    by_project: dict[str, list[RecordedEvent]] = {}
+    for event in (await store.read(store.subjects.all)).events:
+        by_project.setdefault(event.envelope.aggregate_id, []).append(event)
+    whole = [pev.ProjectRegistered.EVENT_TYPE, pev.ProjectTokenIssued.EVENT_TYPE]
+    whole.append(pev.ProjectOnboardingRequested.EVENT_TYPE)
+    for events in by_project.values():
+        assert [e.envelope.type for e in events] == whole
+        assert {e.stream_seq for e in events} == {events[0].stream_seq}, "one message"
+    assert set(told) <= set(by_project), "every acknowledged creation is in the log"

@@ -364,9 +364,9 @@ async def test_reconciliation_requeues_a_request_no_worker_will_answer(orchestra
     # A codex worker took the request and vanished without an answer (the message is gone, no result).
     js = o.system.store.jetstream()
     sub = await js.pull_subscribe(
-        o.system.store.subjects.of_type("protocol_run.step_execution_requested"),
+        o.system.store.subjects.feed.of_type("protocol_run.step_execution_requested"),
         durable="codex_worker",
-        stream=o.system.store.stream,
+        stream=o.system.store.feed_stream,
     )
     for msg in await sub.fetch(1, timeout=5):
         await msg.ack_sync()

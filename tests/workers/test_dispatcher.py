@@ -108,8 +108,8 @@ async def test_a_failure_of_a_route_without_a_record_or_of_no_route_records_noth
 def test_the_consumer_filter_is_the_tables_requests_and_one_request_has_one_route() -> None:
     t = Table()
     assert t.dispatcher.filter_subjects(Subjects("t1")) == [
-        "t1.evt.*.protocol_run.*.planning_requested",
-        "t1.evt.*.protocol_run.*.qa_requested",
+        "t1.feed.*.protocol_run.*.planning_requested",
+        "t1.feed.*.protocol_run.*.qa_requested",
     ]
     with pytest.raises(ValueError, match="two routes take the same request"):
         Dispatcher([Route(ev.QaRequested, t.run), Route(ev.QaRequested, t.run)], t.metrics)

@@ -251,13 +251,13 @@ class Repository:
         return state, events
 
     async def catalog(self, project_id: str) -> tuple[ProtocolCatalog, Loaded]:
-        """The project's protocols, folded from their ``created`` events."""
-        loaded = await self.store.read(
-            self.store.subjects.of_type("protocol_run.created", project_id=project_id)
-        )
+        """The project's protocols, folded from their ``created`` events (each the first event of its
+        decision, so the decisions they lead are the numbering's consistency boundary)."""
+        loaded = await self.store.read(self.store.subjects.of_type(_CREATED, project_id=project_id))
         catalog = ProtocolCatalog()
         for recorded in loaded.events:
-            catalog = catalog.evolve(cast(Any, recorded.event))
+            if recorded.envelope.type == _CREATED:
+                catalog = catalog.evolve(cast(Any, recorded.event))
         return catalog, loaded
 
     async def create_protocol_run(
@@ -278,7 +278,7 @@ class Repository:
                     events=[created],
                     expected=Position(last_seq=loaded.position.last_seq, version=0),
                     meta=meta,
-                    boundary=self.store.subjects.of_type("protocol_run.created", project_id=project_id),
+                    boundary=self.store.subjects.of_type(_CREATED, project_id=project_id),
                 )
             except ConcurrencyConflict:
                 if attempt == redecide:
@@ -287,6 +287,9 @@ class Repository:
             state = evolve_protocol_run(ProtocolRunState.initial(created.protocol_run_id), created)
             return Outcome(state=state, appended=appended)
         raise AssertionError("unreachable")
+
+
+_CREATED = "protocol_run.created"
 
 
 def _seed(meta: AppendMeta, aggregate_id: str) -> str:

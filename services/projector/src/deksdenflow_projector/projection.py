@@ -125,6 +125,7 @@ class PreparedBatch:
     last: int  # the checkpoint after it
     schema_oid: int  # the read-model schema its state was loaded from
     writes: Writes | None  # None: every event was at or below the checkpoint
+    events: int = 0  # how many events it applies
 
 
 class LiveProjection:
@@ -189,7 +190,7 @@ class LiveProjection:
         writes = build(fresh, touched)
         self._remember(touched)
         self._base = fresh[-1].stream_seq
-        return PreparedBatch(base, self._base, self._schema_oid, writes)
+        return PreparedBatch(base, self._base, self._schema_oid, writes, len(fresh))
 
     async def commit(self, conn: asyncpg.Connection, prepared: PreparedBatch) -> int:
         """Write a prepared batch inside the caller's transaction; return the new checkpoint."""

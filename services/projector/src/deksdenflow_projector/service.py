@@ -99,7 +99,7 @@ class Projector:
         return await self.projection.prepare([d.event for d in batch])
 
     async def commit(self, prepared: PreparedBatch) -> None:
-        started, before = time.perf_counter(), self.last_seq
+        started = time.perf_counter()
         try:
             conn = self._writer = self._writer or await self._pool.acquire()
             # One round trip for both: the transaction, and the lock a rebuild takes to swap schemas
@@ -114,7 +114,8 @@ class Projector:
                 self.metrics.failures.inc()
             await self._release_writer()  # rolls back what was not committed
             raise
-        self.metrics.applied.inc(max(0, last - before))
+        if last != self.last_seq:  # not a redelivery of what was applied already
+            self.metrics.applied.inc(prepared.events)
         self.last_seq = last
         self.metrics.checkpoint.set(last)
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
