@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import pytest
 from deksdenflow_core.contracts.base import ContractModel
 from deksdenflow_core.contracts.generated.deksdenflow.events.v1 import protocol_run as ev
-from deksdenflow_core.envelope import BATCH_CONTENT_TYPE, MAX_DECISION_EVENTS, decode_all
+from deksdenflow_core.envelope import BATCH_CONTENT_TYPE, MAX_DECISION_EVENTS, RecordedEvent, decode_all
 from deksdenflow_core.errors import ConcurrencyConflict, ContractError
 from deksdenflow_core.eventstore import AppendMeta, AppendResult, JetStreamEventStore, Position
 from deksdenflow_core.settings import EventStoreSettings
@@ -120,8 +120,8 @@ async def test_the_shape_written_before_reads_the_same(
     assert [(e.stream_seq, e.index) for e in new.events] == [(4, 0), (4, 1), (4, 2)]
     old_loaded, new_loaded = await store.load("protocol_run", "old"), await store.load("protocol_run", "new")
 
-    def shape(events: list[object]) -> list[tuple[str, int, object]]:
-        return [(e.envelope.type, e.envelope.aggregate_version, e.event) for e in events]  # type: ignore[attr-defined]
+    def shape(events: list[RecordedEvent]) -> list[tuple[str, int, object]]:
+        return [(e.envelope.type, e.envelope.aggregate_version, e.event) for e in events]
 
     assert shape(old_loaded.events) == shape(new_loaded.events)
     assert old_loaded.position == Position(last_seq=3, version=3)
