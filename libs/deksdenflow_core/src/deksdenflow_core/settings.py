@@ -66,6 +66,12 @@ class ApiSettings(_Base):
         description="How long a read waits for the read model to reach a requested sequence.",
     )
     sse_keepalive_seconds: float = Field(default=15.0, gt=0)
+    max_commands_in_flight: int = Field(
+        default=4,
+        ge=1,
+        description="Commands one API process runs at once; the others wait in one queue per project (or "
+        "run, step, collection) and are let in by turns, so that a busy project does not slow the others.",
+    )
     sse_max_clients: int = Field(
         default=1000, ge=1, description="Concurrent /events/stream clients per API process (503 beyond)."
     )

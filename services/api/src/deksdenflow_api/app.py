@@ -12,6 +12,7 @@ from deksdenflow_core.subjects import Subjects
 from fastapi import FastAPI
 
 from deksdenflow_api import errors, health, metrics_route
+from deksdenflow_api.admission import FairAdmission
 from deksdenflow_api.connections import Connections, NatsConnection, PostgresPool
 from deksdenflow_api.consistency import CheckpointWatcher
 from deksdenflow_api.context import ApiContext
@@ -110,6 +111,8 @@ def create_app(
     app.include_router(webhooks.router)
     # Outermost last: RequestContext wraps everything, so replayed answers carry ids and are counted.
     # A lambda on purpose: the context exists only once the lifespan has started.
+    # Innermost: a command waits for its turn (per project, see admission.py) only once it is sure to run.
+    app.add_middleware(FairAdmission, limit=settings.max_commands_in_flight, waiting=metrics.commands_waiting)
     app.add_middleware(Idempotency, store=idempotency, nats=lambda: app.state.ctx.nats(), metrics=metrics)  # noqa: PLW0108
     app.add_middleware(RequestContext, metrics=metrics)
     return app

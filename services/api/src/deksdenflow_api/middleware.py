@@ -50,6 +50,11 @@ class ApiMetrics:
             registry=self.registry,
             buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )
+        self.commands_waiting = Gauge(
+            "deksdenflow_api_commands_waiting",
+            "Commands waiting for their turn to run (see admission.py)",
+            registry=self.registry,
+        )
         self.appends = Counter(
             "deksdenflow_api_appends", "Appends to the event log", ["aggregate"], registry=self.registry
         )
