@@ -160,7 +160,7 @@ async def test_an_embedded_server_that_dies_comes_back_on_its_port_with_its_data
     )
     running = asyncio.create_task(supervisor.run())
     await eventually(
-        lambda: "Press Ctrl-C to stop." in out.getvalue(), within=60, what="the servers to start"
+        lambda: "Press Ctrl-C to stop." in out.getvalue(), within=180, what="the servers to start"
     )
     creds = Credentials.load(credentials_file(home))
     pg_url = (
