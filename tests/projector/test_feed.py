@@ -143,3 +143,39 @@ async def test_two_writers_at_once_never_repeat_nor_reorder_an_event(
 
 async def _some_feed(store: JetStreamEventStore) -> bool:
     return len(await _feed_ids(store)) > 10
+
+
+async def test_a_feed_made_for_a_log_that_exists_starts_where_the_log_stands(
+    store: JetStreamEventStore, repo: Repository
+) -> None:
+    """A deployment whose log was written before the feed existed: the earlier events stay where they
+    are (one message each on the log's subjects); the feed, and so the workers, start with what follows."""
+    await drive(repo, projects=1, runs_per_project=1)
+    before = len(await _log_ids(store))
+    await store.connection.request(f"$JS.API.STREAM.DELETE.{store.feed_stream}", b"", timeout=5)
+    await store.provision()  # the upgraded release makes the feed
+    await drive(repo, projects=1, runs_per_project=1)
+    await _run_until_whole_after(store, before)
+    assert await _feed_ids(store) == (await _log_ids(store))[before:]
+
+
+async def _run_until_whole_after(store: JetStreamEventStore, skipped: int) -> None:
+    writer = _writer(store)
+    task = asyncio.create_task(writer.run())
+    last = await store.stream_last_seq()
+    wanted = len(await _log_ids(store)) - skipped
+    try:
+        await eventually(
+            lambda: _feed_holds(store, wanted, writer, last, task), within=60, what="the feed to catch up"
+        )
+    finally:
+        writer.stop()
+        await task
+
+
+async def _feed_holds(
+    store: JetStreamEventStore, wanted: int, writer: FeedWriter, last: int, task: asyncio.Task[None]
+) -> bool:
+    if task.done():
+        task.result()
+    return writer.log_seq >= last and len(await _feed_ids(store)) >= wanted

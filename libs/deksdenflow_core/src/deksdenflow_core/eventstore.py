@@ -50,6 +50,8 @@ from deksdenflow_core.redact import redact_url
 from deksdenflow_core.settings import EventStoreSettings
 from deksdenflow_core.subjects import Subjects
 
+# On the feed's stream: the first decision of the log the feed holds (see ``provision``).
+FEED_FROM_METADATA = "deksdenflow_feed_from"
 _ID_NAMESPACE = uuid.UUID("0c5a4b1e-7d7e-4f55-8f0e-2d1f3a9b6c10")
 _ERR_WRONG_LAST_SEQUENCE = 10071
 _ERR_BATCH_DUPLICATE_ID = 10201
@@ -241,14 +243,21 @@ class JetStreamEventStore:
             f"{server.major}.{server.minor}.{server.patch}", redact_url(self._settings.nats_url)
         )
         config = await self._provision_stream(self.stream_config())
-        await self._provision_stream(self.feed_config())
+        # The feed starts where the log stands when the feed is made: on a log written before the feed
+        # existed, the earlier events stay where they were (one message each on the log's subjects), and
+        # the workers are not handed every request of the past again.
+        starts_at = {FEED_FROM_METADATA: str(await self.stream_last_seq() + 1)}
+        await self._provision_stream(self.feed_config(), metadata=starts_at)
         return config
 
-    async def _provision_stream(self, wanted: dict[str, Any]) -> dict[str, Any]:
+    async def _provision_stream(
+        self, wanted: dict[str, Any], *, metadata: dict[str, str] | None = None
+    ) -> dict[str, Any]:
         name = wanted["name"]
         info = await self._api(f"STREAM.INFO.{name}", b"", allow_errors=frozenset({_ERR_STREAM_NOT_FOUND}))
         if "error" in info:
-            created = await self._api(f"STREAM.CREATE.{name}", json.dumps(wanted).encode())
+            created_config = {**wanted, "metadata": metadata or {}}
+            created = await self._api(f"STREAM.CREATE.{name}", json.dumps(created_config).encode())
             return dict(created["config"])
         current: dict[str, Any] = info["config"]
         if all(current.get(k) == v for k, v in wanted.items()):

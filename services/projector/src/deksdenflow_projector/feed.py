@@ -5,6 +5,10 @@ event. Subscribers that select events by type — the workers, analytics — rea
 ``<log>_FEED``, subjects ``<prefix>.feed.<project>.<aggregate type>.<aggregate id>.<event>``, each event
 with its own binary-mode envelope, plus where it stands in the log (``Df-Log-Seq``, ``Df-Log-Index``).
 
+The feed starts where the log stood when the feed's stream was made (``eventstore.provision``): a log
+written before the feed existed keeps its earlier events where they were, one message each on the log's
+subjects; the workers are not handed every request of the past again.
+
 The writer is a pipeline over the log like the projector's (``ConsumerLoop.run_pipeline``), and, like the
 projector, it keeps its position where its effect is: the feed itself. Its last message says which event
 of which decision it copied last; the writer resumes right after it, and writes an event only if it is the
@@ -25,9 +29,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from deksdenflow_core.consumer import ConsumerLoop, ConsumerSpec, Delivery
-from deksdenflow_core.envelope import encode_headers
+from deksdenflow_core.envelope import MAX_DECISION_EVENTS, encode_headers
 from deksdenflow_core.errors import InfrastructureError
-from deksdenflow_core.eventstore import JetStreamEventStore, nats_unavailable_as_infrastructure
+from deksdenflow_core.eventstore import (
+    FEED_FROM_METADATA,
+    JetStreamEventStore,
+    nats_unavailable_as_infrastructure,
+)
 from deksdenflow_core.logging import get_logger
 from deksdenflow_core.progress import Progress
 from nats.aio.client import Client as NATS
@@ -106,9 +114,12 @@ class FeedWriter:
         may be copied in part: its remaining events follow)."""
         last_seq, headers = await self._last_message()
         self._feed_last = last_seq
-        if headers is None:
-            self._copied = (0, -1)
-            return 0
+        if headers is None:  # nothing copied yet: from the decision the feed was made to start at
+            info = await self._store.stream_info(self._store.feed_stream)
+            metadata = info["config"].get("metadata") or {}
+            self.log_seq = int(metadata.get(FEED_FROM_METADATA, "1")) - 1
+            self._copied = (self.log_seq, MAX_DECISION_EVENTS)
+            return self.log_seq
         self._copied = (int(headers[LOG_SEQ_HEADER]), int(headers[LOG_INDEX_HEADER]))
         self.log_seq = self._copied[0] - 1
         return self.log_seq
