@@ -162,3 +162,19 @@ async def test_a_stale_cache_never_turns_a_result_into_a_no_op(repo: Repository)
     )
     assert [e.envelope.type for e in done.appended.events] == ["protocol_run.step_execution_completed"]
     assert done.state.steps[0].status is StepStatus.NEEDS_QA
+
+
+async def test_a_creation_does_not_read_the_log_first_and_still_finds_an_existing_aggregate(
+    repo: Repository,
+) -> None:
+    """``new=True`` decides on the initial state without loading (a made-up id has no events); if the id
+    is taken after all, the conditional append conflicts and the command is decided on what is there."""
+    project_id = uuid.uuid4().hex
+    register = pcmd.RegisterProject(name="p", git_url="file:///p.git")
+    first = await repo.execute_many(PROJECT, project_id, [register], meta(), new=True)
+    assert [e.stream_seq for e in first.appended.events] == [1]
+    # Another API process (no cache of it) creating the same id: refused as a duplicate registration.
+    other = Repository(repo.store)
+    with pytest.raises(IllegalTransition):
+        await other.execute_many(PROJECT, project_id, [register], meta(), new=True)
+    assert await repo.store.stream_last_seq() == 1, "nothing written twice"

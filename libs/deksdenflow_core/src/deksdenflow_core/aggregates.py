@@ -181,20 +181,25 @@ class Repository:
         *,
         redecide: int = 1,
         authorize: Callable[[S], None] | None = None,
+        new: bool = False,
     ) -> Outcome[S]:
         """Decide ``commands`` one after the other on the evolving state; append all events at once
-        (one atomic batch), or nothing if any command is refused.
+        (one decision), or nothing if any command is refused.
 
         The first try decides on the cached state without asking the log (one round trip per command:
         the conditional append itself). If the cache was stale, the append is refused, or the decision
         fails or finds nothing to do; then the aggregate is loaded from the log and decided again — that
         costs nothing of the ``redecide`` budget, which counts only races lost on freshly loaded state.
+        ``new``: the caller just made the id up (a creation), so the first try assumes the aggregate does
+        not exist instead of reading the log to find nothing; if it does exist, the append conflicts.
         """
         key = (kind.aggregate_type, aggregate_id)
         lost = 0
         trust_cache = True
         while True:
             cached: Current[S] | None = self._cache.get(key) if trust_cache else None
+            if cached is None and trust_cache and new:
+                cached = Current(state=kind.fold(aggregate_id, []), position=Position())
             current = cached if cached is not None else await self.load(kind, aggregate_id)
             if authorize is not None:
                 authorize(current.state)

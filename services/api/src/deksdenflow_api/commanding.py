@@ -54,12 +54,19 @@ async def execute(
     *,
     correlation_id: str,
     authorize: Callable[[S], None] | None = None,
+    new: bool = False,
 ) -> Outcome[S]:
-    """Load, decide (re-deciding once on a lost race), append; set ``X-Event-Sequence``."""
+    """Load, decide (re-deciding once on a lost race), append; set ``X-Event-Sequence``. ``new``: the
+    aggregate's id was just made up (see ``Repository.execute_many``)."""
     repo = await ctx.repo()
     try:
         outcome = await repo.execute_many(
-            kind, aggregate_id, commands, append_meta(request, principal, correlation_id), authorize=authorize
+            kind,
+            aggregate_id,
+            commands,
+            append_meta(request, principal, correlation_id),
+            authorize=authorize,
+            new=new,
         )
     except ConcurrencyConflict:
         ctx.metrics.conflicts.labels(kind.aggregate_type).inc()
@@ -94,6 +101,7 @@ class Commander:
         *commands: C,
         correlation_id: str | None = None,
         authorize: Callable[[S], None] | None = None,
+        new: bool = False,
     ) -> Outcome[S]:
         """Run ``commands`` on one aggregate (see :func:`execute`); the aggregate correlates by default."""
         return await execute(
@@ -106,6 +114,7 @@ class Commander:
             commands,
             correlation_id=aggregate_id if correlation_id is None else correlation_id,
             authorize=authorize,
+            new=new,
         )
 
     async def create_protocol_run(

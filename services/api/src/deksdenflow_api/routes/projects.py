@@ -89,7 +89,7 @@ async def create_project(body: ProjectCreate, response: Response, commander: Com
     ]
     if body.onboard:
         commands.append(pcmd.RequestOnboarding())
-    outcome = await commander.execute(PROJECT, project_id, *commands)
+    outcome = await commander.execute(PROJECT, project_id, *commands, new=True)  # a fresh id: no load
     at = outcome.appended.events[0].envelope.time
     response.headers["Location"] = f"/projects/{project_id}"
     return ProjectCreated(
