@@ -63,6 +63,7 @@ test-fast: install ## The test suite without the slow whole-process tests
 bench: install ## Benchmarks (embedded servers unless DEKSDENFLOW_BENCH_NATS_URL/_DB_URL); they print their figures
 	$(RUN) python -m bench.projector_catchup
 	$(RUN) python -m bench.api_commands
+	$(RUN) python -m bench.decisions
 	$(RUN) python -m bench.reads
 	$(RUN) python -m bench.sse_fanout
 	$(RUN) python -m bench.orchestration
