@@ -30,13 +30,17 @@ async def _count(store: JetStreamEventStore) -> int:
     return await store.stream_last_seq()
 
 
-async def _append(
+START = Position()
+
+
+async def append_events(
     store: JetStreamEventStore,
     agg: str,
     events: Sequence[ContractModel],
-    expected: Position,
+    expected: Position = START,
     meta: AppendMeta = META,
 ) -> AppendResult:
+    """Append ``events`` to the run ``agg`` of project ``p1``."""
     return await store.append(
         project_id="p1",
         aggregate_type="protocol_run",
@@ -48,7 +52,7 @@ async def _append(
 
 
 async def test_provision_is_idempotent_and_keeps_the_log(store: JetStreamEventStore) -> None:
-    await _append(store, "r1", [ev.ProtocolRunPaused()], Position())
+    await append_events(store, "r1", [ev.ProtocolRunPaused()], Position())
     config = await store.provision()
     again = await store.provision()
     assert config == again
@@ -61,7 +65,7 @@ async def test_provision_is_idempotent_and_keeps_the_log(store: JetStreamEventSt
 
 
 async def test_stale_append_is_rejected_and_nothing_is_written(store: JetStreamEventStore) -> None:
-    first = await _append(store, "r1", [ev.ProtocolRunPaused()], Position())
+    first = await append_events(store, "r1", [ev.ProtocolRunPaused()], Position())
     assert first.last_seq == 1
     attempts: list[list[ContractModel]] = [
         [ev.ProtocolRunResumed()],
@@ -69,7 +73,7 @@ async def test_stale_append_is_rejected_and_nothing_is_written(store: JetStreamE
     ]
     for events in attempts:
         with pytest.raises(ConcurrencyConflict) as info:
-            await _append(
+            await append_events(
                 store,
                 "r1",
                 events,
@@ -83,8 +87,8 @@ async def test_stale_append_is_rejected_and_nothing_is_written(store: JetStreamE
 
 
 async def test_other_aggregates_do_not_conflict(store: JetStreamEventStore) -> None:
-    await _append(store, "r1", [ev.ProtocolRunPaused()], Position())
-    other = await _append(
+    await append_events(store, "r1", [ev.ProtocolRunPaused()], Position())
+    other = await append_events(
         store,
         "r2",
         [ev.ProtocolRunPaused()],
@@ -95,15 +99,19 @@ async def test_other_aggregates_do_not_conflict(store: JetStreamEventStore) -> N
 
 
 async def test_resending_an_event_id_does_not_duplicate_it(store: JetStreamEventStore) -> None:
-    single = await _append(store, "r1", [ev.ProtocolRunPaused()], Position())
-    again = await _append(store, "r1", [ev.ProtocolRunPaused()], Position())
+    single = await append_events(store, "r1", [ev.ProtocolRunPaused()], Position())
+    again = await append_events(store, "r1", [ev.ProtocolRunPaused()], Position())
     assert again.duplicate
     assert again.last_seq == single.last_seq
     batch_meta = AppendMeta(source="t", actor="a", causation_id="batch")
     pos = Position(last_seq=1, version=1)
-    decision = await _append(store, "r1", [ev.ProtocolRunResumed(), ev.ProtocolRunPaused()], pos, batch_meta)
+    decision = await append_events(
+        store, "r1", [ev.ProtocolRunResumed(), ev.ProtocolRunPaused()], pos, batch_meta
+    )
     assert [(e.stream_seq, e.index) for e in decision.events] == [(2, 0), (2, 1)]
-    replay = await _append(store, "r1", [ev.ProtocolRunResumed(), ev.ProtocolRunPaused()], pos, batch_meta)
+    replay = await append_events(
+        store, "r1", [ev.ProtocolRunResumed(), ev.ProtocolRunPaused()], pos, batch_meta
+    )
     assert replay.duplicate
     assert [(e.stream_seq, e.index) for e in replay.events] == [(2, 0), (2, 1)]
     assert [e.envelope.id for e in replay.events] == [e.envelope.id for e in decision.events]
@@ -111,7 +119,7 @@ async def test_resending_an_event_id_does_not_duplicate_it(store: JetStreamEvent
 
 
 async def test_a_batch_is_atomic_and_versions_are_consecutive(store: JetStreamEventStore) -> None:
-    result = await _append(
+    result = await append_events(
         store, "r1", [ev.ProtocolRunPaused(), ev.ProtocolRunResumed(), ev.ProtocolRunPaused()], Position()
     )
     loaded = await store.load("protocol_run", "r1")
@@ -121,7 +129,7 @@ async def test_a_batch_is_atomic_and_versions_are_consecutive(store: JetStreamEv
 
 
 async def test_two_concurrent_writers_end_with_exactly_one_winner(store: JetStreamEventStore) -> None:
-    await _append(store, "r1", [ev.ProtocolRunPaused()], Position())
+    await append_events(store, "r1", [ev.ProtocolRunPaused()], Position())
     base = Position(last_seq=1, version=1)
 
     async def writer(i: int) -> str:
@@ -130,7 +138,7 @@ async def test_two_concurrent_writers_end_with_exactly_one_winner(store: JetStre
         if i % 2 == 0:
             events.append(ev.ProtocolRunPaused())
         try:
-            await _append(store, "r1", events, base, meta)
+            await append_events(store, "r1", events, base, meta)
         except ConcurrencyConflict:
             return "conflict"
         return "won"
@@ -205,7 +213,7 @@ async def test_reading_pages_through_long_aggregates(store: JetStreamEventStore)
         events: list[ContractModel] = [
             ev.ProtocolRunPaused() if j % 2 == 0 else ev.ProtocolRunResumed() for j in range(100)
         ]
-        last = (await _append(store, "long", events, position, meta)).events[-1]
+        last = (await append_events(store, "long", events, position, meta)).events[-1]
         position = Position(last_seq=last.stream_seq, version=last.envelope.aggregate_version)
     loaded = await store.load("protocol_run", "long")
     assert len(loaded.events) == 1200

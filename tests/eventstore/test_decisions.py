@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
 
 import pytest
 from deksdenflow_core.contracts.base import ContractModel
@@ -16,26 +15,9 @@ from deksdenflow_core.eventstore import AppendMeta, AppendResult, JetStreamEvent
 from deksdenflow_core.settings import EventStoreSettings
 from nats.aio.client import Client as NATS
 
-META = AppendMeta(source="tests", actor="user:test", correlation_id="corr", causation_id="cause")
-START = Position()
+from tests.eventstore.test_append import append_events
+
 THREE: list[ContractModel] = [ev.ProtocolRunPaused(), ev.ProtocolRunResumed(), ev.ProtocolRunPaused()]
-
-
-async def _append(
-    store: JetStreamEventStore,
-    agg: str,
-    events: Sequence[ContractModel],
-    expected: Position = START,
-    meta: AppendMeta = META,
-) -> AppendResult:
-    return await store.append(
-        project_id="p1",
-        aggregate_type="protocol_run",
-        aggregate_id=agg,
-        events=events,
-        expected=expected,
-        meta=meta,
-    )
 
 
 @pytest.fixture
@@ -54,7 +36,7 @@ async def _raw(nc: NATS, store: JetStreamEventStore, seq: int) -> tuple[dict[str
 async def test_a_decision_of_several_events_is_one_message_each_event_with_its_envelope(
     nc: NATS, store: JetStreamEventStore
 ) -> None:
-    result = await _append(store, "r1", THREE)
+    result = await append_events(store, "r1", THREE)
     assert await store.stream_last_seq() == 1, "one message"
     headers, body = await _raw(nc, store, 1)
     assert headers["content-type"] == BATCH_CONTENT_TYPE
@@ -74,21 +56,21 @@ async def test_a_decision_of_several_events_is_one_message_each_event_with_its_e
     assert [e.position for e in loaded.events] == [1024, 1025, 1026]
     assert loaded.position == Position(last_seq=1, version=3)
     # The next decision is conditional on the one before, as for a single event.
-    await _append(store, "r1", [ev.ProtocolRunResumed()], loaded.position)
+    await append_events(store, "r1", [ev.ProtocolRunResumed()], loaded.position)
     with pytest.raises(ConcurrencyConflict):
-        await _append(
+        await append_events(
             store, "r1", THREE, loaded.position, AppendMeta(source="t", actor="a", causation_id="x")
         )
 
 
 async def test_racing_decisions_of_several_events_leave_exactly_one_whole(store: JetStreamEventStore) -> None:
-    await _append(store, "r1", [ev.ProtocolRunPaused()])
+    await append_events(store, "r1", [ev.ProtocolRunPaused()])
     base = Position(last_seq=1, version=1)
 
     async def writer(n: int) -> AppendResult | ConcurrencyConflict:
         meta = AppendMeta(source="t", actor="a", causation_id=f"writer-{n}")
         try:
-            return await _append(
+            return await append_events(
                 store, "r1", [ev.ProtocolRunResumed(), ev.ProtocolRunPaused()] * 2, base, meta
             )
         except ConcurrencyConflict as exc:
@@ -104,8 +86,8 @@ async def test_racing_decisions_of_several_events_leave_exactly_one_whole(store:
 
 
 async def test_a_decision_sent_again_is_a_duplicate_not_a_second_copy(store: JetStreamEventStore) -> None:
-    first = await _append(store, "r1", THREE)
-    again = await _append(store, "r1", THREE)  # e.g. its acknowledgement was lost
+    first = await append_events(store, "r1", THREE)
+    again = await append_events(store, "r1", THREE)  # e.g. its acknowledgement was lost
     assert again.duplicate
     assert [e.envelope.id for e in again.events] == [e.envelope.id for e in first.events]
     assert await store.stream_last_seq() == 1
@@ -114,9 +96,9 @@ async def test_a_decision_sent_again_is_a_duplicate_not_a_second_copy(store: Jet
 async def test_the_shape_written_before_reads_the_same(
     store: JetStreamEventStore, old_shape: JetStreamEventStore
 ) -> None:
-    old = await _append(old_shape, "old", THREE)
+    old = await append_events(old_shape, "old", THREE)
     assert [e.stream_seq for e in old.events] == [1, 2, 3], "one message per event, an atomic batch"
-    new = await _append(store, "new", THREE)
+    new = await append_events(store, "new", THREE)
     assert [(e.stream_seq, e.index) for e in new.events] == [(4, 0), (4, 1), (4, 2)]
     old_loaded, new_loaded = await store.load("protocol_run", "old"), await store.load("protocol_run", "new")
 
@@ -127,7 +109,7 @@ async def test_the_shape_written_before_reads_the_same(
     assert old_loaded.position == Position(last_seq=3, version=3)
     # Still conditional in the old shape: a stale writer conflicts and writes nothing.
     with pytest.raises(ConcurrencyConflict):
-        await _append(
+        await append_events(
             old_shape, "old", THREE, Position(last_seq=1, version=1), AppendMeta(source="t", actor="a")
         )
     assert await store.stream_last_seq() == 4
@@ -140,7 +122,7 @@ async def test_a_decision_too_large_for_one_message_is_written_as_an_atomic_batc
     await small.provision()
     summary = "x" * 500
     events = [ev.StepExecutionCompleted(step_run_id="s1", summary=summary), ev.ProtocolRunPaused()]
-    result = await _append(small, "big", events)
+    result = await append_events(small, "big", events)
     assert [e.stream_seq for e in result.events] == [1, 2]
     loaded = await small.load("protocol_run", "big")
     assert [e.event for e in loaded.events] == events
@@ -171,5 +153,5 @@ def test_a_malformed_decision_is_refused_whole_with_a_clear_error(body: bytes, s
 
 async def test_a_decision_holds_at_most_the_events_a_position_can_number(store: JetStreamEventStore) -> None:
     with pytest.raises(ContractError):
-        await _append(store, "r1", [ev.ProtocolRunPaused()] * (MAX_DECISION_EVENTS + 1))
+        await append_events(store, "r1", [ev.ProtocolRunPaused()] * (MAX_DECISION_EVENTS + 1))
     assert await store.stream_last_seq() == 0

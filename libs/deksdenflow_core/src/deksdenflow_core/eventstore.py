@@ -194,11 +194,11 @@ class JetStreamEventStore:
 
     # --- provisioning ---------------------------------------------------------------------------------
 
-    def stream_config(self) -> dict[str, Any]:
-        """The log's stream as deksdenflow wants it."""
+    def _kept_forever(self, name: str, subjects: list[str]) -> dict[str, Any]:
+        """A file-stored stream that keeps every message (no limit on count, size or age)."""
         return {
-            "name": self.stream,
-            "subjects": self.subjects.stream_subjects,
+            "name": name,
+            "subjects": subjects,
             "retention": "limits",
             "storage": "file",
             "num_replicas": self._settings.stream_replicas,
@@ -207,30 +207,26 @@ class JetStreamEventStore:
             "max_age": 0,
             "max_msgs_per_subject": -1,
             "discard": "old",
-            "duplicate_window": int(self._settings.duplicate_window_seconds * 1e9),
             "allow_direct": True,
+        }
+
+    def stream_config(self) -> dict[str, Any]:
+        """The log's stream as deksdenflow wants it: the audit trail, append-only."""
+        return {
+            **self._kept_forever(self.stream, self.subjects.stream_subjects),
+            "duplicate_window": int(self._settings.duplicate_window_seconds * 1e9),
             "allow_atomic": True,
             "deny_delete": True,
             "deny_purge": True,
         }
 
     def feed_config(self) -> dict[str, Any]:
-        """The feed's stream: derived from the log, so it may be purged (it is written again from the log,
-        from its start); kept as long as the log, since its writer finds where it stands from its last
-        message; no duplicate window (its writer checks the feed's last sequence instead)."""
+        """The feed's stream: derived from the log, so it may be purged (its writer writes it again, from
+        the decision its metadata names); no duplicate window (its writer checks the feed's last sequence
+        instead)."""
         return {
-            "name": self.feed_stream,
-            "subjects": self.subjects.feed.stream_subjects,
-            "retention": "limits",
-            "storage": "file",
-            "num_replicas": self._settings.stream_replicas,
-            "max_msgs": -1,
-            "max_bytes": -1,
-            "max_age": 0,
-            "max_msgs_per_subject": -1,
-            "discard": "old",
+            **self._kept_forever(self.feed_stream, self.subjects.feed.stream_subjects),
             "duplicate_window": int(1e9),
-            "allow_direct": True,
             "deny_delete": False,
             "deny_purge": False,
         }
