@@ -16,9 +16,9 @@ from deksdenflow_core.readmodel import SCHEMA
 from deksdenflow_core.readmodel.columns import column_list
 from deksdenflow_core.readmodel.sources import FoldedAggregate
 from deksdenflow_core.readmodel.tables import EVENTS, PROJECTS, PROTOCOL_RUNS, STEP_RUNS
-from fastapi import Depends, Header
+from fastapi import Depends, Header, Request
 
-from deksdenflow_api.context import ApiContext, get_context
+from deksdenflow_api.context import ApiContext, context_of
 from deksdenflow_api.errors import HttpError
 from deksdenflow_api.schemas import UsagePublic
 
@@ -27,7 +27,7 @@ T = f'"{SCHEMA}"'
 
 
 async def consistent(
-    ctx: Annotated[ApiContext, Depends(get_context)],
+    request: Request,
     x_min_event_sequence: Annotated[
         int | None,
         Header(
@@ -38,6 +38,7 @@ async def consistent(
         ),
     ] = None,
 ) -> ApiContext:
+    ctx = context_of(request)
     await ctx.at_least(x_min_event_sequence)
     await ctx.read_own_writes()
     return ctx
@@ -75,9 +76,14 @@ STEP_COLUMNS = column_list(STEP_RUNS.public)
 EVENT_COLUMNS = column_list(EVENTS.public)
 
 
+# The public columns' names, once (``Table.public`` builds its tuple on each use).
+_PROTOCOL_PUBLIC = tuple(c.name for c in PROTOCOL_RUNS.public)
+_PROJECT_PUBLIC = tuple(c.name for c in PROJECTS.public)
+
+
 def protocol_body(row: dict[str, Any]) -> dict[str, Any]:
     """A protocol's public body from its row (``PROTOCOL_COLUMNS``); its usage columns nest under usage."""
-    body = {c.name: row[c.name] for c in PROTOCOL_RUNS.public}
+    body = {name: row[name] for name in _PROTOCOL_PUBLIC}
     body["usage"] = {k: body.pop(k) for k in UsagePublic.model_fields}
     return body
 
@@ -90,7 +96,7 @@ def protocol_from_state(s: ProtocolRunState, at: datetime) -> dict[str, Any]:
 
 def project_body(row: dict[str, Any]) -> dict[str, Any]:
     """A project's public body from its row (``PROJECT_COLUMNS``)."""
-    body = {c.name: row[c.name] for c in PROJECTS.public}
+    body = {name: row[name] for name in _PROJECT_PUBLIC}
     body["default_models"] = unset_as_null(body["default_models"])
     state = row["state"] or {}
     body["default_engines"] = unset_as_null(state.get("default_engines") or {})
