@@ -18,6 +18,8 @@ from deksdenflow_core.readmodel.columns import column_list
 from deksdenflow_core.readmodel.sources import FoldedAggregate
 from deksdenflow_core.readmodel.tables import EVENTS, PROJECTS, PROTOCOL_RUNS, STEP_RUNS
 from fastapi import Depends, Header, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import Field, TypeAdapter, ValidationError
 
 from deksdenflow_api.auth import Principal, authenticate
 from deksdenflow_api.context import ApiContext, context_of
@@ -28,15 +30,11 @@ MIN_SEQUENCE_HEADER = "X-Min-Event-Sequence"
 T = f'"{SCHEMA}"'
 
 
-MinSequence = Annotated[
-    int | None,
-    Header(
-        ge=0,
-        le=2**62,
-        description="Read-your-writes: wait (briefly) until the read model has applied this sequence, "
-        "e.g. the X-Event-Sequence of a write.",
-    ),
-]
+_MIN_SEQUENCE_HELP = (
+    "Read-your-writes: wait (briefly) until the read model has applied this sequence, "
+    "e.g. the X-Event-Sequence of a write."
+)
+MinSequence = Annotated[int | None, Header(ge=0, le=2**62, description=_MIN_SEQUENCE_HELP)]
 
 
 async def consistent(request: Request, x_min_event_sequence: MinSequence = None) -> ApiContext:
@@ -58,18 +56,49 @@ class Reader:
     principal: Principal
 
 
-async def reader(request: Request, x_min_event_sequence: MinSequence = None) -> Reader:
+async def reader(request: Request) -> Reader:
     """The caller (or 401), once the read model has what the read must show (as ``consistent``).
 
-    One dependency where a route would otherwise take ``ReadContext`` and ``PrincipalDep``: FastAPI
-    solves each node of a route's dependency tree on every request, and on a point read one node cost
-    about as much CPU as the rest of our code for it. The caller is known before anything waits.
+    One dependency where a route would otherwise take ``ReadContext`` and ``PrincipalDep``, and one that
+    reads its header itself (``min_sequence``): FastAPI solves each node of a route's dependency tree and
+    each declared parameter on every request, and on a point read those cost more CPU than the rest of our
+    code for it. The caller is known before anything waits.
     """
     principal = await authenticate(request)
-    return Reader(await consistent(request, x_min_event_sequence), principal)
+    ctx = context_of(request)
+    await ctx.at_least(min_sequence(request))
+    await ctx.read_own_writes()
+    return Reader(ctx, principal)
 
 
 ReaderDep = Annotated[Reader, Depends(reader)]
+
+_MIN_SEQUENCE = TypeAdapter(Annotated[int, Field(ge=0, le=2**62)])
+_MIN_SEQUENCE_LOC = ("header", MIN_SEQUENCE_HEADER.lower())
+
+
+def min_sequence(request: Request) -> int | None:
+    """``X-Min-Event-Sequence``, validated as FastAPI validates ``MinSequence`` (the same 422 if bad)."""
+    raw = request.headers.get(MIN_SEQUENCE_HEADER)
+    if raw is None:
+        return None
+    try:
+        return _MIN_SEQUENCE.validate_python(raw)
+    except ValidationError as exc:
+        errors = [{**e, "loc": (*_MIN_SEQUENCE_LOC, *e["loc"])} for e in exc.errors(include_url=False)]
+        raise RequestValidationError(errors) from None
+
+
+def min_sequence_doc() -> dict[str, Any]:
+    """``openapi_extra`` for a route that takes ``ReaderDep``: the header it reads, as FastAPI documents
+    ``MinSequence``."""
+    schema = {
+        "anyOf": [{"type": "integer", "minimum": 0, "maximum": 2**62}, {"type": "null"}],
+        "title": MIN_SEQUENCE_HEADER,
+        "description": _MIN_SEQUENCE_HELP,
+    }
+    header = {"name": _MIN_SEQUENCE_LOC[1], "in": "header", "required": False, "schema": schema}
+    return {"parameters": [{**header, "description": _MIN_SEQUENCE_HELP}]}
 
 
 async def fetch_one(ctx: ApiContext, query: str, *args: Any, what: str) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from deksdenflow_api.reads import (
     T,
     fetch_all,
     fetch_one,
+    min_sequence_doc,
     project_body,
     project_from_state,
     protocol_body,
@@ -100,7 +101,12 @@ async def create_project(body: ProjectCreate, response: Response, commander: Com
     )
 
 
-@router.get("/projects", response_model=ProjectsPublic, responses=errors(401, 422, 503))
+@router.get(
+    "/projects",
+    response_model=ProjectsPublic,
+    responses=errors(401, 422, 503),
+    openapi_extra=min_sequence_doc(),
+)
 async def list_projects(
     read: ReaderDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
@@ -119,7 +125,12 @@ async def list_projects(
     return ProjectsPublic(data=data, count=len(data))
 
 
-@router.get("/projects/{project_id}", response_model=ProjectPublic, responses=errors(401, 403, 404, 422, 503))
+@router.get(
+    "/projects/{project_id}",
+    response_model=ProjectPublic,
+    responses=errors(401, 403, 404, 422, 503),
+    openapi_extra=min_sequence_doc(),
+)
 async def get_project(project_id: Id, read: ReaderDep) -> ProjectPublic:
     """One project."""
     read.principal.require_project(project_id)
@@ -281,6 +292,7 @@ async def create_protocol(
     "/projects/{project_id}/protocols",
     response_model=ProtocolsPublic,
     responses=errors(401, 403, 404, 422, 503),
+    openapi_extra=min_sequence_doc(),
 )
 async def list_protocols(
     project_id: Id,
@@ -310,6 +322,7 @@ async def list_protocols(
     "/projects/{project_id}/branches",
     response_model=BranchesPublic,
     responses=errors(401, 403, 404, 422, 503),
+    openapi_extra=min_sequence_doc(),
 )
 async def list_branches(project_id: Id, read: ReaderDep) -> BranchesPublic:
     """The project's protocol branches: what the log knows (head pushed, PR, deletion) next to what the

@@ -27,6 +27,7 @@ from deksdenflow_api.reads import (
     T,
     fetch_all,
     fetch_one,
+    min_sequence_doc,
     project_of_run,
     protocol_body,
 )
@@ -102,7 +103,10 @@ def _guard(principal: Principal) -> Callable[[ProtocolRunState], None]:
 
 
 @router.get(
-    "/protocols/{protocol_run_id}", response_model=ProtocolPublic, responses=errors(401, 403, 404, 422, 503)
+    "/protocols/{protocol_run_id}",
+    response_model=ProtocolPublic,
+    responses=errors(401, 403, 404, 422, 503),
+    openapi_extra=min_sequence_doc(),
 )
 async def get_protocol(protocol_run_id: Id, read: ReaderDep) -> ProtocolPublic:
     """One protocol run."""
@@ -117,7 +121,10 @@ async def get_protocol(protocol_run_id: Id, read: ReaderDep) -> ProtocolPublic:
 
 
 @router.get(
-    "/protocols/{protocol_run_id}/spec", response_model=SpecPublic, responses=errors(401, 403, 404, 422, 503)
+    "/protocols/{protocol_run_id}/spec",
+    response_model=SpecPublic,
+    responses=errors(401, 403, 404, 422, 503),
+    openapi_extra=min_sequence_doc(),
 )
 async def get_spec(protocol_run_id: Id, read: ReaderDep) -> SpecPublic:
     """The accepted plan (spec) of a run and its hash."""
@@ -185,6 +192,7 @@ async def run_action(
     "/protocols/{protocol_run_id}/steps",
     response_model=StepsPublic,
     responses=errors(401, 403, 404, 422, 503),
+    openapi_extra=min_sequence_doc(),
 )
 async def list_steps(protocol_run_id: Id, read: ReaderDep) -> StepsPublic:
     """The run's steps in order."""
@@ -201,6 +209,7 @@ async def list_steps(protocol_run_id: Id, read: ReaderDep) -> StepsPublic:
     "/protocols/{protocol_run_id}/events",
     response_model=EventsPublic,
     responses=errors(401, 403, 404, 422, 503),
+    openapi_extra=min_sequence_doc(),
 )
 async def run_events(
     protocol_run_id: Id,
@@ -222,7 +231,10 @@ async def run_events(
 
 
 @router.get(
-    "/steps/{step_run_id}/qa", response_model=QaReportsPublic, responses=errors(401, 403, 404, 422, 503)
+    "/steps/{step_run_id}/qa",
+    response_model=QaReportsPublic,
+    responses=errors(401, 403, 404, 422, 503),
+    openapi_extra=min_sequence_doc(),
 )
 async def step_qa_reports(step_run_id: Id, read: ReaderDep) -> QaReportsPublic:
     """The step's quality reports, one per QA attempt, oldest first."""
@@ -270,7 +282,12 @@ def _qa_report(seq: int, at: datetime, p: dict[str, Any]) -> QaReportPublic:
     )
 
 
-@router.get("/steps/{step_run_id}", response_model=StepPublic, responses=errors(401, 403, 404, 422, 503))
+@router.get(
+    "/steps/{step_run_id}",
+    response_model=StepPublic,
+    responses=errors(401, 403, 404, 422, 503),
+    openapi_extra=min_sequence_doc(),
+)
 async def get_step(step_run_id: Id, read: ReaderDep) -> StepPublic:
     """One step."""
     row = await fetch_one(

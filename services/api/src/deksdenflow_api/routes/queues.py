@@ -7,13 +7,18 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 
 from deksdenflow_api.errors import errors
-from deksdenflow_api.reads import ReaderDep, T, fetch_all
+from deksdenflow_api.reads import ReaderDep, T, fetch_all, min_sequence_doc
 from deksdenflow_api.schemas import JobPublic, JobsPublic, QueuePublic, QueuesPublic
 
 router = APIRouter(tags=["queues"])
 
 
-@router.get("/queues", response_model=QueuesPublic, responses=errors(401, 403, 503))
+@router.get(
+    "/queues",
+    response_model=QueuesPublic,
+    responses=errors(401, 403, 422, 503),
+    openapi_extra=min_sequence_doc(),
+)
 async def list_queues(read: ReaderDep) -> QueuesPublic:
     """Every durable consumer of the event stream with its backlog (admin only)."""
     read.principal.require_admin()
@@ -60,7 +65,12 @@ ORDER BY updated_at LIMIT $3
 """
 
 
-@router.get("/queues/jobs", response_model=JobsPublic, responses=errors(401, 422, 503))
+@router.get(
+    "/queues/jobs",
+    response_model=JobsPublic,
+    responses=errors(401, 422, 503),
+    openapi_extra=min_sequence_doc(),
+)
 async def list_jobs(
     read: ReaderDep,
     status: Literal["queued", "running"] | None = None,
