@@ -17,7 +17,7 @@ from typing import Annotated
 from deksdenflow_core.readmodel import SCHEMA
 from fastapi import Depends, Request
 
-from deksdenflow_api.context import context_of
+from deksdenflow_api.context import ApiContext, context_of
 from deksdenflow_api.errors import HttpError
 
 TOKEN_PREFIX = "dfp_"  # noqa: S105  (a public prefix that marks project tokens, not a secret)
@@ -63,7 +63,11 @@ _UNAUTHORIZED = {"WWW-Authenticate": 'Bearer realm="deksdenflow"'}
 
 async def authenticate(request: Request) -> Principal:
     """The caller, or 401."""
-    ctx = context_of(request)
+    return await principal_of(request, context_of(request))
+
+
+async def principal_of(request: Request, ctx: ApiContext) -> Principal:
+    """``authenticate`` for a dependency that has the context already."""
     authorization = request.headers.get("authorization")
     if authorization is not None:
         scheme, _, token = authorization.partition(" ")

@@ -21,7 +21,7 @@ from fastapi import Depends, Header, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import Field, TypeAdapter, ValidationError
 
-from deksdenflow_api.auth import Principal, authenticate
+from deksdenflow_api.auth import Principal, principal_of
 from deksdenflow_api.context import ApiContext, context_of
 from deksdenflow_api.errors import HttpError
 from deksdenflow_api.schemas import UsagePublic
@@ -64,8 +64,8 @@ async def reader(request: Request) -> Reader:
     each declared parameter on every request, and on a point read those cost more CPU than the rest of our
     code for it. The caller is known before anything waits.
     """
-    principal = await authenticate(request)
     ctx = context_of(request)
+    principal = await principal_of(request, ctx)
     await ctx.at_least(min_sequence(request))
     await ctx.read_own_writes()
     return Reader(ctx, principal)
