@@ -7,8 +7,9 @@ process read one project back to back (``GET /projects/{id}`` with the admin tok
 and the read model's query included) over keep-alive connections (bench.rawhttp). The limit is measured
 in the same run with the same clients against the least a server must do for that read: a FastAPI app
 with one asyncpg pool answering the same row from the same table (this module, run as that server).
-Runs alternate (limit, API, limit, API) and the medians are printed with their ratio, since this
-machine's absolute figures move with its load.
+Runs alternate (limit, API, limit, API, ...: ROUNDS pairs) and the medians are printed with their ratio,
+since this machine's absolute figures move with its load (a median of two runs was only their mean: one
+run slowed by other work on the machine moved the ratio by 20 points).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from bench.servers import servers
 from bench.system import TOKEN, answers, pct, running, spawn, stop, system_env
 
 CLIENTS = 32
-ROUNDS = 2
+ROUNDS = 4
 
 
 async def _load(port: int, path: str, headers: dict[str, str], seconds: float) -> tuple[float, list[float]]:

@@ -17,7 +17,7 @@ from typing import Annotated
 from deksdenflow_core.readmodel import SCHEMA
 from fastapi import Depends, Request
 
-from deksdenflow_api.context import ApiContext, get_context
+from deksdenflow_api.context import ApiContext, context_of
 from deksdenflow_api.errors import HttpError
 
 TOKEN_PREFIX = "dfp_"  # noqa: S105  (a public prefix that marks project tokens, not a secret)
@@ -61,15 +61,21 @@ def token_hash(token: str) -> str:
 _UNAUTHORIZED = {"WWW-Authenticate": 'Bearer realm="deksdenflow"'}
 
 
-async def authenticate(request: Request, ctx: Annotated[ApiContext, Depends(get_context)]) -> Principal:
+async def authenticate(request: Request) -> Principal:
     """The caller, or 401."""
+    return await principal_of(request, context_of(request))
+
+
+async def principal_of(request: Request, ctx: ApiContext) -> Principal:
+    """``authenticate`` for a dependency that has the context already."""
     authorization = request.headers.get("authorization")
     if authorization is not None:
         scheme, _, token = authorization.partition(" ")
         token = token.strip()
         if scheme.lower() == "bearer" and token:
-            for admin in ctx.settings.admin_tokens():
-                if hmac.compare_digest(token.encode(), admin.encode()):
+            given = token.encode()
+            for admin in ctx.admin_tokens:
+                if hmac.compare_digest(given, admin):
                     return Principal()
         raise HttpError(401, "unauthorized", "invalid bearer token", headers=_UNAUTHORIZED)
     project_token = request.headers.get("x-project-token")

@@ -21,7 +21,7 @@ from deksdenflow_core.eventstore import AppendMeta
 from fastapi import Depends, Request, Response
 
 from deksdenflow_api.auth import Principal, PrincipalDep
-from deksdenflow_api.context import ApiContext, ContextDep
+from deksdenflow_api.context import ApiContext, context_of
 
 S = TypeVar("S")
 C = TypeVar("C")
@@ -133,10 +133,8 @@ class Commander:
         return outcome
 
 
-async def get_commander(
-    request: Request, response: Response, ctx: ContextDep, principal: PrincipalDep
-) -> Commander:
-    return Commander(ctx, request, response, principal)
+async def get_commander(request: Request, response: Response, principal: PrincipalDep) -> Commander:
+    return Commander(context_of(request), request, response, principal)
 
 
 CommandDep = Annotated[Commander, Depends(get_commander)]

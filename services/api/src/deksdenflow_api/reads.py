@@ -6,6 +6,7 @@ a body made from a decided state (a write's answer) is read from the state as th
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -16,9 +17,12 @@ from deksdenflow_core.readmodel import SCHEMA
 from deksdenflow_core.readmodel.columns import column_list
 from deksdenflow_core.readmodel.sources import FoldedAggregate
 from deksdenflow_core.readmodel.tables import EVENTS, PROJECTS, PROTOCOL_RUNS, STEP_RUNS
-from fastapi import Depends, Header
+from fastapi import Depends, Header, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import Field, TypeAdapter, ValidationError
 
-from deksdenflow_api.context import ApiContext, get_context
+from deksdenflow_api.auth import Principal, principal_of
+from deksdenflow_api.context import ApiContext, context_of
 from deksdenflow_api.errors import HttpError
 from deksdenflow_api.schemas import UsagePublic
 
@@ -26,24 +30,75 @@ MIN_SEQUENCE_HEADER = "X-Min-Event-Sequence"
 T = f'"{SCHEMA}"'
 
 
-async def consistent(
-    ctx: Annotated[ApiContext, Depends(get_context)],
-    x_min_event_sequence: Annotated[
-        int | None,
-        Header(
-            ge=0,
-            le=2**62,
-            description="Read-your-writes: wait (briefly) until the read model has applied this sequence, "
-            "e.g. the X-Event-Sequence of a write.",
-        ),
-    ] = None,
-) -> ApiContext:
+_MIN_SEQUENCE_HELP = (
+    "Read-your-writes: wait (briefly) until the read model has applied this sequence, "
+    "e.g. the X-Event-Sequence of a write."
+)
+MinSequence = Annotated[int | None, Header(ge=0, le=2**62, description=_MIN_SEQUENCE_HELP)]
+
+
+async def consistent(request: Request, x_min_event_sequence: MinSequence = None) -> ApiContext:
+    """The context, once the read model has what this process appended and ``X-Min-Event-Sequence``."""
+    ctx = context_of(request)
     await ctx.at_least(x_min_event_sequence)
     await ctx.read_own_writes()
     return ctx
 
 
 ReadContext = Annotated[ApiContext, Depends(consistent)]
+
+
+@dataclass(frozen=True)
+class Reader:
+    """A read's caller, authenticated, and the context it reads through."""
+
+    ctx: ApiContext
+    principal: Principal
+
+
+async def reader(request: Request) -> Reader:
+    """The caller (or 401), once the read model has what the read must show (as ``consistent``).
+
+    One dependency where a route would otherwise take ``ReadContext`` and ``PrincipalDep``, and one that
+    reads its header itself (``min_sequence``): FastAPI solves each node of a route's dependency tree and
+    each declared parameter on every request, and on a point read those cost more CPU than the rest of our
+    code for it. The caller is known before anything waits.
+    """
+    ctx = context_of(request)
+    principal = await principal_of(request, ctx)
+    await ctx.at_least(min_sequence(request))
+    await ctx.read_own_writes()
+    return Reader(ctx, principal)
+
+
+ReaderDep = Annotated[Reader, Depends(reader)]
+
+_MIN_SEQUENCE = TypeAdapter(Annotated[int, Field(ge=0, le=2**62)])
+_MIN_SEQUENCE_LOC = ("header", MIN_SEQUENCE_HEADER.lower())
+
+
+def min_sequence(request: Request) -> int | None:
+    """``X-Min-Event-Sequence``, validated as FastAPI validates ``MinSequence`` (the same 422 if bad)."""
+    raw = request.headers.get(MIN_SEQUENCE_HEADER)
+    if raw is None:
+        return None
+    try:
+        return _MIN_SEQUENCE.validate_python(raw)
+    except ValidationError as exc:
+        errors = [{**e, "loc": (*_MIN_SEQUENCE_LOC, *e["loc"])} for e in exc.errors(include_url=False)]
+        raise RequestValidationError(errors) from None
+
+
+def min_sequence_doc() -> dict[str, Any]:
+    """``openapi_extra`` for a route that takes ``ReaderDep``: the header it reads, as FastAPI documents
+    ``MinSequence``."""
+    schema = {
+        "anyOf": [{"type": "integer", "minimum": 0, "maximum": 2**62}, {"type": "null"}],
+        "title": MIN_SEQUENCE_HEADER,
+        "description": _MIN_SEQUENCE_HELP,
+    }
+    header = {"name": _MIN_SEQUENCE_LOC[1], "in": "header", "required": False, "schema": schema}
+    return {"parameters": [{**header, "description": _MIN_SEQUENCE_HELP}]}
 
 
 async def fetch_one(ctx: ApiContext, query: str, *args: Any, what: str) -> dict[str, Any]:
@@ -75,9 +130,14 @@ STEP_COLUMNS = column_list(STEP_RUNS.public)
 EVENT_COLUMNS = column_list(EVENTS.public)
 
 
+# The public columns' names, once (``Table.public`` builds its tuple on each use).
+_PROTOCOL_PUBLIC = tuple(c.name for c in PROTOCOL_RUNS.public)
+_PROJECT_PUBLIC = tuple(c.name for c in PROJECTS.public)
+
+
 def protocol_body(row: dict[str, Any]) -> dict[str, Any]:
     """A protocol's public body from its row (``PROTOCOL_COLUMNS``); its usage columns nest under usage."""
-    body = {c.name: row[c.name] for c in PROTOCOL_RUNS.public}
+    body = {name: row[name] for name in _PROTOCOL_PUBLIC}
     body["usage"] = {k: body.pop(k) for k in UsagePublic.model_fields}
     return body
 
@@ -90,7 +150,7 @@ def protocol_from_state(s: ProtocolRunState, at: datetime) -> dict[str, Any]:
 
 def project_body(row: dict[str, Any]) -> dict[str, Any]:
     """A project's public body from its row (``PROJECT_COLUMNS``)."""
-    body = {c.name: row[c.name] for c in PROJECTS.public}
+    body = {name: row[name] for name in _PROJECT_PUBLIC}
     body["default_models"] = unset_as_null(body["default_models"])
     state = row["state"] or {}
     body["default_engines"] = unset_as_null(state.get("default_engines") or {})

@@ -22,17 +22,18 @@ from deksdenflow_core.domain.project import ProjectCommand
 from deksdenflow_core.domain.provider import ci_provider
 from fastapi import APIRouter, Path, Query, Response
 
-from deksdenflow_api.auth import PrincipalDep, new_project_token
+from deksdenflow_api.auth import new_project_token
 from deksdenflow_api.commanding import CommandDep, Commander
-from deksdenflow_api.context import ContextDep
+from deksdenflow_api.context import ApiContext, ContextDep
 from deksdenflow_api.errors import HttpError, errors
 from deksdenflow_api.reads import (
     PROJECT_COLUMNS,
     PROTOCOL_COLUMNS,
-    ReadContext,
+    ReaderDep,
     T,
     fetch_all,
     fetch_one,
+    min_sequence_doc,
     project_body,
     project_from_state,
     protocol_body,
@@ -100,19 +101,23 @@ async def create_project(body: ProjectCreate, response: Response, commander: Com
     )
 
 
-@router.get("/projects", response_model=ProjectsPublic, responses=errors(401, 422, 503))
+@router.get(
+    "/projects",
+    response_model=ProjectsPublic,
+    responses=errors(401, 422, 503),
+    openapi_extra=min_sequence_doc(),
+)
 async def list_projects(
-    ctx: ReadContext,
-    principal: PrincipalDep,
+    read: ReaderDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
 ) -> ProjectsPublic:
     """Projects, oldest first (a project token sees only its own). Tokens are never listed."""
     rows = await fetch_all(
-        ctx,
+        read.ctx,
         f"SELECT {PROJECT_COLUMNS} FROM {T}.projects WHERE ($1::text IS NULL OR id = $1) "
         "ORDER BY created_at, id LIMIT $2 OFFSET $3",
-        principal.project_id,
+        read.principal.project_id,
         limit,
         offset,
     )
@@ -120,12 +125,17 @@ async def list_projects(
     return ProjectsPublic(data=data, count=len(data))
 
 
-@router.get("/projects/{project_id}", response_model=ProjectPublic, responses=errors(401, 403, 404, 422, 503))
-async def get_project(project_id: Id, ctx: ReadContext, principal: PrincipalDep) -> ProjectPublic:
+@router.get(
+    "/projects/{project_id}",
+    response_model=ProjectPublic,
+    responses=errors(401, 403, 404, 422, 503),
+    openapi_extra=min_sequence_doc(),
+)
+async def get_project(project_id: Id, read: ReaderDep) -> ProjectPublic:
     """One project."""
-    principal.require_project(project_id)
+    read.principal.require_project(project_id)
     row = await fetch_one(
-        ctx, f"SELECT {PROJECT_COLUMNS} FROM {T}.projects WHERE id = $1", project_id, what="project"
+        read.ctx, f"SELECT {PROJECT_COLUMNS} FROM {T}.projects WHERE id = $1", project_id, what="project"
     )
     return ProjectPublic(**project_body(row))
 
@@ -282,20 +292,20 @@ async def create_protocol(
     "/projects/{project_id}/protocols",
     response_model=ProtocolsPublic,
     responses=errors(401, 403, 404, 422, 503),
+    openapi_extra=min_sequence_doc(),
 )
 async def list_protocols(
     project_id: Id,
-    ctx: ReadContext,
-    principal: PrincipalDep,
+    read: ReaderDep,
     status: Annotated[str | None, Query(pattern=r"^[a-z_]{1,32}$")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
 ) -> ProtocolsPublic:
     """The project's protocols by number (optionally one status)."""
-    principal.require_project(project_id)
-    await fetch_one(ctx, f"SELECT 1 FROM {T}.projects WHERE id = $1", project_id, what="project")
+    read.principal.require_project(project_id)
+    await fetch_one(read.ctx, f"SELECT 1 FROM {T}.projects WHERE id = $1", project_id, what="project")
     rows = await fetch_all(
-        ctx,
+        read.ctx,
         f"SELECT {PROTOCOL_COLUMNS} FROM {T}.protocol_runs "
         "WHERE project_id = $1 AND ($2::text IS NULL OR status = $2) "
         "ORDER BY number LIMIT $3 OFFSET $4",
@@ -312,21 +322,22 @@ async def list_protocols(
     "/projects/{project_id}/branches",
     response_model=BranchesPublic,
     responses=errors(401, 403, 404, 422, 503),
+    openapi_extra=min_sequence_doc(),
 )
-async def list_branches(project_id: Id, ctx: ReadContext, principal: PrincipalDep) -> BranchesPublic:
+async def list_branches(project_id: Id, read: ReaderDep) -> BranchesPublic:
     """The project's protocol branches: what the log knows (head pushed, PR, deletion) next to what the
     remote has now, as the git worker sees it (``remote_checked`` false if no worker answered in time)."""
-    principal.require_project(project_id)
-    await fetch_one(ctx, f"SELECT 1 FROM {T}.projects WHERE id = $1", project_id, what="project")
+    read.principal.require_project(project_id)
+    await fetch_one(read.ctx, f"SELECT 1 FROM {T}.projects WHERE id = $1", project_id, what="project")
     rows = await fetch_all(
-        ctx,
+        read.ctx,
         f"SELECT id, protocol_name, status, branch_head_sha, pr_url, "
         f"(state->>'branch_deletion_requested')::boolean AS deletion_requested, "
         f"(state->>'branch_deleted')::boolean AS deleted "
         f"FROM {T}.protocol_runs WHERE project_id = $1 ORDER BY number",
         project_id,
     )
-    heads, error = await _remote_heads(ctx, project_id)
+    heads, error = await _remote_heads(read.ctx, project_id)
     data = [
         BranchPublic(
             name=r["protocol_name"],
@@ -343,7 +354,7 @@ async def list_branches(project_id: Id, ctx: ReadContext, principal: PrincipalDe
     return BranchesPublic(data=data, count=len(data), remote_checked=heads is not None, remote_error=error)
 
 
-async def _remote_heads(ctx: ReadContext, project_id: str) -> tuple[dict[str, str] | None, str | None]:
+async def _remote_heads(ctx: ApiContext, project_id: str) -> tuple[dict[str, str] | None, str | None]:
     """Ask the git worker (request/reply) for the remote's branches; ``(None, why)`` if it cannot say."""
     try:
         store = await ctx.store()

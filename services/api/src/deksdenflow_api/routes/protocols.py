@@ -14,7 +14,7 @@ from deksdenflow_core.domain.protocol_run import ProtocolRunCommand, ProtocolRun
 from deksdenflow_core.errors import IllegalTransition
 from fastapi import APIRouter, Path, Query
 
-from deksdenflow_api.auth import Principal, PrincipalDep
+from deksdenflow_api.auth import Principal
 from deksdenflow_api.commanding import CommandDep
 from deksdenflow_api.context import ApiContext, ContextDep
 from deksdenflow_api.errors import errors
@@ -23,9 +23,11 @@ from deksdenflow_api.reads import (
     PROTOCOL_COLUMNS,
     STEP_COLUMNS,
     ReadContext,
+    ReaderDep,
     T,
     fetch_all,
     fetch_one,
+    min_sequence_doc,
     project_of_run,
     protocol_body,
 )
@@ -101,34 +103,40 @@ def _guard(principal: Principal) -> Callable[[ProtocolRunState], None]:
 
 
 @router.get(
-    "/protocols/{protocol_run_id}", response_model=ProtocolPublic, responses=errors(401, 403, 404, 422, 503)
+    "/protocols/{protocol_run_id}",
+    response_model=ProtocolPublic,
+    responses=errors(401, 403, 404, 422, 503),
+    openapi_extra=min_sequence_doc(),
 )
-async def get_protocol(protocol_run_id: Id, ctx: ReadContext, principal: PrincipalDep) -> ProtocolPublic:
+async def get_protocol(protocol_run_id: Id, read: ReaderDep) -> ProtocolPublic:
     """One protocol run."""
     row = await fetch_one(
-        ctx,
+        read.ctx,
         f"SELECT {PROTOCOL_COLUMNS} FROM {T}.protocol_runs WHERE id = $1",
         protocol_run_id,
         what="protocol run",
     )
-    principal.require_project(row["project_id"])
+    read.principal.require_project(row["project_id"])
     return ProtocolPublic(**protocol_body(row))
 
 
 @router.get(
-    "/protocols/{protocol_run_id}/spec", response_model=SpecPublic, responses=errors(401, 403, 404, 422, 503)
+    "/protocols/{protocol_run_id}/spec",
+    response_model=SpecPublic,
+    responses=errors(401, 403, 404, 422, 503),
+    openapi_extra=min_sequence_doc(),
 )
-async def get_spec(protocol_run_id: Id, ctx: ReadContext, principal: PrincipalDep) -> SpecPublic:
+async def get_spec(protocol_run_id: Id, read: ReaderDep) -> SpecPublic:
     """The accepted plan (spec) of a run and its hash."""
     row = await fetch_one(
-        ctx,
+        read.ctx,
         f"SELECT project_id, spec_hash FROM {T}.protocol_runs WHERE id = $1",
         protocol_run_id,
         what="protocol run",
     )
-    principal.require_project(row["project_id"])
+    read.principal.require_project(row["project_id"])
     steps = await fetch_all(
-        ctx,
+        read.ctx,
         f"SELECT id, step_index, step_name, step_type, engine_id, model, qa_policy FROM {T}.step_runs "
         "WHERE protocol_run_id = $1 ORDER BY step_index",
         protocol_run_id,
@@ -184,12 +192,13 @@ async def run_action(
     "/protocols/{protocol_run_id}/steps",
     response_model=StepsPublic,
     responses=errors(401, 403, 404, 422, 503),
+    openapi_extra=min_sequence_doc(),
 )
-async def list_steps(protocol_run_id: Id, ctx: ReadContext, principal: PrincipalDep) -> StepsPublic:
+async def list_steps(protocol_run_id: Id, read: ReaderDep) -> StepsPublic:
     """The run's steps in order."""
-    principal.require_project(await project_of_run(ctx, protocol_run_id))
+    read.principal.require_project(await project_of_run(read.ctx, protocol_run_id))
     rows = await fetch_all(
-        ctx,
+        read.ctx,
         f"SELECT {STEP_COLUMNS} FROM {T}.step_runs WHERE protocol_run_id = $1 ORDER BY step_index",
         protocol_run_id,
     )
@@ -200,18 +209,18 @@ async def list_steps(protocol_run_id: Id, ctx: ReadContext, principal: Principal
     "/protocols/{protocol_run_id}/events",
     response_model=EventsPublic,
     responses=errors(401, 403, 404, 422, 503),
+    openapi_extra=min_sequence_doc(),
 )
 async def run_events(
     protocol_run_id: Id,
-    ctx: ReadContext,
-    principal: PrincipalDep,
+    read: ReaderDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     after: Annotated[int, Query(ge=0, le=2**62, description="Only events after this position.")] = 0,
 ) -> EventsPublic:
     """The run's timeline, oldest first."""
-    principal.require_project(await project_of_run(ctx, protocol_run_id))
+    read.principal.require_project(await project_of_run(read.ctx, protocol_run_id))
     rows = await fetch_all(
-        ctx,
+        read.ctx,
         f"SELECT {EVENT_COLUMNS} FROM {T}.events "
         "WHERE protocol_run_id = $1 AND position > $2 ORDER BY position LIMIT $3",
         protocol_run_id,
@@ -222,16 +231,19 @@ async def run_events(
 
 
 @router.get(
-    "/steps/{step_run_id}/qa", response_model=QaReportsPublic, responses=errors(401, 403, 404, 422, 503)
+    "/steps/{step_run_id}/qa",
+    response_model=QaReportsPublic,
+    responses=errors(401, 403, 404, 422, 503),
+    openapi_extra=min_sequence_doc(),
 )
-async def step_qa_reports(step_run_id: Id, ctx: ReadContext, principal: PrincipalDep) -> QaReportsPublic:
+async def step_qa_reports(step_run_id: Id, read: ReaderDep) -> QaReportsPublic:
     """The step's quality reports, one per QA attempt, oldest first."""
     step = await fetch_one(
-        ctx, f"SELECT project_id FROM {T}.step_runs WHERE id = $1", step_run_id, what="step"
+        read.ctx, f"SELECT project_id FROM {T}.step_runs WHERE id = $1", step_run_id, what="step"
     )
-    principal.require_project(step["project_id"])
+    read.principal.require_project(step["project_id"])
     rows = await fetch_all(
-        ctx,
+        read.ctx,
         f"SELECT seq, time, payload FROM {T}.events WHERE step_run_id = $1 AND type = $2 ORDER BY position",
         step_run_id,
         "protocol_run.qa_verdict_recorded",
@@ -270,13 +282,18 @@ def _qa_report(seq: int, at: datetime, p: dict[str, Any]) -> QaReportPublic:
     )
 
 
-@router.get("/steps/{step_run_id}", response_model=StepPublic, responses=errors(401, 403, 404, 422, 503))
-async def get_step(step_run_id: Id, ctx: ReadContext, principal: PrincipalDep) -> StepPublic:
+@router.get(
+    "/steps/{step_run_id}",
+    response_model=StepPublic,
+    responses=errors(401, 403, 404, 422, 503),
+    openapi_extra=min_sequence_doc(),
+)
+async def get_step(step_run_id: Id, read: ReaderDep) -> StepPublic:
     """One step."""
     row = await fetch_one(
-        ctx, f"SELECT {STEP_COLUMNS} FROM {T}.step_runs WHERE id = $1", step_run_id, what="step"
+        read.ctx, f"SELECT {STEP_COLUMNS} FROM {T}.step_runs WHERE id = $1", step_run_id, what="step"
     )
-    principal.require_project(row["project_id"])
+    read.principal.require_project(row["project_id"])
     return StepPublic(**row)
 
 

@@ -6,20 +6,24 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
-from deksdenflow_api.auth import PrincipalDep
 from deksdenflow_api.errors import errors
-from deksdenflow_api.reads import ReadContext, T, fetch_all
+from deksdenflow_api.reads import ReaderDep, T, fetch_all, min_sequence_doc
 from deksdenflow_api.schemas import JobPublic, JobsPublic, QueuePublic, QueuesPublic
 
 router = APIRouter(tags=["queues"])
 
 
-@router.get("/queues", response_model=QueuesPublic, responses=errors(401, 403, 503))
-async def list_queues(ctx: ReadContext, principal: PrincipalDep) -> QueuesPublic:
+@router.get(
+    "/queues",
+    response_model=QueuesPublic,
+    responses=errors(401, 403, 422, 503),
+    openapi_extra=min_sequence_doc(),
+)
+async def list_queues(read: ReaderDep) -> QueuesPublic:
     """Every durable consumer of the log and of the feed, with its backlog (admin only)."""
-    principal.require_admin()
-    store = await ctx.store()
-    js = ctx.js()
+    read.principal.require_admin()
+    store = await read.ctx.store()
+    js = read.ctx.js()
     consumers = [
         (stream, c) for stream in (store.stream, store.feed_stream) for c in await js.consumers_info(stream)
     ]
@@ -41,7 +45,7 @@ async def list_queues(ctx: ReadContext, principal: PrincipalDep) -> QueuesPublic
         stream=store.stream,
         feed_stream=store.feed_stream,
         last_sequence=await store.stream_last_seq(),
-        read_model_checkpoint=ctx.watcher.current,
+        read_model_checkpoint=read.ctx.watcher.current,
         data=data,
     )
 
@@ -65,13 +69,17 @@ ORDER BY updated_at LIMIT $3
 """
 
 
-@router.get("/queues/jobs", response_model=JobsPublic, responses=errors(401, 422, 503))
+@router.get(
+    "/queues/jobs",
+    response_model=JobsPublic,
+    responses=errors(401, 422, 503),
+    openapi_extra=min_sequence_doc(),
+)
 async def list_jobs(
-    ctx: ReadContext,
-    principal: PrincipalDep,
+    read: ReaderDep,
     status: Literal["queued", "running"] | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> JobsPublic:
     """Planning, execution and QA requested and not finished, oldest first (a project token: its own)."""
-    rows = await fetch_all(ctx, _JOBS, status, principal.project_id, limit)
+    rows = await fetch_all(read.ctx, _JOBS, status, read.principal.project_id, limit)
     return JobsPublic(data=[JobPublic(**r) for r in rows], count=len(rows))
