@@ -6,9 +6,9 @@ Exit codes: 0 ok, 1 runtime error, 2 bad configuration or usage.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 
+import uvloop
 from deksdenflow_core.errors import DeksdenflowError
 from deksdenflow_core.eventstore import JetStreamEventStore, connect
 from deksdenflow_core.logging import configure_logging
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
             print("read model migrated")
         else:
             configure_logging(LogSettings(), service="projector")
-            asyncio.run(_rebuild(args.no_swap))
+            uvloop.run(_rebuild(args.no_swap))  # as the service runs (through uvicorn)
     except ValidationError as exc:
         print(f"bad configuration: {exc}", file=sys.stderr)
         sys.exit(2)
