@@ -40,22 +40,43 @@ class _Page:
         self.ended: asyncio.Future[tuple[bytes, dict[str, str]]] = loop.create_future()
 
 
-def _headers(frame: Frame) -> dict[str, str]:
-    return parse_header_lines((frame.headers or b"")[len(HEADER_BLOCK_START) :])
+def _headers(raw: bytes | None) -> dict[str, str]:
+    return parse_header_lines((raw or b"")[len(HEADER_BLOCK_START) :])
 
 
-def _seq(frame: Frame) -> int:
-    return int(_headers(frame)["Nats-Sequence"])
+def sequence(raw_headers: bytes | None) -> int:
+    """The stream sequence of a message a direct get answered, from its raw header block."""
+    return int(_headers(raw_headers)["Nats-Sequence"])
 
 
-def _decode(frame: Frame) -> list[RecordedEvent]:
-    headers = _headers(frame)
-    return decode_all(headers, frame.data, int(headers["Nats-Sequence"]))
+def decode(raw_headers: bytes | None, data: bytes) -> list[RecordedEvent]:
+    """The events of a message a direct get answered (``decode_all``, from the raw header block)."""
+    headers = _headers(raw_headers)
+    return decode_all(headers, data, int(headers["Nats-Sequence"]))
+
+
+async def decode_page(messages: list[tuple[bytes | None, bytes]]) -> list[RecordedEvent]:
+    """The events of these messages (raw header block, body), yielding to the event loop now and then."""
+    events: list[RecordedEvent] = []
+    for start in range(0, len(messages), _DECODE_SLICE):
+        for raw_headers, data in messages[start : start + _DECODE_SLICE]:
+            events.extend(decode(raw_headers, data))
+        await asyncio.sleep(0)
+    return events
 
 
 async def read_pages(store: JetStreamEventStore, after: int) -> AsyncIterator[list[RecordedEvent]]:
     """The events of every decision after ``after``, a page at a time, up to the end of the log as it
     stands when the last page is asked for."""
+    async for frames in frame_pages(store, after):
+        events = await decode_page([(f.headers, f.data) for f in frames])
+        if events:
+            yield events
+
+
+async def frame_pages(store: JetStreamEventStore, after: int) -> AsyncIterator[list[Frame]]:
+    """The messages after ``after`` as raw frames, a page at a time (never empty), the next page asked
+    for before this one is handed over."""
     nc = connection_of(store.jetstream())
     loop = asyncio.get_running_loop()
     subject = f"$JS.API.DIRECT.GET.{store.stream}"
@@ -89,15 +110,10 @@ async def read_pages(store: JetStreamEventStore, after: int) -> AsyncIterator[li
                 raise InfrastructureError(f"direct get on {store.stream} failed: {code!r} {status}")
             frames, page = page.frames, _Page(loop)
             more = code == b"204" and int(status.get("Nats-Num-Pending", "0")) > 0
-            if frames and more:  # on its way while this one decodes
-                await ask(_seq(frames[-1]) + 1)
-            events: list[RecordedEvent] = []
-            for start in range(0, len(frames), _DECODE_SLICE):
-                for frame in frames[start : start + _DECODE_SLICE]:
-                    events.extend(_decode(frame))
-                await asyncio.sleep(0)
-            if events:
-                yield events
+            if frames and more:  # on its way while this one is handled
+                await ask(sequence(frames[-1].headers) + 1)
+            if frames:
+                yield frames
             if not frames or not more:
                 return
     finally:

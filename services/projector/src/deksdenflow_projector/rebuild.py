@@ -3,8 +3,9 @@
 1. Migrate a fresh schema (same migrations as the live one), drop its secondary indexes (those that back
    no constraint: kept up row by row they cost PostgreSQL more than the rows themselves), and replay the
    whole log into it through the live projector's fold-ahead (``replay``: pages read ahead, batch N+1
-   folded while batch N commits). Its commits do not wait for the disk (``synchronous_commit=off``):
-   until the swap nobody reads the schema, and a crash before it leaves only a schema to rebuild again.
+   folded while batch N commits), in one process per core on a large log (``parts``: each folds the
+   aggregates of its part). Its commits do not wait for the disk (``synchronous_commit=off``): until
+   the swap nobody reads the schema, and a crash before it leaves only a schema to rebuild again.
 2. Create the dropped indexes again from their definitions (one sort each, not a million inserts),
    and replay what arrived meanwhile.
 3. Take the writers' advisory lock (the live projector waits between two batches), apply what arrived
@@ -16,6 +17,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from dataclasses import dataclass
 
@@ -31,14 +33,14 @@ from deksdenflow_core.readmodel import (
 )
 
 from deksdenflow_projector.migrate import migrate
+from deksdenflow_projector.parts import CACHE_SIZE, REPLAY_SETTINGS, replay_in_parts
 from deksdenflow_projector.projection import LiveProjection, apply_batch, init_connection
 from deksdenflow_projector.replay import replay
 
 log = get_logger(__name__)
 
-# Aggregates a rebuild keeps folded in memory (a run's state is a few KiB): the more, the fewer are
-# read back from the schema when the log comes back to them.
-_CACHE_SIZE = 32_768
+# Below this many decisions one process replays the log: starting the parts' processes costs more.
+_PARTS_FROM = 20_000
 
 # The indexes of a schema that back no constraint (primary keys and unique constraints stay: the
 # upserts rely on them), with their definitions.
@@ -87,28 +89,47 @@ async def _catch_up(
         applied += len(page)
 
 
-async def rebuild(db_url: str, store: JetStreamEventStore, *, swap: bool = True) -> RebuildReport:
-    """Replay the whole log into a fresh schema and (unless ``swap`` is False) make it the live one."""
+def _parts(decisions: int) -> int:
+    """One part per idle core (up to 4) for a large log: on a machine whose cores are busy already,
+    more processes only share them, at the cost of reading and routing the log in between."""
+    if decisions < _PARTS_FROM:
+        return 1
+    idle = (os.cpu_count() or 1) - os.getloadavg()[0]
+    return max(1, min(4, round(idle)))
+
+
+async def rebuild(
+    db_url: str, store: JetStreamEventStore, *, swap: bool = True, parts: int | None = None
+) -> RebuildReport:
+    """Replay the whole log into a fresh schema and (unless ``swap`` is False) make it the live one.
+
+    ``parts``: how many processes replay the log (default: one per idle core, up to 4, for a large log).
+    """
     started = time.perf_counter()
     pool = await asyncpg.create_pool(
         db_url,
         init=init_connection,
         min_size=1,
         max_size=2,  # the writer, and the projection's reads of aggregates it no longer holds
-        server_settings={
-            "application_name": "deksdenflow-rebuild",
-            "synchronous_commit": "off",
-            "maintenance_work_mem": "256MB",  # the index builds sort in memory
-        },
+        server_settings=REPLAY_SETTINGS,
     )
     try:
         async with pool.acquire() as conn:
             await conn.execute(f'DROP SCHEMA IF EXISTS "{REBUILD_SCHEMA}" CASCADE')
             await asyncio.to_thread(migrate, db_url, schema=REBUILD_SCHEMA)
             indexes = await _drop_secondary_indexes(conn, REBUILD_SCHEMA)
-            projection = LiveProjection(pool, REBUILD_SCHEMA, notify=False, cache_size=_CACHE_SIZE)
-            replayed = await replay(conn, store, projection, after=0)
-            log.info("replayed into fresh schema", events=replayed.events, checkpoint=replayed.checkpoint)
+            parts = parts or _parts(await store.stream_last_seq())
+            projection = LiveProjection(pool, REBUILD_SCHEMA, notify=False, cache_size=CACHE_SIZE)
+            if parts > 1:
+                replayed = await replay_in_parts(conn, db_url, store, REBUILD_SCHEMA, parts)
+            else:
+                replayed = await replay(conn, store, projection, after=0)
+            log.info(
+                "replayed into fresh schema",
+                events=replayed.events,
+                checkpoint=replayed.checkpoint,
+                parts=parts,
+            )
             for statement in indexes:
                 await conn.execute(statement)
             more = await replay(conn, store, projection, after=replayed.checkpoint)

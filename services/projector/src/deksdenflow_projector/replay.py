@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import asyncpg
@@ -34,23 +35,30 @@ class Replayed:
     events: int
 
 
+# A page: its events, and (for a part of the log) the sequence of the last decision it covers.
+Page = tuple[list[RecordedEvent], int | None]
+
+
 class _End:
-    """Queued after the last page (or with the reader's failure)."""
+    """Queued after the last page (or with the source's failure)."""
 
     def __init__(self, error: BaseException | None = None) -> None:
         self.error = error
 
 
-async def _read_ahead(
-    store: JetStreamEventStore, after: int, pages: asyncio.Queue[list[RecordedEvent] | _End]
-) -> None:
+async def _read_ahead(source: AsyncIterator[Page], pages: asyncio.Queue[Page | _End]) -> None:
     try:
-        async for page in read_pages(store, after):
+        async for page in source:
             await pages.put(page)
     except Exception as exc:
         await pages.put(_End(exc))
     else:
         await pages.put(_End())
+
+
+async def _whole_log(store: JetStreamEventStore, after: int) -> AsyncIterator[Page]:
+    async for events in read_pages(store, after):
+        yield events, None
 
 
 async def _commit(conn: asyncpg.Connection, projection: LiveProjection, prepared: PreparedBatch) -> int:
@@ -68,25 +76,41 @@ async def replay(
 ) -> Replayed:
     """Apply every decision after ``after`` up to the end of the log (as it stands when the last page is
     read) with ``projection``, one transaction per batch on ``conn``; return the new checkpoint."""
-    pages: asyncio.Queue[list[RecordedEvent] | _End] = asyncio.Queue(maxsize=PAGES_AHEAD)
-    reader = asyncio.create_task(_read_ahead(store, after, pages))
+    return await replay_pages(
+        conn, _whole_log(store, after), projection, after=after, batch_events=batch_events
+    )
+
+
+async def replay_pages(
+    conn: asyncpg.Connection,
+    source: AsyncIterator[Page],
+    projection: LiveProjection,
+    *,
+    after: int,
+    batch_events: int = BATCH_EVENTS,
+) -> Replayed:
+    """:func:`replay` from any source of pages (a part of the log: pages that say what they cover)."""
+    pages: asyncio.Queue[Page | _End] = asyncio.Queue(maxsize=PAGES_AHEAD)
+    reader = asyncio.create_task(_read_ahead(source, pages))
     checkpoint, applied = after, 0
     in_flight: asyncio.Task[int] | None = None
     try:
         end: _End | None = None
         while end is None:
             batch: list[RecordedEvent] = []
+            through: int | None = None
             while len(batch) < batch_events:
                 page = await pages.get()
                 if isinstance(page, _End):
                     end = page
                     break
-                batch.extend(page)
+                batch.extend(page[0])
+                through = page[1]
             if end is not None and end.error is not None:
                 raise end.error
-            if not batch:
+            if not batch and through is None:
                 break
-            prepared = await projection.prepare(batch)  # folded while the batch before commits
+            prepared = await projection.prepare(batch, through=through)  # while the batch before commits
             if in_flight is not None:
                 checkpoint = await in_flight
             in_flight = asyncio.create_task(_commit(conn, projection, prepared))
