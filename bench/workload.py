@@ -35,6 +35,11 @@ STEPS = 10
 
 def run_events(project: ProjectState, number: int) -> list[ContractModel]:
     """Every event of one protocol run, produced by the real ``decide`` (so the log is legal)."""
+    return [event for decision in run_decisions(project, number) for event in decision]
+
+
+def run_decisions(project: ProjectState, number: int) -> list[list[ContractModel]]:
+    """The decisions of one protocol run (the events of each command), produced by the real ``decide``."""
     ctx = DecisionContext(now=datetime.now(UTC), new_id=DeterministicIds(uuid.uuid4().hex))
     created = decide_create_protocol(
         project,
@@ -43,13 +48,14 @@ def run_events(project: ProjectState, number: int) -> list[ContractModel]:
         ctx,
     )
     state = evolve_protocol_run(ProtocolRunState.initial(created.protocol_run_id), created)
-    events: list[ContractModel] = [created]
+    decisions: list[list[ContractModel]] = [[created]]
 
     def do(command: ProtocolRunCommand) -> None:
         nonlocal state
-        for e in decide_protocol_run(state, command, ctx):
+        decision = decide_protocol_run(state, command, ctx)
+        for e in decision:
             state = evolve_protocol_run(state, e)
-            events.append(e)
+        decisions.append(list(decision))
 
     plan = tuple(
         StepPlan(
@@ -81,7 +87,7 @@ def run_events(project: ProjectState, number: int) -> list[ContractModel]:
             )
         )
         do(cmd.RecordQaVerdict(step_run_id=sid, qa_attempt=1, verdict=QaVerdict.PASS))
-    return events
+    return decisions
 
 
 async def append_with_retry(

@@ -6,9 +6,9 @@ Exit codes: 0 ok, 1 runtime error, 2 bad configuration or usage.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 
+import uvloop
 from deksdenflow_core.errors import DeksdenflowError
 from deksdenflow_core.eventstore import JetStreamEventStore, connect
 from deksdenflow_core.logging import configure_logging
@@ -16,6 +16,7 @@ from deksdenflow_core.settings import DatabaseSettings, EventStoreSettings, LogS
 from pydantic import ValidationError
 
 from deksdenflow_projector.main import main as serve
+from deksdenflow_projector.main import tune_gc
 from deksdenflow_projector.migrate import migrate
 from deksdenflow_projector.rebuild import rebuild
 
@@ -31,14 +32,21 @@ def _parser() -> argparse.ArgumentParser:
     rebuild.add_argument(
         "--no-swap", action="store_true", help="build the fresh tables but keep serving the old"
     )
+    rebuild.add_argument(
+        "--parts",
+        type=int,
+        default=None,
+        help="processes that replay the log (default: one per core, up to 4, for a large log)",
+    )
     return parser
 
 
-async def _rebuild(no_swap: bool) -> None:
+async def _rebuild(no_swap: bool, parts: int | None) -> None:
     es = EventStoreSettings()
     nc = await connect(es, name="deksdenflow-projector-rebuild")
     try:
-        report = await rebuild(DatabaseSettings().db_url, JetStreamEventStore(nc, es), swap=not no_swap)
+        store = JetStreamEventStore(nc, es)
+        report = await rebuild(DatabaseSettings().db_url, store, swap=not no_swap, parts=parts)
     finally:
         await nc.drain()
     print(
@@ -58,7 +66,8 @@ def main(argv: list[str] | None = None) -> None:
             print("read model migrated")
         else:
             configure_logging(LogSettings(), service="projector")
-            asyncio.run(_rebuild(args.no_swap))
+            tune_gc()  # as the service does: a replay allocates as much as a catch-up
+            uvloop.run(_rebuild(args.no_swap, args.parts))  # as the service runs (through uvicorn)
     except ValidationError as exc:
         print(f"bad configuration: {exc}", file=sys.stderr)
         sys.exit(2)

@@ -12,6 +12,7 @@ batches it folded before, so that the live projector folds batch N+1 while batch
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -70,16 +71,27 @@ async def checkpoint(conn: asyncpg.Connection, schema: str, *, lock: bool = Fals
     return int(value or 0)
 
 
-async def _position(conn: asyncpg.Connection, schema: str, *, lock: bool = False) -> tuple[int, int]:
+async def _position(
+    conn: asyncpg.Connection, schema: str, *, lock: bool = False, name: str = PROJECTOR_NAME
+) -> tuple[int, int]:
     """The checkpoint, and the identity (oid) of the schema it is in: a rebuild swaps in another."""
     suffix = " FOR UPDATE" if lock else ""
     (row,) = await conn.fetch(
         f"SELECT $2::regnamespace::oid::int8 AS schema_oid, "
         f'(SELECT last_seq FROM "{schema}".checkpoints WHERE name = $1{suffix}) AS last_seq',
-        PROJECTOR_NAME,
+        name,
         f'"{schema}"',
     )
     return int(row["last_seq"] or 0), int(row["schema_oid"])
+
+
+def _partial(events: list[RecordedEvent], last: int) -> list[RecordedEvent]:
+    """The events after ``last`` of a part of the log (a partition of its aggregates): in order, with
+    the other parts' decisions missing."""
+    fresh = [e for e in events if e.stream_seq > last]
+    if any(a.position >= b.position for a, b in itertools.pairwise(fresh)):
+        raise OutOfOrder("a batch of a part of the log is not in log order", checkpoint=last)
+    return fresh
 
 
 def _fresh(events: list[RecordedEvent], last: int) -> list[RecordedEvent]:
@@ -139,15 +151,26 @@ class LiveProjection:
     A commit checks that the read model is still where the batch was folded from (same checkpoint,
     same schema); if not — a rebuild was swapped in, or another writer got there — it raises
     ``StaleBatch``, and after ``discard`` everything is read from the database again.
+
+    A rebuild may fold the log in parts, one per process, each with the aggregates of its own part:
+    such a projection keeps its own ``checkpoint`` row, and its batches say up to which decision of
+    the whole log they go (``prepare(..., through=...)``).
     """
 
     def __init__(
-        self, pool: asyncpg.Pool, schema: str, *, notify: bool = True, cache_size: int = 4096
+        self,
+        pool: asyncpg.Pool,
+        schema: str,
+        *,
+        notify: bool = True,
+        cache_size: int = 4096,
+        checkpoint: str = PROJECTOR_NAME,
     ) -> None:
         self._pool = pool
         self._schema = schema
         self._notify = notify
         self._cache_size = cache_size
+        self._checkpoint = checkpoint
         # per aggregate type: id -> Known, least recently touched first
         self._cache: dict[str, dict[str, Folded]] = {"project": {}, "protocol_run": {}}
         self._base: int | None = None  # checkpoint after the last prepared batch; None: ask the database
@@ -160,16 +183,24 @@ class LiveProjection:
             cached.clear()
         self._base = None
 
-    async def prepare(self, events: list[RecordedEvent]) -> PreparedBatch:
-        """Fold ``events`` and build their rows; raises ``OutOfOrder`` if they leave a gap."""
+    async def prepare(self, events: list[RecordedEvent], *, through: int | None = None) -> PreparedBatch:
+        """Fold ``events`` and build their rows; raises ``OutOfOrder`` if they leave a gap.
+
+        ``through``: the events are this projection's part of the decisions up to that sequence (the
+        others' are missing, so gaps are expected); the batch moves the checkpoint there.
+        """
         if self._base is None:
             async with self._pool.acquire() as conn:
-                self._base, self._schema_oid = await _position(conn, self._schema)
+                self._base, self._schema_oid = await _position(conn, self._schema, name=self._checkpoint)
             self._committed = self._base
         base = self._base
-        fresh = _fresh(events, base)
-        if not fresh:
+        fresh = _fresh(events, base) if through is None else _partial(events, base)
+        if through is not None and through > base:
+            last = max(through, fresh[-1].stream_seq if fresh else through)
+        elif not fresh:
             return PreparedBatch(base, base, self._schema_oid, None)
+        else:
+            last = fresh[-1].stream_seq
         projects, runs = _aggregate_ids(fresh)
         cached_projects, cached_runs = self._cache["project"], self._cache["protocol_run"]
         known = Known(
@@ -189,12 +220,12 @@ class LiveProjection:
             await asyncio.sleep(0)
         writes = build(fresh, touched)
         self._remember(touched)
-        self._base = fresh[-1].stream_seq
-        return PreparedBatch(base, self._base, self._schema_oid, writes, len(fresh))
+        self._base = last
+        return PreparedBatch(base, last, self._schema_oid, writes, len(fresh))
 
     async def commit(self, conn: asyncpg.Connection, prepared: PreparedBatch) -> int:
         """Write a prepared batch inside the caller's transaction; return the new checkpoint."""
-        last, schema_oid = await _position(conn, self._schema, lock=True)
+        last, schema_oid = await _position(conn, self._schema, lock=True, name=self._checkpoint)
         if schema_oid != prepared.schema_oid:
             raise StaleBatch("the read model was replaced since the batch was folded", checkpoint=last)
         if last != prepared.base:
@@ -207,7 +238,12 @@ class LiveProjection:
         if prepared.writes is None:
             return last
         self._committed = await write(
-            conn, self._schema, prepared.writes, last=prepared.last, notify=self._notify
+            conn,
+            self._schema,
+            prepared.writes,
+            last=prepared.last,
+            notify=self._notify,
+            checkpoint=self._checkpoint,
         )
         return self._committed
 

@@ -97,7 +97,7 @@ def _insert_sql(table: Table[Any], schema: str) -> str:
     )
 
 
-def _batch_statement(schema: str, w: Writes, last: int, *, notify: bool) -> tuple[str, list[Any]]:
+def _batch_statement(schema: str, w: Writes, last: int, *, notify: bool, name: str) -> tuple[str, list[Any]]:
     """One statement writing every project, run, step, usage and CI row of a batch and the checkpoint
     after it (tables with no dependencies between them, so they can be written by the parts of one
     statement), and its arguments: the rows as column arrays."""
@@ -118,7 +118,7 @@ def _batch_statement(schema: str, w: Writes, last: int, *, notify: bool) -> tupl
         f'INSERT INTO "{schema}".checkpoints (name, last_seq, updated_at) VALUES (${n + 1}, ${n + 2}, now()) '
         "ON CONFLICT (name) DO UPDATE SET last_seq = EXCLUDED.last_seq, updated_at = EXCLUDED.updated_at"
     )
-    args += [PROJECTOR_NAME, last]
+    args += [name, last]
     if notify:  # listeners learn of it when the transaction commits
         parts.append(f"{stored} RETURNING last_seq")
         final = f"SELECT pg_notify(${n + 3}, ${n + 4}) FROM w{len(parts) - 1}"
@@ -131,10 +131,19 @@ def _batch_statement(schema: str, w: Writes, last: int, *, notify: bool) -> tupl
     return f"WITH {ctes} {final}", args
 
 
-async def write(conn: asyncpg.Connection, schema: str, w: Writes, *, last: int, notify: bool) -> int:
+async def write(
+    conn: asyncpg.Connection,
+    schema: str,
+    w: Writes,
+    *,
+    last: int,
+    notify: bool,
+    checkpoint: str = PROJECTOR_NAME,
+) -> int:
     """Send a batch's rows and record ``last`` as applied, inside the caller's transaction (and tell
     listeners, unless ``notify`` is false); return ``last``. The events go with one COPY, the rows of
-    the aggregates and the checkpoint with one statement (tokens and re-plans, rare, by themselves)."""
+    the aggregates and the checkpoint (named ``checkpoint``) with one statement (tokens and re-plans, rare,
+    by themselves)."""
     await conn.copy_records_to_table("events", schema_name=schema, columns=_EVENT_COLUMNS, records=w.events)
     if w.tokens_issued:
         await conn.executemany(_insert_sql(PROJECT_TOKENS, schema), w.tokens_issued)
@@ -150,6 +159,6 @@ async def write(conn: asyncpg.Connection, schema: str, w: Writes, *, last: int, 
             w.replanned,
             w.kept_steps,
         )
-    sql, args = _batch_statement(schema, w, last, notify=notify)
+    sql, args = _batch_statement(schema, w, last, notify=notify, name=checkpoint)
     await conn.execute(sql, *args)
     return last

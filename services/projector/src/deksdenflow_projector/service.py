@@ -147,7 +147,7 @@ class Projector:
         async with self._pool.acquire() as conn:
             self.last_seq = await checkpoint(conn, SCHEMA)
         tasks = [
-            asyncio.create_task(self._project(), name="project"),
+            asyncio.create_task(self.project(), name="project"),
             asyncio.create_task(self.feed.run(), name="feed"),
         ]
         try:
@@ -158,7 +158,8 @@ class Projector:
             self.stop()
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _project(self) -> None:
+    async def project(self) -> None:
+        """The read model alone (``run`` without the feed), until ``stop()``."""
         try:
             await self.loop.run_pipeline(self)
         finally:
