@@ -30,9 +30,11 @@ from deksdenflow_projector.pages import decode_page, frame_pages, sequence
 from deksdenflow_projector.projection import LiveProjection, init_connection
 from deksdenflow_projector.replay import Page, Replayed, replay_pages
 
-# Aggregates a part keeps folded in memory (see ``rebuild``).
-CACHE_SIZE = 32_768
-# Sessions that fill a schema nobody reads yet (see ``rebuild``).
+# Aggregates a replay keeps folded in memory (a run's state is a few KiB; the live projector keeps 4096):
+# those it let go are read back from the schema when the log comes back to them.
+CACHE_SIZE = 8192
+# Sessions that fill a schema nobody reads yet (why commits need not wait for the disk: see ``rebuild``);
+# the index builds after the replay sort in memory.
 REPLAY_SETTINGS = {
     "application_name": "deksdenflow-rebuild",
     "synchronous_commit": "off",
