@@ -67,10 +67,12 @@ class ApiSettings(_Base):
     )
     sse_keepalive_seconds: float = Field(default=15.0, gt=0)
     max_commands_in_flight: int = Field(
-        default=4,
+        default=32,
         ge=1,
         description="Commands one API process runs at once; the others wait in one queue per project (or "
-        "run, step, collection) and are let in by turns, so that a busy project does not slow the others.",
+        "run, step, collection) and are let in by turns, so that a flood of one kind cannot crowd out the "
+        "others. Lower favours a quiet project's latency under load, higher the throughput (a command "
+        "mostly waits for NATS): measured on 2 cores, 4 halves the throughput of one-event commands.",
     )
     sse_max_clients: int = Field(
         default=1000, ge=1, description="Concurrent /events/stream clients per API process (503 beyond)."

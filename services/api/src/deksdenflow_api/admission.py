@@ -1,11 +1,15 @@
-"""Fair admission of commands: one busy project never slows another.
+"""Fair admission of commands: a flood of one kind cannot crowd out the others.
 
-An API process runs every request on one event loop. Under a saturating write load, every request in
-flight takes turns on it, so a single command of a quiet project waits behind all of them (measured:
-a pause on project B took 14x its idle p99 while 32 clients created projects). Here at most ``limit``
-commands run at once; the others wait — without using the loop — in one queue per *key* (the aggregate
-or collection the path names), and a freed slot goes to the next key in turn, not to the longest queue.
-A quiet project's command waits for one turn of each busy key, however deep their backlogs.
+An API process runs every request on one event loop. At most ``limit`` commands run at once; the others
+wait — without using the loop — in one queue per *key* (the aggregate or collection the path names), and
+a freed slot goes to the next key in turn, not to the longest queue. A quiet project's command waits for
+one turn of each busy key, however deep their backlogs.
+
+What it buys depends on the limit, measured on 2 cores (``bench.decisions``): a pause on project B while
+32 clients create projects took 3x its idle p99 at a limit of 2, 5.6x at 4, ~14x with no limit — but a
+command mostly waits for NATS, not for the CPU, and a limit of 4 halved the throughput of one-event
+commands. The default (32, ``DEKSDENFLOW_MAX_COMMANDS_IN_FLIGHT``) keeps the throughput and bounds the
+work in flight; the rest of the isolation has to come from elsewhere (more API processes, NATS).
 
 Reads, the probes, ``/metrics`` and the event stream are not gated: they are cheap, or long-lived.
 """
