@@ -46,6 +46,9 @@ S = TypeVar("S")
 C = TypeVar("C")
 E = TypeVar("E")
 
+# The first event of a protocol run: its decisions are a project's numbering boundary.
+_CREATED = "protocol_run.created"
+
 
 @dataclass(frozen=True)
 class AggregateKind(Generic[S, C, E]):
@@ -292,9 +295,6 @@ class Repository:
             state = evolve_protocol_run(ProtocolRunState.initial(created.protocol_run_id), created)
             return Outcome(state=state, appended=appended)
         raise AssertionError("unreachable")
-
-
-_CREATED = "protocol_run.created"
 
 
 def _seed(meta: AppendMeta, aggregate_id: str) -> str:

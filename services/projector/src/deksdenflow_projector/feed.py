@@ -23,10 +23,8 @@ stopped. One writer runs per deployment, like the projector: two at once stay co
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from dataclasses import dataclass
-from typing import Any
 
 from deksdenflow_core.consumer import ConsumerLoop, ConsumerSpec, Delivery
 from deksdenflow_core.envelope import MAX_DECISION_EVENTS, encode_headers
@@ -38,9 +36,6 @@ from deksdenflow_core.eventstore import (
 )
 from deksdenflow_core.logging import get_logger
 from deksdenflow_core.progress import Progress
-from nats.aio.client import Client as NATS
-from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription
 
 log = get_logger(__name__)
 
@@ -78,7 +73,6 @@ class FeedWriter:
         # (log sequence, index) of the last event in the feed; events at or below it are not copied again
         self._copied: tuple[int, int] = (0, -1)
         self._feed_last: int | None = None  # the feed stream's last sequence; None: ask the feed
-        self._acks: _Acks | None = None
         self.progress = Progress(stall_after_seconds)
         self.log_seq = 0  # the last decision copied whole
         self.stream_last_seq = 0
@@ -101,11 +95,7 @@ class FeedWriter:
         )
 
     async def run(self) -> None:
-        try:
-            await self.loop.run_pipeline(self)
-        finally:
-            if self._acks is not None:
-                await self._acks.close()
+        await self.loop.run_pipeline(self)
 
     # --- BatchStages ----------------------------------------------------------------------------------
 
@@ -179,24 +169,27 @@ class FeedWriter:
 
     async def _append(self, messages: list[FeedMessage], feed_last: int) -> int:
         """Append ``messages`` in order, each conditional on the one before; the feed's new last sequence."""
-        if self._acks is None:
-            self._acks = await _Acks.open(self._nc)
-        acks = self._acks
-        acks.expect(len(messages))
+        js = self._store.jetstream()
         with nats_unavailable_as_infrastructure("appending to the feed"):
-            for n, message in enumerate(messages):
-                headers = {**message.headers, _EXPECTED_LAST: str(feed_last + n)}
-                await self._nc.publish(message.subject, message.body, reply=acks.reply(n), headers=headers)
-            replies = await acks.wait(within=self._store.request_timeout)
-        for n, reply in enumerate(replies):
-            error = reply.get("error")
-            if error:
-                raise InfrastructureError(
-                    f"the feed refused event {messages[n].log_seq}/{messages[n].index}: "
-                    f"{error.get('description')}",
-                    feed_last=feed_last,
+            acks = [
+                await js.publish_async(
+                    m.subject, m.body, headers={**m.headers, _EXPECTED_LAST: str(feed_last + n)}
                 )
-        return int(replies[-1]["seq"])
+                for n, m in enumerate(messages)
+            ]
+            try:
+                async with asyncio.timeout(self._store.request_timeout):
+                    done = await asyncio.gather(*acks, return_exceptions=True)
+            except TimeoutError as exc:
+                raise InfrastructureError("the feed did not acknowledge its appends in time") from exc
+        seq = feed_last
+        for message, ack in zip(messages, done, strict=True):
+            if isinstance(ack, BaseException):
+                raise InfrastructureError(
+                    f"the feed refused event {message.log_seq}/{message.index}: {ack!r}", feed_last=feed_last
+                )
+            seq = ack.seq
+        return seq
 
     async def _last_message(self) -> tuple[int, dict[str, str] | None]:
         """The feed's last sequence, and the headers of its last message (None: the feed is empty)."""
@@ -208,61 +201,3 @@ class FeedWriter:
         last = int(state["last_seq"])
         headers = await self._store.headers_at(stream, last)
         return last, headers
-
-
-class _Acks:
-    """The acknowledgements of one batch of appends, on one subscription kept open."""
-
-    def __init__(self, prefix: str) -> None:
-        self._sub: Subscription | None = None
-        self._prefix = prefix
-        self._round = 0
-        self._replies: dict[int, dict[str, Any]] = {}
-        self._wanted = 0
-        self._done = asyncio.Event()
-
-    @classmethod
-    async def open(cls, nc: NATS) -> _Acks:
-        acks = cls(nc.new_inbox())
-        acks._sub = await nc.subscribe(f"{acks._prefix}.*.*", cb=acks._on_reply)
-        return acks
-
-    def expect(self, count: int) -> None:
-        """Start a round of ``count`` appends (answers to earlier rounds are ignored from now on)."""
-        self._round += 1
-        self._replies = {}
-        self._wanted = count
-        self._done.clear()
-
-    def reply(self, n: int) -> str:
-        return f"{self._prefix}.{self._round}.{n}"
-
-    async def _on_reply(self, msg: Msg) -> None:
-        _, round_, n = msg.subject.rsplit(".", 2)
-        if int(round_) != self._round:  # a late answer to a round given up on
-            return
-        try:
-            self._replies[int(n)] = json.loads(msg.data)
-        except ValueError:
-            self._replies[int(n)] = {
-                "error": {"description": f"unreadable acknowledgement {msg.data[:200]!r}"}
-            }
-        if len(self._replies) >= self._wanted:
-            self._done.set()
-
-    async def wait(self, *, within: float) -> list[dict[str, Any]]:
-        try:
-            await asyncio.wait_for(self._done.wait(), within)
-        except TimeoutError as exc:
-            raise InfrastructureError(
-                f"the feed acknowledged {len(self._replies)} of {self._wanted} appends in time"
-            ) from exc
-        return [self._replies[n] for n in range(self._wanted)]
-
-    async def close(self) -> None:
-        if self._sub is None:
-            return
-        try:
-            await self._sub.unsubscribe()
-        except Exception as exc:  # the connection is closing anyway
-            log.debug("feed acknowledgements not unsubscribed", error=repr(exc))
