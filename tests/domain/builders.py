@@ -6,7 +6,13 @@ from datetime import UTC, datetime
 
 from deksdenflow_core.contracts.generated.deksdenflow.commands.v1 import project as pcmd
 from deksdenflow_core.contracts.generated.deksdenflow.commands.v1 import protocol_run as cmd
-from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import QaPolicy, StepPlan, StepType
+from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
+    QaPolicy,
+    RunMode,
+    RunPolicy,
+    StepPlan,
+    StepType,
+)
 from deksdenflow_core.domain.context import DecisionContext, DeterministicIds
 from deksdenflow_core.domain.naming import ProtocolCatalog, decide_create_protocol
 from deksdenflow_core.domain.project import ProjectState, decide_project, evolve_project
@@ -25,16 +31,26 @@ def ctx(seed: str = "seed") -> DecisionContext:
     return DecisionContext(now=NOW, new_id=DeterministicIds(seed))
 
 
-def registered_project(project_id: str = "p1") -> ProjectState:
+# Most rule tests drive a run by hand, as a client of a manual project does; autopilot tests pass a policy.
+MANUAL = RunPolicy(mode=RunMode.MANUAL)
+
+
+def registered_project(project_id: str = "p1", run_policy: RunPolicy | None = MANUAL) -> ProjectState:
     state = ProjectState.initial(project_id)
-    for e in decide_project(state, pcmd.RegisterProject(name="demo", git_url="file:///tmp/demo.git"), ctx()):
+    register = pcmd.RegisterProject(name="demo", git_url="file:///tmp/demo.git", run_policy=run_policy)
+    for e in decide_project(state, register, ctx()):
         state = evolve_project(state, e)
     return state
 
 
-def new_run(task: str = "Add login page") -> ProtocolRunState:
+def new_run(
+    task: str = "Add login page", run_policy: RunPolicy | None = MANUAL, override: RunPolicy | None = None
+) -> ProtocolRunState:
     created = decide_create_protocol(
-        registered_project(), ProtocolCatalog(), cmd.CreateProtocolRun(task_name=task), ctx()
+        registered_project(run_policy=run_policy),
+        ProtocolCatalog(),
+        cmd.CreateProtocolRun(task_name=task, run_policy=override),
+        ctx(),
     )
     return evolve_protocol_run(ProtocolRunState.initial(created.protocol_run_id), created)
 

@@ -24,6 +24,7 @@ from pydantic import Field, TypeAdapter, ValidationError
 from deksdenflow_api.auth import Principal, principal_of
 from deksdenflow_api.context import ApiContext, context_of
 from deksdenflow_api.errors import HttpError
+from deksdenflow_api.policy import policy_public
 from deksdenflow_api.schemas import UsagePublic
 
 MIN_SEQUENCE_HEADER = "X-Min-Event-Sequence"
@@ -139,6 +140,7 @@ def protocol_body(row: dict[str, Any]) -> dict[str, Any]:
     """A protocol's public body from its row (``PROTOCOL_COLUMNS``); its usage columns nest under usage."""
     body = {name: row[name] for name in _PROTOCOL_PUBLIC}
     body["usage"] = {k: body.pop(k) for k in UsagePublic.model_fields}
+    body["run_policy"] = policy_public(body["run_policy"])
     return body
 
 
@@ -156,6 +158,7 @@ def project_body(row: dict[str, Any]) -> dict[str, Any]:
     body["default_engines"] = unset_as_null(state.get("default_engines") or {})
     body["forge_repo"] = state.get("forge_repo") or None
     body["ci_policy"] = state.get("ci_policy")
+    body["run_policy"] = policy_public(state.get("run_policy"))
     return body
 
 

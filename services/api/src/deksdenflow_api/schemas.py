@@ -81,6 +81,64 @@ class CiPolicyIn(_In):
     )
 
 
+Login = Annotated[str, Field(min_length=1, max_length=201, pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")]
+
+
+class PrPolicyIn(_In):
+    """When an autopilot run's draft PR/MR opens, when it is marked ready, who reviews it."""
+
+    open: Literal["after_first_push", "when_done", "never"] | None = Field(
+        default=None,
+        description="Open the draft after the first pushed step (default), when every step is "
+        "done, or never (open_pr still opens one).",
+    )
+    ready_when_done: bool | None = Field(
+        default=None, description="Mark it ready for review once every step is completed (default true)."
+    )
+    reviewers: list[Login] | None = Field(
+        default=None,
+        max_length=15,
+        description="Forge logins (or org/team) asked to review when it is ready.",
+    )
+
+
+class MergePolicyIn(_In):
+    """Whether an autopilot run merges its PR/MR."""
+
+    mode: Literal["never", "when_green"] | None = Field(
+        default=None,
+        description="never (default), or when_green: once every step passed QA, CI is green on the head "
+        "commit and every required check passed (GitLab: merge when the pipeline succeeds).",
+    )
+    method: Literal["merge", "squash", "rebase"] | None = Field(default=None, description="default merge")
+    required_checks: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = Field(
+        default=None,
+        max_length=30,
+        description='CI checks that must pass, by name ("test" matches '
+        '"check_run:test"); default none beyond green CI.',
+    )
+    required_approvals: int | None = Field(default=None, ge=0, le=10, description="default 0")
+
+
+class RunPolicyIn(_In):
+    """How protocol runs advance. Unset fields take the defaults (on a project) or the project's values
+    (on a protocol)."""
+
+    mode: Literal["autopilot", "manual"] | None = Field(
+        default=None,
+        description="autopilot (default for new projects): each finished piece of work requests the next; "
+        "manual: a client asks for every step, QA and the PR.",
+    )
+    plan_approval: Literal["auto", "required"] | None = Field(
+        default=None, description="required: the run waits in planned until approve_plan (or reject_plan)."
+    )
+    qa_after_execution: bool | None = Field(
+        default=None, description="Manual mode: QA right after each execution. Autopilot always does it."
+    )
+    pr: PrPolicyIn | None = None
+    merge: MergePolicyIn | None = None
+
+
 class ProjectCreate(_In):
     """Register a git repository."""
 
@@ -106,6 +164,10 @@ class ProjectCreate(_In):
     ci_policy: CiPolicyIn | None = Field(
         default=None, description="How the project reacts to CI; unset: the git worker's settings decide."
     )
+    run_policy: RunPolicyIn | None = Field(
+        default=None,
+        description="How its protocols advance; unset: autopilot to a ready-for-review PR, no merge.",
+    )
     onboard: bool = Field(
         default=True,
         description="Onboard right away: the git worker checks the remote, adds starter assets on the "
@@ -123,6 +185,7 @@ class ProjectPublic(BaseModel):
     default_engines: dict[str, Any]
     forge_repo: str | None
     ci_policy: dict[str, Any] | None = None
+    run_policy: dict[str, Any] = Field(description="How its protocols advance (the defaults filled in).")
     local_path: str | None
     status: str
     questions: list[dict[str, Any]]
@@ -165,6 +228,13 @@ class ProtocolCreate(_In):
     )
     description: str = Field(default="", max_length=20000)
     base_branch: Branch | None = None
+    run_policy: RunPolicyIn | None = Field(
+        default=None, description="Overrides of the project's run policy for this protocol."
+    )
+
+
+class PlanRejection(_In):
+    reason: str = Field(min_length=1, max_length=4000, description="Why: the planner is told.")
 
 
 class UsagePublic(BaseModel):
@@ -192,6 +262,11 @@ class ProtocolPublic(BaseModel):
     pr_merged: bool
     branch_head_sha: str | None
     usage: UsagePublic
+    run_policy: dict[str, Any] = Field(description="The policy the run follows, fixed when it was created.")
+    waiting_for: str | None = Field(
+        description="What an autopilot run waits on that is not a worker: plan_approval (a person), ci "
+        "(green CI on its head commit, to merge), merge (the forge); null otherwise."
+    )
     created_at: datetime
     updated_at: datetime
 

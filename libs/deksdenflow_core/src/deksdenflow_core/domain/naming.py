@@ -15,6 +15,7 @@ from anyascii import anyascii
 
 from deksdenflow_core.contracts.generated.deksdenflow.commands.v1.protocol_run import CreateProtocolRun
 from deksdenflow_core.contracts.generated.deksdenflow.events.v1.protocol_run import ProtocolRunCreated
+from deksdenflow_core.domain import run_policy
 from deksdenflow_core.domain.context import DecisionContext
 from deksdenflow_core.domain.project import ProjectState
 from deksdenflow_core.errors import InvalidCommand, NotFound
@@ -101,4 +102,5 @@ def decide_create_protocol(
         description=command.description,
         base_branch=base_branch,
         protocol_root=f".protocols/{name}",
+        run_policy=run_policy.resolve(project.run_policy or run_policy.MANUAL, command.run_policy),
     )

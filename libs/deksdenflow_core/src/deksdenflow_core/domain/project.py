@@ -15,8 +15,10 @@ from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
     ClarificationQuestion,
     EngineDefaults,
     ModelDefaults,
+    RunPolicy,
 )
 from deksdenflow_core.contracts.generated.deksdenflow.events.v1 import project as ev
+from deksdenflow_core.domain import run_policy
 from deksdenflow_core.domain.context import DecisionContext, InvariantViolation
 from deksdenflow_core.domain.git_url import check_git_url
 from deksdenflow_core.errors import IllegalTransition, InvalidCommand, NotFound
@@ -33,6 +35,7 @@ ProjectEvent = (
     | ev.ProjectTokenRevoked
     | ev.ProjectCiPolicySet
     | ev.ProjectWebhookSecretRotated
+    | ev.ProjectRunPolicySet
 )
 ProjectCommand = (
     cmd.RegisterProject
@@ -44,6 +47,7 @@ ProjectCommand = (
     | cmd.RevokeProjectToken
     | cmd.SetCiPolicy
     | cmd.RotateWebhookSecret
+    | cmd.SetRunPolicy
 )
 
 # More CI fixes than this per step is a loop, not a policy.
@@ -88,6 +92,8 @@ class ProjectState(BaseModel):
     ci_policy: CiPolicy | None = None
     # 0: no per-project webhook secret was issued (only the global one authenticates).
     webhook_secret_generation: int = 0
+    # Resolved; None for a project registered before run policies (its protocols are manual).
+    run_policy: RunPolicy | None = None
     version: int = 0
 
     @classmethod
@@ -119,6 +125,7 @@ class ProjectUpdate(TypedDict, total=False):
     tokens: dict[str, str]
     ci_policy: CiPolicy | None
     webhook_secret_generation: int
+    run_policy: RunPolicy | None
     version: int
 
 
@@ -172,6 +179,12 @@ def decide_project(state: ProjectState, command: ProjectCommand, ctx: DecisionCo
             return [ev.ProjectCiPolicySet(ci_policy=policy)]
         case cmd.RotateWebhookSecret():
             return [ev.ProjectWebhookSecretRotated(generation=state.webhook_secret_generation + 1)]
+        case cmd.SetRunPolicy():
+            # A whole policy: what it leaves unset takes the defaults, not the previous policy's values.
+            resolved = run_policy.resolve(None, command.run_policy)
+            if resolved == state.run_policy:
+                return []
+            return [ev.ProjectRunPolicySet(run_policy=resolved)]
         case _:
             assert_never(command)
 
@@ -193,6 +206,7 @@ def _register(state: ProjectState, command: cmd.RegisterProject) -> ev.ProjectRe
         local_path=command.local_path,
         forge_repo=command.forge_repo,
         ci_policy=_ci_policy(command.ci_policy) if command.ci_policy is not None else None,
+        run_policy=run_policy.resolve(None, command.run_policy),
     )
 
 
@@ -252,6 +266,7 @@ def evolve_project(state: ProjectState, event: ProjectEvent) -> ProjectState:
                 "forge_repo": event.forge_repo,
                 "local_path": event.local_path,
                 "ci_policy": event.ci_policy,
+                "run_policy": event.run_policy,
             }
         case ev.ProjectOnboardingRequested():
             update = {"status": ProjectStatus.ONBOARDING, "onboarding_attempt": event.attempt}
@@ -282,6 +297,8 @@ def evolve_project(state: ProjectState, event: ProjectEvent) -> ProjectState:
             update = {"ci_policy": event.ci_policy}
         case ev.ProjectWebhookSecretRotated():
             update = {"webhook_secret_generation": event.generation}
+        case ev.ProjectRunPolicySet():
+            update = {"run_policy": event.run_policy}
         case _:
             assert_never(event)
     return state.model_copy(update={**update, "version": state.version + 1})

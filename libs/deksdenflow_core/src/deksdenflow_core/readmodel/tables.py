@@ -13,6 +13,7 @@ from deksdenflow_core.contracts.generated.deksdenflow.events.v1 import project a
 from deksdenflow_core.contracts.generated.deksdenflow.events.v1 import protocol_run as rev
 from deksdenflow_core.domain.project import ProjectState
 from deksdenflow_core.domain.protocol_run import ProtocolRunState
+from deksdenflow_core.domain.protocol_run.autopilot import waiting_for
 from deksdenflow_core.envelope import RecordedEvent
 from deksdenflow_core.readmodel.columns import Column, Sql, Table
 from deksdenflow_core.readmodel.sources import Fact, FoldedAggregate, StepOfRun, json_text, short
@@ -104,6 +105,14 @@ PROTOCOL_RUNS = Table(
         _R("input_tokens", INT8, lambda a: a.state.input_tokens, public=True),
         _R("output_tokens", INT8, lambda a: a.state.output_tokens, public=True),
         _R("cost_micro_usd", INT8, lambda a: a.state.cost_micro_usd, public=True),
+        _R(
+            "run_policy",
+            JSONB,
+            lambda a: a.state.run_policy.model_dump_json().encode(),
+            nullable=True,
+            public=True,
+        ),
+        _R("waiting_for", TEXT, lambda a: waiting_for(a.state), nullable=True, public=True),
         # the folded domain state, input of the next evolve (JSON text: goes into jsonb as it is)
         _R("state", JSONB, lambda a: a.state.model_dump_json().encode()),
         _R("version", INT4, lambda a: a.state.version),

@@ -26,6 +26,7 @@ from deksdenflow_api.auth import new_project_token
 from deksdenflow_api.commanding import CommandDep, Commander
 from deksdenflow_api.context import ApiContext, ContextDep
 from deksdenflow_api.errors import HttpError, errors
+from deksdenflow_api.policy import policy_in
 from deksdenflow_api.reads import (
     PROJECT_COLUMNS,
     PROTOCOL_COLUMNS,
@@ -53,6 +54,7 @@ from deksdenflow_api.schemas import (
     ProtocolCreated,
     ProtocolPublic,
     ProtocolsPublic,
+    RunPolicyIn,
     TokenCreate,
     TokenCreated,
     WebhookSecretCreated,
@@ -85,6 +87,7 @@ async def create_project(body: ProjectCreate, response: Response, commander: Com
             local_path=body.local_path or "",
             forge_repo=body.forge_repo or "",
             ci_policy=CiPolicy(**body.ci_policy.model_dump()) if body.ci_policy else None,
+            run_policy=policy_in(body.run_policy),
         ),
         pcmd.IssueProjectToken(token_id=token_id, token_hash=digest, label="created with the project"),
     ]
@@ -180,6 +183,22 @@ async def set_ci_policy(
 ) -> ProjectPublic:
     """Set how the project reacts to CI: QA on success, and how many CI fixes the agent may try per step."""
     command = pcmd.SetCiPolicy(ci_policy=CiPolicy(**body.model_dump()))
+    return await _project_command(commander, project_id, command)
+
+
+@router.put(
+    "/projects/{project_id}/run-policy",
+    response_model=ProjectPublic,
+    responses=errors(401, 403, 404, 409, 422, 503),
+)
+async def set_run_policy(
+    project_id: Id,
+    body: RunPolicyIn,
+    commander: CommandDep,
+) -> ProjectPublic:
+    """Replace how the project's protocols advance (what the body leaves unset takes the defaults).
+    Protocols created from now on follow it; those already created keep the policy they were created with."""
+    command = pcmd.SetRunPolicy(run_policy=policy_in(body))
     return await _project_command(commander, project_id, command)
 
 
@@ -280,7 +299,10 @@ async def create_protocol(
     """Open a protocol for a task. The system assigns its number and name ``NNNN-slug`` (= its branch)."""
     commander.principal.require_project(project_id)
     command = cmd.CreateProtocolRun(
-        task_name=body.task_name, description=body.description, base_branch=body.base_branch or ""
+        task_name=body.task_name,
+        description=body.description,
+        base_branch=body.base_branch or "",
+        run_policy=policy_in(body.run_policy),
     )
     outcome = await commander.create_protocol_run(project_id, command)
     response.headers["Location"] = f"/protocols/{outcome.state.protocol_run_id}"

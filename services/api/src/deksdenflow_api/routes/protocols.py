@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from deksdenflow_core.aggregates import PROJECT, PROTOCOL_RUN
+from deksdenflow_core.aggregates import PROJECT, PROTOCOL_RUN, Outcome
 from deksdenflow_core.contracts.generated.deksdenflow.commands.v1 import protocol_run as cmd
 from deksdenflow_core.domain.project import ProjectStatus
 from deksdenflow_core.domain.protocol_run import ProtocolRunCommand, ProtocolRunState
@@ -35,6 +35,7 @@ from deksdenflow_api.schemas import (
     ActionResult,
     EventPublic,
     EventsPublic,
+    PlanRejection,
     ProtocolPublic,
     QaReportPublic,
     QaReportsPublic,
@@ -56,6 +57,7 @@ class RunAction(StrEnum):
     RUN_NEXT_STEP = "run_next_step"
     RETRY_LATEST = "retry_latest"
     OPEN_PR = "open_pr"
+    APPROVE_PLAN = "approve_plan"
 
 
 class StepAction(StrEnum):
@@ -72,6 +74,7 @@ _RUN_COMMANDS: dict[RunAction, ProtocolRunCommand] = {
     RunAction.RUN_NEXT_STEP: cmd.RunNextStep(),
     RunAction.RETRY_LATEST: cmd.RetryLatestStep(),
     RunAction.OPEN_PR: cmd.OpenPullRequest(),
+    RunAction.APPROVE_PLAN: cmd.ApprovePlan(),
 }
 
 
@@ -161,6 +164,23 @@ async def get_spec(protocol_run_id: Id, read: ReaderDep) -> SpecPublic:
 
 
 @router.post(
+    "/protocols/{protocol_run_id}/actions/reject_plan",
+    response_model=ActionResult,
+    responses=errors(401, 403, 404, 409, 422, 503),
+)
+async def reject_plan(protocol_run_id: Id, body: PlanRejection, commander: CommandDep) -> ActionResult:
+    """Reject the plan of a planned run whose steps have not run: it is planned again, the reason given
+    to the planner."""
+    outcome = await commander.execute(
+        PROTOCOL_RUN,
+        protocol_run_id,
+        cmd.RejectPlan(reason=body.reason),
+        authorize=_guard(commander.principal),
+    )
+    return _action_result(protocol_run_id, "reject_plan", outcome)
+
+
+@router.post(
     "/protocols/{protocol_run_id}/actions/{action}",
     response_model=ActionResult,
     responses=errors(401, 403, 404, 409, 422, 503),
@@ -171,17 +191,23 @@ async def run_action(
     ctx: ContextDep,
     commander: CommandDep,
 ) -> ActionResult:
-    """start · pause · resume · cancel (cascades to open steps) · run_next_step · retry_latest · open_pr.
+    """start · pause · resume · cancel (cascades to open steps) · run_next_step · retry_latest · open_pr ·
+    approve_plan (plan_approval: required).
 
-    ``start`` is refused (409) while the project has unanswered blocking clarification questions."""
+    ``start`` is refused (409) while the project has unanswered blocking clarification questions.
+    ``retry_latest`` on a run blocked by a refused merge asks for the merge again."""
     if action is RunAction.START:
         await _require_project_unblocked(ctx, commander.principal, protocol_run_id)
     outcome = await commander.execute(
         PROTOCOL_RUN, protocol_run_id, _RUN_COMMANDS[action], authorize=_guard(commander.principal)
     )
+    return _action_result(protocol_run_id, action.value, outcome)
+
+
+def _action_result(protocol_run_id: str, action: str, outcome: Outcome[ProtocolRunState]) -> ActionResult:
     return ActionResult(
         protocol_run_id=protocol_run_id,
-        action=action.value,
+        action=action,
         status=outcome.state.status.value,
         events=[e.envelope.type for e in outcome.appended.events],
         event_sequence=outcome.appended.last_seq,

@@ -16,6 +16,8 @@ from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
     CompletionVia,
     ExecutionReason,
     FailureSource,
+    PlanApproval,
+    PrPolicy,
     QaPolicy,
     QaReason,
     QaVerdict,
@@ -23,10 +25,9 @@ from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
 )
 from deksdenflow_core.contracts.generated.deksdenflow.events.v1 import protocol_run as ev
 from deksdenflow_core.domain.context import DecisionContext
-from deksdenflow_core.domain.protocol_run import plan
+from deksdenflow_core.domain.protocol_run import autopilot, plan
 from deksdenflow_core.domain.protocol_run.evolve import ProtocolRunEvent, evolve_protocol_run
 from deksdenflow_core.domain.protocol_run.state import (
-    DONE_STEP_STATUSES,
     OPEN_STEP_STATUSES,
     STUCK_STEP_STATUSES,
     ProtocolRunState,
@@ -69,6 +70,12 @@ ProtocolRunCommand = (
     | cmd.RequestCiFix
     | cmd.RequeueLostWork
     | cmd.RecordUsage
+    | cmd.ApprovePlan
+    | cmd.RejectPlan
+    | cmd.RecordPullRequestMarkedReady
+    | cmd.RecordPullRequestReadyFailed
+    | cmd.RecordMergeScheduled
+    | cmd.RecordMergeFailed
 )
 
 # Statuses from which new work (planning, execution, QA, PR) may be requested.
@@ -78,9 +85,19 @@ _WORKING = frozenset({RunStatus.PLANNED, RunStatus.RUNNING, RunStatus.BLOCKED})
 def decide_protocol_run(
     state: ProtocolRunState, command: ProtocolRunCommand, ctx: DecisionContext
 ) -> list[ProtocolRunEvent]:
-    """The events ``command`` produces for ``state``, or a ``DomainError``."""
+    """The events ``command`` produces for ``state``, or a ``DomainError``; on an autopilot run, followed
+    by the work the run asks for next (``autopilot.next_work``), in the same decision."""
     if not state.exists:
         raise NotFound(f"protocol run {state.protocol_run_id} does not exist")
+    events = _decide(state, command, ctx)
+    if events and state.autopilot:
+        events.extend(autopilot.next_work(_fold(state, events)))
+    return events
+
+
+def _decide(
+    state: ProtocolRunState, command: ProtocolRunCommand, ctx: DecisionContext
+) -> list[ProtocolRunEvent]:
     match command:
         case cmd.StartProtocolRun():
             return _start(state)
@@ -97,16 +114,17 @@ def decide_protocol_run(
             _require_not_terminal(state, "cancel")
             open_ids = tuple(s.step_run_id for s in state.steps if s.status in OPEN_STEP_STATUSES)
             return [ev.ProtocolRunCancelled(reason=command.reason, cancelled_step_run_ids=open_ids)]
+        case cmd.ApprovePlan():
+            return _approve_plan(state)
+        case cmd.RejectPlan():
+            return _reject_plan(state, command.reason)
         case cmd.RunNextStep():
-            _require_working(state, "run the next step", allow_blocked=False)
-            _require_nothing_in_flight(state)
-            step = next((s for s in state.steps if s.status is StepStatus.PENDING), None)
-            if step is None:
-                raise _illegal(state, "there is no pending step")
-            return [_execute(step, ExecutionReason.RUN_NEXT_STEP)]
+            return _run_next_step(state)
         case cmd.RetryLatestStep():
             _require_working(state, "retry")
             stuck = [s for s in state.steps if s.status in STUCK_STEP_STATUSES]
+            if not stuck and state.merge_failed_reason and state.status is RunStatus.BLOCKED:
+                return _retry_merge(state)
             if not stuck:
                 raise _illegal(state, "there is no failed or blocked step to retry")
             _require_nothing_in_flight(state)
@@ -123,6 +141,7 @@ def decide_protocol_run(
             step = _require_step(state, command.step_run_id)
             _require_working(state, "run a step")
             if step.status is StepStatus.PENDING:
+                _require_plan_approved(state)
                 _require_nothing_in_flight(state)
                 return [_execute(step, ExecutionReason.RUN)]
             if step.status in STUCK_STEP_STATUSES:
@@ -241,6 +260,13 @@ def _decide_result(
             return _ci_fix(state, command)
         case cmd.RequeueLostWork():
             return _requeue(state)
+        case (
+            cmd.RecordPullRequestMarkedReady()
+            | cmd.RecordPullRequestReadyFailed()
+            | cmd.RecordMergeScheduled()
+            | cmd.RecordMergeFailed()
+        ):
+            return _ready_or_merge_result(state, command)
         case cmd.RecordUsage():
             if not command.call_id:
                 raise InvalidCommand("usage needs the call_id of the agent call", field="call_id")
@@ -269,10 +295,46 @@ def _decide_result(
             | cmd.RunStep()
             | cmd.RunStepQa()
             | cmd.ApproveStep()
+            | cmd.ApprovePlan()
+            | cmd.RejectPlan()
         ):
             raise AssertionError("user actions are decided in decide_protocol_run")
         case _:
             assert_never(command)
+
+
+def _ready_or_merge_result(
+    state: ProtocolRunState,
+    command: cmd.RecordPullRequestMarkedReady
+    | cmd.RecordPullRequestReadyFailed
+    | cmd.RecordMergeScheduled
+    | cmd.RecordMergeFailed,
+) -> list[ProtocolRunEvent]:
+    """What the git worker did with a PR/MR the autopilot asked to mark ready or to merge."""
+    match command:
+        case cmd.RecordPullRequestMarkedReady():
+            if not state.pr_ready_requested or command.attempt != state.pr_ready_attempt:
+                return []
+            return [
+                ev.PullRequestMarkedReady(
+                    attempt=command.attempt, reviewers_requested=command.reviewers_requested
+                )
+            ]
+        case cmd.RecordPullRequestReadyFailed():
+            if not state.pr_ready_requested or command.attempt != state.pr_ready_attempt:
+                return []
+            return [ev.PullRequestReadyFailed(attempt=command.attempt, reason=command.reason)]
+        case cmd.RecordMergeScheduled():
+            if not _merge_current(state, command.attempt) or state.merge_scheduled:
+                return []
+            return [ev.MergeScheduled(attempt=command.attempt)]
+        case cmd.RecordMergeFailed():
+            if not _merge_current(state, command.attempt):
+                return []
+            return [
+                ev.MergeFailed(attempt=command.attempt, reason=command.reason),
+                ev.ProtocolRunBlocked(reason=f"the merge was refused: {command.reason}"),
+            ]
 
 
 # --- user actions -----------------------------------------------------------------------------------------
@@ -291,6 +353,55 @@ def _start(state: ProtocolRunState) -> list[ProtocolRunEvent]:
         events.append(ev.ProtocolRunResumed())
     events.append(ev.PlanningRequested(attempt=state.planning_attempt + 1))
     return events
+
+
+def _run_next_step(state: ProtocolRunState) -> list[ProtocolRunEvent]:
+    _require_working(state, "run the next step", allow_blocked=False)
+    _require_plan_approved(state)
+    _require_nothing_in_flight(state)
+    step = next((s for s in state.steps if s.status is StepStatus.PENDING), None)
+    if step is None:
+        raise _illegal(state, "there is no pending step")
+    return [_execute(step, ExecutionReason.RUN_NEXT_STEP)]
+
+
+def _approve_plan(state: ProtocolRunState) -> list[ProtocolRunEvent]:
+    _require_not_terminal(state, "approve the plan")
+    if state.run_policy.plan_approval is not PlanApproval.REQUIRED:
+        raise _illegal(state, "this run's plan needs no approval (plan_approval: auto)")
+    if state.effective_status is not RunStatus.PLANNED:
+        raise _illegal(state, "only the plan of a planned run can be approved")
+    if state.plan_approved:
+        raise _illegal(state, "the plan is already approved")
+    return [ev.PlanApproved(attempt=state.planning_attempt)]
+
+
+def _reject_plan(state: ProtocolRunState, reason: str) -> list[ProtocolRunEvent]:
+    """The plan is planned again, the reason given to the planner; only before any step ran."""
+    _require_not_terminal(state, "reject the plan")
+    if not reason.strip():
+        raise InvalidCommand("say why the plan is rejected: the planner gets the reason", field="reason")
+    if state.status is RunStatus.PAUSED:
+        raise _illegal(state, "the run is paused; resume it first")
+    untouched = all(s.status is StepStatus.PENDING and not s.executing for s in state.steps)
+    if state.status is not RunStatus.PLANNED or not untouched:
+        raise _illegal(state, "only the plan of a planned run whose steps have not run can be rejected")
+    return [
+        ev.PlanRejected(attempt=state.planning_attempt, reason=reason.strip()),
+        ev.PlanningRequested(attempt=state.planning_attempt + 1, feedback=reason.strip()),
+    ]
+
+
+def _retry_merge(state: ProtocolRunState) -> list[ProtocolRunEvent]:
+    """A merge the forge refused, asked for again (the head may have moved, CI re-run, a conflict been
+    resolved by a person)."""
+    if not autopilot.merge_ready(state.model_copy(update={"merge_failed_reason": ""})):
+        raise _illegal(
+            state,
+            "the merge cannot be retried yet: every step must be completed, the PR open (and ready) and CI "
+            "green on the head commit",
+        )
+    return [autopilot.merge_request(state, state.merge_attempt + 1)]
 
 
 def _rerequest_interrupted(state: ProtocolRunState) -> list[ProtocolRunEvent]:
@@ -361,6 +472,14 @@ def _requeue(state: ProtocolRunState) -> list[ProtocolRunEvent]:
             events.append(step.ci_fix_request)
     if state.pr_requested:
         events.append(ev.PullRequestRequested(attempt=state.pr_attempt + 1))
+    if state.pr_ready_requested:
+        events.append(
+            ev.PullRequestReadyRequested(
+                attempt=state.pr_ready_attempt + 1, reviewers=(state.run_policy.pr or PrPolicy()).reviewers
+            )
+        )
+    if state.merge_requested and not state.merge_scheduled:
+        events.append(autopilot.merge_request(state, state.merge_attempt + 1))
     if not events:
         raise _illegal(state, "no work of this run is waiting for a worker")
     return events
@@ -445,7 +564,8 @@ def _execution_completed(
     ]
     if step.qa_policy is QaPolicy.SKIP:
         return _complete_step(state, step, CompletionVia.QA_SKIPPED, events)
-    if command.auto_qa and state.status is not RunStatus.PAUSED:
+    qa_after = command.auto_qa or bool(state.run_policy.qa_after_execution)
+    if qa_after and state.status is not RunStatus.PAUSED:
         after = _fold(state, events)
         events.append(_request_qa(after, _require_step(after, step.step_run_id), QaReason.AFTER_EXEC))
     return events
@@ -626,7 +746,8 @@ def _complete_step(
     """Complete ``step``; the last step to be done completes the run."""
     events = [*before, ev.StepCompleted(step_run_id=step.step_run_id, via=via)]
     after = _fold(state, events)
-    if after.steps and all(s.status in DONE_STEP_STATUSES for s in after.steps) and not after.is_terminal:
+    # With merge: when_green the run completes when its PR/MR is merged.
+    if after.all_steps_done and not after.is_terminal and not after.merges_when_green:
         events.append(ev.ProtocolRunCompleted(reason=RunCompletionReason.ALL_STEPS_DONE))
     return events
 
@@ -694,6 +815,18 @@ def _require_working(state: ProtocolRunState, action: str, *, allow_blocked: boo
     allowed = _WORKING if allow_blocked else _WORKING - {RunStatus.BLOCKED}
     if state.status not in allowed:
         raise _illegal(state, f"cannot {action} while the run is {state.status.value}")
+
+
+def _require_plan_approved(state: ProtocolRunState) -> None:
+    if state.awaits_plan_approval:
+        raise _illegal(state, "the plan awaits approval (approve_plan), or reject it with a reason")
+
+
+def _merge_current(state: ProtocolRunState, attempt: int) -> bool:
+    """True if a merge result for ``attempt`` is still awaited; False for duplicates and stale ones."""
+    if state.is_terminal:
+        return False
+    return state.merge_requested and attempt == state.merge_attempt
 
 
 def _require_nothing_in_flight(state: ProtocolRunState) -> None:

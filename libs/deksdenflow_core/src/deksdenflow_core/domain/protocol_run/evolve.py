@@ -14,6 +14,7 @@ from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
     StepPlan,
 )
 from deksdenflow_core.contracts.generated.deksdenflow.events.v1 import protocol_run as ev
+from deksdenflow_core.domain import run_policy
 from deksdenflow_core.domain.context import InvariantViolation
 from deksdenflow_core.domain.protocol_run.state import (
     OPEN_STEP_STATUSES,
@@ -59,6 +60,14 @@ ProtocolRunEvent = (
     | ev.CiReported
     | ev.CiFixRequested
     | ev.UsageRecorded
+    | ev.PlanApproved
+    | ev.PlanRejected
+    | ev.PullRequestReadyRequested
+    | ev.PullRequestMarkedReady
+    | ev.PullRequestReadyFailed
+    | ev.MergeRequested
+    | ev.MergeScheduled
+    | ev.MergeFailed
 )
 
 
@@ -100,6 +109,9 @@ _AFTER_END: frozenset[type] = frozenset(
         ev.PullRequestClosed,
         ev.CiReported,
         ev.QaVerdictRecorded,
+        ev.PullRequestReadyRequested,
+        ev.PullRequestMarkedReady,
+        ev.PullRequestReadyFailed,
     }
 )
 
@@ -117,6 +129,7 @@ def _created(s: ProtocolRunState, e: ev.ProtocolRunCreated) -> Update:
         "description": e.description,
         "base_branch": e.base_branch,
         "protocol_root": e.protocol_root,
+        "run_policy": run_policy.of_run(e.run_policy),
     }
 
 
@@ -147,7 +160,16 @@ def _blocked(s: ProtocolRunState, e: ev.ProtocolRunBlocked) -> Update:
 
 
 def _planning_requested(s: ProtocolRunState, e: ev.PlanningRequested) -> Update:
-    return _run_status(s, RunStatus.PLANNING, {"planning_attempt": e.attempt, "planning_owner": ""})
+    return _run_status(
+        s,
+        RunStatus.PLANNING,
+        {
+            "planning_attempt": e.attempt,
+            "planning_owner": "",
+            "plan_approved": False,
+            "plan_feedback": e.feedback,
+        },
+    )
 
 
 def _planning_started(s: ProtocolRunState, e: ev.PlanningStarted) -> Update:
@@ -289,7 +311,10 @@ def _pr_requested(s: ProtocolRunState, e: ev.PullRequestRequested) -> Update:
 
 
 def _pr_opened(s: ProtocolRunState, e: ev.PullRequestOpened) -> Update:
-    return {"pr_requested": False, "pr_number": e.number, "pr_url": e.url}
+    update: Update = {"pr_requested": False, "pr_number": e.number, "pr_url": e.url, "pr_closed": False}
+    if e.number != s.pr_number:
+        update["pr_ready"] = False  # another PR: it is a draft again
+    return update
 
 
 def _pr_failed(s: ProtocolRunState, e: ev.PullRequestFailed) -> Update:
@@ -297,7 +322,7 @@ def _pr_failed(s: ProtocolRunState, e: ev.PullRequestFailed) -> Update:
 
 
 def _pr_merged(s: ProtocolRunState, e: ev.PullRequestMerged) -> Update:
-    return {"pr_merged": True, "pr_number": e.number or s.pr_number}
+    return {"pr_merged": True, "pr_number": e.number or s.pr_number, "merge_requested": False}
 
 
 def _pr_closed(s: ProtocolRunState, e: ev.PullRequestClosed) -> Update:
@@ -310,6 +335,12 @@ def _ci_reported(s: ProtocolRunState, e: ev.CiReported) -> Update:
         return update  # older than what its CI run already said: nothing moves, nothing is remembered
     if e.ci_run is not None and e.ci_run.check:
         update["ci_checks"] = _with_check(s, e, e.ci_run)
+    if not e.held_by:
+        said = e.commit_status if e.commit_status is not CiStatus.UNSPECIFIED else e.status
+        if said is CiStatus.SUCCESS:
+            update["ci_green_sha"] = e.head_sha
+        elif s.ci_green_sha == e.head_sha:
+            update["ci_green_sha"] = ""  # it failed or runs again on that commit
     found = _find_step(s, e.step_run_id, required=False) if e.step_run_id else None
     if found is None or e.held_by:
         return update
@@ -376,6 +407,49 @@ def _usage(s: ProtocolRunState, e: ev.UsageRecorded) -> Update:
             },
         )
     return update
+
+
+def _plan_approved(s: ProtocolRunState, e: ev.PlanApproved) -> Update:
+    return {"plan_approved": True}
+
+
+def _plan_rejected(s: ProtocolRunState, e: ev.PlanRejected) -> Update:
+    return {"plan_feedback": e.reason}
+
+
+def _pr_ready_requested(s: ProtocolRunState, e: ev.PullRequestReadyRequested) -> Update:
+    return {"pr_ready_attempt": e.attempt, "pr_ready_requested": True}
+
+
+def _pr_marked_ready(s: ProtocolRunState, e: ev.PullRequestMarkedReady) -> Update:
+    return {"pr_ready_requested": False, "pr_ready": True}
+
+
+def _pr_ready_failed(s: ProtocolRunState, e: ev.PullRequestReadyFailed) -> Update:
+    return {"pr_ready_requested": False}
+
+
+def _merge_requested(s: ProtocolRunState, e: ev.MergeRequested) -> Update:
+    return _run_status(
+        s,
+        RunStatus.RUNNING,
+        {
+            "merge_attempt": e.attempt,
+            "merge_requested": True,
+            "merge_scheduled": False,
+            "merge_sha": e.head_sha,
+            "merge_failed_reason": "",
+            "blocked_reason": "",
+        },
+    )
+
+
+def _merge_scheduled(s: ProtocolRunState, e: ev.MergeScheduled) -> Update:
+    return {"merge_scheduled": True}
+
+
+def _merge_failed(s: ProtocolRunState, e: ev.MergeFailed) -> Update:
+    return {"merge_requested": False, "merge_scheduled": False, "merge_failed_reason": e.reason}
 
 
 def _new_step(p: StepPlan) -> StepState:
@@ -477,6 +551,14 @@ _HANDLERS: dict[type, Callable[[ProtocolRunState, Any], Update]] = {
     ev.CiReported: _ci_reported,
     ev.CiFixRequested: _ci_fix_requested,
     ev.UsageRecorded: _usage,
+    ev.PlanApproved: _plan_approved,
+    ev.PlanRejected: _plan_rejected,
+    ev.PullRequestReadyRequested: _pr_ready_requested,
+    ev.PullRequestMarkedReady: _pr_marked_ready,
+    ev.PullRequestReadyFailed: _pr_ready_failed,
+    ev.MergeRequested: _merge_requested,
+    ev.MergeScheduled: _merge_scheduled,
+    ev.MergeFailed: _merge_failed,
 }
 
 

@@ -12,11 +12,15 @@ from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
     CiRunRef,
     CiStatus,
     FailureSource,
+    MergeMode,
+    PlanApproval,
     QaPolicy,
     QaVerdict,
+    RunPolicy,
     StepType,
 )
 from deksdenflow_core.contracts.generated.deksdenflow.events.v1.protocol_run import CiFixRequested
+from deksdenflow_core.domain import run_policy
 
 AGGREGATE_TYPE = "protocol_run"
 
@@ -179,6 +183,25 @@ class ProtocolRunState(BaseModel):
     ci_delivery_ids: IdSet = frozenset()
     # The latest report of each line of CI on each commit (reports that carry their CI run).
     ci_checks: tuple[CiCheckState, ...] = ()
+    # The commit whose latest CI report (not stale, not held) said success; "" after a failure or a start.
+    ci_green_sha: str = ""
+    # How the run advances (resolved when it was created; MANUAL for runs recorded before policies).
+    run_policy: RunPolicy = run_policy.MANUAL
+    # plan_approval: required — a person approved the current plan.
+    plan_approved: bool = False
+    # Why a person rejected the previous plan (given to the planner).
+    plan_feedback: str = ""
+    pr_ready_attempt: int = 0
+    pr_ready_requested: bool = False
+    # The open PR/MR was marked ready for review.
+    pr_ready: bool = False
+    merge_attempt: int = 0
+    merge_requested: bool = False
+    # The forge will merge when its pipeline succeeds.
+    merge_scheduled: bool = False
+    # The head commit the latest merge was requested on.
+    merge_sha: str = ""
+    merge_failed_reason: str = ""
     version: int = 0
 
     @classmethod
@@ -209,6 +232,29 @@ class ProtocolRunState(BaseModel):
     def ci_check(self, head_sha: str, check: str) -> CiCheckState | None:
         """The latest report of ``check`` on commit ``head_sha``, if any came."""
         return next((c for c in self.ci_checks if c.head_sha == head_sha and c.check == check), None)
+
+    @property
+    def autopilot(self) -> bool:
+        return run_policy.is_autopilot(self.run_policy)
+
+    @property
+    def awaits_plan_approval(self) -> bool:
+        """Planned, and its plan needs a person's approval that has not come."""
+        return (
+            self.effective_status is RunStatus.PLANNED
+            and self.run_policy.plan_approval is PlanApproval.REQUIRED
+            and not self.plan_approved
+        )
+
+    @property
+    def all_steps_done(self) -> bool:
+        return bool(self.steps) and all(s.status in DONE_STEP_STATUSES for s in self.steps)
+
+    @property
+    def merges_when_green(self) -> bool:
+        """Autopilot merges the PR; the run completes when it is merged, not when its steps are done."""
+        merge = self.run_policy.merge
+        return self.autopilot and merge is not None and merge.mode is MergeMode.WHEN_GREEN
 
     @property
     def executing_step(self) -> StepState | None:

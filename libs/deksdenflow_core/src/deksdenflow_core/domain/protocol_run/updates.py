@@ -17,6 +17,7 @@ from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
     CiFailureEvidence,
     FailureSource,
     QaVerdict,
+    RunPolicy,
 )
 from deksdenflow_core.contracts.generated.deksdenflow.events.v1.protocol_run import CiFixRequested
 from deksdenflow_core.domain.protocol_run.state import CiCheckState, RunStatus, StepState, StepStatus
@@ -81,6 +82,18 @@ class RunUpdate(TypedDict, total=False):
     usage_call_ids: frozenset[str]
     ci_delivery_ids: frozenset[str]
     ci_checks: tuple[CiCheckState, ...]
+    ci_green_sha: str
+    run_policy: RunPolicy
+    plan_approved: bool
+    plan_feedback: str
+    pr_ready_attempt: int
+    pr_ready_requested: bool
+    pr_ready: bool
+    merge_attempt: int
+    merge_requested: bool
+    merge_scheduled: bool
+    merge_sha: str
+    merge_failed_reason: str
     version: int
 
 

@@ -33,6 +33,10 @@ class RegisterProject(_base.ContractModel):
         description='The repository on the forge ("owner/repo", GitLab "group/sub/project") when git_url does not say it\n(a mirror, an SSH alias, a local path).',
     )
     ci_policy: _deksdenflow_common_v1_common.CiPolicy | None = None
+    run_policy: _deksdenflow_common_v1_common.RunPolicy | None = _pydantic.Field(
+        default=None,
+        description="How its protocols advance; unset fields take the defaults (autopilot, plan approved automatically,\nQA after each execution, a draft PR after the first push marked ready when done, no merge).",
+    )
 
 
 class RequestOnboarding(_base.ContractModel):
@@ -107,3 +111,12 @@ class RotateWebhookSecret(_base.ContractModel):
 
     PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.commands.v1.RotateWebhookSecret"
     COMMAND_TYPE: _typing.ClassVar[str] = "project.rotate_webhook_secret"
+
+
+class SetRunPolicy(_base.ContractModel):
+    """Replace the project's run policy (protocols created from now on take it; running ones keep theirs)."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.commands.v1.SetRunPolicy"
+    COMMAND_TYPE: _typing.ClassVar[str] = "project.set_run_policy"
+
+    run_policy: _deksdenflow_common_v1_common.RunPolicy | None = None

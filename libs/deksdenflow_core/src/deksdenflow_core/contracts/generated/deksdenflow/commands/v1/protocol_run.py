@@ -21,6 +21,10 @@ class CreateProtocolRun(_base.ContractModel):
     task_name: str = ""
     description: str = ""
     base_branch: str = _pydantic.Field(default="", description="Defaults to the project's base branch.")
+    run_policy: _deksdenflow_common_v1_common.RunPolicy | None = _pydantic.Field(
+        default=None,
+        description="Overrides of the project's run policy for this protocol (unset fields keep the project's).",
+    )
 
 
 class StartProtocolRun(_base.ContractModel):
@@ -382,3 +386,58 @@ class RecordUsage(_base.ContractModel):
     model: str = ""
     usage: _deksdenflow_common_v1_common.TokenUsage | None = None
     cost_micro_usd: int = 0
+
+
+class ApprovePlan(_base.ContractModel):
+    """Approve the plan of a run that waits for it (plan_approval: required)."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.commands.v1.ApprovePlan"
+    COMMAND_TYPE: _typing.ClassVar[str] = "protocol_run.approve_plan"
+
+
+class RejectPlan(_base.ContractModel):
+    """Reject the plan of a planned run: it is planned again, the reason given to the planner."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.commands.v1.RejectPlan"
+    COMMAND_TYPE: _typing.ClassVar[str] = "protocol_run.reject_plan"
+
+    reason: str = ""
+
+
+class RecordPullRequestMarkedReady(_base.ContractModel):
+    """The PR/MR was marked ready for review."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.commands.v1.RecordPullRequestMarkedReady"
+    COMMAND_TYPE: _typing.ClassVar[str] = "protocol_run.record_pr_marked_ready"
+
+    attempt: int = 0
+    reviewers_requested: tuple[str, ...] = ()
+
+
+class RecordPullRequestReadyFailed(_base.ContractModel):
+    """Marking the PR/MR ready failed for good."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.commands.v1.RecordPullRequestReadyFailed"
+    COMMAND_TYPE: _typing.ClassVar[str] = "protocol_run.record_pr_ready_failed"
+
+    attempt: int = 0
+    reason: str = ""
+
+
+class RecordMergeScheduled(_base.ContractModel):
+    """The forge accepted the merge for later (it merges when its pipeline succeeds)."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.commands.v1.RecordMergeScheduled"
+    COMMAND_TYPE: _typing.ClassVar[str] = "protocol_run.record_merge_scheduled"
+
+    attempt: int = 0
+
+
+class RecordMergeFailed(_base.ContractModel):
+    """The forge refused the merge."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.commands.v1.RecordMergeFailed"
+    COMMAND_TYPE: _typing.ClassVar[str] = "protocol_run.record_merge_failed"
+
+    attempt: int = 0
+    reason: str = ""

@@ -84,6 +84,7 @@ class ExecutionReason(_base.OpenEnum):
     CI_FIX: A follow-up that fixes a CI failure.
     RESUME: The run was resumed after a pause interrupted this execution (the worker stopped the agent).
     REQUEUE: The scheduler found the request lost (no worker has it and none will get it) and asked again.
+    AUTOPILOT: Autopilot: the previous piece of work finished (or the plan was accepted) and this step is next.
     """
 
     UNSPECIFIED = "EXECUTION_REASON_UNSPECIFIED"
@@ -93,6 +94,7 @@ class ExecutionReason(_base.OpenEnum):
     CI_FIX = "EXECUTION_REASON_CI_FIX"
     RESUME = "EXECUTION_REASON_RESUME"
     REQUEUE = "EXECUTION_REASON_REQUEUE"
+    AUTOPILOT = "EXECUTION_REASON_AUTOPILOT"
 
 
 class QaReason(_base.OpenEnum):
@@ -158,6 +160,68 @@ class WebhookOutcome(_base.OpenEnum):
     NO_EFFECT = "WEBHOOK_OUTCOME_NO_EFFECT"
     REJECTED = "WEBHOOK_OUTCOME_REJECTED"
     IGNORED = "WEBHOOK_OUTCOME_IGNORED"
+
+
+class RunMode(_base.OpenEnum):
+    """Who moves a protocol run forward.
+
+    UNSPECIFIED: Unset: manual (runs recorded before run policies existed behave as they did).
+    AUTOPILOT: The run advances by itself: each finished piece of work requests the next, under the policy.
+    MANUAL: A client asks for every step, QA and the PR (the first version's behaviour).
+    """
+
+    UNSPECIFIED = "RUN_MODE_UNSPECIFIED"
+    AUTOPILOT = "RUN_MODE_AUTOPILOT"
+    MANUAL = "RUN_MODE_MANUAL"
+
+
+class PlanApproval(_base.OpenEnum):
+    """Whether a plan needs a person's approval before any step runs.
+
+    UNSPECIFIED: Unset: auto.
+    REQUIRED: The run waits in planned until approve_plan (or reject_plan, which plans again with the reason).
+    """
+
+    UNSPECIFIED = "PLAN_APPROVAL_UNSPECIFIED"
+    AUTO = "PLAN_APPROVAL_AUTO"
+    REQUIRED = "PLAN_APPROVAL_REQUIRED"
+
+
+class PrOpening(_base.OpenEnum):
+    """When an autopilot run opens its draft PR/MR.
+
+    UNSPECIFIED: Unset: after the first pushed step.
+    NEVER: Never by itself (open_pr still does).
+    """
+
+    UNSPECIFIED = "PR_OPENING_UNSPECIFIED"
+    AFTER_FIRST_PUSH = "PR_OPENING_AFTER_FIRST_PUSH"
+    WHEN_DONE = "PR_OPENING_WHEN_DONE"
+    NEVER = "PR_OPENING_NEVER"
+
+
+class MergeMode(_base.OpenEnum):
+    """Whether an autopilot run merges its PR/MR.
+
+    UNSPECIFIED: Unset: never.
+    WHEN_GREEN: Once every step passed QA, CI is green on the head commit and every required check passed.
+    """
+
+    UNSPECIFIED = "MERGE_MODE_UNSPECIFIED"
+    NEVER = "MERGE_MODE_NEVER"
+    WHEN_GREEN = "MERGE_MODE_WHEN_GREEN"
+
+
+class MergeMethod(_base.OpenEnum):
+    """How the forge merges.
+
+    UNSPECIFIED: Unset: merge.
+    """
+
+    UNSPECIFIED = "MERGE_METHOD_UNSPECIFIED"
+    MERGE = "MERGE_METHOD_MERGE"
+    SQUASH = "MERGE_METHOD_SQUASH"
+    REBASE = "MERGE_METHOD_REBASE"
 
 
 class EngineDefaults(_base.ContractModel):
@@ -293,3 +357,54 @@ class CiPolicy(_base.ContractModel):
         default=0,
         description="CI fixes the agent may attempt per step when CI fails (0: none; the run is blocked at once).",
     )
+
+
+class PrPolicy(_base.ContractModel):
+    """The PR/MR part of a run policy."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.common.v1.PrPolicy"
+
+    open: _typing.Annotated[PrOpening, _base.open_enum_field(PrOpening)] = PrOpening.UNSPECIFIED
+    ready_when_done: bool | None = _pydantic.Field(
+        default=None, description="Mark the draft ready for review once every step is completed."
+    )
+    reviewers: tuple[str, ...] = _pydantic.Field(
+        default=(), description="Forge logins asked to review when the PR is marked ready."
+    )
+
+
+class MergePolicy(_base.ContractModel):
+    """The merge part of a run policy."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.common.v1.MergePolicy"
+
+    mode: _typing.Annotated[MergeMode, _base.open_enum_field(MergeMode)] = MergeMode.UNSPECIFIED
+    method: _typing.Annotated[MergeMethod, _base.open_enum_field(MergeMethod)] = MergeMethod.UNSPECIFIED
+    required_checks: tuple[str, ...] = _pydantic.Field(
+        default=(),
+        description='CI checks that must have passed on the head commit, matched by name ("test" matches\n"check_run:test" and "workflow_run:test"), case-insensitive.',
+    )
+    required_approvals: int | None = _pydantic.Field(
+        default=None,
+        description="Approvals the PR needs from reviewers (besides whatever the forge itself requires).",
+    )
+
+
+class RunPolicy(_base.ContractModel):
+    """How a protocol run advances: set per project, overridable per protocol, and recorded (resolved) in
+    protocol_run.created so that a replay decides the same way. In an override, an unset field (an
+    UNSPECIFIED enum, an absent optional, an empty list) keeps the project's value.
+    """
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.common.v1.RunPolicy"
+
+    mode: _typing.Annotated[RunMode, _base.open_enum_field(RunMode)] = RunMode.UNSPECIFIED
+    plan_approval: _typing.Annotated[PlanApproval, _base.open_enum_field(PlanApproval)] = (
+        PlanApproval.UNSPECIFIED
+    )
+    qa_after_execution: bool | None = _pydantic.Field(
+        default=None,
+        description="Manual mode: QA right after each execution. Autopilot always does it (a step's own qa_policy still\napplies: skip skips it).",
+    )
+    pr: PrPolicy | None = None
+    merge: MergePolicy | None = None

@@ -38,6 +38,10 @@ class ProjectRegistered(_base.ContractModel):
     ci_policy: _deksdenflow_common_v1_common.CiPolicy | None = _pydantic.Field(
         default=None, description="How the project reacts to CI; unset: the git worker's settings decide."
     )
+    run_policy: _deksdenflow_common_v1_common.RunPolicy | None = _pydantic.Field(
+        default=None,
+        description="Resolved (every default filled in). Unset on projects registered before run policies: their\nprotocols are manual.",
+    )
 
 
 class ProjectOnboardingRequested(_base.ContractModel):
@@ -121,3 +125,12 @@ class ProjectWebhookSecretRotated(_base.ContractModel):
     EVENT_TYPE: _typing.ClassVar[str] = "project.webhook_secret_rotated"
 
     generation: int = 0
+
+
+class ProjectRunPolicySet(_base.ContractModel):
+    """The project's run policy was replaced (resolved)."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.events.v1.ProjectRunPolicySet"
+    EVENT_TYPE: _typing.ClassVar[str] = "project.run_policy_set"
+
+    run_policy: _deksdenflow_common_v1_common.RunPolicy | None = None

@@ -31,6 +31,10 @@ class ProtocolRunCreated(_base.ContractModel):
     description: str = ""
     base_branch: str = ""
     protocol_root: str = _pydantic.Field(default="", description='".protocols/NNNN-slug".')
+    run_policy: _deksdenflow_common_v1_common.RunPolicy | None = _pydantic.Field(
+        default=None,
+        description="The run's policy, resolved at creation (the project's, with the protocol's overrides). Unset on runs\ncreated before run policies: they are manual.",
+    )
 
 
 class ProtocolRunPaused(_base.ContractModel):
@@ -88,6 +92,10 @@ class PlanningRequested(_base.ContractModel):
     PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.events.v1.PlanningRequested"
     EVENT_TYPE: _typing.ClassVar[str] = "protocol_run.planning_requested"
 
+    feedback: str = _pydantic.Field(
+        default="",
+        description="Why the previous plan was rejected, for the planner to take into account; empty otherwise.",
+    )
     attempt: int = _pydantic.Field(default=0, description="1 for the first plan, +1 for every re-plan.")
 
 
@@ -465,3 +473,88 @@ class UsageRecorded(_base.ContractModel):
     cost_micro_usd: int = _pydantic.Field(
         default=0, description="Cost in millionths of a US dollar, from the configured price table."
     )
+
+
+class PlanApproved(_base.ContractModel):
+    """A person approved the plan (plan_approval: required); steps may run."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.events.v1.PlanApproved"
+    EVENT_TYPE: _typing.ClassVar[str] = "protocol_run.plan_approved"
+
+    attempt: int = _pydantic.Field(default=0, description="The planning attempt whose plan was approved.")
+
+
+class PlanRejected(_base.ContractModel):
+    """A person rejected the plan; it is planned again with the reason (a planning_requested follows)."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.events.v1.PlanRejected"
+    EVENT_TYPE: _typing.ClassVar[str] = "protocol_run.plan_rejected"
+
+    attempt: int = 0
+    reason: str = ""
+
+
+class PullRequestReadyRequested(_base.ContractModel):
+    """Mark the draft PR/MR ready for review (and ask its reviewers), every step being completed."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.events.v1.PullRequestReadyRequested"
+    EVENT_TYPE: _typing.ClassVar[str] = "protocol_run.pr_ready_requested"
+
+    attempt: int = 0
+    reviewers: tuple[str, ...] = ()
+
+
+class PullRequestMarkedReady(_base.ContractModel):
+    """The PR/MR is ready for review."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.events.v1.PullRequestMarkedReady"
+    EVENT_TYPE: _typing.ClassVar[str] = "protocol_run.pr_marked_ready"
+
+    attempt: int = 0
+    reviewers_requested: tuple[str, ...] = ()
+
+
+class PullRequestReadyFailed(_base.ContractModel):
+    """Marking the PR/MR ready failed for good (the run goes on; a person can do it on the forge)."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.events.v1.PullRequestReadyFailed"
+    EVENT_TYPE: _typing.ClassVar[str] = "protocol_run.pr_ready_failed"
+
+    attempt: int = 0
+    reason: str = ""
+
+
+class MergeRequested(_base.ContractModel):
+    """Merge the PR/MR (merge: when_green): every step passed QA and CI is green on head_sha."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.events.v1.MergeRequested"
+    EVENT_TYPE: _typing.ClassVar[str] = "protocol_run.merge_requested"
+
+    attempt: int = 0
+    head_sha: str = _pydantic.Field(
+        default="",
+        description="The commit CI was green on; the forge refuses the merge if the branch moved since.",
+    )
+    method: _typing.Annotated[
+        _deksdenflow_common_v1_common.MergeMethod,
+        _base.open_enum_field(_deksdenflow_common_v1_common.MergeMethod),
+    ] = _deksdenflow_common_v1_common.MergeMethod.UNSPECIFIED
+
+
+class MergeScheduled(_base.ContractModel):
+    """The forge will merge once its pipeline succeeds (GitLab "merge when pipeline succeeds")."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.events.v1.MergeScheduled"
+    EVENT_TYPE: _typing.ClassVar[str] = "protocol_run.merge_scheduled"
+
+    attempt: int = 0
+
+
+class MergeFailed(_base.ContractModel):
+    """The forge refused the merge; the run is blocked until a person merges, retries or cancels."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.events.v1.MergeFailed"
+    EVENT_TYPE: _typing.ClassVar[str] = "protocol_run.merge_failed"
+
+    attempt: int = 0
+    reason: str = ""

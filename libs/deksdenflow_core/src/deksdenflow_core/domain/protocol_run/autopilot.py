@@ -1,0 +1,160 @@
+"""Autopilot: what a run asks for next, by itself, once a decision is taken.
+
+``decide`` calls :func:`next_work` on the state its events lead to, and appends what it returns to the
+same decision: the decision that completes one piece of work also requests the next. Nothing here acts
+on its own, so every guard of ``decide`` holds for autopilot as for a person: a paused, blocked,
+cancelled or completed run asks for nothing; a result that changes nothing (a duplicate, a stale
+attempt) produces no decision and so no next work either.
+
+What comes next, in order:
+* a step awaiting QA whose QA is not requested (a pause held it back) gets its QA;
+* the draft PR/MR opens after the first pushed step (or when every step is done, per the policy);
+* the next pending step runs, once nothing else of the run is in flight and the plan is approved
+  (``plan_approval: required``);
+* every step completed: the PR/MR is marked ready for review (its reviewers asked), and with
+  ``merge: when_green`` merged once CI is green on the head commit with every required check passed.
+"""
+
+from __future__ import annotations
+
+from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
+    CiStatus,
+    ExecutionReason,
+    MergeMethod,
+    MergePolicy,
+    PrOpening,
+    PrPolicy,
+    QaPolicy,
+    QaReason,
+)
+from deksdenflow_core.contracts.generated.deksdenflow.events.v1 import protocol_run as ev
+from deksdenflow_core.domain import run_policy
+from deksdenflow_core.domain.protocol_run.evolve import ProtocolRunEvent
+from deksdenflow_core.domain.protocol_run.state import ProtocolRunState, RunStatus, StepStatus
+
+# Statuses in which a run's steps may be asked for.
+_ADVANCING = frozenset({RunStatus.PLANNED, RunStatus.RUNNING})
+# Statuses in which its PR/MR may be opened or marked ready (a completed run still gets its PR ready).
+_PR_WORK = frozenset({RunStatus.PLANNED, RunStatus.RUNNING, RunStatus.BLOCKED, RunStatus.COMPLETED})
+
+
+def next_work(state: ProtocolRunState) -> list[ProtocolRunEvent]:
+    """What an autopilot run in ``state`` asks for now (nothing for a manual run)."""
+    if not state.autopilot:
+        return []
+    events: list[ProtocolRunEvent] = []
+    if state.status in _PR_WORK:
+        events.extend(_pull_request(state))
+    if state.status in _ADVANCING:
+        if held_back := _qa_held_back(state):
+            events.extend(held_back)
+        elif (step := _next_step(state)) is not None:
+            events.append(step)
+        elif merge_ready(state):
+            events.append(merge_request(state, state.merge_attempt + 1))
+    return events
+
+
+def merge_ready(state: ProtocolRunState) -> bool:
+    """True when ``merge: when_green`` may merge: every step passed QA (completed), the PR/MR is open
+    (and ready, if the policy marks it so), CI's latest word on the head commit is success with no check
+    failing or running there, and every required check passed on it."""
+    if not state.merges_when_green or state.merge_requested or state.pr_merged:
+        return False
+    if not state.steps or any(s.status is not StepStatus.COMPLETED for s in state.steps):
+        return False
+    pr = state.run_policy.pr or PrPolicy()
+    if not state.pr_number or state.pr_closed or state.pr_requested:
+        return False
+    if pr.ready_when_done and not state.pr_ready:
+        return False
+    head = state.branch_head_sha
+    if not head or state.ci_green_sha != head:
+        return False
+    if state.merge_failed_reason and state.merge_sha == head:
+        return False  # refused on this very commit: a person (or a new commit) decides
+    checks = [c for c in state.ci_checks if c.head_sha == head]
+    if any(c.status is not CiStatus.SUCCESS for c in checks):
+        return False
+    merge = state.run_policy.merge or MergePolicy()
+    return all(
+        any(run_policy.check_matches(required, c.check) for c in checks) for required in merge.required_checks
+    )
+
+
+def merge_request(state: ProtocolRunState, attempt: int) -> ev.MergeRequested:
+    merge = state.run_policy.merge or MergePolicy()
+    method = MergeMethod.MERGE if merge.method is MergeMethod.UNSPECIFIED else merge.method
+    return ev.MergeRequested(attempt=attempt, head_sha=state.branch_head_sha, method=method)
+
+
+def _qa_held_back(state: ProtocolRunState) -> list[ProtocolRunEvent]:
+    """QA of steps that finished executing while the run was paused (QA is not requested then)."""
+    return [
+        ev.QaRequested(
+            step_run_id=s.step_run_id,
+            qa_attempt=s.qa_attempt + 1,
+            policy=QaPolicy.FULL if s.qa_policy in (QaPolicy.SKIP, QaPolicy.UNSPECIFIED) else s.qa_policy,
+            reason=QaReason.AFTER_EXEC,
+        )
+        for s in state.steps
+        if s.status is StepStatus.NEEDS_QA and not s.qa_pending and not s.executing
+    ]
+
+
+def _pull_request(state: ProtocolRunState) -> list[ProtocolRunEvent]:
+    pr = state.run_policy.pr or PrPolicy()
+    has_pr = bool(state.pr_number) and not state.pr_closed
+    # Only the first PR is autopilot's: one a person closed, or that failed to open, stays so.
+    first = not has_pr and not state.pr_requested and state.pr_attempt == 0 and bool(state.branch_head_sha)
+    due = pr.open is PrOpening.AFTER_FIRST_PUSH or (pr.open is PrOpening.WHEN_DONE and state.all_steps_done)
+    if first and due:
+        return [ev.PullRequestRequested(attempt=1)]
+    if (
+        pr.ready_when_done
+        and has_pr
+        and not state.pr_merged
+        and not state.pr_ready
+        and not state.pr_ready_requested
+        and state.pr_ready_attempt == 0
+        and state.steps
+        and all(s.status is StepStatus.COMPLETED for s in state.steps)
+    ):
+        return [ev.PullRequestReadyRequested(attempt=1, reviewers=pr.reviewers)]
+    return []
+
+
+def _next_step(state: ProtocolRunState) -> ev.StepExecutionRequested | None:
+    """The next pending step, if the run may go on to it now."""
+    if state.awaits_plan_approval:
+        return None
+    busy = any(
+        s.executing
+        or s.qa_pending
+        or s.ci_fix_pending
+        or s.status in (StepStatus.RUNNING, StepStatus.NEEDS_QA, StepStatus.FAILED, StepStatus.BLOCKED)
+        for s in state.steps
+    )
+    if busy:
+        return None
+    step = next((s for s in state.steps if s.status is StepStatus.PENDING), None)
+    if step is None:
+        return None
+    return ev.StepExecutionRequested(
+        step_run_id=step.step_run_id, attempt=step.attempt, reason=ExecutionReason.AUTOPILOT
+    )
+
+
+def waiting_for(state: ProtocolRunState) -> str | None:
+    """What an autopilot run waits on that is neither a worker nor over: ``plan_approval`` (a person),
+    ``ci`` (green CI on its head commit, to merge), ``merge`` (the forge merging it); None otherwise."""
+    if not state.autopilot or state.is_terminal or state.status is RunStatus.PAUSED:
+        return None
+    if state.awaits_plan_approval:
+        return "plan_approval"
+    if state.merges_when_green and state.steps and all(s.status is StepStatus.COMPLETED for s in state.steps):
+        if state.merge_requested or state.merge_scheduled:
+            return "merge"
+        if state.status is RunStatus.RUNNING:
+            return "ci"
+    return None
