@@ -13,10 +13,17 @@ from deksdenflow_core.eventstore import AppendMeta
 from tests.domain.builders import plan_steps
 
 
-async def create_project(client: httpx.AsyncClient, name: str = "demo") -> dict[str, Any]:
-    response = await client.post(
-        "/projects", json={"name": name, "git_url": f"file:///repos/{name}.git", "onboard": False}
-    )
+async def create_project(
+    client: httpx.AsyncClient, name: str = "demo", run_policy: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """A project whose runs a test drives by hand (manual), unless ``run_policy`` says otherwise."""
+    body = {
+        "name": name,
+        "git_url": f"file:///repos/{name}.git",
+        "onboard": False,
+        "run_policy": run_policy or {"mode": "manual"},
+    }
+    response = await client.post("/projects", json=body)
     assert response.status_code == 201, response.text
     body: dict[str, Any] = response.json()
     body["_seq"] = int(response.headers["X-Event-Sequence"])

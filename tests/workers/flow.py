@@ -56,6 +56,8 @@ async def register(client: httpx.AsyncClient, o: Orchestra, **extra: Any) -> dic
             "exec": "scripted",
             "qa": "scripted",
         },
+        # The flows here drive each step by hand; autopilot tests pass their own policy.
+        "run_policy": {"mode": "manual"},
         **extra,
     }
     response = await client.post("/projects", json=body)

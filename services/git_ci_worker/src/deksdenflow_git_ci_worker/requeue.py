@@ -58,6 +58,8 @@ class LostWorkRequeue:
             in_flight = (
                 run.status is RunStatus.PLANNING
                 or run.pr_requested
+                or run.pr_ready_requested
+                or (run.merge_requested and not run.merge_scheduled)
                 or any(s.executing or s.qa_pending or s.ci_fix_pending for s in run.steps)
             )
             if not in_flight:

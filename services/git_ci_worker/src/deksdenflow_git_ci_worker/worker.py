@@ -31,7 +31,7 @@ from deksdenflow_git_ci_worker.jobs.branches import Branches
 from deksdenflow_git_ci_worker.jobs.ci import CiHandler, ForgeFactory
 from deksdenflow_git_ci_worker.jobs.forge_reconciler import ForgeReconciler
 from deksdenflow_git_ci_worker.jobs.onboarding import Onboarding
-from deksdenflow_git_ci_worker.jobs.pull_requests import PullRequests
+from deksdenflow_git_ci_worker.jobs.pull_requests import Merges, PullRequests, ReadyForReview
 from deksdenflow_git_ci_worker.kit import GitJobKit, provider_of
 from deksdenflow_git_ci_worker.metrics import GitCiMetrics
 from deksdenflow_git_ci_worker.requeue import LostWorkRequeue
@@ -75,9 +75,12 @@ class GitCiWorker:
 
     def _routes(self) -> list[Route]:
         onboarding, prs, meta = Onboarding(self.kit), PullRequests(self.kit), self.kit.meta
+        ready, merges = ReadyForReview(self.kit), Merges(self.kit)
         return [
             Route(pev.ProjectOnboardingRequested, onboarding.run, onboarding.fail),
             Route(ev.PullRequestRequested, prs.run, prs.fail),
+            Route(ev.PullRequestReadyRequested, ready.run, ready.fail),
+            Route(ev.MergeRequested, merges.run, merges.fail),
             Route(ev.BranchDeletionRequested, self.branches.delete),
             Route(wev.WebhookReceived, partial(self.ci.apply_webhook, meta=meta)),
             Route(

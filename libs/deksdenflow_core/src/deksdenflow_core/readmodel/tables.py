@@ -105,13 +105,7 @@ PROTOCOL_RUNS = Table(
         _R("input_tokens", INT8, lambda a: a.state.input_tokens, public=True),
         _R("output_tokens", INT8, lambda a: a.state.output_tokens, public=True),
         _R("cost_micro_usd", INT8, lambda a: a.state.cost_micro_usd, public=True),
-        _R(
-            "run_policy",
-            JSONB,
-            lambda a: a.state.run_policy.model_dump_json().encode(),
-            nullable=True,
-            public=True,
-        ),
+        _R("run_policy", JSONB, lambda a: a.state.run_policy.model_dump_json().encode(), public=True),
         _R("waiting_for", TEXT, lambda a: waiting_for(a.state), nullable=True, public=True),
         # the folded domain state, input of the next evolve (JSON text: goes into jsonb as it is)
         _R("state", JSONB, lambda a: a.state.model_dump_json().encode()),

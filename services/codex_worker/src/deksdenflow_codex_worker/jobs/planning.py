@@ -70,7 +70,7 @@ class PlanningJob:
                 log.info("planning already pushed; recording it", commit=sha)
                 out = parse_plan(_read_pushed_plan(wt, run), run.protocol_root)
             else:
-                planned = await self._plan(job, wt, prompt, engine_id, model, req.attempt, current)
+                planned = await self._plan(job, wt, prompt, engine_id, model, req, current)
                 if planned is None:
                     return
                 out, sha = planned
@@ -104,11 +104,12 @@ class PlanningJob:
         prompt: Prompt,
         engine_id: str,
         model: str,
-        attempt: int,
+        req: ev.PlanningRequested,
         current: IsCurrent,
     ) -> tuple[PlanOutput, str] | None:
         """Plan, write, commit and push; None if the output stayed invalid (the failure is recorded)."""
         run = job.run
+        attempt = req.attempt
         job_key = _job_key(run, attempt)
         text = prompt.render(
             protocol_name=run.protocol_name,
@@ -116,7 +117,9 @@ class PlanningJob:
             description=run.description,
             file_limit=FILE_LIST_LIMIT,
             file_list=await _file_list(wt),
+            feedback=req.feedback,
         )
+        text += rejection_note(req.feedback, prompt.template)
         call = self.calls.call(
             job,
             CallPhase.PLANNING,
@@ -232,3 +235,15 @@ async def _file_list(wt: Worktree) -> str:
     shown = files[:FILE_LIST_LIMIT]
     more = f"\n… and {len(files) - len(shown)} more" if len(files) > len(shown) else ""
     return "\n".join(shown) + more
+
+
+def rejection_note(feedback: str, template: str) -> str:
+    """What a person said when rejecting the previous plan, for the planner, unless the project's own
+    template places ``$feedback`` itself."""
+    if not feedback.strip() or "$feedback" in template:
+        return ""
+    return (
+        "\n\nA person rejected the previous plan of this protocol. Their reason:\n\n"
+        + "\n".join(f"> {line}" for line in feedback.strip().splitlines())
+        + "\n\nPlan again, taking it into account.\n"
+    )

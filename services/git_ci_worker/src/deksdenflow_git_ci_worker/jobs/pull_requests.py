@@ -8,13 +8,15 @@ from dataclasses import dataclass
 from deksdenflow_core.aggregates import PROJECT, PROTOCOL_RUN
 from deksdenflow_core.consumer import Delivery
 from deksdenflow_core.contracts.generated.deksdenflow.commands.v1 import protocol_run as cmd
+from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import MergeMethod
 from deksdenflow_core.contracts.generated.deksdenflow.events.v1 import protocol_run as ev
 from deksdenflow_core.domain.protocol_run import ProtocolRunState
-from deksdenflow_core.domain.provider import ci_provider
+from deksdenflow_core.domain.provider import ProviderName, ci_provider
 from deksdenflow_core.errors import PermanentFailure, WorkNotCurrent
-from deksdenflow_git.forges import ForgeError
+from deksdenflow_git.forges import Forge, ForgeError
+from deksdenflow_git.forges.base import MergeMethod as ForgeMergeMethod
 
-from deksdenflow_git_ci_worker.kit import GitJobKit, provider_of
+from deksdenflow_git_ci_worker.kit import GitJobKit, log, provider_of
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,113 @@ class PullRequests:
             [cmd.RecordPullRequestFailed(attempt=req.attempt, reason=reason)],
             delivery,
         )
+
+
+@dataclass(frozen=True)
+class ReadyForReview:
+    """``protocol_run.pr_ready_requested`` → the draft marked ready, its reviewers asked →
+    ``RecordPullRequestMarkedReady`` (or ``…ReadyFailed``)."""
+
+    kit: GitJobKit
+
+    async def run(self, delivery: Delivery, req: ev.PullRequestReadyRequested) -> None:
+        kit = self.kit
+        run = (await kit.repo.load(PROTOCOL_RUN, delivery.event.envelope.aggregate_id)).state
+        if not run.pr_ready_requested or run.pr_ready_attempt != req.attempt:
+            raise WorkNotCurrent(f"ready attempt {req.attempt} of {run.protocol_run_id} is not current")
+        forge, provider = await _forge_of(kit, run)
+        asked: tuple[str, ...] = ()
+        try:
+            await forge.mark_ready(run.pr_number)
+            if req.reviewers:
+                try:
+                    await forge.request_reviewers(run.pr_number, req.reviewers)
+                    asked = tuple(req.reviewers)
+                except ForgeError as exc:  # the PR is ready all the same; say who could not be asked
+                    log.warning("reviewers not requested", reason=exc.message, pr=run.pr_url)
+        except ForgeError:
+            kit.metrics.prs.labels(provider, "error").inc()
+            raise
+        finally:
+            await forge.aclose()
+        kit.metrics.prs.labels(provider, "ready").inc()
+        await kit.record_run(
+            run.protocol_run_id,
+            [cmd.RecordPullRequestMarkedReady(attempt=req.attempt, reviewers_requested=asked)],
+            delivery,
+        )
+
+    async def fail(self, delivery: Delivery, req: ev.PullRequestReadyRequested, reason: str) -> None:
+        await self.kit.record_run(
+            delivery.event.envelope.aggregate_id,
+            [cmd.RecordPullRequestReadyFailed(attempt=req.attempt, reason=reason)],
+            delivery,
+        )
+
+
+_METHODS: dict[MergeMethod, ForgeMergeMethod] = {
+    MergeMethod.UNSPECIFIED: "merge",
+    MergeMethod.MERGE: "merge",
+    MergeMethod.SQUASH: "squash",
+    MergeMethod.REBASE: "rebase",
+}
+
+
+@dataclass(frozen=True)
+class Merges:
+    """``protocol_run.merge_requested`` → the PR/MR merged on the commit CI was green on →
+    ``RecordPullRequestMerged``; on GitLab, when its pipeline has not finished, ``RecordMergeScheduled``
+    ("merge when pipeline succeeds"); a refusal (not mergeable, the head moved, a conflict) →
+    ``RecordMergeFailed`` at once: sending it again would be refused again."""
+
+    kit: GitJobKit
+
+    async def run(self, delivery: Delivery, req: ev.MergeRequested) -> None:
+        kit = self.kit
+        run = (await kit.repo.load(PROTOCOL_RUN, delivery.event.envelope.aggregate_id)).state
+        if not run.merge_requested or run.merge_attempt != req.attempt:
+            raise WorkNotCurrent(f"merge attempt {req.attempt} of {run.protocol_run_id} is not current")
+        forge, provider = await _forge_of(kit, run)
+        try:
+            result = await forge.merge(
+                run.pr_number,
+                method=_METHODS.get(req.method, "merge"),
+                sha=req.head_sha,
+                when_pipeline_succeeds=provider == "gitlab",
+            )
+        except ForgeError as exc:
+            kit.metrics.prs.labels(provider, "merge_refused").inc()
+            await self.fail(delivery, req, exc.message)
+            return
+        finally:
+            await forge.aclose()
+        if result.merged:
+            kit.metrics.prs.labels(provider, "merged").inc()
+            command: cmd.RecordPullRequestMerged | cmd.RecordMergeScheduled = cmd.RecordPullRequestMerged(
+                number=run.pr_number, url=result.url or run.pr_url, merge_commit_sha=result.merge_commit_sha
+            )
+        else:
+            kit.metrics.prs.labels(provider, "merge_scheduled").inc()
+            command = cmd.RecordMergeScheduled(attempt=req.attempt)
+        await kit.record_run(run.protocol_run_id, [command], delivery)
+
+    async def fail(self, delivery: Delivery, req: ev.MergeRequested, reason: str) -> None:
+        await self.kit.record_run(
+            delivery.event.envelope.aggregate_id,
+            [cmd.RecordMergeFailed(attempt=req.attempt, reason=reason)],
+            delivery,
+        )
+
+
+async def _forge_of(kit: GitJobKit, run: ProtocolRunState) -> tuple[Forge, ProviderName]:
+    """The forge of the run's project, for work on its open PR/MR."""
+    if not run.pr_number:
+        raise PermanentFailure(f"protocol run {run.protocol_run_id} has no pull request")
+    project = (await kit.repo.load(PROJECT, run.project_id)).state
+    provider = provider_of(project)
+    if provider is None:
+        raise PermanentFailure("the project has no CI provider")
+    return kit.forge(provider, project), provider
 
 
 def pr_body(run: ProtocolRunState) -> str:

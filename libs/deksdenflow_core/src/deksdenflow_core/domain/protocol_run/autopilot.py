@@ -105,9 +105,13 @@ def _qa_held_back(state: ProtocolRunState) -> list[ProtocolRunEvent]:
 def _pull_request(state: ProtocolRunState) -> list[ProtocolRunEvent]:
     pr = state.run_policy.pr or PrPolicy()
     has_pr = bool(state.pr_number) and not state.pr_closed
-    # Only the first PR is autopilot's: one a person closed, or that failed to open, stays so.
+    # Only the first PR is autopilot's: one a person closed, or that failed to open, stays so. The plan's
+    # own commit is pushed too, but a PR opens on work: once a step pushed a commit.
     first = not has_pr and not state.pr_requested and state.pr_attempt == 0 and bool(state.branch_head_sha)
-    due = pr.open is PrOpening.AFTER_FIRST_PUSH or (pr.open is PrOpening.WHEN_DONE and state.all_steps_done)
+    step_pushed = any(s.commit_sha for s in state.steps)
+    due = (pr.open is PrOpening.AFTER_FIRST_PUSH and step_pushed) or (
+        pr.open is PrOpening.WHEN_DONE and state.all_steps_done
+    )
     if first and due:
         return [ev.PullRequestRequested(attempt=1)]
     if (
