@@ -1,76 +1,15 @@
-"""The gh/glab fallback: the argv it runs and how it reads the output, with fake CLIs first on PATH.
-
-The fake CLI is a tiny Python script: it records its argv and answers from a list of rules (the first
-rule whose words all appear in the argv; a ``once`` rule is used up; ``sleep`` makes it hang).
-"""
+"""The gh/glab fallback: the argv it runs and how it reads the output, with fake CLIs first on PATH
+(the ``fake_cli`` fixture of conftest.py)."""
 
 from __future__ import annotations
 
 import json
-import os
-import stat
-import sys
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 from deksdenflow_git.forges import ForgeAuthError, ForgeUnavailable, GhCli, GlabCli, make_forge, parse_repo
 
-FAKE_CLI = """#!{python}
-import json, os, sys, time
-args = sys.argv[1:]
-with open(os.environ["FAKE_CLI_LOG"], "a") as log:
-    log.write(json.dumps([os.path.basename(sys.argv[0]), *args]) + "\\n")
-rules_file = os.environ["FAKE_CLI_RULES"]
-with open(rules_file) as f:
-    rules = json.load(f)
-for i, rule in enumerate(rules):
-    if all(word in args for word in rule["when"]):
-        if rule.get("once"):
-            del rules[i]
-            with open(rules_file, "w") as f:
-                json.dump(rules, f)
-        time.sleep(rule.get("sleep", 0))
-        sys.stdout.write(rule.get("stdout", ""))
-        sys.stderr.write(rule.get("stderr", ""))
-        sys.exit(rule.get("rc", 0))
-sys.stderr.write("fake cli: no rule for " + " ".join(args))
-sys.exit(2)
-"""
-
-
-@dataclass
-class FakeCli:
-    """Controls the fake gh/glab: what they answer and what they were asked."""
-
-    log: Path
-    rules_file: Path
-
-    def rules(self, *rules: dict[str, Any]) -> None:
-        self.rules_file.write_text(json.dumps(list(rules)))
-
-    def calls(self) -> list[list[str]]:
-        if not self.log.exists():
-            return []
-        return [json.loads(line) for line in self.log.read_text().splitlines()]
-
-
-@pytest.fixture
-def fake_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeCli:
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    for name in ("gh", "glab"):
-        script = bin_dir / name
-        script.write_text(FAKE_CLI.format(python=sys.executable))
-        script.chmod(script.stat().st_mode | stat.S_IXUSR)
-    cli = FakeCli(log=tmp_path / "calls.jsonl", rules_file=tmp_path / "rules.json")
-    cli.rules()
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setenv("FAKE_CLI_LOG", str(cli.log))
-    monkeypatch.setenv("FAKE_CLI_RULES", str(cli.rules_file))
-    return cli
-
+from tests.forges.conftest import FakeCli
 
 BRANCH = "0007-add-search"
 SHA = "c" * 40

@@ -101,6 +101,41 @@ def test_github_job_logs_redirect_to_a_signed_url_that_refuses_credentials(githu
     assert httpx.get(location).text == "boom\n"
 
 
+def _mark_ready(node: str) -> dict[str, str]:
+    """The mutation with the pull request's id written inline, not as a variable."""
+    return {
+        "query": "mutation { markPullRequestReadyForReview(input: "
+        f'{{pullRequestId: "{node}"}}) {{ pullRequest {{ isDraft number }} }} }}'
+    }
+
+
+def test_github_graphql_checks_credentials_and_resolves_only_its_own_node_ids(github: FakeGitHub) -> None:
+    number = github.add_pull(GITHUB_REPO, head="0001-x").number
+    url = f"{github.url}/graphql"
+
+    anonymous = httpx.post(url, json=_mark_ready("x"), headers={"User-Agent": "t"})
+    unknown = httpx.post(url, json=_mark_ready("PR_nope"), headers=GITHUB_HEADERS)
+    done = httpx.post(url, json=_mark_ready(github.node_id(GITHUB_REPO, number)), headers=GITHUB_HEADERS)
+
+    assert (anonymous.status_code, anonymous.json()["message"]) == (401, "Requires authentication")
+    assert unknown.status_code == 200
+    assert unknown.json()["errors"][0]["type"] == "NOT_FOUND"
+    ready = done.json()["data"]["markPullRequestReadyForReview"]["pullRequest"]
+    assert ready == {"number": number, "isDraft": False}  # the fields asked for, no more
+    assert github.pull(GITHUB_REPO, number).draft is False
+    assert httpx.get(url, headers=GITHUB_HEADERS).status_code == 404
+
+
+def test_github_merge_validates_the_method(github: FakeGitHub) -> None:
+    number = github.add_pull(GITHUB_REPO, head="0001-x", draft=False).number
+    response = _github(
+        github, "PUT", f"/repos/{GITHUB_REPO}/pulls/{number}/merge", json={"merge_method": "ff"}
+    )
+    assert response.status_code == 422
+    assert "merge_method" in response.json()["message"]
+    assert not github.pull(GITHUB_REPO, number).merged
+
+
 def _gitlab(
     fake: FakeGitLab, method: str, path: str, *, token: str = GITLAB_TOKEN, **kw: Any
 ) -> httpx.Response:
@@ -161,3 +196,27 @@ def test_gitlab_pipeline_needs_a_ref_and_unknown_routes_are_404(gitlab: FakeGitL
     assert (missing.status_code, missing.json()) == (400, {"error": "ref is missing"})
     assert _gitlab(gitlab, "GET", "/projects/a%2Fb/pipeline").status_code == 404
     assert _gitlab(gitlab, "GET", "/projects").status_code == 404
+
+
+def test_gitlab_merge_when_pipeline_succeeds_needs_a_pipeline_to_wait_for(gitlab: FakeGitLab) -> None:
+    mr = gitlab.add_mr("a/b", source_branch="0001-x", title="t")
+    wait = {"merge_when_pipeline_succeeds": True}
+    assert (
+        _gitlab(gitlab, "PUT", f"/projects/a%2Fb/merge_requests/{mr.iid}/merge", json=wait).status_code == 405
+    )
+    gitlab.set_ci("a/b", mr.sha, state="running")
+    scheduled = _gitlab(gitlab, "PUT", f"/projects/a%2Fb/merge_requests/{mr.iid}/merge", json=wait).json()
+    assert (scheduled["state"], scheduled["merge_when_pipeline_succeeds"]) == ("opened", True)
+
+
+def test_gitlab_update_needs_a_parameter_and_known_reviewers(gitlab: FakeGitLab) -> None:
+    mr = gitlab.add_mr("a/b", source_branch="0001-x")
+    path = f"/projects/a%2Fb/merge_requests/{mr.iid}"
+    nothing = _gitlab(gitlab, "PUT", path, json={})
+    stranger = _gitlab(gitlab, "PUT", path, json={"reviewer_ids": [424242]})
+    assert (nothing.status_code, stranger.status_code) == (400, 400)
+    assert "at least one parameter" in nothing.json()["error"]
+    assert "424242" in stranger.json()["error"]
+    alice = gitlab.add_user("alice")
+    assert _gitlab(gitlab, "GET", "/users", params={"username": "ALICE"}).json()[0]["id"] == alice
+    assert _gitlab(gitlab, "GET", "/users", params={"username": "nobody"}).json() == []

@@ -6,13 +6,20 @@ paths and methods are 404. It is stricter than GitHub in one place, on purpose: 
 ``X-GitHub-Api-Version`` headers must be the documented ones, so a client that forgets them fails here
 instead of drifting when GitHub changes its defaults.
 
-Served: pull requests (list/get/create), workflow dispatches, combined commit status, check runs,
-workflow runs and their jobs, and job logs — which answer 302 to a pre-signed-like URL on ``/_blobs/``
-that, like real blob storage, refuses requests carrying an ``Authorization`` header.
+Served: pull requests (list/get/create/update), their requested reviewers, reviews (paginated with a
+``Link`` header), conversation comments and merges; workflow dispatches, combined commit status, check
+runs, workflow runs and their jobs, and job logs — which answer 302 to a pre-signed-like URL on
+``/_blobs/`` that, like real blob storage, refuses requests carrying an ``Authorization`` header. GraphQL
+(``/graphql``, ``/api/graphql`` under GitHub Enterprise) serves one mutation, the one REST lacks:
+``markPullRequestReadyForReview``.
+
+A merge is recorded, not performed: the fake knows branch heads only as shas (``set_branch``), so a merge
+marks the pull request merged with a made-up, deterministic merge commit sha.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import re
 import secrets
@@ -29,9 +36,40 @@ MEDIA_TYPE = "application/vnd.github+json"
 DOCS = "https://docs.github.com/rest"
 _TIME = "2024-01-01T00:00:00Z"
 _PULL_KEYS = {"title", "head", "head_repo", "base", "body", "maintainer_can_modify", "draft", "issue"}
+_PULL_UPDATE_KEYS = {"title", "body", "state", "base", "maintainer_can_modify"}
+_MERGE_KEYS = {"commit_title", "commit_message", "sha", "merge_method"}
 _BOOL_KEYS = {"maintainer_can_modify", "draft"}
+_MERGE_METHODS = ("merge", "squash", "rebase")
+_NOT_ALLOWED = {
+    "merge": "Merge commits are not allowed on this repository.",
+    "squash": "Squash merges are not allowed on this repository.",
+    "rebase": "Rebase merges are not allowed on this repository.",
+}
+_BOT = "deksdenflow-bot"  # the user the token belongs to: author of PRs and comments made through the API
+_GRAPHQL_DOCS = "https://docs.github.com/graphql"
 
 CiOutcome = Literal["success", "failure", "running"]
+ReviewState = Literal["APPROVED", "CHANGES_REQUESTED", "COMMENTED", "DISMISSED", "PENDING"]
+
+
+@dataclass
+class FakeReview:
+    """A pull request review as GitHub lists it (a dismissal changes its state to ``DISMISSED``)."""
+
+    id: int
+    user: str
+    state: ReviewState
+    body: str
+    commit_id: str
+
+
+@dataclass(frozen=True)
+class FakeComment:
+    """A conversation (issue) comment on a pull request."""
+
+    id: int
+    user: str
+    body: str
 
 
 @dataclass
@@ -47,6 +85,12 @@ class FakePull:
     head_sha: str
     state: Literal["open", "closed"] = "open"
     merged: bool = False
+    merge_commit_sha: str | None = None
+    merge_method: str | None = None
+    mergeable: bool = True  # False: GitHub found conflicts with the base
+    requested_reviewers: list[str] = field(default_factory=list)
+    reviews: list[FakeReview] = field(default_factory=list)
+    comments: list[FakeComment] = field(default_factory=list)
 
 
 @dataclass
@@ -93,6 +137,8 @@ class _Repo:
     runs: list[FakeRun] = field(default_factory=list)
     statuses: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     branches: dict[str, str] = field(default_factory=dict)
+    merge_methods: set[str] = field(default_factory=lambda: set(_MERGE_METHODS))
+    collaborators: set[str] | None = None  # None: anyone may be asked for a review
 
 
 _Handler = Callable[[_Repo, Request, re.Match[str]], Reply]
@@ -120,6 +166,11 @@ class FakeGitHub(FakeServer):
             ("GET", re.compile(r"/pulls"), self._list_pulls),
             ("POST", re.compile(r"/pulls"), self._create_pull),
             ("GET", re.compile(r"/pulls/(?P<number>\d+)"), self._get_pull),
+            ("PATCH", re.compile(r"/pulls/(?P<number>\d+)"), self._update_pull),
+            ("POST", re.compile(r"/pulls/(?P<number>\d+)/requested_reviewers"), self._request_reviewers),
+            ("GET", re.compile(r"/pulls/(?P<number>\d+)/reviews"), self._list_reviews),
+            ("PUT", re.compile(r"/pulls/(?P<number>\d+)/merge"), self._merge_pull),
+            ("POST", re.compile(r"/issues/(?P<number>\d+)/comments"), self._comment),
             ("POST", re.compile(r"/actions/workflows/(?P<workflow>[^/]+)/dispatches"), self._dispatch),
             ("GET", re.compile(r"/commits/(?P<ref>[^/]+)/status"), self._combined_status),
             ("GET", re.compile(r"/commits/(?P<ref>[^/]+)/check-runs"), self._check_runs),
@@ -133,19 +184,79 @@ class FakeGitHub(FakeServer):
         """What a client uses as its API base URL."""
         return f"{self.url}{self.base_path}"
 
+    @property
+    def _graphql_path(self) -> str:
+        """github.com: ``/graphql`` next to the REST root; GitHub Enterprise: ``/api/graphql``."""
+        return "/api/graphql" if self.base_path.endswith("/api/v3") else f"{self.base_path}/graphql"
+
     # --- test helpers ---------------------------------------------------------------------------------
 
     def add_repo(
-        self, path: str, *, workflows: Sequence[str] = ("ci.yml",), default_branch: str = "main"
+        self,
+        path: str,
+        *,
+        workflows: Sequence[str] = ("ci.yml",),
+        default_branch: str = "main",
+        merge_methods: Iterable[str] = _MERGE_METHODS,
     ) -> None:
-        """Declare a repository (needed when the fake was built with an explicit ``repos`` list)."""
+        """Declare a repository (needed when the fake was built with an explicit ``repos`` list).
+
+        ``merge_methods`` are the repository's allowed merge methods (its settings on GitHub).
+        """
         with self._state:
-            self._repos[path] = _Repo(path=path, workflows=set(workflows), default_branch=default_branch)
+            self._repos[path] = _Repo(
+                path=path,
+                workflows=set(workflows),
+                default_branch=default_branch,
+                merge_methods=set(merge_methods),
+            )
 
     def set_branch(self, repo: str, branch: str, sha: str) -> None:
-        """Make ``branch`` point at ``sha`` (otherwise a branch's head is a stable made-up sha)."""
+        """Make ``branch`` point at ``sha`` (otherwise a branch's head is a stable made-up sha).
+
+        Like a push, it moves the head of the open pull requests from that branch.
+        """
         with self._state:
-            self._repo_or_fail(repo).branches[branch] = sha
+            found = self._repo_or_fail(repo)
+            found.branches[branch] = sha
+            for pull in found.pulls.values():
+                if pull.state == "open" and pull.head == branch:
+                    pull.head_sha = sha
+
+    def set_collaborators(self, repo: str, logins: Iterable[str]) -> None:
+        """Only these users may be asked for a review (by default anyone may)."""
+        with self._state:
+            self._repo_or_fail(repo).collaborators = set(logins)
+
+    def add_review(
+        self, repo: str, number: int, user: str, state: ReviewState, *, body: str = ""
+    ) -> FakeReview:
+        """``user`` submits a review of the PR's current head; it answers their review request, if any."""
+        with self._state:
+            pull = self._repo_or_fail(repo).pulls[number]
+            review = FakeReview(self._new_id(), user, state, body, pull.head_sha)
+            pull.reviews.append(review)
+            if state != "PENDING" and user in pull.requested_reviewers:
+                pull.requested_reviewers.remove(user)
+            return review
+
+    def dismiss_review(self, repo: str, number: int, user: str) -> None:
+        """Dismiss ``user``'s latest approval or change request, as a maintainer would on GitHub."""
+        with self._state:
+            pull = self._repo_or_fail(repo).pulls[number]
+            for review in reversed(pull.reviews):
+                if review.user == user and review.state in {"APPROVED", "CHANGES_REQUESTED"}:
+                    review.state = "DISMISSED"
+                    return
+            raise KeyError(f"{user} has no approval or change request on #{number} to dismiss")
+
+    def pull(self, repo: str, number: int) -> FakePull:
+        with self._state:
+            return self._repo_or_fail(repo).pulls[number]
+
+    def node_id(self, repo: str, number: int) -> str:
+        """The PR's GraphQL global id (its ``node_id`` in REST answers)."""
+        return _node_id(repo, number)
 
     def prs(self, repo: str) -> list[FakePull]:
         with self._state:
@@ -160,10 +271,11 @@ class FakeGitHub(FakeServer):
                 self._repo_or_fail(repo), head=head, base=base, title=title, body="", draft=draft
             )
 
-    def merge(self, repo: str, number: int) -> None:
+    def merge(self, repo: str, number: int, *, method: str = "merge") -> None:
+        """Merge the PR as someone on the web page would."""
         with self._state:
-            pull = self._repo_or_fail(repo).pulls[number]
-            pull.state, pull.merged = "closed", True
+            found = self._repo_or_fail(repo)
+            self._record_merge(found, found.pulls[number], method)
 
     def close(self, repo: str, number: int) -> None:
         with self._state:
@@ -207,6 +319,8 @@ class FakeGitHub(FakeServer):
         with self._state:
             if request.path.startswith("/_blobs/job-logs/"):
                 return self._blob(request)
+            if request.path == self._graphql_path:
+                return self._graphql(request)
             if not request.path.startswith(f"{self.base_path}/"):
                 return _not_found()
             refused = self._refuse(request)
@@ -216,18 +330,9 @@ class FakeGitHub(FakeServer):
 
     def _refuse(self, request: Request) -> Reply | None:
         """GitHub's checks before it looks at the path: user agent, credentials, media type, version."""
-        if not request.header("user-agent"):
-            return Reply.json(
-                403,
-                {"message": "Request forbidden by administrative rules. "
-                 "Please make sure your request has a User-Agent header"},
-            )  # fmt: skip
-        auth = request.header("authorization")
-        if auth is None:
-            return Reply.json(401, {"message": "Requires authentication", "documentation_url": DOCS})
-        scheme, _, credential = auth.partition(" ")
-        if scheme.lower() not in {"bearer", "token"} or credential != self.token:
-            return Reply.json(401, {"message": "Bad credentials", "documentation_url": DOCS})
+        refused = self._refuse_caller(request, docs=DOCS)
+        if refused is not None:
+            return refused
         if request.header("accept") != MEDIA_TYPE:
             return Reply.json(
                 415,
@@ -238,6 +343,22 @@ class FakeGitHub(FakeServer):
             return Reply.json(
                 400, {"message": f"API version {version!r} is not supported.", "documentation_url": DOCS}
             )
+        return None
+
+    def _refuse_caller(self, request: Request, *, docs: str) -> Reply | None:
+        """The checks REST and GraphQL share: a user agent and the right token."""
+        if not request.header("user-agent"):
+            return Reply.json(
+                403,
+                {"message": "Request forbidden by administrative rules. "
+                 "Please make sure your request has a User-Agent header"},
+            )  # fmt: skip
+        auth = request.header("authorization")
+        if auth is None:
+            return Reply.json(401, {"message": "Requires authentication", "documentation_url": docs})
+        scheme, _, credential = auth.partition(" ")
+        if scheme.lower() not in {"bearer", "token"} or credential != self.token:
+            return Reply.json(401, {"message": "Bad credentials", "documentation_url": docs})
         return None
 
     def _route(self, request: Request, path: str) -> Reply:
@@ -321,6 +442,7 @@ class FakeGitHub(FakeServer):
         data: dict[str, Any] = {
             "url": f"{self.api_url}/repos/{repo.path}/pulls/{pull.number}",
             "id": 10_000 + pull.number,
+            "node_id": _node_id(repo.path, pull.number),
             "html_url": f"{self.url}/{repo.path}/pull/{pull.number}",
             "number": pull.number,
             "state": pull.state,
@@ -328,19 +450,232 @@ class FakeGitHub(FakeServer):
             "title": pull.title,
             "body": pull.body,
             "draft": pull.draft,
-            "user": {"login": "deksdenflow-bot", "type": "User"},
+            "user": {"login": _BOT, "type": "User"},
             "created_at": _TIME,
             "updated_at": _TIME,
             "closed_at": _TIME if pull.state == "closed" else None,
             "merged_at": _TIME if pull.merged else None,
+            "merge_commit_sha": pull.merge_commit_sha,
+            "requested_reviewers": [{"login": login, "type": "User"} for login in pull.requested_reviewers],
+            "auto_merge": None,
             "head": {"label": f"{owner}:{pull.head}", "ref": pull.head, "sha": pull.head_sha,
                      "repo": {"full_name": repo.path}},
             "base": {"label": f"{owner}:{pull.base}", "ref": pull.base,
                      "sha": self._branch_sha(repo, pull.base), "repo": {"full_name": repo.path}},
         }  # fmt: skip
         if detailed:  # only the single-PR endpoints carry these
-            data.update({"merged": pull.merged, "mergeable": None, "commits": 1})
+            data.update(
+                {
+                    "merged": pull.merged,
+                    "mergeable": None if pull.state == "closed" else pull.mergeable,
+                    "mergeable_state": _mergeable_state(pull),
+                    "merged_by": {"login": _BOT, "type": "User"} if pull.merged else None,
+                    "commits": 1,
+                }
+            )
         return data
+
+    def _update_pull(self, repo: _Repo, request: Request, match: re.Match[str]) -> Reply:
+        pull = repo.pulls.get(int(match["number"]))
+        if pull is None:
+            return _not_found()
+        body, problem = _json_object(request)
+        if problem is not None:
+            return problem
+        invalid = _invalid_keys(body, allowed=_PULL_UPDATE_KEYS, required=(), booleans=_BOOL_KEYS)
+        if invalid is None and body.get("state", "open") not in {"open", "closed"}:
+            invalid = f"For 'properties/state', {body['state']!r} is not one of open, closed."
+        if invalid is not None:
+            return _invalid(invalid)
+        if "title" in body:
+            pull.title = str(body["title"])
+        if "body" in body:
+            pull.body = str(body["body"])
+        if "base" in body:
+            pull.base = str(body["base"])
+        if body.get("state") == "closed" and not pull.merged:
+            pull.state = "closed"
+        elif body.get("state") == "open" and not pull.merged:
+            pull.state = "open"
+        return Reply.json(200, self._pull_json(repo, pull, detailed=True))
+
+    def _request_reviewers(self, repo: _Repo, request: Request, match: re.Match[str]) -> Reply:
+        pull = repo.pulls.get(int(match["number"]))
+        if pull is None:
+            return _not_found()
+        body, problem = _json_object(request)
+        if problem is not None:
+            return problem
+        for key, value in body.items():
+            if key not in {"reviewers", "team_reviewers"}:
+                return _invalid(f'"{key}" is not a permitted key.')
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                return _invalid(f"For 'properties/{key}', {value!r} is not an array of strings.")
+        if body.get("team_reviewers"):
+            return _invalid("the fake GitHub has no teams; ask users with reviewers")
+        logins: list[str] = body.get("reviewers") or []
+        if not logins:
+            return _invalid('"reviewers" wasn\'t supplied.')
+        if _BOT in logins:
+            return _validation_failed(
+                {"resource": "PullRequest", "code": "custom",
+                 "message": "Review cannot be requested from pull request author."}
+            )  # fmt: skip
+        if repo.collaborators is not None and not set(logins) <= repo.collaborators:
+            message = (
+                "Reviews may only be requested from collaborators. One or more of the users or teams you "
+                f"specified is not a collaborator of the {repo.path} repository."
+            )
+            return Reply.json(422, {"message": message, "documentation_url": DOCS})
+        for login in logins:
+            if login not in pull.requested_reviewers:
+                pull.requested_reviewers.append(login)
+        return Reply.json(201, self._pull_json(repo, pull, detailed=False))
+
+    def _list_reviews(self, repo: _Repo, request: Request, match: re.Match[str]) -> Reply:
+        number = int(match["number"])
+        pull = repo.pulls.get(number)
+        if pull is None:
+            return _not_found()
+        per_page = min(int(request.param("per_page") or 30), 100)
+        page = max(int(request.param("page") or 1), 1)
+        shown = pull.reviews[(page - 1) * per_page : page * per_page]
+        reviews = [
+            {"id": r.id, "node_id": f"PRR_{r.id}", "user": {"login": r.user, "type": "User"},
+             "body": r.body, "state": r.state, "commit_id": r.commit_id, "submitted_at": _TIME,
+             "author_association": "MEMBER",
+             "html_url": f"{self.url}/{repo.path}/pull/{number}#pullrequestreview-{r.id}"}
+            for r in shown
+        ]  # fmt: skip
+        last = max((len(pull.reviews) + per_page - 1) // per_page, 1)
+        here = f"{self.api_url}/repos/{repo.path}/pulls/{number}/reviews?per_page={per_page}"
+        links = (
+            [f'<{here}&page={page + 1}>; rel="next"', f'<{here}&page={last}>; rel="last"']
+            if page < last
+            else []
+        )
+        return Reply.json(200, reviews, headers={"link": ", ".join(links)} if links else None)
+
+    def _comment(self, repo: _Repo, request: Request, match: re.Match[str]) -> Reply:
+        # The fake has no issues besides pull requests (GitHub numbers both in one sequence).
+        number = int(match["number"])
+        pull = repo.pulls.get(number)
+        if pull is None:
+            return _not_found()
+        body, problem = _json_object(request)
+        if problem is not None:
+            return problem
+        invalid = _invalid_keys(body, allowed={"body"}, required=("body",), booleans=set())
+        if invalid is not None:
+            return _invalid(invalid)
+        comment = FakeComment(self._new_id(), _BOT, str(body["body"]))
+        pull.comments.append(comment)
+        return Reply.json(
+            201,
+            {
+                "id": comment.id,
+                "node_id": f"IC_{comment.id}",
+                "url": f"{self.api_url}/repos/{repo.path}/issues/comments/{comment.id}",
+                "html_url": f"{self.url}/{repo.path}/pull/{number}#issuecomment-{comment.id}",
+                "issue_url": f"{self.api_url}/repos/{repo.path}/issues/{number}",
+                "body": comment.body,
+                "user": {"login": comment.user, "type": "User"},
+                "created_at": _TIME,
+                "updated_at": _TIME,
+                "author_association": "MEMBER",
+            },
+        )
+
+    def _merge_pull(self, repo: _Repo, request: Request, match: re.Match[str]) -> Reply:
+        pull = repo.pulls.get(int(match["number"]))
+        if pull is None:
+            return _not_found()
+        body, problem = _json_object(request)
+        if problem is not None:
+            return problem
+        invalid = _invalid_keys(body, allowed=_MERGE_KEYS, required=(), booleans=set())
+        method = str(body.get("merge_method", "merge"))
+        if invalid is None and method not in _MERGE_METHODS:
+            invalid = f"For 'properties/merge_method', {method!r} is not one of {', '.join(_MERGE_METHODS)}."
+        if invalid is not None:
+            return _invalid(invalid)
+        if pull.state != "open":
+            return _not_mergeable("Pull Request is not mergeable")
+        if pull.draft:
+            return _not_mergeable("Pull Request is still a draft")
+        if "sha" in body and body["sha"] != pull.head_sha:
+            return Reply.json(
+                409,
+                {
+                    "message": "Head branch was modified. Review and try the merge again.",
+                    "documentation_url": DOCS,
+                },
+            )
+        if method not in repo.merge_methods:
+            return _not_mergeable(_NOT_ALLOWED[method])
+        if not pull.mergeable:
+            return _not_mergeable("Pull Request is not mergeable")
+        self._record_merge(repo, pull, method)
+        return Reply.json(
+            200, {"sha": pull.merge_commit_sha, "merged": True, "message": "Pull Request successfully merged"}
+        )
+
+    def _record_merge(self, repo: _Repo, pull: FakePull, method: str) -> None:
+        seed = f"{repo.path}:{pull.number}:{pull.head_sha}:{method}"
+        pull.state, pull.merged, pull.merge_method = "closed", True, method
+        pull.merge_commit_sha = hashlib.sha1(seed.encode()).hexdigest()  # noqa: S324
+
+    # --- GraphQL --------------------------------------------------------------------------------------
+
+    def _graphql(self, request: Request) -> Reply:
+        """Just enough GraphQL for ``markPullRequestReadyForReview``: the mutation is found in the query text,
+        its ``pullRequestId`` inline or as a variable; the reply carries the requested fields it knows."""
+        if request.method != "POST":
+            return _not_found()
+        refused = self._refuse_caller(request, docs=_GRAPHQL_DOCS)
+        if refused is not None:
+            return refused
+        try:
+            body = request.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or not isinstance(body.get("query"), str):
+            return Reply.json(
+                200, {"errors": [{"message": "A query attribute must be specified and must be a string."}]}
+            )
+        query: str = body["query"]
+        variables = body.get("variables") or {}
+        if "markPullRequestReadyForReview" not in query:
+            message = "the fake GitHub's GraphQL serves only the mutation markPullRequestReadyForReview"
+            return Reply.json(200, {"errors": [{"message": message}]})
+        found = re.search(r"pullRequestId\s*:\s*(?:\"(?P<inline>[^\"]*)\"|\$(?P<variable>\w+))", query)
+        if found is None:
+            return _graphql_error(
+                "Argument 'pullRequestId' on InputObject 'MarkPullRequestReadyForReviewInput' is required.",
+                kind=None,
+            )
+        node = found["inline"] if found["variable"] is None else variables.get(found["variable"])
+        located = _pull_of_node(str(node)) if isinstance(node, str) else None
+        repo = self._repos.get(located[0]) if located else None
+        pull = repo.pulls.get(located[1]) if repo is not None and located else None
+        if repo is None or pull is None:
+            return _graphql_error(
+                f"Could not resolve to a node with the global id of '{node}'", kind="NOT_FOUND"
+            )
+        if pull.state != "open":
+            return _graphql_error(f"Pull request #{pull.number} is closed", kind="UNPROCESSABLE")
+        pull.draft = False
+        known = {
+            "id": _node_id(repo.path, pull.number),
+            "number": pull.number,
+            "isDraft": False,
+            "url": f"{self.url}/{repo.path}/pull/{pull.number}",
+            "state": "OPEN",
+        }
+        asked = re.search(r"pullRequest\s*\{(?P<fields>[^}]*)\}", query)
+        wanted = asked["fields"] if asked else ""
+        selected = {k: v for k, v in known.items() if re.search(rf"\b{k}\b", wanted)}
+        return Reply.json(200, {"data": {"markPullRequestReadyForReview": {"pullRequest": selected}}})
 
     # --- actions and statuses -------------------------------------------------------------------------
 
@@ -484,6 +819,44 @@ class FakeGitHub(FakeServer):
 
 def _owner(repo: _Repo) -> str:
     return repo.path.split("/")[0]
+
+
+def _node_id(repo: str, number: int) -> str:
+    """An opaque-looking global node id that the fake can map back to its pull request."""
+    return "PR_" + base64.urlsafe_b64encode(f"{repo}#{number}".encode()).decode().rstrip("=")
+
+
+def _pull_of_node(node: str) -> tuple[str, int] | None:
+    if not node.startswith("PR_"):
+        return None
+    try:
+        repo, _, number = (
+            base64.urlsafe_b64decode(node[3:] + "=" * (-len(node[3:]) % 4)).decode().rpartition("#")
+        )
+        return repo, int(number)
+    except ValueError:
+        return None
+
+
+def _mergeable_state(pull: FakePull) -> str:
+    if pull.state != "open":
+        return "unknown"
+    return "draft" if pull.draft else "clean" if pull.mergeable else "dirty"
+
+
+def _graphql_error(message: str, *, kind: str | None) -> Reply:
+    error: dict[str, Any] = {"message": message, "path": ["markPullRequestReadyForReview"]}
+    if kind is not None:
+        error["type"] = kind
+    return Reply.json(200, {"data": {"markPullRequestReadyForReview": None}, "errors": [error]})
+
+
+def _not_mergeable(message: str) -> Reply:
+    return Reply.json(405, {"message": message, "documentation_url": DOCS})
+
+
+def _invalid(reason: str) -> Reply:
+    return Reply.json(422, {"message": f"Invalid request.\n\n{reason}", "documentation_url": DOCS})
 
 
 def _not_found() -> Reply:

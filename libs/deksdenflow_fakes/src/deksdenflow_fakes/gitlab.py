@@ -9,6 +9,12 @@ sending ``draft: true`` to the create endpoint would get a non-draft MR and neve
 
 Drafts follow GitLab's rule: an MR is a draft when its title starts with ``Draft:``, ``[Draft]`` or
 ``(Draft)``.
+
+Served: merge requests (list/get/create/update), their notes, approvals and merges; users looked up by
+username; pipelines and their jobs and traces. A merge is recorded, not performed (the fake knows branch
+heads only as shas): the MR becomes merged with a made-up, deterministic merge commit sha. "Merge when the
+pipeline succeeds" is kept pending and carried out when ``set_ci`` records a successful pipeline for the
+MR's head (and no approval is missing); a failed pipeline cancels it, as on GitLab.
 """
 
 from __future__ import annotations
@@ -31,8 +37,17 @@ _MR_CREATE_KEYS = {
     "labels", "milestone_id", "remove_source_branch", "allow_collaboration", "allow_maintainer_to_push",
     "squash", "target_project_id", "merge_after",
 }  # fmt: skip
+_MR_UPDATE_KEYS = {"title", "description", "reviewer_ids", "target_branch", "state_event"}
+_MERGE_KEYS = {
+    "merge_commit_message", "squash_commit_message", "squash", "should_remove_source_branch",
+    "merge_when_pipeline_succeeds", "auto_merge", "sha",
+}  # fmt: skip
+_NOTE_KEYS = {"body", "internal", "created_at", "merge_request_diff_head_sha"}
 _PIPELINE_CREATE_KEYS = {"ref", "variables", "inputs"}
 _CI_STATUS = {"success": "success", "failure": "failed", "running": "running"}
+_FAILED_PIPELINE = frozenset({"failed", "canceled"})
+_BOT = "deksdenflow-bot"  # the user the token belongs to: author of MRs and notes made through the API
+_NOT_ALLOWED = {"message": "405 Method Not Allowed"}
 
 CiOutcome = Literal["success", "failure", "running"]
 
@@ -48,10 +63,25 @@ class FakeMergeRequest:
     description: str
     sha: str
     state: Literal["opened", "closed", "merged"] = "opened"
+    reviewers: list[str] = field(default_factory=list)  # usernames
+    approved_by: list[str] = field(default_factory=list)
+    notes: list[FakeNote] = field(default_factory=list)
+    merge_when_pipeline_succeeds: bool = False
+    squash: bool = False
+    merge_commit_sha: str | None = None
 
     @property
     def draft(self) -> bool:
         return bool(_DRAFT_TITLE.match(self.title))
+
+
+@dataclass(frozen=True)
+class FakeNote:
+    """A comment (note) on a merge request."""
+
+    id: int
+    author: str
+    body: str
 
 
 @dataclass
@@ -85,6 +115,7 @@ class _Project:
     merge_requests: dict[int, FakeMergeRequest] = field(default_factory=dict)
     pipelines: list[FakePipeline] = field(default_factory=list)
     branches: dict[str, str] = field(default_factory=dict)
+    approvals_required: int = 0
 
 
 _Handler = Callable[[_Project, Request, re.Match[str]], Reply]
@@ -104,12 +135,18 @@ class FakeGitLab(FakeServer):
         self._on_demand = projects is None
         self._projects: dict[str, _Project] = {}
         self._next_id = 5000
+        self._users: dict[str, int] = {}
+        self.add_user(_BOT)
         for path in projects or ():
             self.add_project(path)
         self._routes: list[tuple[str, re.Pattern[str], _Handler]] = [
             ("GET", re.compile(r"/merge_requests"), self._list_mrs),
             ("POST", re.compile(r"/merge_requests"), self._create_mr),
             ("GET", re.compile(r"/merge_requests/(?P<iid>\d+)"), self._get_mr),
+            ("PUT", re.compile(r"/merge_requests/(?P<iid>\d+)"), self._update_mr),
+            ("PUT", re.compile(r"/merge_requests/(?P<iid>\d+)/merge"), self._merge_mr),
+            ("POST", re.compile(r"/merge_requests/(?P<iid>\d+)/notes"), self._add_note),
+            ("GET", re.compile(r"/merge_requests/(?P<iid>\d+)/approvals"), self._approvals),
             ("POST", re.compile(r"/pipeline"), self._create_pipeline),
             ("GET", re.compile(r"/pipelines"), self._list_pipelines),
             ("GET", re.compile(r"/pipelines/(?P<pipeline>\d+)/jobs"), self._list_jobs),
@@ -133,8 +170,43 @@ class FakeGitLab(FakeServer):
             self._projects[path] = _Project(id=self._new_id(), path=path)
 
     def set_branch(self, project: str, branch: str, sha: str) -> None:
+        """Make ``branch`` point at ``sha``; like a push, it moves the head of the open MRs from it."""
         with self._state:
-            self._project_or_fail(project).branches[branch] = sha
+            found = self._project_or_fail(project)
+            found.branches[branch] = sha
+            for mr in found.merge_requests.values():
+                if mr.state == "opened" and mr.source_branch == branch:
+                    mr.sha = sha
+
+    def add_user(self, username: str) -> int:
+        """A user of the instance (needed to be asked for a review); returns their id."""
+        with self._state:
+            return self._users.setdefault(username, self._new_id())
+
+    def set_approvals_required(self, project: str, count: int) -> None:
+        """How many approvals the project's rules require before an MR may be merged."""
+        with self._state:
+            found = self._project_or_fail(project)
+            found.approvals_required = count
+            self._carry_out_auto_merges(found)
+
+    def approve(self, project: str, iid: int, user: str) -> None:
+        """``user`` approves the MR (an MR waiting to merge when its pipeline succeeds may now merge)."""
+        with self._state:
+            self.add_user(user)
+            found = self._project_or_fail(project)
+            mr = found.merge_requests[iid]
+            if user not in mr.approved_by:
+                mr.approved_by.append(user)
+            self._carry_out_auto_merges(found)
+
+    def unapprove(self, project: str, iid: int, user: str) -> None:
+        with self._state:
+            self._project_or_fail(project).merge_requests[iid].approved_by.remove(user)
+
+    def mr(self, project: str, iid: int) -> FakeMergeRequest:
+        with self._state:
+            return self._project_or_fail(project).merge_requests[iid]
 
     def mrs(self, project: str) -> list[FakeMergeRequest]:
         with self._state:
@@ -148,8 +220,10 @@ class FakeGitLab(FakeServer):
             return self._new_mr(self._project_or_fail(project), source_branch, target_branch, title, "")
 
     def merge(self, project: str, iid: int) -> None:
+        """Merge the MR as someone on the web page would."""
         with self._state:
-            self._project_or_fail(project).merge_requests[iid].state = "merged"
+            found = self._project_or_fail(project)
+            self._record_merge(found, found.merge_requests[iid])
 
     def close(self, project: str, iid: int) -> None:
         with self._state:
@@ -181,6 +255,7 @@ class FakeGitLab(FakeServer):
             for name in passing_jobs:
                 pipeline.jobs.append(FakeJob(self._new_id(), name, "success", f"{name}: ok\n"))
             pipeline.jobs.append(FakeJob(self._new_id(), job_name, status, log))
+            self._carry_out_auto_merges(self._project_or_fail(project))
             return pipeline
 
     # --- dispatch -------------------------------------------------------------------------------------
@@ -193,6 +268,8 @@ class FakeGitLab(FakeServer):
             supplied = request.header("private-token") or _bearer(request.header("authorization"))
             if supplied != self.token:
                 return Reply.json(401, {"message": "401 Unauthorized"})
+            if request.path[len(prefix) :] == "users" and request.method == "GET":
+                return self._find_users(request)
             match = re.fullmatch(r"projects/(?P<id>[^/]+)(?P<rest>/.*)", request.path[len(prefix) :])
             if match is None:
                 return _route_not_found()
@@ -238,6 +315,157 @@ class FakeGitLab(FakeServer):
         mr = self._new_mr(project, source, target, str(params["title"]), str(params.get("description") or ""))
         return Reply.json(201, self._mr_json(project, mr))
 
+    def _update_mr(self, project: _Project, request: Request, match: re.Match[str]) -> Reply:
+        mr = project.merge_requests.get(int(match["iid"]))
+        if mr is None:
+            return Reply.json(404, {"message": "404 Not found"})
+        params, problem = _params(request, allowed=_MR_UPDATE_KEYS, required=())
+        if problem is not None:
+            return problem
+        if not params:
+            message = (
+                f"{', '.join(sorted(_MR_UPDATE_KEYS))} are missing, at least one parameter must be provided"
+            )
+            return Reply.json(400, {"error": message})
+        if params.get("state_event") not in {None, "close", "reopen"}:
+            return Reply.json(400, {"error": "state_event does not have a valid value"})
+        reviewers = params.get("reviewer_ids")
+        if reviewers is not None:
+            if not isinstance(reviewers, list) or not all(isinstance(i, int) for i in reviewers):
+                return Reply.json(400, {"error": "reviewer_ids is invalid"})
+            by_id = {user_id: name for name, user_id in self._users.items()}
+            unknown = [i for i in reviewers if i not in by_id]
+            if unknown:
+                return Reply.json(
+                    400,
+                    {"error": f"reviewer_ids: no users with ids {unknown} (GitLab would drop them silently)"},
+                )
+            mr.reviewers = [by_id[i] for i in reviewers]
+        if "title" in params:
+            mr.title = str(params["title"])
+        if "description" in params:
+            mr.description = str(params["description"])
+        if "target_branch" in params:
+            mr.target_branch = str(params["target_branch"])
+        if params.get("state_event") == "close" and mr.state == "opened":
+            mr.state = "closed"
+        elif params.get("state_event") == "reopen" and mr.state == "closed":
+            mr.state = "opened"
+        return Reply.json(200, self._mr_json(project, mr))
+
+    def _add_note(self, project: _Project, request: Request, match: re.Match[str]) -> Reply:
+        mr = project.merge_requests.get(int(match["iid"]))
+        if mr is None:
+            return Reply.json(404, {"message": "404 Not found"})
+        params, problem = _params(request, allowed=_NOTE_KEYS, required=("body",))
+        if problem is not None:
+            return problem
+        note = FakeNote(self._new_id(), _BOT, str(params["body"]))
+        mr.notes.append(note)
+        return Reply.json(
+            201,
+            {
+                "id": note.id,
+                "type": None,
+                "body": note.body,
+                "author": self._user_json(note.author),
+                "created_at": _TIME,
+                "updated_at": _TIME,
+                "system": False,
+                "noteable_id": project.id * 1000 + mr.iid,
+                "noteable_type": "MergeRequest",
+                "noteable_iid": mr.iid,
+                "project_id": project.id,
+                "resolvable": False,
+                "confidential": False,
+                "internal": bool(params.get("internal", False)),
+            },
+        )
+
+    def _approvals(self, project: _Project, _: Request, match: re.Match[str]) -> Reply:
+        mr = project.merge_requests.get(int(match["iid"]))
+        if mr is None:
+            return Reply.json(404, {"message": "404 Not found"})
+        left = _approvals_left(project, mr)
+        return Reply.json(
+            200,
+            {
+                "id": project.id * 1000 + mr.iid,
+                "iid": mr.iid,
+                "project_id": project.id,
+                "title": mr.title,
+                "state": mr.state,
+                "approved": left == 0,
+                "approvals_required": project.approvals_required,
+                "approvals_left": left,
+                "approved_by": [{"user": self._user_json(name)} for name in mr.approved_by],
+                "user_has_approved": _BOT in mr.approved_by,
+                "user_can_approve": _BOT not in mr.approved_by,
+            },
+        )
+
+    def _merge_mr(self, project: _Project, request: Request, match: re.Match[str]) -> Reply:
+        """GitLab's checks in its order: open, head, draft; then merge now or when the pipeline succeeds."""
+        mr = project.merge_requests.get(int(match["iid"]))
+        if mr is None:
+            return Reply.json(404, {"message": "404 Not found"})
+        params, problem = _params(request, allowed=_MERGE_KEYS, required=())
+        if problem is not None:
+            return problem
+        if mr.state != "opened":
+            return Reply.json(405, _NOT_ALLOWED)
+        if params.get("sha") not in {None, mr.sha}:
+            return Reply.json(409, {"message": f"SHA does not match HEAD of source branch: {mr.sha}"})
+        if mr.draft:
+            return Reply.json(405, _NOT_ALLOWED)
+        squash = _flag(params.get("squash"))
+        pipeline = self._head_pipeline(project, mr)
+        if _flag(params.get("merge_when_pipeline_succeeds")) or _flag(params.get("auto_merge")):
+            # GitLab answers 405 when there is no pipeline to wait for, or the last one failed.
+            if pipeline is None or pipeline.status in _FAILED_PIPELINE:
+                return Reply.json(405, _NOT_ALLOWED)
+            mr.merge_when_pipeline_succeeds, mr.squash = True, squash
+            self._carry_out_auto_merges(project)
+            return Reply.json(200, self._mr_json(project, mr))
+        if _approvals_left(project, mr) > 0:
+            return Reply.json(405, _NOT_ALLOWED)
+        mr.squash = squash
+        self._record_merge(project, mr)
+        return Reply.json(200, self._mr_json(project, mr))
+
+    def _carry_out_auto_merges(self, project: _Project) -> None:
+        """Merge the MRs waiting for their pipeline once it succeeded; a failed one cancels the wait."""
+        for mr in project.merge_requests.values():
+            if mr.state != "opened" or not mr.merge_when_pipeline_succeeds:
+                continue
+            pipeline = self._head_pipeline(project, mr)
+            if pipeline is not None and pipeline.status in _FAILED_PIPELINE:
+                mr.merge_when_pipeline_succeeds = False
+            elif pipeline is not None and pipeline.status == "success" and _approvals_left(project, mr) == 0:
+                self._record_merge(project, mr)
+
+    def _record_merge(self, project: _Project, mr: FakeMergeRequest) -> None:
+        seed = f"{project.path}:{mr.iid}:{mr.sha}:{mr.squash}"
+        mr.state, mr.merge_when_pipeline_succeeds = "merged", False
+        mr.merge_commit_sha = hashlib.sha1(seed.encode()).hexdigest()  # noqa: S324
+
+    def _head_pipeline(self, project: _Project, mr: FakeMergeRequest) -> FakePipeline | None:
+        return max((p for p in project.pipelines if p.sha == mr.sha), key=lambda p: p.id, default=None)
+
+    def _find_users(self, request: Request) -> Reply:
+        wanted = (request.param("username") or "").lower()
+        found = [name for name in self._users if not wanted or name.lower() == wanted]
+        return Reply.json(200, [self._user_json(name) for name in found])
+
+    def _user_json(self, username: str) -> dict[str, Any]:
+        return {
+            "id": self._users.get(username, 0),
+            "username": username,
+            "name": username,
+            "state": "active",
+            "web_url": f"{self.base_url}/{username}",
+        }
+
     def _new_mr(
         self, project: _Project, source: str, target: str, title: str, description: str
     ) -> FakeMergeRequest:
@@ -265,7 +493,13 @@ class FakeGitLab(FakeServer):
             "draft": mr.draft,
             "work_in_progress": mr.draft,
             "sha": mr.sha,
-            "detailed_merge_status": "draft_status" if mr.draft else "mergeable",
+            "merge_commit_sha": mr.merge_commit_sha,
+            "squash_commit_sha": None,
+            "squash": mr.squash,
+            "merge_when_pipeline_succeeds": mr.merge_when_pipeline_succeeds,
+            "reviewers": [self._user_json(name) for name in mr.reviewers],
+            "author": self._user_json(_BOT),
+            "detailed_merge_status": _merge_status(project, mr),
             "web_url": f"{self.base_url}/{project.path}/-/merge_requests/{mr.iid}",
             "references": {"short": f"!{mr.iid}", "full": f"{project.path}!{mr.iid}"},
         }
@@ -364,6 +598,24 @@ class FakeGitLab(FakeServer):
     def _new_id(self) -> int:
         self._next_id += 1
         return self._next_id
+
+
+def _approvals_left(project: _Project, mr: FakeMergeRequest) -> int:
+    return max(project.approvals_required - len(mr.approved_by), 0)
+
+
+def _merge_status(project: _Project, mr: FakeMergeRequest) -> str:
+    """GitLab's ``detailed_merge_status`` for what the fake knows of an MR."""
+    if mr.state != "opened":
+        return "not_open"
+    if mr.draft:
+        return "draft_status"
+    return "not_approved" if _approvals_left(project, mr) else "mergeable"
+
+
+def _flag(value: Any) -> bool:
+    """A boolean parameter as Grape reads it from JSON or a form."""
+    return value is True or str(value).lower() in {"true", "1"}
 
 
 def _bearer(header: str | None) -> str | None:

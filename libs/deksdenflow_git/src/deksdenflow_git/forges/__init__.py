@@ -15,9 +15,12 @@ from deksdenflow_git.forges.base import (
     ForgeNotFound,
     ForgeUnavailable,
     InvalidRepoUrl,
+    MergeMethod,
+    MergeResult,
     PullRequest,
     PullRequestState,
     RepoRef,
+    Reviews,
     parse_repo,
 )
 from deksdenflow_git.forges.cli import GhCli, GlabCli
@@ -39,10 +42,13 @@ __all__ = [
     "GitLabForge",
     "GlabCli",
     "InvalidRepoUrl",
+    "MergeMethod",
+    "MergeResult",
     "ProviderName",
     "PullRequest",
     "PullRequestState",
     "RepoRef",
+    "Reviews",
     "make_forge",
     "parse_repo",
 ]

@@ -8,6 +8,7 @@ repository will not fix itself, a 502 or a timeout may.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -17,6 +18,7 @@ from deksdenflow_core.errors import ConfigurationError, DeksdenflowError, Infras
 
 PullRequestState = Literal["open", "closed", "merged"]
 CiState = Literal["success", "failure", "running", "none"]
+MergeMethod = Literal["merge", "squash", "rebase"]
 
 # How the configuration usually names each forge's token; errors name it, never show the token itself.
 DEFAULT_TOKEN_NAMES: dict[str, str] = {"github": "GITHUB_TOKEN", "gitlab": "GITLAB_TOKEN"}
@@ -68,6 +70,35 @@ class CiFailure:
     log_excerpt: str
 
 
+@dataclass(frozen=True)
+class MergeResult:
+    """What a merge request to the forge achieved.
+
+    ``merged``: merged now (or already before: merging is idempotent). ``scheduled``: not merged yet, but the
+    forge will merge by itself when the pipeline succeeds (GitLab auto-merge). Neither: nothing happened,
+    ask again later (GitHub with ``when_pipeline_succeeds`` while the commit's CI is not green).
+    """
+
+    merged: bool
+    scheduled: bool
+    merge_commit_sha: str  # "" unless merged
+    url: str  # the PR/MR's web page
+
+
+@dataclass(frozen=True)
+class Reviews:
+    """Where the reviews of a PR/MR stand.
+
+    GitHub: each user's latest approving or change-requesting review counts (a comment changes nothing, a
+    dismissal clears it); ``approvals_required`` is 0 because branch protection is not read. GitLab: the
+    approvers, no change requests (GitLab has none), and the approvals still missing (``approvals_left``).
+    """
+
+    approved_by: tuple[str, ...]
+    changes_requested_by: tuple[str, ...]
+    approvals_required: int  # approvals still needed before the forge allows a merge
+
+
 class Forge(Protocol):
     """Pull requests and CI of one repository on GitHub or GitLab."""
 
@@ -95,6 +126,39 @@ class Forge(Protocol):
 
     async def ci_failure(self, sha: str, *, max_lines: int = 80) -> CiFailure | None:
         """The failed job of the latest failed CI run of ``sha`` and its last log lines; None if none."""
+        ...
+
+    async def mark_ready(self, number: int) -> PullRequest:
+        """Take a draft PR/MR out of draft (ready for review); one already ready is returned as is."""
+        ...
+
+    async def request_reviewers(self, number: int, reviewers: Sequence[str]) -> None:
+        """Ask these users (logins/usernames) for a review, in addition to those already asked."""
+        ...
+
+    async def update_pull_request_body(self, number: int, body: str) -> None:
+        """Replace the PR's body (the MR's description)."""
+        ...
+
+    async def comment(self, number: int, body: str) -> str:
+        """Post a top-level comment on the PR/MR; returns the comment's web URL."""
+        ...
+
+    async def merge(
+        self, number: int, *, method: MergeMethod, sha: str, when_pipeline_succeeds: bool = False
+    ) -> MergeResult:
+        """Merge the PR/MR if its head is still ``sha``; a PR/MR merged already is reported as merged.
+
+        ``when_pipeline_succeeds``: GitLab schedules the merge (``scheduled``) until the pipeline succeeds;
+        GitHub's REST API cannot schedule, so GitHub merges only if the commit's CI is green and otherwise
+        reports neither merged nor scheduled. On GitLab ``method`` only chooses whether to squash: merge
+        commit or fast-forward is the project's setting. A refusal (draft, conflicts, checks, a head that
+        moved) raises ``ForgeError`` with the forge's reason.
+        """
+        ...
+
+    async def reviews(self, number: int) -> Reviews:
+        """Who approved and who asked for changes, and how many approvals are still missing."""
         ...
 
     async def aclose(self) -> None:

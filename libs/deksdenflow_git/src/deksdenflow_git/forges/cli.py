@@ -2,9 +2,10 @@
 token is configured for deksdenflow.
 
 Porcelain commands do what they are good at (``gh pr create --draft``, ``gh workflow run``,
-``glab mr create --draft``, ``glab ci run``); reads that need the raw API objects go through
-``gh api``/``glab api`` and reuse the REST clients' JSON readers. Arguments are passed as an argv list,
-never through a shell.
+``glab mr create --draft``, ``glab ci run``); reads that need the raw API objects, and the review and
+merge calls, go through ``gh api``/``glab api`` with the REST clients' requests and JSON readers, so both
+paths behave alike. Arguments are passed as an argv list, never through a shell; request bodies go in as
+JSON on stdin (``--input -``), never as ``-f`` fields whose values the CLIs would interpret.
 """
 
 from __future__ import annotations
@@ -30,26 +31,41 @@ from deksdenflow_git.forges.base import (
     ForgeError,
     ForgeNotFound,
     ForgeUnavailable,
+    MergeMethod,
+    MergeResult,
     PullRequest,
     RepoRef,
+    Reviews,
     log_tail,
 )
 from deksdenflow_git.forges.github import (
     DEFAULT_WORKFLOW,
+    MARK_READY_MUTATION,
     ci_status_from_github,
     failed_run,
+    graphql_data,
+    pull_request_from_github,
+    reviews_from_github,
     workflow_page,
 )
 from deksdenflow_git.forges.github import failed_job as github_failed_job
+from deksdenflow_git.forges.github import merge_result_if_settled as github_settled
 from deksdenflow_git.forges.gitlab import (
     ci_status_from_gitlab,
     draft_title,
     failed_pipeline,
     merge_request_from_gitlab,
+    merge_result_from_gitlab,
+    not_mergeable,
+    note_url,
     open_merge_request,
     project_id,
+    ready_title,
+    reviews_from_gitlab,
+    user_id,
 )
 from deksdenflow_git.forges.gitlab import failed_job as gitlab_failed_job
+from deksdenflow_git.forges.gitlab import merge_result_if_settled as gitlab_settled
 
 _GH_PR_FIELDS = "number,url,state,isDraft,headRefName,headRefOid"
 _AUTH_HINTS = re.compile(r"\b401\b|bad credentials|auth login|not logged in|unauthorized|authenticat", re.I)
@@ -60,6 +76,9 @@ _UNAVAILABLE_HINTS = re.compile(
     re.I,
 )
 _GLAB_MR_URL = re.compile(r"https?://\S+?/-/merge_requests/(\d+)")
+_REVIEWS_PAGE = 100
+# Both CLIs send an --input body as is, without a content type; GitLab reads a body only when it is typed.
+_JSON_BODY = ("--header", "Content-Type: application/json", "--input", "-")
 
 
 @dataclass(frozen=True)
@@ -91,18 +110,19 @@ class CliRunner:
         # Never ask a question on a terminal nobody watches; plain text is easier to parse.
         self._env = {**os.environ, "GH_PROMPT_DISABLED": "1", "NO_PROMPT": "1", "NO_COLOR": "1"}
 
-    async def run(self, *args: str, check: bool = True) -> CliResult:
-        """Run ``binary args``; with ``check`` a non-zero exit raises the matching forge error."""
+    async def run(self, *args: str, check: bool = True, stdin: str | None = None) -> CliResult:
+        """Run ``binary args`` (fed ``stdin``); with ``check`` a non-zero exit raises the matching error."""
         process = await asyncio.create_subprocess_exec(
             self._path,
             *args,
-            stdin=asyncio.subprocess.DEVNULL,
+            stdin=asyncio.subprocess.DEVNULL if stdin is None else asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             env=self._env,
         )
         try:
-            out, err = await asyncio.wait_for(process.communicate(), self._timeout)
+            fed = None if stdin is None else stdin.encode()
+            out, err = await asyncio.wait_for(process.communicate(fed), self._timeout)
         except TimeoutError:
             process.kill()
             await process.wait()
@@ -119,7 +139,10 @@ class CliRunner:
         return result
 
     async def json(self, *args: str) -> Any:
-        result = await self.run(*args)
+        return self.parse(args, await self.run(*args))
+
+    def parse(self, args: Sequence[str], result: CliResult) -> Any:
+        """The JSON a run printed."""
         try:
             return json.loads(result.stdout)
         except ValueError:
@@ -163,6 +186,7 @@ class GhCli:
         default_workflow: str = DEFAULT_WORKFLOW,
     ) -> None:
         self.repo = repo
+        self._token_name = token_name
         self._gh = CliRunner("gh", repo=repo, token_name=token_name, timeout=timeout)
         self._repo_arg = f"{repo.host}/{repo.path}"
         self._default_workflow = default_workflow
@@ -237,6 +261,81 @@ class GhCli:
         return CiFailure(
             run_url=run["html_url"], job_name=job["name"], log_excerpt=log_tail(log.stdout, max_lines)
         )
+
+    # --- review and merge, through the REST API as GitHubForge does it ----------------------------
+
+    async def mark_ready(self, number: int) -> PullRequest:
+        data = await self._api(f"pulls/{number}")
+        pr = pull_request_from_github(data)
+        if not pr.draft:
+            return pr
+        args = (
+            "api", "--hostname", self.repo.host, "graphql",
+            "-f", f"query={MARK_READY_MUTATION}", "-f", f"id={data['node_id']}",
+        )  # fmt: skip
+        result = await self._gh.run(*args, check=False)
+        # A GraphQL error exits non-zero with the answer on stdout: read it as GitHubForge does.
+        answer = _json_or_none(result.stdout)
+        if result.returncode != 0 and not (isinstance(answer, dict) and answer.get("errors")):
+            raise self._gh.error_for(args, result)
+        graphql_data(answer, repo=self.repo, token_name=self._token_name, scrub=str)
+        return replace(pr, draft=False)
+
+    async def request_reviewers(self, number: int, reviewers: Sequence[str]) -> None:
+        if reviewers:
+            await self._send("POST", f"pulls/{number}/requested_reviewers", {"reviewers": list(reviewers)})
+
+    async def update_pull_request_body(self, number: int, body: str) -> None:
+        await self._send("PATCH", f"pulls/{number}", {"body": body})
+
+    async def comment(self, number: int, body: str) -> str:
+        args, result = await self._send("POST", f"issues/{number}/comments", {"body": body})
+        return str(self._gh.parse(args, result)["html_url"])
+
+    async def merge(
+        self, number: int, *, method: MergeMethod, sha: str, when_pipeline_succeeds: bool = False
+    ) -> MergeResult:
+        data = await self._api(f"pulls/{number}")
+        done = github_settled(data, repo=self.repo)
+        if done is not None:
+            return done
+        if when_pipeline_succeeds and (await self.ci_status(sha)).state != "success":
+            return MergeResult(merged=False, scheduled=False, merge_commit_sha="", url=data["html_url"])
+        payload = {"merge_method": method, "sha": sha}
+        args, result = await self._send("PUT", f"pulls/{number}/merge", payload, check=False)
+        if result.returncode == 0:
+            merged = self._gh.parse(args, result)
+            return MergeResult(
+                merged=True, scheduled=False, merge_commit_sha=merged["sha"], url=data["html_url"]
+            )
+        done = github_settled(await self._api(f"pulls/{number}"), repo=self.repo)
+        if done is not None:
+            return done
+        raise self._gh.error_for(args, result)
+
+    async def reviews(self, number: int) -> Reviews:
+        found: list[dict[str, Any]] = []
+        page = 1
+        while True:
+            batch = await self._api(f"pulls/{number}/reviews?per_page={_REVIEWS_PAGE}&page={page}")
+            found.extend(batch)
+            if len(batch) < _REVIEWS_PAGE:
+                return reviews_from_github(found)
+            page += 1
+
+    async def _send(
+        self, method: str, endpoint: str, payload: dict[str, Any], *, check: bool = True
+    ) -> tuple[tuple[str, ...], CliResult]:
+        args = (
+            "api",
+            "--hostname",
+            self.repo.host,
+            "--method",
+            method,
+            *_JSON_BODY,
+            self._endpoint(endpoint),
+        )
+        return args, await self._gh.run(*args, check=check, stdin=json.dumps(payload))
 
     async def _api(self, endpoint: str) -> Any:
         return await self._gh.json("api", "--hostname", self.repo.host, self._endpoint(endpoint))
@@ -315,8 +414,87 @@ class GlabCli:
             run_url=pipeline["web_url"], job_name=job["name"], log_excerpt=log_tail(trace.stdout, max_lines)
         )
 
+    # --- review and merge, through the REST API as GitLabForge does it ----------------------------
+
+    async def mark_ready(self, number: int) -> PullRequest:
+        data = await self._api(f"merge_requests/{number}")
+        if not merge_request_from_gitlab(data).draft:
+            return merge_request_from_gitlab(data)
+        args, result = await self._send(
+            "PUT", f"merge_requests/{number}", {"title": ready_title(data["title"])}
+        )
+        return merge_request_from_gitlab(self._glab.parse(args, result))
+
+    async def request_reviewers(self, number: int, reviewers: Sequence[str]) -> None:
+        if not reviewers:
+            return
+        ids = [
+            user_id(await self._get(f"users?{urlencode({'username': name})}"), name, self.repo)
+            for name in reviewers
+        ]
+        asked = [int(r["id"]) for r in (await self._api(f"merge_requests/{number}")).get("reviewers") or []]
+        await self._send(
+            "PUT", f"merge_requests/{number}", {"reviewer_ids": list(dict.fromkeys([*asked, *ids]))}
+        )
+
+    async def update_pull_request_body(self, number: int, body: str) -> None:
+        await self._send("PUT", f"merge_requests/{number}", {"description": body})
+
+    async def comment(self, number: int, body: str) -> str:
+        args, result = await self._send("POST", f"merge_requests/{number}/notes", {"body": body})
+        note = self._glab.parse(args, result)
+        return note_url((await self._api(f"merge_requests/{number}"))["web_url"], note)
+
+    async def merge(
+        self, number: int, *, method: MergeMethod, sha: str, when_pipeline_succeeds: bool = False
+    ) -> MergeResult:
+        data = await self._api(f"merge_requests/{number}")
+        done = gitlab_settled(data, sha=sha, scheduling=when_pipeline_succeeds, repo=self.repo)
+        if done is not None:
+            return done
+        payload = {
+            "sha": sha,
+            "squash": method == "squash",
+            "merge_when_pipeline_succeeds": when_pipeline_succeeds,
+        }
+        args, result = await self._send("PUT", f"merge_requests/{number}/merge", payload, check=False)
+        if result.returncode == 0:
+            return merge_result_from_gitlab(self._glab.parse(args, result))
+        again = await self._api(f"merge_requests/{number}")
+        done = gitlab_settled(again, sha=sha, scheduling=when_pipeline_succeeds, repo=self.repo)
+        if done is not None:
+            return done
+        raise not_mergeable(self._glab.error_for(args, result), again)
+
+    async def reviews(self, number: int) -> Reviews:
+        return reviews_from_gitlab(await self._api(f"merge_requests/{number}/approvals"))
+
+    async def _send(
+        self, method: str, endpoint: str, payload: dict[str, Any], *, check: bool = True
+    ) -> tuple[tuple[str, ...], CliResult]:
+        args = (
+            "api",
+            "--hostname",
+            self.repo.host,
+            "--method",
+            method,
+            *_JSON_BODY,
+            f"{self._project}/{endpoint}",
+        )
+        return args, await self._glab.run(*args, check=check, stdin=json.dumps(payload))
+
     async def _api(self, endpoint: str) -> Any:
-        return await self._glab.json("api", "--hostname", self.repo.host, f"{self._project}/{endpoint}")
+        return await self._get(f"{self._project}/{endpoint}")
+
+    async def _get(self, endpoint: str) -> Any:
+        return await self._glab.json("api", "--hostname", self.repo.host, endpoint)
+
+
+def _json_or_none(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
 
 
 def pull_request_from_gh(data: dict[str, Any]) -> PullRequest:

@@ -1,12 +1,14 @@
 """GitHub (and GitHub Enterprise Server) through the REST API, version 2022-11-28.
 
-The functions that read GitHub's JSON (pull requests, statuses, check runs, workflow runs) are public
-because the gh fallback gets the very same JSON through ``gh api`` and reads it with them.
+One thing REST cannot do: take a pull request out of draft. That goes through the GraphQL mutation
+``markPullRequestReadyForReview``. The functions that read GitHub's JSON (pull requests, statuses, check
+runs, workflow runs, reviews) are public because the gh fallback gets the very same JSON through
+``gh api`` and reads it with them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 from urllib.parse import quote
@@ -16,9 +18,16 @@ from deksdenflow_git.forges.base import (
     CiFailure,
     CiState,
     CiStatus,
+    ForgeAuthError,
     ForgeError,
+    ForgeNotFound,
+    ForgeUnavailable,
+    MergeMethod,
+    MergeResult,
     PullRequest,
     RepoRef,
+    Reviews,
+    api_message,
     log_tail,
 )
 from deksdenflow_git.forges.transport import RestTransport
@@ -27,11 +36,22 @@ API_VERSION = "2022-11-28"
 DEFAULT_WORKFLOW = "ci.yml"
 _FAILED_CONCLUSIONS = frozenset({"failure", "timed_out", "cancelled", "action_required", "startup_failure"})
 _PASSED_CONCLUSIONS = frozenset({"success", "neutral", "skipped"})
+_REVIEWS_PAGE = 100
+MARK_READY_MUTATION = (
+    "mutation($id: ID!) { markPullRequestReadyForReview(input: {pullRequestId: $id}) "
+    "{ pullRequest { isDraft } } }"
+)
 
 
 def github_api_base(host: str) -> str:
     """github.com has its own API host; GitHub Enterprise Server serves the API under ``/api/v3``."""
     return "https://api.github.com" if host == "github.com" else f"https://{host}/api/v3"
+
+
+def github_graphql_base(api_base: str) -> str:
+    """Where ``/graphql`` lives: next to the REST root on github.com, at ``/api/graphql`` on GHES."""
+    base = api_base.rstrip("/")
+    return base.removesuffix("/v3") if base.endswith("/api/v3") else base
 
 
 def workflow_page(repo: RepoRef, workflow: str) -> str:
@@ -56,11 +76,14 @@ class GitHubForge:
     ) -> None:
         self.repo = repo
         self.owner = repo.path.split("/")[0]
+        self._token_name = token_name
         self._default_workflow = default_workflow
         self._prefix = f"/repos/{repo.path}"
+        api_base = api_base_url or github_api_base(repo.host)
+        self._graphql_base = github_graphql_base(api_base)
         self._http = RestTransport(
             repo=repo,
-            base_url=api_base_url or github_api_base(repo.host),
+            base_url=api_base,
             headers={
                 "Authorization": f"Bearer {token}",
                 "Accept": "application/vnd.github+json",
@@ -103,7 +126,80 @@ class GitHubForge:
         raise self._http.error_for("POST", path, response)
 
     async def get_pull_request(self, number: int) -> PullRequest:
-        return pull_request_from_github(await self._http.get_json(f"{self._prefix}/pulls/{number}"))
+        return pull_request_from_github(await self._pull(number))
+
+    async def _pull(self, number: int) -> dict[str, Any]:
+        return dict(await self._http.get_json(f"{self._prefix}/pulls/{number}"))
+
+    # --- review and merge -----------------------------------------------------------------------------
+
+    async def mark_ready(self, number: int) -> PullRequest:
+        data = await self._pull(number)
+        pr = pull_request_from_github(data)
+        if not pr.draft:
+            return pr
+        response = await self._http.request(
+            "POST",
+            "/graphql",
+            json={"query": MARK_READY_MUTATION, "variables": {"id": data["node_id"]}},
+            base_url=self._graphql_base,
+        )
+        graphql_data(response.json(), repo=self.repo, token_name=self._token_name, scrub=self._http.scrub)
+        return replace(pr, draft=False)
+
+    async def request_reviewers(self, number: int, reviewers: Sequence[str]) -> None:
+        if not reviewers:
+            return
+        await self._http.request(
+            "POST",
+            f"{self._prefix}/pulls/{number}/requested_reviewers",
+            json={"reviewers": list(reviewers)},
+            accept=(201,),
+        )
+
+    async def update_pull_request_body(self, number: int, body: str) -> None:
+        await self._http.request("PATCH", f"{self._prefix}/pulls/{number}", json={"body": body})
+
+    async def comment(self, number: int, body: str) -> str:
+        # A pull request is an issue too: its conversation comments are issue comments.
+        response = await self._http.request(
+            "POST", f"{self._prefix}/issues/{number}/comments", json={"body": body}, accept=(201,)
+        )
+        return str(response.json()["html_url"])
+
+    async def merge(
+        self, number: int, *, method: MergeMethod, sha: str, when_pipeline_succeeds: bool = False
+    ) -> MergeResult:
+        data = await self._pull(number)
+        done = merge_result_if_settled(data, repo=self.repo)
+        if done is not None:
+            return done
+        if when_pipeline_succeeds and (await self.ci_status(sha)).state != "success":
+            return MergeResult(merged=False, scheduled=False, merge_commit_sha="", url=data["html_url"])
+        path = f"{self._prefix}/pulls/{number}/merge"
+        response = await self._http.request(
+            "PUT", path, json={"merge_method": method, "sha": sha}, accept=(200, 405)
+        )
+        if response.status_code == 200:
+            return MergeResult(
+                merged=True, scheduled=False, merge_commit_sha=response.json()["sha"], url=data["html_url"]
+            )
+        # 405: not mergeable now, unless someone else merged it since we looked (then it is done).
+        done = merge_result_if_settled(await self._pull(number), repo=self.repo)
+        if done is not None:
+            return done
+        raise self._http.error_for("PUT", path, response)
+
+    async def reviews(self, number: int) -> Reviews:
+        path = f"{self._prefix}/pulls/{number}/reviews"
+        found: list[dict[str, Any]] = []
+        page = 1
+        while True:
+            response = await self._http.request("GET", path, params={"per_page": _REVIEWS_PAGE, "page": page})
+            found.extend(response.json())
+            if "next" not in response.links:
+                return reviews_from_github(found)
+            page += 1
 
     # --- CI -------------------------------------------------------------------------------------------
 
@@ -206,6 +302,69 @@ def failed_job(jobs: Mapping[str, Any]) -> dict[str, Any] | None:
         if job.get("conclusion") in _FAILED_CONCLUSIONS:
             return dict(job)
     return None
+
+
+def merge_result_if_settled(data: Mapping[str, Any], *, repo: RepoRef) -> MergeResult | None:
+    """The result of merging a PR that needs no merge request: merged already, or closed (an error)."""
+    pr = pull_request_from_github(data)
+    if pr.state == "merged":
+        sha = str(data.get("merge_commit_sha") or "")
+        return MergeResult(merged=True, scheduled=False, merge_commit_sha=sha, url=pr.url)
+    if pr.state == "closed":
+        raise ForgeError(
+            f"github pull request #{pr.number} of {repo.path} is closed without being merged; "
+            "reopen it to merge it",
+            provider="github",
+            repo=repo.path,
+            number=pr.number,
+        )
+    return None
+
+
+def reviews_from_github(reviews: Sequence[Mapping[str, Any]]) -> Reviews:
+    """Each user's standing from their reviews in submission order (as GitHub lists them).
+
+    An approval or a change request replaces the user's previous one; a dismissal clears it; a plain
+    comment (or a pending review) changes nothing.
+    """
+    latest: dict[str, str] = {}
+    for review in reviews:
+        login = (review.get("user") or {}).get("login")
+        state = review.get("state")
+        if not login:
+            continue  # a deleted ("ghost") account
+        if state in {"APPROVED", "CHANGES_REQUESTED"}:
+            latest[login] = state
+        elif state == "DISMISSED":
+            latest.pop(login, None)
+    return Reviews(
+        approved_by=tuple(sorted(u for u, s in latest.items() if s == "APPROVED")),
+        changes_requested_by=tuple(sorted(u for u, s in latest.items() if s == "CHANGES_REQUESTED")),
+        approvals_required=0,
+    )
+
+
+def graphql_data(
+    payload: Any, *, repo: RepoRef, token_name: str, scrub: Callable[[str], str]
+) -> dict[str, Any]:
+    """The ``data`` of a GraphQL answer; its ``errors`` (GraphQL answers 200 even then) raised as ours."""
+    errors = payload.get("errors") if isinstance(payload, dict) else None
+    if not errors:
+        return dict(payload.get("data") or {}) if isinstance(payload, dict) else {}
+    detail = scrub(api_message({"errors": errors}))
+    kinds = {e.get("type") for e in errors if isinstance(e, dict)}
+    fields = {"provider": "github", "repo": repo.path, "request": "POST /graphql"}
+    if "RATE_LIMITED" in kinds:
+        raise ForgeUnavailable(f"github rate-limited GraphQL requests for {repo.path}: {detail}", **fields)
+    if "NOT_FOUND" in kinds:
+        raise ForgeNotFound(f"github GraphQL found nothing for {repo.path}: {detail}", **fields)
+    if "FORBIDDEN" in kinds:
+        raise ForgeAuthError(
+            f"github GraphQL refused the request for {repo.path}: {detail}; check that the token named "
+            f"{token_name} may write to the repository",
+            **fields,
+        )
+    raise ForgeError(f"github GraphQL refused the request for {repo.path}: {detail}", **fields)
 
 
 def _already_exists(payload: Any) -> bool:

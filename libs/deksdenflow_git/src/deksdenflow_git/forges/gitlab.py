@@ -1,8 +1,9 @@
 """GitLab (gitlab.com or self-hosted, also under a sub-path) through the REST API v4.
 
 Projects are addressed by their URL-encoded path (``group%2Fsub%2Fproject``), so no lookup of the numeric
-id is needed. The create-MR endpoint has no ``draft`` attribute: a merge request is a draft when its title
-starts with ``Draft:``, which is what we send. The JSON readers are public for the glab fallback.
+id is needed. Neither the create nor the update endpoint has a ``draft`` attribute: a merge request is a
+draft while its title starts with ``Draft:``, so we open drafts with that prefix and make them ready by
+removing it. The JSON readers are public for the glab fallback.
 """
 
 from __future__ import annotations
@@ -18,9 +19,13 @@ from deksdenflow_git.forges.base import (
     CiFailure,
     CiState,
     CiStatus,
+    ForgeError,
+    MergeMethod,
+    MergeResult,
     PullRequest,
     PullRequestState,
     RepoRef,
+    Reviews,
     log_tail,
 )
 from deksdenflow_git.forges.transport import RestTransport
@@ -55,6 +60,13 @@ def project_id(repo: RepoRef) -> str:
 def draft_title(title: str) -> str:
     """``title`` marked as a draft the way GitLab recognises it (unless it already is)."""
     return title if _DRAFT_TITLE.match(title) else f"Draft: {title}"
+
+
+def ready_title(title: str) -> str:
+    """``title`` without the draft markers GitLab recognises (all of them, as GitLab's "ready" does)."""
+    while match := _DRAFT_TITLE.match(title):
+        title = title[match.end() :].lstrip()
+    return title
 
 
 class GitLabForge:
@@ -114,7 +126,74 @@ class GitLabForge:
         raise self._http.error_for("POST", path, response)
 
     async def get_pull_request(self, number: int) -> PullRequest:
-        return merge_request_from_gitlab(await self._http.get_json(f"{self._prefix}/merge_requests/{number}"))
+        return merge_request_from_gitlab(await self._mr(number))
+
+    async def _mr(self, number: int) -> dict[str, Any]:
+        return dict(await self._http.get_json(f"{self._prefix}/merge_requests/{number}"))
+
+    # --- review and merge -----------------------------------------------------------------------------
+
+    async def mark_ready(self, number: int) -> PullRequest:
+        data = await self._mr(number)
+        if not merge_request_from_gitlab(data).draft:
+            return merge_request_from_gitlab(data)
+        response = await self._http.request(
+            "PUT", f"{self._prefix}/merge_requests/{number}", json={"title": ready_title(data["title"])}
+        )
+        return merge_request_from_gitlab(response.json())
+
+    async def request_reviewers(self, number: int, reviewers: Sequence[str]) -> None:
+        if not reviewers:
+            return
+        ids = [await self._user_id(name) for name in reviewers]
+        # reviewer_ids replaces the MR's reviewers: keep those already asked, as GitHub would.
+        asked = [int(r["id"]) for r in (await self._mr(number)).get("reviewers") or []]
+        await self._http.request(
+            "PUT",
+            f"{self._prefix}/merge_requests/{number}",
+            json={"reviewer_ids": list(dict.fromkeys([*asked, *ids]))},
+        )
+
+    async def _user_id(self, username: str) -> int:
+        return user_id(await self._http.get_json("/users", {"username": username}), username, self.repo)
+
+    async def update_pull_request_body(self, number: int, body: str) -> None:
+        await self._http.request("PUT", f"{self._prefix}/merge_requests/{number}", json={"description": body})
+
+    async def comment(self, number: int, body: str) -> str:
+        response = await self._http.request(
+            "POST", f"{self._prefix}/merge_requests/{number}/notes", json={"body": body}, accept=(201,)
+        )
+        # A note carries no URL of its own: it is an anchor on the MR's page.
+        return note_url((await self._mr(number))["web_url"], response.json())
+
+    async def merge(
+        self, number: int, *, method: MergeMethod, sha: str, when_pipeline_succeeds: bool = False
+    ) -> MergeResult:
+        data = await self._mr(number)
+        done = merge_result_if_settled(data, sha=sha, scheduling=when_pipeline_succeeds, repo=self.repo)
+        if done is not None:
+            return done
+        path = f"{self._prefix}/merge_requests/{number}/merge"
+        payload = {
+            "sha": sha,
+            "squash": method == "squash",
+            "merge_when_pipeline_succeeds": when_pipeline_succeeds,
+        }
+        response = await self._http.request("PUT", path, json=payload, accept=(200, 405, 406, 422))
+        if response.status_code == 200:
+            return merge_result_from_gitlab(response.json())
+        # Refused as not mergeable now, unless someone else merged it since we looked (then it is done).
+        again = await self._mr(number)
+        done = merge_result_if_settled(again, sha=sha, scheduling=when_pipeline_succeeds, repo=self.repo)
+        if done is not None:
+            return done
+        raise not_mergeable(self._http.error_for("PUT", path, response), again)
+
+    async def reviews(self, number: int) -> Reviews:
+        return reviews_from_gitlab(
+            await self._http.get_json(f"{self._prefix}/merge_requests/{number}/approvals")
+        )
 
     # --- CI -------------------------------------------------------------------------------------------
 
@@ -164,6 +243,81 @@ def merge_request_from_gitlab(data: Mapping[str, Any]) -> PullRequest:
         head_sha=data.get("sha") or "",
         draft=bool(data.get("draft", data.get("work_in_progress", False))),
     )
+
+
+def merge_result_from_gitlab(data: Mapping[str, Any]) -> MergeResult:
+    """What an accepted merge did: merged, or set to merge when the pipeline succeeds, or neither."""
+    url = str(data["web_url"])
+    if data["state"] == "merged":
+        # A fast-forward merge makes no merge commit: the MR's head is what landed.
+        landed = data.get("merge_commit_sha") or data.get("squash_commit_sha") or data.get("sha") or ""
+        return MergeResult(merged=True, scheduled=False, merge_commit_sha=str(landed), url=url)
+    # "locked" is GitLab merging it right now; it finishes on its own.
+    scheduled = data["state"] == "locked" or bool(data.get("merge_when_pipeline_succeeds"))
+    return MergeResult(merged=False, scheduled=scheduled, merge_commit_sha="", url=url)
+
+
+def merge_result_if_settled(
+    data: Mapping[str, Any], *, sha: str, scheduling: bool, repo: RepoRef
+) -> MergeResult | None:
+    """The result of a merge that needs no request: merged already, or already set to merge ``sha`` when
+    its pipeline succeeds; a closed MR is an error."""
+    if data["state"] == "merged" or (
+        scheduling
+        and data["state"] == "opened"
+        and data.get("merge_when_pipeline_succeeds")
+        and data.get("sha") == sha
+    ):
+        return merge_result_from_gitlab(data)
+    if data["state"] == "closed":
+        raise ForgeError(
+            f"gitlab merge request !{data['iid']} of {repo.path} is closed without being merged; "
+            "reopen it to merge it",
+            provider="gitlab",
+            repo=repo.path,
+            number=int(data["iid"]),
+        )
+    return None
+
+
+def not_mergeable(error: Exception, data: Mapping[str, Any]) -> Exception:
+    """GitLab's refusal ("405 Method Not Allowed" says little) with the MR's own account of why."""
+    status = data.get("detailed_merge_status") or data.get("merge_status")
+    if not status or not isinstance(error, ForgeError):
+        return error
+    return ForgeError(f"{error.message}; merge status: {status}", **{**error.fields, "merge_status": status})
+
+
+def reviews_from_gitlab(approvals: Mapping[str, Any]) -> Reviews:
+    """The approvers and the approvals still missing from ``GET .../merge_requests/:iid/approvals``."""
+    approvers = [
+        str(a["user"]["username"])
+        for a in approvals.get("approved_by") or []
+        if (a.get("user") or {}).get("username")
+    ]
+    return Reviews(
+        approved_by=tuple(sorted(approvers)),
+        changes_requested_by=(),
+        approvals_required=int(approvals.get("approvals_left") or 0),
+    )
+
+
+def user_id(found: Sequence[Mapping[str, Any]], username: str, repo: RepoRef) -> int:
+    """The id of ``username`` in the answer of ``GET /users?username=``; an unknown user is an error."""
+    for user in found:
+        if str(user.get("username", "")).lower() == username.lower():
+            return int(user["id"])
+    raise ForgeError(
+        f"gitlab at {repo.host} has no user named {username!r} to ask for a review",
+        provider="gitlab",
+        repo=repo.path,
+        user=username,
+    )
+
+
+def note_url(mr_url: str, note: Mapping[str, Any]) -> str:
+    """Where a note on a merge request is shown: its anchor on the MR's page."""
+    return f"{mr_url}#note_{note['id']}"
 
 
 def open_merge_request(found: Sequence[Mapping[str, Any]], branch: str) -> PullRequest | None:

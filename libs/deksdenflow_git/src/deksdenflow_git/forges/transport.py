@@ -61,13 +61,15 @@ class RestTransport:
         params: Mapping[str, str | int] | None = None,
         json: Any = None,
         accept: Collection[int] = (200,),
+        base_url: str | None = None,
     ) -> httpx.Response:
         """Send ``method path`` (``path`` already URL-encoded, relative to the API base).
 
         Returns the response when its status is in ``accept``; any other status raises the matching
-        error, so callers only deal with the answers they expect.
+        error, so callers only deal with the answers they expect. ``base_url`` replaces the API base for
+        an endpoint that lives elsewhere on the same host with the same credentials (GitHub's GraphQL).
         """
-        url = f"{self.base_url}{path}"
+        url = f"{(base_url or self.base_url).rstrip('/')}{path}"
         try:
             response = await self._client.request(method, url, params=params, json=json)
         except httpx.TransportError as exc:
