@@ -132,6 +132,7 @@ async def orchestra(
     nats_url: str,
 ) -> AsyncIterator[Orchestra]:
     home = tmp_path / "home"
+    github.link_git(FORGE_REPO, origin.path)  # what the workers push to the origin, GitHub knows
     orchestra = Orchestra(
         system=system,
         origin=origin,

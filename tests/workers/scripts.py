@@ -63,3 +63,37 @@ def protocol_script(*, exec_delay: float = 0.0) -> dict[str, Any]:
         },
         "qa": {"*": {"message": PASS, "usage": usage}},
     }
+
+
+def five_step_script(*, exec_delay: float = 0.0) -> dict[str, Any]:
+    """Plan five steps (setup and four work steps, each editing a file), pass every QA."""
+    usage = {"input_tokens": 500, "cached_input_tokens": 0, "output_tokens": 50}
+    names = ["00-setup.md", *(f"{i:02d}-part-{i}.md" for i in range(1, 5))]
+    plan = {
+        **PLAN,
+        "step_files": [
+            {
+                "filename": name,
+                "content": f"# {name}\n\nDo part {i}.\n",
+                "qa_policy": "skip" if i == 0 else "light",
+                "engine_id": None,
+                "model": None,
+            }
+            for i, name in enumerate(names)
+        ],
+    }
+    execs: dict[str, Any] = {
+        name: {
+            "message": f"Part {i}",
+            "edits": [{"path": f"part_{i}.py", "content": f"PART = {i}\n"}],
+            "usage": usage,
+            "delay_seconds": exec_delay,
+        }
+        for i, name in enumerate(names)
+    }
+    return {
+        "planning": {"message": plan, "usage": usage},
+        "decompose": {"*": {"message": {"content": "# Refined\n\n1. Do it.\n"}, "usage": usage}},
+        "exec": execs,
+        "qa": {"*": {"message": PASS, "usage": usage}},
+    }

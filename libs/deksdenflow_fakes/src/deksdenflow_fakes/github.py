@@ -23,9 +23,11 @@ import base64
 import hashlib
 import re
 import secrets
+import subprocess
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import unquote
 
@@ -139,6 +141,8 @@ class _Repo:
     branches: dict[str, str] = field(default_factory=dict)
     merge_methods: set[str] = field(default_factory=lambda: set(_MERGE_METHODS))
     collaborators: set[str] | None = None  # None: anyone may be asked for a review
+    # A bare repository whose branches are this repository's (pushes to it are pushes to the forge).
+    git_dir: Path | None = None
 
 
 _Handler = Callable[[_Repo, Request, re.Match[str]], Reply]
@@ -210,6 +214,13 @@ class FakeGitHub(FakeServer):
                 default_branch=default_branch,
                 merge_methods=set(merge_methods),
             )
+
+    def link_git(self, repo: str, git_dir: Path) -> None:
+        """Take ``repo``'s branches from the bare repository ``git_dir``, as GitHub knows what was pushed
+        to it: a branch's head, and so an open pull request's head, is what git says at each request
+        (a branch ``set_branch`` moved keeps that sha)."""
+        with self._state:
+            self._repo_or_fail(repo).git_dir = git_dir
 
     def set_branch(self, repo: str, branch: str, sha: str) -> None:
         """Make ``branch`` point at ``sha`` (otherwise a branch's head is a stable made-up sha).
@@ -368,6 +379,10 @@ class FakeGitHub(FakeServer):
         repo = self._repo(f"{match['owner']}/{match['name']}")
         if repo is None:
             return _not_found()
+        if repo.git_dir is not None:
+            for pull in repo.pulls.values():
+                if pull.state == "open" and pull.head not in repo.branches:
+                    pull.head_sha = self._branch_sha(repo, pull.head)
         for method, pattern, handler in self._routes:
             found = pattern.fullmatch(match["rest"])
             if found is not None and method == request.method:
@@ -802,7 +817,11 @@ class FakeGitHub(FakeServer):
         return repo
 
     def _branch_sha(self, repo: _Repo, branch: str) -> str:
-        return repo.branches.get(branch) or hashlib.sha1(f"{repo.path}:{branch}".encode()).hexdigest()  # noqa: S324
+        if branch in repo.branches:
+            return repo.branches[branch]
+        if repo.git_dir is not None and (live := _git_head(repo.git_dir, branch)):
+            return live
+        return hashlib.sha1(f"{repo.path}:{branch}".encode()).hexdigest()  # noqa: S324
 
     def _resolve(self, repo: _Repo, ref: str) -> str:
         """A commit ref as GitHub accepts it: a sha, or a branch name."""
@@ -815,6 +834,25 @@ class FakeGitHub(FakeServer):
     def _new_id(self) -> int:
         self._next_id += 1
         return self._next_id
+
+
+def _git_head(git_dir: Path, branch: str) -> str:
+    """The sha ``refs/heads/<branch>`` points at in the bare repository, "" if there is no such branch."""
+    done = subprocess.run(
+        [
+            "git",
+            "--git-dir",
+            str(git_dir),
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            f"refs/heads/{branch}^{{commit}}",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return done.stdout.strip() if done.returncode == 0 else ""
 
 
 def _owner(repo: _Repo) -> str:

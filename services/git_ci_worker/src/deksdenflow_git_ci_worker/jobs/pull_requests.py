@@ -163,9 +163,12 @@ class Merges:
             command: cmd.RecordPullRequestMerged | cmd.RecordMergeScheduled = cmd.RecordPullRequestMerged(
                 number=run.pr_number, url=result.url or run.pr_url, merge_commit_sha=result.merge_commit_sha
             )
-        else:
+        elif result.scheduled:
             kit.metrics.prs.labels(provider, "merge_scheduled").inc()
             command = cmd.RecordMergeScheduled(attempt=req.attempt)
+        else:
+            await self.fail(delivery, req, "the forge neither merged nor scheduled the merge")
+            return
         await kit.record_run(run.protocol_run_id, [command], delivery)
 
     async def fail(self, delivery: Delivery, req: ev.MergeRequested, reason: str) -> None:
