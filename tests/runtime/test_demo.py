@@ -23,7 +23,7 @@ def demo_home() -> Iterator[Path]:
 
 
 @pytest.mark.slow
-async def test_demo_runs_a_whole_protocol_to_a_pr(demo_home: Path) -> None:
+async def test_demo_runs_a_whole_protocol_to_a_merged_pr_by_autopilot(demo_home: Path) -> None:
     env = {**os.environ, "DEKSDENFLOW_HOME": str(demo_home / "home")}
     for name in ("DEKSDENFLOW_NATS_URL", "DEKSDENFLOW_DB_URL", "DEKSDENFLOW_API_TOKEN"):
         env.pop(name, None)
@@ -44,5 +44,8 @@ async def test_demo_runs_a_whole_protocol_to_a_pr(demo_home: Path) -> None:
     for step in ("00-setup.md", "01-greeting.md", "02-docs.md"):
         assert f"step {step} done" in text
     assert "qa_verdict_recorded" in text
-    assert "/demo/sample/pull/1 (draft" in text
+    assert "autopilot from here, no further calls" in text
+    assert "/demo/sample/pull/1 (merged" in text
+    for event in ("pr_ready_requested", "pr_marked_ready", "merge_requested", "pr_merged"):
+        assert event in text
     assert "Branch:      0001-add-a-greeting at " in text

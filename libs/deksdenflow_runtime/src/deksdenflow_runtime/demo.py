@@ -2,8 +2,9 @@
 
 It starts the whole system (``deksdenflow run``) under ``<home>/demo`` on free ports, so it never
 disturbs a system you already run; makes a sample git repository (a bare "origin" on disk); registers it;
-runs one protocol through planning, three steps, QA and a draft PR; prints the run's timeline and where
-the branch and the PR are; and stops everything.
+starts one protocol, which autopilot runs by itself through planning, three steps each gated by QA, a
+draft PR marked ready, and — once CI (simulated on the local forge) is green — its merge; prints the
+run's timeline and where the branch and the PR are; and stops everything.
 
 The agent is the deterministic ``scripted`` engine (``demo_script.json``) unless
 ``DEKSDENFLOW_DEMO_ENGINE=codex`` (then the real Codex CLI plans and codes; it needs its credentials).
@@ -54,6 +55,7 @@ def main(engine: str | None = None, timeout: float = 180.0) -> int:
     origin = make_sample_repo(home)
     token = secrets.token_urlsafe(16)
     with FakeGitHub(token=f"demo-{token}", repos=[FORGE_REPO]) as forge:
+        forge.link_git(FORGE_REPO, origin)  # the local forge knows what is pushed to the origin
         api_port = free_port()
         env = system_env(home, api_port, forge, engine)
         log = (home / "system.log").open("wb")
@@ -67,7 +69,7 @@ def main(engine: str | None = None, timeout: float = 180.0) -> int:
         try:
             api = Api(f"http://127.0.0.1:{api_port}", env["DEKSDENFLOW_API_TOKEN"])
             api.wait_healthy(system, timeout=90)
-            run = drive(api, origin, engine, timeout)
+            run = drive(api, origin, engine, timeout, forge)
             report(api, run, origin, forge)
         except DemoError as exc:
             print(
@@ -127,7 +129,9 @@ def system_env(home: Path, api_port: int, forge: FakeGitHub, engine: str) -> dic
         "DEKSDENFLOW_GIT_CI_WORKER_PORT": str(free_port()),
         "DEKSDENFLOW_DEFAULT_ENGINE": engine,
         "DEKSDENFLOW_SCRIPTED_SCRIPT": str(script),
-        "DEKSDENFLOW_AUTO_QA_AFTER_EXEC": "1",
+        # the local forge's CI is found by the git worker's reconciliation, at once
+        "DEKSDENFLOW_RECONCILE_INTERVAL_SECONDS": "1",
+        "DEKSDENFLOW_RECONCILE_MIN_AGE_SECONDS": "0",
         "DEKSDENFLOW_GITHUB_API_URL": forge.api_url,
         "DEKSDENFLOW_GITHUB_TOKEN": forge.token,
     }
@@ -184,7 +188,10 @@ class Api:
         )
 
 
-def drive(api: Api, origin: Path, engine: str, timeout: float) -> dict[str, Any]:
+def drive(api: Api, origin: Path, engine: str, timeout: float, forge: FakeGitHub) -> dict[str, Any]:
+    """Register, open a protocol and start it; from there autopilot runs it: the client only reads. The
+    demo's one other act is the CI a real forge would run: it makes CI green on the head commit of the
+    local forge, where the git worker's reconciliation finds it, and the run merges its PR."""
     engines = dict.fromkeys(("planning", "decompose", "exec", "qa"), engine)
     project = api.call(
         "POST",
@@ -195,9 +202,14 @@ def drive(api: Api, origin: Path, engine: str, timeout: float) -> dict[str, Any]
             "ci_provider": "github",
             "forge_repo": FORGE_REPO,
             "default_engines": engines,
+            "run_policy": {"merge": {"mode": "when_green", "method": "squash"}},
         },
     )
-    print(f"demo: registered project {project['id']} ({origin})")
+    policy = project["run_policy"]
+    print(
+        f"demo: registered project {project['id']} ({origin}); run policy: {policy['mode']}, PR "
+        f"{policy['pr']['open'].replace('_', ' ')}, merge {policy['merge']['mode'].replace('_', ' ')}"
+    )
     api.wait(f"/projects/{project['id']}", lambda p: p["status"] == "ready", "onboarding", timeout)
     print("demo: onboarded (starter assets pushed on branch deksdenflow/onboarding)")
     run = api.call(
@@ -205,28 +217,30 @@ def drive(api: Api, origin: Path, engine: str, timeout: float) -> dict[str, Any]
         f"/projects/{project['id']}/protocols",
         {"task_name": "Add a greeting", "description": "greet(name) with a test and docs"},
     )
-    print(f"demo: protocol {run['protocol_name']} opened; planning…")
     api.call("POST", f"/protocols/{run['id']}/actions/start")
-    run = api.wait(
-        f"/protocols/{run['id']}", lambda r: r["status"] in ("planned", "failed"), "planning", timeout
+    print(f"demo: protocol {run['protocol_name']} opened and started; autopilot from here, no further calls")
+    reported: set[str] = set()
+
+    def progress(r: dict[str, Any]) -> bool:
+        steps = api.call("GET", f"/protocols/{r['id']}/steps")
+        for step in steps["data"] if steps else []:
+            if step["status"] == "completed" and step["id"] not in reported:
+                reported.add(step["id"])
+                print(f"demo: step {step['step_name']} done")
+        return r["waiting_for"] == "ci" or r["status"] in ("blocked", "failed", "completed", "cancelled")
+
+    run = api.wait(f"/protocols/{run['id']}", progress, "the steps", timeout)
+    if run["waiting_for"] != "ci":
+        raise DemoError(f"the run stopped as {run['status']}: {run['blocked_reason']}")
+    print(f"demo: every step done; PR {run['pr_url']} ready for review; waiting for green CI to merge")
+    forge.set_ci(FORGE_REPO, run["branch_head_sha"], state="success", branch=run["protocol_name"])
+    print(f"demo: CI passed on {run['branch_head_sha'][:12]} (simulated on the local forge)")
+    return api.wait(  # type: ignore[no-any-return]
+        f"/protocols/{run['id']}",
+        lambda r: r["status"] in ("completed", "blocked") and (r["pr_merged"] or r["status"] == "blocked"),
+        "the merge",
+        timeout,
     )
-    if run["status"] != "planned":
-        raise DemoError(f"planning failed: {run['blocked_reason']}")
-    steps = api.call("GET", f"/protocols/{run['id']}/steps")["data"]
-    for n, step in enumerate(steps, start=1):
-        api.call("POST", f"/protocols/{run['id']}/actions/run_next_step")
-        api.wait(
-            f"/protocols/{run['id']}/steps",
-            lambda b, n=n: sum(s["status"] in ("completed", "failed", "blocked") for s in b["data"]) >= n,
-            f"step {step['step_name']}",
-            timeout,
-        )
-        print(f"demo: step {step['step_name']} done")
-    run = api.wait(
-        f"/protocols/{run['id']}", lambda r: r["status"] in ("completed", "blocked"), "the run", timeout
-    )
-    api.call("POST", f"/protocols/{run['id']}/actions/open_pr")
-    return api.wait(f"/protocols/{run['id']}", lambda r: r["pr_url"] is not None, "the pull request", timeout)  # type: ignore[no-any-return]
 
 
 def report(api: Api, run: dict[str, Any], origin: Path, forge: FakeGitHub) -> None:
@@ -244,4 +258,6 @@ def report(api: Api, run: dict[str, Any], origin: Path, forge: FakeGitHub) -> No
     )
     print(f"Branch:      {run['protocol_name']} at {run['branch_head_sha']} in {origin}")
     print(f"             (git --git-dir {origin} log --oneline {run['protocol_name']})")
-    print(f"Pull request: {run['pr_url']} (draft, on the local demo forge at {forge.api_url})")
+    pr = forge.prs(FORGE_REPO)[0]
+    state = "merged" if pr.merged else "ready for review" if not pr.draft else "draft"
+    print(f"Pull request: {run['pr_url']} ({state}, on the local demo forge at {forge.api_url})")

@@ -3,7 +3,8 @@
 GitHub does not redeliver a webhook that failed, and a CI callback may never run. In each scheduler round
 (``scheduler.py``) this sweep asks the forge of each project whose token this worker holds:
 
-* for each step waiting on CI (needs_qa, or running after CI started; a commit; not executing) — the
+* for each step waiting on CI (needs_qa, or running after CI started; a commit; not executing), and
+  each autopilot run waiting for green CI on its head commit to merge (``waiting_for = 'ci'``) — the
   commit's combined CI state; a finished one is reported as a CI result (``reconcile/<sha>/<state>`` as
   its delivery id, so each is taken once);
 * for each run with an open PR/MR — whether it was merged or closed.
@@ -62,6 +63,10 @@ class ForgeReconciler:
                 FROM {_STEPS} s JOIN {_RUNS} r ON r.id = s.protocol_run_id
                 WHERE r.status = ANY($2::text[])
                   AND s.status = ANY($3::text[]) AND NOT s.executing AND s.commit_sha IS NOT NULL
+                  AND r.updated_at < now() - make_interval(secs => $1)
+                UNION
+                SELECT r.id AS run_id, r.branch_head_sha AS commit_sha FROM {_RUNS} r
+                WHERE r.waiting_for = 'ci' AND r.branch_head_sha IS NOT NULL
                   AND r.updated_at < now() - make_interval(secs => $1)""",
             self.settings.reconcile_min_age_seconds,
             _CI_RUN_STATUSES,
