@@ -20,6 +20,9 @@ from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
     QaPolicy,
     QaReason,
     QaVerdict,
+    ReviewComment,
+    ReviewFeedback,
+    ReviewState,
     RunMode,
     RunPolicy,
 )
@@ -105,7 +108,7 @@ def test_the_accepted_plan_requests_the_first_step_in_the_same_decision() -> Non
     assert request.reason is ExecutionReason.AUTOPILOT
 
 
-def test_five_steps_run_to_a_completed_run_and_a_pr_marked_ready_with_no_client_call() -> None:
+def test_five_steps_run_to_a_pr_marked_ready_with_no_client_call_and_end_when_it_is_merged() -> None:
     run = _planned(5)
     for index in range(5):
         run = _run_step(run, index)
@@ -116,11 +119,23 @@ def test_five_steps_run_to_a_completed_run_and_a_pr_marked_ready_with_no_client_
             run = apply(run, cmd.RecordPullRequestOpened(attempt=1, number=7, url="https://pr/7"))
         if index < 4:
             assert run.steps[index + 1].executing, "the next step is requested when QA passes"
-    assert run.status is RunStatus.COMPLETED
     assert all(s.status is StepStatus.COMPLETED for s in run.steps)
     assert run.pr_ready_requested, "every step done: the PR is marked ready for review"
     run = apply(run, cmd.RecordPullRequestMarkedReady(attempt=1))
     assert run.pr_ready
+    # an autopilot run ends with its PR: until a person merges it, reviews can still ask for fixes
+    assert run.status is RunStatus.RUNNING
+    assert waiting_for(run) == "review"
+    run = apply(run, cmd.RecordPullRequestMerged(number=7, url="https://pr/7"))
+    assert run.status is RunStatus.COMPLETED
+
+
+def test_a_pr_closed_unmerged_ends_a_run_whose_steps_are_done() -> None:
+    run = _planned(1)
+    run = _run_step(run, 0)
+    run = apply(run, cmd.RecordPullRequestOpened(attempt=1, number=7, url="https://pr/7"))
+    events = _decide(run, cmd.RecordPullRequestClosed(number=7, url="https://pr/7"))
+    assert _types(events) == ["PullRequestClosed", "ProtocolRunCompleted"]
 
 
 def test_manual_mode_asks_for_nothing_by_itself() -> None:
@@ -297,16 +312,11 @@ def test_ci_failure_on_a_completed_step_gets_one_fix_then_blocks_when_the_budget
     run = _run_step(run, 0)
     assert run.steps[1].executing
     run = _run_step(run, 1)
-    assert run.status is RunStatus.COMPLETED
-    # merge: never completes the run at once; CI failing on the last commit afterwards moves nothing
-    run = _planned(2, policy=WHEN_GREEN)
-    run = _run_step(run, 0)
-    run = _run_step(run, 1)
+    assert run.status is RunStatus.RUNNING, "the run waits on its PR: CI on the last commit still counts"
     run = apply(run, _ci("sha-1", CiStatus.FAILURE, "check_run:test", "f1"))
     assert run.steps[1].status is StepStatus.FAILED
     assert run.steps[1].ci_fix_pending
     step_id = run.steps[1].step_run_id
-    assert run.steps[1].ci_fix_request is not None
     run = apply(run, cmd.RequestCiFix(step_run_id=step_id, evidence=CiFailureEvidence(fix_attempt=1)))
     assert run.steps[1].executing
     run = _run_step_with(run, 1, "sha-fix")
@@ -366,3 +376,130 @@ def test_ci_on_an_autopilot_run_is_not_waited_for_between_steps() -> None:
     assert run.run_policy.merge is not None
     assert run.run_policy.merge.mode is MergeMode.NEVER
     assert run.steps[0].status is StepStatus.COMPLETED
+
+
+def _review(
+    state: ReviewState, sha: str, review_id: str, *, reviewer: str = "ann", body: str = "please rename x"
+) -> cmd.RecordReview:
+    return cmd.RecordReview(
+        provider=CiProvider.GITHUB,
+        review=ReviewFeedback(
+            review_id=review_id,
+            reviewer=reviewer,
+            state=state,
+            body=body,
+            comments=(ReviewComment(path="part_1.py", line=1, body="x is not a name"),),
+            commit_sha=sha,
+            url=f"https://pr/7#review-{review_id}",
+        ),
+        delivery_id=f"delivery-{review_id}",
+    )
+
+
+def _ready(n: int = 2, policy: RunPolicy = AUTOPILOT) -> ProtocolRunState:
+    run = _planned(n, policy=policy)
+    run = _run_step(run, 0)
+    run = apply(run, cmd.RecordPullRequestOpened(attempt=1, number=7, url="https://pr/7"))
+    for index in range(1, n):
+        run = _run_step(run, index)
+    return apply(run, cmd.RecordPullRequestMarkedReady(attempt=1))
+
+
+def test_changes_requested_become_a_fix_of_the_step_reviewed_with_the_reviewers_words() -> None:
+    run = _ready(3)
+    events = _decide(run, _review(ReviewState.CHANGES_REQUESTED, "sha-1", "r1"))
+    assert _types(events) == ["ReviewRecorded", "StepFailed", "ReviewFixRequested", "StepExecutionRequested"]
+    request = events[-1]
+    assert isinstance(request, ev.StepExecutionRequested)
+    assert request.reason is ExecutionReason.REVIEW_FIX
+    assert request.step_run_id == run.steps[1].step_run_id, "the step whose commit was reviewed"
+    assert request.review is not None
+    assert request.review.fix_attempt == 1
+    assert request.review.comments[0].body == "x is not a name"
+    run = apply(run, _review(ReviewState.CHANGES_REQUESTED, "sha-1", "r1"))
+    assert waiting_for(run) is None, "a fix is running"
+    assert _decide(run, _review(ReviewState.CHANGES_REQUESTED, "sha-1", "r1")) == [], "delivered twice"
+    # the fix executes and passes QA: the reviewer gets a reply saying what was done
+    step = run.steps[1]
+    run = apply(
+        run,
+        cmd.RecordStepExecutionCompleted(
+            step_run_id=step.step_run_id, attempt=step.attempt, commit_sha="sha-r1", summary="Renamed x"
+        ),
+    )
+    step = run.steps[1]
+    events = _decide(
+        run,
+        cmd.RecordQaVerdict(step_run_id=step.step_run_id, qa_attempt=step.qa_attempt, verdict=QaVerdict.PASS),
+    )
+    assert _types(events) == ["QaVerdictRecorded", "StepCompleted", "ReviewReplyRequested"]
+    reply = events[-1]
+    assert isinstance(reply, ev.ReviewReplyRequested)
+    assert reply.review_id == "r1"
+    assert "Renamed x" in reply.body
+    assert "sha-r1" in reply.body
+    run = apply(
+        run,
+        cmd.RecordQaVerdict(step_run_id=step.step_run_id, qa_attempt=step.qa_attempt, verdict=QaVerdict.PASS),
+    )
+    assert run.steps[1].review is None
+    assert waiting_for(run) == "review", "ann asked for changes: she looks again"
+    run = apply(run, _review(ReviewState.APPROVED, "sha-r1", "r2"))
+    assert run.approved_by == frozenset({"ann"})
+    assert not run.changes_requested_by
+
+
+def test_a_review_fix_waits_for_the_step_in_flight_and_then_runs() -> None:
+    run = _planned(3)
+    run = _run_step(run, 0)
+    run = apply(run, cmd.RecordPullRequestOpened(attempt=1, number=7, url="https://pr/7"))
+    assert run.steps[1].executing
+    run = apply(run, _review(ReviewState.COMMENTED, "sha-0", "c1"))
+    assert run.steps[0].review_fix_request is not None
+    assert run.steps[0].status is StepStatus.FAILED
+    assert run.steps[1].executing, "the step in flight goes on"
+    run = _run_step(run, 1)
+    assert run.steps[0].executing, "then the review fix runs before the next step"
+    assert not run.steps[2].executing
+
+
+def test_review_fixes_block_the_run_when_their_budget_is_spent() -> None:
+    policy = RunPolicy(mode=RunMode.AUTOPILOT, review_fix_attempts=1)
+    run = _ready(2, policy=policy)
+    run = apply(run, _review(ReviewState.CHANGES_REQUESTED, "sha-1", "r1"))
+    run = _run_step_with(run, 1, "sha-fix")
+    events = _decide(run, _review(ReviewState.CHANGES_REQUESTED, "sha-fix", "r2"))
+    assert _types(events) == ["ReviewRecorded", "StepFailed", "ProtocolRunBlocked"]
+    run = apply(run, _review(ReviewState.CHANGES_REQUESTED, "sha-fix", "r2"))
+    assert run.status is RunStatus.BLOCKED
+    assert "review fix attempt" in run.blocked_reason
+
+
+def test_comments_without_words_approvals_and_manual_runs_ask_for_no_fix() -> None:
+    run = _ready(2)
+    empty = _review(ReviewState.COMMENTED, "sha-1", "e1", body="")
+    empty = empty.model_copy(update={"review": empty.review.model_copy(update={"comments": ()})})  # type: ignore[union-attr]
+    assert _types(_decide(run, empty)) == ["ReviewRecorded"]
+    assert _types(_decide(run, _review(ReviewState.APPROVED, "sha-1", "a1"))) == ["ReviewRecorded"]
+    manual = apply(new_run(), cmd.StartProtocolRun())
+    manual = apply(manual, cmd.RecordPlanningCompleted(attempt=1, steps=plan_steps(1)))
+    manual = apply(manual, cmd.RunNextStep())
+    for command in _executed(manual, 0, "sha-0"):
+        manual = apply(manual, command)
+    assert _types(_decide(manual, _review(ReviewState.CHANGES_REQUESTED, "sha-0", "m1"))) == [
+        "ReviewRecorded"
+    ]
+
+
+def test_merge_when_green_waits_for_the_required_approvals() -> None:
+    policy = RunPolicy(
+        mode=RunMode.AUTOPILOT, merge=MergePolicy(mode=MergeMode.WHEN_GREEN, required_approvals=1)
+    )
+    run = _ready(2, policy=policy)
+    run = apply(run, _ci("sha-1", CiStatus.SUCCESS, "check_run:test", "d1"))
+    assert not run.merge_requested
+    assert waiting_for(run) == "review"
+    events = _decide(run, _review(ReviewState.APPROVED, "sha-1", "a1"))
+    assert _types(events) == ["ReviewRecorded", "MergeRequested"]
+    run = apply(run, _review(ReviewState.DISMISSED, "sha-1", "a1"))
+    assert not run.approved_by, "a dismissed approval no longer counts"

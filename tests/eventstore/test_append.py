@@ -203,6 +203,7 @@ async def test_envelope_travels_as_cloudevents_headers_with_a_json_body(
         "default_engines": None,
         "forge_repo": "",
         "ci_policy": None,
+        "run_policy": None,
     }
 
 

@@ -29,6 +29,8 @@ from deksdenflow_core.errors import InvalidCommand
 MAX_REQUIRED_APPROVALS = 10
 MAX_REVIEWERS = 15
 MAX_REQUIRED_CHECKS = 30
+# More review fixes than this per step is a loop, not a policy.
+MAX_REVIEW_FIX_ATTEMPTS = 10
 
 # What a project registered without a policy gets: the run goes to a ready-for-review PR by itself.
 DEFAULT = RunPolicy(
@@ -39,6 +41,7 @@ DEFAULT = RunPolicy(
     merge=MergePolicy(
         mode=MergeMode.NEVER, method=MergeMethod.MERGE, required_checks=(), required_approvals=0
     ),
+    review_fix_attempts=2,
 )
 
 # Runs and projects recorded before run policies: a client asks for every piece of work.
@@ -50,6 +53,7 @@ MANUAL = RunPolicy(
     merge=MergePolicy(
         mode=MergeMode.NEVER, method=MergeMethod.MERGE, required_checks=(), required_approvals=0
     ),
+    review_fix_attempts=0,
 )
 
 # A forge login (GitHub user names, GitLab user names with dots); teams as "org/team".
@@ -88,6 +92,10 @@ def resolve(base: RunPolicy | None, override: RunPolicy | None = None) -> RunPol
             if om.required_approvals is not None
             else bm.required_approvals,
         ),
+        review_fix_attempts=_pick_opt(
+            o.review_fix_attempts,
+            b.review_fix_attempts if b.mode is mode else (2 if mode is RunMode.AUTOPILOT else 0),
+        ),
     )
     check(resolved)
     return resolved
@@ -120,6 +128,12 @@ def check(policy: RunPolicy) -> None:
         raise InvalidCommand(
             f"required_checks are at most {MAX_REQUIRED_CHECKS} non-blank names",
             field="run_policy.merge.required_checks",
+        )
+    fixes = policy.review_fix_attempts or 0
+    if not 0 <= fixes <= MAX_REVIEW_FIX_ATTEMPTS:
+        raise InvalidCommand(
+            f"review_fix_attempts must be between 0 and {MAX_REVIEW_FIX_ATTEMPTS}",
+            field="run_policy.review_fix_attempts",
         )
     approvals = merge.required_approvals or 0
     if not 0 <= approvals <= MAX_REQUIRED_APPROVALS:
@@ -166,6 +180,7 @@ def _partial(policy: RunPolicy) -> bool:
         or merge.mode is MergeMode.UNSPECIFIED
         or merge.method is MergeMethod.UNSPECIFIED
         or merge.required_approvals is None
+        or policy.review_fix_attempts is None
     )
 
 

@@ -11,7 +11,11 @@ from __future__ import annotations
 import structlog
 from deksdenflow_core.consumer import Delivery
 from deksdenflow_core.contracts.generated.deksdenflow.commands.v1 import protocol_run as cmd
-from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import CiFailureEvidence
+from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
+    CiFailureEvidence,
+    ReviewFeedback,
+    ReviewState,
+)
 from deksdenflow_core.contracts.generated.deksdenflow.events.v1 import protocol_run as ev
 from deksdenflow_core.domain.protocol_run import ProtocolRunCommand, ProtocolRunState, RunStatus, StepState
 from deksdenflow_core.jobs import Route
@@ -127,7 +131,7 @@ class ExecutionJob:
             step_name=step.name,
             plan_md=read_protocol_file(wt, run.protocol_root, "plan.md"),
             step_content=read_protocol_file(wt, run.protocol_root, step.name),
-            instructions=instructions(req.instructions, step.ci_failure),
+            instructions=instructions(req.instructions, step.ci_failure, step.review),
         )
         call = self.calls.call(
             job,
@@ -176,9 +180,14 @@ def current_or_paused(run: ProtocolRunState, req: ev.StepExecutionRequested) -> 
     return step is not None and step.executing and step.attempt == req.attempt
 
 
-def instructions(extra: str, ci_failure: CiFailureEvidence | None) -> str:
-    """What the step's own text does not say: a user's extra instructions, and for a CI fix, CI's evidence."""
+def instructions(
+    extra: str, ci_failure: CiFailureEvidence | None, review: ReviewFeedback | None = None
+) -> str:
+    """What the step's own text does not say: a user's extra instructions, for a CI fix CI's evidence, and
+    for a review fix the reviewer's words."""
     parts: list[str] = []
+    if review is not None:
+        parts.append(review_instructions(review))
     if ci_failure is not None:
         commit = ci_failure.head_sha[:12] or "unknown commit"
         said = ci_failure.raw_status or "failure"
@@ -229,3 +238,24 @@ def _subject(summary: str) -> str:
 def _scope(step_name: str) -> str:
     stem = step_name.removesuffix(".md")
     return stem[3:] if len(stem) > 3 and stem[2] == "-" else stem
+
+
+def review_instructions(review: ReviewFeedback) -> str:
+    """A review as the agent fixing it reads it: who asked, what they said, where."""
+    who = review.reviewer or "a reviewer"
+    verdict = "requested changes" if review.state is ReviewState.CHANGES_REQUESTED else "commented"
+    lines = [
+        f"A reviewer of the pull request ({who}) {verdict} on your work on this step. This attempt is "
+        f"review fix {review.fix_attempt}: address what they asked, and only that; keep everything else "
+        "as it is and keep the checks passing.",
+    ]
+    if review.url:
+        lines.append(f"Review: {review.url}")
+    if review.body.strip():
+        lines += ["What they wrote:", *(f"> {line}" for line in review.body.strip().splitlines())]
+    for comment in review.comments:
+        where = (
+            f"{comment.path}:{comment.line}" if comment.path and comment.line else comment.path or "the PR"
+        )
+        lines += [f"On {where}:", *(f"> {line}" for line in comment.body.strip().splitlines())]
+    return "\n".join(lines)

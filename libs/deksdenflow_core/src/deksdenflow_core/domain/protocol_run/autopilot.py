@@ -30,7 +30,7 @@ from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
 from deksdenflow_core.contracts.generated.deksdenflow.events.v1 import protocol_run as ev
 from deksdenflow_core.domain import run_policy
 from deksdenflow_core.domain.protocol_run.evolve import ProtocolRunEvent
-from deksdenflow_core.domain.protocol_run.state import ProtocolRunState, RunStatus, StepStatus
+from deksdenflow_core.domain.protocol_run.state import ProtocolRunState, RunStatus, StepState, StepStatus
 
 # Statuses in which a run's steps may be asked for.
 _ADVANCING = frozenset({RunStatus.PLANNED, RunStatus.RUNNING})
@@ -48,6 +48,8 @@ def next_work(state: ProtocolRunState) -> list[ProtocolRunEvent]:
     if state.status in _ADVANCING:
         if held_back := _qa_held_back(state):
             events.extend(held_back)
+        elif (fix := _review_fix(state)) is not None:
+            events.append(fix)
         elif (step := _next_step(state)) is not None:
             events.append(step)
         elif merge_ready(state):
@@ -77,6 +79,8 @@ def merge_ready(state: ProtocolRunState) -> bool:
     if any(c.status is not CiStatus.SUCCESS for c in checks):
         return False
     merge = state.run_policy.merge or MergePolicy()
+    if state.changes_requested_by or len(state.approved_by) < (merge.required_approvals or 0):
+        return False
     return all(
         any(run_policy.check_matches(required, c.check) for c in checks) for required in merge.required_checks
     )
@@ -128,6 +132,36 @@ def _pull_request(state: ProtocolRunState) -> list[ProtocolRunEvent]:
     return []
 
 
+def _review_fix(state: ProtocolRunState) -> ev.StepExecutionRequested | None:
+    """A review fix that waits, once no other work of the run is in flight."""
+    waiting = next((s for s in state.steps if s.review_fix_request is not None and not s.executing), None)
+    if waiting is None or waiting.review_fix_request is None:
+        return None
+    others = [s for s in state.steps if s.step_run_id != waiting.step_run_id]
+    if (
+        _in_flight(others)
+        or waiting.qa_pending
+        or waiting.status in (StepStatus.RUNNING, StepStatus.NEEDS_QA)
+    ):
+        return None
+    return ev.StepExecutionRequested(
+        step_run_id=waiting.step_run_id,
+        attempt=waiting.attempt + 1,
+        reason=ExecutionReason.REVIEW_FIX,
+        review=waiting.review_fix_request.review,
+    )
+
+
+def _in_flight(steps: list[StepState]) -> bool:
+    return any(
+        s.executing
+        or s.qa_pending
+        or s.ci_fix_pending
+        or s.status in (StepStatus.RUNNING, StepStatus.NEEDS_QA)
+        for s in steps
+    )
+
+
 def _next_step(state: ProtocolRunState) -> ev.StepExecutionRequested | None:
     """The next pending step, if the run may go on to it now."""
     if state.awaits_plan_approval:
@@ -150,15 +184,25 @@ def _next_step(state: ProtocolRunState) -> ev.StepExecutionRequested | None:
 
 
 def waiting_for(state: ProtocolRunState) -> str | None:
-    """What an autopilot run waits on that is neither a worker nor over: ``plan_approval`` (a person),
-    ``ci`` (green CI on its head commit, to merge), ``merge`` (the forge merging it); None otherwise."""
+    """What an autopilot run waits on that is neither a worker nor over: ``plan_approval`` (a person);
+    once every step is completed, ``pull_request`` (none is open: it failed or was closed — open_pr),
+    ``review`` (approvals, a reviewer who asked for changes to look again, or — merge: never — a person
+    to merge), ``ci`` (green CI on its head commit, to merge), ``merge`` (the forge merging it); None
+    otherwise."""
     if not state.autopilot or state.is_terminal or state.status is RunStatus.PAUSED:
         return None
     if state.awaits_plan_approval:
         return "plan_approval"
-    if state.merges_when_green and state.steps and all(s.status is StepStatus.COMPLETED for s in state.steps):
-        if state.merge_requested or state.merge_scheduled:
-            return "merge"
-        if state.status is RunStatus.RUNNING:
-            return "ci"
-    return None
+    done = bool(state.steps) and all(s.status is StepStatus.COMPLETED for s in state.steps)
+    if not done or not state.ends_with_pr or state.status is not RunStatus.RUNNING:
+        return None
+    if not state.pr_number or state.pr_closed:
+        return None if state.pr_requested else "pull_request"
+    if state.merge_requested or state.merge_scheduled:
+        return "merge"
+    merge = state.run_policy.merge or MergePolicy()
+    if not state.merges_when_green:
+        return "review"
+    if state.changes_requested_by or len(state.approved_by) < (merge.required_approvals or 0):
+        return "review"
+    return "ci"

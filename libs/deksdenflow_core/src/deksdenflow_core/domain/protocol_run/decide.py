@@ -21,12 +21,14 @@ from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
     QaPolicy,
     QaReason,
     QaVerdict,
+    ReviewFeedback,
+    ReviewState,
     RunCompletionReason,
 )
 from deksdenflow_core.contracts.generated.deksdenflow.events.v1 import protocol_run as ev
 from deksdenflow_core.domain.context import DecisionContext
 from deksdenflow_core.domain.protocol_run import autopilot, plan
-from deksdenflow_core.domain.protocol_run.evolve import ProtocolRunEvent, evolve_protocol_run
+from deksdenflow_core.domain.protocol_run.evolve import ProtocolRunEvent, evolve_protocol_run, review_key
 from deksdenflow_core.domain.protocol_run.state import (
     OPEN_STEP_STATUSES,
     STUCK_STEP_STATUSES,
@@ -76,6 +78,8 @@ ProtocolRunCommand = (
     | cmd.RecordPullRequestReadyFailed
     | cmd.RecordMergeScheduled
     | cmd.RecordMergeFailed
+    | cmd.RecordReview
+    | cmd.RecordReviewReplied
 )
 
 # Statuses from which new work (planning, execution, QA, PR) may be requested.
@@ -251,9 +255,7 @@ def _decide_result(
         case cmd.RecordPullRequestMerged():
             return _pr_merged(state, command)
         case cmd.RecordPullRequestClosed():
-            if state.pr_closed or state.status is RunStatus.CANCELLED:
-                return []
-            return [ev.PullRequestClosed(number=command.number, url=command.url)]
+            return _pr_closed(state, command)
         case cmd.RecordCiReport():
             return _ci_report(state, command)
         case cmd.RequestCiFix():
@@ -267,6 +269,10 @@ def _decide_result(
             | cmd.RecordMergeFailed()
         ):
             return _ready_or_merge_result(state, command)
+        case cmd.RecordReview():
+            return _review(state, command)
+        case cmd.RecordReviewReplied():
+            return [ev.ReviewReplied(review_id=command.review_id, url=command.url)]
         case cmd.RecordUsage():
             if not command.call_id:
                 raise InvalidCommand("usage needs the call_id of the agent call", field="call_id")
@@ -622,6 +628,16 @@ def _pr_merged(state: ProtocolRunState, command: cmd.RecordPullRequestMerged) ->
     ]
 
 
+def _pr_closed(state: ProtocolRunState, command: cmd.RecordPullRequestClosed) -> list[ProtocolRunEvent]:
+    """Closed unmerged: an autopilot run that only waited on its PR/MR ends with it."""
+    if state.pr_closed or state.status is RunStatus.CANCELLED:
+        return []
+    closed = ev.PullRequestClosed(number=command.number, url=command.url)
+    if state.ends_with_pr and state.all_steps_done and not state.is_terminal:
+        return [closed, ev.ProtocolRunCompleted(reason=RunCompletionReason.PR_CLOSED)]
+    return [closed]
+
+
 def _ci_report(state: ProtocolRunState, command: cmd.RecordCiReport) -> list[ProtocolRunEvent]:
     """A CI report moves the step whose commit CI ran, unless it is stale (older than what its CI run
     already reported: deliveries come in any order and more than once) or held (another check failed on
@@ -737,17 +753,77 @@ def _ci_fix(state: ProtocolRunState, command: cmd.RequestCiFix) -> list[Protocol
     ]
 
 
+def _review(state: ProtocolRunState, command: cmd.RecordReview) -> list[ProtocolRunEvent]:
+    """A review of the PR/MR: recorded (approvals count toward ``merge: when_green``); changes requested,
+    or comments, become a fix of the step they concern on an autopilot run, within the policy's
+    ``review_fix_attempts`` per step — spent, the step fails and the run waits for a person."""
+    review = command.review or ReviewFeedback()
+    if review_key(review) in state.review_keys or (command.delivery_id in state.review_keys):
+        return []
+    if state.status is RunStatus.CANCELLED:
+        raise _illegal(state, "the run was cancelled; reviews are ignored")
+    step = state.step_by_commit(review.commit_sha) or next(
+        (s for s in reversed(state.steps) if s.commit_sha), None
+    )
+    recorded = ev.ReviewRecorded(
+        provider=command.provider,
+        review=review,
+        step_run_id=step.step_run_id if step else "",
+        delivery_id=command.delivery_id,
+    )
+    asks = review.state is ReviewState.CHANGES_REQUESTED or (
+        review.state is ReviewState.COMMENTED and (review.body.strip() or review.comments)
+    )
+    if not asks or step is None or state.is_terminal or not state.autopilot:
+        return [recorded]
+    budget = state.run_policy.review_fix_attempts or 0
+    reason = f"review by {review.reviewer or 'a reviewer'} asks for changes" + (
+        f": {review.url}" if review.url else ""
+    )
+    if step.review_fix_attempts >= budget:
+        if budget:
+            reason += f" (after {step.review_fix_attempts} review fix attempt(s); the budget is spent)"
+        return [recorded, *_fail_step(state, step, FailureSource.REVIEW, reason)]
+    fix = ev.ReviewFixRequested(
+        step_run_id=step.step_run_id,
+        review=review.model_copy(update={"fix_attempt": step.review_fix_attempts + 1}),
+    )
+    in_flight = step.executing or step.qa_pending or step.status in (StepStatus.RUNNING, StepStatus.NEEDS_QA)
+    if in_flight:
+        return [recorded, fix]  # the fix follows once the step's current work is done
+    return [
+        recorded,
+        ev.StepFailed(step_run_id=step.step_run_id, source=FailureSource.REVIEW, reason=reason),
+        fix,
+    ]
+
+
+def _review_reply(step: StepState, review: ReviewFeedback) -> ev.ReviewReplyRequested:
+    done = step.summary.strip() or "the step was executed again"
+    commit = f" in {step.commit_sha[:12]}" if step.commit_sha else ""
+    return ev.ReviewReplyRequested(
+        step_run_id=step.step_run_id,
+        review_id=review.review_id,
+        reviewer=review.reviewer,
+        body=f"Addressed{commit} (step {step.name}, review fix {review.fix_attempt}): {done}",
+    )
+
+
 # --- consequences -----------------------------------------------------------------------------------------
 
 
 def _complete_step(
     state: ProtocolRunState, step: StepState, via: CompletionVia, before: list[ProtocolRunEvent]
 ) -> list[ProtocolRunEvent]:
-    """Complete ``step``; the last step to be done completes the run."""
+    """Complete ``step``; a review fix is answered on the PR/MR; the last step to be done completes the
+    run."""
     events = [*before, ev.StepCompleted(step_run_id=step.step_run_id, via=via)]
+    fixed = _fold(state, before).step(step.step_run_id)
+    if fixed is not None and fixed.review is not None:
+        events.append(_review_reply(fixed, fixed.review))
     after = _fold(state, events)
-    # With merge: when_green the run completes when its PR/MR is merged.
-    if after.all_steps_done and not after.is_terminal and not after.merges_when_green:
+    # An autopilot run with a PR/MR completes when it is merged (or closed), not when its steps are done.
+    if after.all_steps_done and not after.is_terminal and not after.ends_with_pr:
         events.append(ev.ProtocolRunCompleted(reason=RunCompletionReason.ALL_STEPS_DONE))
     return events
 

@@ -11,6 +11,8 @@ from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
     ExecutionReason,
     FailureSource,
     QaReason,
+    ReviewFeedback,
+    ReviewState,
     StepPlan,
 )
 from deksdenflow_core.contracts.generated.deksdenflow.events.v1 import protocol_run as ev
@@ -68,6 +70,10 @@ ProtocolRunEvent = (
     | ev.MergeRequested
     | ev.MergeScheduled
     | ev.MergeFailed
+    | ev.ReviewRecorded
+    | ev.ReviewFixRequested
+    | ev.ReviewReplyRequested
+    | ev.ReviewReplied
 )
 
 
@@ -112,6 +118,9 @@ _AFTER_END: frozenset[type] = frozenset(
         ev.PullRequestReadyRequested,
         ev.PullRequestMarkedReady,
         ev.PullRequestReadyFailed,
+        ev.ReviewRecorded,
+        ev.ReviewReplyRequested,
+        ev.ReviewReplied,
     }
 )
 
@@ -189,8 +198,9 @@ def _execution_requested(s: ProtocolRunState, e: ev.StepExecutionRequested) -> U
     """The step runs; a CI fix carries CI's evidence, kept when a resume or requeue asks again."""
     index, step = _find_step(s, e.step_run_id)
     evidence = e.ci_failure if e.reason is ExecutionReason.CI_FIX else None
+    review = e.review if e.reason is ExecutionReason.REVIEW_FIX else None
     if e.reason in (ExecutionReason.RESUME, ExecutionReason.REQUEUE):
-        evidence = step.ci_failure
+        evidence, review = step.ci_failure, step.review
     steps = _with_step(
         s.steps,
         index,
@@ -203,6 +213,8 @@ def _execution_requested(s: ProtocolRunState, e: ev.StepExecutionRequested) -> U
             "failure_reason": "",
             "ci_fix_request": None,
             "ci_failure": evidence,
+            "review_fix_request": None,
+            "review": review,
         },
     )
     return _run_status(s, RunStatus.RUNNING, {"steps": steps, "blocked_reason": ""})
@@ -256,7 +268,13 @@ def _step_completed(s: ProtocolRunState, e: ev.StepCompleted) -> Update:
     update = _step(
         s,
         e.step_run_id,
-        {"status": StepStatus.COMPLETED, "executing": False, "qa_pending": False, "ci_fix_request": None},
+        {
+            "status": StepStatus.COMPLETED,
+            "executing": False,
+            "qa_pending": False,
+            "ci_fix_request": None,
+            "review_fix_request": None,
+        },
     )
     # A blocked run whose last stuck step is resolved goes back to running.
     if s.effective_status is RunStatus.BLOCKED and not any(
@@ -452,6 +470,42 @@ def _merge_failed(s: ProtocolRunState, e: ev.MergeFailed) -> Update:
     return {"merge_requested": False, "merge_scheduled": False, "merge_failed_reason": e.reason}
 
 
+def _review_recorded(s: ProtocolRunState, e: ev.ReviewRecorded) -> Update:
+    """A reviewer's latest word counts: an approval, a request for changes, or neither once dismissed."""
+    review = e.review or ReviewFeedback()
+    who = review.reviewer
+    update: Update = {"review_keys": s.review_keys | {review_key(review), e.delivery_id} - {""}}
+    if not who:
+        return update
+    approved, changes = s.approved_by - {who}, s.changes_requested_by - {who}
+    if review.state is ReviewState.APPROVED:
+        approved |= {who}
+    elif review.state is ReviewState.CHANGES_REQUESTED:
+        changes |= {who}
+    elif review.state is ReviewState.COMMENTED:  # a comment leaves a reviewer's verdict as it was
+        approved, changes = s.approved_by, s.changes_requested_by
+    update["approved_by"], update["changes_requested_by"] = approved, changes
+    return update
+
+
+def review_key(review: ReviewFeedback) -> str:
+    """What identifies a review once: its id and what it said (a dismissal reuses the review's id)."""
+    return f"{review.review_id}:{review.state.name}" if review.review_id else ""
+
+
+def _review_fix_requested(s: ProtocolRunState, e: ev.ReviewFixRequested) -> Update:
+    attempt = e.review.fix_attempt if e.review else 0
+    return _step(s, e.step_run_id, {"review_fix_attempts": attempt, "review_fix_request": e})
+
+
+def _review_reply_requested(s: ProtocolRunState, e: ev.ReviewReplyRequested) -> Update:
+    return _step(s, e.step_run_id, {"review": None})
+
+
+def _review_replied(s: ProtocolRunState, e: ev.ReviewReplied) -> Update:
+    return {}
+
+
 def _new_step(p: StepPlan) -> StepState:
     return StepState(
         step_run_id=p.step_run_id,
@@ -559,6 +613,10 @@ _HANDLERS: dict[type, Callable[[ProtocolRunState, Any], Update]] = {
     ev.MergeRequested: _merge_requested,
     ev.MergeScheduled: _merge_scheduled,
     ev.MergeFailed: _merge_failed,
+    ev.ReviewRecorded: _review_recorded,
+    ev.ReviewFixRequested: _review_fix_requested,
+    ev.ReviewReplyRequested: _review_reply_requested,
+    ev.ReviewReplied: _review_replied,
 }
 
 

@@ -14,12 +14,17 @@ from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
     FailureSource,
     MergeMode,
     PlanApproval,
+    PrOpening,
     QaPolicy,
     QaVerdict,
+    ReviewFeedback,
     RunPolicy,
     StepType,
 )
-from deksdenflow_core.contracts.generated.deksdenflow.events.v1.protocol_run import CiFixRequested
+from deksdenflow_core.contracts.generated.deksdenflow.events.v1.protocol_run import (
+    CiFixRequested,
+    ReviewFixRequested,
+)
 from deksdenflow_core.domain import run_policy
 
 AGGREGATE_TYPE = "protocol_run"
@@ -105,6 +110,12 @@ class StepState(BaseModel):
     ci_fix_request: CiFixRequested | None = None
     # What CI said when the current execution is a CI fix (kept across a resume or requeue).
     ci_failure: CiFailureEvidence | None = None
+    # Review fixes requested for this step so far (the policy's review_fix_attempts counts them).
+    review_fix_attempts: int = 0
+    # A review fix waiting for the run to be free of other work.
+    review_fix_request: ReviewFixRequested | None = None
+    # What the reviewer asked when the current execution is a review fix (kept across resume/requeue).
+    review: ReviewFeedback | None = None
 
     @property
     def ci_fix_pending(self) -> bool:
@@ -202,6 +213,11 @@ class ProtocolRunState(BaseModel):
     # The head commit the latest merge was requested on.
     merge_sha: str = ""
     merge_failed_reason: str = ""
+    # Reviewers whose latest word on the PR/MR is an approval, or a request for changes.
+    approved_by: IdSet = frozenset()
+    changes_requested_by: IdSet = frozenset()
+    # Reviews already taken ("<review id>:<state>" and delivery ids): a webhook delivered twice is one.
+    review_keys: IdSet = frozenset()
     version: int = 0
 
     @classmethod
@@ -249,6 +265,13 @@ class ProtocolRunState(BaseModel):
     @property
     def all_steps_done(self) -> bool:
         return bool(self.steps) and all(s.status in DONE_STEP_STATUSES for s in self.steps)
+
+    @property
+    def ends_with_pr(self) -> bool:
+        """An autopilot run that opens a PR/MR ends with it: merged (completed), or closed unmerged once
+        every step is done. Until then a completed set of steps waits for reviews (and fixes them)."""
+        pr = self.run_policy.pr
+        return self.autopilot and pr is not None and pr.open is not PrOpening.NEVER
 
     @property
     def merges_when_green(self) -> bool:

@@ -17,9 +17,13 @@ from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
     CiFailureEvidence,
     FailureSource,
     QaVerdict,
+    ReviewFeedback,
     RunPolicy,
 )
-from deksdenflow_core.contracts.generated.deksdenflow.events.v1.protocol_run import CiFixRequested
+from deksdenflow_core.contracts.generated.deksdenflow.events.v1.protocol_run import (
+    CiFixRequested,
+    ReviewFixRequested,
+)
 from deksdenflow_core.domain.protocol_run.state import CiCheckState, RunStatus, StepState, StepStatus
 
 __all__ = ["RunUpdate", "StepUpdate", "replace"]
@@ -46,6 +50,9 @@ class StepUpdate(TypedDict, total=False):
     ci_fix_attempts: int
     ci_fix_request: CiFixRequested | None
     ci_failure: CiFailureEvidence | None
+    review_fix_attempts: int
+    review_fix_request: ReviewFixRequested | None
+    review: ReviewFeedback | None
 
 
 class RunUpdate(TypedDict, total=False):
@@ -94,6 +101,9 @@ class RunUpdate(TypedDict, total=False):
     merge_scheduled: bool
     merge_sha: str
     merge_failed_reason: str
+    approved_by: frozenset[str]
+    changes_requested_by: frozenset[str]
+    review_keys: frozenset[str]
     version: int
 
 

@@ -25,7 +25,7 @@ _MANUAL = (
     '{"mode":"RUN_MODE_MANUAL","plan_approval":"PLAN_APPROVAL_AUTO","qa_after_execution":false,'
     '"pr":{"open":"PR_OPENING_NEVER","ready_when_done":false,"reviewers":[]},'
     '"merge":{"mode":"MERGE_MODE_NEVER","method":"MERGE_METHOD_MERGE","required_checks":[],'
-    '"required_approvals":0}}'
+    '"required_approvals":0},"review_fix_attempts":0}'
 )
 
 

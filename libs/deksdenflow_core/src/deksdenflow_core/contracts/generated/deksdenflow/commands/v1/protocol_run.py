@@ -441,3 +441,29 @@ class RecordMergeFailed(_base.ContractModel):
 
     attempt: int = 0
     reason: str = ""
+
+
+class RecordReview(_base.ContractModel):
+    """A review of the run's PR/MR, from a webhook (GitHub pull_request_review / _comment, GitLab notes and
+    approvals).
+    """
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.commands.v1.RecordReview"
+    COMMAND_TYPE: _typing.ClassVar[str] = "protocol_run.record_review"
+
+    provider: _typing.Annotated[
+        _deksdenflow_common_v1_common.CiProvider,
+        _base.open_enum_field(_deksdenflow_common_v1_common.CiProvider),
+    ] = _deksdenflow_common_v1_common.CiProvider.UNSPECIFIED
+    review: _deksdenflow_common_v1_common.ReviewFeedback | None = None
+    delivery_id: str = ""
+
+
+class RecordReviewReplied(_base.ContractModel):
+    """The reply to a review was posted on the PR/MR."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.commands.v1.RecordReviewReplied"
+    COMMAND_TYPE: _typing.ClassVar[str] = "protocol_run.record_review_replied"
+
+    review_id: str = ""
+    url: str = ""

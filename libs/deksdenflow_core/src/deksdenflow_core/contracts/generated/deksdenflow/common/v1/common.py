@@ -85,6 +85,7 @@ class ExecutionReason(_base.OpenEnum):
     RESUME: The run was resumed after a pause interrupted this execution (the worker stopped the agent).
     REQUEUE: The scheduler found the request lost (no worker has it and none will get it) and asked again.
     AUTOPILOT: Autopilot: the previous piece of work finished (or the plan was accepted) and this step is next.
+    REVIEW_FIX: A follow-up that addresses a PR/MR review (changes requested, review comments).
     """
 
     UNSPECIFIED = "EXECUTION_REASON_UNSPECIFIED"
@@ -95,6 +96,7 @@ class ExecutionReason(_base.OpenEnum):
     RESUME = "EXECUTION_REASON_RESUME"
     REQUEUE = "EXECUTION_REASON_REQUEUE"
     AUTOPILOT = "EXECUTION_REASON_AUTOPILOT"
+    REVIEW_FIX = "EXECUTION_REASON_REVIEW_FIX"
 
 
 class QaReason(_base.OpenEnum):
@@ -126,12 +128,16 @@ class CompletionVia(_base.OpenEnum):
 
 
 class FailureSource(_base.OpenEnum):
-    """What made a step fail."""
+    """What made a step fail.
+
+    REVIEW: A reviewer asked for changes on the PR/MR.
+    """
 
     UNSPECIFIED = "FAILURE_SOURCE_UNSPECIFIED"
     EXECUTION = "FAILURE_SOURCE_EXECUTION"
     QA = "FAILURE_SOURCE_QA"
     CI = "FAILURE_SOURCE_CI"
+    REVIEW = "FAILURE_SOURCE_REVIEW"
 
 
 class RunCompletionReason(_base.OpenEnum):
@@ -139,11 +145,14 @@ class RunCompletionReason(_base.OpenEnum):
 
     ALL_STEPS_DONE: Every step is completed or cancelled.
     PR_MERGED: Its pull/merge request was merged.
+    PR_CLOSED: Every step was done and its pull/merge request was closed without merging (autopilot runs, which
+    end with their PR/MR).
     """
 
     UNSPECIFIED = "RUN_COMPLETION_REASON_UNSPECIFIED"
     ALL_STEPS_DONE = "RUN_COMPLETION_REASON_ALL_STEPS_DONE"
     PR_MERGED = "RUN_COMPLETION_REASON_PR_MERGED"
+    PR_CLOSED = "RUN_COMPLETION_REASON_PR_CLOSED"
 
 
 class WebhookOutcome(_base.OpenEnum):
@@ -222,6 +231,20 @@ class MergeMethod(_base.OpenEnum):
     MERGE = "MERGE_METHOD_MERGE"
     SQUASH = "MERGE_METHOD_SQUASH"
     REBASE = "MERGE_METHOD_REBASE"
+
+
+class ReviewState(_base.OpenEnum):
+    """What a reviewer said on a PR/MR.
+
+    COMMENTED: Comments without a verdict (GitHub COMMENTED, a GitLab note on the MR or its diff).
+    DISMISSED: An earlier approval or request for changes no longer counts (dismissed, approval revoked).
+    """
+
+    UNSPECIFIED = "REVIEW_STATE_UNSPECIFIED"
+    APPROVED = "REVIEW_STATE_APPROVED"
+    CHANGES_REQUESTED = "REVIEW_STATE_CHANGES_REQUESTED"
+    COMMENTED = "REVIEW_STATE_COMMENTED"
+    DISMISSED = "REVIEW_STATE_DISMISSED"
 
 
 class EngineDefaults(_base.ContractModel):
@@ -408,3 +431,42 @@ class RunPolicy(_base.ContractModel):
     )
     pr: PrPolicy | None = None
     merge: MergePolicy | None = None
+    review_fix_attempts: int | None = _pydantic.Field(
+        default=None,
+        description="Autopilot: fixes the agent may attempt per step for PR/MR reviews (changes requested or review\ncomments); when spent, a review blocks the run. Unset: 2 on autopilot, 0 on manual.",
+    )
+
+
+class ReviewComment(_base.ContractModel):
+    """One comment of a review, on a line of the diff or on the whole PR/MR."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.common.v1.ReviewComment"
+
+    path: str = _pydantic.Field(
+        default="", description="The file and line it is on; empty/0 for a comment on the whole PR/MR."
+    )
+    line: int = 0
+    body: str = ""
+    url: str = ""
+
+
+class ReviewFeedback(_base.ContractModel):
+    """A review as the agent that addresses it is told."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.common.v1.ReviewFeedback"
+
+    review_id: str = _pydantic.Field(
+        default="",
+        description="The forge's id of the review (GitHub review id, GitLab note or approval id), as text.",
+    )
+    reviewer: str = ""
+    state: _typing.Annotated[ReviewState, _base.open_enum_field(ReviewState)] = ReviewState.UNSPECIFIED
+    body: str = _pydantic.Field(
+        default="", description="The review's own text (may be empty when only line comments were made)."
+    )
+    comments: tuple[ReviewComment, ...] = ()
+    commit_sha: str = _pydantic.Field(default="", description="The commit the reviewer looked at.")
+    url: str = ""
+    fix_attempt: int = _pydantic.Field(
+        default=0, description="1 for the first review fix of this step, 2 for the second, ..."
+    )

@@ -158,6 +158,9 @@ class StepExecutionRequested(_base.ContractModel):
     ci_failure: _deksdenflow_common_v1_common.CiFailureEvidence | None = _pydantic.Field(
         default=None, description="For a CI fix (reason CI_FIX): what failed."
     )
+    review: _deksdenflow_common_v1_common.ReviewFeedback | None = _pydantic.Field(
+        default=None, description="What a reviewer asked for when the execution is a review fix."
+    )
 
 
 class StepExecutionStarted(_base.ContractModel):
@@ -558,3 +561,53 @@ class MergeFailed(_base.ContractModel):
 
     attempt: int = 0
     reason: str = ""
+
+
+class ReviewRecorded(_base.ContractModel):
+    """A review of the run's PR/MR (approval, changes requested, comments, a dismissal)."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.events.v1.ReviewRecorded"
+    EVENT_TYPE: _typing.ClassVar[str] = "protocol_run.review_recorded"
+
+    provider: _typing.Annotated[
+        _deksdenflow_common_v1_common.CiProvider,
+        _base.open_enum_field(_deksdenflow_common_v1_common.CiProvider),
+    ] = _deksdenflow_common_v1_common.CiProvider.UNSPECIFIED
+    review: _deksdenflow_common_v1_common.ReviewFeedback | None = None
+    step_run_id: str = _pydantic.Field(
+        default="",
+        description="The step the review concerns (its commit, else the last step that pushed one); empty if none.",
+    )
+    delivery_id: str = _pydantic.Field(default="", description="Webhook delivery id, for dedup and audit.")
+
+
+class ReviewFixRequested(_base.ContractModel):
+    """The step is to be fixed for a review; the fix runs once nothing else of the run is in flight."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.events.v1.ReviewFixRequested"
+    EVENT_TYPE: _typing.ClassVar[str] = "protocol_run.review_fix_requested"
+
+    step_run_id: str = ""
+    review: _deksdenflow_common_v1_common.ReviewFeedback | None = None
+
+
+class ReviewReplyRequested(_base.ContractModel):
+    """Reply on the PR/MR to a review whose fix is done: what was changed."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.events.v1.ReviewReplyRequested"
+    EVENT_TYPE: _typing.ClassVar[str] = "protocol_run.review_reply_requested"
+
+    step_run_id: str = ""
+    review_id: str = ""
+    reviewer: str = ""
+    body: str = ""
+
+
+class ReviewReplied(_base.ContractModel):
+    """The reply was posted."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.events.v1.ReviewReplied"
+    EVENT_TYPE: _typing.ClassVar[str] = "protocol_run.review_replied"
+
+    review_id: str = ""
+    url: str = ""
