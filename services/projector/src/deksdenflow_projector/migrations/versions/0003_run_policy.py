@@ -1,8 +1,9 @@
 """Protocol runs show their run policy and what they wait for.
 
 ``run_policy``: the policy the run recorded at creation; rows written before policies are manual runs
-and get the manual policy (what the domain folds for them, so a rebuild writes the same). ``waiting_for``: what an autopilot run waits on that is not a
-worker — a person's plan approval, CI on its head commit, the merge — or null.
+and get the manual policy (what the domain folds for them, so a rebuild writes the same).
+``waiting_for``: what an autopilot run waits on that is not a worker (a person's plan approval or
+review, CI on its head commit, the merge), or null.
 
 Revision ID: 0003
 """
