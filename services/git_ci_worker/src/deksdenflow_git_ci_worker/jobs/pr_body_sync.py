@@ -47,9 +47,9 @@ class PrBodySync:
     differs from the last one written here for the run."""
 
     kit: GitJobKit
-    # Run id → digest of the body last written, the most recently written last; a restart forgets it
-    # and simply writes each body once more.
+    # How many runs' last bodies are remembered; a run forgotten (or a restart) writes its body once more.
     remembered: int = 1_000
+    # Run id → digest of the body last written for it, the most recently written last.
     _written: OrderedDict[str, str] = field(default_factory=OrderedDict, init=False)
     _locks: WeakValueDictionary[str, asyncio.Lock] = field(default_factory=WeakValueDictionary, init=False)
 
