@@ -1,5 +1,5 @@
-"""The git/CI worker: onboarding, draft PRs/MRs, CI results and fixes, branch deletion, the branch listing
-service and the scheduler's rounds.
+"""The git/CI worker: onboarding, draft PRs/MRs and their bodies kept current, CI results and fixes,
+branch deletion, the branch listing service and the scheduler's rounds.
 
 Jobs come from one durable pull consumer shared by every replica; :attr:`GitCiWorker.routes` is its one
 table from request event to job and to the job's failure record (the consumer's filter comes from it).
@@ -31,6 +31,7 @@ from deksdenflow_git_ci_worker.jobs.branches import Branches
 from deksdenflow_git_ci_worker.jobs.ci import CiHandler, ForgeFactory
 from deksdenflow_git_ci_worker.jobs.forge_reconciler import ForgeReconciler
 from deksdenflow_git_ci_worker.jobs.onboarding import Onboarding
+from deksdenflow_git_ci_worker.jobs.pr_body_sync import PrBodySync
 from deksdenflow_git_ci_worker.jobs.pull_requests import Merges, PullRequests, ReadyForReview
 from deksdenflow_git_ci_worker.kit import GitJobKit, provider_of
 from deksdenflow_git_ci_worker.metrics import GitCiMetrics
@@ -76,6 +77,8 @@ class GitCiWorker:
     def _routes(self) -> list[Route]:
         onboarding, prs, meta = Onboarding(self.kit), PullRequests(self.kit), self.kit.meta
         ready, merges = ReadyForReview(self.kit), Merges(self.kit)
+        # One route per request type (the dispatcher refuses two): the events it follows have no other job.
+        bodies = PrBodySync(self.kit)
         return [
             Route(pev.ProjectOnboardingRequested, onboarding.run, onboarding.fail),
             Route(ev.PullRequestRequested, prs.run, prs.fail),
@@ -88,6 +91,7 @@ class GitCiWorker:
                 partial(self.ci.fix_ci, meta=meta),
                 partial(self.ci.fix_ci_without_log, meta=meta),
             ),
+            *bodies.routes(),
         ]
 
     def spec(self) -> ConsumerSpec:

@@ -261,7 +261,11 @@ def _ci_running(step: StepState) -> bool:
 
 
 def _qa_verdict(s: ProtocolRunState, e: ev.QaVerdictRecorded) -> Update:
-    return _step(s, e.step_run_id, {"qa_pending": False, "last_verdict": e.verdict})
+    return _step(
+        s,
+        e.step_run_id,
+        {"qa_pending": False, "last_verdict": e.verdict, "last_report_path": e.report_path},
+    )
 
 
 def _step_completed(s: ProtocolRunState, e: ev.StepCompleted) -> Update:

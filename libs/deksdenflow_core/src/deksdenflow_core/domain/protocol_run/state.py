@@ -95,6 +95,8 @@ class StepState(BaseModel):
     qa_attempt: int = 0
     qa_pending: bool = False
     last_verdict: QaVerdict = QaVerdict.UNSPECIFIED
+    # Where the last QA verdict's report was written in the repository ("" when it names none).
+    last_report_path: str = ""
     summary: str = ""
     commit_sha: str = ""
     changed_files: tuple[str, ...] = ()
