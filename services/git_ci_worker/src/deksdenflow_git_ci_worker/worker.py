@@ -23,10 +23,12 @@ from deksdenflow_core.domain.project import ProjectState
 from deksdenflow_core.domain.provider import ProviderName
 from deksdenflow_core.eventstore import JetStreamEventStore
 from deksdenflow_core.jobs import ConsumerPool, Dispatcher, Route
+from deksdenflow_core.settings import RunLimits
 from deksdenflow_git import Git, MirrorCache
 from deksdenflow_git.forges import Forge
 from nats.aio.client import Client as NATS
 
+from deksdenflow_git_ci_worker.admission import Admission
 from deksdenflow_git_ci_worker.jobs.branches import Branches
 from deksdenflow_git_ci_worker.jobs.ci import CiHandler, ForgeFactory
 from deksdenflow_git_ci_worker.jobs.forge_reconciler import ForgeReconciler
@@ -51,6 +53,7 @@ class GitCiWorker:
         *,
         metrics: GitCiMetrics | None = None,
         db_url: str | None = None,
+        limits: RunLimits | None = None,
     ) -> None:
         self.store = store
         self.nc = nc
@@ -72,6 +75,20 @@ class GitCiWorker:
         )
         self._pool = ConsumerPool(
             store, self.spec(), concurrency=settings.git_ci_worker_concurrency, on_failure=self.on_failure
+        )
+        # With run limits set, queued runs wait for this worker's admission (it reads the read model).
+        limits = limits or RunLimits()
+        self.admission = (
+            Admission(
+                self.repo,
+                store,
+                db_url,
+                limits,
+                durable=f"{settings.git_ci_worker_durable}_admission",
+                worker_id=settings.worker_id,
+            )
+            if db_url and limits.limited
+            else None
         )
 
     def _routes(self) -> list[Route]:
@@ -113,9 +130,13 @@ class GitCiWorker:
             self.branches_subject, queue="git_ci_worker", cb=self.branches.list_branches
         )
         rounds = asyncio.create_task(self.scheduler.run()) if self.scheduler else None
+        admitting = asyncio.create_task(self.admission.run()) if self.admission else None
         try:
             await self._pool.run(self.handle)
         finally:
+            if self.admission is not None and admitting is not None:
+                self.admission.stop()
+                await admitting
             if self.scheduler is not None and rounds is not None:
                 self.scheduler.stop()
                 await rounds
@@ -123,6 +144,8 @@ class GitCiWorker:
 
     def stop(self) -> None:
         self._pool.stop()
+        if self.admission is not None:
+            self.admission.stop()
         if self.scheduler is not None:
             self.scheduler.stop()
 

@@ -74,6 +74,8 @@ ProtocolRunEvent = (
     | ev.ReviewFixRequested
     | ev.ReviewReplyRequested
     | ev.ReviewReplied
+    | ev.ProtocolRunQueued
+    | ev.ProtocolRunAdmitted
 )
 
 
@@ -510,6 +512,16 @@ def _review_replied(s: ProtocolRunState, e: ev.ReviewReplied) -> Update:
     return {}
 
 
+def _queued(s: ProtocolRunState, e: ev.ProtocolRunQueued) -> Update:
+    return _run_status(s, RunStatus.QUEUED, {})
+
+
+def _admitted(s: ProtocolRunState, e: ev.ProtocolRunAdmitted) -> Update:
+    if s.status is not RunStatus.QUEUED:
+        raise InvariantViolation(f"admitted a run that is {s.status.value}, not queued")
+    return {}
+
+
 def _new_step(p: StepPlan) -> StepState:
     return StepState(
         step_run_id=p.step_run_id,
@@ -621,6 +633,8 @@ _HANDLERS: dict[type, Callable[[ProtocolRunState, Any], Update]] = {
     ev.ReviewFixRequested: _review_fix_requested,
     ev.ReviewReplyRequested: _review_reply_requested,
     ev.ReviewReplied: _review_replied,
+    ev.ProtocolRunQueued: _queued,
+    ev.ProtocolRunAdmitted: _admitted,
 }
 
 

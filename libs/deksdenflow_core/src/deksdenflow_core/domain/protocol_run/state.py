@@ -39,6 +39,8 @@ class RunStatus(StrEnum):
     """Status of a protocol run (names as users know them)."""
 
     PENDING = "pending"
+    # Started while run limits are set: waits for a slot, in order.
+    QUEUED = "queued"
     PLANNING = "planning"
     PLANNED = "planned"
     RUNNING = "running"
