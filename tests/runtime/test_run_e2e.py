@@ -16,6 +16,7 @@ from deksdenflow_runtime.credentials import Credentials, credentials_file
 
 from tests.runtime.cli_support import deksdenflow_command
 from tests.runtime.run_support import Ports, Run, assert_nothing_left
+from tests.support import eventually
 
 
 def _pg_url(home: Path, ports: Ports) -> str:
@@ -57,6 +58,20 @@ async def _use_the_api_and_rebuild(home: Path, ports: Ports, env: dict[str, str]
         assert [p["name"] for p in listed.json()["data"]] == ["e2e"]
 
 
+async def _a_start_is_queued_and_admitted(api: httpx.AsyncClient, project_id: str) -> None:
+    created = await api.post(f"/projects/{project_id}/protocols", json={"task_name": "queued"})
+    assert created.status_code == 201, created.text
+    run_id = created.json()["id"]
+    started = await api.post(f"/protocols/{run_id}/actions/start")
+    assert started.json()["events"] == ["protocol_run.queued"], started.text
+
+    async def admitted() -> bool:
+        events = await api.get(f"/protocols/{run_id}/events")
+        return "protocol_run.admitted" in [e["type"] for e in events.json()["data"]]
+
+    await eventually(admitted, within=60, what="the queued run admitted")
+
+
 @pytest.mark.slow
 async def test_run_is_healthy_stops_on_sigint_and_reuses_its_data(
     env: dict[str, str], home: Path, ports: Ports, tmp_path: Path
@@ -83,7 +98,9 @@ async def test_run_is_healthy_stops_on_sigint_and_reuses_its_data(
     assert "SIGINT received" in output
     await assert_nothing_left(first, home)
 
-    second = Run(env, cwd, cwd / "second.log")
+    # The second run has run limits: a start queues, and the git worker's admission (its own consumer,
+    # under the NATS permissions of the supervised system) admits the run.
+    second = Run({**env, "DEKSDENFLOW_MAX_ACTIVE_RUNS": "1"}, cwd, cwd / "second.log")
     try:
         seconds = await second.wait_healthy(ports.api)
         print(f"second run healthy after {seconds:.2f}s")
@@ -97,6 +114,7 @@ async def test_run_is_healthy_stops_on_sigint_and_reuses_its_data(
             # The same token, and the project of the first run (log and read model both kept).
             listed = await api.get("/projects")
             assert [p["name"] for p in listed.json()["data"]] == ["e2e"]
+            await _a_start_is_queued_and_admitted(api, listed.json()["data"][0]["id"])
         nc = await nats.connect(_nats_url(home, ports))
         assert (await nc.jetstream().stream_info("E2E_MARKER")).config.name == "E2E_MARKER"
         await nc.close()
