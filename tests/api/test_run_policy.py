@@ -12,7 +12,7 @@ from tests.api.conftest import System
 from tests.api.helpers import as_worker, create_project
 from tests.domain.builders import plan_steps
 
-DEFAULTS = {
+DEFAULTS: dict[str, Any] = {
     "mode": "autopilot",
     "plan_approval": "auto",
     "qa_after_execution": True,
