@@ -17,13 +17,15 @@ async def create_project(
     client: httpx.AsyncClient, name: str = "demo", run_policy: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """A project whose runs a test drives by hand (manual), unless ``run_policy`` says otherwise."""
-    body = {
-        "name": name,
-        "git_url": f"file:///repos/{name}.git",
-        "onboard": False,
-        "run_policy": run_policy or {"mode": "manual"},
-    }
-    response = await client.post("/projects", json=body)
+    response = await client.post(
+        "/projects",
+        json={
+            "name": name,
+            "git_url": f"file:///repos/{name}.git",
+            "onboard": False,
+            "run_policy": run_policy or {"mode": "manual"},
+        },
+    )
     assert response.status_code == 201, response.text
     body: dict[str, Any] = response.json()
     body["_seq"] = int(response.headers["X-Event-Sequence"])

@@ -524,3 +524,27 @@ def test_a_reply_to_a_review_is_recorded_once() -> None:
     run = apply(run, replied)
     assert run.review_replies == frozenset({"r1"})
     assert _decide(run, replied) == [], "the reply job ran twice"
+
+
+def test_a_start_under_run_limits_queues_the_run_until_it_is_admitted() -> None:
+    run = new_run(run_policy=AUTOPILOT)
+    events = _decide(run, cmd.StartProtocolRun(queue=True))
+    assert _types(events) == ["ProtocolRunQueued"]
+    run = apply(run, cmd.StartProtocolRun(queue=True))
+    assert run.status is RunStatus.QUEUED
+    assert waiting_for(run) == "queue"
+    with pytest.raises(IllegalTransition):
+        _decide(run, cmd.StartProtocolRun(queue=True))
+    with pytest.raises(IllegalTransition):
+        _decide(run, cmd.RunNextStep())
+    # paused while queued: not admitted; resumed, it waits again
+    paused = apply(run, cmd.PauseProtocolRun())
+    assert _decide(paused, cmd.AdmitProtocolRun()) == []
+    assert apply(paused, cmd.ResumeProtocolRun()).status is RunStatus.QUEUED
+    events = _decide(run, cmd.AdmitProtocolRun(active_in_project=0, active_total=3))
+    assert _types(events) == ["ProtocolRunAdmitted", "PlanningRequested"]
+    run = apply(run, cmd.AdmitProtocolRun())
+    assert run.status is RunStatus.PLANNING
+    assert _decide(run, cmd.AdmitProtocolRun()) == [], "admitted twice is once"
+    cancelled = apply(apply(new_run(), cmd.StartProtocolRun(queue=True)), cmd.CancelProtocolRun(reason="no"))
+    assert cancelled.status is RunStatus.CANCELLED

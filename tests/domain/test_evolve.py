@@ -7,7 +7,7 @@ import typing
 
 import pytest
 from deksdenflow_core.contracts.generated.deksdenflow.commands.v1 import protocol_run as cmd
-from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import TokenUsage
+from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import QaVerdict, TokenUsage
 from deksdenflow_core.contracts.generated.deksdenflow.events.v1 import project as pev
 from deksdenflow_core.contracts.generated.deksdenflow.events.v1 import protocol_run as ev
 from deksdenflow_core.domain.context import InvariantViolation
@@ -64,6 +64,21 @@ def test_usage_counts_on_the_run_and_on_its_step() -> None:
     assert (after.steps[1].input_tokens, after.steps[1].cost_micro_usd) == (10, 7)
     assert after.steps[0] is run.steps[0]
     assert after.usage_call_ids == {"c1"}
+
+
+def test_a_qa_verdict_keeps_its_report_path_on_its_step_until_the_next_verdict() -> None:
+    run = apply(planned_run(2), cmd.RunNextStep())
+    sid = run.steps[0].step_run_id
+    run = apply(run, cmd.RecordStepExecutionCompleted(step_run_id=sid, auto_qa=True))
+    run = apply(
+        run, cmd.RecordQaVerdict(step_run_id=sid, qa_attempt=1, report_path=".protocols/p/qa/00-1.md")
+    )
+    assert run.steps[0].last_report_path == ".protocols/p/qa/00-1.md"
+    assert run.steps[1].last_report_path == ""
+    run = apply(run, cmd.RunStepQa(step_run_id=sid))
+    assert run.steps[0].last_report_path == ".protocols/p/qa/00-1.md", "kept while the next QA runs"
+    run = apply(run, cmd.RecordQaVerdict(step_run_id=sid, qa_attempt=2, verdict=QaVerdict.PASS))
+    assert run.steps[0].last_report_path == "", "a verdict naming no report has none"
 
 
 def test_an_unknown_step_is_an_invariant_violation() -> None:

@@ -9,7 +9,7 @@ import pytest
 from deksdenflow_core.aggregates import PROJECT, PROTOCOL_RUN, Repository
 from deksdenflow_core.contracts.generated.deksdenflow.commands.v1 import project as pcmd
 from deksdenflow_core.contracts.generated.deksdenflow.commands.v1 import protocol_run as cmd
-from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import QaVerdict
+from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import QaVerdict, RunMode, RunPolicy
 from deksdenflow_core.domain.protocol_run import RunStatus, StepStatus
 from deksdenflow_core.errors import ConcurrencyConflict, IllegalTransition
 from deksdenflow_core.eventstore import AppendMeta
@@ -25,7 +25,13 @@ def meta(actor: str = "user:test") -> AppendMeta:
 async def _project(repo: Repository) -> str:
     project_id = uuid.uuid4().hex
     await repo.execute(
-        PROJECT, project_id, pcmd.RegisterProject(name="demo", git_url="file:///demo.git"), meta()
+        PROJECT,
+        project_id,
+        # runs driven by hand here
+        pcmd.RegisterProject(
+            name="demo", git_url="file:///demo.git", run_policy=RunPolicy(mode=RunMode.MANUAL)
+        ),
+        meta(),
     )
     return project_id
 

@@ -26,6 +26,8 @@ from tests.git.origin import ISOLATED_GIT_ENV, Origin
 
 FORGE_REPO = "acme/demo"
 GITHUB_TOKEN = "ghp_test_token"
+# Where PR bodies link the QA reports (the API as people would reach it; nothing listens there).
+PUBLIC_API_URL = "https://deksdenflow.example/api"
 
 
 @dataclass
@@ -148,6 +150,7 @@ async def orchestra(
         github_token=SecretStr(GITHUB_TOKEN),
         github_api_url=github.api_url,
         git_ci_worker_ack_wait_seconds=10,
+        public_api_url=PUBLIC_API_URL,
     )
     git = Git(identity=GitIdentity(git_settings.git_user, git_settings.git_email), env=ISOLATED_GIT_ENV)
     git_worker = GitCiWorker(

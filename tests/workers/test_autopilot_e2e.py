@@ -53,18 +53,18 @@ async def test_five_steps_reach_a_ready_pr_with_no_client_call_after_start(orche
         writes = Writes()
         api.event_hooks["request"].append(writes)
         run = await _create_and_start(api, project["id"])
-        done = await wait_for(
+        ready = await wait_for(
             api,
             f"/protocols/{run['id']}",
-            lambda r: r["status"] == "completed" and r["pr_url"] is not None,
-            what="the run completed with its PR",
+            lambda r: r["waiting_for"] == "review",
+            what="every step done, the PR waiting for its review",
         )
+        assert ready["status"] == "running", "an autopilot run ends with its PR"
         steps = (await get(api, f"/protocols/{run['id']}/steps"))["data"]
         assert [s["status"] for s in steps] == ["completed"] * 5
         pr = await _eventually_ready(o)
         assert (pr.head, pr.draft) == (run["protocol_name"], False)
         assert writes.count == 2, "create and start, nothing else"
-        assert done["waiting_for"] is None
 
         marked = await wait_for(
             api,
@@ -81,6 +81,16 @@ async def test_five_steps_reach_a_ready_pr_with_no_client_call_after_start(orche
         assert types.index("protocol_run.pr_requested") > types.index("protocol_run.step_execution_completed")
         assert types[-2:] == ["protocol_run.pr_ready_requested", "protocol_run.pr_marked_ready"]
         assert len(o.github.prs(FORGE_REPO)) == 1
+        # a person merges it: the run completes
+        head = ready["branch_head_sha"]
+        await _github(
+            o.system,
+            "pull_request",
+            load("github_pull_request_closed_merged", branch=run["protocol_name"], sha=head),
+        )
+        done = await wait_for(api, f"/protocols/{run['id']}", lambda r: r["status"] == "completed")
+        assert done["pr_merged"] is True
+        assert done["waiting_for"] is None
 
 
 async def _eventually_ready(o: Orchestra) -> Any:

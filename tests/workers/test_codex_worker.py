@@ -173,3 +173,47 @@ async def test_cancel_mid_execution_kills_the_codex_process(orchestra: Orchestra
             )
             await wait_for(api, f"/protocols/{run['id']}", lambda r: r["status"] == "cancelled")
             assert await o.origin.tip(run["protocol_name"]) == tip  # nothing pushed after
+
+
+async def test_a_rejected_plan_is_planned_again_with_the_reason_in_the_planners_prompt(
+    orchestra: Orchestra, fake_model: FakeResponsesApi
+) -> None:
+    """plan_approval: required on an autopilot project: the run waits in planned; a rejection plans again
+    and the real Codex CLI's planner is told why; an approval starts the steps by itself."""
+    o = orchestra
+    o.start_codex_worker(
+        o.worker_settings(**codex_settings(o, fake_model)), codex_env=codex_provider_env(fake_model)
+    )
+    async with o.system.admin() as api:
+        project = await register(
+            api, o, default_engines=ENGINES, default_models=MODELS, run_policy={"plan_approval": "required"}
+        )
+        run = await planned_protocol(api, project["id"])
+        assert (run["status"], run["waiting_for"]) == ("planned", "plan_approval")
+        reason = "Put the greeting in its own module, and say so in the plan"
+        rejected = await api.post(f"/protocols/{run['id']}/actions/reject_plan", json={"reason": reason})
+        assert rejected.status_code == 200, rejected.text
+        again = await wait_for(
+            api,
+            f"/protocols/{run['id']}",
+            lambda r: r["status"] == "planned" and r["waiting_for"] == "plan_approval",
+            within=60,
+            what="the plan made again",
+        )
+        planning = [
+            c for c in fake_model.calls if "plan_md" in (output_schema(c) or {}).get("properties", {})
+        ]
+        assert len(planning) == 2
+        assert reason not in user_text(planning[0])
+        assert reason in user_text(planning[1]), "the planner is told why its plan was rejected"
+        assert again["spec_hash"] is not None
+
+        await action(api, f"/protocols/{run['id']}/actions/approve_plan")
+        steps = await wait_for(
+            api,
+            f"/protocols/{run['id']}/steps",
+            lambda b: b["data"][1]["status"] == "completed",
+            within=90,
+            what="the steps going by themselves after the approval",
+        )
+        assert steps["data"][0]["status"] == "completed"

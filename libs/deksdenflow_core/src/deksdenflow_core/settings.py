@@ -49,8 +49,26 @@ class LogSettings(_Base):
     log_json: bool = False
 
 
-class ApiSettings(_Base):
-    """The HTTP API process."""
+class RunLimits(_Base):
+    """How many protocol runs go at once (0: no limit). Set, every start queues the run and the git
+    worker's admission admits queued runs in order as slots free; unset, a start plans at once."""
+
+    max_active_runs: int = Field(
+        default=0, ge=0, description="Runs active at once in all (DEKSDENFLOW_MAX_ACTIVE_RUNS); 0: no limit."
+    )
+    max_active_runs_per_project: int = Field(
+        default=0,
+        ge=0,
+        description="Runs active at once in one project (DEKSDENFLOW_MAX_ACTIVE_RUNS_PER_PROJECT); 0: none.",
+    )
+
+    @property
+    def limited(self) -> bool:
+        return bool(self.max_active_runs or self.max_active_runs_per_project)
+
+
+class ApiSettings(RunLimits):
+    """The HTTP API process (it queues starts when run limits are set)."""
 
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8010, ge=1, le=65535)

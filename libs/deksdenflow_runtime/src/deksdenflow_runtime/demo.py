@@ -188,10 +188,13 @@ class Api:
         )
 
 
-def drive(api: Api, origin: Path, engine: str, timeout: float, forge: FakeGitHub) -> dict[str, Any]:
-    """Register, open a protocol and start it; from there autopilot runs it: the client only reads. The
-    demo's one other act is the CI a real forge would run: it makes CI green on the head commit of the
-    local forge, where the git worker's reconciliation finds it, and the run merges its PR."""
+def drive(
+    api: Api, origin: Path, engine: str, timeout: float, forge: FakeGitHub | None = None
+) -> dict[str, Any]:
+    """Register, open a protocol and start it; from there autopilot runs it: the client only reads. With
+    ``forge``, the demo's one other act is the CI a real forge would run: it makes CI green on the head
+    commit of the local forge, where the git worker's reconciliation finds it, and the run merges its
+    PR. Without, the run goes as far as a PR ready for review (the default policy: no merge)."""
     engines = dict.fromkeys(("planning", "decompose", "exec", "qa"), engine)
     project = api.call(
         "POST",
@@ -202,7 +205,7 @@ def drive(api: Api, origin: Path, engine: str, timeout: float, forge: FakeGitHub
             "ci_provider": "github",
             "forge_repo": FORGE_REPO,
             "default_engines": engines,
-            "run_policy": {"merge": {"mode": "when_green", "method": "squash"}},
+            "run_policy": {"merge": {"mode": "when_green", "method": "squash"}} if forge else {},
         },
     )
     policy = project["run_policy"]
@@ -227,9 +230,12 @@ def drive(api: Api, origin: Path, engine: str, timeout: float, forge: FakeGitHub
             if step["status"] == "completed" and step["id"] not in reported:
                 reported.add(step["id"])
                 print(f"demo: step {step['step_name']} done")
-        return r["waiting_for"] == "ci" or r["status"] in ("blocked", "failed", "completed", "cancelled")
+        waits = r["waiting_for"] in (("ci",) if forge else ("review", "pull_request"))
+        return waits or r["status"] in ("blocked", "failed", "completed", "cancelled")
 
     run = api.wait(f"/protocols/{run['id']}", progress, "the steps", timeout)
+    if forge is None:
+        return run  # type: ignore[no-any-return]
     if run["waiting_for"] != "ci":
         raise DemoError(f"the run stopped as {run['status']}: {run['blocked_reason']}")
     print(f"demo: every step done; PR {run['pr_url']} ready for review; waiting for green CI to merge")

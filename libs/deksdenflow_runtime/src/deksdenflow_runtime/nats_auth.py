@@ -174,6 +174,7 @@ def permissions(stream: str, prefix: str, durables: Durables | None = None) -> d
             publish=(
                 *read,
                 *consume(durables.git_ci_worker, feed),
+                *consume(f"{durables.git_ci_worker}_admission", feed),
                 *append("project", "protocol_run", "webhook"),
             ),
             subscribe=(*inbox, branches),

@@ -9,7 +9,7 @@ import asyncpg
 from deksdenflow_core.aggregates import Repository
 from deksdenflow_core.errors import InfrastructureError
 from deksdenflow_core.eventstore import JetStreamEventStore
-from deksdenflow_core.settings import ApiSettings, EventStoreSettings
+from deksdenflow_core.settings import ApiSettings, EventStoreSettings, RunLimits
 from fastapi import Depends, Request
 from nats.js import JetStreamContext
 
@@ -46,6 +46,11 @@ class ApiContext:
 
     def __post_init__(self) -> None:
         self.admin_tokens = tuple(token.encode() for token in self.settings.admin_tokens())
+
+    @property
+    def limits(self) -> RunLimits:
+        """Run limits (the same variables the git worker's admission reads)."""
+        return self.settings
 
     @property
     def pool(self) -> asyncpg.Pool:

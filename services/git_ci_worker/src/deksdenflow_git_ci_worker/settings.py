@@ -55,6 +55,12 @@ class GitCiSettings(BaseSettings):
     ci_workflow: str = Field(
         default="deksdenflow-ci.yml", description="GitHub workflow file dispatched by CI triggers."
     )
+    public_api_url: str | None = Field(
+        default=None,
+        description="The API's base URL as people reach it (DEKSDENFLOW_PUBLIC_API_URL): PR/MR bodies link "
+        "a step's QA reports there (GET /steps/{id}/qa) when its report is not a file on the branch; "
+        "unset: no such link.",
+    )
     auto_qa_on_ci: bool = Field(
         default=False,
         description="CI success requests QA instead of completing the step (DEKSDENFLOW_AUTO_QA_ON_CI), "

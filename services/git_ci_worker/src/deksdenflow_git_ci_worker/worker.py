@@ -1,5 +1,5 @@
-"""The git/CI worker: onboarding, draft PRs/MRs, CI results and fixes, reviews and the replies to them,
-branch deletion, the branch listing service and the scheduler's rounds.
+"""The git/CI worker: onboarding, draft PRs/MRs and their bodies kept current, CI results and fixes,
+reviews and the replies to them, branch deletion, the branch listing service and the scheduler's rounds.
 
 Jobs come from one durable pull consumer shared by every replica; :attr:`GitCiWorker.routes` is its one
 table from request event to job and to the job's failure record (the consumer's filter comes from it).
@@ -23,14 +23,17 @@ from deksdenflow_core.domain.project import ProjectState
 from deksdenflow_core.domain.provider import ProviderName
 from deksdenflow_core.eventstore import JetStreamEventStore
 from deksdenflow_core.jobs import ConsumerPool, Dispatcher, Route
+from deksdenflow_core.settings import RunLimits
 from deksdenflow_git import Git, MirrorCache
 from deksdenflow_git.forges import Forge
 from nats.aio.client import Client as NATS
 
+from deksdenflow_git_ci_worker.admission import Admission
 from deksdenflow_git_ci_worker.jobs.branches import Branches
 from deksdenflow_git_ci_worker.jobs.ci import CiHandler, ForgeFactory
 from deksdenflow_git_ci_worker.jobs.forge_reconciler import ForgeReconciler
 from deksdenflow_git_ci_worker.jobs.onboarding import Onboarding
+from deksdenflow_git_ci_worker.jobs.pr_body_sync import PrBodySync
 from deksdenflow_git_ci_worker.jobs.pull_requests import Merges, PullRequests, ReadyForReview
 from deksdenflow_git_ci_worker.jobs.reviews import ReviewReplies
 from deksdenflow_git_ci_worker.kit import GitJobKit, provider_of
@@ -51,6 +54,7 @@ class GitCiWorker:
         *,
         metrics: GitCiMetrics | None = None,
         db_url: str | None = None,
+        limits: RunLimits | None = None,
     ) -> None:
         self.store = store
         self.nc = nc
@@ -73,10 +77,26 @@ class GitCiWorker:
         self._pool = ConsumerPool(
             store, self.spec(), concurrency=settings.git_ci_worker_concurrency, on_failure=self.on_failure
         )
+        # With run limits set, queued runs wait for this worker's admission (it reads the read model).
+        limits = limits or RunLimits()
+        self.admission = (
+            Admission(
+                self.repo,
+                store,
+                db_url,
+                limits,
+                durable=f"{settings.git_ci_worker_durable}_admission",
+                worker_id=settings.worker_id,
+            )
+            if db_url and limits.limited
+            else None
+        )
 
     def _routes(self) -> list[Route]:
         onboarding, prs, meta = Onboarding(self.kit), PullRequests(self.kit), self.kit.meta
         ready, merges, replies = ReadyForReview(self.kit), Merges(self.kit), ReviewReplies(self.kit)
+        # One route per request type (the dispatcher refuses two): the events it follows have no other job.
+        bodies = PrBodySync(self.kit)
         return [
             Route(pev.ProjectOnboardingRequested, onboarding.run, onboarding.fail),
             Route(ev.PullRequestRequested, prs.run, prs.fail),
@@ -91,6 +111,7 @@ class GitCiWorker:
                 partial(self.ci.fix_ci, meta=meta),
                 partial(self.ci.fix_ci_without_log, meta=meta),
             ),
+            *bodies.routes(),
         ]
 
     def spec(self) -> ConsumerSpec:
@@ -112,9 +133,13 @@ class GitCiWorker:
             self.branches_subject, queue="git_ci_worker", cb=self.branches.list_branches
         )
         rounds = asyncio.create_task(self.scheduler.run()) if self.scheduler else None
+        admitting = asyncio.create_task(self.admission.run()) if self.admission else None
         try:
             await self._pool.run(self.handle)
         finally:
+            if self.admission is not None and admitting is not None:
+                self.admission.stop()
+                await admitting
             if self.scheduler is not None and rounds is not None:
                 self.scheduler.stop()
                 await rounds
@@ -122,6 +147,8 @@ class GitCiWorker:
 
     def stop(self) -> None:
         self._pool.stop()
+        if self.admission is not None:
+            self.admission.stop()
         if self.scheduler is not None:
             self.scheduler.stop()
 

@@ -198,8 +198,11 @@ async def run_action(
     ``retry_latest`` on a run blocked by a refused merge asks for the merge again."""
     if action is RunAction.START:
         await _require_project_unblocked(ctx, commander.principal, protocol_run_id)
+    command = _RUN_COMMANDS[action]
+    if action is RunAction.START and ctx.limits.limited:
+        command = cmd.StartProtocolRun(queue=True)  # the admission admits it when a slot is free
     outcome = await commander.execute(
-        PROTOCOL_RUN, protocol_run_id, _RUN_COMMANDS[action], authorize=_guard(commander.principal)
+        PROTOCOL_RUN, protocol_run_id, command, authorize=_guard(commander.principal)
     )
     return _action_result(protocol_run_id, action.value, outcome)
 

@@ -150,7 +150,11 @@ class PlanningJob:
         )
         await self.kit.check_still(job, current)
         if sha is None:
-            raise EngineError("planning wrote no files", retryable=False)
+            # Planned again (a start on a planned run, a rejected plan) to the very same files: the plan on
+            # the branch is this plan; nothing to commit or push.
+            if not (wt.path / run.protocol_root / "plan.md").is_file():
+                raise EngineError("planning wrote no files", retryable=False)
+            return out, await wt.head()
         await self.kit.push(wt)
         return out, sha
 

@@ -1,5 +1,5 @@
 """Draft PRs/MRs: one per protocol branch on the project's forge, reused when one is already open, and
-optionally a CI run triggered on the branch."""
+optionally a CI run triggered on the branch; marking them ready and merging them."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ from deksdenflow_core.consumer import Delivery
 from deksdenflow_core.contracts.generated.deksdenflow.commands.v1 import protocol_run as cmd
 from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import MergeMethod
 from deksdenflow_core.contracts.generated.deksdenflow.events.v1 import protocol_run as ev
-from deksdenflow_core.domain.protocol_run import ProtocolRunState
 from deksdenflow_core.domain.provider import ci_provider
 from deksdenflow_core.errors import PermanentFailure, WorkNotCurrent
 from deksdenflow_git.forges import ForgeError
 from deksdenflow_git.forges.base import MergeMethod as ForgeMergeMethod
 
 from deksdenflow_git_ci_worker.kit import GitJobKit, log, provider_of
+from deksdenflow_git_ci_worker.pr_body import pr_body
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ class PullRequests:
                 branch=run.protocol_name,
                 base=run.base_branch or project.base_branch,
                 title=f"WIP: {run.number:04d} - {run.slug}",
-                body=pr_body(run),
+                body=pr_body(run, api_url=kit.settings.public_api_url),
             )
             if kit.settings.trigger_ci_on_pr:
                 await forge.trigger_ci(ref=run.protocol_name, workflow=kit.settings.ci_workflow)
@@ -177,12 +177,3 @@ class Merges:
             [cmd.RecordMergeFailed(attempt=req.attempt, reason=reason)],
             delivery,
         )
-
-
-def pr_body(run: ProtocolRunState) -> str:
-    return (
-        f"Protocol **{run.protocol_name}** opened by deksdenflow.\n\n"
-        f"Task: {run.task_name}\n\n"
-        f"The plan, the context, the log and every step file are in "
-        f"[`{run.protocol_root}/`]({run.protocol_root}/). This PR stays a draft while the protocol runs.\n"
-    )

@@ -184,11 +184,14 @@ def _next_step(state: ProtocolRunState) -> ev.StepExecutionRequested | None:
 
 
 def waiting_for(state: ProtocolRunState) -> str | None:
-    """What an autopilot run waits on that is neither a worker nor over: ``plan_approval`` (a person);
+    """What a run waits on that is neither a worker nor over: ``queue`` (a slot under the run limits);
+    on an autopilot run, ``plan_approval`` (a person);
     once every step is completed, ``pull_request`` (none is open: it failed or was closed — open_pr),
     ``review`` (approvals, a reviewer who asked for changes to look again, or — merge: never — a person
     to merge), ``ci`` (green CI on its head commit, to merge), ``merge`` (the forge merging it); None
     otherwise."""
+    if state.status is RunStatus.QUEUED:
+        return "queue"
     if not state.autopilot or state.is_terminal or state.status is RunStatus.PAUSED:
         return None
     if state.awaits_plan_approval:

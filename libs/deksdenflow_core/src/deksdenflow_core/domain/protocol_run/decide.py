@@ -80,6 +80,7 @@ ProtocolRunCommand = (
     | cmd.RecordMergeFailed
     | cmd.RecordReview
     | cmd.RecordReviewReplied
+    | cmd.AdmitProtocolRun
 )
 
 # Statuses from which new work (planning, execution, QA, PR) may be requested.
@@ -104,7 +105,16 @@ def _decide(
 ) -> list[ProtocolRunEvent]:
     match command:
         case cmd.StartProtocolRun():
-            return _start(state)
+            return _start(state, queue=command.queue)
+        case cmd.AdmitProtocolRun():
+            if state.status is not RunStatus.QUEUED:
+                return []  # admitted already, paused or cancelled while it waited
+            return [
+                ev.ProtocolRunAdmitted(
+                    active_in_project=command.active_in_project, active_total=command.active_total
+                ),
+                ev.PlanningRequested(attempt=state.planning_attempt + 1),
+            ]
         case cmd.PauseProtocolRun():
             _require_not_terminal(state, "pause")
             if state.status is RunStatus.PAUSED:
@@ -305,6 +315,7 @@ def _decide_result(
             | cmd.ApproveStep()
             | cmd.ApprovePlan()
             | cmd.RejectPlan()
+            | cmd.AdmitProtocolRun()
         ):
             raise AssertionError("user actions are decided in decide_protocol_run")
         case _:
@@ -348,9 +359,10 @@ def _ready_or_merge_result(
 # --- user actions -----------------------------------------------------------------------------------------
 
 
-def _start(state: ProtocolRunState) -> list[ProtocolRunEvent]:
-    """pending, failed (no plan) or planned (nothing run yet) -> planning. A paused run counts by the
-    status it was paused in, and is resumed by the start."""
+def _start(state: ProtocolRunState, *, queue: bool = False) -> list[ProtocolRunEvent]:
+    """pending, failed (no plan) or planned (nothing run yet) -> planning, or -> queued when run limits
+    are set (``queue``: the admission admits it when a slot is free). A paused run counts by the status
+    it was paused in, and is resumed by the start."""
     _require_not_terminal(state, "start")
     status = state.effective_status
     untouched = all(s.status is StepStatus.PENDING for s in state.steps)
@@ -359,7 +371,10 @@ def _start(state: ProtocolRunState) -> list[ProtocolRunEvent]:
     events: list[ProtocolRunEvent] = []
     if state.status is RunStatus.PAUSED:
         events.append(ev.ProtocolRunResumed())
-    events.append(ev.PlanningRequested(attempt=state.planning_attempt + 1))
+    if queue:
+        events.append(ev.ProtocolRunQueued())
+    else:
+        events.append(ev.PlanningRequested(attempt=state.planning_attempt + 1))
     return events
 
 

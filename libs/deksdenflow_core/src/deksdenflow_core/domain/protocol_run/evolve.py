@@ -74,6 +74,8 @@ ProtocolRunEvent = (
     | ev.ReviewFixRequested
     | ev.ReviewReplyRequested
     | ev.ReviewReplied
+    | ev.ProtocolRunQueued
+    | ev.ProtocolRunAdmitted
 )
 
 
@@ -261,7 +263,11 @@ def _ci_running(step: StepState) -> bool:
 
 
 def _qa_verdict(s: ProtocolRunState, e: ev.QaVerdictRecorded) -> Update:
-    return _step(s, e.step_run_id, {"qa_pending": False, "last_verdict": e.verdict})
+    return _step(
+        s,
+        e.step_run_id,
+        {"qa_pending": False, "last_verdict": e.verdict, "last_report_path": e.report_path},
+    )
 
 
 def _step_completed(s: ProtocolRunState, e: ev.StepCompleted) -> Update:
@@ -506,6 +512,16 @@ def _review_replied(s: ProtocolRunState, e: ev.ReviewReplied) -> Update:
     return {"review_replies": s.review_replies | {e.review_id}}
 
 
+def _queued(s: ProtocolRunState, e: ev.ProtocolRunQueued) -> Update:
+    return _run_status(s, RunStatus.QUEUED, {})
+
+
+def _admitted(s: ProtocolRunState, e: ev.ProtocolRunAdmitted) -> Update:
+    if s.status is not RunStatus.QUEUED:
+        raise InvariantViolation(f"admitted a run that is {s.status.value}, not queued")
+    return {}
+
+
 def _new_step(p: StepPlan) -> StepState:
     return StepState(
         step_run_id=p.step_run_id,
@@ -617,6 +633,8 @@ _HANDLERS: dict[type, Callable[[ProtocolRunState, Any], Update]] = {
     ev.ReviewFixRequested: _review_fix_requested,
     ev.ReviewReplyRequested: _review_reply_requested,
     ev.ReviewReplied: _review_replied,
+    ev.ProtocolRunQueued: _queued,
+    ev.ProtocolRunAdmitted: _admitted,
 }
 
 

@@ -39,6 +39,8 @@ class RunStatus(StrEnum):
     """Status of a protocol run (names as users know them)."""
 
     PENDING = "pending"
+    # Started while run limits are set: waits for a slot, in order.
+    QUEUED = "queued"
     PLANNING = "planning"
     PLANNED = "planned"
     RUNNING = "running"
@@ -95,6 +97,8 @@ class StepState(BaseModel):
     qa_attempt: int = 0
     qa_pending: bool = False
     last_verdict: QaVerdict = QaVerdict.UNSPECIFIED
+    # Where the last QA verdict's report was written in the repository ("" when it names none).
+    last_report_path: str = ""
     summary: str = ""
     commit_sha: str = ""
     changed_files: tuple[str, ...] = ()

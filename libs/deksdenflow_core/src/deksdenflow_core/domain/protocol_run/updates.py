@@ -39,6 +39,7 @@ class StepUpdate(TypedDict, total=False):
     qa_attempt: int
     qa_pending: bool
     last_verdict: QaVerdict
+    last_report_path: str
     summary: str
     commit_sha: str
     changed_files: tuple[str, ...]

@@ -33,6 +33,11 @@ class StartProtocolRun(_base.ContractModel):
     PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.commands.v1.StartProtocolRun"
     COMMAND_TYPE: _typing.ClassVar[str] = "protocol_run.start"
 
+    queue: bool = _pydantic.Field(
+        default=False,
+        description="Run limits are set: the run waits in queued until the admission admits it.",
+    )
+
 
 class PauseProtocolRun(_base.ContractModel):
     """Pause a run that is not finished."""
@@ -467,3 +472,15 @@ class RecordReviewReplied(_base.ContractModel):
 
     review_id: str = ""
     url: str = ""
+
+
+class AdmitProtocolRun(_base.ContractModel):
+    """Admit a queued run: a slot is free under the run limits (the admission decides; its counts are kept
+    for the audit trail).
+    """
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.commands.v1.AdmitProtocolRun"
+    COMMAND_TYPE: _typing.ClassVar[str] = "protocol_run.admit"
+
+    active_in_project: int = 0
+    active_total: int = 0

@@ -611,3 +611,23 @@ class ReviewReplied(_base.ContractModel):
 
     review_id: str = ""
     url: str = ""
+
+
+class ProtocolRunQueued(_base.ContractModel):
+    """The run was started while run limits are set: it waits for a slot, in the order runs were queued."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.events.v1.ProtocolRunQueued"
+    EVENT_TYPE: _typing.ClassVar[str] = "protocol_run.queued"
+
+
+class ProtocolRunAdmitted(_base.ContractModel):
+    """A slot was free: the run goes on (planning is requested in the same decision)."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.events.v1.ProtocolRunAdmitted"
+    EVENT_TYPE: _typing.ClassVar[str] = "protocol_run.admitted"
+
+    active_in_project: int = _pydantic.Field(
+        default=0,
+        description="Runs active when it was admitted, in its project and in all (itself not counted).",
+    )
+    active_total: int = 0
