@@ -280,7 +280,7 @@ def _github_review_comment(base: WebhookSignal, payload: Mapping[str, Any]) -> W
     if base.action != "created":
         return replace(signal, ignored_reason=f"review comment action {base.action!r} is not acted on")
     url = as_str(comment.get("html_url"))
-    feedback = review_signal(
+    alone = review_signal(
         signal,
         ReviewFeedback(
             review_id=as_str(comment.get("id")),
@@ -299,10 +299,10 @@ def _github_review_comment(base: WebhookSignal, payload: Mapping[str, Any]) -> W
         ),
     )
     review_id = as_int(comment.get("pull_request_review_id"))
-    if feedback.review is None or not review_id:
-        return feedback
+    if alone.review is None or not review_id:
+        return alone  # deksdenflow's own words (ignored), or a comment under no review
     reason = (
         f"a comment of review {review_id}, which its pull_request_review delivery applies with all its "
         "comments"
     )
-    return replace(feedback, review=None, ignored_reason=reason)
+    return replace(alone, review=None, ignored_reason=reason)
