@@ -18,6 +18,7 @@ DEFAULTS: dict[str, Any] = {
     "qa_after_execution": True,
     "pr": {"open": "after_first_push", "ready_when_done": True, "reviewers": []},
     "merge": {"mode": "never", "method": "merge", "required_checks": [], "required_approvals": 0},
+    "review_fix_attempts": 2,
 }
 
 
@@ -62,11 +63,16 @@ async def test_the_project_policy_is_replaced_with_put_and_protocols_take_it_wit
             f"/projects/{project['id']}/protocols",
             json={
                 "task_name": "t",
-                "run_policy": {"merge": {"mode": "when_green", "required_checks": ["test"]}},
+                "run_policy": {
+                    "merge": {"mode": "when_green", "required_checks": ["test"]},
+                    "review_fix_attempts": 1,
+                },
             },
         )
         assert created.status_code == 201, created.text
         run = created.json()
+        assert run["run_policy"]["review_fix_attempts"] == 1
+        assert policy["review_fix_attempts"] == 2, "the project keeps the default"
         assert run["run_policy"]["plan_approval"] == "required", "taken from the project"
         assert run["run_policy"]["pr"]["reviewers"] == ["octocat", "acme/reviewers"]
         assert run["run_policy"]["merge"] == {
@@ -92,6 +98,8 @@ async def test_policies_that_cannot_be_followed_are_refused_with_422(system: Sys
             {"pr": {"reviewers": ["has space"]}},
             {"merge": {"required_approvals": 11}},
             {"merge": {"required_checks": [""]}},
+            {"review_fix_attempts": 11},
+            {"review_fix_attempts": -1},
             {"unknown": 1},
         ]
         for bad in bad_bodies:

@@ -505,6 +505,27 @@ def test_merge_when_green_waits_for_the_required_approvals() -> None:
     assert not run.approved_by, "a dismissed approval no longer counts"
 
 
+def test_a_review_delivered_after_its_dismissal_does_not_count() -> None:
+    run = _ready(2)
+    run = apply(run, _review(ReviewState.DISMISSED, "sha-1", "a1"))
+    late = _review(ReviewState.APPROVED, "sha-1", "a1")
+    assert _decide(run, late) == [], "the dismissal came first: the approval it dismissed never counts"
+    run = apply(run, late)
+    assert not run.approved_by
+    late_changes = _review(ReviewState.CHANGES_REQUESTED, "sha-1", "c1")
+    run = apply(run, _review(ReviewState.DISMISSED, "sha-1", "c1"))
+    assert _decide(run, late_changes) == [], "nor does a dismissed request for changes ask for a fix"
+
+
+def test_a_reply_to_a_review_is_recorded_once() -> None:
+    run = _ready(2)
+    replied = cmd.RecordReviewReplied(review_id="r1", url="https://pr/7#issuecomment-1")
+    assert _types(_decide(run, replied)) == ["ReviewReplied"]
+    run = apply(run, replied)
+    assert run.review_replies == frozenset({"r1"})
+    assert _decide(run, replied) == [], "the reply job ran twice"
+
+
 def test_a_start_under_run_limits_queues_the_run_until_it_is_admitted() -> None:
     run = new_run(run_policy=AUTOPILOT)
     events = _decide(run, cmd.StartProtocolRun(queue=True))

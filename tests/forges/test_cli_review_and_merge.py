@@ -7,7 +7,17 @@ import json
 from typing import Any
 
 import pytest
-from deksdenflow_git.forges import ForgeError, ForgeNotFound, GhCli, GlabCli, MergeResult, Reviews, parse_repo
+from deksdenflow_git.forges import (
+    Comment,
+    ForgeError,
+    ForgeNotFound,
+    GhCli,
+    GlabCli,
+    LineComment,
+    MergeResult,
+    Reviews,
+    parse_repo,
+)
 from deksdenflow_git.forges.github import MARK_READY_MUTATION
 
 from tests.forges.conftest import FakeCli
@@ -117,6 +127,29 @@ async def test_gh_review_requests_body_and_comments_go_through_the_rest_api(fake
     assert fake_cli.inputs() == [{"reviewers": ["alice", "bob"]}, {"body": BODY}, {"body": BODY}]
 
 
+async def test_gh_reads_every_page_of_comments_and_a_reviews_line_comments(fake_cli: FakeCli) -> None:
+    url = "https://github.com/acme/widgets/pull/7#issuecomment-{}"
+    full = [{"body": f"c{i}", "html_url": url.format(i)} for i in range(100)]
+    line = {"path": "app.py", "line": None, "original_line": 4, "body": "old line", "html_url": "u"}
+    comments = "repos/acme/widgets/issues/7/comments"
+    fake_cli.rules(
+        {"when": [f"{comments}?per_page=100&page=1"], "stdout": json.dumps(full)},
+        {
+            "when": [f"{comments}?per_page=100&page=2"],
+            "stdout": json.dumps([{"body": "last", "html_url": "x"}]),
+        },
+        {"when": [f"{PULL}/reviews/55/comments?per_page=100&page=1"], "stdout": json.dumps([line])},
+    )
+    gh = _gh()
+
+    found = await gh.comments(7)
+    lines = await gh.review_comments(7, "55")
+
+    assert len(found) == 101
+    assert (found[0], found[-1]) == (Comment("c0", url.format(0)), Comment("last", "x"))
+    assert lines == [LineComment("app.py", 4, "old line", "u")]
+
+
 async def test_gh_merge_puts_the_method_and_head_and_reads_the_merge_commit(fake_cli: FakeCli) -> None:
     fake_cli.rules(
         {"when": [f"{PULL}/merge"], "stdout": json.dumps({"sha": "8" * 40, "merged": True})},
@@ -219,6 +252,28 @@ async def test_glab_description_and_notes(fake_cli: FakeCli) -> None:
 
     assert url == "https://gitlab.example.com/platform/api/-/merge_requests/4#note_77"
     assert fake_cli.inputs() == [{"description": BODY}, {"body": BODY}]
+
+
+async def test_glab_reads_the_notes_oldest_first_without_system_notes(fake_cli: FakeCli) -> None:
+    notes = [
+        {"id": 1, "body": "looks odd", "system": False},
+        {"id": 2, "body": "added 1 commit", "system": True},
+    ]
+    fake_cli.rules(
+        {
+            "when": [f"{MR}/notes?sort=asc&order_by=created_at&per_page=100&page=1"],
+            "stdout": json.dumps(notes),
+        },
+        {"when": [MR], "stdout": _mr()},
+    )
+    glab = _glab()
+
+    found = await glab.comments(4)
+
+    assert found == [
+        Comment("looks odd", "https://gitlab.example.com/platform/api/-/merge_requests/4#note_1")
+    ]
+    assert await glab.review_comments(4, "1") == []
 
 
 async def test_glab_merge_when_the_pipeline_succeeds_is_scheduled(fake_cli: FakeCli) -> None:

@@ -8,11 +8,13 @@ import pytest
 from deksdenflow_fakes.github import FakeGitHub
 from deksdenflow_fakes.httpserver import Reply
 from deksdenflow_git.forges import (
+    Comment,
     ForgeAuthError,
     ForgeError,
     ForgeNotFound,
     ForgeUnavailable,
     GitHubForge,
+    LineComment,
     MergeResult,
     Reviews,
     parse_repo,
@@ -168,6 +170,59 @@ async def test_comment_posts_an_issue_comment_and_returns_its_web_url(
 async def test_comment_on_a_missing_pull_request_is_not_found(github_forge: GitHubForge) -> None:
     with pytest.raises(ForgeNotFound):
         await github_forge.comment(99, "hello")
+
+
+async def test_comments_lists_the_conversation_over_every_page(
+    github: FakeGitHub, github_forge: GitHubForge
+) -> None:
+    number = _ready_pull(github)
+    written = [github.add_comment(GITHUB_REPO, number, "ann", f"comment {i}") for i in range(102)]
+    posted = await github_forge.comment(number, "ours")
+
+    comments = await github_forge.comments(number)
+
+    assert [c.body for c in comments] == [*(f"comment {i}" for i in range(102)), "ours"]
+    assert comments[0] == Comment(
+        "comment 0", f"{github.url}/{GITHUB_REPO}/pull/{number}#issuecomment-{written[0].id}"
+    )
+    assert comments[-1].url == posted
+    pages = github.requests_to("GET", f"/repos/{GITHUB_REPO}/issues/{number}/comments")
+    assert [r.param("page") for r in pages] == ["1", "2"]
+
+
+async def test_review_comments_are_the_line_comments_of_that_review_only(
+    github: FakeGitHub, github_forge: GitHubForge
+) -> None:
+    number = _ready_pull(github)
+    review = github.add_review(
+        GITHUB_REPO,
+        number,
+        "ann",
+        "CHANGES_REQUESTED",
+        body="two things",
+        comments=[("app/search.py", 3, "name it `query`"), ("README.md", 1, "say how to search")],
+    )
+    github.add_review(GITHUB_REPO, number, "bob", "COMMENTED", comments=[("app/search.py", 9, "nit")])
+
+    found = await github_forge.review_comments(number, str(review.id))
+
+    first, second = review.comments
+    assert found == [
+        LineComment(
+            "app/search.py",
+            3,
+            "name it `query`",
+            f"{github.url}/{GITHUB_REPO}/pull/{number}#discussion_r{first.id}",
+        ),
+        LineComment(
+            "README.md",
+            1,
+            "say how to search",
+            f"{github.url}/{GITHUB_REPO}/pull/{number}#discussion_r{second.id}",
+        ),
+    ]
+    with pytest.raises(ForgeNotFound):
+        await github_forge.review_comments(number, "404")
 
 
 # --- merge --------------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from deksdenflow_fakes.gitlab import FakeGitLab
-from deksdenflow_git.forges import ForgeError, GitLabForge, MergeResult, Reviews
+from deksdenflow_git.forges import Comment, ForgeError, GitLabForge, MergeResult, Reviews
 from deksdenflow_git.forges.gitlab import ready_title
 
 from tests.forges.conftest import GITLAB_PROJECT
@@ -116,6 +116,35 @@ async def test_comment_adds_a_note_and_returns_its_anchor_on_the_merge_request_p
     assert note.body == "Fixed in d0d0d0d."
     assert url == f"{gitlab.url}/{GITLAB_PROJECT}/-/merge_requests/{iid}#note_{note.id}"
     assert gitlab.requests_to("POST", f"{MRS}/{iid}/notes")[0].json() == {"body": "Fixed in d0d0d0d."}
+
+
+async def test_comments_lists_the_notes_oldest_first_over_every_page_without_system_notes(
+    gitlab: FakeGitLab, gitlab_forge: GitLabForge
+) -> None:
+    iid = _mr(gitlab)
+    first = gitlab.add_note(GITLAB_PROJECT, iid, "ann", "note 0")
+    gitlab.add_note(GITLAB_PROJECT, iid, "ann", "added 1 commit", system=True)
+    for i in range(1, 101):
+        gitlab.add_note(GITLAB_PROJECT, iid, "ann", f"note {i}")
+    posted = await gitlab_forge.comment(iid, "ours")
+
+    comments = await gitlab_forge.comments(iid)
+
+    assert [c.body for c in comments] == [*(f"note {i}" for i in range(101)), "ours"]
+    assert comments[0] == Comment(
+        "note 0", f"{gitlab.url}/{GITLAB_PROJECT}/-/merge_requests/{iid}#note_{first.id}"
+    )
+    assert comments[-1].url == posted
+    pages = gitlab.requests_to("GET", f"{MRS}/{iid}/notes")
+    assert [(r.param("page"), r.param("sort")) for r in pages] == [("1", "asc"), ("2", "asc")]
+
+
+async def test_gitlab_has_no_review_grouping_line_comments(
+    gitlab: FakeGitLab, gitlab_forge: GitLabForge
+) -> None:
+    iid = _mr(gitlab)
+    gitlab.add_note(GITLAB_PROJECT, iid, "ann", "a note")
+    assert await gitlab_forge.review_comments(iid, "1") == []
 
 
 # --- merge --------------------------------------------------------------------------------------------

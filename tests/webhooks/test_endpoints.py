@@ -275,3 +275,52 @@ async def test_a_run_named_by_id_is_matched_while_the_read_model_is_behind(syste
         finally:
             await held.rollback()
             await holder.close()
+
+
+async def test_a_review_is_signed_recorded_with_the_reviewers_words_and_deduplicated(system: System) -> None:
+    run = await _run(system)
+    body = load("github_pull_request_review_changes_requested")
+    assert (await _github(system, "pull_request_review", body, secret="not-the-secret")).status_code == 401
+    response = await _github(system, "pull_request_review", body, delivery="review-1")
+    assert response.status_code == 202, response.text
+    answer = response.json()
+    assert (answer["status"], answer["protocol_run_id"]) == ("accepted", run["id"])
+    (received,) = await _webhook_events(system, answer["webhook_id"])
+    assert (received.kind, received.pr_number) == ("review", 17)
+    assert received.review is not None
+    assert (received.review.review_id, received.review.reviewer) == ("2345678901", "ann-reviewer")
+    assert received.review.state.name == "CHANGES_REQUESTED"
+    assert "add a test for an empty password" in received.review.body
+
+    again = await _github(system, "pull_request_review", body, delivery="review-1")
+    assert again.json()["status"] == "duplicate"
+    assert len(await _webhook_events(system, answer["webhook_id"])) == 1
+
+
+async def test_a_gitlab_note_is_a_review_and_deksdenflows_own_reply_is_ignored(system: System) -> None:
+    run = await _run(system, git_url="https://gitlab.com/acme/demo.git")
+    note = load("gitlab_note_merge_request_diff")
+    async with system.client() as client:
+
+        async def post(body: bytes, token: str, key: str) -> httpx.Response:
+            return await client.post(
+                "/webhooks/gitlab",
+                content=body,
+                headers={"X-Gitlab-Event": "Note Hook", "X-Gitlab-Token": token, "Idempotency-Key": key},
+            )
+
+        assert (await post(note, "wrong", "n1")).status_code == 401
+        first = await post(note, WEBHOOK_TOKEN, "n1")
+        assert first.status_code == 202, first.text
+        assert (first.json()["status"], first.json()["protocol_run_id"]) == ("accepted", run["id"])
+        (received,) = await _webhook_events(system, first.json()["webhook_id"])
+        assert received.review is not None
+        assert [(c.path, c.line) for c in received.review.comments] == [("app/login.py", 2)]
+        assert (await post(note, WEBHOOK_TOKEN, "n1")).json()["status"] == "duplicate"
+
+        data = json.loads(note)
+        data["object_attributes"]["note"] = "Renamed it.\n\n<!-- deksdenflow:review-reply review_id=7 -->"
+        own = await post(json.dumps(data).encode(), WEBHOOK_TOKEN, "n2")
+        assert own.status_code == 202, own.text
+        assert own.json()["status"] == "ignored"
+        assert "reply marker" in own.json()["reason"]

@@ -29,6 +29,12 @@ from deksdenflow_api.webhooks import (
     verify_gitlab_signature,
     verify_gitlab_token,
 )
+from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
+    ReviewComment,
+    ReviewFeedback,
+    ReviewState,
+)
+from deksdenflow_core.domain.review_reply import review_reply_marker
 from deksdenflow_core.errors import InvalidCommand
 
 from tests.webhooks import payloads
@@ -49,6 +55,21 @@ GITLAB_URLS = (
 RUN_URL = "https://github.com/acme/demo/actions/runs/9876543210"
 JOB_URL = "https://github.com/acme/demo/actions/runs/9876543210/job/27182818284"
 PIPELINE_URL = "https://gitlab.com/acme/demo/-/pipelines/1634567890"
+PR_URL = "https://github.com/acme/demo/pull/17"
+MR_URL = "https://gitlab.com/acme/demo/-/merge_requests/17"
+REVIEW_BODY = (
+    "Please rename `x` in `login()` to something that says what it holds, and add a test for an empty "
+    "password."
+)
+REVIEW = ReviewFeedback(
+    review_id="2345678901",
+    reviewer="ann-reviewer",
+    state=ReviewState.CHANGES_REQUESTED,
+    body=REVIEW_BODY,
+    commit_sha=SHA,
+    url=f"{PR_URL}#pullrequestreview-2345678901",
+)
+NOTE_URL = f"{MR_URL}#note_2234567890"
 
 # fixture -> (provider, event header, the fields the parse must produce)
 CASES: dict[str, tuple[str, str, dict[str, Any]]] = {
@@ -187,6 +208,35 @@ CASES: dict[str, tuple[str, str, dict[str, Any]]] = {
             "ignored_reason": "pull request action 'opened' is neither a merge nor a close",
         },
     ),
+    "github_pull_request_review_changes_requested": (
+        "github",
+        "pull_request_review",
+        {"action": "submitted", "kind": "review", "pr_number": 17, "pr_url": PR_URL, "review": REVIEW},
+    ),
+    "github_pull_request_review_dismissed": (
+        "github",
+        "pull_request_review",
+        {
+            "action": "dismissed",
+            "kind": "review",
+            "pr_number": 17,
+            "pr_url": PR_URL,
+            "review": REVIEW.model_copy(update={"state": ReviewState.DISMISSED}),
+        },
+    ),
+    "github_pull_request_review_comment_created": (
+        "github",
+        "pull_request_review_comment",
+        {
+            "action": "created",
+            "kind": "review",
+            "pr_number": 17,
+            "pr_url": PR_URL,
+            "review": None,
+            "ignored_reason": "a comment of review 2345678901, which its pull_request_review delivery "
+            "applies with all its comments",
+        },
+    ),
     "github_ping": ("github", "ping", {"kind": "ping", "branch": "", "head_sha": ""}),
     "gitlab_pipeline_success": (
         "gitlab",
@@ -253,6 +303,43 @@ CASES: dict[str, tuple[str, str, dict[str, Any]]] = {
             "merge_commit_sha": "",
         },
     ),
+    "gitlab_merge_request_approved": (
+        "gitlab",
+        "Merge Request Hook",
+        {
+            "event": "merge_request",
+            "action": "approved",
+            "kind": "review",
+            "pr_number": 17,
+            "pr_url": MR_URL,
+            "review": ReviewFeedback(
+                reviewer="ann-reviewer", state=ReviewState.APPROVED, commit_sha=SHA, url=MR_URL
+            ),
+        },
+    ),
+    "gitlab_note_merge_request_diff": (
+        "gitlab",
+        "Note Hook",
+        {
+            "event": "note",
+            "action": "create",
+            "kind": "review",
+            "pr_number": 17,
+            "pr_url": MR_URL,
+            "review": ReviewFeedback(
+                review_id="2234567890",
+                reviewer="ann-reviewer",
+                state=ReviewState.COMMENTED,
+                comments=(
+                    ReviewComment(
+                        path="app/login.py", line=2, body="`x` is a session: call it `session`.", url=NOTE_URL
+                    ),
+                ),
+                commit_sha=SHA,
+                url=NOTE_URL,
+            ),
+        },
+    ),
 }
 
 # What every signal has unless a case says otherwise.
@@ -271,6 +358,7 @@ DEFAULTS: dict[str, Any] = {
     "pr_closed": False,
     "merge_commit_sha": "",
     "ignored_reason": "",
+    "review": None,
 }
 
 
@@ -580,6 +668,150 @@ def test_gitlab_open_merge_request_is_ignored() -> None:
     )
 
 
+# --- reviews --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "state"),
+    [
+        ("approved", ReviewState.APPROVED),
+        ("commented", ReviewState.COMMENTED),
+        ("CHANGES_REQUESTED", ReviewState.CHANGES_REQUESTED),
+    ],
+)
+def test_a_submitted_github_review_says_its_verdict(raw: str, state: ReviewState) -> None:
+    signal = _github(
+        "github_pull_request_review_changes_requested", "pull_request_review", **{"review.state": raw}
+    )
+    assert signal.review is not None
+    assert (signal.review.state, signal.review.reviewer, signal.branch) == (state, "ann-reviewer", BRANCH)
+
+
+def test_a_github_review_without_words_has_an_empty_body() -> None:
+    signal = _github(
+        "github_pull_request_review_changes_requested", "pull_request_review", **{"review.body": None}
+    )
+    assert signal.review is not None
+    assert signal.review.body == ""
+
+
+def test_an_edited_github_review_is_not_acted_on() -> None:
+    signal = _github("github_pull_request_review_changes_requested", "pull_request_review", action="edited")
+    assert (signal.kind, signal.review) == ("review", None)
+    assert (
+        signal.ignored_reason
+        == "pull request review action 'edited' (state 'changes_requested') is not acted on"
+    )
+
+
+def test_a_github_comment_under_no_review_is_a_review_of_its_own() -> None:
+    signal = _github(
+        "github_pull_request_review_comment_created",
+        "pull_request_review_comment",
+        **{"comment.pull_request_review_id": None, "comment.line": None},
+    )
+    url = f"{PR_URL}#discussion_r1912345678"
+    assert signal.ignored_reason == ""
+    assert signal.review == ReviewFeedback(
+        review_id="1912345678",
+        reviewer="ann-reviewer",
+        state=ReviewState.COMMENTED,
+        comments=(
+            ReviewComment(path="app/login.py", line=2, body="`x` is a session: call it `session`.", url=url),
+        ),
+        commit_sha=SHA,
+        url=url,
+    )
+
+
+def test_an_edited_github_review_comment_is_not_acted_on() -> None:
+    signal = _github(
+        "github_pull_request_review_comment_created", "pull_request_review_comment", action="edited"
+    )
+    assert signal.ignored_reason == "review comment action 'edited' is not acted on"
+
+
+def test_deksdenflows_own_replies_are_never_reviews() -> None:
+    """Our reply comes back as a webhook: read as a review it would ask for a fix of the fix, for ever."""
+    reply = (
+        f"Addressed in 1111111 (step 04-part-4.md): renamed it.\n\n@ann-reviewer\n{review_reply_marker('7')}"
+    )
+    own = [
+        _github(
+            "github_pull_request_review_changes_requested", "pull_request_review", **{"review.body": reply}
+        ),
+        _github(
+            "github_pull_request_review_comment_created",
+            "pull_request_review_comment",
+            **{"comment.body": reply, "comment.pull_request_review_id": None},
+        ),
+        _gitlab_note(note=reply),
+        _gitlab_note(note=reply, position=None),
+    ]
+    for signal in own:
+        assert (signal.kind, signal.review) == ("review", None)
+        assert "reply marker" in signal.ignored_reason
+
+
+def _gitlab_note(**attributes: Any) -> WebhookSignal:
+    return _gitlab("gitlab_note_merge_request_diff", "Note Hook", **attributes)
+
+
+def test_a_gitlab_note_on_the_whole_merge_request_is_the_reviews_body() -> None:
+    signal = _gitlab_note(position=None, type=None, line_code=None, note="This MR needs a changelog entry.")
+    assert signal.review is not None
+    assert (signal.review.body, signal.review.comments) == ("This MR needs a changelog entry.", ())
+    assert signal.review.commit_sha == SHA, "the head of the merge request when the note was made"
+
+
+def test_a_gitlab_diff_note_on_a_removed_line_names_the_old_line() -> None:
+    data = load_json("gitlab_note_merge_request_diff")
+    data["object_attributes"]["position"] |= {"new_path": None, "new_line": None, "old_line": 9}
+    signal = parse_gitlab("Note Hook", json.dumps(data).encode())
+    assert signal.review is not None
+    assert [(c.path, c.line) for c in signal.review.comments] == [("app/login.py", 9)]
+
+
+@pytest.mark.parametrize(
+    ("attributes", "reason"),
+    [
+        ({"system": True}, "a system note (GitLab's own record of a change)"),
+        ({"action": "update"}, "note action 'update' is not acted on"),
+    ],
+)
+def test_gitlab_system_notes_and_edits_are_not_reviews(attributes: dict[str, Any], reason: str) -> None:
+    signal = _gitlab_note(**attributes)
+    assert (signal.kind, signal.review, signal.ignored_reason) == ("review", None, reason)
+
+
+def test_a_gitlab_note_without_an_action_is_a_new_one() -> None:
+    data = load_json("gitlab_note_merge_request_diff")
+    del data["object_attributes"]["action"]
+    assert parse_gitlab("Note Hook", json.dumps(data).encode()).review is not None
+
+
+def test_a_gitlab_note_on_an_issue_is_not_a_review() -> None:
+    signal = _gitlab_note(noteable_type="Issue")
+    assert (signal.kind, signal.review) == ("other", None)
+    assert signal.ignored_reason == "a note on Issue, not on a merge request"
+
+
+@pytest.mark.parametrize(
+    ("action", "state"),
+    [
+        ("approval", ReviewState.APPROVED),
+        ("approved", ReviewState.APPROVED),
+        ("unapproval", ReviewState.DISMISSED),
+        ("unapproved", ReviewState.DISMISSED),
+    ],
+)
+def test_gitlab_approvals_given_and_taken_back(action: str, state: ReviewState) -> None:
+    signal = _gitlab("gitlab_merge_request_approved", "Merge Request Hook", action=action)
+    assert signal.review is not None
+    assert (signal.kind, signal.review.state, signal.review.reviewer) == ("review", state, "ann-reviewer")
+    assert signal.review.review_id == "", "GitLab names no approval: the delivery id tells them apart"
+
+
 # --- invalid deliveries ---------------------------------------------------------------------------------
 
 
@@ -595,6 +827,9 @@ def test_gitlab_open_merge_request_is_ignored() -> None:
         ("check_suite", b"{}", "no 'check_suite' object"),
         ("check_run", b"{}", "no 'check_run' object"),
         ("pull_request", b'{"action": "closed"}', "no 'pull_request' object"),
+        ("pull_request_review", b'{"action": "submitted", "review": {}}', "no 'pull_request' object"),
+        ("pull_request_review", b'{"action": "submitted", "pull_request": {}}', "no 'review' object"),
+        ("pull_request_review_comment", b'{"action": "created", "pull_request": {}}', "no 'comment' object"),
         ("status", b'{"state": "success"}', "no 'sha' string"),
         ("status", b'{"sha": "abc"}', "no 'state' string"),
         ("", b"{}", "no X-GitHub-Event header"),
@@ -615,6 +850,7 @@ def test_github_invalid_delivery(event: str, body: bytes, message: str) -> None:
         ("Pipeline Hook", b"null", "must be a JSON object, got NoneType"),
         ("Pipeline Hook", b'{"object_kind": "pipeline"}', "no 'object_attributes' object"),
         ("Merge Request Hook", b'{"object_kind": "merge_request"}', "no 'object_attributes' object"),
+        ("Note Hook", b'{"object_kind": "note"}', "no 'object_attributes' object"),
         ("", b'{"project": {}}', "names no event"),
     ],
 )

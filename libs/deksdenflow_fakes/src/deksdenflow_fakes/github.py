@@ -6,8 +6,9 @@ paths and methods are 404. It is stricter than GitHub in one place, on purpose: 
 ``X-GitHub-Api-Version`` headers must be the documented ones, so a client that forgets them fails here
 instead of drifting when GitHub changes its defaults.
 
-Served: pull requests (list/get/create/update), their requested reviewers, reviews (paginated with a
-``Link`` header), conversation comments and merges; workflow dispatches, combined commit status, check
+Served: pull requests (list/get/create/update), their requested reviewers, reviews and each review's
+line comments, conversation comments (listed and posted) and merges (listings paginated with a ``Link``
+header); workflow dispatches, combined commit status, check
 runs, workflow runs and their jobs, and job logs — which answer 302 to a pre-signed-like URL on
 ``/_blobs/`` that, like real blob storage, refuses requests carrying an ``Authorization`` header. GraphQL
 (``/graphql``, ``/api/graphql`` under GitHub Enterprise) serves one mutation, the one REST lacks:
@@ -54,6 +55,16 @@ CiOutcome = Literal["success", "failure", "running"]
 ReviewState = Literal["APPROVED", "CHANGES_REQUESTED", "COMMENTED", "DISMISSED", "PENDING"]
 
 
+@dataclass(frozen=True)
+class FakeReviewComment:
+    """A review's comment on a line of the pull request's diff."""
+
+    id: int
+    path: str
+    line: int
+    body: str
+
+
 @dataclass
 class FakeReview:
     """A pull request review as GitHub lists it (a dismissal changes its state to ``DISMISSED``)."""
@@ -63,6 +74,7 @@ class FakeReview:
     state: ReviewState
     body: str
     commit_id: str
+    comments: list[FakeReviewComment] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -174,6 +186,12 @@ class FakeGitHub(FakeServer):
             ("POST", re.compile(r"/pulls/(?P<number>\d+)/requested_reviewers"), self._request_reviewers),
             ("GET", re.compile(r"/pulls/(?P<number>\d+)/reviews"), self._list_reviews),
             ("PUT", re.compile(r"/pulls/(?P<number>\d+)/merge"), self._merge_pull),
+            (
+                "GET",
+                re.compile(r"/pulls/(?P<number>\d+)/reviews/(?P<review>\d+)/comments"),
+                self._review_comments,
+            ),
+            ("GET", re.compile(r"/issues/(?P<number>\d+)/comments"), self._list_comments),
             ("POST", re.compile(r"/issues/(?P<number>\d+)/comments"), self._comment),
             ("POST", re.compile(r"/actions/workflows/(?P<workflow>[^/]+)/dispatches"), self._dispatch),
             ("GET", re.compile(r"/commits/(?P<ref>[^/]+)/status"), self._combined_status),
@@ -240,16 +258,34 @@ class FakeGitHub(FakeServer):
             self._repo_or_fail(repo).collaborators = set(logins)
 
     def add_review(
-        self, repo: str, number: int, user: str, state: ReviewState, *, body: str = ""
+        self,
+        repo: str,
+        number: int,
+        user: str,
+        state: ReviewState,
+        *,
+        body: str = "",
+        comments: Iterable[tuple[str, int, str]] = (),
     ) -> FakeReview:
-        """``user`` submits a review of the PR's current head; it answers their review request, if any."""
+        """``user`` submits a review of the PR's current head, with line ``comments`` (path, line, body); it
+        answers their review request, if any."""
         with self._state:
             pull = self._repo_or_fail(repo).pulls[number]
             review = FakeReview(self._new_id(), user, state, body, pull.head_sha)
+            review.comments.extend(
+                FakeReviewComment(self._new_id(), path, line, text) for path, line, text in comments
+            )
             pull.reviews.append(review)
             if state != "PENDING" and user in pull.requested_reviewers:
                 pull.requested_reviewers.remove(user)
             return review
+
+    def add_comment(self, repo: str, number: int, user: str, body: str) -> FakeComment:
+        """``user`` comments on the PR's conversation, as on its web page."""
+        with self._state:
+            comment = FakeComment(self._new_id(), user, body)
+            self._repo_or_fail(repo).pulls[number].comments.append(comment)
+            return comment
 
     def dismiss_review(self, repo: str, number: int, user: str) -> None:
         """Dismiss ``user``'s latest approval or change request, as a maintainer would on GitHub."""
@@ -552,24 +588,55 @@ class FakeGitHub(FakeServer):
         pull = repo.pulls.get(number)
         if pull is None:
             return _not_found()
-        per_page = min(int(request.param("per_page") or 30), 100)
-        page = max(int(request.param("page") or 1), 1)
-        shown = pull.reviews[(page - 1) * per_page : page * per_page]
         reviews = [
             {"id": r.id, "node_id": f"PRR_{r.id}", "user": {"login": r.user, "type": "User"},
              "body": r.body, "state": r.state, "commit_id": r.commit_id, "submitted_at": _TIME,
              "author_association": "MEMBER",
              "html_url": f"{self.url}/{repo.path}/pull/{number}#pullrequestreview-{r.id}"}
-            for r in shown
+            for r in pull.reviews
         ]  # fmt: skip
-        last = max((len(pull.reviews) + per_page - 1) // per_page, 1)
-        here = f"{self.api_url}/repos/{repo.path}/pulls/{number}/reviews?per_page={per_page}"
+        return self._page(request, reviews, f"/repos/{repo.path}/pulls/{number}/reviews")
+
+    def _review_comments(self, repo: _Repo, request: Request, match: re.Match[str]) -> Reply:
+        number = int(match["number"])
+        pull = repo.pulls.get(number)
+        review = next((r for r in pull.reviews if r.id == int(match["review"])), None) if pull else None
+        if pull is None or review is None:
+            return _not_found()
+        comments = [
+            {"id": c.id, "node_id": f"PRRC_{c.id}", "pull_request_review_id": review.id, "path": c.path,
+             "line": c.line, "original_line": c.line, "position": c.line, "original_position": c.line,
+             "commit_id": review.commit_id, "original_commit_id": review.commit_id,
+             "user": {"login": review.user, "type": "User"}, "body": c.body, "created_at": _TIME,
+             "updated_at": _TIME, "author_association": "MEMBER",
+             "html_url": f"{self.url}/{repo.path}/pull/{number}#discussion_r{c.id}"}
+            for c in review.comments
+        ]  # fmt: skip
+        return self._page(
+            request, comments, f"/repos/{repo.path}/pulls/{number}/reviews/{review.id}/comments"
+        )
+
+    def _list_comments(self, repo: _Repo, request: Request, match: re.Match[str]) -> Reply:
+        number = int(match["number"])
+        pull = repo.pulls.get(number)
+        if pull is None:
+            return _not_found()
+        comments = [self._comment_json(repo, number, c) for c in pull.comments]
+        return self._page(request, comments, f"/repos/{repo.path}/issues/{number}/comments")
+
+    def _page(self, request: Request, items: list[dict[str, Any]], path: str) -> Reply:
+        """One page of a listing (``per_page``, default 30, at most 100) with GitHub's ``Link`` header."""
+        per_page = min(int(request.param("per_page") or 30), 100)
+        page = max(int(request.param("page") or 1), 1)
+        last = max((len(items) + per_page - 1) // per_page, 1)
+        here = f"{self.api_url}{path}?per_page={per_page}"
         links = (
             [f'<{here}&page={page + 1}>; rel="next"', f'<{here}&page={last}>; rel="last"']
             if page < last
             else []
         )
-        return Reply.json(200, reviews, headers={"link": ", ".join(links)} if links else None)
+        shown = items[(page - 1) * per_page : page * per_page]
+        return Reply.json(200, shown, headers={"link": ", ".join(links)} if links else None)
 
     def _comment(self, repo: _Repo, request: Request, match: re.Match[str]) -> Reply:
         # The fake has no issues besides pull requests (GitHub numbers both in one sequence).
@@ -585,21 +652,21 @@ class FakeGitHub(FakeServer):
             return _invalid(invalid)
         comment = FakeComment(self._new_id(), _BOT, str(body["body"]))
         pull.comments.append(comment)
-        return Reply.json(
-            201,
-            {
-                "id": comment.id,
-                "node_id": f"IC_{comment.id}",
-                "url": f"{self.api_url}/repos/{repo.path}/issues/comments/{comment.id}",
-                "html_url": f"{self.url}/{repo.path}/pull/{number}#issuecomment-{comment.id}",
-                "issue_url": f"{self.api_url}/repos/{repo.path}/issues/{number}",
-                "body": comment.body,
-                "user": {"login": comment.user, "type": "User"},
-                "created_at": _TIME,
-                "updated_at": _TIME,
-                "author_association": "MEMBER",
-            },
-        )
+        return Reply.json(201, self._comment_json(repo, number, comment))
+
+    def _comment_json(self, repo: _Repo, number: int, comment: FakeComment) -> dict[str, Any]:
+        return {
+            "id": comment.id,
+            "node_id": f"IC_{comment.id}",
+            "url": f"{self.api_url}/repos/{repo.path}/issues/comments/{comment.id}",
+            "html_url": f"{self.url}/{repo.path}/pull/{number}#issuecomment-{comment.id}",
+            "issue_url": f"{self.api_url}/repos/{repo.path}/issues/{number}",
+            "body": comment.body,
+            "user": {"login": comment.user, "type": "User"},
+            "created_at": _TIME,
+            "updated_at": _TIME,
+            "author_association": "MEMBER",
+        }
 
     def _merge_pull(self, repo: _Repo, request: Request, match: re.Match[str]) -> Reply:
         pull = repo.pulls.get(int(match["number"]))

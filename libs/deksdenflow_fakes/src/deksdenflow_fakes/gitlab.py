@@ -10,7 +10,8 @@ sending ``draft: true`` to the create endpoint would get a non-draft MR and neve
 Drafts follow GitLab's rule: an MR is a draft when its title starts with ``Draft:``, ``[Draft]`` or
 ``(Draft)``.
 
-Served: merge requests (list/get/create/update), their notes, approvals and merges; users looked up by
+Served: merge requests (list/get/create/update), their notes (listed, paginated as GitLab does, and
+added), approvals and merges; users looked up by
 username; pipelines and their jobs and traces. A merge is recorded, not performed (the fake knows branch
 heads only as shas): the MR becomes merged with a made-up, deterministic merge commit sha. "Merge when the
 pipeline succeeds" is kept pending and carried out when ``set_ci`` records a successful pipeline for the
@@ -77,11 +78,12 @@ class FakeMergeRequest:
 
 @dataclass(frozen=True)
 class FakeNote:
-    """A comment (note) on a merge request."""
+    """A comment (note) on a merge request; a system note is GitLab's record of a change."""
 
     id: int
     author: str
     body: str
+    system: bool = False
 
 
 @dataclass
@@ -145,6 +147,7 @@ class FakeGitLab(FakeServer):
             ("GET", re.compile(r"/merge_requests/(?P<iid>\d+)"), self._get_mr),
             ("PUT", re.compile(r"/merge_requests/(?P<iid>\d+)"), self._update_mr),
             ("PUT", re.compile(r"/merge_requests/(?P<iid>\d+)/merge"), self._merge_mr),
+            ("GET", re.compile(r"/merge_requests/(?P<iid>\d+)/notes"), self._list_notes),
             ("POST", re.compile(r"/merge_requests/(?P<iid>\d+)/notes"), self._add_note),
             ("GET", re.compile(r"/merge_requests/(?P<iid>\d+)/approvals"), self._approvals),
             ("POST", re.compile(r"/pipeline"), self._create_pipeline),
@@ -203,6 +206,14 @@ class FakeGitLab(FakeServer):
     def unapprove(self, project: str, iid: int, user: str) -> None:
         with self._state:
             self._project_or_fail(project).merge_requests[iid].approved_by.remove(user)
+
+    def add_note(self, project: str, iid: int, author: str, body: str, *, system: bool = False) -> FakeNote:
+        """``author`` comments on the MR, as on its web page (``system``: a note GitLab itself makes)."""
+        with self._state:
+            self.add_user(author)
+            note = FakeNote(self._new_id(), author, body, system)
+            self._project_or_fail(project).merge_requests[iid].notes.append(note)
+            return note
 
     def mr(self, project: str, iid: int) -> FakeMergeRequest:
         with self._state:
@@ -353,6 +364,31 @@ class FakeGitLab(FakeServer):
             mr.state = "opened"
         return Reply.json(200, self._mr_json(project, mr))
 
+    def _list_notes(self, project: _Project, request: Request, match: re.Match[str]) -> Reply:
+        """The MR's notes, newest first unless ``sort=asc`` (as GitLab), one page with its headers."""
+        mr = project.merge_requests.get(int(match["iid"]))
+        if mr is None:
+            return Reply.json(404, {"message": "404 Not found"})
+        if request.param("sort") not in {None, "asc", "desc"}:
+            return Reply.json(400, {"error": "sort does not have a valid value"})
+        if request.param("order_by") not in {None, "created_at", "updated_at"}:
+            return Reply.json(400, {"error": "order_by does not have a valid value"})
+        notes = mr.notes if request.param("sort") == "asc" else list(reversed(mr.notes))
+        per_page = min(int(request.param("per_page") or 20), 100)
+        page = max(int(request.param("page") or 1), 1)
+        last = max((len(notes) + per_page - 1) // per_page, 1)
+        shown = notes[(page - 1) * per_page : page * per_page]
+        here = f"{self.api_url}/projects/{project.id}/merge_requests/{mr.iid}/notes?per_page={per_page}"
+        headers = {
+            "x-page": str(page),
+            "x-per-page": str(per_page),
+            "x-next-page": str(page + 1) if page < last else "",
+            "x-total": str(len(notes)),
+        }
+        if page < last:
+            headers["link"] = f'<{here}&page={page + 1}>; rel="next"'
+        return Reply.json(200, [self._note_json(project, mr, n) for n in shown], headers=headers)
+
     def _add_note(self, project: _Project, request: Request, match: re.Match[str]) -> Reply:
         mr = project.merge_requests.get(int(match["iid"]))
         if mr is None:
@@ -363,24 +399,26 @@ class FakeGitLab(FakeServer):
         note = FakeNote(self._new_id(), _BOT, str(params["body"]))
         mr.notes.append(note)
         return Reply.json(
-            201,
-            {
-                "id": note.id,
-                "type": None,
-                "body": note.body,
-                "author": self._user_json(note.author),
-                "created_at": _TIME,
-                "updated_at": _TIME,
-                "system": False,
-                "noteable_id": project.id * 1000 + mr.iid,
-                "noteable_type": "MergeRequest",
-                "noteable_iid": mr.iid,
-                "project_id": project.id,
-                "resolvable": False,
-                "confidential": False,
-                "internal": bool(params.get("internal", False)),
-            },
+            201, self._note_json(project, mr, note) | {"internal": bool(params.get("internal", False))}
         )
+
+    def _note_json(self, project: _Project, mr: FakeMergeRequest, note: FakeNote) -> dict[str, Any]:
+        return {
+            "id": note.id,
+            "type": None,
+            "body": note.body,
+            "author": self._user_json(note.author),
+            "created_at": _TIME,
+            "updated_at": _TIME,
+            "system": note.system,
+            "noteable_id": project.id * 1000 + mr.iid,
+            "noteable_type": "MergeRequest",
+            "noteable_iid": mr.iid,
+            "project_id": project.id,
+            "resolvable": False,
+            "confidential": False,
+            "internal": False,
+        }
 
     def _approvals(self, project: _Project, _: Request, match: re.Match[str]) -> Reply:
         mr = project.merge_requests.get(int(match["iid"]))

@@ -53,6 +53,7 @@ def policy_in(body: RunPolicyIn | None) -> RunPolicy | None:
             required_checks=tuple(merge.required_checks or ()),
             required_approvals=merge.required_approvals,
         ),
+        review_fix_attempts=body.review_fix_attempts,
     )
 
 
@@ -77,6 +78,7 @@ def policy_public(policy: RunPolicy | dict[str, Any] | None) -> dict[str, Any]:
             "required_checks": list(merge.required_checks),
             "required_approvals": merge.required_approvals or 0,
         },
+        "review_fix_attempts": p.review_fix_attempts or 0,
     }
 
 

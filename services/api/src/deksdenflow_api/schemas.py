@@ -137,6 +137,14 @@ class RunPolicyIn(_In):
     )
     pr: PrPolicyIn | None = None
     merge: MergePolicyIn | None = None
+    review_fix_attempts: int | None = Field(
+        default=None,
+        ge=0,
+        le=10,
+        description="Autopilot: fixes the agent may attempt per step for PR/MR reviews (changes requested, "
+        "review comments), each with the reviewer's words; when spent, a review blocks the run. Default 2 "
+        "on autopilot, 0 on manual.",
+    )
 
 
 class ProjectCreate(_In):

@@ -11,9 +11,9 @@ from deksdenflow_core.aggregates import PROJECT, PROTOCOL_RUN, Repository
 from deksdenflow_core.consumer import Delivery
 from deksdenflow_core.domain.git_url import GitUrl
 from deksdenflow_core.domain.project import ProjectCommand, ProjectState
-from deksdenflow_core.domain.protocol_run import ProtocolRunCommand
+from deksdenflow_core.domain.protocol_run import ProtocolRunCommand, ProtocolRunState
 from deksdenflow_core.domain.provider import ProviderName, ci_provider, provider_name
-from deksdenflow_core.errors import DomainError
+from deksdenflow_core.errors import DomainError, PermanentFailure
 from deksdenflow_core.eventstore import AppendMeta
 from deksdenflow_core.jobs import result_meta
 from deksdenflow_git import Git, MirrorCache
@@ -75,6 +75,16 @@ class GitJobKit:
             api_base_url=api,
             token_name="DEKSDENFLOW_GITHUB_TOKEN" if provider == "github" else "DEKSDENFLOW_GITLAB_TOKEN",
         )
+
+    async def pr_forge(self, run: ProtocolRunState) -> tuple[Forge, ProviderName]:
+        """The forge of the run's project, for work on the run's PR/MR (close it after use)."""
+        if not run.pr_number:
+            raise PermanentFailure(f"protocol run {run.protocol_run_id} has no pull request")
+        project = (await self.repo.load(PROJECT, run.project_id)).state
+        provider = provider_of(project)
+        if provider is None:
+            raise PermanentFailure("the project has no CI provider")
+        return self.forge(provider, project), provider
 
 
 def provider_of(project: ProjectState) -> ProviderName | None:

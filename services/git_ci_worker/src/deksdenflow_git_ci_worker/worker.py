@@ -1,5 +1,5 @@
 """The git/CI worker: onboarding, draft PRs/MRs and their bodies kept current, CI results and fixes,
-branch deletion, the branch listing service and the scheduler's rounds.
+reviews and the replies to them, branch deletion, the branch listing service and the scheduler's rounds.
 
 Jobs come from one durable pull consumer shared by every replica; :attr:`GitCiWorker.routes` is its one
 table from request event to job and to the job's failure record (the consumer's filter comes from it).
@@ -35,6 +35,7 @@ from deksdenflow_git_ci_worker.jobs.forge_reconciler import ForgeReconciler
 from deksdenflow_git_ci_worker.jobs.onboarding import Onboarding
 from deksdenflow_git_ci_worker.jobs.pr_body_sync import PrBodySync
 from deksdenflow_git_ci_worker.jobs.pull_requests import Merges, PullRequests, ReadyForReview
+from deksdenflow_git_ci_worker.jobs.reviews import ReviewReplies
 from deksdenflow_git_ci_worker.kit import GitJobKit, provider_of
 from deksdenflow_git_ci_worker.metrics import GitCiMetrics
 from deksdenflow_git_ci_worker.requeue import LostWorkRequeue
@@ -93,7 +94,7 @@ class GitCiWorker:
 
     def _routes(self) -> list[Route]:
         onboarding, prs, meta = Onboarding(self.kit), PullRequests(self.kit), self.kit.meta
-        ready, merges = ReadyForReview(self.kit), Merges(self.kit)
+        ready, merges, replies = ReadyForReview(self.kit), Merges(self.kit), ReviewReplies(self.kit)
         # One route per request type (the dispatcher refuses two): the events it follows have no other job.
         bodies = PrBodySync(self.kit)
         return [
@@ -101,6 +102,8 @@ class GitCiWorker:
             Route(ev.PullRequestRequested, prs.run, prs.fail),
             Route(ev.PullRequestReadyRequested, ready.run, ready.fail),
             Route(ev.MergeRequested, merges.run, merges.fail),
+            # A reply that cannot be posted is logged, not recorded: the review's fix is done either way.
+            Route(ev.ReviewReplyRequested, replies.run),
             Route(ev.BranchDeletionRequested, self.branches.delete),
             Route(wev.WebhookReceived, partial(self.ci.apply_webhook, meta=meta)),
             Route(

@@ -99,6 +99,24 @@ class Reviews:
     approvals_required: int  # approvals still needed before the forge allows a merge
 
 
+@dataclass(frozen=True)
+class Comment:
+    """A comment on a PR/MR's conversation (GitHub issue comment, GitLab note) and where it is shown."""
+
+    body: str
+    url: str
+
+
+@dataclass(frozen=True)
+class LineComment:
+    """A review's comment on a line of the diff (``line`` 0 when the forge names none)."""
+
+    path: str
+    line: int
+    body: str
+    url: str
+
+
 class Forge(Protocol):
     """Pull requests and CI of one repository on GitHub or GitLab."""
 
@@ -141,7 +159,20 @@ class Forge(Protocol):
         ...
 
     async def comment(self, number: int, body: str) -> str:
-        """Post a top-level comment on the PR/MR; returns the comment's web URL."""
+        """Post a top-level comment on the PR/MR; returns the comment's web URL.
+
+        Not idempotent: posting twice shows two comments. A caller that may run twice looks for its
+        comment with :meth:`comments` first.
+        """
+        ...
+
+    async def comments(self, number: int) -> list[Comment]:
+        """The PR/MR's conversation comments (GitLab: its notes), oldest first, every page of them."""
+        ...
+
+    async def review_comments(self, number: int, review_id: str) -> list[LineComment]:
+        """The line comments of one review (GitHub: a review groups them). GitLab has no such grouping —
+        each note comes as its own webhook delivery — so there it is always empty."""
         ...
 
     async def merge(

@@ -18,7 +18,7 @@ import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from deksdenflow_core.errors import MissingDependency
 
@@ -27,10 +27,12 @@ from deksdenflow_git.forges.base import (
     GITLAB_TOKEN_NAME,
     CiFailure,
     CiStatus,
+    Comment,
     ForgeAuthError,
     ForgeError,
     ForgeNotFound,
     ForgeUnavailable,
+    LineComment,
     MergeMethod,
     MergeResult,
     PullRequest,
@@ -42,8 +44,10 @@ from deksdenflow_git.forges.github import (
     DEFAULT_WORKFLOW,
     MARK_READY_MUTATION,
     ci_status_from_github,
+    comment_from_github,
     failed_run,
     graphql_data,
+    line_comment_from_github,
     pull_request_from_github,
     reviews_from_github,
     workflow_page,
@@ -52,6 +56,7 @@ from deksdenflow_git.forges.github import failed_job as github_failed_job
 from deksdenflow_git.forges.github import merge_result_if_settled as github_settled
 from deksdenflow_git.forges.gitlab import (
     ci_status_from_gitlab,
+    comments_from_gitlab,
     draft_title,
     failed_pipeline,
     merge_request_from_gitlab,
@@ -76,7 +81,7 @@ _UNAVAILABLE_HINTS = re.compile(
     re.I,
 )
 _GLAB_MR_URL = re.compile(r"https?://\S+?/-/merge_requests/(\d+)")
-_REVIEWS_PAGE = 100
+_PAGE = 100  # the most either forge lists per page
 # Both CLIs send an --input body as is, without a content type; GitLab reads a body only when it is typed.
 _JSON_BODY = ("--header", "Content-Type: application/json", "--input", "-")
 
@@ -313,14 +318,25 @@ class GhCli:
             return done
         raise self._gh.error_for(args, result)
 
+    async def comments(self, number: int) -> list[Comment]:
+        return [comment_from_github(data) for data in await self._pages(f"issues/{number}/comments")]
+
+    async def review_comments(self, number: int, review_id: str) -> list[LineComment]:
+        found = await self._pages(f"pulls/{number}/reviews/{quote(review_id, safe='')}/comments")
+        return [line_comment_from_github(data) for data in found]
+
     async def reviews(self, number: int) -> Reviews:
+        return reviews_from_github(await self._pages(f"pulls/{number}/reviews"))
+
+    async def _pages(self, endpoint: str) -> list[dict[str, Any]]:
+        """Every item of a paginated listing: pages are asked for until one comes back short."""
         found: list[dict[str, Any]] = []
         page = 1
         while True:
-            batch = await self._api(f"pulls/{number}/reviews?per_page={_REVIEWS_PAGE}&page={page}")
+            batch = await self._api(f"{endpoint}?per_page={_PAGE}&page={page}")
             found.extend(batch)
-            if len(batch) < _REVIEWS_PAGE:
-                return reviews_from_github(found)
+            if len(batch) < _PAGE:
+                return found
             page += 1
 
     async def _send(
@@ -465,6 +481,21 @@ class GlabCli:
         if done is not None:
             return done
         raise not_mergeable(self._glab.error_for(args, result), again)
+
+    async def comments(self, number: int) -> list[Comment]:
+        found: list[dict[str, Any]] = []
+        page = 1
+        while True:
+            query = f"sort=asc&order_by=created_at&per_page={_PAGE}&page={page}"
+            batch = await self._api(f"merge_requests/{number}/notes?{query}")
+            found.extend(batch)
+            if len(batch) < _PAGE:
+                break
+            page += 1
+        return comments_from_gitlab((await self._api(f"merge_requests/{number}"))["web_url"], found)
+
+    async def review_comments(self, number: int, review_id: str) -> list[LineComment]:
+        return []  # GitLab groups no notes under a review: each comes in its own Note Hook delivery
 
     async def reviews(self, number: int) -> Reviews:
         return reviews_from_gitlab(await self._api(f"merge_requests/{number}/approvals"))

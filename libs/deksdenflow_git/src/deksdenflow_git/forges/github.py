@@ -18,10 +18,12 @@ from deksdenflow_git.forges.base import (
     CiFailure,
     CiState,
     CiStatus,
+    Comment,
     ForgeAuthError,
     ForgeError,
     ForgeNotFound,
     ForgeUnavailable,
+    LineComment,
     MergeMethod,
     MergeResult,
     PullRequest,
@@ -36,7 +38,7 @@ API_VERSION = "2022-11-28"
 DEFAULT_WORKFLOW = "ci.yml"
 _FAILED_CONCLUSIONS = frozenset({"failure", "timed_out", "cancelled", "action_required", "startup_failure"})
 _PASSED_CONCLUSIONS = frozenset({"success", "neutral", "skipped"})
-_REVIEWS_PAGE = 100
+_PAGE = 100  # the most GitHub lists per page
 MARK_READY_MUTATION = (
     "mutation($id: ID!) { markPullRequestReadyForReview(input: {pullRequestId: $id}) "
     "{ pullRequest { isDraft } } }"
@@ -167,6 +169,27 @@ class GitHubForge:
         )
         return str(response.json()["html_url"])
 
+    async def comments(self, number: int) -> list[Comment]:
+        found = await self._pages(f"{self._prefix}/issues/{number}/comments")
+        return [comment_from_github(data) for data in found]
+
+    async def review_comments(self, number: int, review_id: str) -> list[LineComment]:
+        found = await self._pages(
+            f"{self._prefix}/pulls/{number}/reviews/{quote(review_id, safe='')}/comments"
+        )
+        return [line_comment_from_github(data) for data in found]
+
+    async def _pages(self, path: str) -> list[dict[str, Any]]:
+        """Every item of a paginated listing, following its ``Link: rel="next"``."""
+        found: list[dict[str, Any]] = []
+        page = 1
+        while True:
+            response = await self._http.request("GET", path, params={"per_page": _PAGE, "page": page})
+            found.extend(response.json())
+            if "next" not in response.links:
+                return found
+            page += 1
+
     async def merge(
         self, number: int, *, method: MergeMethod, sha: str, when_pipeline_succeeds: bool = False
     ) -> MergeResult:
@@ -191,15 +214,7 @@ class GitHubForge:
         raise self._http.error_for("PUT", path, response)
 
     async def reviews(self, number: int) -> Reviews:
-        path = f"{self._prefix}/pulls/{number}/reviews"
-        found: list[dict[str, Any]] = []
-        page = 1
-        while True:
-            response = await self._http.request("GET", path, params={"per_page": _REVIEWS_PAGE, "page": page})
-            found.extend(response.json())
-            if "next" not in response.links:
-                return reviews_from_github(found)
-            page += 1
+        return reviews_from_github(await self._pages(f"{self._prefix}/pulls/{number}/reviews"))
 
     # --- CI -------------------------------------------------------------------------------------------
 
@@ -319,6 +334,22 @@ def merge_result_if_settled(data: Mapping[str, Any], *, repo: RepoRef) -> MergeR
             number=pr.number,
         )
     return None
+
+
+def comment_from_github(data: Mapping[str, Any]) -> Comment:
+    """A conversation comment from GitHub's issue comment JSON."""
+    return Comment(body=str(data.get("body") or ""), url=str(data.get("html_url") or ""))
+
+
+def line_comment_from_github(data: Mapping[str, Any]) -> LineComment:
+    """A review comment from GitHub's JSON; an outdated one (its line gone from the diff) keeps the line it
+    was made on."""
+    return LineComment(
+        path=str(data.get("path") or ""),
+        line=int(data.get("line") or data.get("original_line") or 0),
+        body=str(data.get("body") or ""),
+        url=str(data.get("html_url") or ""),
+    )
 
 
 def reviews_from_github(reviews: Sequence[Mapping[str, Any]]) -> Reviews:

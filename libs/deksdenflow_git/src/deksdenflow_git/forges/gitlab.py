@@ -19,7 +19,9 @@ from deksdenflow_git.forges.base import (
     CiFailure,
     CiState,
     CiStatus,
+    Comment,
     ForgeError,
+    LineComment,
     MergeMethod,
     MergeResult,
     PullRequest,
@@ -37,6 +39,7 @@ _MR_STATES: dict[str, PullRequestState] = {
     "closed": "closed",
     "merged": "merged",
 }
+_PAGE = 100  # the most GitLab lists per page
 _PIPELINE_STATES: dict[str, CiState] = {
     "success": "success",
     "failed": "failure",
@@ -166,6 +169,27 @@ class GitLabForge:
         )
         # A note carries no URL of its own: it is an anchor on the MR's page.
         return note_url((await self._mr(number))["web_url"], response.json())
+
+    async def comments(self, number: int) -> list[Comment]:
+        path = f"{self._prefix}/merge_requests/{number}/notes"
+        found: list[dict[str, Any]] = []
+        page = 1
+        while True:
+            params: dict[str, str | int] = {
+                "sort": "asc",
+                "order_by": "created_at",
+                "per_page": _PAGE,
+                "page": page,
+            }
+            response = await self._http.request("GET", path, params=params)
+            found.extend(response.json())
+            if not response.headers.get("x-next-page") and "next" not in response.links:
+                break
+            page += 1
+        return comments_from_gitlab((await self._mr(number))["web_url"], found)
+
+    async def review_comments(self, number: int, review_id: str) -> list[LineComment]:
+        return []  # GitLab groups no notes under a review: each comes in its own Note Hook delivery
 
     async def merge(
         self, number: int, *, method: MergeMethod, sha: str, when_pipeline_succeeds: bool = False
@@ -318,6 +342,15 @@ def user_id(found: Sequence[Mapping[str, Any]], username: str, repo: RepoRef) ->
 def note_url(mr_url: str, note: Mapping[str, Any]) -> str:
     """Where a note on a merge request is shown: its anchor on the MR's page."""
     return f"{mr_url}#note_{note['id']}"
+
+
+def comments_from_gitlab(mr_url: str, notes: Sequence[Mapping[str, Any]]) -> list[Comment]:
+    """The comments among a merge request's notes (system notes are GitLab's records of changes)."""
+    return [
+        Comment(body=str(note.get("body") or ""), url=note_url(mr_url, note))
+        for note in notes
+        if not note.get("system")
+    ]
 
 
 def open_merge_request(found: Sequence[Mapping[str, Any]], branch: str) -> PullRequest | None:

@@ -61,7 +61,8 @@ async def github_webhook(
     x_hub_signature_256: Annotated[str | None, Header()] = None,
 ) -> WebhookAccepted:
     """A GitHub delivery (``workflow_run``, ``check_suite``, ``check_run``, ``status``, ``pull_request``,
-    ``ping``), signed with ``X-Hub-Signature-256``. Answers 202 once recorded; 401 on a bad signature."""
+    ``pull_request_review``, ``pull_request_review_comment``, ``ping``), signed with
+    ``X-Hub-Signature-256``. Answers 202 once recorded; 401 on a bad signature."""
     body = await _read_body(request, ctx.settings.webhook_max_body_bytes)
 
     def verify(secrets: Sequence[str]) -> bool:
@@ -93,9 +94,9 @@ async def gitlab_webhook(
     x_gitlab_event_uuid: Annotated[str | None, Header()] = None,
     x_gitlab_webhook_uuid: Annotated[str | None, Header()] = None,
 ) -> WebhookAccepted:
-    """A GitLab delivery (Pipeline Hook, Merge Request Hook), authenticated by ``X-Gitlab-Token`` and, when
-    GitLab signs it, by its ``webhook-signature``. Deduplicated by ``Idempotency-Key`` (GitLab 17.4+), else
-    ``X-Gitlab-Event-UUID``, else the body's hash."""
+    """A GitLab delivery (Pipeline Hook, Merge Request Hook, Note Hook), authenticated by ``X-Gitlab-Token``
+    and, when GitLab signs it, by its ``webhook-signature``. Deduplicated by ``Idempotency-Key`` (GitLab
+    17.4+), else ``X-Gitlab-Event-UUID``, else the body's hash."""
     body = await _read_body(request, ctx.settings.webhook_max_body_bytes)
     headers = {k.lower(): v for k, v in request.headers.items()}
 

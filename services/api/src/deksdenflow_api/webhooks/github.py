@@ -11,6 +11,12 @@ from dataclasses import replace
 from typing import Any, Final
 from urllib.parse import parse_qs
 
+from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
+    ReviewComment,
+    ReviewFeedback,
+    ReviewState,
+)
+
 from deksdenflow_api.webhooks.payload import (
     as_dict,
     as_int,
@@ -22,6 +28,7 @@ from deksdenflow_api.webhooks.payload import (
     load_object,
     nested_object,
     protocol_run_id_of,
+    review_signal,
     urls_of,
 )
 from deksdenflow_api.webhooks.signal import InvalidWebhook, WebhookSignal
@@ -29,6 +36,12 @@ from deksdenflow_api.webhooks.signal import InvalidWebhook, WebhookSignal
 __all__ = ["parse_github"]
 
 _GITHUB_REPO_URLS: Final = ("clone_url", "ssh_url", "html_url", "git_url")
+# A submitted review's state as GitHub's webhooks spell it (lower case; its REST API says APPROVED, ...).
+_REVIEW_STATES: Final = {
+    "approved": ReviewState.APPROVED,
+    "changes_requested": ReviewState.CHANGES_REQUESTED,
+    "commented": ReviewState.COMMENTED,
+}
 
 
 def parse_github(event: str, body: bytes, content_type: str = "") -> WebhookSignal:
@@ -65,6 +78,10 @@ def parse_github(event: str, body: bytes, content_type: str = "") -> WebhookSign
             return _github_status(base, payload)
         case "pull_request":
             return _github_pull_request(base, payload)
+        case "pull_request_review":
+            return _github_review(base, payload)
+        case "pull_request_review_comment":
+            return _github_review_comment(base, payload)
         case _:
             return replace(base, kind="other", ignored_reason=f"github event {event!r} is not handled")
 
@@ -205,3 +222,87 @@ def _github_pull_request(base: WebhookSignal, payload: Mapping[str, Any]) -> Web
         if closed
         else f"pull request action {base.action!r} is neither a merge nor a close",
     )
+
+
+def _on_pull_request(base: WebhookSignal, payload: Mapping[str, Any]) -> WebhookSignal:
+    """A review signal's pull request: its head branch (the run's name) and commit, number and page."""
+    pr = nested_object(payload, "pull_request", "github", base.event)
+    head = as_dict(pr.get("head"))
+    return replace(
+        base,
+        kind="review",
+        branch=branch_of(as_str(head.get("ref"))),
+        head_sha=as_str(head.get("sha")),
+        pr_number=as_int(pr.get("number")) or as_int(payload.get("number")),
+        pr_url=as_str(pr.get("html_url")),
+    )
+
+
+def _github_review(base: WebhookSignal, payload: Mapping[str, Any]) -> WebhookSignal:
+    """``pull_request_review``: a review submitted (approved, changes requested, commented) or dismissed.
+
+    The review is the unit: its line comments are not in this payload (each also comes as a
+    ``pull_request_review_comment`` delivery), so the git worker reads them from GitHub when it applies
+    the review, and the review asks for one fix with all of them.
+    """
+    signal = _on_pull_request(base, payload)
+    review = nested_object(payload, "review", "github", base.event)
+    raw = as_str(review.get("state")).lower()
+    state = ReviewState.DISMISSED if base.action == "dismissed" else None
+    if base.action == "submitted":
+        state = _REVIEW_STATES.get(raw)
+    if state is None:
+        reason = f"pull request review action {base.action!r} (state {raw!r}) is not acted on"
+        return replace(signal, ignored_reason=reason)
+    return review_signal(
+        signal,
+        ReviewFeedback(
+            review_id=as_str(review.get("id")),
+            reviewer=as_str(as_dict(review.get("user")).get("login")),
+            state=state,
+            body=as_str(review.get("body")),
+            commit_sha=as_str(review.get("commit_id")),
+            url=as_str(review.get("html_url")),
+        ),
+    )
+
+
+def _github_review_comment(base: WebhookSignal, payload: Mapping[str, Any]) -> WebhookSignal:
+    """``pull_request_review_comment``: a comment on a line of the diff.
+
+    GitHub files every such comment under a review (a single comment too is a review of its own) and
+    sends that review as ``pull_request_review``, which brings the comment along: applying the comment
+    here as well would ask for a second fix of the same words. Only a comment under no review stands on
+    its own, as a review whose id is the comment's.
+    """
+    signal = _on_pull_request(base, payload)
+    comment = nested_object(payload, "comment", "github", base.event)
+    if base.action != "created":
+        return replace(signal, ignored_reason=f"review comment action {base.action!r} is not acted on")
+    url = as_str(comment.get("html_url"))
+    alone = review_signal(
+        signal,
+        ReviewFeedback(
+            review_id=as_str(comment.get("id")),
+            reviewer=as_str(as_dict(comment.get("user")).get("login")),
+            state=ReviewState.COMMENTED,
+            comments=(
+                ReviewComment(
+                    path=as_str(comment.get("path")),
+                    line=as_int(comment.get("line")) or as_int(comment.get("original_line")),
+                    body=as_str(comment.get("body")),
+                    url=url,
+                ),
+            ),
+            commit_sha=as_str(comment.get("commit_id")),
+            url=url,
+        ),
+    )
+    review_id = as_int(comment.get("pull_request_review_id"))
+    if alone.review is None or not review_id:
+        return alone  # deksdenflow's own words (ignored), or a comment under no review
+    reason = (
+        f"a comment of review {review_id}, which its pull_request_review delivery applies with all its "
+        "comments"
+    )
+    return replace(alone, review=None, ignored_reason=reason)

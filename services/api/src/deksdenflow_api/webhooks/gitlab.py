@@ -9,6 +9,12 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any, Final
 
+from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
+    ReviewComment,
+    ReviewFeedback,
+    ReviewState,
+)
+
 from deksdenflow_api.webhooks.payload import (
     as_dict,
     as_int,
@@ -20,6 +26,7 @@ from deksdenflow_api.webhooks.payload import (
     load_object,
     nested_object,
     protocol_run_id_of,
+    review_signal,
     urls_of,
 )
 from deksdenflow_api.webhooks.signal import InvalidWebhook, WebhookSignal
@@ -27,6 +34,14 @@ from deksdenflow_api.webhooks.signal import InvalidWebhook, WebhookSignal
 __all__ = ["parse_gitlab"]
 
 _GITLAB_REPO_URLS: Final = ("git_http_url", "git_ssh_url", "web_url", "http_url", "ssh_url")
+# Merge Request Hook actions of approvals: a user's approval given or taken back ("approval",
+# "unapproval"), and the merge request becoming approved or no longer approved ("approved", "unapproved").
+_APPROVALS: Final = {
+    "approval": ReviewState.APPROVED,
+    "approved": ReviewState.APPROVED,
+    "unapproval": ReviewState.DISMISSED,
+    "unapproved": ReviewState.DISMISSED,
+}
 
 
 def _gitlab_kind_from_header(header: str) -> str:
@@ -63,6 +78,8 @@ def parse_gitlab(event_header: str, body: bytes) -> WebhookSignal:
             return _gitlab_pipeline(base, payload, project)
         case "merge_request":
             return _gitlab_merge_request(base, payload)
+        case "note":
+            return _gitlab_note(base, payload, project)
         case _:
             attributes = as_dict(payload.get("object_attributes"))
             return replace(
@@ -118,6 +135,8 @@ def _gitlab_pipeline(
 def _gitlab_merge_request(base: WebhookSignal, payload: Mapping[str, Any]) -> WebhookSignal:
     attributes = nested_object(payload, "object_attributes", "gitlab", base.event)
     action = as_str(attributes.get("action"))
+    if action in _APPROVALS:
+        return _gitlab_approval(base, payload, attributes, action)
     state = as_str(attributes.get("state"))
     merged = action == "merge" or state == "merged"
     closed = not merged and (action == "close" or state == "closed")
@@ -136,3 +155,76 @@ def _gitlab_merge_request(base: WebhookSignal, payload: Mapping[str, Any]) -> We
         if merged or closed
         else f"merge request action {action!r} (state {state!r}) is neither a merge nor a close",
     )
+
+
+def _gitlab_approval(
+    base: WebhookSignal, payload: Mapping[str, Any], attributes: Mapping[str, Any], action: str
+) -> WebhookSignal:
+    """An approval given (APPROVED) or taken back (DISMISSED) by the hook's user.
+
+    GitLab gives an approval no id of its own, so the review has none: the delivery id alone tells one
+    approval from the next (approve, revoke, approve again are three).
+    """
+    head = as_str(as_dict(attributes.get("last_commit")).get("id"))
+    url = as_str(attributes.get("url"))
+    signal = replace(
+        base,
+        action=action,
+        branch=branch_of(as_str(attributes.get("source_branch"))),
+        head_sha=head,
+        pr_number=as_int(attributes.get("iid")),
+        pr_url=url,
+    )
+    return review_signal(
+        signal,
+        ReviewFeedback(
+            reviewer=as_str(as_dict(payload.get("user")).get("username")),
+            state=_APPROVALS[action],
+            commit_sha=head,
+            url=url,
+        ),
+    )
+
+
+def _gitlab_note(
+    base: WebhookSignal, payload: Mapping[str, Any], project: Mapping[str, Any]
+) -> WebhookSignal:
+    """A Note Hook: a comment on the merge request (COMMENTED), on a line of its diff when the note has a
+    position. Notes on issues, commits or snippets, system notes and edits are not reviews."""
+    attributes = nested_object(payload, "object_attributes", "gitlab", base.event)
+    action = as_str(attributes.get("action"))
+    noteable = as_str(attributes.get("noteable_type"))
+    if noteable != "MergeRequest":
+        reason = f"a note on {noteable or 'something unnamed'}, not on a merge request"
+        return replace(base, action=action, kind="other", ignored_reason=reason)
+    mr = as_dict(payload.get("merge_request"))
+    iid = as_int(mr.get("iid"))
+    web_url = as_str(project.get("web_url")).rstrip("/")
+    signal = replace(
+        base,
+        action=action,
+        kind="review",
+        branch=branch_of(as_str(mr.get("source_branch"))),
+        head_sha=as_str(as_dict(mr.get("last_commit")).get("id")),
+        pr_number=iid,
+        pr_url=as_str(mr.get("url")) or (f"{web_url}/-/merge_requests/{iid}" if web_url and iid else ""),
+    )
+    if attributes.get("system") is True:
+        return replace(signal, ignored_reason="a system note (GitLab's own record of a change)")
+    if action not in ("", "create"):  # an older GitLab sends no action: its note hooks are creations
+        return replace(signal, ignored_reason=f"note action {action!r} is not acted on")
+    note, url = as_str(attributes.get("note")), as_str(attributes.get("url"))
+    position = as_dict(attributes.get("position"))
+    path = as_str(position.get("new_path")) or as_str(position.get("old_path"))
+    feedback = ReviewFeedback(
+        review_id=as_str(attributes.get("id")),
+        reviewer=as_str(as_dict(payload.get("user")).get("username")),
+        state=ReviewState.COMMENTED,
+        commit_sha=as_str(position.get("head_sha")) or signal.head_sha,
+        url=url,
+    )
+    if path:  # a diff note: the words belong to a line
+        line = as_int(position.get("new_line")) or as_int(position.get("old_line"))
+        comment = ReviewComment(path=path, line=line, body=note, url=url)
+        return review_signal(signal, feedback.model_copy(update={"comments": (comment,)}))
+    return review_signal(signal, feedback.model_copy(update={"body": note}))

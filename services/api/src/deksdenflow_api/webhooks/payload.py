@@ -8,7 +8,9 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import ReviewFeedback
 from deksdenflow_core.domain.provider import CiResult, ProviderName
+from deksdenflow_core.domain.review_reply import is_review_reply
 
 from deksdenflow_api.webhooks.signal import InvalidWebhook, WebhookSignal, normalise_ci_state
 
@@ -159,3 +161,15 @@ def ci_signal(
         ci_name=name,
         ignored_reason=ci_ignored(state, raw),
     )
+
+
+def review_signal(base: WebhookSignal, feedback: ReviewFeedback) -> WebhookSignal:
+    """A "review" signal saying ``feedback`` — unless it is deksdenflow's own reply to a review coming back
+    from the forge, which is ignored: taken as a reviewer's comment, it would ask for a fix of the fix."""
+    if any(is_review_reply(text) for text in (feedback.body, *(c.body for c in feedback.comments))):
+        return replace(
+            base,
+            kind="review",
+            ignored_reason="deksdenflow's own reply to a review (it carries the reply marker)",
+        )
+    return replace(base, kind="review", review=feedback)

@@ -48,6 +48,7 @@ def receive_command(
         body_bytes=len(body),
         authenticated_by=authenticated_by,
         ci_run=_ci_run(signal),
+        review=signal.review,
     )
 
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final, Literal
 
+from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import ReviewFeedback
 from deksdenflow_core.domain.provider import CiResult, ProviderName
 from deksdenflow_core.errors import InvalidCommand
 
-SignalKind = Literal["ci", "pull_request", "ping", "other"]
+SignalKind = Literal["ci", "pull_request", "review", "ping", "other"]
 
 __all__ = ["InvalidWebhook", "Match", "SignalKind", "WebhookSignal", "normalise_ci_state"]
 
@@ -62,6 +63,9 @@ class WebhookSignal:
     ci_run_id: int = 0
     ci_run_attempt: int = 0
     ci_updated_at_ms: int = 0
+    # What a reviewer said, for a "review" signal (its review id, verdict, words and the commit looked at);
+    # None for every other kind and for a review delivery that is ignored.
+    review: ReviewFeedback | None = None
 
 
 # --- CI states -----------------------------------------------------------------------------------------

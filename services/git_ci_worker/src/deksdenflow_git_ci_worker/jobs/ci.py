@@ -1,7 +1,8 @@
 """CI results into runs: webhook deliveries applied through ``decide``, and the evidence of CI fixes.
 
-* ``webhook.received`` → the run's command (a CI report, a merge, a close) with the project's CI policy,
-  then ``webhook.processed`` with what came of it (applied, no effect, rejected by the run, ignored).
+* ``webhook.received`` → the run's command (a CI report, a merge, a close, a review — see ``reviews.py``)
+  with the project's CI policy, then ``webhook.processed`` with what came of it (applied, no effect,
+  rejected by the run, ignored).
   A delivery ignored on receipt (no run matched it) is dropped.
   A GitHub success covers one workflow, check suite, check run or status context; when a forge token is
   configured it is confirmed against the commit's combined CI state first, so one green job among
@@ -15,7 +16,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import structlog
 from deksdenflow_core.aggregates import PROJECT, PROTOCOL_RUN, WEBHOOK, Repository
@@ -38,6 +39,7 @@ from deksdenflow_core.errors import DomainError, NotFound, WorkNotCurrent
 from deksdenflow_core.eventstore import AppendMeta
 from deksdenflow_git.forges import Forge, ForgeError, ForgeUnavailable
 
+from deksdenflow_git_ci_worker.jobs.reviews import ReviewDeliveries
 from deksdenflow_git_ci_worker.settings import GitCiSettings
 
 log = structlog.get_logger("deksdenflow.git_ci_worker.ci")
@@ -54,6 +56,10 @@ class CiHandler:
     settings: GitCiSettings
     forge: ForgeFactory
     provider_of: Callable[[ProjectState], ProviderName | None]
+    reviews: ReviewDeliveries = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.reviews = ReviewDeliveries(self.forge, self.provider_of, lambda p: bool(self.settings.token(p)))
 
     def policy(self, project: ProjectState) -> CiPolicy:
         """The project's CI policy, else the worker's defaults."""
@@ -104,6 +110,9 @@ class CiHandler:
     async def _commands(
         self, received: wev.WebhookReceived, run: ProtocolRunState, project: ProjectState
     ) -> list[ProtocolRunCommand]:
+        if received.kind == "review":
+            review = await self.reviews.command(received, run, project)
+            return [review] if review is not None else []
         if received.kind == "pull_request":
             if received.pr_merged:
                 return [

@@ -10,10 +10,9 @@ from deksdenflow_core.consumer import Delivery
 from deksdenflow_core.contracts.generated.deksdenflow.commands.v1 import protocol_run as cmd
 from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import MergeMethod
 from deksdenflow_core.contracts.generated.deksdenflow.events.v1 import protocol_run as ev
-from deksdenflow_core.domain.protocol_run import ProtocolRunState
-from deksdenflow_core.domain.provider import ProviderName, ci_provider
+from deksdenflow_core.domain.provider import ci_provider
 from deksdenflow_core.errors import PermanentFailure, WorkNotCurrent
-from deksdenflow_git.forges import Forge, ForgeError
+from deksdenflow_git.forges import ForgeError
 from deksdenflow_git.forges.base import MergeMethod as ForgeMergeMethod
 
 from deksdenflow_git_ci_worker.kit import GitJobKit, log, provider_of
@@ -93,7 +92,7 @@ class ReadyForReview:
         run = (await kit.repo.load(PROTOCOL_RUN, delivery.event.envelope.aggregate_id)).state
         if not run.pr_ready_requested or run.pr_ready_attempt != req.attempt:
             raise WorkNotCurrent(f"ready attempt {req.attempt} of {run.protocol_run_id} is not current")
-        forge, provider = await _forge_of(kit, run)
+        forge, provider = await kit.pr_forge(run)
         asked: tuple[str, ...] = ()
         try:
             await forge.mark_ready(run.pr_number)
@@ -145,7 +144,7 @@ class Merges:
         run = (await kit.repo.load(PROTOCOL_RUN, delivery.event.envelope.aggregate_id)).state
         if not run.merge_requested or run.merge_attempt != req.attempt:
             raise WorkNotCurrent(f"merge attempt {req.attempt} of {run.protocol_run_id} is not current")
-        forge, provider = await _forge_of(kit, run)
+        forge, provider = await kit.pr_forge(run)
         try:
             result = await forge.merge(
                 run.pr_number,
@@ -178,14 +177,3 @@ class Merges:
             [cmd.RecordMergeFailed(attempt=req.attempt, reason=reason)],
             delivery,
         )
-
-
-async def _forge_of(kit: GitJobKit, run: ProtocolRunState) -> tuple[Forge, ProviderName]:
-    """The forge of the run's project, for work on its open PR/MR."""
-    if not run.pr_number:
-        raise PermanentFailure(f"protocol run {run.protocol_run_id} has no pull request")
-    project = (await kit.repo.load(PROJECT, run.project_id)).state
-    provider = provider_of(project)
-    if provider is None:
-        raise PermanentFailure("the project has no CI provider")
-    return kit.forge(provider, project), provider

@@ -282,6 +282,8 @@ def _decide_result(
         case cmd.RecordReview():
             return _review(state, command)
         case cmd.RecordReviewReplied():
+            if command.review_id in state.review_replies:
+                return []  # the reply job ran twice (a redelivery): the reply is recorded once
             return [ev.ReviewReplied(review_id=command.review_id, url=command.url)]
         case cmd.RecordUsage():
             if not command.call_id:
@@ -775,6 +777,8 @@ def _review(state: ProtocolRunState, command: cmd.RecordReview) -> list[Protocol
     review = command.review or ReviewFeedback()
     if review_key(review) in state.review_keys or (command.delivery_id in state.review_keys):
         return []
+    if _dismissed_before(state, review):
+        return []
     if state.status is RunStatus.CANCELLED:
         raise _illegal(state, "the run was cancelled; reviews are ignored")
     step = state.step_by_commit(review.commit_sha) or next(
@@ -811,6 +815,15 @@ def _review(state: ProtocolRunState, command: cmd.RecordReview) -> list[Protocol
         ev.StepFailed(step_run_id=step.step_run_id, source=FailureSource.REVIEW, reason=reason),
         fix,
     ]
+
+
+def _dismissed_before(state: ProtocolRunState, review: ReviewFeedback) -> bool:
+    """The review's dismissal was delivered first: a dismissal is final (a forge never takes one back), so
+    the review delivered late no longer counts, as if the two had come in order."""
+    if review.state is ReviewState.DISMISSED:
+        return False
+    dismissal = review_key(review.model_copy(update={"state": ReviewState.DISMISSED}))
+    return bool(dismissal) and dismissal in state.review_keys
 
 
 def _review_reply(step: StepState, review: ReviewFeedback) -> ev.ReviewReplyRequested:

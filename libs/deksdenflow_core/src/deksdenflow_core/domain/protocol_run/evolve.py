@@ -509,7 +509,7 @@ def _review_reply_requested(s: ProtocolRunState, e: ev.ReviewReplyRequested) -> 
 
 
 def _review_replied(s: ProtocolRunState, e: ev.ReviewReplied) -> Update:
-    return {}
+    return {"review_replies": s.review_replies | {e.review_id}}
 
 
 def _queued(s: ProtocolRunState, e: ev.ProtocolRunQueued) -> Update:

@@ -222,6 +222,8 @@ class ProtocolRunState(BaseModel):
     changes_requested_by: IdSet = frozenset()
     # Reviews already taken ("<review id>:<state>" and delivery ids): a webhook delivered twice is one.
     review_keys: IdSet = frozenset()
+    # Reviews answered on the PR/MR (their ids): a reply recorded twice is recorded once.
+    review_replies: IdSet = frozenset()
     version: int = 0
 
     @classmethod

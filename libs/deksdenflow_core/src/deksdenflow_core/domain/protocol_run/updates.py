@@ -105,6 +105,7 @@ class RunUpdate(TypedDict, total=False):
     approved_by: frozenset[str]
     changes_requested_by: frozenset[str]
     review_keys: frozenset[str]
+    review_replies: frozenset[str]
     version: int
 
 

@@ -49,6 +49,9 @@ class ReceiveWebhook(_base.ContractModel):
     ci_run: _deksdenflow_common_v1_common.CiRunRef | None = _pydantic.Field(
         default=None, description='The CI run a "ci" delivery is about (its check, id, attempt and time).'
     )
+    review: _deksdenflow_common_v1_common.ReviewFeedback | None = _pydantic.Field(
+        default=None, description='What a reviewer said, for a "review" delivery.'
+    )
 
 
 class RecordWebhookProcessed(_base.ContractModel):

@@ -34,7 +34,7 @@ class WebhookReceived(_base.ContractModel):
         description="The provider's event name (workflow_run, check_suite, check_run, status, pull_request, pipeline, ...).",
     )
     action: str = ""
-    kind: str = _pydantic.Field(default="", description='"ci", "pull_request", "ping" or "other".')
+    kind: str = _pydantic.Field(default="", description='"ci", "pull_request", "review", "ping" or "other".')
     repository: str = ""
     branch: str = ""
     head_sha: str = ""
@@ -70,6 +70,10 @@ class WebhookReceived(_base.ContractModel):
     ci_run: _deksdenflow_common_v1_common.CiRunRef | None = _pydantic.Field(
         default=None,
         description='The CI run a "ci" delivery is about (its check, id, attempt and time), to order its reports.',
+    )
+    review: _deksdenflow_common_v1_common.ReviewFeedback | None = _pydantic.Field(
+        default=None,
+        description='What a reviewer said, for a "review" delivery (GitHub pull_request_review, GitLab notes and approvals).',
     )
 
 
