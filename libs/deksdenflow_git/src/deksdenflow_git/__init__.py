@@ -11,7 +11,7 @@ from deksdenflow_git.errors import (
 from deksdenflow_git.git import Git, GitIdentity, GitResult, redact
 from deksdenflow_git.mirror import MirrorCache
 from deksdenflow_git.restore import BranchRestored
-from deksdenflow_git.worktree import PushResult, Worktree
+from deksdenflow_git.worktree import PushResult, Worktree, changed_paths, working_tree_diff
 
 __all__ = [
     "BranchBaseMissing",
@@ -27,5 +27,7 @@ __all__ = [
     "PushResult",
     "Worktree",
     "WorktreeBusy",
+    "changed_paths",
     "redact",
+    "working_tree_diff",
 ]

@@ -84,17 +84,8 @@ class Worktree:
         return await self._run("status", "--porcelain=v1", "--untracked-files=all")
 
     async def changed_files(self, since: str | None = None) -> list[str]:
-        """Paths that differ from ``since`` (default ``base_sha``): committed, staged, unstaged, untracked.
-
-        Renames count as a deletion plus an addition, so both paths are listed.
-        """
-        tracked, untracked = await asyncio.gather(
-            self._run(
-                "diff", "--name-only", "-z", "--no-renames", "--end-of-options", since or self.base_sha, "--"
-            ),
-            self._run("ls-files", "--others", "--exclude-standard", "-z"),
-        )
-        return sorted({p for p in (tracked + untracked).split("\0") if p})
+        """Paths that differ from ``since`` (default ``base_sha``): see ``changed_paths``."""
+        return await changed_paths(self.git, self.path, since or self.base_sha)
 
     async def commit_all(self, message: str, *, trailers: Mapping[str, str] | None = None) -> str | None:
         """Stage everything and commit it with ``Key: value`` trailers; None if there was nothing to commit.
@@ -146,25 +137,8 @@ class Worktree:
         return (await self._run("log", "-1", "--format=%s", "HEAD")).rstrip("\n")
 
     async def diff(self, since: str | None = None, *, max_bytes: int = 200_000) -> str:
-        """Unified diff of the working tree, untracked files included, against ``since`` (default base_sha).
-
-        Untracked files are staged into a throwaway copy of the index, so the job's real index, and
-        what ``status_porcelain`` shows, stay untouched. Output beyond ``max_bytes`` is cut at a line
-        end and followed by a marker saying how much was left out.
-        """
-        index = Path((await self._run("rev-parse", "--path-format=absolute", "--git-path", "index")).strip())
-        scratch = index.with_name(f"index.diff-{uuid.uuid4().hex}")
-        try:
-            await asyncio.to_thread(shutil.copyfile, index, scratch)
-            env = {"GIT_INDEX_FILE": str(scratch)}
-            await self._run("add", "--all", env=env)
-            text = await self._run(
-                "diff", "--cached", "--no-ext-diff", "--end-of-options", since or self.base_sha, "--", env=env
-            )
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                scratch.unlink()
-        return _truncate(text, max_bytes)
+        """The working tree's diff against ``since`` (default base_sha): see ``working_tree_diff``."""
+        return await working_tree_diff(self.git, self.path, since or self.base_sha, max_bytes=max_bytes)
 
     async def push(self) -> PushResult:
         """Publish HEAD to the remote branch, never forcing.
@@ -220,6 +194,42 @@ class Worktree:
             remote_sha=tip,
             reason="remote has commits this worktree does not have",
         )
+
+
+async def changed_paths(git: Git, path: Path, since: str) -> list[str]:
+    """Paths of the checkout at ``path`` that differ from ``since``: committed, staged, unstaged, untracked.
+
+    Renames count as a deletion plus an addition, so both paths are listed.
+    """
+    tracked, untracked = await asyncio.gather(
+        git.run("diff", "--name-only", "-z", "--no-renames", "--end-of-options", since, "--", cwd=path),
+        git.run("ls-files", "--others", "--exclude-standard", "-z", cwd=path),
+    )
+    return sorted({p for p in (tracked + untracked).split("\0") if p})
+
+
+async def working_tree_diff(git: Git, path: Path, since: str, *, max_bytes: int = 200_000) -> str:
+    """Unified diff of the checkout at ``path``, untracked files included, against ``since``.
+
+    Untracked files are staged into a throwaway copy of the index, so the checkout's real index, and
+    what ``git status`` shows, stay untouched. Output beyond ``max_bytes`` is cut at a line end and
+    followed by a marker saying how much was left out.
+    """
+    index = Path(
+        (await git.run("rev-parse", "--path-format=absolute", "--git-path", "index", cwd=path)).strip()
+    )
+    scratch = index.with_name(f"index.diff-{uuid.uuid4().hex}")
+    try:
+        await asyncio.to_thread(shutil.copyfile, index, scratch)
+        env = {"GIT_INDEX_FILE": str(scratch)}
+        await git.run("add", "--all", cwd=path, env=env)
+        text = await git.run(
+            "diff", "--cached", "--no-ext-diff", "--end-of-options", since, "--", cwd=path, env=env
+        )
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            scratch.unlink()
+    return _truncate(text, max_bytes)
 
 
 def _trailer(key: str, value: str) -> str:
