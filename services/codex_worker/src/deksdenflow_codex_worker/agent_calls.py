@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import replace
 from pathlib import Path
 from typing import TypeVar
 
@@ -37,9 +36,9 @@ from deksdenflow_codex_worker.engines.base import (
 from deksdenflow_codex_worker.engines.registry import EngineRegistry
 from deksdenflow_codex_worker.kit import IsCurrent, Job, JobKit
 from deksdenflow_codex_worker.metrics import WorkerMetrics
-from deksdenflow_codex_worker.planning import InvalidOutput
 from deksdenflow_codex_worker.prompts import schema
 from deksdenflow_codex_worker.settings import WorkerSettings
+from deksdenflow_codex_worker.structured import ask_structured
 
 log = structlog.get_logger("deksdenflow.codex_worker")
 T = TypeVar("T")
@@ -73,13 +72,8 @@ class AgentCalls:
 
     def engine_for(self, phase: CallPhase, project: ProjectState) -> str:
         """The project's engine for ``phase``, else this worker's for it, else the default."""
-        name = phase.value
-        engine_id: str = (
-            getattr(project.default_engines, name)
-            or getattr(self.settings, f"{name}_engine")
-            or self.settings.default_engine
-        )
-        return engine_id
+        chosen: str = getattr(project.default_engines, phase.value)
+        return chosen or self.settings.engine_for(phase.value)
 
     def call(
         self,
@@ -122,19 +116,9 @@ class AgentCalls:
         parse: Callable[[str], T],
     ) -> T:
         """A call whose output must parse: one more try with the validation error, then ``InvalidOutput``."""
-        problem = ""
-        for _ in range(2):
-            attempt_call = call if not problem else _re_ask(call, problem)
-            result = await self.run(job, attempt_call, engine_id, step, current)
-            if not result.ok:
-                problem = f"the agent failed: {result.error or 'no reason given'}"
-                continue
-            try:
-                return parse(result.last_message)
-            except InvalidOutput as exc:
-                problem = str(exc)
-                log.warning("invalid structured output", phase=call.phase.value, problem=problem)
-        raise InvalidOutput(problem)
+        return await ask_structured(
+            lambda attempt_call: self.run(job, attempt_call, engine_id, step, current), call, parse
+        )
 
     async def run(
         self,
@@ -276,15 +260,6 @@ class AgentCalls:
             )
             raise WorkNotCurrent(f"step blocked by budget: {verdict.reason}")
         raise budget.BudgetExceeded(f"budget: {verdict.reason}")
-
-
-def _re_ask(call: AgentCall, problem: str) -> AgentCall:
-    return replace(
-        call,
-        call_id=uuid.uuid4().hex,
-        prompt=f"{call.prompt}\n\nYour previous answer was rejected: {problem}\n"
-        "Answer again with JSON only, exactly matching the schema.",
-    )
 
 
 def _progress(call: AgentCall) -> Callable[[Progress], Awaitable[None]]:

@@ -24,6 +24,7 @@ from deksdenflow_core.errors import DomainError, PermanentFailure, WorkNotCurren
 from deksdenflow_core.jobs import result_meta
 from deksdenflow_git import BranchLost, MirrorCache, PushRejected, Worktree
 
+from deksdenflow_codex_worker.prompts import protocol_file
 from deksdenflow_codex_worker.settings import WorkerSettings
 
 log = structlog.get_logger("deksdenflow.codex_worker")
@@ -202,6 +203,5 @@ def step_of(run: ProtocolRunState, step_run_id: str) -> StepState:
 
 
 def read_protocol_file(wt: Worktree, root: str, name: str) -> str:
-    """A protocol file for a prompt, or a note that it is missing."""
-    path = wt.path / root / name
-    return path.read_text() if path.is_file() else f"({root}/{name} is missing)"
+    """A protocol file of the worktree for a prompt, or a note that it is missing."""
+    return protocol_file(wt.path, root, name)

@@ -15,7 +15,7 @@ from string import Template
 
 from deksdenflow_core.assets import prompt_text, schema
 
-__all__ = ["PROJECT_PROMPTS_DIR", "Prompt", "load_prompt", "schema", "version_of"]
+__all__ = ["PROJECT_PROMPTS_DIR", "Prompt", "load_prompt", "protocol_file", "schema", "version_of"]
 
 PROJECT_PROMPTS_DIR = Path(".deksdenflow/prompts")
 
@@ -45,3 +45,9 @@ def load_prompt(name: str, workdir: Path | None = None) -> Prompt:
             return Prompt(name, text, version_of(text), str(PROJECT_PROMPTS_DIR / f"{name}.md"))
     text = prompt_text(name)
     return Prompt(name, text, version_of(text), "builtin")
+
+
+def protocol_file(checkout: Path, root: str, name: str) -> str:
+    """A protocol file of the checkout for a prompt, or a note that it is missing."""
+    path = checkout / root / name
+    return path.read_text() if path.is_file() else f"({root}/{name} is missing)"

@@ -120,6 +120,11 @@ class WorkerSettings(BaseSettings):
             raise ValueError(f"unknown engine {value!r}; known: {', '.join(ENGINE_IDS)}")
         return value
 
+    def engine_for(self, phase: str) -> str:
+        """This worker's engine for ``phase`` (``qa``, ``exec``...), else its default engine."""
+        engine_id: str = getattr(self, f"{phase}_engine") or self.default_engine
+        return engine_id
+
     def backoff(self) -> tuple[float, ...]:
         return tuple(float(v) for v in self.codex_worker_backoff_seconds.split(","))
 

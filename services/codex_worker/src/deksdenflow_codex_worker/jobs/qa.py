@@ -1,7 +1,8 @@
 """QA: the agent reviews a step's commit against the plan and gives a structured verdict.
 
 QA is fail-closed: output that stays invalid after the re-ask, and a QA that cannot run at all, are
-recorded as a failing verdict with the reason.
+recorded as a failing verdict with the reason. The prompt and the reading of the answer are shared with the
+QA gate (``qa_verdict``).
 """
 
 from __future__ import annotations
@@ -18,8 +19,15 @@ from deksdenflow_codex_worker.agent_calls import AgentCalls
 from deksdenflow_codex_worker.engines.base import AgentCall, CallPhase, Sandbox
 from deksdenflow_codex_worker.kit import IsCurrent, Job, JobKit, read_protocol_file, step_of
 from deksdenflow_codex_worker.metrics import WorkerMetrics
-from deksdenflow_codex_worker.planning import InvalidOutput, parse_json
-from deksdenflow_codex_worker.prompts import Prompt, load_prompt
+from deksdenflow_codex_worker.planning import InvalidOutput
+from deksdenflow_codex_worker.qa_verdict import (
+    SCHEMA,
+    QaSubject,
+    parse_verdict,
+    qa_model,
+    qa_prompt,
+    render,
+)
 from deksdenflow_codex_worker.settings import WorkerSettings
 
 
@@ -53,14 +61,12 @@ class QaJob:
         step = step_of(run, req.step_run_id)
         light = req.policy is QaPolicy.LIGHT
         engine_id = step.qa_engine_id or self.calls.engine_for(CallPhase.QA, job.project)
-        model = step.qa_model or (
-            (self.settings.qa_light_model if light else "")
-            or job.project.default_models.qa
-            or self.settings.qa_model
+        model = qa_model(
+            self.settings, light=light, chosen=step.qa_model, project=job.project.default_models.qa
         )
         async with self.kit.step_worktree(job, f"qa-{step.index:02d}-{req.qa_attempt}", step) as wt:
-            prompt = load_prompt("qa-light" if light else "qa", wt.path)
-            text = await _render(prompt, wt, run, step, light=light)
+            prompt = qa_prompt(wt.path, light=light)
+            text = render(prompt, await _subject(wt, run, step), light=light)
             call = self.calls.call(
                 job,
                 CallPhase.QA,
@@ -69,7 +75,7 @@ class QaJob:
                 model,
                 Sandbox.READ_ONLY,
                 step=step.name,
-                output_schema="qa-verdict",
+                output_schema=SCHEMA,
             )
             command = await self._verdict(job, call, engine_id, step, req, current)
         self.metrics.qa_verdicts.labels(command.verdict.name.lower()).inc()
@@ -101,41 +107,35 @@ class QaJob:
     ) -> cmd.RecordQaVerdict:
         """The agent's verdict; output that stays invalid is a failing one (fail-closed)."""
         try:
-            value = await self.calls.structured(
-                job, call, engine_id, step, current, lambda message: parse_json(message, "qa-verdict")
-            )
+            verdict = await self.calls.structured(job, call, engine_id, step, current, parse_verdict)
         except InvalidOutput as exc:
             return fail_closed(step.step_run_id, req.qa_attempt, f"QA output was not a valid verdict: {exc}")
-        findings = value["findings"]
-        passed = value["verdict"] == "PASS" and not findings["blocking"]
         return cmd.RecordQaVerdict(
             step_run_id=step.step_run_id,
             qa_attempt=req.qa_attempt,
-            verdict=QaVerdict.PASS if passed else QaVerdict.FAIL,
-            summary=value["summary"],
-            blocking=tuple(findings["blocking"]),
-            warnings=tuple(findings["warnings"]),
-            notes=tuple(findings["notes"]),
-            next_actions=tuple(value["next_actions"]),
+            verdict=QaVerdict.PASS if verdict.passed else QaVerdict.FAIL,
+            summary=verdict.summary,
+            blocking=verdict.blocking,
+            warnings=verdict.warnings,
+            notes=verdict.notes,
+            next_actions=verdict.next_actions,
         )
 
 
-async def _render(
-    prompt: Prompt, wt: Worktree, run: ProtocolRunState, step: StepState, *, light: bool
-) -> str:
-    """The QA prompt: the protocol files, the worktree's state and the step's commit (bounded)."""
+async def _subject(wt: Worktree, run: ProtocolRunState, step: StepState) -> QaSubject:
+    """What QA judges: the protocol files, the worktree's state and the step's commit."""
     diff = await wt.git.run("show", "--format=%H %s", step.commit_sha, cwd=wt.path) if step.commit_sha else ""
     root = run.protocol_root
-    return prompt.render(
+    return QaSubject(
         protocol_name=run.protocol_name,
         step_name=step.name,
         plan_md=read_protocol_file(wt, root, "plan.md"),
         context_md=read_protocol_file(wt, root, "context.md"),
         log_md=read_protocol_file(wt, root, "log.md"),
         step_content=read_protocol_file(wt, root, step.name),
-        git_status=(await wt.status_porcelain()) or "(clean)",
+        git_status=await wt.status_porcelain(),
         last_commit=await wt.last_commit_subject(),
-        diff=_truncate(diff or "(the step changed no file)", 60_000 if light else 200_000),
+        diff=diff,
     )
 
 
@@ -147,10 +147,4 @@ def fail_closed(step_run_id: str, qa_attempt: int, reason: str) -> cmd.RecordQaV
         verdict=QaVerdict.FAIL,
         summary=reason,
         blocking=(reason,),
-    )
-
-
-def _truncate(text: str, limit: int) -> str:
-    return (
-        text if len(text) <= limit else text[:limit] + f"\n… (truncated, {len(text) - limit} more characters)"
     )
