@@ -137,6 +137,38 @@ async def test_invalid_plan_is_retried_once_then_planning_fails(orchestra: Orche
             assert [e["type"] for e in events].count("protocol_run.usage_recorded") == 2
 
 
+async def test_a_qa_answer_still_invalid_after_the_re_ask_is_a_failing_verdict(orchestra: Orchestra) -> None:
+    """Fail-closed: an invalid answer is asked again once with the reason, then recorded as a FAIL."""
+    o = orchestra
+
+    def vague_qa(call: Mapping[str, Any]) -> Turn:
+        if "verdict" in (output_schema(call) or {}).get("properties", {}):
+            return Turn.message("Looks fine to me!", usage=USAGE)
+        return model(call)
+
+    with FakeResponsesApi(handler=vague_qa) as fake:
+        o.start_codex_worker(o.worker_settings(**codex_settings(o, fake)), codex_env=codex_provider_env(fake))
+        async with o.system.admin() as api:
+            project = await register(api, o, default_engines=ENGINES, default_models=MODELS)
+            run = await planned_protocol(api, project["id"])
+            for index, status in ((0, "completed"), (1, "failed")):
+                await action(api, f"/protocols/{run['id']}/actions/run_next_step")
+                await wait_for(
+                    api,
+                    f"/protocols/{run['id']}/steps",
+                    lambda b, i=index, s=status: b["data"][i]["status"] == s,
+                    within=60,
+                    what=f"step {index} {status}",
+                )
+            qa_calls = [c for c in fake.calls if "verdict" in (output_schema(c) or {}).get("properties", {})]
+            assert len(qa_calls) == 2
+            assert "Your previous answer was rejected: not JSON" in user_text(qa_calls[1])
+            events = (await get(api, f"/protocols/{run['id']}/events?limit=500"))["data"]
+            [verdict] = [e["payload"] for e in events if e["type"] == "protocol_run.qa_verdict_recorded"]
+            assert verdict["verdict"] == "QA_VERDICT_FAIL"
+            assert verdict["blocking"][0].startswith("QA output was not a valid verdict: not JSON")
+
+
 def codex_processes() -> list[psutil.Process]:
     """The codex CLI processes started by this test process (the in-process worker's agents)."""
     found = []
