@@ -67,6 +67,8 @@ async def _a_start_is_queued_and_admitted(api: httpx.AsyncClient, project_id: st
 
     async def admitted() -> bool:
         events = await api.get(f"/protocols/{run_id}/events")
+        if events.status_code != 200:  # not in the read model yet
+            return False
         return "protocol_run.admitted" in [e["type"] for e in events.json()["data"]]
 
     await eventually(admitted, within=60, what="the queued run admitted")
