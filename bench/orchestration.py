@@ -79,6 +79,7 @@ def script(steps: int) -> dict[str, Any]:
 
 
 def make_origin(root: Path) -> Path:
+    """A bare repository ``root/origin.git`` whose ``main`` has one commit (a README)."""
     origin, scratch = root / "origin.git", root / "scratch"
     env = {
         **os.environ,
@@ -88,13 +89,14 @@ def make_origin(root: Path) -> Path:
         "GIT_COMMITTER_NAME": "b",
         "GIT_COMMITTER_EMAIL": "b@x",
     }
-    for args, cwd in (
-        (["init", "--bare", "-q", "--initial-branch=main", str(origin)], None),
-        (["clone", "-q", str(origin), str(scratch)], None),
-    ):
-        subprocess.run(["git", *args], cwd=cwd, env=env, check=True)
+    for repository in (["--bare", str(origin)], [str(scratch)]):
+        subprocess.run(["git", "init", "-q", "--initial-branch=main", *repository], env=env, check=True)
     (scratch / "README.md").write_text("bench\n")
-    for args in (["add", "-A"], ["commit", "-qm", "init"], ["push", "-q", "origin", "HEAD:refs/heads/main"]):
+    for args in (
+        ["add", "-A"],
+        ["commit", "-qm", "init"],
+        ["push", "-q", str(origin), "HEAD:refs/heads/main"],
+    ):
         subprocess.run(["git", *args], cwd=scratch, env=env, check=True)
     return origin
 
