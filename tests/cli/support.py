@@ -61,9 +61,11 @@ async def cli(
     return await asyncio.to_thread(_run, list(args), env_for(home, **overrides), stdin)
 
 
-async def start(system: System, home: Path, *args: str) -> asyncio.subprocess.Process:
+async def start(
+    system: System, home: Path, *args: str, api_url: str | None = None
+) -> asyncio.subprocess.Process:
     """A long-running command (watch, wait) as a child process of the test's loop."""
-    env = env_for(home, DEKSDENFLOW_API_URL=system.base_url, DEKSDENFLOW_API_TOKEN=ADMIN_TOKEN)
+    env = env_for(home, DEKSDENFLOW_API_URL=api_url or system.base_url, DEKSDENFLOW_API_TOKEN=ADMIN_TOKEN)
     return await asyncio.create_subprocess_exec(
         *command(), *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
     )

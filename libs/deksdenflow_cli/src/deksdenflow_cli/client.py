@@ -12,6 +12,8 @@ from deksdenflow_cli.api import ENDPOINTS
 from deksdenflow_cli.context import Context
 from deksdenflow_cli.exits import CONFLICT, SERVER, CliError, exit_code_of_status
 
+READ_ATTEMPTS = 3
+
 
 def error_of(response: httpx.Response) -> CliError:
     """The API's error body (code, message, fields) as a CliError with the contract's exit code."""
@@ -63,10 +65,16 @@ class Client:
             unknown = set(body) - set(spec.request)
             assert not unknown, f"{endpoint} sends fields it does not declare: {unknown}"  # noqa: S101
         query = {k: v for k, v in (params or {}).items() if v is not None}
-        try:
-            response = self.http.request(spec.method, url, json=body, params=query)
-        except httpx.HTTPError as exc:
-            raise CliError(SERVER, f"cannot reach the API at {self.context.url}: {exc}") from exc
+        # A read is asked again when the connection drops (a kept-alive connection the server or a proxy
+        # closed meanwhile); a command is not, since it may have been carried out.
+        attempts = READ_ATTEMPTS if spec.method == "GET" else 1
+        for attempt in range(1, attempts + 1):
+            try:
+                response = self.http.request(spec.method, url, json=body, params=query)
+                break
+            except httpx.TransportError as exc:
+                if attempt == attempts:
+                    raise CliError(SERVER, f"cannot reach the API at {self.context.url}: {exc}") from exc
         if response.status_code >= 400:
             raise error_of(response)
         if response.status_code == 204 or not response.content:
