@@ -6,8 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from deksdenflow_api.app import create_app
+from deksdenflow_api.auth import TOKEN_PREFIX
 from deksdenflow_cli import projects, protocols
 from deksdenflow_cli.api import ENDPOINTS, PROTOCOL_ACTIONS, STEP_ACTIONS
+from deksdenflow_cli.client import PROJECT_TOKEN_PREFIX
 from deksdenflow_core.settings import ApiSettings, DatabaseSettings, EventStoreSettings
 
 
@@ -81,3 +83,7 @@ def test_every_column_the_tables_show_is_a_field_of_the_api() -> None:
     for name, columns in tables.items():
         missing = [c for c in columns if not _has_path(doc, schemas[name], c)]
         assert not missing, f"the {name} table shows fields the API does not have: {missing}"
+
+
+def test_project_tokens_are_told_apart_by_the_api_s_own_prefix() -> None:
+    assert PROJECT_TOKEN_PREFIX == TOKEN_PREFIX

@@ -13,6 +13,8 @@ from deksdenflow_cli.context import Context
 from deksdenflow_cli.exits import CONFLICT, SERVER, CliError, exit_code_of_status
 
 READ_ATTEMPTS = 3
+# Project tokens (issued by the API, one project's access) go in X-Project-Token, admin tokens as a bearer.
+PROJECT_TOKEN_PREFIX = "dfp_"  # noqa: S105  # the public prefix of project tokens, not a secret
 
 
 def error_of(response: httpx.Response) -> CliError:
@@ -43,7 +45,9 @@ class Client:
 
     def __init__(self, context: Context, timeout: float = 30.0) -> None:
         headers = {"User-Agent": "deksdenflow-cli"}
-        if context.token:
+        if context.token and context.token.startswith(PROJECT_TOKEN_PREFIX):
+            headers["X-Project-Token"] = context.token
+        elif context.token:
             headers["Authorization"] = f"Bearer {context.token}"
         self.context = context
         self.http = httpx.Client(base_url=context.url, headers=headers, timeout=timeout)

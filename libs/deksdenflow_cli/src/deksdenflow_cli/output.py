@@ -3,7 +3,8 @@
 ``table`` sizes itself to the terminal and is coloured only on a TTY without ``NO_COLOR`` (rich checks
 both); ``json`` prints the object (or the list) as the API gave it, ``jsonl`` one object per line,
 ``yaml`` a YAML document, ``name`` one id per line. ``--field a.b`` (repeatable) selects dotted paths:
-one field prints bare values (like ``jq -r``), several an object per item (or the table's columns).
+one field prints bare values (like ``jq -r``; not for yaml), several an object per item (or the table's
+columns).
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ def render(
     """Print ``data`` (an object, or with ``many`` a list of them) on stdout."""
     items: list[Any] = list(data) if many else [data]
     if fields:
-        if len(fields) == 1 and output != "table":
+        if len(fields) == 1 and output in ("table", "json", "jsonl"):
             for item in items:
                 value = pick(item, fields[0])
                 print(value if isinstance(value, str) else json.dumps(value))

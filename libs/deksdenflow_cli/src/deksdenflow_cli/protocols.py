@@ -187,6 +187,7 @@ def wait(protocol_ref: str, until: str, timeout: float | None, output: str, fiel
     client = state().client
     run_id = names.protocol_id(client, protocol_ref)
     progress = sys.stderr.isatty()
+    note(f"waiting for run {run_id} to be {until}" + (f" (at most {timeout:g} s)" if timeout else ""))
 
     def show(event: dict[str, Any]) -> None:
         if progress:
