@@ -39,13 +39,13 @@ async def test_login_keeps_a_token_from_stdin_in_a_private_file(system: System, 
         "current": "ci",
         "profiles": {"ci": {"url": system.base_url, "token": ADMIN_TOKEN}},
     }
-    listed, url = await asyncio.gather(
+    listed, url, profiles = await asyncio.gather(
         cli(None, tmp_path, "project", "list", "-o", "json", token=None),
         cli(None, tmp_path, "config", "get", "url", token=None),
+        cli(None, tmp_path, "config", "list", "-o", "json", token=None),
     )
     assert (listed.code, listed.json()) == (0, [])
     assert url.stdout.strip() == system.base_url
-    profiles = await cli(None, tmp_path, "config", "list", "-o", "json", token=None)
     assert profiles.json() == [{"name": "ci", "current": True, "url": system.base_url, "token": "stored"}]
     assert ADMIN_TOKEN not in profiles.stdout + profiles.stderr
 
@@ -63,17 +63,15 @@ async def test_a_token_from_the_environment_is_never_written(system: System, tmp
     )  # fmt: skip
     assert refused.code == 4
     assert "bad" not in _config(tmp_path)["profiles"]  # type: ignore[operator]
-    # The profile is chosen by DEKSDENFLOW_PROFILE; an unknown one is a configuration error.
-    by_env, unknown = await asyncio.gather(
+    # The profile is chosen by DEKSDENFLOW_PROFILE (an unknown one is a configuration error), and the
+    # environment overrides its URL.
+    by_env, unknown, overridden = await asyncio.gather(
         cli(None, tmp_path, "project", "list", token=None, DEKSDENFLOW_PROFILE="default", **env),
         cli(None, tmp_path, "project", "list", token=None, DEKSDENFLOW_PROFILE="nope", **env),
+        cli(None, tmp_path, "project", "list", token=None, DEKSDENFLOW_API_URL="http://127.0.0.1:9", **env),
     )
     assert by_env.code == 0, by_env.stderr
     assert unknown.code == 2
-    # The environment overrides the profile's URL.
-    overridden = await cli(
-        None, tmp_path, "project", "list", token=None, DEKSDENFLOW_API_URL="http://127.0.0.1:9", **env
-    )
     assert overridden.code == 7
 
 

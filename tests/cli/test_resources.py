@@ -3,6 +3,7 @@ codes of the API's refusals (409 → 5 with the current status, 404 → 6, bad t
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from tests.api.conftest import System
@@ -20,23 +21,24 @@ async def test_projects_are_created_listed_and_read_in_every_format(system: Syst
     assert project["name"] == "demo"
     assert project["project_token"]
 
-    table = await cli(system, tmp_path, "project", "list")
+    table, as_json, jsonl, yaml_out, names, field, bare = await asyncio.gather(
+        cli(system, tmp_path, "project", "list"),
+        cli(system, tmp_path, "project", "list", "-o", "json"),
+        cli(system, tmp_path, "project", "list", "-o", "jsonl"),
+        cli(system, tmp_path, "project", "get", "demo", "-o", "yaml"),
+        cli(system, tmp_path, "project", "list", "-o", "name"),
+        cli(system, tmp_path, "project", "get", "demo", "--field", "name", "--field", "base_branch"),
+        cli(system, tmp_path, "project", "get", project["id"], "-o", "json", "--field", "git_url"),
+    )
     assert table.code == 0, table.stderr
     header, *rows = table.stdout.splitlines()
     assert header.split()[:3] == ["ID", "NAME", "STATUS"]
     assert any(row.split()[:2] == [project["id"], "demo"] for row in rows)
-
-    as_json = await cli(system, tmp_path, "project", "list", "-o", "json")
     assert [p["id"] for p in as_json.json()] == [project["id"]]
-    jsonl = await cli(system, tmp_path, "project", "list", "-o", "jsonl")
     assert [line.startswith("{") for line in jsonl.stdout.splitlines()] == [True]
-    yaml_out = await cli(system, tmp_path, "project", "get", "demo", "-o", "yaml")
     assert f"id: {project['id']}" in yaml_out.stdout
-    names = await cli(system, tmp_path, "project", "list", "-o", "name")
     assert names.stdout.split() == [project["id"]]
-    field = await cli(system, tmp_path, "project", "get", "demo", "--field", "name", "--field", "base_branch")
     assert field.stdout.split() == ["name", "demo", "base_branch", "main"]
-    bare = await cli(system, tmp_path, "project", "get", project["id"], "-o", "json", "--field", "git_url")
     assert bare.stdout == "file:///repos/demo.git\n"
 
 
@@ -67,28 +69,32 @@ async def test_steps_are_listed_read_and_acted_on_by_index(system: System, tmp_p
     async with system.admin() as admin:
         project = await create_project(admin, "demo")
         run_id, step_ids, _ = await planned(admin, system.repo, project["id"], steps=2)
-    steps = await cli(system, tmp_path, "step", "list", run_id, "-o", "json")
+    steps, one, reports, events = await asyncio.gather(
+        cli(system, tmp_path, "step", "list", run_id, "-o", "json"),
+        cli(system, tmp_path, "step", "get", f"demo/{run_id}/1", "--field", "id", "-o", "json"),
+        cli(system, tmp_path, "step", "qa-reports", step_ids[0], "-o", "json"),
+        cli(system, tmp_path, "events", "--protocol", run_id, "-o", "json", "--field", "type"),
+    )
     assert [s["id"] for s in steps.json()] == step_ids
-    one = await cli(system, tmp_path, "step", "get", f"demo/{run_id}/1", "--field", "id", "-o", "json")
     assert one.stdout.strip() == step_ids[1]
-    reports = await cli(system, tmp_path, "step", "qa-reports", step_ids[0], "-o", "json")
     assert reports.code == 0
     assert reports.json() == []
-    events = await cli(system, tmp_path, "events", "--protocol", run_id, "-o", "json", "--field", "type")
     assert events.stdout.splitlines()[0] == "protocol_run.created"
 
 
 async def test_refusals_have_their_exit_codes(system: System, tmp_path: Path) -> None:
-    missing = await cli(system, tmp_path, "protocol", "get", "no-such-run")
+    missing, unknown_name, bad_token, usage, unreachable = await asyncio.gather(
+        cli(system, tmp_path, "protocol", "get", "no-such-run"),
+        cli(system, tmp_path, "project", "get", "nobody"),
+        cli(system, tmp_path, "project", "list", token="not-the-token"),
+        cli(system, tmp_path, "project", "list", "-o", "xml"),
+        cli(None, tmp_path, "project", "list", DEKSDENFLOW_API_URL="http://127.0.0.1:9"),
+    )
     assert (missing.code, missing.stdout) == (6, "")
     assert "404" in missing.stderr
-    unknown_name = await cli(system, tmp_path, "project", "get", "nobody")
     assert unknown_name.code == 6
-    bad_token = await cli(system, tmp_path, "project", "list", token="not-the-token")
     assert bad_token.code == 4, bad_token.stderr
-    usage = await cli(system, tmp_path, "project", "list", "-o", "xml")
     assert usage.code == 2
-    unreachable = await cli(None, tmp_path, "project", "list", DEKSDENFLOW_API_URL="http://127.0.0.1:9")
     assert unreachable.code == 7
 
 

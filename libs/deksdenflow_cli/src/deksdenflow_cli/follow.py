@@ -34,12 +34,12 @@ PAGE = 500
 
 
 def reached(run: dict[str, Any], until: str) -> bool:
-    status = run["status"]
-    if until == "completed":
-        return status in TERMINAL
-    if until == "terminal":
-        return status in TERMINAL
-    return status in WAITING or run.get("waiting_for") is not None
+    """``completed`` and ``terminal`` both stop where the run stops by itself (completed, or short of it:
+    cancelled, failed, blocked; the exit code tells them apart); ``waiting`` also where a person, CI or
+    the forge must act first."""
+    if until == "waiting":
+        return run["status"] in WAITING or run.get("waiting_for") is not None
+    return run["status"] in TERMINAL
 
 
 def exit_code(run: dict[str, Any]) -> int:

@@ -177,8 +177,9 @@ def watch(protocol_ref: str, output: str) -> None:
     type=click.Choice(follow.UNTIL),
     default="terminal",
     show_default=True,
-    help="completed: done or stopped; waiting: also when a person must act (planned, paused, waiting "
-    "for approval, CI or merge); terminal: completed, cancelled, failed or blocked.",
+    help="completed / terminal: until the run completes (exit 0) or stops short of it: cancelled, failed "
+    "or blocked (exit 1); waiting: also when a person, CI or the forge must act first (planned, paused, "
+    "waiting for plan approval, CI or merge; exit 0).",
 )
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), help="Seconds (exit 124 after).")
 @output_options
