@@ -89,9 +89,18 @@ def test_the_client_reads_the_endpoints_file_the_runtime_writes(tmp_path: Path) 
 
 
 async def test_completion_scripts_are_printed_for_each_shell(tmp_path: Path) -> None:
-    bash, zsh, fish = await asyncio.gather(
-        *(cli(None, tmp_path, "completion", shell) for shell in ("bash", "zsh", "fish"))
+    bash, zsh, fish, completed = await asyncio.gather(
+        *(cli(None, tmp_path, "completion", shell) for shell in ("bash", "zsh", "fish")),
+        # What the bash script asks the command for when `deksdenflow protocol w<TAB>` is typed.
+        cli(
+            None,
+            tmp_path,
+            _DEKSDENFLOW_COMPLETE="bash_complete",
+            COMP_WORDS="deksdenflow protocol w",
+            COMP_CWORD="2",
+        ),
     )
+    assert completed.stdout.split() == ["plain,wait", "plain,watch"]
     assert "_DEKSDENFLOW_COMPLETE=bash_complete" in bash.stdout
     assert "compdef" in zsh.stdout
     assert "complete --no-files --command deksdenflow" in fish.stdout
