@@ -31,6 +31,7 @@ async def test_projects_are_created_listed_and_read_in_every_format(system: Syst
         cli(system, tmp_path, "project", "get", project["id"], "-o", "json", "--field", "git_url"),
     )
     assert table.code == 0, table.stderr
+    assert "\x1b[" not in table.stdout, "no colour off a terminal"
     header, *rows = table.stdout.splitlines()
     assert header.split()[:3] == ["ID", "NAME", "STATUS"]
     assert any(row.split()[:2] == [project["id"], "demo"] for row in rows)
