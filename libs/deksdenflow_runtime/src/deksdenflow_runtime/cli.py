@@ -1,6 +1,9 @@
-"""The ``deksdenflow`` command line.
+"""The runtime's commands of ``deksdenflow``: ``run``, ``projector`` and ``demo`` (the local system); every
+other command is the API client's (``deksdenflow_cli``, which talks to the public API only), chosen by
+``entry.py``.
 
-Exit codes: 0 ok, 1 runtime error, 2 bad configuration or usage, 3 missing dependency.
+Exit codes: 0 ok, 1 runtime error, 2 bad configuration or usage, 3 missing dependency (the client's full
+contract: ``deksdenflow help exit-codes``).
 """
 
 from __future__ import annotations
@@ -140,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``deksdenflow`` console script; returns the exit code (argparse exits 2 itself)."""
+    """``run``, ``projector`` or ``demo``; returns the exit code (argparse exits 2 itself)."""
     args = build_parser().parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler
     return handler(args)
