@@ -15,7 +15,8 @@ The real codex worker (``--workers`` instances in this process sharing one durab
 return at once with their edits; the real git/CI worker talks to the fake GitHub; the projector runs as
 its own process (it writes the read model and the feed the workers take their requests from). NATS and
 PostgreSQL are embedded unless ``DEKSDENFLOW_BENCH_NATS_URL``/``_DB_URL`` name existing ones. The workers
-run on uvloop, as their services do (``--loop asyncio``: the standard loop).
+run on the standard event loop, as their services do (``--loop uvloop`` to compare: their services ran on
+uvloop until this bench showed what it costs them).
 
 Times are the events' envelope times in the log (bench.step_times); the agent's share is the worker's own
 histogram of agent-call durations; each job's git commands and mirror-lock waits are timed around the
@@ -450,7 +451,7 @@ def main() -> None:
     )
     parser.add_argument("--workers", type=int, default=1, help="codex worker instances (default 1)")
     parser.add_argument("--no-pr", action="store_true", help="the default policy with PR opening never")
-    parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop", help="the event loop")
+    parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="asyncio", help="the event loop")
     args = parser.parse_args()
     configure_logging(LogSettings(log_level="WARNING"), service="bench")
     run: Callable[[Coroutine[Any, Any, None]], None] = uvloop.run if args.loop == "uvloop" else asyncio.run
