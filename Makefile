@@ -67,6 +67,7 @@ bench: install ## Benchmarks (embedded servers unless DEKSDENFLOW_BENCH_NATS_URL
 	$(RUN) python -m bench.reads
 	$(RUN) python -m bench.sse_fanout
 	$(RUN) python -m bench.orchestration
+	$(RUN) python -m bench.autopilot_scale
 	$(RUN) python -m bench.footprint
 
 fmt: install ## Format the code

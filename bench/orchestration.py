@@ -8,7 +8,8 @@ worker taking each request from its durable consumer, re-reading the run, record
 worktree from the mirror, committing with its trailer, pushing to a bare origin, recording the result;
 then QA the same way (auto QA after execution). Per step we measure the time from ``run_next_step``
 until ``step_completed`` is in the log, and subtract the time spent inside the engine (the worker's own
-histogram of agent-call durations). NATS is embedded; the git remote is a bare repository on local disk.
+histogram of agent-call durations). NATS is embedded; the feed the worker reads is written by the
+projector's feed writer, here in this process; the git remote is a bare repository on local disk.
 """
 
 from __future__ import annotations
@@ -34,11 +35,13 @@ from deksdenflow_codex_worker.worker import CodexWorker
 from deksdenflow_core.aggregates import PROJECT, PROTOCOL_RUN, Repository
 from deksdenflow_core.contracts.generated.deksdenflow.commands.v1 import project as pcmd
 from deksdenflow_core.contracts.generated.deksdenflow.commands.v1 import protocol_run as cmd
+from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import RunMode, RunPolicy
 from deksdenflow_core.domain.protocol_run import ProtocolRunState, RunStatus, StepStatus
 from deksdenflow_core.eventstore import AppendMeta, JetStreamEventStore, connect
 from deksdenflow_core.logging import configure_logging
 from deksdenflow_core.settings import EventStoreSettings, LogSettings
 from deksdenflow_git import Git, GitIdentity, MirrorCache
+from deksdenflow_projector.feed import FeedWriter
 from deksdenflow_runtime.embedded import EmbeddedNats, free_port
 
 GIT_ENV = {"GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CONFIG_NOSYSTEM": "1"}
@@ -76,6 +79,7 @@ def script(steps: int) -> dict[str, Any]:
 
 
 def make_origin(root: Path) -> Path:
+    """A bare repository ``root/origin.git`` whose ``main`` has one commit (a README)."""
     origin, scratch = root / "origin.git", root / "scratch"
     env = {
         **os.environ,
@@ -85,13 +89,14 @@ def make_origin(root: Path) -> Path:
         "GIT_COMMITTER_NAME": "b",
         "GIT_COMMITTER_EMAIL": "b@x",
     }
-    for args, cwd in (
-        (["init", "--bare", "-q", "--initial-branch=main", str(origin)], None),
-        (["clone", "-q", str(origin), str(scratch)], None),
-    ):
-        subprocess.run(["git", *args], cwd=cwd, env=env, check=True)
+    for repository in (["--bare", str(origin)], [str(scratch)]):
+        subprocess.run(["git", "init", "-q", "--initial-branch=main", *repository], env=env, check=True)
     (scratch / "README.md").write_text("bench\n")
-    for args in (["add", "-A"], ["commit", "-qm", "init"], ["push", "-q", "origin", "HEAD:refs/heads/main"]):
+    for args in (
+        ["add", "-A"],
+        ["commit", "-qm", "init"],
+        ["push", "-q", str(origin), "HEAD:refs/heads/main"],
+    ):
         subprocess.run(["git", *args], cwd=scratch, env=env, check=True)
     return origin
 
@@ -105,25 +110,10 @@ async def bench(steps: int) -> None:
             store = JetStreamEventStore(nc, es)
             await store.provision()
             repo = Repository(store)
-            script_path = root / "script.json"
-            script_path.write_text(json.dumps(script(steps)))
-            settings = WorkerSettings(
-                home=root / "worker",
-                default_engine="scripted",
-                scripted_script=script_path,
-                auto_qa_after_exec=True,
-                decompose_steps=False,
-                token_budget_mode="off",  # noqa: S106 - a mode, not a secret
-                codex_worker_port=0,
-                codex_worker_watch_seconds=0.5,
-            )
-            git = Git(identity=GitIdentity("bench", "bench@localhost"), env=GIT_ENV)
-            worker = CodexWorker(
-                store,
-                settings,
-                build_registry(settings, codex_home_root=root / "codex-home"),
-                MirrorCache(root / "mirrors", git),
-            )
+            worker = _worker(store, root, steps)
+            # Workers take their requests from the feed, which the projector writes in production.
+            feed = FeedWriter(store, durable="feed")
+            feeding = asyncio.create_task(feed.run())
             working = asyncio.create_task(worker.run())
             origin = make_origin(root)
 
@@ -131,9 +121,11 @@ async def bench(steps: int) -> None:
                 return AppendMeta(source="bench", actor="user:bench", causation_id=str(uuid.uuid4()))
 
             project_id = uuid.uuid4().hex
-            await repo.execute(
-                PROJECT, project_id, pcmd.RegisterProject(name="bench", git_url=str(origin)), meta()
+            # Manual: the bench asks for each step itself (autopilot, the default, would run them all).
+            register = pcmd.RegisterProject(
+                name="bench", git_url=str(origin), run_policy=RunPolicy(mode=RunMode.MANUAL)
             )
+            await repo.execute(PROJECT, project_id, register, meta())
             created = await repo.create_protocol_run(
                 project_id, cmd.CreateProtocolRun(task_name="Bench"), meta()
             )
@@ -158,7 +150,8 @@ async def bench(steps: int) -> None:
                 engine.append(_engine_seconds(worker) - before)
             state = (await repo.load(PROTOCOL_RUN, run_id)).state
             worker.stop()
-            await asyncio.wait_for(working, 30)
+            feed.stop()
+            await asyncio.wait_for(asyncio.gather(working, feeding), 30)
             await nc.drain()
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -176,6 +169,28 @@ async def bench(steps: int) -> None:
     print(
         f"  per step, overhead:         p50 {statistics.median(overhead) * 1000:7.1f} ms   mean "
         f"{statistics.mean(overhead) * 1000:7.1f} ms   max {max(overhead) * 1000:7.1f} ms"
+    )
+
+
+def _worker(store: JetStreamEventStore, root: Path, steps: int) -> CodexWorker:
+    script_path = root / "script.json"
+    script_path.write_text(json.dumps(script(steps)))
+    settings = WorkerSettings(
+        home=root / "worker",
+        default_engine="scripted",
+        scripted_script=script_path,
+        auto_qa_after_exec=True,
+        decompose_steps=False,
+        token_budget_mode="off",  # noqa: S106 - a mode, not a secret
+        codex_worker_port=0,
+        codex_worker_watch_seconds=0.5,
+    )
+    git = Git(identity=GitIdentity("bench", "bench@localhost"), env=GIT_ENV)
+    return CodexWorker(
+        store,
+        settings,
+        build_registry(settings, codex_home_root=root / "codex-home"),
+        MirrorCache(root / "mirrors", git),
     )
 
 

@@ -8,6 +8,7 @@ import grimp
 PACKAGES = (
     "deksdenflow_core",
     "deksdenflow_runtime",
+    "deksdenflow_cli",
     "deksdenflow_git",
     "deksdenflow_fakes",
     "deksdenflow_api",

@@ -30,7 +30,7 @@ from deksdenflow_core.envelope import Envelope, RecordedEvent
 from deksdenflow_projector.fold import Known, Touched, fold
 from deksdenflow_projector.rows import build
 
-from tests.domain.builders import NOW, ctx, plan_steps
+from tests.domain.builders import MANUAL, NOW, ctx, plan_steps
 
 PROJECT_ID = "p1"
 
@@ -54,7 +54,7 @@ def events() -> list[RecordedEvent]:
     out: list[RecordedEvent] = []
     project = ProjectState.initial(PROJECT_ID)
     for command in (
-        pcmd.RegisterProject(name="demo", git_url="file:///demo.git"),
+        pcmd.RegisterProject(name="demo", git_url="file:///demo.git", run_policy=MANUAL),
         pcmd.IssueProjectToken(token_id="t1", token_hash="a" * 64),
         pcmd.IssueProjectToken(token_id="t0", token_hash="b" * 64),
     ):

@@ -16,7 +16,7 @@ from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
 )
 from deksdenflow_core.eventstore import AppendMeta
 
-from tests.domain.builders import plan_steps
+from tests.domain.builders import MANUAL, plan_steps
 
 
 def meta(actor: str = "user:test") -> AppendMeta:
@@ -30,7 +30,10 @@ async def drive(repo: Repository, *, projects: int = 2, runs_per_project: int = 
     for p in range(projects):
         project_id = uuid.uuid4().hex
         await repo.execute(
-            PROJECT, project_id, pcmd.RegisterProject(name=f"p{p}", git_url=f"file:///p{p}.git"), meta()
+            PROJECT,
+            project_id,
+            pcmd.RegisterProject(name=f"p{p}", git_url=f"file:///p{p}.git", run_policy=MANUAL),
+            meta(),
         )
         await repo.execute(
             PROJECT, project_id, pcmd.IssueProjectToken(token_id=f"t{p}", token_hash=f"{p:064x}"), meta()
@@ -110,7 +113,12 @@ async def drive(repo: Repository, *, projects: int = 2, runs_per_project: int = 
 async def replan(repo: Repository) -> str:
     """A run planned twice: the second plan replaces the steps of the first (their rows must go)."""
     project_id = uuid.uuid4().hex
-    await repo.execute(PROJECT, project_id, pcmd.RegisterProject(name="re", git_url="file:///re.git"), meta())
+    await repo.execute(
+        PROJECT,
+        project_id,
+        pcmd.RegisterProject(name="re", git_url="file:///re.git", run_policy=MANUAL),
+        meta(),
+    )
     run_id = (
         await repo.create_protocol_run(project_id, cmd.CreateProtocolRun(task_name="replan"), meta())
     ).state.protocol_run_id
@@ -129,7 +137,10 @@ async def many_ids(repo: Repository, calls: int = 16) -> str:
     """A run with many usage calls and CI deliveries: ids its state keeps as sets."""
     project_id = uuid.uuid4().hex
     await repo.execute(
-        PROJECT, project_id, pcmd.RegisterProject(name="ids", git_url="file:///ids.git"), meta()
+        PROJECT,
+        project_id,
+        pcmd.RegisterProject(name="ids", git_url="file:///ids.git", run_policy=MANUAL),
+        meta(),
     )
     run_id = (
         await repo.create_protocol_run(project_id, cmd.CreateProtocolRun(task_name="ids"), meta())

@@ -25,7 +25,7 @@ def _run(env: dict[str, str], *args: str, cwd: Path) -> subprocess.CompletedProc
 def test_a_missing_subcommand_is_a_usage_error(tmp_path: Path) -> None:
     result = _run(cli_env(), cwd=tmp_path)
     assert result.returncode == 2
-    assert "usage: deksdenflow" in result.stderr
+    assert "usage: deksdenflow" in result.stderr.lower()  # the API client (click) answers a bare command
 
 
 def test_an_invalid_setting_is_a_configuration_error(tmp_path: Path) -> None:

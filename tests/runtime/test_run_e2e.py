@@ -6,6 +6,7 @@ Always on embedded servers (that is what ``deksdenflow run`` is for), whatever t
 from __future__ import annotations
 
 import asyncio
+import subprocess
 from pathlib import Path
 
 import asyncpg  # type: ignore[import-untyped, unused-ignore]  # no py.typed in asyncpg
@@ -67,6 +68,8 @@ async def _a_start_is_queued_and_admitted(api: httpx.AsyncClient, project_id: st
 
     async def admitted() -> bool:
         events = await api.get(f"/protocols/{run_id}/events")
+        if events.status_code != 200:  # not in the read model yet
+            return False
         return "protocol_run.admitted" in [e["type"] for e in events.json()["data"]]
 
     await eventually(admitted, within=60, what="the queued run admitted")
@@ -115,6 +118,21 @@ async def test_run_is_healthy_stops_on_sigint_and_reuses_its_data(
             listed = await api.get("/projects")
             assert [p["name"] for p in listed.json()["data"]] == ["e2e"]
             await _a_start_is_queued_and_admitted(api, listed.json()["data"][0]["id"])
+        # The CLI finds the running system by itself: the API URL it recorded and its admin token.
+        client_env = {
+            k: v for k, v in env.items() if k not in ("DEKSDENFLOW_API_URL", "DEKSDENFLOW_API_TOKEN")
+        }
+        found = await asyncio.to_thread(
+            subprocess.run,
+            [*deksdenflow_command(), "project", "list", "--field", "name"],
+            env={**client_env, "XDG_CONFIG_HOME": str(tmp_path / "no-config")},
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert (found.returncode, found.stdout) == (0, "e2e\n"), found.stderr
         nc = await nats.connect(_nats_url(home, ports))
         assert (await nc.jetstream().stream_info("E2E_MARKER")).config.name == "E2E_MARKER"
         await nc.close()

@@ -34,17 +34,20 @@ async def test_the_pr_body_ends_with_every_step_checked_its_verdicts_and_usage(o
         project = await register(api, o, run_policy={})  # the defaults: autopilot
         run = await _create_and_start(api, project["id"])
         await wait_for(
-            api, f"/protocols/{run['id']}", lambda r: r["status"] == "completed", what="the run completed"
+            api,
+            f"/protocols/{run['id']}",
+            lambda r: r["waiting_for"] == "review",
+            what="every step done, the PR waiting for review",
         )
 
         def final() -> bool:
             body = _body(o)
             return (
-                "- Status: completed" in body
+                "- Status: running, waiting for review" in body
                 and sum(line.startswith("- [x]") for line in _checklist(body)) == 5
             )
 
-        await eventually(final, within=30, what="the PR body showing the completed run")
+        await eventually(final, within=30, what="the PR body showing the run waiting for review")
         steps = (await get(api, f"/protocols/{run['id']}/steps"))["data"]
 
     body = _body(o)

@@ -1,5 +1,5 @@
 """``python -m deksdenflow_runtime``: the same as the ``deksdenflow`` command."""
 
-from deksdenflow_runtime.cli import main
+from deksdenflow_runtime.entry import main
 
 raise SystemExit(main())

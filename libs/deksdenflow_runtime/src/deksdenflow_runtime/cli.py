@@ -1,19 +1,19 @@
-"""The ``deksdenflow`` command line.
+"""The runtime's commands of ``deksdenflow``: ``run``, ``projector`` and ``demo`` (the local system); every
+other command is the API client's (``deksdenflow_cli``, which talks to the public API only), chosen by
+``entry.py``.
 
-Exit codes: 0 ok, 1 runtime error, 2 bad configuration or usage, 3 missing dependency. ``deksdenflow qa``
-has its own (``deksdenflow qa --help``).
+Exit codes: 0 ok, 1 runtime error, 2 bad configuration or usage, 3 missing dependency (the client's full
+contract: ``deksdenflow help exit-codes``).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import os
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
-from typing import NoReturn
 
 from deksdenflow_core.errors import ConfigurationError, DeksdenflowError, MissingDependency
 from deksdenflow_core.logging import configure_logging, get_logger
@@ -34,10 +34,6 @@ EXIT_OK = 0
 EXIT_RUNTIME_ERROR = 1
 EXIT_BAD_CONFIGURATION = 2
 EXIT_MISSING_DEPENDENCY = 3
-
-# The QA gate lives with the worker's QA (codex worker package): the runtime runs it, never imports it.
-QA_GATE_PACKAGE = "deksdenflow_codex_worker"
-QA_GATE_MODULE = f"{QA_GATE_PACKAGE}.gate"
 
 
 def _error(message: str) -> None:
@@ -111,23 +107,6 @@ def _projector(args: argparse.Namespace) -> int:
     return subprocess.call([sys.executable, "-m", "deksdenflow_projector", *args.projector_args], env=env)
 
 
-def _qa(argv: Sequence[str]) -> int:
-    """``deksdenflow qa …``: the QA gate (see ``_run_gate``), or exit 3 when it is not installed."""
-    if importlib.util.find_spec(QA_GATE_PACKAGE) is not None:
-        _run_gate(argv)
-    _error("`deksdenflow qa` needs the deksdenflow-codex-worker package installed (the QA gate is there)")
-    return EXIT_MISSING_DEPENDENCY
-
-
-def _run_gate(argv: Sequence[str]) -> NoReturn:
-    """Hand the arguments, the exit code and the signals over whole to ``python -m
-    deksdenflow_codex_worker.gate``, which replaces this process."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    # The arguments go to Python as a list, never through a shell.
-    os.execv(sys.executable, [sys.executable, "-m", QA_GATE_MODULE, *argv])  # noqa: S606
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser; every subcommand sets ``handler``."""
     parser = argparse.ArgumentParser(
@@ -160,22 +139,12 @@ def build_parser() -> argparse.ArgumentParser:
         "(DEKSDENFLOW_DEMO_ENGINE=codex for the real Codex CLI), print the timeline, and stop.",
     )
     demo.set_defaults(handler=_demo)
-    # Listed for help only: ``main`` hands ``qa`` and everything after it to the gate before parsing.
-    commands.add_parser(
-        "qa",
-        help="the QA gate: judge a protocol step or a change on this checkout, as the codex worker does "
-        "(no server; exit 0 PASS, 1 FAIL, 2 usage, 3 missing agent CLI, 4 could not evaluate)",
-        add_help=False,
-    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``deksdenflow`` console script; returns the exit code (argparse exits 2 itself)."""
-    arguments = list(sys.argv[1:] if argv is None else argv)
-    if arguments[:1] == ["qa"]:
-        return _qa(arguments[1:])
-    args = build_parser().parse_args(arguments)
+    """``run``, ``projector`` or ``demo``; returns the exit code (argparse exits 2 itself)."""
+    args = build_parser().parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler
     return handler(args)
 

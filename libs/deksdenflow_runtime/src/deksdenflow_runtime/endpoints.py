@@ -1,5 +1,6 @@
-"""``<home>/run/endpoints.json``: where a running ``deksdenflow run`` has its NATS and PostgreSQL, and how
-tools next to it (``deksdenflow projector migrate|rebuild``) log in.
+"""``<home>/run/endpoints.json``: where a running ``deksdenflow run`` has its NATS, PostgreSQL and API, and
+how tools next to it (``deksdenflow projector migrate|rebuild``) log in. The API client
+(``deksdenflow_cli.context``) reads ``api_url`` from it to find a local system by itself.
 
 For embedded servers the file names the URL, the user the tools connect as, and the credentials file
 that holds the password; no password is written here. URLs given by the operator
@@ -28,9 +29,12 @@ def write_endpoints(
     credentials: Path,
     nats_user: str | None,
     db_user: str | None,
+    api_url: str | None = None,
 ) -> None:
     """Record the endpoints; ``*_user`` names the login (in ``credentials``) of an embedded server."""
     data: dict[str, str] = {"nats_url": nats_url, "db_url": db_url, "credentials": str(credentials)}
+    if api_url is not None:
+        data["api_url"] = api_url
     if nats_user is not None:
         data["nats_user"] = nats_user
     if db_user is not None:

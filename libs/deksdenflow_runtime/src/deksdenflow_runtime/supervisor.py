@@ -278,6 +278,7 @@ class Supervisor:
             credentials=credentials_file(self.home),
             nats_user=nats_auth.TOOLS if self._nats else None,
             db_user=SUPERUSER if self._pg else None,
+            api_url=self.api_url if any(s.name == API for s in self.services) else None,
         )
         for spec in self.services:
             await self._spawn(spec)
@@ -395,10 +396,14 @@ class Supervisor:
         finally:
             await nc.close()
 
+    @property
+    def api_url(self) -> str:
+        """Where the API answers on this machine (what the client and the announcement use)."""
+        host = _probe_host(self.api.api_host)
+        return f"http://[{host}]:{self.api.api_port}" if ":" in host else f"http://{host}:{self.api.api_port}"
+
     async def _wait_healthy_and_announce(self) -> None:
-        api_url = f"http://{_probe_host(self.api.api_host)}:{self.api.api_port}"
-        if ":" in _probe_host(self.api.api_host):
-            api_url = f"http://[{_probe_host(self.api.api_host)}]:{self.api.api_port}"
+        api_url = self.api_url
         has_api = API in self._running
         if has_api:
             # Readiness, not health: the system is announced once the read model serves what was

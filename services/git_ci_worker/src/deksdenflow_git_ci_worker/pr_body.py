@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import QaPolicy, QaVerdict
 from deksdenflow_core.domain.protocol_run import ProtocolRunState, RunStatus, StepState, StepStatus
+from deksdenflow_core.domain.protocol_run.autopilot import waiting_for
 
 MARKER = "deksdenflow:pr-body v1"
 
@@ -135,7 +136,20 @@ def _run_status(run: ProtocolRunState) -> str:
         status += f" (from {run.paused_from.value})"
     if run.status is RunStatus.BLOCKED and run.blocked_reason:
         status += f": {escape(run.blocked_reason, limit=_REASON_LIMIT)}"
+    if (waits := waiting_for(run)) is not None:
+        status += f", waiting for {_WAITING[waits]}"
     return status
+
+
+# What ``waiting_for`` means, as a person reading the PR understands it.
+_WAITING = {
+    "queue": "a free slot (run limits)",
+    "plan_approval": "the plan's approval",
+    "pull_request": "a pull request",
+    "review": "review",
+    "ci": "green CI to merge",
+    "merge": "the merge",
+}
 
 
 def _protocol_files(run: ProtocolRunState) -> str:

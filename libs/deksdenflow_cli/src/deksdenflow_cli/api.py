@@ -1,0 +1,98 @@
+"""What the client sends to and reads from the API, one entry per endpoint it calls.
+
+``tests/cli/test_openapi_drift.py`` checks every entry against the API's OpenAPI document: the path and
+method exist, each request field is one the body schema has, each response field one the response schema
+(for a list: its items) has. A field renamed or removed on either side fails that test, not a user.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    method: str
+    path: str  # the OpenAPI path template, e.g. /projects/{project_id}
+    request: tuple[str, ...] = ()  # body fields the client may send
+    response: tuple[str, ...] = ()  # fields the client reads (of each item, for a list)
+    listing: bool = False  # the answer is {"data": [...], "count": n}
+
+
+PROJECT_FIELDS = ("id", "name", "status", "git_url", "base_branch", "questions", "answers", "created_at")
+PROTOCOL_FIELDS = (
+    "id",
+    "project_id",
+    "number",
+    "protocol_name",
+    "slug",
+    "status",
+    "waiting_for",
+    "blocked_reason",
+    "pr_url",
+    "task_name",
+    "usage",
+    "updated_at",
+)
+STEP_FIELDS = ("id", "step_index", "step_name", "status", "retries", "last_verdict", "failure_reason")
+ACTION_FIELDS = ("protocol_run_id", "step_run_id", "action", "status", "step_status", "events")
+EVENT_FIELDS = ("position", "time", "type", "protocol_run_id", "step_run_id", "actor", "payload")
+QA_FIELDS = ("qa_attempt", "verdict", "summary", "blocking", "warnings", "engine_id", "time")
+RUN_POLICY_FIELDS = ("mode", "plan_approval", "qa_after_execution", "review_fix_attempts")
+
+ENDPOINTS: dict[str, Endpoint] = {
+    "project.create": Endpoint(
+        "POST",
+        "/projects",
+        ("name", "git_url", "base_branch", "onboard", "local_path", "forge_repo", "ci_provider"),
+        (*PROJECT_FIELDS, "project_token", "token_id"),
+    ),
+    "project.list": Endpoint("GET", "/projects", (), PROJECT_FIELDS, listing=True),
+    "project.get": Endpoint("GET", "/projects/{project_id}", (), PROJECT_FIELDS),
+    "project.onboard": Endpoint("POST", "/projects/{project_id}/onboard", (), PROJECT_FIELDS),
+    "project.answer": Endpoint("POST", "/projects/{project_id}/clarifications", ("answers",), PROJECT_FIELDS),
+    "project.token.create": Endpoint(
+        "POST", "/projects/{project_id}/tokens", ("label",), ("token_id", "project_token", "label")
+    ),
+    "project.token.revoke": Endpoint("POST", "/projects/{project_id}/tokens/{token_id}/revoke"),
+    "project.webhook_secret": Endpoint(
+        "POST", "/projects/{project_id}/webhook-secret", (), ("project_id", "webhook_secret", "generation")
+    ),
+    "project.ci_policy": Endpoint(
+        "PUT", "/projects/{project_id}/ci-policy", ("auto_qa_on_success", "fix_attempts"), PROJECT_FIELDS
+    ),
+    "project.run_policy": Endpoint(
+        "PUT", "/projects/{project_id}/run-policy", RUN_POLICY_FIELDS, PROJECT_FIELDS
+    ),
+    "protocol.create": Endpoint(
+        "POST",
+        "/projects/{project_id}/protocols",
+        ("task_name", "description", "base_branch"),
+        PROTOCOL_FIELDS,
+    ),
+    "protocol.list": Endpoint("GET", "/projects/{project_id}/protocols", (), PROTOCOL_FIELDS, listing=True),
+    "protocol.get": Endpoint("GET", "/protocols/{protocol_run_id}", (), PROTOCOL_FIELDS),
+    "protocol.action": Endpoint("POST", "/protocols/{protocol_run_id}/actions/{action}", (), ACTION_FIELDS),
+    "protocol.reject_plan": Endpoint(
+        "POST", "/protocols/{protocol_run_id}/actions/reject_plan", ("reason",), ACTION_FIELDS
+    ),
+    "step.list": Endpoint("GET", "/protocols/{protocol_run_id}/steps", (), STEP_FIELDS, listing=True),
+    "step.get": Endpoint("GET", "/steps/{step_run_id}", (), STEP_FIELDS),
+    "step.action": Endpoint("POST", "/steps/{step_run_id}/actions/{action}", (), ACTION_FIELDS),
+    "step.qa_reports": Endpoint("GET", "/steps/{step_run_id}/qa", (), QA_FIELDS, listing=True),
+    "events.list": Endpoint("GET", "/events", (), EVENT_FIELDS, listing=True),
+    "events.stream": Endpoint("GET", "/events/stream"),
+}
+
+# Actions the generic /actions/{action} endpoints take (the API's RunAction and StepAction enums).
+PROTOCOL_ACTIONS = (
+    "start",
+    "pause",
+    "resume",
+    "cancel",
+    "run_next_step",
+    "retry_latest",
+    "open_pr",
+    "approve_plan",
+)
+STEP_ACTIONS = ("run", "run_qa", "approve")

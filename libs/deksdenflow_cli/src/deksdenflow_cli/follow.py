@@ -1,0 +1,138 @@
+"""``protocol watch`` and ``protocol wait``: the run's events from the SSE stream, never polling.
+
+The run's past events are read page by page first (shown by ``watch``), then its status, then the stream
+from the last position read (``Last-Event-ID``), so nothing that happens in between is missed; after a
+dropped connection the stream is opened again from the last position received, which the API resumes
+from without a gap or a duplicate. The status is read again after each event.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import FrameType
+from typing import Any
+
+import httpx
+
+from deksdenflow_cli.client import Client
+from deksdenflow_cli.exits import FAILED, OK, SERVER, TIMEOUT, CliError
+
+COMPLETED = "completed"
+# The run stops by itself in these: completed or cancelled for good, or failed/blocked until a person acts.
+TERMINAL = frozenset({"completed", "cancelled", "failed", "blocked"})
+FAILURES = frozenset({"cancelled", "failed", "blocked"})
+# A person (or CI, or the forge) must act before the run moves on.
+WAITING = frozenset({"planned", "paused"}) | TERMINAL
+UNTIL = ("completed", "waiting", "terminal")
+# How often a dropped stream is retried before giving up (each after a short pause).
+RECONNECTS = 20
+PAGE = 500
+
+
+def reached(run: dict[str, Any], until: str) -> bool:
+    """``completed`` and ``terminal`` both stop where the run stops by itself (completed, or short of it:
+    cancelled, failed, blocked; the exit code tells them apart); ``waiting`` also where a person, CI or
+    the forge must act first."""
+    if until == "waiting":
+        return run["status"] in WAITING or run.get("waiting_for") is not None
+    return run["status"] in TERMINAL
+
+
+def exit_code(run: dict[str, Any]) -> int:
+    """0 unless the run failed, is blocked or was cancelled (1)."""
+    return FAILED if run["status"] in FAILURES else OK
+
+
+class _Deadline(Exception):
+    """Raised by the alarm inside whatever the stream was blocked on."""
+
+
+@contextmanager
+def _deadline(seconds: float | None) -> Iterator[None]:
+    """An alarm after ``seconds``: a stream with no event (only keep-alives) still ends on time."""
+    if seconds is None:
+        yield
+        return
+
+    def ring(_signum: int, _frame: FrameType | None) -> None:
+        raise _Deadline
+
+    previous = signal.signal(signal.SIGALRM, ring)
+    signal.setitimer(signal.ITIMER_REAL, max(seconds, 0.001))
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def follow(
+    client: Client,
+    run_id: str,
+    *,
+    on_event: Callable[[dict[str, Any]], None],
+    done: Callable[[dict[str, Any]], bool],
+    timeout: float | None = None,
+    on_reconnect: Callable[[str | None], None] | None = None,
+    replay: bool = False,
+) -> dict[str, Any]:
+    """Feed the run's events to ``on_event`` until ``done(run)``; returns the run as it is then.
+
+    Raises CliError(TIMEOUT) once ``timeout`` seconds have passed, with the status the run had then."""
+    state: dict[str, Any] = {}
+    try:
+        with _deadline(timeout):
+            return _follow(client, run_id, on_event, done, on_reconnect, replay, state)
+    except _Deadline:
+        status = state.get("run", {}).get("status", "unknown")
+        raise CliError(TIMEOUT, f"timed out after {timeout:g} s; the run is {status}") from None
+
+
+def _follow(
+    client: Client,
+    run_id: str,
+    on_event: Callable[[dict[str, Any]], None],
+    done: Callable[[dict[str, Any]], bool],
+    on_reconnect: Callable[[str | None], None] | None,
+    replay: bool,
+    state: dict[str, Any],
+) -> dict[str, Any]:
+    after = 0
+    while True:
+        page = client.call("events.list", params={"protocol_run_id": run_id, "after": after, "limit": PAGE})
+        for event in page["data"]:
+            if replay:
+                on_event(event)
+            after = event["position"]
+        if len(page["data"]) < PAGE:
+            break
+    run: dict[str, Any] = client.call("protocol.get", protocol_run_id=run_id)
+    state["run"] = run
+    if done(run):
+        return run
+    last_id: str | None = str(after) if after else None
+    failures = 0
+    while True:
+        try:
+            for message in client.stream({"protocol_run_id": run_id}, last_id):
+                if not message.data:
+                    continue  # the stream's opening `retry:` advice
+                failures = 0
+                if message.id:
+                    last_id = message.id
+                on_event(json.loads(message.data))
+                run = client.call("protocol.get", protocol_run_id=run_id)
+                state["run"] = run
+                if done(run):
+                    return run
+        except httpx.TransportError as exc:
+            failures += 1
+            if failures > RECONNECTS:
+                raise CliError(SERVER, f"the event stream keeps dropping: {exc}") from exc
+            if on_reconnect is not None:
+                on_reconnect(last_id)
+            time.sleep(min(0.2 * failures, 2.0))

@@ -1,0 +1,198 @@
+"""``project …``: create (with onboarding), list, get, answer clarifications, tokens, webhook secret,
+CI policy and run policy."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from deksdenflow_cli import api, names
+from deksdenflow_cli.exits import USAGE, CliError
+from deksdenflow_cli.output import render
+from deksdenflow_cli.root import cli, note, output_options, state
+
+PROJECT_COLUMNS = ("id", "name", "status", "git_url", "base_branch", "created_at")
+
+
+def show_project(project: dict[str, Any], output: str, fields: tuple[str, ...]) -> None:
+    render(project, output, columns=(*PROJECT_COLUMNS, "questions", "answers"), fields=fields)
+    unanswered = [q for q in project.get("questions", []) if q.get("key") not in project.get("answers", {})]
+    if output == "table" and not fields and unanswered:
+        note("questions waiting for an answer (deksdenflow project answer NAME key=value):")
+        for q in unanswered:
+            note(f"  {q.get('key')}: {q.get('question', '')}")
+
+
+@cli.group()
+def project() -> None:
+    """Projects: repositories deksdenflow works on."""
+
+
+@project.command("create")
+@click.argument("name")
+@click.option("--git-url", required=True, help="Where the repository is (https://, ssh, file://).")
+@click.option("--base-branch", default="main", show_default=True)
+@click.option("--local-path", help="An existing local clone to use.")
+@click.option("--forge-repo", help="owner/name on the forge, when it cannot be read off the git URL.")
+@click.option("--ci-provider", type=click.Choice(["github", "gitlab"]))
+@click.option("--onboard/--no-onboard", default=True, show_default=True, help="Onboard it at once.")
+@output_options
+def project_create(
+    name: str,
+    git_url: str,
+    base_branch: str,
+    local_path: str | None,
+    forge_repo: str | None,
+    ci_provider: str | None,
+    onboard: bool,
+    output: str,
+    fields: tuple[str, ...],
+) -> None:
+    """Register a project; prints its project token once (keep it)."""
+    body: dict[str, Any] = {"name": name, "git_url": git_url, "base_branch": base_branch, "onboard": onboard}
+    for key, value in (("local_path", local_path), ("forge_repo", forge_repo), ("ci_provider", ci_provider)):
+        if value is not None:
+            body[key] = value
+    created = state().client.call("project.create", body=body)
+    render(created, output, columns=(*PROJECT_COLUMNS, "token_id", "project_token"), fields=fields)
+
+
+@project.command("list")
+@click.option("--limit", type=click.IntRange(1, 500), default=100, show_default=True)
+@click.option("--offset", type=click.IntRange(0), default=0)
+@output_options
+def project_list(limit: int, offset: int, output: str, fields: tuple[str, ...]) -> None:
+    """Projects, oldest first."""
+    page = state().client.call("project.list", params={"limit": limit, "offset": offset})
+    render(page["data"], output, columns=PROJECT_COLUMNS, fields=fields, many=True)
+
+
+@project.command("get")
+@click.argument("project_ref", metavar="PROJECT")
+@output_options
+def project_get(project_ref: str, output: str, fields: tuple[str, ...]) -> None:
+    """One project, by name or id (its open clarification questions listed)."""
+    show_project(names.project(state().client, project_ref), output, fields)
+
+
+@project.command("onboard")
+@click.argument("project_ref", metavar="PROJECT")
+@output_options
+def project_onboard(project_ref: str, output: str, fields: tuple[str, ...]) -> None:
+    """(Re-)onboard: check the remote, add starter assets, ask the clarification questions."""
+    client = state().client
+    show_project(
+        client.call("project.onboard", project_id=names.project_id(client, project_ref)), output, fields
+    )
+
+
+@project.command("answer")
+@click.argument("project_ref", metavar="PROJECT")
+@click.argument("answers", nargs=-1, required=True, metavar="KEY=VALUE...")
+@output_options
+def project_answer(project_ref: str, answers: tuple[str, ...], output: str, fields: tuple[str, ...]) -> None:
+    """Answer clarification questions by key."""
+    parsed: dict[str, str] = {}
+    for answer in answers:
+        key, sep, value = answer.partition("=")
+        if not sep:
+            raise CliError(USAGE, f"expected KEY=VALUE, got {answer!r}")
+        parsed[key] = value
+    client = state().client
+    pid = names.project_id(client, project_ref)
+    show_project(client.call("project.answer", project_id=pid, body={"answers": parsed}), output, fields)
+
+
+@project.group("token")
+def project_token() -> None:
+    """Project tokens (admin only)."""
+
+
+@project_token.command("create")
+@click.argument("project_ref", metavar="PROJECT")
+@click.option("--label", default="", help="What the token is for.")
+@output_options
+def token_create(project_ref: str, label: str, output: str, fields: tuple[str, ...]) -> None:
+    """Issue a project token (printed this once)."""
+    client = state().client
+    pid = names.project_id(client, project_ref)
+    created = client.call("project.token.create", project_id=pid, body={"label": label})
+    render(created, output, columns=("token_id", "label", "project_token"), fields=fields)
+
+
+@project_token.command("revoke")
+@click.argument("project_ref", metavar="PROJECT")
+@click.argument("token_id")
+def token_revoke(project_ref: str, token_id: str) -> None:
+    """Revoke a project token."""
+    client = state().client
+    client.call("project.token.revoke", project_id=names.project_id(client, project_ref), token_id=token_id)
+    note(f"token {token_id} revoked")
+
+
+@project.command("webhook-secret")
+@click.argument("project_ref", metavar="PROJECT")
+@output_options
+def webhook_secret(project_ref: str, output: str, fields: tuple[str, ...]) -> None:
+    """Issue the project's webhook secret (printed this once; the previous one stops working)."""
+    client = state().client
+    created = client.call("project.webhook_secret", project_id=names.project_id(client, project_ref))
+    render(created, output, columns=("project_id", "generation", "webhook_secret"), fields=fields)
+
+
+@project.group("ci-policy")
+def ci_policy() -> None:
+    """How the project reacts to CI."""
+
+
+@ci_policy.command("set")
+@click.argument("project_ref", metavar="PROJECT")
+@click.option("--auto-qa-on-success/--no-auto-qa-on-success", default=None)
+@click.option("--fix-attempts", type=click.IntRange(0))
+@output_options
+def ci_policy_set(
+    project_ref: str,
+    auto_qa_on_success: bool | None,
+    fix_attempts: int | None,
+    output: str,
+    fields: tuple[str, ...],
+) -> None:
+    """Set the CI policy (unset options take the defaults)."""
+    body = {
+        k: v
+        for k, v in (("auto_qa_on_success", auto_qa_on_success), ("fix_attempts", fix_attempts))
+        if v is not None
+    }
+    client = state().client
+    pid = names.project_id(client, project_ref)
+    show_project(client.call("project.ci_policy", project_id=pid, body=body), output, fields)
+
+
+@project.group("run-policy")
+def run_policy() -> None:
+    """How the project's protocols advance."""
+
+
+@run_policy.command("set")
+@click.argument("project_ref", metavar="PROJECT")
+@click.option("--mode", type=click.Choice(["autopilot", "manual"]))
+@click.option("--plan-approval", type=click.Choice(["auto", "required"]))
+@click.option("--qa-after-execution/--no-qa-after-execution", default=None)
+@click.option("--review-fix-attempts", type=click.IntRange(0))
+@output_options
+def run_policy_set(
+    project_ref: str,
+    mode: str | None,
+    plan_approval: str | None,
+    qa_after_execution: bool | None,
+    review_fix_attempts: int | None,
+    output: str,
+    fields: tuple[str, ...],
+) -> None:
+    """Replace the run policy (unset options take the defaults); new protocols follow it."""
+    given = (mode, plan_approval, qa_after_execution, review_fix_attempts)
+    body = {k: v for k, v in zip(api.RUN_POLICY_FIELDS, given, strict=True) if v is not None}
+    client = state().client
+    pid = names.project_id(client, project_ref)
+    show_project(client.call("project.run_policy", project_id=pid, body=body), output, fields)
