@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import from_json, to_json
 
 from deksdenflow_core.contracts.base import TOLERANT, ContractModel
 from deksdenflow_core.contracts.generated.registry import EVENT_TYPES
@@ -188,11 +189,19 @@ def is_decision_of_several(headers: Mapping[str, str] | None) -> bool:
 
 def decode_all(headers: Mapping[str, str] | None, body: bytes, stream_seq: int) -> list[RecordedEvent]:
     """Every event of one stored message, in order: one for a single event, several for a decision in
-    batched mode. ``ContractError`` says precisely what is wrong; nothing of a bad decision is returned."""
+    batched mode. ``ContractError`` says precisely what is wrong; nothing of a bad decision is returned.
+
+    A decision is parsed once, by pydantic-core's parser (over twice as fast as ``json.loads``). Each
+    event's ``data`` is then written back to JSON text (in Rust: ~3x as fast as ``json.dumps``) and
+    validated from it, exactly as an event stored alone is. The text is needed anyway: it is the event's
+    body, which the projector keeps as the payload. Validating the parsed values instead (python mode)
+    costs as much as validating the text, on the events of ``bench.projector_catchup``; it would save
+    nothing and would rest on both modes reading every field type alike.
+    """
     if not is_decision_of_several(headers):
         return [decode(headers, body, stream_seq)]
     try:
-        items = json.loads(scrub_nul(body))
+        items = from_json(scrub_nul(body))
     except ValueError as exc:
         raise ContractError(f"decision is not JSON: {exc}", stream_seq=stream_seq) from exc
     if not isinstance(items, list) or not items or len(items) > MAX_DECISION_EVENTS:
@@ -204,20 +213,26 @@ def decode_all(headers: Mapping[str, str] | None, body: bytes, stream_seq: int) 
                 f"event {index} of the decision is not a structured event", stream_seq=stream_seq
             )
         event_headers = {_ATTRIBUTE_HEADERS[k]: str(v) for k, v in item.items() if k in _ATTRIBUTE_HEADERS}
-        data = json.dumps(item["data"], ensure_ascii=False, separators=(",", ":")).encode()
-        one = decode(event_headers, data, stream_seq)
-        recorded.append(RecordedEvent(one.envelope, one.event, stream_seq, one.body, index))
+        # Compact, non-ASCII characters as they are: the same text ``encode`` writes for the event alone.
+        data = to_json(item["data"])
+        recorded.append(_decode_scrubbed(event_headers, data, stream_seq, index))
     return recorded
 
 
 def decode(headers: Mapping[str, str] | None, body: bytes, stream_seq: int) -> RecordedEvent:
     """Parse one stored message; ``ContractError`` says precisely what is wrong."""
+    return _decode_scrubbed(headers, scrub_nul(body), stream_seq, 0)
+
+
+def _decode_scrubbed(
+    headers: Mapping[str, str] | None, body: bytes, stream_seq: int, index: int
+) -> RecordedEvent:
+    """:func:`decode` of a body whose NUL characters are scrubbed already, at ``index`` in its decision."""
     if not headers:
         raise ContractError("message has no headers: not a deksdenflow event", stream_seq=stream_seq)
     if not headers.keys() >= _REQUIRED_HEADER_SET:
         missing = [f for f, h in _REQUIRED_HEADERS.items() if h not in headers]
         raise ContractError(f"event headers miss {missing}", stream_seq=stream_seq)
-    body = scrub_nul(body)
     event_type = headers["ce-type"]
     model = EVENT_TYPES.get(event_type)
     if model is None:
@@ -229,7 +244,7 @@ def decode(headers: Mapping[str, str] | None, body: bytes, stream_seq: int) -> R
         event = model.model_validate_json(body or b"{}", context=TOLERANT)
     except (ValidationError, ValueError) as exc:
         raise ContractError(f"invalid {event_type} event: {exc}", stream_seq=stream_seq) from exc
-    return RecordedEvent(envelope=envelope, event=event, stream_seq=stream_seq, body=body)
+    return RecordedEvent(envelope, event, stream_seq, body, index)
 
 
 def event_type_of(event: ContractModel) -> str:
