@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncpg
 from deksdenflow_core.readmodel import SCHEMA
-from deksdenflow_core.readmodel.columns import Sql
+from deksdenflow_core.readmodel.columns import Column, Sql, Table
 from deksdenflow_core.readmodel.tables import TABLES
 
 # information_schema.columns.data_type of each declared type
@@ -45,3 +45,17 @@ async def test_the_declared_tables_are_the_migrated_schema(read_db: asyncpg.Pool
     assert differs == {}, "(declared, migrated) type and nullability differ"
     primary = {r["table_name"]: r["columns"] for r in keys if r["table_name"] != "alembic_version"}
     assert primary == {t.name: [t.key] for t in TABLES}
+
+
+def test_a_row_is_every_written_column_read_in_order() -> None:
+    table = Table[dict[str, int]](
+        "t",
+        key="a",
+        columns=(
+            Column("a", Sql.INT8, lambda s: s["a"]),
+            Column("b", Sql.INT8, None),  # written by another statement
+            Column("c", Sql.INT8, lambda s: s["c"] * 2),
+        ),
+    )
+    assert table.row({"a": 1, "c": 2}) == (1, 4)
+    assert Table[int]("one", key="a", columns=(Column("a", Sql.INT8, lambda s: s),)).row(7) == (7,)

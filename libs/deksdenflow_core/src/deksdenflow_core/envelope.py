@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import from_json, to_json
 
 from deksdenflow_core.contracts.base import TOLERANT, ContractModel
 from deksdenflow_core.contracts.generated.registry import EVENT_TYPES
@@ -73,6 +74,7 @@ _REQUIRED_HEADER_SET = frozenset(_REQUIRED_HEADERS.values())
 # envelope field -> structured-mode attribute (the header without ``ce-``; ``traceparent`` as it is)
 _ATTRIBUTES: dict[str, str] = {name: header.removeprefix("ce-") for name, header in _HEADERS.items()}
 _ATTRIBUTE_HEADERS: dict[str, str] = {attr: _HEADERS[name] for name, attr in _ATTRIBUTES.items()}
+_ENVELOPE_VALIDATOR = Envelope.__pydantic_validator__
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,11 +190,19 @@ def is_decision_of_several(headers: Mapping[str, str] | None) -> bool:
 
 def decode_all(headers: Mapping[str, str] | None, body: bytes, stream_seq: int) -> list[RecordedEvent]:
     """Every event of one stored message, in order: one for a single event, several for a decision in
-    batched mode. ``ContractError`` says precisely what is wrong; nothing of a bad decision is returned."""
+    batched mode. ``ContractError`` says precisely what is wrong; nothing of a bad decision is returned.
+
+    A decision is parsed once, by pydantic-core's parser (over twice as fast as ``json.loads``). Each
+    event's ``data`` is then written back to JSON text (in Rust: ~3x as fast as ``json.dumps``) and
+    validated from it, exactly as an event stored alone is. The text is needed anyway: it is the event's
+    body, which the projector keeps as the payload. Validating the parsed values instead (python mode)
+    costs as much as validating the text, on the events of ``bench.projector_catchup``; it would save
+    nothing and would rest on both modes reading every field type alike.
+    """
     if not is_decision_of_several(headers):
         return [decode(headers, body, stream_seq)]
     try:
-        items = json.loads(scrub_nul(body))
+        items = from_json(scrub_nul(body))
     except ValueError as exc:
         raise ContractError(f"decision is not JSON: {exc}", stream_seq=stream_seq) from exc
     if not isinstance(items, list) or not items or len(items) > MAX_DECISION_EVENTS:
@@ -204,32 +214,40 @@ def decode_all(headers: Mapping[str, str] | None, body: bytes, stream_seq: int) 
                 f"event {index} of the decision is not a structured event", stream_seq=stream_seq
             )
         event_headers = {_ATTRIBUTE_HEADERS[k]: str(v) for k, v in item.items() if k in _ATTRIBUTE_HEADERS}
-        data = json.dumps(item["data"], ensure_ascii=False, separators=(",", ":")).encode()
-        one = decode(event_headers, data, stream_seq)
-        recorded.append(RecordedEvent(one.envelope, one.event, stream_seq, one.body, index))
+        # Compact, non-ASCII characters as they are: the same text ``encode`` writes for the event alone.
+        data = to_json(item["data"])
+        recorded.append(_decode_scrubbed(event_headers, data, stream_seq, index))
     return recorded
 
 
 def decode(headers: Mapping[str, str] | None, body: bytes, stream_seq: int) -> RecordedEvent:
     """Parse one stored message; ``ContractError`` says precisely what is wrong."""
+    return _decode_scrubbed(headers, scrub_nul(body), stream_seq, 0)
+
+
+def _decode_scrubbed(
+    headers: Mapping[str, str] | None, body: bytes, stream_seq: int, index: int
+) -> RecordedEvent:
+    """:func:`decode` of a body whose NUL characters are scrubbed already, at ``index`` in its decision."""
     if not headers:
         raise ContractError("message has no headers: not a deksdenflow event", stream_seq=stream_seq)
     if not headers.keys() >= _REQUIRED_HEADER_SET:
         missing = [f for f, h in _REQUIRED_HEADERS.items() if h not in headers]
         raise ContractError(f"event headers miss {missing}", stream_seq=stream_seq)
-    body = scrub_nul(body)
     event_type = headers["ce-type"]
     model = EVENT_TYPES.get(event_type)
     if model is None:
         raise ContractError(f"unknown event type {event_type!r}", stream_seq=stream_seq)
     try:
+        # The models' validators, called as ``model_validate`` and ``model_validate_json`` call them: their
+        # Python wrappers cost a sixth of each validation, twice an event.
         # Headers only: a header that happens to be named like a field must not stand in for one.
-        envelope = Envelope.model_validate(headers, by_name=False)
+        envelope: Envelope = _ENVELOPE_VALIDATOR.validate_python(headers, by_name=False)
         # Readers of the log are tolerant of enum values added by newer producers.
-        event = model.model_validate_json(body or b"{}", context=TOLERANT)
+        event: ContractModel = model.__pydantic_validator__.validate_json(body or b"{}", context=TOLERANT)
     except (ValidationError, ValueError) as exc:
         raise ContractError(f"invalid {event_type} event: {exc}", stream_seq=stream_seq) from exc
-    return RecordedEvent(envelope=envelope, event=event, stream_seq=stream_seq, body=body)
+    return RecordedEvent(envelope, event, stream_seq, body, index)
 
 
 def event_type_of(event: ContractModel) -> str:

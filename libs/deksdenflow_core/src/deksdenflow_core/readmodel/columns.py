@@ -59,13 +59,13 @@ class Table(Generic[Source]):
     key: str
     columns: tuple[Column[Source], ...]
     append_only: bool = False
-    _readers: tuple[Callable[[Source], Any], ...] = field(init=False, repr=False, compare=False)
+    _row: Callable[[Source], tuple[Any, ...]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         names = [c.name for c in self.columns]
         if len(set(names)) != len(names) or self.key not in names:
             raise ValueError(f"table {self.name}: column names must be unique and include the key")
-        object.__setattr__(self, "_readers", tuple(c.read for c in self.written if c.read))
+        object.__setattr__(self, "_row", _row_function([c.read for c in self.written if c.read]))
 
     @property
     def written(self) -> tuple[Column[Source], ...]:
@@ -93,7 +93,7 @@ class Table(Generic[Source]):
 
     def row(self, source: Source) -> tuple[Any, ...]:
         """The values of the :attr:`written` columns for ``source``, as they are sent to PostgreSQL."""
-        return tuple([read(source) for read in self._readers])
+        return self._row(source)
 
     def read_back(self, source: Source, columns: Iterable[Column[Source]]) -> dict[str, Any]:
         """``columns`` of ``source``'s row as a reader of the table gets them back (``jsonb`` decoded):
@@ -105,6 +105,20 @@ class Table(Generic[Source]):
             value = c.read(source)
             values[c.name] = json.loads(value) if c.sql is Sql.JSONB else value
         return values
+
+
+def _row_function(readers: list[Callable[[Any], Any]]) -> Callable[[Any], tuple[Any, ...]]:
+    """``lambda source: (read0(source), read1(source), ...)`` for these readers, written out as one function.
+
+    The projector builds a row for every event it applies; a loop over the readers cost a quarter of it.
+    The source text is made of fixed names only (``read0`` ...); the readers are its globals.
+    """
+    names = [f"read{i}" for i in range(len(readers))]
+    text = f"def row(source):\n    return ({''.join(f'{name}(source), ' for name in names)})\n"
+    namespace: dict[str, Any] = dict(zip(names, readers, strict=True))
+    exec(text, namespace)  # noqa: S102  # the text above, of fixed names: nothing outside goes into it
+    row: Callable[[Any], tuple[Any, ...]] = namespace["row"]
+    return row
 
 
 def column_list(columns: Iterable[Column[Any]]) -> str:
