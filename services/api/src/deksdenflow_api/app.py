@@ -12,7 +12,7 @@ from deksdenflow_core.subjects import Subjects
 from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
 
-from deksdenflow_api import errors, health, metrics_route
+from deksdenflow_api import console, docs, errors, health, metrics_route
 from deksdenflow_api.admission import FairAdmission
 from deksdenflow_api.connections import Connections, NatsConnection, PostgresPool
 from deksdenflow_api.consistency import CheckpointWatcher
@@ -101,7 +101,14 @@ def create_app(
             await connections.nats.close(SHUTDOWN_TIMEOUT_SECONDS)
             await connections.postgres.close(SHUTDOWN_TIMEOUT_SECONDS)
 
-    app = FastAPI(title="deksdenflow", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(
+        title="deksdenflow",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,  # served from packaged assets instead (docs.py): no CDN
+        redoc_url=None,
+    )
     errors.install(app)
     _add_routes(
         app,
@@ -113,6 +120,8 @@ def create_app(
         queues.router,
         webhooks.router,
     )
+    docs.install(app)
+    console.install(app)
     # Outermost last: RequestContext wraps everything, so replayed answers carry ids and are counted.
     # A lambda on purpose: the context exists only once the lifespan has started.
     # Innermost: a command waits for its turn (per project, see admission.py) only once it is sure to run.

@@ -1,0 +1,183 @@
+"""The web console as a person uses it, in Chromium, against the whole system (scripted engine, local forge).
+
+The tests share one system and one browser and run in order: a project registered in the first is driven
+to a PR in the next. Every screen is checked with axe-core (0 violations) and photographed for the README.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from deksdenflow_runtime.demo import FORGE_REPO
+from playwright.sync_api import Page, expect
+
+from tests.console.conftest import Stack, accessible, sign_in
+
+pytestmark = pytest.mark.slow
+LONG = 120_000  # ms: a busy machine runs the scripted protocol in seconds, but give it room
+shared: dict[str, Any] = {}
+
+
+def test_sign_in_is_required_and_a_wrong_token_is_refused(page: Page, stack: Stack) -> None:
+    page.goto("/console/projects")
+    expect(page).to_have_url(re.compile(r"/console/signin"))
+    accessible(page, "signin")
+    page.get_by_label("Admin token or project token").fill("not-a-token")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert")).to_contain_text("not accepted")
+    sign_in(page, stack.token)
+    cookie = next(c for c in page.context.cookies() if c["name"] == "df_console")
+    assert cookie["httpOnly"]
+    assert cookie["sameSite"] == "Strict"
+    page.get_by_role("button", name="Sign out").click()
+    expect(page).to_have_url(re.compile(r"/console/signin"))
+    page.goto("/console/projects")
+    expect(page).to_have_url(re.compile(r"/console/signin"))
+
+
+def test_register_onboard_and_answer_a_clarification(page: Page, stack: Stack) -> None:
+    sign_in(page, stack.token)
+    page.get_by_role("link", name="Projects").click()
+    page.get_by_label("Name", exact=True).fill("sample")
+    page.get_by_label("Repository (git URL or path)").fill(str(stack.origin))
+    page.get_by_label("Forge", exact=True).select_option("github")
+    page.get_by_label("Forge repository (owner/name)").fill(FORGE_REPO)
+    page.get_by_label("Engine (planning, execution)").select_option("scripted")
+    accessible(page, "projects")
+    page.get_by_role("button", name="Register and onboard").click()
+    token = page.get_by_label("Project token").input_value()
+    assert token.startswith("dfp_")
+    shared["token"] = token
+    page.get_by_role("link", name="Open the project").click()
+    shared["project_url"] = page.url
+    question = page.get_by_label("Answer (pr_policy)")
+    for _ in range(120):  # onboarding is the git worker's: the questions come when it is done
+        if question.count():
+            break
+        page.wait_for_timeout(500)
+        page.reload()
+    expect(question).to_be_visible()
+    question.fill("automatic")
+    page.get_by_role("button", name="Send answers").click()
+    expect(page.get_by_role("status")).to_contain_text("1 answer(s) recorded")
+    expect(page.get_by_text("Answered: automatic")).to_be_visible()
+    accessible(page, "project")
+
+
+def test_create_start_and_watch_a_run_live_to_its_pr(page: Page, stack: Stack) -> None:
+    sign_in(page, stack.token)
+    page.goto(shared["project_url"])
+    page.get_by_label("Task").fill("Add a greeting")
+    page.get_by_label("Description").fill("greet(name) with a test and docs")
+    page.get_by_role("button", name="Create protocol").click()
+    expect(page.get_by_role("status")).to_contain_text("Protocol created and started")
+    shared["run_url"] = page.url
+    # No reload from here: the page follows the run from the event stream.
+    expect(page.locator("#pr-link")).to_be_visible(timeout=LONG)
+    timeline = page.locator("table.timeline")
+    expect(timeline).to_contain_text("execution #1")
+    expect(timeline).to_contain_text("scripted")
+    expect(page.locator("#state-h")).to_contain_text(re.compile("running|completed|planned"))
+    accessible(page, "run")
+
+
+def test_open_a_qa_report_and_a_diff(page: Page, stack: Stack) -> None:
+    sign_in(page, stack.token)
+    page.goto(shared["run_url"])
+    report = page.locator("details.qa").first
+    report.locator("summary").click()
+    expect(report.locator("article.qa-report").first).to_contain_text("QA attempt 1")
+    accessible(page, "run-qa")
+    page.get_by_role("link", name=re.compile("^diff of ")).first.click()
+    expect(page.locator("pre.diff").first).to_contain_text("+")
+    accessible(page, "diff")
+
+
+def test_pause_resume_cancel_and_a_refusal_explained(page: Page, stack: Stack) -> None:
+    project = stack.call(
+        "POST",
+        "/projects",
+        {
+            "name": "manual",
+            "git_url": str(stack.origin),
+            "ci_provider": "github",
+            "forge_repo": FORGE_REPO,
+            "default_engines": dict.fromkeys(("planning", "decompose", "exec", "qa"), "scripted"),
+            "run_policy": {"mode": "manual"},
+        },
+    )
+    shared["other_project"] = project["id"]
+    sign_in(page, stack.token)
+    page.goto(f"/console/projects/{project['id']}")
+    page.get_by_label("Task").fill("Try the buttons")
+    page.get_by_label("Start it now").uncheck()
+    page.get_by_role("button", name="Create protocol").click()
+    expect(page.get_by_role("status")).to_contain_text("Protocol created.")
+    page.get_by_role("button", name="Resume").click()
+    alert = page.get_by_role("alert")
+    expect(alert).to_contain_text("Could not resume (409)")
+    expect(alert).to_contain_text("only a paused run can be resumed")
+    expect(alert).to_contain_text("The run is pending. Start it, or cancel it.")
+    accessible(page, "run-409")
+    page.get_by_role("button", name="Pause").click()
+    expect(page.get_by_role("status")).to_contain_text("the run is paused")
+    page.get_by_role("button", name="Resume").click()
+    expect(page.get_by_role("status")).to_contain_text("Resume: done")
+    page.get_by_role("button", name="Cancel").click()
+    expect(page.get_by_role("status")).to_contain_text("the run is cancelled")
+    expect(page.locator("#state-h")).to_contain_text("cancelled")
+
+
+def test_a_project_token_sees_only_its_project(page: Page, stack: Stack) -> None:
+    sign_in(page, shared["token"])
+    page.get_by_role("link", name="Projects").click()
+    expect(page.locator("table.grid tbody tr")).to_have_count(1)
+    expect(page.get_by_role("link", name="sample")).to_be_visible()
+    expect(page.get_by_role("heading", name="Register a project")).to_have_count(0)
+    page.goto(f"/console/projects/{shared['other_project']}")
+    expect(page.get_by_role("alert")).to_contain_text("(403)")
+    page.goto(f"/console/events?project_id={shared['other_project']}")
+    expect(page.get_by_role("alert")).to_have_count(0)
+    expect(page.locator("#events-body tr")).to_have_count(0)
+
+
+def test_attention_events_and_time_travel(page: Page, stack: Stack) -> None:
+    sign_in(page, stack.token)
+    accessible(page, "attention")
+    page.get_by_role("link", name="Events").click()
+    expect(page.locator("#events-body tr").first).to_be_visible()
+    accessible(page, "events")
+    page.get_by_label("Type").fill("protocol_run.created")
+    page.get_by_role("button", name="Filter").click()
+    expect(page.locator("#events-body tr")).to_have_count(2)
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Export JSON lines").click()
+    lines = download.value.path().read_text().splitlines()
+    assert len(lines) == 2
+    assert all('"type":"protocol_run.created"' in line for line in lines)
+    page.goto(shared["run_url"])
+    page.get_by_role("link", name="Time travel").click()
+    page.get_by_role("link", name="First").click()
+    expect(page.get_by_role("heading", name=re.compile("State then"))).to_contain_text("pending")
+    page.get_by_role("link", name="Next event").click()
+    expect(page.get_by_text(re.compile(r"Event 2 of \d+"))).to_be_visible()
+    accessible(page, "time-travel")
+
+
+def test_api_docs_work_offline_with_authorize(page: Page, stack: Stack) -> None:
+    page.goto("/redoc")
+    expect(page.get_by_text("deksdenflow").first).to_be_visible()
+    page.goto("/docs")
+    page.get_by_role("button", name=re.compile("Authorize")).first.click()
+    page.locator(".auth-container input").first.fill(stack.token)
+    page.locator(".auth-container").first.locator("button.authorize").click()
+    page.locator(".auth-container").first.locator("button.btn-done").click()
+    operation = page.locator("#operations-projects-list_projects_projects_get")
+    operation.locator(".opblock-summary").click()
+    operation.get_by_role("button", name="Try it out").click()
+    operation.get_by_role("button", name="Execute").click()
+    expect(operation.locator(".live-responses-table tbody td.response-col_status").first).to_contain_text(
+        "200"
+    )
