@@ -93,6 +93,10 @@ def test_open_a_qa_report_and_a_diff(page: Page, stack: Stack) -> None:
     page.get_by_role("link", name=re.compile("^diff of ")).first.click()
     expect(page.locator("pre.diff").first).to_contain_text("+")
     accessible(page, "diff")
+    page.get_by_role("link", name="0001-add-a-greeting").click()
+    page.get_by_role("link", name="Diff against main").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("against main")
+    expect(page.locator("section.diff-file").first).to_be_visible()
 
 
 def test_pause_resume_cancel_and_a_refusal_explained(page: Page, stack: Stack) -> None:

@@ -132,6 +132,9 @@ class GitCiWorker:
         sub = await self.nc.subscribe(
             self.branches_subject, queue="git_ci_worker", cb=self.branches.list_branches
         )
+        diffs = await self.nc.subscribe(
+            self.store.subjects.diffs_service, queue="git_ci_worker", cb=self.branches.diff
+        )
         rounds = asyncio.create_task(self.scheduler.run()) if self.scheduler else None
         admitting = asyncio.create_task(self.admission.run()) if self.admission else None
         try:
@@ -144,6 +147,7 @@ class GitCiWorker:
                 self.scheduler.stop()
                 await rounds
             await sub.unsubscribe()
+            await diffs.unsubscribe()
 
     def stop(self) -> None:
         self._pool.stop()

@@ -471,8 +471,7 @@ async def diff_page(request: Request, run_id: str, commit: str = "", base: str =
         run = await api.get(f"/protocols/{run_id}")
         if not run.ok:
             return _not_found(request, session, run)
-        params = {"commit": commit} if commit else {"against": "base"}
-        answer = await api.get(f"/protocols/{run_id}/diff", **params)
+        answer = await api.get(f"/protocols/{run_id}/diff", commit=commit or None)
     return _render(
         request,
         "diff.html",
