@@ -18,10 +18,13 @@ def _events() -> list[dict[str, Any]]:
         ("protocol_run.planning_completed", None, {"steps": [{"name": "a.md"}], "engine_id": "scripted"}),
         ("protocol_run.step_execution_requested", "s1", {"step_run_id": "s1"}),
         ("protocol_run.step_execution_started", "s1", {"step_run_id": "s1"}),
-        ("protocol_run.usage_recorded", "s1", {"step_run_id": "s1", "cost_micro_usd": 2500, "engine_id": "codex",
-                                               "model": "m", "usage": {"input_tokens": 10, "output_tokens": 3}}),
-        ("protocol_run.step_execution_completed", "s1", {"step_run_id": "s1", "commit_sha": "abc1234",
-                                                         "prompt_version": "p1", "engine_id": "codex", "model": "m"}),
+        ("protocol_run.usage_recorded", "s1", {
+            "step_run_id": "s1", "cost_micro_usd": 2500, "engine_id": "codex", "model": "m",
+            "usage": {"input_tokens": 10, "output_tokens": 3},
+        }),
+        ("protocol_run.step_execution_completed", "s1", {
+            "step_run_id": "s1", "commit_sha": "abc1234", "prompt_version": "p1", "engine_id": "codex", "model": "m",
+        }),
         ("protocol_run.qa_requested", "s1", {"step_run_id": "s1"}),
         ("protocol_run.qa_verdict_recorded", "s1", {"step_run_id": "s1", "verdict": "FAIL",
                                                     "summary": "no test"}),
