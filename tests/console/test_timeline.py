@@ -23,7 +23,8 @@ def _events() -> list[dict[str, Any]]:
             "usage": {"input_tokens": 10, "output_tokens": 3},
         }),
         ("protocol_run.step_execution_completed", "s1", {
-            "step_run_id": "s1", "commit_sha": "abc1234", "prompt_version": "p1", "engine_id": "codex", "model": "m",
+            "step_run_id": "s1", "commit_sha": "abc1234", "prompt_version": "p1",
+            "engine_id": "codex", "model": "m",
         }),
         ("protocol_run.qa_requested", "s1", {"step_run_id": "s1"}),
         ("protocol_run.qa_verdict_recorded", "s1", {"step_run_id": "s1", "verdict": "FAIL",
