@@ -147,19 +147,43 @@ def test_a_project_token_sees_only_its_project(page: Page, stack: Stack) -> None
     expect(page.locator("#events-body tr")).to_have_count(0)
 
 
-def test_attention_events_and_time_travel(page: Page, stack: Stack) -> None:
+def test_attention_shows_a_plan_to_approve_and_it_is_approved_from_there(page: Page, stack: Stack) -> None:
+    project = stack.call(
+        "POST",
+        "/projects",
+        {
+            "name": "approval",
+            "git_url": str(stack.origin),
+            "ci_provider": "github",
+            "forge_repo": FORGE_REPO,
+            "default_engines": dict.fromkeys(("planning", "decompose", "exec", "qa"), "scripted"),
+            "run_policy": {"plan_approval": "required"},
+        },
+    )
+    run = stack.call("POST", f"/projects/{project['id']}/protocols", {"task_name": "Add a greeting"})
+    stack.api.wait(f"/projects/{project['id']}", lambda p: p["status"] == "ready", "onboarding", 120)
+    stack.call("POST", f"/protocols/{run['id']}/actions/start")
     sign_in(page, stack.token)
+    item = page.get_by_role("link", name=f"approval / {run['protocol_name']}: plan to approve")
+    expect(item).to_be_visible(timeout=LONG)  # pushed to the open board when the plan is recorded
     accessible(page, "attention")
+    item.click()
+    page.get_by_role("button", name="Approve plan").click()
+    expect(page.get_by_role("status")).to_contain_text("Approve plan: done")
+
+
+def test_events_and_time_travel(page: Page, stack: Stack) -> None:
+    sign_in(page, stack.token)
     page.get_by_role("link", name="Events").click()
     expect(page.locator("#events-body tr").first).to_be_visible()
     accessible(page, "events")
     page.get_by_label("Type").fill("protocol_run.created")
     page.get_by_role("button", name="Filter").click()
-    expect(page.locator("#events-body tr")).to_have_count(2)
+    expect(page.locator("#events-body tr")).to_have_count(3)
     with page.expect_download() as download:
         page.get_by_role("link", name="Export JSON lines").click()
     lines = download.value.path().read_text().splitlines()
-    assert len(lines) == 2
+    assert len(lines) == 3
     assert all('"type":"protocol_run.created"' in line for line in lines)
     page.goto(shared["run_url"])
     page.get_by_role("link", name="Time travel").click()

@@ -12,6 +12,16 @@ from typing import Any
 from deksdenflow_api.console.client import ApiClient
 
 _OVER = ("completed", "cancelled")
+# What blocks work comes first; questions that block nothing come last.
+_ORDER = {
+    "plan": 0,
+    "blocked": 1,
+    "budget": 2,
+    "ci": 3,
+    "qa": 4,
+    "clarification-blocking": 5,
+    "clarification": 6,
+}
 
 
 @dataclass(frozen=True)
@@ -33,7 +43,7 @@ async def collect(api: ApiClient) -> list[Item]:
             blocking = sum(bool(q.get("blocking")) for q in unanswered)
             items.append(
                 Item(
-                    "clarification",
+                    "clarification-blocking" if blocking else "clarification",
                     f"{name}: {len(unanswered)} question(s) to answer",
                     f"{blocking} blocking (no protocol can start until answered)"
                     if blocking
@@ -47,7 +57,7 @@ async def collect(api: ApiClient) -> list[Item]:
             if run["status"] in _OVER:
                 continue
             items.extend(await _run_items(api, name, run))
-    return items
+    return sorted(items, key=lambda item: _ORDER.get(item.kind, len(_ORDER)))
 
 
 async def _run_items(api: ApiClient, project: str, run: dict[str, Any]) -> list[Item]:
