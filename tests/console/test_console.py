@@ -79,7 +79,16 @@ def test_create_start_and_watch_a_run_live_to_its_pr(page: Page, stack: Stack) -
     timeline = page.locator("table.timeline")
     expect(timeline).to_contain_text("execution #1")
     expect(timeline).to_contain_text("scripted")
-    expect(page.locator("#state-h")).to_contain_text(re.compile("running|completed|planned"))
+    run_id = shared["run_url"].rsplit("/", 1)[1].split("?")[0]
+    run = stack.api.wait(
+        f"/protocols/{run_id}", lambda r: r["waiting_for"] or r["status"] == "completed", "the steps", 120
+    )
+    # CI as the forge reports it: the git worker finds it and the page shows it, still without a reload.
+    stack.forge.set_ci(FORGE_REPO, run["branch_head_sha"], state="success", branch=run["protocol_name"])
+    expect(page.locator(".facts")).to_contain_text(
+        re.compile(r"CI\s*success on " + run["branch_head_sha"][:12]), timeout=LONG
+    )
+    expect(page.locator(".facts")).to_contain_text(re.compile(r"#\d+ (ready for review|open)"))
     accessible(page, "run")
 
 
@@ -93,6 +102,9 @@ def test_open_a_qa_report_and_a_diff(page: Page, stack: Stack) -> None:
     page.get_by_role("link", name=re.compile("^diff of ")).first.click()
     expect(page.locator("pre.diff").first).to_contain_text("+")
     accessible(page, "diff")
+    page.get_by_role("link", name="Everything up to it, against main").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("against main")
+    expect(page.locator("section.diff-file").first).to_be_visible()
     page.get_by_role("link", name="0001-add-a-greeting").click()
     page.get_by_role("link", name="Diff against main").click()
     expect(page.get_by_role("heading", level=1)).to_contain_text("against main")

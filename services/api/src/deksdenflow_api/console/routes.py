@@ -465,13 +465,13 @@ async def step_action(
 
 
 @router.get("/console/runs/{run_id}/diff", response_class=HTMLResponse)
-async def diff_page(request: Request, run_id: str, commit: str = "", base: str = "") -> Response:
+async def diff_page(request: Request, run_id: str, commit: str = "", against: str = "parent") -> Response:
     session = await session_of(request)
     async with ApiClient(request, session.token) as api:
         run = await api.get(f"/protocols/{run_id}")
         if not run.ok:
             return _not_found(request, session, run)
-        answer = await api.get(f"/protocols/{run_id}/diff", commit=commit or None)
+        answer = await api.get(f"/protocols/{run_id}/diff", commit=commit or None, against=against)
     return _render(
         request,
         "diff.html",
@@ -480,7 +480,7 @@ async def diff_page(request: Request, run_id: str, commit: str = "", base: str =
         commit=commit,
         diff=answer.body if answer.ok else None,
         error="" if answer.ok else explain_refusal("show the diff", answer),
-        base=base,
+        against=against,
     )
 
 

@@ -157,14 +157,12 @@ class Timeline:
         if short == "branch_pushed":
             self.branch_head = str(data.get("head_sha") or data.get("sha") or self.branch_head)
         if short == "ci_reported":
-            evidence = data.get("failure") or data.get("evidence") or {}
             self.ci.append(
                 CiLine(
                     status=str(data.get("status", "")).removeprefix("CI_STATUS_").lower(),
                     head_sha=str(data.get("head_sha", "")),
                     run_url=str(data.get("run_url", "")),
                     time=at,
-                    excerpt=str(evidence.get("log_excerpt", "")) if isinstance(evidence, dict) else "",
                 )
             )
         if short == "usage_recorded":
@@ -204,10 +202,16 @@ class Timeline:
 
     def _apply_step(self, step: StepLine, short: str, data: dict[str, Any], at: datetime) -> None:
         if short == "step_execution_requested":
-            step.attempts.append(
-                Attempt("execution", _count(step.attempts, "execution") + 1, requested_at=at)
-            )
+            attempt = Attempt("execution", _count(step.attempts, "execution") + 1, requested_at=at)
+            step.attempts.append(attempt)
             step.status = "running"
+            evidence = data.get("ci_failure") or {}
+            if evidence:  # a CI fix: the failing job's log excerpt goes to the agent, and on screen
+                attempt.detail = f"CI fix: {evidence.get('job_name') or 'a job'} failed"
+                for line in reversed(self.ci):
+                    if line.head_sha == evidence.get("head_sha", line.head_sha):
+                        line.excerpt = str(evidence.get("log_excerpt") or evidence.get("note") or "")
+                        break
         elif short == "step_execution_started":
             attempt = self._last(step.attempts, "execution", at)
             attempt.started_at, attempt.outcome = at, "running"

@@ -375,10 +375,19 @@ Sha = Annotated[str, Query(pattern=r"^[0-9a-f]{7,64}$", description="A commit sh
     responses=errors(401, 403, 404, 422, 503),
     openapi_extra=min_sequence_doc(),
 )
-async def get_diff(protocol_run_id: Id, read: ReaderDep, commit: Sha | None = None) -> DiffPublic:
-    """The change of one commit (``commit``, e.g. a step's), or else of the run's branch head against its
-    base branch (from their merge base). Made by a git worker from its mirror of the repository (asked
-    over NATS, so any API process can answer): 503 when no worker answers in time."""
+async def get_diff(
+    protocol_run_id: Id,
+    read: ReaderDep,
+    commit: Sha | None = None,
+    against: Annotated[
+        Literal["parent", "base"],
+        Query(description="parent: the commit's own change; base: everything from the base branch to it."),
+    ] = "parent",
+) -> DiffPublic:
+    """The change of one commit (``commit``, e.g. a step's: against its parent, or with ``against=base``
+    all of the run's work up to it), or else of the run's branch head against its base branch (from their
+    merge base). Made by a git worker from its mirror of the repository (asked over NATS, so any API
+    process can answer): 503 when no worker answers in time."""
     row = await fetch_one(
         read.ctx,
         f"SELECT project_id, base_branch, branch_head_sha FROM {T}.protocol_runs WHERE id = $1",
@@ -386,13 +395,14 @@ async def get_diff(protocol_run_id: Id, read: ReaderDep, commit: Sha | None = No
         what="protocol run",
     )
     read.principal.require_project(row["project_id"])
-    head = None if commit else row["branch_head_sha"]
-    if commit is None and head is None:
+    to_base = commit is None or against == "base"
+    head = (commit or row["branch_head_sha"]) if to_base else None
+    if to_base and head is None:
         raise HttpError(404, "not_found", "the run has pushed nothing yet: there is no diff against its base")
     request = diffs.GetDiffRequest(
         project_id=row["project_id"],
-        commit=commit or "",
-        base_branch="" if commit else row["base_branch"],
+        commit="" if to_base else commit or "",
+        base_branch=row["base_branch"] if to_base else "",
         head=head or "",
         max_bytes=DIFF_LIMIT_BYTES,
     )
@@ -415,8 +425,8 @@ async def get_diff(protocol_run_id: Id, read: ReaderDep, commit: Sha | None = No
         raise HttpError(404, "not_found", f"the diff could not be made: {answer.error}")
     return DiffPublic(
         protocol_run_id=protocol_run_id,
-        commit=commit,
-        base=None if commit else row["base_branch"],
+        commit=None if to_base else commit,
+        base=row["base_branch"] if to_base else None,
         head=head,
         subject=answer.subject,
         truncated=answer.truncated,
