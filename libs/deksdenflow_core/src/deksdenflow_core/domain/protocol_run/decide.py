@@ -16,6 +16,7 @@ from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
     CompletionVia,
     ExecutionReason,
     FailureSource,
+    JobRetry,
     PlanApproval,
     PrPolicy,
     QaPolicy,
@@ -57,6 +58,7 @@ ProtocolRunCommand = (
     | cmd.RecordPlanningFailed
     | cmd.RecordStepExecutionStarted
     | cmd.RecordStepAttemptFailed
+    | cmd.RecordJobRetry
     | cmd.RecordStepExecutionCompleted
     | cmd.RecordStepExecutionFailed
     | cmd.RecordStepBlocked
@@ -95,7 +97,8 @@ def decide_protocol_run(
     if not state.exists:
         raise NotFound(f"protocol run {state.protocol_run_id} does not exist")
     events = _decide(state, command, ctx)
-    if events and state.autopilot:
+    # (a job's retry is a notice: no work follows from it)
+    if events and state.autopilot and not isinstance(command, cmd.RecordJobRetry):
         events.extend(autopilot.next_work(_fold(state, events)))
     return events
 
@@ -202,6 +205,8 @@ def _decide_result(
                     step_run_id=step.step_run_id, attempt=command.attempt, worker_id=command.worker_id
                 )
             ]
+        case cmd.RecordJobRetry():
+            return [ev.JobRetryScheduled(retry=_job_retry(command))]
         case cmd.RecordStepAttemptFailed():
             step = _executing(state, command.step_run_id, command.attempt)
             if step is None:
@@ -354,6 +359,13 @@ def _ready_or_merge_result(
                 ev.MergeFailed(attempt=command.attempt, reason=command.reason),
                 ev.ProtocolRunBlocked(reason=f"the merge was refused: {command.reason}"),
             ]
+
+
+def _job_retry(command: cmd.RecordJobRetry) -> JobRetry:
+    retry = command.retry
+    if retry is None or not retry.job or not retry.request_event_id:
+        raise InvalidCommand("a job retry names its job and request", field="retry")
+    return retry
 
 
 # --- user actions -----------------------------------------------------------------------------------------

@@ -484,3 +484,12 @@ class AdmitProtocolRun(_base.ContractModel):
 
     active_in_project: int = 0
     active_total: int = 0
+
+
+class RecordJobRetry(_base.ContractModel):
+    """Record that a job on the run failed and will be tried again."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.commands.v1.RecordJobRetry"
+    COMMAND_TYPE: _typing.ClassVar[str] = "protocol_run.record_job_retry"
+
+    retry: _deksdenflow_common_v1_common.JobRetry | None = None

@@ -631,3 +631,12 @@ class ProtocolRunAdmitted(_base.ContractModel):
         description="Runs active when it was admitted, in its project and in all (itself not counted).",
     )
     active_total: int = 0
+
+
+class JobRetryScheduled(_base.ContractModel):
+    """A job on the run failed and will be tried again (the reads show why and when)."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.events.v1.JobRetryScheduled"
+    EVENT_TYPE: _typing.ClassVar[str] = "protocol_run.job_retry_scheduled"
+
+    retry: _deksdenflow_common_v1_common.JobRetry | None = None
