@@ -271,6 +271,25 @@ class UsagePublic(BaseModel):
     cost_micro_usd: int
 
 
+class UsageRow(BaseModel):
+    """Agent calls summed: tokens as the engines reported them, cost at the configured prices."""
+
+    key: str = Field(description="The group (a project or run id, a model, a phase, an engine, a UTC day).")
+    calls: int
+    input_tokens: int
+    cached_input_tokens: int
+    output_tokens: int
+    reasoning_output_tokens: int
+    cost_micro_usd: int
+    cost_usd: float
+
+
+class UsageReport(BaseModel):
+    group_by: str
+    data: list[UsageRow]
+    total: UsageRow
+
+
 class ProtocolPublic(BaseModel):
     id: str
     project_id: str
