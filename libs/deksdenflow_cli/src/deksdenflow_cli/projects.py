@@ -3,15 +3,17 @@ CI policy and run policy."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
 
-from deksdenflow_cli import names
-from deksdenflow_cli.exits import USAGE, CliError
+from deksdenflow_cli import follow, names
+from deksdenflow_cli.exits import FAILED, USAGE, CliError
 from deksdenflow_cli.output import render
 from deksdenflow_cli.policy import engine_options, engines_body, run_policy_body, run_policy_options
 from deksdenflow_cli.root import cli, note, output_options, state
+from deksdenflow_cli.why import why
 
 PROJECT_COLUMNS = ("id", "name", "status", "why", "git_url", "base_branch", "created_at")
 
@@ -33,7 +35,11 @@ def project() -> None:
 
 @project.command("create")
 @click.argument("name")
-@click.option("--git-url", required=True, help="Where the repository is (https://, ssh, file://).")
+@click.option(
+    "--git-url",
+    required=True,
+    help="Where the repository is (https://, ssh, file://, or a local path, made absolute).",
+)
 @click.option("--base-branch", default="main", show_default=True)
 @click.option("--local-path", help="An existing local clone to use.")
 @click.option("--forge-repo", help="owner/name on the forge, when it cannot be read off the git URL.")
@@ -59,6 +65,9 @@ def project_create(
 ) -> None:
     """Register a project; prints its project token once (keep it). Engines and models per phase and the
     run policy may be given here (see `project run-policy set`)."""
+    local = Path(git_url).expanduser()
+    if "://" not in git_url and local.exists():  # a path here: the workers need it whole
+        git_url = str(local.resolve())
     body: dict[str, Any] = {"name": name, "git_url": git_url, "base_branch": base_branch, "onboard": onboard}
     for key, value in (("local_path", local_path), ("forge_repo", forge_repo), ("ci_provider", ci_provider)):
         if value is not None:
@@ -87,6 +96,45 @@ def project_list(limit: int, offset: int, output: str, fields: tuple[str, ...]) 
 def project_get(project_ref: str, output: str, fields: tuple[str, ...]) -> None:
     """One project, by name or id (its open clarification questions listed)."""
     show_project(names.project(state().client, project_ref), output, fields)
+
+
+# Where onboarding ends: ready (0), or stopped for a person (1: questions to answer, or it failed).
+_ONBOARDED = frozenset({"ready", "blocked", "onboarding_failed"})
+
+
+@project.command("wait")
+@click.argument("project_ref", metavar="PROJECT")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), help="Seconds (exit 124 after).")
+@output_options
+def project_wait(project_ref: str, timeout: float | None, output: str, fields: tuple[str, ...]) -> None:
+    """Block until the project's onboarding ends: exit 0 when it is ready, 1 when it is blocked on
+    questions or failed (why on stderr). A retry is shown as it happens."""
+    client = state().client
+    pid = names.project_id(client, project_ref)
+    shown: dict[str, Any] = {}
+
+    def fetch() -> dict[str, Any]:
+        project: dict[str, Any] = client.call("project.get", project_id=pid)
+        retry = project.get("retry")
+        if retry and retry != shown.get("retry"):
+            note(f"{project['name']}: {why(project)}")
+        shown["retry"] = retry
+        return project
+
+    note(f"waiting for project {pid} to be onboarded" + (f" (at most {timeout:g} s)" if timeout else ""))
+    project = follow.follow_resource(
+        client,
+        {"project_id": pid},
+        fetch,
+        on_event=lambda _event: None,
+        done=lambda p: p["status"] in _ONBOARDED,
+        timeout=timeout,
+        what="project",
+    )
+    show_project(project, output, fields)
+    if project["status"] != "ready":
+        reason = why(project)
+        raise CliError(FAILED, f"the project is {project['status']}" + (f": {reason}" if reason else ""))
 
 
 @project.command("onboard")
