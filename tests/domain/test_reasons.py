@@ -159,3 +159,30 @@ def test_a_manual_run_waits_for_a_persons_action_whenever_no_worker_has_its_work
     run = apply(run, cmd.RunStepQa(step_run_id=sid))
     assert waiting_for(run) is None
     assert waiting_for(apply(run, cmd.PauseProtocolRun())) is None  # paused: resume, not wait
+
+
+def test_an_agent_calls_failed_try_is_a_retry_with_its_next_try_until_the_execution_ends() -> None:
+    run = apply(planned_run(1), cmd.RunNextStep())
+    sid = run.steps[0].step_run_id
+    failed = cmd.RecordStepAttemptFailed(
+        step_run_id=sid,
+        attempt=0,
+        try_number=1,
+        reason="engine: rate limited",
+        tries=3,
+        failed_at_ms=10_000,
+        next_try_at_ms=11_000,
+    )
+    retrying = apply(run, failed)
+    assert retrying.retry == JobRetry(
+        job="protocol_run.step_execution_requested",
+        step_run_id=sid,
+        delivery=1,
+        max_deliveries=3,
+        error="engine: rate limited",
+        failed_at_ms=10_000,
+        next_try_at_ms=11_000,
+    )
+    done = apply(retrying, cmd.RecordStepExecutionCompleted(step_run_id=sid, attempt=0, commit_sha="abc"))
+    assert done.retry is None
+    assert done.last_error == "engine: rate limited"

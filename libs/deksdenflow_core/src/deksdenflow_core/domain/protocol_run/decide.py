@@ -217,6 +217,9 @@ def _decide_result(
                     attempt=command.attempt,
                     try_number=command.try_number,
                     reason=command.reason,
+                    tries=command.tries,
+                    failed_at_ms=command.failed_at_ms,
+                    next_try_at_ms=command.next_try_at_ms,
                 )
             ]
         case cmd.RecordStepExecutionCompleted():

@@ -10,6 +10,7 @@ from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
     CiStatus,
     ExecutionReason,
     FailureSource,
+    JobRetry,
     QaReason,
     ReviewFeedback,
     ReviewState,
@@ -263,7 +264,18 @@ def _execution_started(s: ProtocolRunState, e: ev.StepExecutionStarted) -> Updat
 
 def _attempt_failed(s: ProtocolRunState, e: ev.StepAttemptFailed) -> Update:
     _find_step(s, e.step_run_id)
-    return {}
+    if not e.next_try_at_ms:  # recorded before tries said when the next comes
+        return {}
+    retry = JobRetry(
+        job=ev.StepExecutionRequested.EVENT_TYPE,
+        step_run_id=e.step_run_id,
+        delivery=e.try_number,
+        max_deliveries=e.tries,
+        error=e.reason,
+        failed_at_ms=e.failed_at_ms,
+        next_try_at_ms=e.next_try_at_ms,
+    )
+    return {"retry": retry}
 
 
 def _execution_completed(s: ProtocolRunState, e: ev.StepExecutionCompleted) -> Update:
