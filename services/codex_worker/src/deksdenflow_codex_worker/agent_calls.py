@@ -69,7 +69,7 @@ class AgentCalls:
         self.settings = settings
         self.engines = engines
         self.metrics = metrics
-        self.prices = budget.PriceTable(settings.prices())
+        self.prices = budget.PriceTable(settings.prices(), published=settings.published_prices)
 
     def engine_for(self, phase: CallPhase, project: ProjectState) -> str:
         """The project's engine for ``phase``, else this worker's for it, else the default."""

@@ -106,7 +106,12 @@ class WorkerSettings(BaseSettings):
     price_table: str = Field(
         default="",
         description="JSON (or @path to a JSON file): {model: {input, cached_input, output}} in USD per "
-        "million tokens. Models not listed cost 0.",
+        "million tokens. It wins over the published prices; a model known to neither costs 0.",
+    )
+    published_prices: bool = Field(
+        default=True,
+        description="Price a model the price table does not list at its provider's published prices "
+        "(the genai-prices package's bundled table; no request is made). false: such models cost 0.",
     )
 
     # --- git ---------------------------------------------------------------------------------------------
