@@ -16,6 +16,7 @@ from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
     CompletionVia,
     ExecutionReason,
     FailureSource,
+    JobRetry,
     PlanApproval,
     PrPolicy,
     QaPolicy,
@@ -57,6 +58,8 @@ ProtocolRunCommand = (
     | cmd.RecordPlanningFailed
     | cmd.RecordStepExecutionStarted
     | cmd.RecordStepAttemptFailed
+    | cmd.RecordJobRetry
+    | cmd.RecordEngineFallback
     | cmd.RecordStepExecutionCompleted
     | cmd.RecordStepExecutionFailed
     | cmd.RecordStepBlocked
@@ -95,7 +98,8 @@ def decide_protocol_run(
     if not state.exists:
         raise NotFound(f"protocol run {state.protocol_run_id} does not exist")
     events = _decide(state, command, ctx)
-    if events and state.autopilot:
+    # (a job's retry is a notice: no work follows from it)
+    if events and state.autopilot and not isinstance(command, _NOTICES):
         events.extend(autopilot.next_work(_fold(state, events)))
     return events
 
@@ -202,6 +206,8 @@ def _decide_result(
                     step_run_id=step.step_run_id, attempt=command.attempt, worker_id=command.worker_id
                 )
             ]
+        case cmd.RecordJobRetry() | cmd.RecordEngineFallback():
+            return [_notice(command)]
         case cmd.RecordStepAttemptFailed():
             step = _executing(state, command.step_run_id, command.attempt)
             if step is None:
@@ -212,6 +218,9 @@ def _decide_result(
                     attempt=command.attempt,
                     try_number=command.try_number,
                     reason=command.reason,
+                    tries=command.tries,
+                    failed_at_ms=command.failed_at_ms,
+                    next_try_at_ms=command.next_try_at_ms,
                 )
             ]
         case cmd.RecordStepExecutionCompleted():
@@ -354,6 +363,39 @@ def _ready_or_merge_result(
                 ev.MergeFailed(attempt=command.attempt, reason=command.reason),
                 ev.ProtocolRunBlocked(reason=f"the merge was refused: {command.reason}"),
             ]
+
+
+# Commands that record what happened to a job and ask for no work.
+_NOTICES = (cmd.RecordJobRetry, cmd.RecordEngineFallback)
+
+
+def _notice(command: cmd.RecordJobRetry | cmd.RecordEngineFallback) -> ProtocolRunEvent:
+    if isinstance(command, cmd.RecordJobRetry):
+        return ev.JobRetryScheduled(retry=_job_retry(command))
+    return _fallback(command)
+
+
+def _fallback(command: cmd.RecordEngineFallback) -> ev.EngineFallbackTaken:
+    if not (command.from_engine and command.to_engine and command.reason):
+        raise InvalidCommand("a fallback names the engines it leaves and takes, and why", field="reason")
+    return ev.EngineFallbackTaken(
+        step_run_id=command.step_run_id,
+        phase=command.phase,
+        from_engine=command.from_engine,
+        from_model=command.from_model,
+        to_engine=command.to_engine,
+        to_model=command.to_model,
+        reason=command.reason,
+        error=command.error,
+        cooldown_until_ms=command.cooldown_until_ms,
+    )
+
+
+def _job_retry(command: cmd.RecordJobRetry) -> JobRetry:
+    retry = command.retry
+    if retry is None or not retry.job or not retry.request_event_id:
+        raise InvalidCommand("a job retry names its job and request", field="retry")
+    return retry
 
 
 # --- user actions -----------------------------------------------------------------------------------------

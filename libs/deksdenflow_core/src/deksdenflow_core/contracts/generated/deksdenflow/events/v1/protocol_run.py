@@ -184,6 +184,12 @@ class StepAttemptFailed(_base.ContractModel):
     attempt: int = 0
     try_number: int = 0
     reason: str = ""
+    tries: int = _pydantic.Field(
+        default=0,
+        description="How many tries the worker makes, and when this one failed and the next comes (Unix milliseconds,\nthe worker's clock; 0 when not known).",
+    )
+    failed_at_ms: int = 0
+    next_try_at_ms: int = 0
 
 
 class StepExecutionCompleted(_base.ContractModel):
@@ -631,3 +637,35 @@ class ProtocolRunAdmitted(_base.ContractModel):
         description="Runs active when it was admitted, in its project and in all (itself not counted).",
     )
     active_total: int = 0
+
+
+class JobRetryScheduled(_base.ContractModel):
+    """A job on the run failed and will be tried again (the reads show why and when)."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.events.v1.JobRetryScheduled"
+    EVENT_TYPE: _typing.ClassVar[str] = "protocol_run.job_retry_scheduled"
+
+    retry: _deksdenflow_common_v1_common.JobRetry | None = None
+
+
+class EngineFallbackTaken(_base.ContractModel):
+    """An agent call switched to the next engine and model of its phase's fallback chain, on a classified
+    error of the one it used (the one it left cools down for a while).
+    """
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.events.v1.EngineFallbackTaken"
+    EVENT_TYPE: _typing.ClassVar[str] = "protocol_run.engine_fallback_taken"
+
+    step_run_id: str = ""
+    phase: _typing.Annotated[
+        _deksdenflow_common_v1_common.Phase, _base.open_enum_field(_deksdenflow_common_v1_common.Phase)
+    ] = _deksdenflow_common_v1_common.Phase.UNSPECIFIED
+    from_engine: str = ""
+    from_model: str = ""
+    to_engine: str = ""
+    to_model: str = ""
+    reason: str = _pydantic.Field(
+        default="", description="rate_limit, usage_limit, context_window, provider_error, timeout"
+    )
+    error: str = ""
+    cooldown_until_ms: int = 0
