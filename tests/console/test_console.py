@@ -45,6 +45,7 @@ def test_register_onboard_and_answer_a_clarification(page: Page, stack: Stack) -
     page.get_by_label("Forge", exact=True).select_option("github")
     page.get_by_label("Forge repository (owner/name)").fill(FORGE_REPO)
     page.get_by_label("Engine (planning, execution)").select_option("scripted")
+    page.get_by_label("Merge").select_option("when_green")
     accessible(page, "projects")
     page.get_by_role("button", name="Register and onboard").click()
     token = page.get_by_label("Project token").input_value()
@@ -80,15 +81,15 @@ def test_create_start_and_watch_a_run_live_to_its_pr(page: Page, stack: Stack) -
     expect(timeline).to_contain_text("execution #1")
     expect(timeline).to_contain_text("scripted")
     run_id = shared["run_url"].rsplit("/", 1)[1].split("?")[0]
-    run = stack.api.wait(
-        f"/protocols/{run_id}", lambda r: r["waiting_for"] or r["status"] == "completed", "the steps", 120
-    )
-    # CI as the forge reports it: the git worker finds it and the page shows it, still without a reload.
+    run = stack.api.wait(f"/protocols/{run_id}", lambda r: r["waiting_for"] == "ci", "green CI to merge", 120)
+    expect(page.locator(".facts")).to_contain_text("ready for review")
+    # CI as the forge reports it: the git worker finds it, the run merges its PR, and the page shows both,
+    # still without a reload.
     stack.forge.set_ci(FORGE_REPO, run["branch_head_sha"], state="success", branch=run["protocol_name"])
-    expect(page.locator(".facts")).to_contain_text(
-        re.compile(r"CI\s*success on " + run["branch_head_sha"][:12]), timeout=LONG
-    )
-    expect(page.locator(".facts")).to_contain_text(re.compile(r"#\d+ (ready for review|open)"))
+    facts = page.locator(".facts")
+    expect(facts).to_contain_text(re.compile(r"CI\s*success on " + run["branch_head_sha"][:12]), timeout=LONG)
+    expect(facts).to_contain_text("merged", timeout=LONG)
+    expect(page.locator("#state-h")).to_contain_text("completed")
     accessible(page, "run")
 
 
