@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import httpx
 import pytest
 from deksdenflow_runtime.demo import FORGE_REPO
 from playwright.sync_api import Page, expect
@@ -50,6 +51,7 @@ def test_register_onboard_and_answer_a_clarification(page: Page, stack: Stack) -
     page.get_by_role("button", name="Register and onboard").click()
     token = page.get_by_label("Project token").input_value()
     assert token.startswith("dfp_")
+    accessible(page, "registered")
     shared["token"] = token
     page.get_by_role("link", name="Open the project").click()
     shared["project_url"] = page.url
@@ -190,6 +192,13 @@ def test_events_and_time_travel(page: Page, stack: Stack) -> None:
     page.get_by_role("link", name="Events").click()
     expect(page.locator("#events-body tr").first).to_be_visible()
     accessible(page, "events")
+    page.get_by_label("Type").fill("project.clarification_answered")
+    page.get_by_role("button", name="Filter").click()
+    expect(page.locator("#events-body tr")).to_have_count(1)
+    stack.call(
+        "POST", f"/projects/{shared['other_project']}/clarifications", {"answers": {"pr_policy": "automatic"}}
+    )
+    expect(page.locator("#events-body tr")).to_have_count(2)  # appended live, from the stream
     page.get_by_label("Type").fill("protocol_run.created")
     page.get_by_role("button", name="Filter").click()
     expect(page.locator("#events-body tr")).to_have_count(3)
@@ -222,3 +231,27 @@ def test_api_docs_work_offline_with_authorize(page: Page, stack: Stack) -> None:
     expect(operation.locator(".live-responses-table tbody td.response-col_status").first).to_contain_text(
         "200"
     )
+
+
+def test_the_stream_resumes_after_last_event_id_with_no_gap_and_no_duplicate(
+    page: Page, stack: Stack
+) -> None:
+    sign_in(page, stack.token)
+    cookie = next(c for c in page.context.cookies() if c["name"] == "df_console")
+    everything = stack.call("GET", "/events?limit=500")["data"]
+    middle = everything[len(everything) // 2]["position"]
+    expected = [e["position"] for e in everything if e["position"] > middle]
+    got: list[int] = []
+    with (
+        httpx.Client(base_url=stack.base, cookies={"df_console": cookie["value"]}, timeout=30) as client,
+        client.stream("GET", "/console/stream", headers={"Last-Event-ID": str(middle)}) as stream,
+    ):
+        assert stream.status_code == 200
+        for line in stream.iter_lines():
+            if line.startswith("id: "):
+                got.append(int(line.removeprefix("id: ")))
+            if len(got) == len(expected):
+                break
+    assert got == expected
+    with httpx.Client(base_url=stack.base, timeout=30) as client:
+        assert client.get("/console/stream").status_code == 303  # no session: to the sign-in page
