@@ -213,7 +213,11 @@ def test_events_and_time_travel(page: Page, stack: Stack) -> None:
     expect(page.get_by_role("heading", name=re.compile("State then"))).to_contain_text("pending")
     page.get_by_role("link", name="Next event").click()
     expect(page.get_by_text(re.compile(r"Event 2 of \d+"))).to_be_visible()
+    expect(page.get_by_text("nothing committed yet")).to_be_visible()
+    page.get_by_role("link", name="Now").click()
     accessible(page, "time-travel")
+    page.get_by_role("link", name=re.compile("the run's work up to")).click()
+    expect(page.locator("section.diff-file").first).to_be_visible()
 
 
 def test_api_docs_work_offline_with_authorize(page: Page, stack: Stack) -> None:

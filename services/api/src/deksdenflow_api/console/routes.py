@@ -378,7 +378,10 @@ async def _timeline(api: ApiClient, run_id: str) -> Timeline:
     return timeline
 
 
-async def _run_view(api: ApiClient, run_id: str, at: int | None = None) -> dict[str, Any] | Answer:
+async def _run_view(
+    api: ApiClient, run_id: str, at: int | None = None, *, whole: bool = True
+) -> dict[str, Any] | Answer:
+    """What a run's page shows; ``whole`` false: only its live region (no project, no history)."""
     run = await api.get(f"/protocols/{run_id}")
     if not run.ok:
         return run
@@ -394,7 +397,7 @@ async def _run_view(api: ApiClient, run_id: str, at: int | None = None) -> dict[
         if step["qa_attempt"] or step["last_verdict"]:
             reports = await api.get(f"/steps/{step['id']}/qa")
             qa[step["id"]] = reports.body.get("data", []) if reports.ok else []
-    project = (await api.get(f"/projects/{run.body['project_id']}")).body
+    project = (await api.get(f"/projects/{run.body['project_id']}")).body if whole else None
     return {
         "run": run.body,
         "steps": {s["id"]: s for s in steps},
@@ -423,7 +426,7 @@ async def run_page(
 async def run_live(request: Request, run_id: str, page: Annotated[int, Query(ge=0)] = 0) -> Response:
     session = await session_of(request)
     async with ApiClient(request, session.token) as api:
-        view = await _run_view(api, run_id)
+        view = await _run_view(api, run_id, whole=False)
     if isinstance(view, Answer):
         return _not_found(request, session, view)
     return _render(request, "run_live.html", session, actions=RUN_ACTIONS, page=page, **view)

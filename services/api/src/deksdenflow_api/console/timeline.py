@@ -97,6 +97,7 @@ class Timeline:
     pr_state: str = ""
     ci: list[CiLine] = field(default_factory=list)
     branch_head: str = ""
+    last_commit: str = ""  # the latest commit of a step: the run's work up to it is "the diff so far"
     input_tokens: int = 0
     output_tokens: int = 0
     cost_micro_usd: int = 0
@@ -226,6 +227,7 @@ class Timeline:
             attempt.detail = str(data.get("summary", ""))
             if attempt.commit_sha:
                 step.commits.append(attempt.commit_sha)
+                self.last_commit = attempt.commit_sha
             step.status = "needs_qa"
         elif short == "step_execution_failed":
             attempt = self._last(step.attempts, "execution", at)

@@ -21,6 +21,7 @@
     let busy = false;
     let again = false;
     let seen = Number(region.dataset.position || 0);
+    let heard = 0; // when the first event not yet on screen arrived (for the bench's breakdown)
     async function refresh() {
       if (busy) { again = true; return; }
       busy = true;
@@ -28,6 +29,8 @@
         do {
           again = false;
           const wanted = seen;
+          const heardAt = heard;
+          heard = 0;
           const response = await fetch(region.dataset.liveSrc, { credentials: "same-origin", headers: { "Accept": "text/html" } });
           if (response.redirected || !response.ok) { if (response.status === 401 || response.redirected) location.reload(); return; }
           const html = await response.text();
@@ -37,7 +40,7 @@
           for (const id of open) document.getElementById(id)?.setAttribute("open", "");
           if (focused) document.getElementById(focused)?.focus();
           const shown = region.querySelector("[data-position]");
-          window.__dfSwaps.push({ position: Math.max(wanted, Number(shown?.dataset.position || 0)), at: Date.now() });
+          window.__dfSwaps.push({ position: Math.max(wanted, Number(shown?.dataset.position || 0)), heard: heardAt, at: Date.now() });
           if (window.__dfSwaps.length > 10000) window.__dfSwaps.splice(0, 5000);
         } while (again);
       } finally {
@@ -46,6 +49,7 @@
     }
     listen(region.dataset.stream, seen, (message) => {
       seen = Math.max(seen, Number(message.lastEventId || 0));
+      heard = heard || Date.now();
       refresh();
     });
   }
