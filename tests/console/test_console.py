@@ -102,6 +102,8 @@ def test_open_a_qa_report_and_a_diff(page: Page, stack: Stack) -> None:
     report.locator("summary").click()
     expect(report.locator("article.qa-report").first).to_contain_text("QA attempt 1")
     accessible(page, "run-qa")
+    page.get_by_role("button", name="Approve step 1").click()
+    expect(page.get_by_role("alert")).to_contain_text("Could not approve the step (409)")
     page.get_by_role("link", name=re.compile("^diff of ")).first.click()
     expect(page.locator("pre.diff").first).to_contain_text("+")
     accessible(page, "diff")
