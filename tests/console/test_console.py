@@ -261,3 +261,20 @@ def test_the_stream_resumes_after_last_event_id_with_no_gap_and_no_duplicate(
     assert got == expected
     with httpx.Client(base_url=stack.base, timeout=30) as client:
         assert client.get("/console/stream").status_code == 303  # no session: to the sign-in page
+
+
+def test_forms_need_the_session_csrf_token_and_this_origin(page: Page, stack: Stack) -> None:
+    sign_in(page, stack.token)
+    page.goto(shared["run_url"])
+    csrf = page.locator('input[name="csrf"]').first.input_value()
+    cookie = next(c for c in page.context.cookies() if c["name"] == "df_console")
+    action = shared["run_url"].split("?")[0].removeprefix(stack.base) + "/actions/pause"
+    with httpx.Client(base_url=stack.base, cookies={"df_console": cookie["value"]}, timeout=30) as client:
+        assert client.post(action, data={"csrf": "0" * 64}).status_code == 403
+        foreign = {"Origin": "http://attacker.example"}
+        assert client.post(action, data={"csrf": csrf}, headers=foreign).status_code == 403
+        signin = client.post("/console/signin", data={"token": stack.token}, headers=foreign)
+        assert signin.status_code == 403
+        answer = client.post(action, data={"csrf": csrf}, headers={"Origin": stack.base})
+        assert answer.status_code == 303  # accepted: a completed run refuses the pause, explained
+        assert "Could+not+pause+%28409%29" in answer.headers["location"]

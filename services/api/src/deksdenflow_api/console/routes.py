@@ -21,6 +21,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response, Streamin
 from fastapi.templating import Jinja2Templates
 from starlette.staticfiles import StaticFiles
 
+from deksdenflow_api.auth import principal_for_token
 from deksdenflow_api.console import attention as attention_rules
 from deksdenflow_api.console.client import Answer, ApiClient
 from deksdenflow_api.console.explain import explain_refusal
@@ -30,6 +31,7 @@ from deksdenflow_api.console.session import (
     SignInRequired,
     checked_session,
     clear_cookie,
+    same_origin,
     session_of,
     set_cookie,
 )
@@ -175,9 +177,9 @@ async def signin(
     token: Annotated[str, Form()],
     next: Annotated[str, Form()] = "/console/attention",
 ) -> Response:
+    if not same_origin(request):  # no signing a browser in from another site's page (login CSRF)
+        raise CsrfRefused
     try:
-        from deksdenflow_api.auth import principal_for_token  # noqa: PLC0415
-
         await principal_for_token(context_of(request), token)
     except HttpError:
         return _render(
