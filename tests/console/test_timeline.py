@@ -91,3 +91,18 @@ def test_a_patch_is_split_per_file() -> None:
         ("d/y.py", "-y"),
     ]
     assert split_patch("") == []
+
+
+def test_a_ci_failure_shows_its_log_excerpt_from_the_fix_request() -> None:
+    at = "2026-01-01T00:00:00+00:00"
+    events = [
+        {"position": 1024, "type": "protocol_run.ci_reported", "time": at, "step_run_id": "s1",
+         "payload": {"step_run_id": "s1", "status": "CI_STATUS_FAILURE", "head_sha": "abc1234"}},
+        {"position": 2048, "type": "protocol_run.step_execution_requested", "time": at, "step_run_id": "s1",
+         "payload": {"step_run_id": "s1", "ci_failure": {"head_sha": "abc1234", "job_name": "test",
+                                                          "log_excerpt": "E   assert 1 == 2"}}},
+    ]  # fmt: skip
+    timeline = fold(events)
+    (ci,) = timeline.ci
+    assert (ci.status, ci.head_sha, ci.excerpt) == ("failure", "abc1234", "E   assert 1 == 2")
+    assert timeline.ordered_steps()[0].attempts[0].detail == "CI fix: test failed"

@@ -701,5 +701,5 @@ async def project_live(request: Request, project_id: str) -> Response:
         runs = (await api.get(f"/projects/{project_id}/protocols", limit=500)).body["data"]
         progress = {r["id"]: await _progress(api, r["id"]) for r in runs[-PAGE:]}
     return _render(
-        request, "project_runs.html", session, project=project.body, runs=runs[-PAGE:], progress=progress
+        request, "project_live.html", session, project=project.body, runs=runs[-PAGE:], progress=progress
     )

@@ -36,7 +36,15 @@
           const html = await response.text();
           const open = [...region.querySelectorAll("details[open][id]")].map((d) => d.id);
           const focused = document.activeElement && region.contains(document.activeElement) ? document.activeElement.id : null;
+          // What a person typed or chose in the region survives its re-render.
+          const typed = [...region.querySelectorAll("input[id]:not([type=hidden]), textarea[id], select[id]")]
+            .map((el) => [el.id, el.type === "checkbox" ? el.checked : el.value]);
           region.innerHTML = html;
+          for (const [id, value] of typed) {
+            const el = document.getElementById(id);
+            if (!el || !region.contains(el)) continue;
+            if (el.type === "checkbox") el.checked = value; else el.value = value;
+          }
           for (const id of open) document.getElementById(id)?.setAttribute("open", "");
           if (focused) document.getElementById(focused)?.focus();
           const shown = region.querySelector("[data-position]");
