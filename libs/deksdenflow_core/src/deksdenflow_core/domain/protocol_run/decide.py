@@ -308,6 +308,8 @@ def _decide_result(
                     model=command.model,
                     usage=command.usage,
                     cost_micro_usd=command.cost_micro_usd,
+                    prompt_name=command.prompt_name,
+                    prompt_version=command.prompt_version,
                 )
             ]
         case (
