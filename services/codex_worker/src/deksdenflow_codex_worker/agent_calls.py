@@ -109,6 +109,7 @@ class AgentCalls:
         attempt: int = 0,
         output_schema: str = "",
         prompt_of: Prompt | None = None,
+        reask: int = 0,
     ) -> AgentCall:
         """An agent call of ``job``; ``output_schema`` names the schema its last message must match;
         ``prompt_of``: the prompt the text was made from (its name and version go on the usage record)."""
@@ -125,6 +126,7 @@ class AgentCalls:
                 "project": job.project.project_id,
                 "step": step,
                 "attempt": str(attempt),
+                "reask": str(reask),
                 "prompt": prompt_of.name if prompt_of else "",
                 "prompt_version": prompt_of.version if prompt_of else "",
             },

@@ -123,6 +123,22 @@ class WorkerSettings(BaseSettings):
         ge=0,
         description="How long an engine and model left for a fallback are skipped by this worker.",
     )
+    guardrails: Literal["enforce", "off"] = Field(
+        default="enforce",
+        description="Check every execution's change before it is committed (scope, protected paths, size, "
+        "secrets, weakened tests, an empty change of a work step); off: no check.",
+    )
+    guardrail_reasks: int = Field(
+        default=1, ge=0, le=5, description="Times the agent is asked again with what the guardrails found."
+    )
+    guardrail_max_lines: int = Field(
+        default=5000, ge=0, description="Lines an execution may change (0: any)."
+    )
+    guardrail_max_files: int = Field(default=200, ge=0, description="Files an execution may change (0: any).")
+    guardrail_protected: str = Field(
+        default="",
+        description="More protected paths (comma-separated globs) besides CI configuration and lock files.",
+    )
     published_prices: bool = Field(
         default=True,
         description="Price a model the price table does not list at its provider's published prices "

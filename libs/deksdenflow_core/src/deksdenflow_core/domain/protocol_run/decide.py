@@ -60,6 +60,7 @@ ProtocolRunCommand = (
     | cmd.RecordStepAttemptFailed
     | cmd.RecordJobRetry
     | cmd.RecordEngineFallback
+    | cmd.RecordGuardrailViolations
     | cmd.RecordStepExecutionCompleted
     | cmd.RecordStepExecutionFailed
     | cmd.RecordStepBlocked
@@ -206,8 +207,8 @@ def _decide_result(
                     step_run_id=step.step_run_id, attempt=command.attempt, worker_id=command.worker_id
                 )
             ]
-        case cmd.RecordJobRetry() | cmd.RecordEngineFallback():
-            return [_notice(command)]
+        case cmd.RecordJobRetry() | cmd.RecordEngineFallback() | cmd.RecordGuardrailViolations():
+            return _notice(state, command)
         case cmd.RecordStepAttemptFailed():
             step = _executing(state, command.step_run_id, command.attempt)
             if step is None:
@@ -368,13 +369,30 @@ def _ready_or_merge_result(
 
 
 # Commands that record what happened to a job and ask for no work.
-_NOTICES = (cmd.RecordJobRetry, cmd.RecordEngineFallback)
+_NOTICES = (cmd.RecordJobRetry, cmd.RecordEngineFallback, cmd.RecordGuardrailViolations)
 
 
-def _notice(command: cmd.RecordJobRetry | cmd.RecordEngineFallback) -> ProtocolRunEvent:
+def _notice(
+    state: ProtocolRunState,
+    command: cmd.RecordJobRetry | cmd.RecordEngineFallback | cmd.RecordGuardrailViolations,
+) -> list[ProtocolRunEvent]:
+    """What a worker says about a job in progress: it is retried, it fell back, its change broke a rule."""
     if isinstance(command, cmd.RecordJobRetry):
-        return ev.JobRetryScheduled(retry=_job_retry(command))
-    return _fallback(command)
+        return [ev.JobRetryScheduled(retry=_job_retry(command))]
+    if isinstance(command, cmd.RecordEngineFallback):
+        return [_fallback(command)]
+    step = _executing(state, command.step_run_id, command.attempt)
+    if step is None or not command.findings:
+        return []
+    return [
+        ev.GuardrailViolated(
+            step_run_id=step.step_run_id,
+            attempt=command.attempt,
+            reask=command.reask,
+            findings=command.findings,
+            asked_again=command.asked_again,
+        )
+    ]
 
 
 def _fallback(command: cmd.RecordEngineFallback) -> ev.EngineFallbackTaken:

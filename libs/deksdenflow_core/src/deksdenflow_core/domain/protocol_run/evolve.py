@@ -79,6 +79,7 @@ ProtocolRunEvent = (
     | ev.ProtocolRunAdmitted
     | ev.JobRetryScheduled
     | ev.EngineFallbackTaken
+    | ev.GuardrailViolated
 )
 
 
@@ -128,13 +129,26 @@ _ERRORS: dict[type, Callable[[Any], str]] = {
 } | {
     ev.JobRetryScheduled: lambda e: e.retry.error if e.retry else "",
     ev.EngineFallbackTaken: lambda e: f"{e.from_engine}:{e.from_model} {e.reason}: {e.error}",
+    ev.GuardrailViolated: lambda e: "guardrails: " + "; ".join(f"{f.rule}: {f.message}" for f in e.findings),
 }
 
 # Events that leave a job's retry standing: facts from outside the job (usage, CI, reviews), and an
 # agent call's own failed try. Anything else on the run (a result, a person's action) ends it.
 _KEEP_RETRY: frozenset[type] = frozenset(
-    {ev.UsageRecorded, ev.CiReported, ev.ReviewRecorded, ev.StepAttemptFailed, ev.EngineFallbackTaken}
+    {
+        ev.UsageRecorded,
+        ev.CiReported,
+        ev.ReviewRecorded,
+        ev.StepAttemptFailed,
+        ev.EngineFallbackTaken,
+        ev.GuardrailViolated,
+    }
 )
+
+
+def _guardrail_violated(s: ProtocolRunState, e: ev.GuardrailViolated) -> Update:
+    _find_step(s, e.step_run_id)
+    return {}  # the execution goes on (asked again) or fails by its own event
 
 
 def _fallback_taken(s: ProtocolRunState, e: ev.EngineFallbackTaken) -> Update:
@@ -693,6 +707,7 @@ _HANDLERS: dict[type, Callable[[ProtocolRunState, Any], Update]] = {
     ev.ProtocolRunAdmitted: _admitted,
     ev.JobRetryScheduled: _job_retry,
     ev.EngineFallbackTaken: _fallback_taken,
+    ev.GuardrailViolated: _guardrail_violated,
 }
 
 

@@ -529,3 +529,21 @@ class RecordEngineFallback(_base.ContractModel):
         default=0,
         description="Until when the engine and model it left are skipped by this worker (Unix milliseconds).",
     )
+
+
+class RecordGuardrailViolations(_base.ContractModel):
+    """Record what the guardrails found in an execution's change (before it was committed)."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.commands.v1.RecordGuardrailViolations"
+    COMMAND_TYPE: _typing.ClassVar[str] = "protocol_run.record_guardrail_violations"
+
+    step_run_id: str = ""
+    attempt: int = 0
+    reask: int = _pydantic.Field(
+        default=0, description="0 for the agent's first answer, 1 for the first time it was asked again, ..."
+    )
+    findings: tuple[_deksdenflow_common_v1_common.GuardrailFinding, ...] = ()
+    asked_again: bool = _pydantic.Field(
+        default=False,
+        description="The agent is asked again with the findings (true), or the step fails with them (false).",
+    )

@@ -674,3 +674,18 @@ class EngineFallbackTaken(_base.ContractModel):
     )
     error: str = ""
     cooldown_until_ms: int = 0
+
+
+class GuardrailViolated(_base.ContractModel):
+    """The guardrails found problems in an execution's change, before it was committed: the agent is asked
+    again with them (asked_again), or the step fails with them.
+    """
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.events.v1.GuardrailViolated"
+    EVENT_TYPE: _typing.ClassVar[str] = "protocol_run.guardrail_violated"
+
+    step_run_id: str = ""
+    attempt: int = 0
+    reask: int = 0
+    findings: tuple[_deksdenflow_common_v1_common.GuardrailFinding, ...] = ()
+    asked_again: bool = False
