@@ -81,7 +81,7 @@ lint: install
 	$(RUN) ruff check .
 
 typecheck: install
-	$(RUN) mypy libs/*/src services/*/src tests bench proto/codegen
+	$(RUN) mypy libs/*/src services/*/src tests bench evals proto/codegen
 
 imports: install
 	$(RUN) lint-imports
