@@ -24,6 +24,7 @@ from deksdenflow_core.consumer import ConsumerLoop, ConsumerSpec, Delivery, Fail
 from deksdenflow_core.errors import DeksdenflowError, WorkNotCurrent
 from deksdenflow_core.eventstore import AppendMeta, JetStreamEventStore
 from deksdenflow_core.subjects import Subjects
+from deksdenflow_core.tracing import consumer_span, outgoing
 
 log = structlog.get_logger("deksdenflow.jobs")
 
@@ -77,7 +78,8 @@ class JobMetrics:
 class Dispatcher:
     """A worker's one table from request event to job and to its failure record."""
 
-    def __init__(self, routes: Sequence[Route], metrics: JobMetrics) -> None:
+    def __init__(self, routes: Sequence[Route], metrics: JobMetrics, *, service: str = "worker") -> None:
+        self._service = service
         self._routes: Mapping[type[Any], Route] = {route.request: route for route in routes}
         if len(self._routes) != len(routes):
             raise ValueError("two routes take the same request")
@@ -94,19 +96,35 @@ class Dispatcher:
         route = self._routes.get(type(event))
         started = time.perf_counter()
         outcome = "ok"
-        try:
-            if route is None:  # the filter lets nothing else through
-                outcome = "ignored"
-                return
-            await route.run(delivery, event)
-        except WorkNotCurrent as exc:
-            outcome = "superseded"
-            log.info("job dropped", reason=exc.message, job=kind)
-        except BaseException:
-            outcome = "error"
-            raise
-        finally:
-            self._metrics.observe(kind, outcome, time.perf_counter() - started)
+        envelope = delivery.event.envelope
+        # The job's span: a child of the append that wrote the request (its traceparent), whatever is current.
+        with consumer_span(
+            self._service,
+            f"job {envelope.type}",
+            envelope.traceparent,
+            {
+                "messaging.system": "nats",
+                "messaging.operation.type": "process",
+                "messaging.message.id": envelope.id,
+                "deksdenflow.event_type": envelope.type,
+                "deksdenflow.delivery": delivery.num_delivered,
+            },
+        ) as span:
+            try:
+                if route is None:  # the filter lets nothing else through
+                    outcome = "ignored"
+                    return
+                await route.run(delivery, event)
+            except WorkNotCurrent as exc:
+                outcome = "superseded"
+                log.info("job dropped", reason=exc.message, job=kind)
+            except BaseException:
+                outcome = "error"
+                raise
+            finally:
+                self._metrics.observe(kind, outcome, time.perf_counter() - started)
+                if span is not None:
+                    span.set_attribute("deksdenflow.outcome", outcome)
 
     async def on_failure(self, delivery: Delivery, exc: Exception) -> None:
         """The job failed for good (permanent error or retries exhausted): record it, never leave it stuck."""
@@ -156,4 +174,6 @@ def result_meta(delivery: Delivery, *, source: str, worker_id: str, aggregate_id
         actor=f"worker:{worker_id}",
         correlation_id=envelope.correlation_id or aggregate_id,
         causation_id=f"{envelope.id}#{uuid.uuid4().hex[:12]}",
+        # The job's span when spans are recorded, else the request's own: the trace goes on.
+        traceparent=outgoing(envelope.traceparent),
     )

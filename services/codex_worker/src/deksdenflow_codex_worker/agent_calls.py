@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import structlog
+from deksdenflow_core import tracing
 from deksdenflow_core.aggregates import PROTOCOL_RUN
 from deksdenflow_core.contracts.generated.deksdenflow.commands.v1 import protocol_run as cmd
 from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import Phase, TokenUsage
@@ -140,7 +141,21 @@ class AgentCalls:
             call_id = uuid.uuid4().hex
             started = asyncio.get_running_loop().time()
             try:
-                result = await self.kit.guarded(job, current, engine.run(call, _progress(call)))
+                with tracing.child_span(
+                    "codex_worker",
+                    f"agent {call.phase.value}",
+                    {
+                        "gen_ai.system": engine_id,
+                        "gen_ai.request.model": call.model,
+                        "deksdenflow.try": try_number,
+                    },
+                ) as span:
+                    result = await self.kit.guarded(job, current, engine.run(call, _progress(call)))
+                    if span is not None:
+                        span.set_attribute("gen_ai.usage.input_tokens", result.usage.input_tokens)
+                        span.set_attribute("gen_ai.usage.output_tokens", result.usage.output_tokens)
+                        if not result.ok:
+                            tracing.mark_error(span, result.error or "the agent failed")
             except EngineError as exc:
                 self.metrics.agent_calls.labels(call.phase.value, engine_id, "error").inc()
                 if not exc.retryable or try_number == tries:

@@ -63,6 +63,7 @@ class CodexWorker:
                 QaJob(kit, calls, settings, self.metrics).route(),
             ],
             self.metrics.job_metrics,
+            service="codex_worker",
         )
         self.handle = self.dispatcher.handle
         self.on_failure = self.dispatcher.on_failure

@@ -67,7 +67,7 @@ class GitCiWorker:
         self.ci = CiHandler(self.repo, settings, self._forge, provider_of)
         self.branches = Branches(self.kit)
         self.routes = self._routes()
-        self._dispatcher = Dispatcher(self.routes, self.metrics)
+        self._dispatcher = Dispatcher(self.routes, self.metrics, service="git_ci_worker")
         # The scheduler reads the read model for its candidates; without a database it does not run.
         self.scheduler = (
             make_scheduler(self.repo, store, db_url, settings, self.ci, self._forge)

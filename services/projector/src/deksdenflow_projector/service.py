@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import time
 
 import asyncpg
+from deksdenflow_core import tracing
 from deksdenflow_core.consumer import ConsumerLoop, ConsumerSpec, Delivery
 from deksdenflow_core.eventstore import JetStreamEventStore
 from deksdenflow_core.logging import get_logger
@@ -73,6 +75,8 @@ class Projector:
         # Batches commit one at a time on one connection, held between them: taking it from the pool
         # for each batch would cost a round trip to reset it every time.
         self._writer: asyncpg.pool.PoolConnectionProxy | None = None
+        # Per batch prepared and not committed yet, with spans recorded: its events by traceparent.
+        self._traces: collections.deque[collections.Counter[str]] = collections.deque()
         self.loop = ConsumerLoop(
             store.jetstream(),
             store.stream,
@@ -96,10 +100,14 @@ class Projector:
         )
 
     async def prepare(self, batch: list[Delivery]) -> PreparedBatch:
+        if tracing.enabled():  # the traces this batch serves, for its apply spans (in commit order)
+            self._traces.append(collections.Counter(d.event.envelope.traceparent for d in batch))
         return await self.projection.prepare([d.event for d in batch])
 
     async def commit(self, prepared: PreparedBatch) -> None:
         started = time.perf_counter()
+        started_ns = time.time_ns()
+        traces = self._traces.popleft() if self._traces else None
         try:
             conn = self._writer = self._writer or await self._pool.acquire()
             # One round trip for both: the transaction, and the lock a rebuild takes to swap schemas
@@ -120,6 +128,8 @@ class Projector:
         self.metrics.checkpoint.set(last)
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
         self.last_progress = time.monotonic()
+        if traces:
+            tracing.record_applied("projector", "projector apply", traces, started_ns, time.time_ns())
 
     async def _release_writer(self) -> None:
         """Give the writing connection back to the pool (which rolls back an open transaction, or
@@ -131,6 +141,7 @@ class Projector:
 
     def discard(self) -> None:
         self.projection.discard()
+        self._traces.clear()
 
     async def position(self) -> int:
         """The checkpoint: the read model, not the JetStream consumer, knows what is applied."""
