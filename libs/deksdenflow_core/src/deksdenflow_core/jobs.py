@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from deksdenflow_core.consumer import ConsumerLoop, ConsumerSpec, Delivery, FailureHook, Handler
 from deksdenflow_core.errors import DeksdenflowError, WorkNotCurrent
@@ -70,6 +70,13 @@ class JobMetrics:
             registry=registry,
         )
 
+        self.in_progress = Gauge(
+            "deksdenflow_worker_jobs_in_progress",
+            "Jobs running now by type",
+            ["type"],
+            registry=registry,
+        )
+
     def observe(self, kind: str, outcome: str, seconds: float) -> None:
         self.jobs.labels(kind, outcome).inc()
         self.job_seconds.labels(kind).observe(seconds)
@@ -110,6 +117,8 @@ class Dispatcher:
                 "deksdenflow.delivery": delivery.num_delivered,
             },
         ) as span:
+            running = self._metrics.in_progress.labels(kind)
+            running.inc()
             try:
                 if route is None:  # the filter lets nothing else through
                     outcome = "ignored"
@@ -122,6 +131,7 @@ class Dispatcher:
                 outcome = "error"
                 raise
             finally:
+                running.dec()
                 self._metrics.observe(kind, outcome, time.perf_counter() - started)
                 if span is not None:
                     span.set_attribute("deksdenflow.outcome", outcome)

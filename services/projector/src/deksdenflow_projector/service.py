@@ -10,6 +10,7 @@ import time
 import asyncpg
 from deksdenflow_core import tracing
 from deksdenflow_core.consumer import ConsumerLoop, ConsumerSpec, Delivery
+from deksdenflow_core.consumer_metrics import ConsumerGauges
 from deksdenflow_core.eventstore import JetStreamEventStore
 from deksdenflow_core.logging import get_logger
 from deksdenflow_core.progress import Progress
@@ -45,6 +46,9 @@ class Metrics:
         self.failures = Counter(
             "deksdenflow_projector_batch_failures", "Batches that failed", registry=self.registry
         )
+        # Every durable consumer of the log and the feed (the workers' backlogs too): sampled here,
+        # by the one process that always runs.
+        self.consumers = ConsumerGauges(self.registry)
 
 
 class Projector:
@@ -180,6 +184,20 @@ class Projector:
         """Finish the batches in hand, then return from ``run``."""
         self.loop.stop()
         self.feed.stop()
+
+    async def sample_consumers(self) -> None:
+        """Sample every durable consumer of the log and the feed once (``deksdenflow_consumer_*``)."""
+        await self.metrics.consumers.sample(
+            self._store.jetstream(), (self._store.stream, self._store.feed_stream)
+        )
+
+    async def track_consumers(self) -> None:
+        """Sample the consumers every ``consumer_metrics_interval_seconds`` until cancelled."""
+        await self.metrics.consumers.run(
+            self._store.jetstream(),
+            (self._store.stream, self._store.feed_stream),
+            self._settings.consumer_metrics_interval_seconds,
+        )
 
     async def track_lag(self) -> None:
         """Refresh the lag gauge (stream last sequence - checkpoint) and watch for a stall."""

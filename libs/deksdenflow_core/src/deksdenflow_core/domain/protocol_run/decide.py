@@ -36,6 +36,7 @@ from deksdenflow_core.domain.protocol_run.state import (
     RunStatus,
     StepState,
     StepStatus,
+    budget_warning_key,
     ci_ref_position,
 )
 from deksdenflow_core.errors import IllegalTransition, InvalidCommand, NotFound
@@ -72,6 +73,7 @@ ProtocolRunCommand = (
     | cmd.RequestCiFix
     | cmd.RequeueLostWork
     | cmd.RecordUsage
+    | cmd.RecordBudgetWarning
     | cmd.ApprovePlan
     | cmd.RejectPlan
     | cmd.RecordPullRequestMarkedReady
@@ -285,6 +287,8 @@ def _decide_result(
             if command.review_id in state.review_replies:
                 return []  # the reply job ran twice (a redelivery): the reply is recorded once
             return [ev.ReviewReplied(review_id=command.review_id, url=command.url)]
+        case cmd.RecordBudgetWarning():
+            return _budget_warning(state, command)
         case cmd.RecordUsage():
             if not command.call_id:
                 raise InvalidCommand("usage needs the call_id of the agent call", field="call_id")
@@ -964,3 +968,21 @@ def _illegal_step(state: ProtocolRunState, step: StepState, message: str) -> Ill
         step_run_id=step.step_run_id,
         run_status=state.status.value,
     )
+
+
+def _budget_warning(state: ProtocolRunState, command: cmd.RecordBudgetWarning) -> list[ProtocolRunEvent]:
+    """Spending crossed a budget's warning share: recorded once per budget (a step's: per step)."""
+    if command.scope not in ("step", "protocol", "project") or command.kind not in ("tokens", "cost"):
+        raise InvalidCommand("a budget warning names its scope and kind", field="scope")
+    if budget_warning_key(command.scope, command.kind, command.step_run_id) in state.budget_warnings:
+        return []
+    return [
+        ev.BudgetWarningRecorded(
+            scope=command.scope,
+            kind=command.kind,
+            step_run_id=command.step_run_id,
+            share=command.share,
+            spent=command.spent,
+            limit=command.limit,
+        )
+    ]

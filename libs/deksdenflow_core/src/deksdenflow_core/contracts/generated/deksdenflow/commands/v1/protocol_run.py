@@ -484,3 +484,17 @@ class AdmitProtocolRun(_base.ContractModel):
 
     active_in_project: int = 0
     active_total: int = 0
+
+
+class RecordBudgetWarning(_base.ContractModel):
+    """Record that spending crossed the warning share of a budget (recorded once per run, scope and kind)."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.commands.v1.RecordBudgetWarning"
+    COMMAND_TYPE: _typing.ClassVar[str] = "protocol_run.record_budget_warning"
+
+    scope: str = ""
+    kind: str = ""
+    step_run_id: str = ""
+    share: float = 0.0
+    spent: int = 0
+    limit: int = 0
