@@ -183,6 +183,18 @@ class ProjectCreate(_In):
     )
 
 
+class RetryPublic(BaseModel):
+    """A job that failed and will be tried again: what, why, which try, and when the next comes."""
+
+    job: str = Field(description="The request the job answers (its event type).")
+    step_run_id: str | None
+    delivery: int = Field(description="Which delivery of the request failed (1 = the first).")
+    max_deliveries: int = Field(description="How many deliveries the worker makes before it gives up.")
+    error: str
+    failed_at: datetime
+    next_try_at: datetime
+
+
 class ProjectPublic(BaseModel):
     id: str
     name: str
@@ -196,6 +208,14 @@ class ProjectPublic(BaseModel):
     run_policy: dict[str, Any] = Field(description="How its protocols advance (the defaults filled in).")
     local_path: str | None
     status: str
+    status_reason: str | None = Field(
+        description="Why the project is in its status when that needs a person: the onboarding's failure, "
+        "or the blocking questions left to answer."
+    )
+    last_error: str | None = Field(description="The latest error a job on the project met.")
+    retry: RetryPublic | None = Field(
+        description="A job on the project that failed and will be tried again (null: none)."
+    )
     questions: list[dict[str, Any]]
     answers: dict[str, str]
     created_at: datetime
@@ -251,6 +271,25 @@ class UsagePublic(BaseModel):
     cost_micro_usd: int
 
 
+class UsageRow(BaseModel):
+    """Agent calls summed: tokens as the engines reported them, cost at the configured prices."""
+
+    key: str = Field(description="The group (a project or run id, a model, a phase, an engine, a UTC day).")
+    calls: int
+    input_tokens: int
+    cached_input_tokens: int
+    output_tokens: int
+    reasoning_output_tokens: int
+    cost_micro_usd: int
+    cost_usd: float
+
+
+class UsageReport(BaseModel):
+    group_by: str
+    data: list[UsageRow]
+    total: UsageRow
+
+
 class ProtocolPublic(BaseModel):
     id: str
     project_id: str
@@ -263,7 +302,11 @@ class ProtocolPublic(BaseModel):
     protocol_root: str
     status: str
     paused_from: str | None
-    blocked_reason: str | None
+    blocked_reason: str | None = Field(description="Why the run is blocked, or why its planning failed.")
+    last_error: str | None = Field(description="The latest error a job or agent call on the run met.")
+    retry: RetryPublic | None = Field(
+        description="The latest job on the run that failed and will be tried again (null: none)."
+    )
     spec_hash: str | None
     pr_number: int | None
     pr_url: str | None
@@ -272,8 +315,10 @@ class ProtocolPublic(BaseModel):
     usage: UsagePublic
     run_policy: dict[str, Any] = Field(description="The policy the run follows, fixed when it was created.")
     waiting_for: str | None = Field(
-        description="What an autopilot run waits on that is not a worker: plan_approval (a person), ci "
-        "(green CI on its head commit, to merge), merge (the forge); null otherwise."
+        description="What the run waits on that is not a worker: queue (a slot under the run limits); on "
+        "a manual run, action (a person's next action: nothing is with a worker); on an autopilot run, "
+        "plan_approval (a person), pull_request (none is open), review (reviewers, or a person to merge), "
+        "ci (green CI on its head commit, to merge), merge (the forge); null otherwise."
     )
     created_at: datetime
     updated_at: datetime

@@ -8,6 +8,7 @@ The call is watched (``JobKit.guarded``): a pause or cancel of the run stops the
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
@@ -163,7 +164,7 @@ class AgentCalls:
                 if not exc.retryable or try_number == tries:
                     raise
                 if attempt is not None and step is not None:
-                    await self._attempt_failed(job, step, attempt, try_number, failure_reason(exc))
+                    await self._attempt_failed(job, step, attempt, try_number, tries, failure_reason(exc))
                 else:
                     await asyncio.sleep(self._backoff(try_number))
                 continue
@@ -181,25 +182,33 @@ class AgentCalls:
             if not result.ok and attempt is not None and step is not None and try_number < tries:
                 # A failed turn of an execution is one failed try; the step fails only when all are spent.
                 await self._attempt_failed(
-                    job, step, attempt, try_number, f"the agent failed: {result.error}"
+                    job, step, attempt, try_number, tries, f"the agent failed: {result.error}"
                 )
                 continue
             return result
         raise AssertionError("unreachable: the last try returns or raises")
 
     async def _attempt_failed(
-        self, job: Job, step: StepState, attempt: int, try_number: int, reason: str
+        self, job: Job, step: StepState, attempt: int, try_number: int, tries: int, reason: str
     ) -> None:
+        delay = self._backoff(try_number)
+        failed_at_ms = int(time.time() * 1000)
         await self.kit.record(
             job.run.protocol_run_id,
             [
                 cmd.RecordStepAttemptFailed(
-                    step_run_id=step.step_run_id, attempt=attempt, try_number=try_number, reason=reason
+                    step_run_id=step.step_run_id,
+                    attempt=attempt,
+                    try_number=try_number,
+                    reason=reason,
+                    tries=tries,
+                    failed_at_ms=failed_at_ms,
+                    next_try_at_ms=failed_at_ms + int(delay * 1000),
                 )
             ],
             job.delivery,
         )
-        await asyncio.sleep(self._backoff(try_number))
+        await asyncio.sleep(delay)
 
     def _error(self, call: AgentCall, engine_id: str, kind: str) -> None:
         m = self.metrics

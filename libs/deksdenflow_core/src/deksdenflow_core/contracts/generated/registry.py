@@ -13,6 +13,7 @@ from .deksdenflow.events.v1 import webhook as _deksdenflow_events_v1_webhook
 EVENT_TYPES: dict[str, type[ContractModel]] = {
     "project.ci_policy_set": _deksdenflow_events_v1_project.ProjectCiPolicySet,
     "project.clarification_answered": _deksdenflow_events_v1_project.ProjectClarificationAnswered,
+    "project.job_retry_scheduled": _deksdenflow_events_v1_project.ProjectJobRetryScheduled,
     "project.onboarded": _deksdenflow_events_v1_project.ProjectOnboarded,
     "project.onboarding_failed": _deksdenflow_events_v1_project.ProjectOnboardingFailed,
     "project.onboarding_requested": _deksdenflow_events_v1_project.ProjectOnboardingRequested,
@@ -33,6 +34,7 @@ EVENT_TYPES: dict[str, type[ContractModel]] = {
     "protocol_run.ci_reported": _deksdenflow_events_v1_protocol_run.CiReported,
     "protocol_run.completed": _deksdenflow_events_v1_protocol_run.ProtocolRunCompleted,
     "protocol_run.created": _deksdenflow_events_v1_protocol_run.ProtocolRunCreated,
+    "protocol_run.job_retry_scheduled": _deksdenflow_events_v1_protocol_run.JobRetryScheduled,
     "protocol_run.merge_failed": _deksdenflow_events_v1_protocol_run.MergeFailed,
     "protocol_run.merge_requested": _deksdenflow_events_v1_protocol_run.MergeRequested,
     "protocol_run.merge_scheduled": _deksdenflow_events_v1_protocol_run.MergeScheduled,
@@ -74,6 +76,7 @@ EVENT_TYPES: dict[str, type[ContractModel]] = {
 COMMAND_TYPES: dict[str, type[ContractModel]] = {
     "project.answer_clarifications": _deksdenflow_commands_v1_project.AnswerClarifications,
     "project.issue_token": _deksdenflow_commands_v1_project.IssueProjectToken,
+    "project.record_job_retry": _deksdenflow_commands_v1_project.RecordProjectJobRetry,
     "project.record_onboarding_completed": _deksdenflow_commands_v1_project.RecordOnboardingCompleted,
     "project.record_onboarding_failed": _deksdenflow_commands_v1_project.RecordOnboardingFailed,
     "project.register": _deksdenflow_commands_v1_project.RegisterProject,
@@ -94,6 +97,7 @@ COMMAND_TYPES: dict[str, type[ContractModel]] = {
     "protocol_run.record_branch_restored": _deksdenflow_commands_v1_protocol_run.RecordBranchRestored,
     "protocol_run.record_budget_warning": _deksdenflow_commands_v1_protocol_run.RecordBudgetWarning,
     "protocol_run.record_ci_report": _deksdenflow_commands_v1_protocol_run.RecordCiReport,
+    "protocol_run.record_job_retry": _deksdenflow_commands_v1_protocol_run.RecordJobRetry,
     "protocol_run.record_merge_failed": _deksdenflow_commands_v1_protocol_run.RecordMergeFailed,
     "protocol_run.record_merge_scheduled": _deksdenflow_commands_v1_protocol_run.RecordMergeScheduled,
     "protocol_run.record_planning_completed": _deksdenflow_commands_v1_protocol_run.RecordPlanningCompleted,

@@ -16,6 +16,7 @@ from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
     CompletionVia,
     ExecutionReason,
     FailureSource,
+    JobRetry,
     PlanApproval,
     PrPolicy,
     QaPolicy,
@@ -58,6 +59,7 @@ ProtocolRunCommand = (
     | cmd.RecordPlanningFailed
     | cmd.RecordStepExecutionStarted
     | cmd.RecordStepAttemptFailed
+    | cmd.RecordJobRetry
     | cmd.RecordStepExecutionCompleted
     | cmd.RecordStepExecutionFailed
     | cmd.RecordStepBlocked
@@ -97,7 +99,8 @@ def decide_protocol_run(
     if not state.exists:
         raise NotFound(f"protocol run {state.protocol_run_id} does not exist")
     events = _decide(state, command, ctx)
-    if events and state.autopilot:
+    # (a job's retry and a budget warning are notices: no work follows from them)
+    if events and state.autopilot and not isinstance(command, (cmd.RecordJobRetry, cmd.RecordBudgetWarning)):
         events.extend(autopilot.next_work(_fold(state, events)))
     return events
 
@@ -204,6 +207,8 @@ def _decide_result(
                     step_run_id=step.step_run_id, attempt=command.attempt, worker_id=command.worker_id
                 )
             ]
+        case cmd.RecordJobRetry():
+            return [ev.JobRetryScheduled(retry=_job_retry(command))]
         case cmd.RecordStepAttemptFailed():
             step = _executing(state, command.step_run_id, command.attempt)
             if step is None:
@@ -214,6 +219,9 @@ def _decide_result(
                     attempt=command.attempt,
                     try_number=command.try_number,
                     reason=command.reason,
+                    tries=command.tries,
+                    failed_at_ms=command.failed_at_ms,
+                    next_try_at_ms=command.next_try_at_ms,
                 )
             ]
         case cmd.RecordStepExecutionCompleted():
@@ -290,21 +298,7 @@ def _decide_result(
         case cmd.RecordBudgetWarning():
             return _budget_warning(state, command)
         case cmd.RecordUsage():
-            if not command.call_id:
-                raise InvalidCommand("usage needs the call_id of the agent call", field="call_id")
-            if command.call_id in state.usage_call_ids:
-                return []
-            return [
-                ev.UsageRecorded(
-                    call_id=command.call_id,
-                    step_run_id=command.step_run_id,
-                    phase=command.phase,
-                    engine_id=command.engine_id,
-                    model=command.model,
-                    usage=command.usage,
-                    cost_micro_usd=command.cost_micro_usd,
-                )
-            ]
+            return _usage(state, command)
         case (
             cmd.StartProtocolRun()
             | cmd.PauseProtocolRun()
@@ -358,6 +352,13 @@ def _ready_or_merge_result(
                 ev.MergeFailed(attempt=command.attempt, reason=command.reason),
                 ev.ProtocolRunBlocked(reason=f"the merge was refused: {command.reason}"),
             ]
+
+
+def _job_retry(command: cmd.RecordJobRetry) -> JobRetry:
+    retry = command.retry
+    if retry is None or not retry.job or not retry.request_event_id:
+        raise InvalidCommand("a job retry names its job and request", field="retry")
+    return retry
 
 
 # --- user actions -----------------------------------------------------------------------------------------
@@ -984,5 +985,24 @@ def _budget_warning(state: ProtocolRunState, command: cmd.RecordBudgetWarning) -
             share=command.share,
             spent=command.spent,
             limit=command.limit,
+        )
+    ]
+
+
+def _usage(state: ProtocolRunState, command: cmd.RecordUsage) -> list[ProtocolRunEvent]:
+    """An agent call's usage, recorded once per call."""
+    if not command.call_id:
+        raise InvalidCommand("usage needs the call_id of the agent call", field="call_id")
+    if command.call_id in state.usage_call_ids:
+        return []
+    return [
+        ev.UsageRecorded(
+            call_id=command.call_id,
+            step_run_id=command.step_run_id,
+            phase=command.phase,
+            engine_id=command.engine_id,
+            model=command.model,
+            usage=command.usage,
+            cost_micro_usd=command.cost_micro_usd,
         )
     ]

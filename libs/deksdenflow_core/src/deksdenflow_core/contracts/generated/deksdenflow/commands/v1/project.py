@@ -120,3 +120,12 @@ class SetRunPolicy(_base.ContractModel):
     COMMAND_TYPE: _typing.ClassVar[str] = "project.set_run_policy"
 
     run_policy: _deksdenflow_common_v1_common.RunPolicy | None = None
+
+
+class RecordProjectJobRetry(_base.ContractModel):
+    """Record that a job on the project failed and will be tried again."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.commands.v1.RecordProjectJobRetry"
+    COMMAND_TYPE: _typing.ClassVar[str] = "project.record_job_retry"
+
+    retry: _deksdenflow_common_v1_common.JobRetry | None = None

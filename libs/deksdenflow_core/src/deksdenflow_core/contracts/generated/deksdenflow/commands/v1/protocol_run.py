@@ -174,6 +174,12 @@ class RecordStepAttemptFailed(_base.ContractModel):
     attempt: int = 0
     try_number: int = 0
     reason: str = ""
+    tries: int = _pydantic.Field(
+        default=0,
+        description="How many tries the worker makes, and when this one failed and the next comes (Unix milliseconds,\nthe worker's clock; 0 when not known).",
+    )
+    failed_at_ms: int = 0
+    next_try_at_ms: int = 0
 
 
 class RecordStepExecutionCompleted(_base.ContractModel):
@@ -484,6 +490,15 @@ class AdmitProtocolRun(_base.ContractModel):
 
     active_in_project: int = 0
     active_total: int = 0
+
+
+class RecordJobRetry(_base.ContractModel):
+    """Record that a job on the run failed and will be tried again."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.commands.v1.RecordJobRetry"
+    COMMAND_TYPE: _typing.ClassVar[str] = "protocol_run.record_job_retry"
+
+    retry: _deksdenflow_common_v1_common.JobRetry | None = None
 
 
 class RecordBudgetWarning(_base.ContractModel):

@@ -134,3 +134,12 @@ class ProjectRunPolicySet(_base.ContractModel):
     EVENT_TYPE: _typing.ClassVar[str] = "project.run_policy_set"
 
     run_policy: _deksdenflow_common_v1_common.RunPolicy | None = None
+
+
+class ProjectJobRetryScheduled(_base.ContractModel):
+    """A job on the project failed and will be tried again (the reads show why and when)."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.events.v1.ProjectJobRetryScheduled"
+    EVENT_TYPE: _typing.ClassVar[str] = "project.job_retry_scheduled"
+
+    retry: _deksdenflow_common_v1_common.JobRetry | None = None

@@ -184,6 +184,12 @@ class StepAttemptFailed(_base.ContractModel):
     attempt: int = 0
     try_number: int = 0
     reason: str = ""
+    tries: int = _pydantic.Field(
+        default=0,
+        description="How many tries the worker makes, and when this one failed and the next comes (Unix milliseconds,\nthe worker's clock; 0 when not known).",
+    )
+    failed_at_ms: int = 0
+    next_try_at_ms: int = 0
 
 
 class StepExecutionCompleted(_base.ContractModel):
@@ -631,6 +637,15 @@ class ProtocolRunAdmitted(_base.ContractModel):
         description="Runs active when it was admitted, in its project and in all (itself not counted).",
     )
     active_total: int = 0
+
+
+class JobRetryScheduled(_base.ContractModel):
+    """A job on the run failed and will be tried again (the reads show why and when)."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.events.v1.JobRetryScheduled"
+    EVENT_TYPE: _typing.ClassVar[str] = "protocol_run.job_retry_scheduled"
+
+    retry: _deksdenflow_common_v1_common.JobRetry | None = None
 
 
 class BudgetWarningRecorded(_base.ContractModel):
