@@ -25,7 +25,7 @@ _PYTHON: dict[Sql, tuple[type, ...]] = {
 
 # (model, its table, the model's fields that are no column of that table: nested or read from the state)
 CASES: list[tuple[type[BaseModel], Table[Any], set[str]]] = [
-    (ProjectPublic, PROJECTS, {"default_engines", "forge_repo", "ci_policy", "run_policy"}),
+    (ProjectPublic, PROJECTS, {"default_engines", "forge_repo", "ci_policy", "run_policy", "fallbacks"}),
     (ProtocolPublic, PROTOCOL_RUNS, {"usage"}),
     (UsagePublic, PROTOCOL_RUNS, set()),
     (StepPublic, STEP_RUNS, set()),

@@ -78,6 +78,7 @@ ENDPOINTS: dict[str, Endpoint] = {
             "ci_provider",
             "default_engines",
             "default_models",
+            "fallbacks",
             "run_policy",
         ),
         (*PROJECT_FIELDS, "project_token", "token_id"),
@@ -95,6 +96,12 @@ ENDPOINTS: dict[str, Endpoint] = {
     ),
     "project.ci_policy": Endpoint(
         "PUT", "/projects/{project_id}/ci-policy", ("auto_qa_on_success", "fix_attempts"), PROJECT_FIELDS
+    ),
+    "project.fallbacks": Endpoint(
+        "PUT",
+        "/projects/{project_id}/fallbacks",
+        ("planning", "decompose", "exec", "qa", "discovery"),
+        (*PROJECT_FIELDS, "fallbacks"),
     ),
     "project.run_policy": Endpoint(
         "PUT", "/projects/{project_id}/run-policy", RUN_POLICY_FIELDS, PROJECT_FIELDS

@@ -38,6 +38,30 @@ def engine_options(func: F) -> F:
     )(func)
 
 
+def fallback_option(func: F) -> F:
+    return click.option(
+        "--fallback",
+        "fallbacks",
+        multiple=True,
+        metavar="PHASE=ENGINE[:MODEL]",
+        help="The next engine (and model) of a phase's fallback chain, in order; repeatable. Taken on a "
+        "rate or usage limit, the context window, a provider error or a timeout.",
+    )(func)
+
+
+def fallbacks_body(fallbacks: tuple[str, ...]) -> dict[str, list[str]]:
+    """``{phase: [engine[:model], ...]}`` in the order given."""
+    chains: dict[str, list[str]] = {}
+    for value in fallbacks:
+        phase, sep, entry = value.partition("=")
+        if not sep or not entry:
+            raise CliError(USAGE, f"--fallback: expected PHASE=ENGINE[:MODEL], got {value!r}")
+        if phase not in PHASES:
+            raise CliError(USAGE, f"--fallback: unknown phase {phase!r} (one of {', '.join(PHASES)})")
+        chains.setdefault(phase, []).append(entry)
+    return chains
+
+
 def engines_body(engine: str | None, engines_for: tuple[str, ...], models: tuple[str, ...]) -> dict[str, Any]:
     """``default_engines``/``default_models`` of a project body from the options (only what was given)."""
     body: dict[str, Any] = {}

@@ -11,7 +11,14 @@ import click
 from deksdenflow_cli import follow, names
 from deksdenflow_cli.exits import FAILED, USAGE, CliError
 from deksdenflow_cli.output import render
-from deksdenflow_cli.policy import engine_options, engines_body, run_policy_body, run_policy_options
+from deksdenflow_cli.policy import (
+    engine_options,
+    engines_body,
+    fallback_option,
+    fallbacks_body,
+    run_policy_body,
+    run_policy_options,
+)
 from deksdenflow_cli.root import cli, note, output_options, state
 from deksdenflow_cli.why import why
 
@@ -19,7 +26,7 @@ PROJECT_COLUMNS = ("id", "name", "status", "why", "git_url", "base_branch", "cre
 
 
 def show_project(project: dict[str, Any], output: str, fields: tuple[str, ...]) -> None:
-    columns = (*PROJECT_COLUMNS, "last_error", "questions", "answers")
+    columns = (*PROJECT_COLUMNS, "last_error", "fallbacks", "questions", "answers")
     render(project, output, columns=columns, fields=fields)
     unanswered = [q for q in project.get("questions", []) if q.get("key") not in project.get("answers", {})]
     if output == "table" and not fields and unanswered:
@@ -46,6 +53,7 @@ def project() -> None:
 @click.option("--ci-provider", type=click.Choice(["github", "gitlab"]))
 @click.option("--onboard/--no-onboard", default=True, show_default=True, help="Onboard it at once.")
 @engine_options
+@fallback_option
 @run_policy_options
 @output_options
 def project_create(
@@ -59,6 +67,7 @@ def project_create(
     engine: str | None,
     engines_for: tuple[str, ...],
     models: tuple[str, ...],
+    fallbacks: tuple[str, ...],
     output: str,
     fields: tuple[str, ...],
     **policy: Any,
@@ -73,6 +82,8 @@ def project_create(
         if value is not None:
             body[key] = value
     body.update(engines_body(engine, engines_for, models))
+    if fallbacks:
+        body["fallbacks"] = fallbacks_body(fallbacks)
     run_policy_ = run_policy_body(policy)
     if run_policy_:
         body["run_policy"] = run_policy_
@@ -245,3 +256,20 @@ def run_policy_set(project_ref: str, output: str, fields: tuple[str, ...], **pol
     pid = names.project_id(client, project_ref)
     body = run_policy_body(policy)
     show_project(client.call("project.run_policy", project_id=pid, body=body), output, fields)
+
+
+@project.group("fallbacks")
+def fallbacks_group() -> None:
+    """The engines and models a phase falls back to when its own is limited or down."""
+
+
+@fallbacks_group.command("set")
+@click.argument("project_ref", metavar="PROJECT")
+@fallback_option
+@output_options
+def fallbacks_set(project_ref: str, fallbacks: tuple[str, ...], output: str, fields: tuple[str, ...]) -> None:
+    """Replace the project's fallback chains (none given: the worker's apply)."""
+    client = state().client
+    pid = names.project_id(client, project_ref)
+    project = client.call("project.fallbacks", project_id=pid, body=fallbacks_body(fallbacks))
+    show_project(project, output, fields)

@@ -66,6 +66,30 @@ class EngineDefaults(_In):
     discovery: EngineId | None = None
 
 
+FallbackEntry = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=240,
+        pattern=r"^[a-z][a-z0-9-]{0,39}(:[^\s:][^\s]{0,199})?$",
+        description='"engine" or "engine:model", e.g. "claude-code:claude-sonnet-4-5"',
+    ),
+]
+FallbackChain = Annotated[list[FallbackEntry], Field(default_factory=list, max_length=5)]
+
+
+class FallbackChainsIn(_In):
+    """Engines and models tried in order after a phase's own when a call fails with a rate limit, a
+    usage limit, the context window exceeded, a provider error or a timeout (never on a QA FAIL or an
+    invalid output); the one left cools down for a while. Empty: the worker's chain."""
+
+    planning: FallbackChain
+    decompose: FallbackChain
+    exec: FallbackChain
+    qa: FallbackChain
+    discovery: FallbackChain
+
+
 class CiPolicyIn(_In):
     """How the project reacts to CI."""
 
@@ -172,6 +196,9 @@ class ProjectCreate(_In):
     ci_policy: CiPolicyIn | None = Field(
         default=None, description="How the project reacts to CI; unset: the git worker's settings decide."
     )
+    fallbacks: FallbackChainsIn | None = Field(
+        default=None, description="Fallback engines and models per phase (unset: the worker's)."
+    )
     run_policy: RunPolicyIn | None = Field(
         default=None,
         description="How its protocols advance; unset: autopilot to a ready-for-review PR, no merge.",
@@ -205,6 +232,9 @@ class ProjectPublic(BaseModel):
     default_engines: dict[str, Any]
     forge_repo: str | None
     ci_policy: dict[str, Any] | None = None
+    fallbacks: dict[str, list[str]] | None = Field(
+        default=None, description="Fallback engines and models per phase (null: the worker's)."
+    )
     run_policy: dict[str, Any] = Field(description="How its protocols advance (the defaults filled in).")
     local_path: str | None
     status: str

@@ -11,6 +11,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import TypeVar
 
@@ -27,7 +28,7 @@ from deksdenflow_core.errors import WorkNotCurrent
 from deksdenflow_core.eventstore import JetStreamEventStore
 from deksdenflow_core.jobs import failure_reason
 
-from deksdenflow_codex_worker import budget
+from deksdenflow_codex_worker import budget, fallbacks
 from deksdenflow_codex_worker.engines.base import (
     AgentCall,
     AgentResult,
@@ -36,6 +37,7 @@ from deksdenflow_codex_worker.engines.base import (
     Progress,
     Sandbox,
 )
+from deksdenflow_codex_worker.engines.failures import fallback_reason
 from deksdenflow_codex_worker.engines.registry import EngineRegistry
 from deksdenflow_codex_worker.kit import IsCurrent, Job, JobKit
 from deksdenflow_codex_worker.metrics import WorkerMetrics
@@ -45,6 +47,23 @@ from deksdenflow_codex_worker.structured import ask_structured
 
 log = structlog.get_logger("deksdenflow.codex_worker")
 T = TypeVar("T")
+
+
+class _Switch(Exception):
+    """The call's engine or model met a classified error and another is left to take the call."""
+
+    def __init__(self, reason: str, error: str) -> None:
+        super().__init__(error)
+        self.reason = reason
+        self.error = error
+
+
+def _switch_on(error: str, switch: bool) -> None:
+    """Raise ``_Switch`` when ``error`` is one a fallback takes and a fallback is left."""
+    reason = fallback_reason(error) if switch else None
+    if reason is not None:
+        raise _Switch(reason.value, error)
+
 
 _PHASES: Mapping[CallPhase, Phase] = {
     CallPhase.PLANNING: Phase.PLANNING,
@@ -71,7 +90,8 @@ class AgentCalls:
         self.settings = settings
         self.engines = engines
         self.metrics = metrics
-        self.prices = budget.PriceTable(settings.prices())
+        self.prices = budget.PriceTable(settings.prices(), published=settings.published_prices)
+        self.cooldowns = fallbacks.Cooldowns(settings.fallback_cooldown_seconds)
 
     def engine_for(self, phase: CallPhase, project: ProjectState) -> str:
         """The project's engine for ``phase``, else this worker's for it, else the default."""
@@ -135,9 +155,83 @@ class AgentCalls:
     ) -> AgentResult:
         """One agent call: budget check, tries with backoff for transient engine failures, usage recorded,
         stopped as soon as the run is paused or cancelled. ``attempt``: the execution attempt whose
-        failed tries are recorded as ``step_attempt_failed``."""
-        engine = self.engines.get(engine_id)
+        failed tries are recorded as ``step_attempt_failed``. On a classified error (a rate or usage
+        limit, the context window, a provider error, a timeout) the call moves on to the next engine and
+        model of the phase's fallback chain (``fallbacks.py``), recorded as ``engine_fallback_taken``."""
         await self.check_budget(job, call, step)
+        full = fallbacks.chain(
+            fallbacks.Choice(engine_id, call.model),
+            self.fallbacks_for(call.phase, job.project),
+            self.engines.__contains__,
+        )
+        usable = self.cooldowns.usable(full)
+        if usable[0] != full[0]:
+            await self._fallback(
+                job, step, call, full[0], usable[0], "cooldown", "skipped while it cools down"
+            )
+        for index, choice in enumerate(usable):
+            now = replace(call, model=choice.model)
+            following = usable[index + 1] if index + 1 < len(usable) else None
+            try:
+                return await self._tries(
+                    job, now, choice.engine, step, current, attempt, switch=following is not None
+                )
+            except _Switch as switch:
+                assert following is not None  # noqa: S101 - only raised when there is a next choice
+                until = self.cooldowns.start(choice)
+                await self._fallback(job, step, now, choice, following, switch.reason, switch.error, until)
+        raise AssertionError("unreachable: the last choice returns or raises")
+
+    def fallbacks_for(self, phase: CallPhase, project: ProjectState) -> list[str]:
+        """The project's fallback chain for ``phase``, else this worker's."""
+        own: list[str] = list(getattr(project.fallbacks, phase.value)) if project.fallbacks else []
+        return own or self.settings.fallbacks_for(phase.value)
+
+    async def _fallback(
+        self,
+        job: Job,
+        step: StepState | None,
+        call: AgentCall,
+        left: fallbacks.Choice,
+        taken: fallbacks.Choice,
+        reason: str,
+        error: str,
+        until: float = 0.0,
+    ) -> None:
+        log.warning("agent call falls back", left=str(left), taken=str(taken), reason=reason, error=error)
+        self.metrics.fallbacks.labels(call.phase.value, reason).inc()
+        await self.kit.record(
+            job.run.protocol_run_id,
+            [
+                cmd.RecordEngineFallback(
+                    step_run_id=step.step_run_id if step else "",
+                    phase=_PHASES[call.phase],
+                    from_engine=left.engine,
+                    from_model=left.model,
+                    to_engine=taken.engine,
+                    to_model=taken.model,
+                    reason=reason,
+                    error=error[:2000],
+                    cooldown_until_ms=int(until * 1000),
+                )
+            ],
+            job.delivery,
+        )
+
+    async def _tries(
+        self,
+        job: Job,
+        call: AgentCall,
+        engine_id: str,
+        step: StepState | None,
+        current: IsCurrent,
+        attempt: int | None,
+        *,
+        switch: bool,
+    ) -> AgentResult:
+        """The call on one engine and model, with its tries; ``_Switch`` on a classified error when
+        ``switch`` (another engine or model is left to take it)."""
+        engine = self.engines.get(engine_id)
         tries = self.settings.codex_worker_tries
         for try_number in range(1, tries + 1):
             call_id = uuid.uuid4().hex
@@ -161,6 +255,7 @@ class AgentCalls:
             except EngineError as exc:
                 self.metrics.agent_calls.labels(call.phase.value, engine_id, "error").inc()
                 self._error(call, engine_id, "engine_error")
+                _switch_on(failure_reason(exc), switch)
                 if not exc.retryable or try_number == tries:
                     raise
                 if attempt is not None and step is not None:
@@ -179,6 +274,8 @@ class AgentCalls:
                 self._error(call, engine_id, "failed")
             await self._record_usage(job, call, engine_id, step, result, call_id)
             await self._warn_budgets(job, step)
+            if not result.ok:
+                _switch_on(result.error, switch)
             if not result.ok and attempt is not None and step is not None and try_number < tries:
                 # A failed turn of an execution is one failed try; the step fails only when all are spent.
                 await self._attempt_failed(

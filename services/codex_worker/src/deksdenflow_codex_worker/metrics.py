@@ -57,6 +57,12 @@ class WorkerMetrics:
         self.budget_refusals = Counter(
             "deksdenflow_budget_exceeded_total", "Agent calls over a budget, by mode", ["mode"], registry=r
         )
+        self.fallbacks = Counter(
+            "deksdenflow_agent_fallbacks_total",
+            "Agent calls moved on to the next engine and model of their fallback chain, by phase and reason",
+            ["phase", "reason"],
+            registry=r,
+        )
         self.budget_warnings = Counter(
             "deksdenflow_budget_warnings_total",
             "Budgets whose warning share was crossed (one per run and budget), by scope (step, protocol, "

@@ -113,7 +113,27 @@ class WorkerSettings(BaseSettings):
     price_table: str = Field(
         default="",
         description="JSON (or @path to a JSON file): {model: {input, cached_input, output}} in USD per "
-        "million tokens. Models not listed cost 0.",
+        "million tokens. It wins over the published prices; a model known to neither costs 0.",
+    )
+    fallbacks_planning: str = Field(
+        default="",
+        description="Fallback chain of the phase: engine[:model] entries, comma-separated, taken in order "
+        "on a rate limit, usage limit, context window, provider error or timeout (a project's own "
+        "chains win). Likewise fallbacks_decompose, _exec, _qa, _discovery.",
+    )
+    fallbacks_decompose: str = ""
+    fallbacks_exec: str = ""
+    fallbacks_qa: str = ""
+    fallbacks_discovery: str = ""
+    fallback_cooldown_seconds: float = Field(
+        default=300.0,
+        ge=0,
+        description="How long an engine and model left for a fallback are skipped by this worker.",
+    )
+    published_prices: bool = Field(
+        default=True,
+        description="Price a model the price table does not list at its provider's published prices "
+        "(the genai-prices package's bundled table; no request is made). false: such models cost 0.",
     )
 
     # --- git ---------------------------------------------------------------------------------------------
@@ -131,6 +151,11 @@ class WorkerSettings(BaseSettings):
         """This worker's engine for ``phase`` (``qa``, ``exec``...), else its default engine."""
         engine_id: str = getattr(self, f"{phase}_engine") or self.default_engine
         return engine_id
+
+    def fallbacks_for(self, phase: str) -> list[str]:
+        """This worker's fallback chain for ``phase`` (``engine[:model]`` entries)."""
+        raw: str = getattr(self, f"fallbacks_{phase}")
+        return [entry.strip() for entry in raw.split(",") if entry.strip()]
 
     def backoff(self) -> tuple[float, ...]:
         return tuple(float(v) for v in self.codex_worker_backoff_seconds.split(","))

@@ -14,6 +14,7 @@ from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
     CiProvider,
     ClarificationQuestion,
     EngineDefaults,
+    FallbackChains,
     JobRetry,
     ModelDefaults,
     RunPolicy,
@@ -38,6 +39,7 @@ ProjectEvent = (
     | ev.ProjectWebhookSecretRotated
     | ev.ProjectRunPolicySet
     | ev.ProjectJobRetryScheduled
+    | ev.ProjectFallbacksSet
 )
 ProjectCommand = (
     cmd.RegisterProject
@@ -51,6 +53,7 @@ ProjectCommand = (
     | cmd.RotateWebhookSecret
     | cmd.SetRunPolicy
     | cmd.RecordProjectJobRetry
+    | cmd.SetFallbacks
 )
 
 # More CI fixes than this per step is a loop, not a policy.
@@ -97,6 +100,8 @@ class ProjectState(BaseModel):
     webhook_secret_generation: int = 0
     # Resolved; None for a project registered before run policies (its protocols are manual).
     run_policy: RunPolicy | None = None
+    # Fallback engines and models per phase (None: the worker's).
+    fallbacks: FallbackChains | None = None
     # Why the project is in its status, when that needs a person: the onboarding's failure, or the
     # blocking questions left to answer ("" otherwise).
     status_reason: str = ""
@@ -136,6 +141,7 @@ class ProjectUpdate(TypedDict, total=False):
     ci_policy: CiPolicy | None
     webhook_secret_generation: int
     run_policy: RunPolicy | None
+    fallbacks: FallbackChains | None
     status_reason: str
     last_error: str
     retry: JobRetry | None
@@ -200,6 +206,11 @@ def decide_project(state: ProjectState, command: ProjectCommand, ctx: DecisionCo
             return [ev.ProjectRunPolicySet(run_policy=resolved)]
         case cmd.RecordProjectJobRetry():
             return [ev.ProjectJobRetryScheduled(retry=_job_retry(command.retry))]
+        case cmd.SetFallbacks():
+            chains = check_fallbacks(command.fallbacks)
+            if chains == state.fallbacks:
+                return []
+            return [ev.ProjectFallbacksSet(fallbacks=chains)]
         case _:
             assert_never(command)
 
@@ -222,7 +233,33 @@ def _register(state: ProjectState, command: cmd.RegisterProject) -> ev.ProjectRe
         forge_repo=command.forge_repo,
         ci_policy=_ci_policy(command.ci_policy) if command.ci_policy is not None else None,
         run_policy=run_policy.resolve(None, command.run_policy),
+        fallbacks=check_fallbacks(command.fallbacks) if command.fallbacks is not None else None,
     )
+
+
+FALLBACK_PHASES = ("planning", "decompose", "exec", "qa", "discovery")
+MAX_FALLBACKS = 5
+# "engine" or "engine:model": an engine id (lowercase, dashes), then any model name without blanks.
+_FALLBACK = re.compile(r"^[a-z][a-z0-9-]{0,39}(:[^\s:][^\s]{0,199})?$")
+
+
+def check_fallbacks(chains: FallbackChains | None) -> FallbackChains | None:
+    """``chains`` if every entry reads as ``engine[:model]`` and no phase has more than
+    ``MAX_FALLBACKS``; None when every chain is empty (the worker's chains apply)."""
+    if chains is None:
+        return None
+    for phase in FALLBACK_PHASES:
+        entries: list[str] = getattr(chains, phase)
+        if len(entries) > MAX_FALLBACKS:
+            raise InvalidCommand(
+                f"fallbacks.{phase}: at most {MAX_FALLBACKS} entries", field=f"fallbacks.{phase}"
+            )
+        for entry in entries:
+            if not _FALLBACK.match(entry):
+                raise InvalidCommand(
+                    f"fallbacks.{phase}: {entry!r} is not engine or engine:model", field=f"fallbacks.{phase}"
+                )
+    return chains if any(getattr(chains, phase) for phase in FALLBACK_PHASES) else None
 
 
 def _job_retry(retry: JobRetry | None) -> JobRetry:
@@ -293,6 +330,7 @@ def evolve_project(state: ProjectState, event: ProjectEvent) -> ProjectState:
                 "local_path": event.local_path,
                 "ci_policy": event.ci_policy,
                 "run_policy": event.run_policy,
+                "fallbacks": event.fallbacks,
             }
         case ev.ProjectOnboardingRequested():
             update = {
@@ -338,6 +376,8 @@ def evolve_project(state: ProjectState, event: ProjectEvent) -> ProjectState:
             update = {"webhook_secret_generation": event.generation}
         case ev.ProjectRunPolicySet():
             update = {"run_policy": event.run_policy}
+        case ev.ProjectFallbacksSet():
+            update = {"fallbacks": event.fallbacks}
         case ev.ProjectJobRetryScheduled():
             update = {"retry": event.retry, "last_error": event.retry.error if event.retry else ""}
         case _:

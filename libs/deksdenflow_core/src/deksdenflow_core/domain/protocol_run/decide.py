@@ -60,6 +60,7 @@ ProtocolRunCommand = (
     | cmd.RecordStepExecutionStarted
     | cmd.RecordStepAttemptFailed
     | cmd.RecordJobRetry
+    | cmd.RecordEngineFallback
     | cmd.RecordStepExecutionCompleted
     | cmd.RecordStepExecutionFailed
     | cmd.RecordStepBlocked
@@ -99,8 +100,8 @@ def decide_protocol_run(
     if not state.exists:
         raise NotFound(f"protocol run {state.protocol_run_id} does not exist")
     events = _decide(state, command, ctx)
-    # (a job's retry and a budget warning are notices: no work follows from them)
-    if events and state.autopilot and not isinstance(command, (cmd.RecordJobRetry, cmd.RecordBudgetWarning)):
+    # (a job's retry, an engine's fallback and a budget warning are notices: no work follows from them)
+    if events and state.autopilot and not isinstance(command, _NOTICES):
         events.extend(autopilot.next_work(_fold(state, events)))
     return events
 
@@ -207,8 +208,8 @@ def _decide_result(
                     step_run_id=step.step_run_id, attempt=command.attempt, worker_id=command.worker_id
                 )
             ]
-        case cmd.RecordJobRetry():
-            return [ev.JobRetryScheduled(retry=_job_retry(command))]
+        case cmd.RecordJobRetry() | cmd.RecordEngineFallback():
+            return [_notice(command)]
         case cmd.RecordStepAttemptFailed():
             step = _executing(state, command.step_run_id, command.attempt)
             if step is None:
@@ -352,6 +353,32 @@ def _ready_or_merge_result(
                 ev.MergeFailed(attempt=command.attempt, reason=command.reason),
                 ev.ProtocolRunBlocked(reason=f"the merge was refused: {command.reason}"),
             ]
+
+
+# Commands that record what happened to a job and ask for no work.
+_NOTICES = (cmd.RecordJobRetry, cmd.RecordEngineFallback, cmd.RecordBudgetWarning)
+
+
+def _notice(command: cmd.RecordJobRetry | cmd.RecordEngineFallback) -> ProtocolRunEvent:
+    if isinstance(command, cmd.RecordJobRetry):
+        return ev.JobRetryScheduled(retry=_job_retry(command))
+    return _fallback(command)
+
+
+def _fallback(command: cmd.RecordEngineFallback) -> ev.EngineFallbackTaken:
+    if not (command.from_engine and command.to_engine and command.reason):
+        raise InvalidCommand("a fallback names the engines it leaves and takes, and why", field="reason")
+    return ev.EngineFallbackTaken(
+        step_run_id=command.step_run_id,
+        phase=command.phase,
+        from_engine=command.from_engine,
+        from_model=command.from_model,
+        to_engine=command.to_engine,
+        to_model=command.to_model,
+        reason=command.reason,
+        error=command.error,
+        cooldown_until_ms=command.cooldown_until_ms,
+    )
 
 
 def _job_retry(command: cmd.RecordJobRetry) -> JobRetry:

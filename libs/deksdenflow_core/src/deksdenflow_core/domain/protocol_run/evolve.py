@@ -80,6 +80,7 @@ ProtocolRunEvent = (
     | ev.ProtocolRunQueued
     | ev.ProtocolRunAdmitted
     | ev.JobRetryScheduled
+    | ev.EngineFallbackTaken
 )
 
 
@@ -126,13 +127,27 @@ _ERRORS: dict[type, Callable[[Any], str]] = {
         ev.PullRequestReadyFailed,
         ev.MergeFailed,
     )
-} | {ev.JobRetryScheduled: lambda e: e.retry.error if e.retry else ""}
+} | {
+    ev.JobRetryScheduled: lambda e: e.retry.error if e.retry else "",
+    ev.EngineFallbackTaken: lambda e: f"{e.from_engine}:{e.from_model} {e.reason}: {e.error}",
+}
 
 # Events that leave a job's retry standing: facts from outside the job (usage, CI, reviews), and an
 # agent call's own failed try. Anything else on the run (a result, a person's action) ends it.
 _KEEP_RETRY: frozenset[type] = frozenset(
-    {ev.UsageRecorded, ev.BudgetWarningRecorded, ev.CiReported, ev.ReviewRecorded, ev.StepAttemptFailed}
+    {
+        ev.UsageRecorded,
+        ev.BudgetWarningRecorded,
+        ev.CiReported,
+        ev.ReviewRecorded,
+        ev.StepAttemptFailed,
+        ev.EngineFallbackTaken,
+    }
 )
+
+
+def _fallback_taken(s: ProtocolRunState, e: ev.EngineFallbackTaken) -> Update:
+    return {}  # a fact of the call (in the log and the run's last_error); the steps do not change
 
 
 def _job_retry(s: ProtocolRunState, e: ev.JobRetryScheduled) -> Update:
@@ -162,6 +177,7 @@ _AFTER_END: frozenset[type] = frozenset(
         ev.ReviewReplyRequested,
         ev.ReviewReplied,
         ev.JobRetryScheduled,
+        ev.EngineFallbackTaken,
     }
 )
 
@@ -691,6 +707,7 @@ _HANDLERS: dict[type, Callable[[ProtocolRunState, Any], Update]] = {
     ev.ProtocolRunQueued: _queued,
     ev.ProtocolRunAdmitted: _admitted,
     ev.JobRetryScheduled: _job_retry,
+    ev.EngineFallbackTaken: _fallback_taken,
 }
 
 

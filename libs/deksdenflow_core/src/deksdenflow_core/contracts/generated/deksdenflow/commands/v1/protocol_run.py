@@ -501,6 +501,31 @@ class RecordJobRetry(_base.ContractModel):
     retry: _deksdenflow_common_v1_common.JobRetry | None = None
 
 
+class RecordEngineFallback(_base.ContractModel):
+    """Record that an agent call switched to the next engine and model of its phase's fallback chain."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.commands.v1.RecordEngineFallback"
+    COMMAND_TYPE: _typing.ClassVar[str] = "protocol_run.record_engine_fallback"
+
+    step_run_id: str = ""
+    phase: _typing.Annotated[
+        _deksdenflow_common_v1_common.Phase, _base.open_enum_field(_deksdenflow_common_v1_common.Phase)
+    ] = _deksdenflow_common_v1_common.Phase.UNSPECIFIED
+    from_engine: str = ""
+    from_model: str = ""
+    to_engine: str = ""
+    to_model: str = ""
+    reason: str = _pydantic.Field(
+        default="",
+        description="The classified error: rate_limit, usage_limit, context_window, provider_error, timeout.",
+    )
+    error: str = ""
+    cooldown_until_ms: int = _pydantic.Field(
+        default=0,
+        description="Until when the engine and model it left are skipped by this worker (Unix milliseconds).",
+    )
+
+
 class RecordBudgetWarning(_base.ContractModel):
     """Record that spending crossed the warning share of a budget (recorded once per run, scope and kind)."""
 

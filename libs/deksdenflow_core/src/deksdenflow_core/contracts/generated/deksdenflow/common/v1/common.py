@@ -498,3 +498,19 @@ class JobRetry(_base.ContractModel):
         description="When it failed and when the request is delivered again (Unix milliseconds, the worker's clock).",
     )
     next_try_at_ms: int = 0
+
+
+class FallbackChains(_base.ContractModel):
+    """Fallback chains per phase: "engine:model" entries (or "engine" for its default model), tried in order
+    after the phase's own engine and model when a call fails with a classified error — a rate limit, a
+    usage or quota limit, the context window exceeded, a provider error (5xx) or a timeout — never on a QA
+    FAIL or an output that does not validate.
+    """
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.common.v1.FallbackChains"
+
+    planning: tuple[str, ...] = ()
+    decompose: tuple[str, ...] = ()
+    exec: tuple[str, ...] = ()
+    qa: tuple[str, ...] = ()
+    discovery: tuple[str, ...] = ()

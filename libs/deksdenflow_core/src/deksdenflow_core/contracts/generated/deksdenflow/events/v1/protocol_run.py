@@ -648,6 +648,29 @@ class JobRetryScheduled(_base.ContractModel):
     retry: _deksdenflow_common_v1_common.JobRetry | None = None
 
 
+class EngineFallbackTaken(_base.ContractModel):
+    """An agent call switched to the next engine and model of its phase's fallback chain, on a classified
+    error of the one it used (the one it left cools down for a while).
+    """
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.events.v1.EngineFallbackTaken"
+    EVENT_TYPE: _typing.ClassVar[str] = "protocol_run.engine_fallback_taken"
+
+    step_run_id: str = ""
+    phase: _typing.Annotated[
+        _deksdenflow_common_v1_common.Phase, _base.open_enum_field(_deksdenflow_common_v1_common.Phase)
+    ] = _deksdenflow_common_v1_common.Phase.UNSPECIFIED
+    from_engine: str = ""
+    from_model: str = ""
+    to_engine: str = ""
+    to_model: str = ""
+    reason: str = _pydantic.Field(
+        default="", description="rate_limit, usage_limit, context_window, provider_error, timeout"
+    )
+    error: str = ""
+    cooldown_until_ms: int = 0
+
+
 class BudgetWarningRecorded(_base.ContractModel):
     """What was spent crossed a configurable share (DEKSDENFLOW_BUDGET_WARN_SHARE) of a budget: a warning
     before the budget stops anything. Once per run, budget scope and kind (the same project budget may warn
