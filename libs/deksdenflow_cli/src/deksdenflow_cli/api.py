@@ -125,6 +125,7 @@ ENDPOINTS: dict[str, Endpoint] = {
     "events.list": Endpoint("GET", "/events", (), EVENT_FIELDS, listing=True),
     "events.stream": Endpoint("GET", "/events/stream"),
     "usage": Endpoint("GET", "/usage", (), ("group_by", "data", "total")),
+    "prompts": Endpoint("GET", "/prompts", (), ("name", "phase", "version", "versions"), listing=True),
 }
 
 # Actions the generic /actions/{action} endpoints take (the API's RunAction and StepAction enums).

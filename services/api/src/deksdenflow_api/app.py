@@ -24,7 +24,7 @@ from deksdenflow_api.fanout import EventFanout
 from deksdenflow_api.idempotency import IdempotencyStore
 from deksdenflow_api.middleware import ApiMetrics, Idempotency, RequestContext
 from deksdenflow_api.readiness import ReadModelReadiness
-from deksdenflow_api.routes import events, projects, protocols, queues, usage, webhooks
+from deksdenflow_api.routes import events, projects, prompts, protocols, queues, usage, webhooks
 from deksdenflow_api.sealing import Sealer
 
 _log = get_logger(__name__)
@@ -114,6 +114,7 @@ def create_app(
         protocols.router,
         events.router,
         usage.router,
+        prompts.router,
         queues.router,
         webhooks.router,
     )

@@ -41,7 +41,7 @@ from deksdenflow_codex_worker.engines.failures import fallback_reason
 from deksdenflow_codex_worker.engines.registry import EngineRegistry
 from deksdenflow_codex_worker.kit import IsCurrent, Job, JobKit
 from deksdenflow_codex_worker.metrics import WorkerMetrics
-from deksdenflow_codex_worker.prompts import schema
+from deksdenflow_codex_worker.prompts import Prompt, schema
 from deksdenflow_codex_worker.settings import WorkerSettings
 from deksdenflow_codex_worker.structured import ask_structured
 
@@ -110,8 +110,10 @@ class AgentCalls:
         step: str = "",
         attempt: int = 0,
         output_schema: str = "",
+        prompt_of: Prompt | None = None,
     ) -> AgentCall:
-        """An agent call of ``job``; ``output_schema`` names the schema its last message must match."""
+        """An agent call of ``job``; ``output_schema`` names the schema its last message must match;
+        ``prompt_of``: the prompt the text was made from (its name and version go on the usage record)."""
         return AgentCall(
             call_id=uuid.uuid4().hex,
             phase=phase,
@@ -125,6 +127,8 @@ class AgentCalls:
                 "project": job.project.project_id,
                 "step": step,
                 "attempt": str(attempt),
+                "prompt": prompt_of.name if prompt_of else "",
+                "prompt_version": prompt_of.version if prompt_of else "",
             },
             timeout_seconds=self.settings.agent_timeout_seconds,
         )
@@ -342,6 +346,8 @@ class AgentCalls:
                     phase=_PHASES[call.phase],
                     engine_id=engine_id,
                     model=call.model,
+                    prompt_name=call.labels.get("prompt", ""),
+                    prompt_version=call.labels.get("prompt_version", ""),
                     usage=TokenUsage(
                         input_tokens=u.input_tokens,
                         cached_input_tokens=u.cached_input_tokens,

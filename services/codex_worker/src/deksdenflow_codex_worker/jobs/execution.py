@@ -142,6 +142,7 @@ class ExecutionJob:
             Sandbox.WORKSPACE_WRITE,
             step=step.name,
             attempt=req.attempt,
+            prompt_of=prompt,
         )
         result = await self.calls.run(job, call, engine_id, step, current, attempt=req.attempt)
         if not result.ok:

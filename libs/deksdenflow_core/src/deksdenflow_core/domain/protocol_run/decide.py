@@ -1031,5 +1031,7 @@ def _usage(state: ProtocolRunState, command: cmd.RecordUsage) -> list[ProtocolRu
             model=command.model,
             usage=command.usage,
             cost_micro_usd=command.cost_micro_usd,
+            prompt_name=command.prompt_name,
+            prompt_version=command.prompt_version,
         )
     ]

@@ -397,6 +397,11 @@ class RecordUsage(_base.ContractModel):
     model: str = ""
     usage: _deksdenflow_common_v1_common.TokenUsage | None = None
     cost_micro_usd: int = 0
+    prompt_name: str = _pydantic.Field(
+        default="",
+        description='The prompt behind the call: its name ("planning", "decompose", "exec", "qa", "qa-light") and version\n(the first 12 hex digits of its template\'s SHA-256; "" for calls recorded before prompts were).',
+    )
+    prompt_version: str = ""
 
 
 class ApprovePlan(_base.ContractModel):

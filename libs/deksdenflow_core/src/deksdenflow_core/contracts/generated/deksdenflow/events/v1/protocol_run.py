@@ -482,6 +482,11 @@ class UsageRecorded(_base.ContractModel):
     cost_micro_usd: int = _pydantic.Field(
         default=0, description="Cost in millionths of a US dollar, from the configured price table."
     )
+    prompt_name: str = _pydantic.Field(
+        default="",
+        description='The prompt behind the call: its name ("planning", "decompose", "exec", "qa", "qa-light") and version\n(the first 12 hex digits of its template\'s SHA-256; "" for calls recorded before prompts were).',
+    )
+    prompt_version: str = ""
 
 
 class PlanApproved(_base.ContractModel):
