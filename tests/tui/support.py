@@ -19,7 +19,7 @@ from deksdenflow_cli.client import Client
 from deksdenflow_cli.context import Context
 from deksdenflow_cli.tui.app import Tui, View
 from textual.pilot import Pilot
-from textual.widgets import DataTable
+from textual.widgets import DataTable, Input
 
 from tests.api.conftest import ADMIN_TOKEN, System
 from tests.support import eventually
@@ -79,8 +79,23 @@ def column(app: Tui, index: int, table: str | None = None) -> list[str]:
 
 async def said(app: Tui, text: str) -> str:
     """Wait until the message line says ``text``; returns the whole line."""
-    await eventually(lambda: text in view(app).message, what=f"the message line to say {text!r}")
+    try:
+        await eventually(lambda: text in view(app).message, what=f"the message line to say {text!r}")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; it says {view(app).message!r}") from None
     return view(app).message
+
+
+async def command(app: Tui, pilot: Pilot[None], line: str) -> None:
+    """`:` then the command: its text put in the prompt at once (typing each key costs a repaint)."""
+    await pilot.press("colon")
+    view(app).query_one("#prompt", Input).insert_text_at_cursor(line)
+    await pilot.press("enter")
+
+
+def keys(text: str) -> list[str]:
+    """What to press to type ``text``."""
+    return ["space" if c == " " else c for c in text]
 
 
 def masked(svg: str) -> str:
@@ -90,15 +105,30 @@ def masked(svg: str) -> str:
 
 
 async def snapshot(app: Tui, pilot: Pilot[None], name: str) -> None:
-    """The screen equals ``snapshots/NAME.svg`` (masked); written anew with DEKSDENFLOW_UPDATE_SNAPSHOTS."""
-    await pilot.pause()  # what is queued is drawn
-    actual = masked(app.export_screenshot(title=name))
+    """The screen equals ``snapshots/NAME.svg`` (masked); written anew with DEKSDENFLOW_UPDATE_SNAPSHOTS.
+
+    Drawn again until it does (a table sizes its columns on a later refresh than the one that filled
+    it), for a few seconds at most; then what it drew last is left beside it, as NAME.actual.svg."""
     path = SNAPSHOTS / f"{name}.svg"
-    if os.environ.get("DEKSDENFLOW_UPDATE_SNAPSHOTS"):
+    if os.environ.get("DEKSDENFLOW_UPDATE_SNAPSHOTS"):  # what it draws twice in a row
+        previous, current = "", masked(app.export_screenshot(title=name))
+        while current != previous:
+            await pilot.pause()
+            previous, current = current, masked(app.export_screenshot(title=name))
         SNAPSHOTS.mkdir(exist_ok=True)
-        path.write_text(actual)
+        path.write_text(current)
     assert path.exists(), f"no snapshot {path.name}: DEKSDENFLOW_UPDATE_SNAPSHOTS=1 writes it"
-    if path.read_text() != actual:
+    expected = path.read_text()
+    drawn = [""]
+
+    async def looks_the_same() -> bool:
+        await pilot.pause()
+        drawn[0] = masked(app.export_screenshot(title=name))
+        return drawn[0] == expected
+
+    try:
+        await eventually(looks_the_same, within=5, what=f"the screen to look as {path.name}")
+    except AssertionError:
         seen = path.with_suffix(".actual.svg")
-        seen.write_text(actual)
-        raise AssertionError(f"{name} does not look as {path} does: see {seen}")
+        seen.write_text(drawn[0])
+        raise AssertionError(f"{name} does not look as {path} does: see {seen}") from None

@@ -47,8 +47,8 @@ RUN_ACTIONS: tuple[tuple[str, str, str, str], ...] = (
     ("y", "approve_plan", "approve-plan", "approve the plan"),
     ("o", "open_pr", "open-pr", "open the pull request for the run's branch"),
 )
-REJECT_PLAN = ("d", "reject-plan", "reject the plan: `:reject-plan REASON` (the key asks for the reason)")
-NEW_PROTOCOL = ("c", "new", "create a protocol run: `:new TASK NAME` (the key asks for the task)")
+REJECT_PLAN = ("d", "reject-plan", "reject the plan: :reject-plan REASON (the key asks for the reason)")
+NEW_PROTOCOL = ("c", "new", "create a protocol run: :new TASK NAME (the key asks for the task)")
 # The highlighted step's actions, on a run's screen.
 STEP_ACTIONS: tuple[tuple[str, str, str, str], ...] = (
     ("a", "approve", "approve", "approve the highlighted step"),
@@ -61,9 +61,9 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("projects", "the list of projects"),
     ("project NAME", "a project's runs"),
     ("run PROJECT/NAME", "a run (by name, slug, number or id)"),
-    ("filter TEXT", "only the rows with TEXT (as `/`); `:filter` alone shows all"),
-    ("help", "keys and commands (as `?`)"),
-    ("quit", "leave (also `q`)"),
+    ("filter TEXT", "only the rows with TEXT (as /); :filter alone shows all"),
+    ("help", "keys and commands (as ?)"),
+    ("quit", "leave (also q)"),
 )
 
 
@@ -132,7 +132,7 @@ class View(Screen[None]):
         yield Header()
         yield from self.body()
         yield Static(id="message")
-        yield Input(id="prompt")
+        yield Input(id="prompt", select_on_focus=False)
         yield Footer()
 
     def body(self) -> ComposeResult:
@@ -207,11 +207,11 @@ class View(Screen[None]):
             self.set_filter(event.value)
 
     @on(Input.Submitted, "#prompt")
-    async def submitted(self, event: Input.Submitted) -> None:
+    def submitted(self, event: Input.Submitted) -> None:
         mode = self.mode
         self.close_prompt()
-        if mode == "command":
-            await self.command(event.value)
+        if mode == "command":  # in a worker: the screen goes on handling keys and events meanwhile
+            self.run_worker(self.command(event.value), group="command")
 
     def set_filter(self, text: str) -> None:
         self.filter = text
@@ -260,7 +260,7 @@ class View(Screen[None]):
 
         async def projects(_: list[str]) -> None:
             while isinstance(self.tui.screen_stack[-2], View):
-                await self.app.pop_screen()
+                self.app.pop_screen()  # not awaited: this screen (and its worker) is among those popped
 
         async def project(args: list[str]) -> None:
             if len(args) != 1:
@@ -699,44 +699,41 @@ class HelpScreen(ModalScreen[None]):
     ]
 
     def compose(self) -> ComposeResult:
+        text = Text(help_text())
+        text.highlight_regex(r"(?m)^\S.*$", "bold")
         with VerticalScroll(id="help"):
-            yield Markdown(help_text())
+            yield Static(text, id="help-text")
 
 
 def help_text() -> str:
-    def table(rows: Iterable[tuple[str, str, str]]) -> str:
-        lines = ["| key | command | what it does |", "| --- | --- | --- |"]
-        lines += [
-            f"| `{key}` | `{command}` | {what} |" if command else f"| `{key}` | | {what} |"
-            for key, command, what in rows
-        ]
-        return "\n".join(lines)
+    def section(title: str, rows: Iterable[tuple[str, str, str]]) -> str:
+        lines = [f"{key:<12}{':' + command if command else '':<15} {what}" for key, command, what in rows]
+        return title + "\n" + "\n".join("  " + line for line in lines)
 
     general = [
         ("Enter", "", "open the highlighted project, run or step (a step: its QA reports)"),
-        (":", "", "a command (below); Enter runs it, Esc closes"),
-        ("/", "", "show only the rows with what you type; Esc clears"),
+        (":", "", "a command (below); Enter runs it, Esc closes the prompt"),
+        ("/", "filter", "show only the rows with what you type; Esc clears"),
         ("?", "help", "this help"),
         ("Esc", "", "close the prompt, clear the filter, or go back"),
-        ("Tab", "", "the next table (a run: steps, events)"),
-        ("q / Ctrl+Q", "quit", "leave"),
+        ("Tab", "", "the next table (on a run: steps, events)"),
+        ("q, Ctrl+Q", "quit", "leave"),
     ]
     runs = [(key, command, what) for key, _, command, what in RUN_ACTIONS]
-    runs += [
-        (REJECT_PLAN[0], REJECT_PLAN[1], REJECT_PLAN[2]),
-        (NEW_PROTOCOL[0], NEW_PROTOCOL[1], NEW_PROTOCOL[2]),
-    ]
+    runs += [REJECT_PLAN, NEW_PROTOCOL]
     steps = [(key, command, what) for key, _, command, what in STEP_ACTIONS]
-    steps.append((QA_REPORTS[0], QA_REPORTS[1], QA_REPORTS[2]))
-    commands = "\n".join(f"* `:{name}`: {what}" for name, what in COMMANDS)
-    return (
-        "# deksdenflow tui\n\n"
-        "Live from the API's event stream: a screen changes when an event about it is appended.\n\n"
-        f"## Everywhere\n\n{table(general)}\n\n"
-        f"## Runs (a project's list: the highlighted run; a run's screen: that run)\n\n{table(runs)}\n\n"
-        f"## Steps (a run's screen: the highlighted step)\n\n{table(steps)}\n\n"
-        f"## Commands\n\n{commands}\n\n"
-        "A refused action (409) is said on the bottom line, with what the run or step is now."
+    steps.append(QA_REPORTS)
+    commands = "\n".join(f"  :{name:<24} {what}" for name, what in COMMANDS)
+    return "\n\n".join(
+        (
+            "deksdenflow tui: live from the API's event stream (a screen changes when an event about it "
+            "is appended)",
+            section("Everywhere", general),
+            section("Runs (a project's list: the highlighted run; a run's screen: that run)", runs),
+            section("Steps (a run's screen: the highlighted step)", steps),
+            "Commands (also each action above, by its :name)\n" + commands,
+            "A refused action (409) is said on the bottom line, with what the run or step is now.",
+        )
     )
 
 

@@ -12,7 +12,7 @@ RUN_STATUS = {
     "queued": "queued: waiting for a free slot of its project",
     "planning": "planning: the planner is writing its steps",
     "planned": "planned: its plan is ready and no step is running",
-    "running": "running: a step is being worked on",
+    "running": "running: its steps are under way",
     "paused": "paused: nothing runs until it is resumed",
     "blocked": "blocked: it waits for a person (retry, approve or cancel)",
     "failed": "failed: it stopped on an error",
