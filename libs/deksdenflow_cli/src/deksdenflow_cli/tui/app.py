@@ -523,16 +523,20 @@ class RunScreen(Acting):
                 history += page
                 if len(page) < PAGE:
                     break
-            self.history = True
             self.add_events([*history, *sorted(self.pending, key=lambda e: int(e["position"]))])
             self.pending = []
-        self.show()
+            self.history = True
+            self.show()
+        else:
+            self.show_state()
 
     def add_events(self, events: list[dict[str, Any]]) -> None:
+        """Events after the last one held (a position at or below it was had already); once the history
+        is shown, added to the table as they come."""
         last = self.events[-1]["position"] if self.events else 0
         fresh = [e for e in events if e["position"] > last]
         self.events += fresh
-        if fresh and self._ready:
+        if fresh and self.history:
             self.show_events(fresh)
 
     def appended(self, event: dict[str, Any]) -> None:
@@ -545,6 +549,12 @@ class RunScreen(Acting):
         self.reload()
 
     def show(self) -> None:
+        self.show_state()
+        self.query_one("#events", DataTable).clear()
+        self.show_events(self.events)
+
+    def show_state(self) -> None:
+        """The summary and the steps (the events table grows by itself)."""
         run = self.run
         usage = run.get("usage") or {}
         lines = [
@@ -563,9 +573,6 @@ class RunScreen(Acting):
         )
         self.query_one("#summary", Static).update(Text("\n".join(lines)))
         self.show_steps()
-        table = self.query_one("#events", DataTable)
-        table.clear()
-        self.show_events(self.events)
 
     def show_steps(self) -> None:
         by_step: dict[str, list[dict[str, Any]]] = {}
