@@ -1,4 +1,5 @@
-"""`/` filters the rows as you type, `:` runs a command, `?` shows every key and command."""
+"""`/` filters the rows as you type, `:` runs a command, `?` shows every key and command; a project
+token sees its project alone."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from tests.tui.support import column, command, keys, said, shown, snapshot, tui,
 async def test_filter_commands_and_help(system: System) -> None:
     async with system.admin() as admin:
         demo = await create_project(admin, "demo")
-        await create_project(admin, "shop")
+        shop = await create_project(admin, "shop")
         await create_project(admin, "docs")
         await create_protocol(admin, demo["id"], "Add login page")
         await create_protocol(admin, demo["id"], "Write the docs")
@@ -67,3 +68,6 @@ async def test_filter_commands_and_help(system: System) -> None:
         await eventually(lambda: isinstance(app.screen, ProjectsScreen), what="the help closed")
         await command(app, pilot, "quit")
         await eventually(lambda: not app.is_running, what="the app to end")
+    # A project token sees its project alone.
+    async with tui(system, token=shop["project_token"]) as (app, _):
+        assert column(app, 0) == ["shop"]

@@ -21,7 +21,7 @@ async def test_projects_runs_a_run_and_its_qa_reports_as_they_change(system: Sys
         await create_protocol(admin, demo["id"], "Write the docs")
     async with tui(system) as (app, pilot):
         assert column(app, 0) == ["demo", "shop"]
-        assert rows(app)[0][:3] == ["demo", "registered", "main"]
+        assert rows(app)[0][:4] == ["demo", "registered", "", "main"]
         await snapshot(app, pilot, "projects")
 
         await pilot.press("enter")

@@ -31,6 +31,7 @@ from deksdenflow_cli import follow, names
 from deksdenflow_cli.client import Client
 from deksdenflow_cli.exits import CliError
 from deksdenflow_cli.tui import words
+from deksdenflow_cli.why import why
 
 T = TypeVar("T")
 PAGE = 500
@@ -370,7 +371,7 @@ class ProjectsScreen(View):
 
     def on_mount(self) -> None:
         self.sub_title = self.heading()
-        self.query_one(DataTable).add_columns("NAME", "STATUS", "BASE", "REPOSITORY", "OPEN QUESTIONS")
+        self.query_one(DataTable).add_columns("NAME", "STATUS", "WHY", "BASE", "REPOSITORY", "OPEN QUESTIONS")
         super().on_mount()
 
     async def load(self) -> None:
@@ -381,7 +382,14 @@ class ProjectsScreen(View):
         rows = []
         for p in self.projects:
             unanswered = [q for q in p.get("questions", []) if q.get("key") not in p.get("answers", {})]
-            row = (p["name"], p["status"], p["base_branch"], p["git_url"], len(unanswered) or "")
+            row = (
+                p["name"],
+                p["status"],
+                why(p) or "",
+                p["base_branch"],
+                p["git_url"],
+                len(unanswered) or "",
+            )
             if matches(self.filter, row):
                 rows.append((p["id"], row))
         refill(self.query_one(DataTable), rows)
@@ -414,7 +422,9 @@ class RunsScreen(Acting):
 
     def on_mount(self) -> None:
         self.sub_title = self.heading()
-        self.query_one(DataTable).add_columns("#", "NAME", "STATUS", "WAITING FOR", "PR", "COST", "UPDATED")
+        self.query_one(DataTable).add_columns(
+            "#", "NAME", "STATUS", "WAITING FOR", "WHY", "PR", "COST", "UPDATED"
+        )
         super().on_mount()
 
     def project_id(self) -> str:
@@ -434,7 +444,8 @@ class RunsScreen(Acting):
                 r["number"],
                 r["protocol_name"],
                 r["status"],
-                r.get("waiting_for") or r.get("blocked_reason") or "",
+                r.get("waiting_for") or "",
+                why(r) or "",
                 r.get("pr_url") or "",
                 words.cost(r.get("usage")),
                 words.clock(r.get("updated_at")),
@@ -565,8 +576,8 @@ class RunScreen(Acting):
             lines.append(
                 f"It {words.WAITING_FOR.get(run['waiting_for'], 'waits for ' + run['waiting_for'])}."
             )
-        if run.get("blocked_reason"):
-            lines.append(f"Blocked: {run['blocked_reason']}")
+        if reason := why(run):
+            lines.append(f"Why: {reason}")
         lines.append(
             f"PR: {run.get('pr_url') or 'none'}  ·  tokens {usage.get('input_tokens', 0)} in, "
             f"{usage.get('output_tokens', 0)} out  ·  cost {words.cost(usage)}"

@@ -29,7 +29,11 @@ STEP_STATUS = {
     "cancelled": "cancelled",
 }
 WAITING_FOR = {
+    "queue": "waits for a slot under the run limits",
+    "action": "waits for a person's next action (nothing is with a worker)",
     "plan_approval": "waits for its plan to be approved (y) or rejected (d)",
+    "pull_request": "waits for a pull request to be opened (o)",
+    "review": "waits for reviewers, or a person to merge",
     "ci": "waits for green CI on its head commit",
     "merge": "waits for the forge to merge its pull request",
 }
