@@ -13,7 +13,7 @@ RUN := $(UV) run --locked --no-sync
 # The pinned agent CLIs (codex, claude) installed by `make agents`.
 AGENTS_BIN := $(CURDIR)/services/codex_worker/agents/node_modules/.bin
 
-.PHONY: help install agents browser run demo test static test-fast migrate rebuild check fmt fmt-check lint typecheck imports proto proto-check bench clean
+.PHONY: help install agents browser promtool run demo test static test-fast migrate rebuild check fmt fmt-check lint typecheck imports proto proto-check bench clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -54,8 +54,16 @@ browser: ## Install Debian's chromium for the console's browser tests when it is
 		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; }
 
-test: install agents browser static ## Static gates (format, lint, types, imports, contracts), then the suite against real NATS, PostgreSQL and git
+test: install agents browser promtool static ## Static gates (format, lint, types, imports, contracts), then the suite against real NATS, PostgreSQL and git
 	$(RUN) pytest
+
+# promtool (Debian's prometheus package) checks every service's /metrics and unit-tests the alert rules in
+# deploy/observability/. CI runs as root on a clean machine: it is installed when missing.
+promtool:
+	@command -v promtool >/dev/null || { \
+	  echo "promtool not found: installing Debian's prometheus package"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
 
 static: fmt-check lint typecheck imports proto-check ## The static gates alone: format, lint, strict types, import rules, contracts
 
@@ -90,7 +98,7 @@ lint: install
 	$(RUN) ruff check .
 
 typecheck: install
-	$(RUN) mypy libs/*/src services/*/src tests bench proto/codegen
+	$(RUN) mypy libs/*/src services/*/src tests bench evals proto/codegen
 
 imports: install
 	$(RUN) lint-imports

@@ -123,3 +123,14 @@ async def test_usage_is_summed_by_model_with_a_total(system: System, tmp_path: P
     as_json = (await cli(system, tmp_path, "usage", "--by", "phase", "-o", "json")).json()
     assert {r["key"]: r["calls"] for r in as_json["data"]} == {"exec": 1, "qa": 1}
     assert as_json["total"]["cost_micro_usd"] == 1_500_020
+
+
+async def test_prompts_list_each_version_with_its_figures(system: System, tmp_path: Path) -> None:
+    table = await cli(system, tmp_path, "prompts")
+    assert table.code == 0, table.stderr
+    header, *rows = table.stdout.splitlines()
+    assert header.split()[:4] == ["NAME", "PHASE", "VERSION", "BUILTIN"]
+    assert [r.split()[0] for r in rows] == ["planning", "decompose", "exec", "qa", "qa-light"]
+    assert all(r.split()[3] == "True" for r in rows)
+    as_json = (await cli(system, tmp_path, "prompts", "-o", "json")).json()
+    assert as_json[0]["versions"][0]["builtin"] is True

@@ -48,10 +48,30 @@ PROTOCOL_FIELDS = (
     "usage",
     "updated_at",
 )
-STEP_FIELDS = ("id", "step_index", "step_name", "status", "retries", "last_verdict", "failure_reason")
+STEP_FIELDS = (
+    "id",
+    "step_index",
+    "step_name",
+    "status",
+    "retries",
+    "last_verdict",
+    "failure_reason",
+    "engine_id",
+    "model",
+    "commit_sha",
+)
 ACTION_FIELDS = ("protocol_run_id", "step_run_id", "action", "status", "step_status", "events")
-EVENT_FIELDS = ("position", "time", "type", "protocol_run_id", "step_run_id", "actor", "payload")
-QA_FIELDS = ("qa_attempt", "verdict", "summary", "blocking", "warnings", "engine_id", "time")
+EVENT_FIELDS = (
+    "position",
+    "time",
+    "type",
+    "project_id",
+    "protocol_run_id",
+    "step_run_id",
+    "actor",
+    "payload",
+)
+QA_FIELDS = ("qa_attempt", "verdict", "summary", "blocking", "warnings", "engine_id", "time", "report_md")
 RUN_POLICY_FIELDS = ("mode", "plan_approval", "qa_after_execution", "review_fix_attempts", "pr", "merge")
 USAGE_FIELDS = (
     "key",
@@ -125,6 +145,7 @@ ENDPOINTS: dict[str, Endpoint] = {
     "events.list": Endpoint("GET", "/events", (), EVENT_FIELDS, listing=True),
     "events.stream": Endpoint("GET", "/events/stream"),
     "usage": Endpoint("GET", "/usage", (), ("group_by", "data", "total")),
+    "prompts": Endpoint("GET", "/prompts", (), ("name", "phase", "version", "versions"), listing=True),
 }
 
 # Actions the generic /actions/{action} endpoints take (the API's RunAction and StepAction enums).

@@ -1,4 +1,5 @@
-"""``usage``: tokens and cost of the agent calls, summed by project, protocol, model, phase, engine or day."""
+"""``usage``: tokens and cost of the agent calls, summed by project, protocol, model, phase, engine or day;
+``prompts``: the prompt registry (each prompt's versions with their usage and outcomes)."""
 
 from __future__ import annotations
 
@@ -49,3 +50,21 @@ def usage(
         render(report, output, columns=USAGE_COLUMNS)
     else:
         render(report["data"], output, columns=USAGE_COLUMNS, fields=fields, many=True)
+
+
+PROMPT_COLUMNS = ("name", "phase", "version", "builtin", "calls", "cost_micro_usd", "outcomes", "last_used")
+
+
+@cli.command()
+@output_options
+def prompts(output: str, fields: tuple[str, ...]) -> None:
+    """Every prompt with its versions (built-in first): calls, cost and outcomes (plans, executions
+    completed, QA verdicts); json gives the registry as the API does."""
+    page = state().client.call("prompts")
+    if output in ("json", "yaml") and not fields:
+        render(page["data"], output, columns=PROMPT_COLUMNS, many=True)
+        return
+    rows = [
+        {"name": p["name"], "phase": p["phase"], **version} for p in page["data"] for version in p["versions"]
+    ]
+    render(rows, output, columns=PROMPT_COLUMNS, fields=fields, many=True)

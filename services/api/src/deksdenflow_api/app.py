@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
+from deksdenflow_core import tracing
 from deksdenflow_core.logging import get_logger
 from deksdenflow_core.nats_internals import use_fast_header_parser
 from deksdenflow_core.settings import ApiSettings, DatabaseSettings, EventStoreSettings
 from deksdenflow_core.subjects import Subjects
 from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
+from opentelemetry.trace import Span
 
 from deksdenflow_api import console, docs, errors, health, metrics_route
 from deksdenflow_api.admission import FairAdmission
@@ -21,7 +24,7 @@ from deksdenflow_api.fanout import EventFanout
 from deksdenflow_api.idempotency import IdempotencyStore
 from deksdenflow_api.middleware import ApiMetrics, Idempotency, RequestContext
 from deksdenflow_api.readiness import ReadModelReadiness
-from deksdenflow_api.routes import events, projects, protocols, queues, usage, webhooks
+from deksdenflow_api.routes import events, projects, prompts, protocols, queues, usage, webhooks
 from deksdenflow_api.sealing import Sealer
 
 _log = get_logger(__name__)
@@ -118,6 +121,7 @@ def create_app(
         protocols.router,
         events.router,
         usage.router,
+        prompts.router,
         queues.router,
         webhooks.router,
     )
@@ -129,7 +133,26 @@ def create_app(
     app.add_middleware(FairAdmission, limit=settings.max_commands_in_flight, waiting=metrics.commands_waiting)
     app.add_middleware(Idempotency, store=idempotency, nats=lambda: app.state.ctx.nats(), metrics=metrics)  # noqa: PLW0108
     app.add_middleware(RequestContext, metrics=metrics)
+    if tracing.enabled():
+        _instrument(app)
     return app
+
+
+def _instrument(app: FastAPI) -> None:
+    """The request spans (OpenTelemetry's FastAPI instrumentation), outermost, when spans are recorded:
+    a request's ``traceparent`` is their parent, and the append a command makes is their child."""
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor  # noqa: PLC0415
+
+    def mark(span: Span, scope: dict[str, Any]) -> None:
+        if span.is_recording():
+            span.set_attribute(tracing.SERVICE_ATTRIBUTE, "api")
+
+    FastAPIInstrumentor.instrument_app(
+        app,
+        excluded_urls="/livez,/health,/readyz,/metrics",
+        exclude_spans=["receive", "send"],
+        server_request_hook=mark,
+    )
 
 
 def _add_routes(app: FastAPI, *routers: APIRouter) -> None:

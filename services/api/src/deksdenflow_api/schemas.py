@@ -320,6 +320,32 @@ class UsageReport(BaseModel):
     total: UsageRow
 
 
+class PromptVersionPublic(BaseModel):
+    version: str = Field(description="The first 12 hex digits of the SHA-256 of the template text.")
+    builtin: bool = Field(description="The version deksdenflow ships (else a project's own override).")
+    calls: int
+    input_tokens: int
+    output_tokens: int
+    cost_micro_usd: int
+    first_used: datetime | None
+    last_used: datetime | None
+    outcomes: dict[str, int] = Field(
+        description="What its calls led to: plans, executions_completed, qa_pass, qa_fail, ..."
+    )
+
+
+class PromptPublic(BaseModel):
+    name: str
+    phase: str = Field(description="The agent phase whose calls use it.")
+    version: str = Field(description="The built-in version.")
+    versions: list[PromptVersionPublic] = Field(description="The built-in one first, then those seen.")
+
+
+class PromptsPublic(BaseModel):
+    data: list[PromptPublic]
+    count: int
+
+
 class ProtocolPublic(BaseModel):
     id: str
     project_id: str

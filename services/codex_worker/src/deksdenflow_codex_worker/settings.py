@@ -103,6 +103,13 @@ class WorkerSettings(BaseSettings):
     max_cost_usd_per_step: float = Field(default=0.0, ge=0, description="0: unlimited")
     max_cost_usd_per_protocol: float = Field(default=0.0, ge=0, description="0: unlimited")
     max_cost_usd_per_project: float = Field(default=0.0, ge=0, description="0: unlimited")
+    budget_warn_share: float = Field(
+        default=0.8,
+        ge=0,
+        le=1,
+        description="Spending past this share of a budget records protocol_run.budget_warning_recorded "
+        "once (and counts deksdenflow_budget_warnings_total); 0: no warning.",
+    )
     price_table: str = Field(
         default="",
         description="JSON (or @path to a JSON file): {model: {input, cached_input, output}} in USD per "
@@ -122,6 +129,22 @@ class WorkerSettings(BaseSettings):
         default=300.0,
         ge=0,
         description="How long an engine and model left for a fallback are skipped by this worker.",
+    )
+    guardrails: Literal["enforce", "off"] = Field(
+        default="enforce",
+        description="Check every execution's change before it is committed (scope, protected paths, size, "
+        "secrets, weakened tests, an empty change of a work step); off: no check.",
+    )
+    guardrail_reasks: int = Field(
+        default=1, ge=0, le=5, description="Times the agent is asked again with what the guardrails found."
+    )
+    guardrail_max_lines: int = Field(
+        default=5000, ge=0, description="Lines an execution may change (0: any)."
+    )
+    guardrail_max_files: int = Field(default=200, ge=0, description="Files an execution may change (0: any).")
+    guardrail_protected: str = Field(
+        default="",
+        description="More protected paths (comma-separated globs) besides CI configuration and lock files.",
     )
     published_prices: bool = Field(
         default=True,

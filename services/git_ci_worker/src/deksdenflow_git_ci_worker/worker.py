@@ -71,6 +71,7 @@ class GitCiWorker:
             self.routes,
             self.metrics,
             notices=RetryNotices(self.repo, source=SOURCE, worker_id=settings.worker_id),
+            service="git_ci_worker",
         )
         # The scheduler reads the read model for its candidates; without a database it does not run.
         self.scheduler = (

@@ -219,6 +219,8 @@ USAGE_RECORDS = Table(
             lambda f: f.event.usage.reasoning_output_tokens if f.event.usage else 0,
         ),
         _U("cost_micro_usd", INT8, lambda f: f.event.cost_micro_usd),
+        _U("prompt_name", TEXT, lambda f: f.event.prompt_name or None, nullable=True),
+        _U("prompt_version", TEXT, lambda f: f.event.prompt_version or None, nullable=True),
         _U("recorded_at", TIMESTAMPTZ, lambda f: f.at),
     ),
 )

@@ -27,6 +27,7 @@ from deksdenflow_core.domain.protocol_run.state import (
     RunStatus,
     StepState,
     StepStatus,
+    budget_warning_key,
 )
 from deksdenflow_core.domain.protocol_run.updates import RunUpdate, StepUpdate, replace
 
@@ -63,6 +64,7 @@ ProtocolRunEvent = (
     | ev.CiReported
     | ev.CiFixRequested
     | ev.UsageRecorded
+    | ev.BudgetWarningRecorded
     | ev.PlanApproved
     | ev.PlanRejected
     | ev.PullRequestReadyRequested
@@ -79,6 +81,7 @@ ProtocolRunEvent = (
     | ev.ProtocolRunAdmitted
     | ev.JobRetryScheduled
     | ev.EngineFallbackTaken
+    | ev.GuardrailViolated
 )
 
 
@@ -128,13 +131,27 @@ _ERRORS: dict[type, Callable[[Any], str]] = {
 } | {
     ev.JobRetryScheduled: lambda e: e.retry.error if e.retry else "",
     ev.EngineFallbackTaken: lambda e: f"{e.from_engine}:{e.from_model} {e.reason}: {e.error}",
+    ev.GuardrailViolated: lambda e: "guardrails: " + "; ".join(f"{f.rule}: {f.message}" for f in e.findings),
 }
 
 # Events that leave a job's retry standing: facts from outside the job (usage, CI, reviews), and an
 # agent call's own failed try. Anything else on the run (a result, a person's action) ends it.
 _KEEP_RETRY: frozenset[type] = frozenset(
-    {ev.UsageRecorded, ev.CiReported, ev.ReviewRecorded, ev.StepAttemptFailed, ev.EngineFallbackTaken}
+    {
+        ev.UsageRecorded,
+        ev.BudgetWarningRecorded,
+        ev.CiReported,
+        ev.ReviewRecorded,
+        ev.StepAttemptFailed,
+        ev.EngineFallbackTaken,
+        ev.GuardrailViolated,
+    }
 )
+
+
+def _guardrail_violated(s: ProtocolRunState, e: ev.GuardrailViolated) -> Update:
+    _find_step(s, e.step_run_id)
+    return {}  # the execution goes on (asked again) or fails by its own event
 
 
 def _fallback_taken(s: ProtocolRunState, e: ev.EngineFallbackTaken) -> Update:
@@ -149,6 +166,7 @@ def _job_retry(s: ProtocolRunState, e: ev.JobRetryScheduled) -> Update:
 _AFTER_END: frozenset[type] = frozenset(
     {
         ev.UsageRecorded,
+        ev.BudgetWarningRecorded,
         ev.BranchPushed,
         ev.BranchRestored,
         ev.BranchDeletionRequested,
@@ -568,6 +586,10 @@ def _review_replied(s: ProtocolRunState, e: ev.ReviewReplied) -> Update:
     return {"review_replies": s.review_replies | {e.review_id}}
 
 
+def _budget_warning(s: ProtocolRunState, e: ev.BudgetWarningRecorded) -> Update:
+    return {"budget_warnings": s.budget_warnings | {budget_warning_key(e.scope, e.kind, e.step_run_id)}}
+
+
 def _queued(s: ProtocolRunState, e: ev.ProtocolRunQueued) -> Update:
     return _run_status(s, RunStatus.QUEUED, {})
 
@@ -677,6 +699,7 @@ _HANDLERS: dict[type, Callable[[ProtocolRunState, Any], Update]] = {
     ev.CiReported: _ci_reported,
     ev.CiFixRequested: _ci_fix_requested,
     ev.UsageRecorded: _usage,
+    ev.BudgetWarningRecorded: _budget_warning,
     ev.PlanApproved: _plan_approved,
     ev.PlanRejected: _plan_rejected,
     ev.PullRequestReadyRequested: _pr_ready_requested,
@@ -693,6 +716,7 @@ _HANDLERS: dict[type, Callable[[ProtocolRunState, Any], Update]] = {
     ev.ProtocolRunAdmitted: _admitted,
     ev.JobRetryScheduled: _job_retry,
     ev.EngineFallbackTaken: _fallback_taken,
+    ev.GuardrailViolated: _guardrail_violated,
 }
 
 

@@ -6,6 +6,8 @@ job met. ``retry``: the job that failed and will be tried again — what failed,
 the next comes — or null. Rows written before this migration get them from their next event (or from
 ``make rebuild``, which replays the log).
 
+``usage_records.prompt_name``/``prompt_version``: the prompt behind each agent call (null before).
+
 Revision ID: 0004
 """
 
@@ -26,9 +28,15 @@ def upgrade() -> None:
     for table in ("projects", "protocol_runs"):
         op.add_column(table, sa.Column("last_error", sa.Text, nullable=True))
         op.add_column(table, sa.Column("retry", JSONB, nullable=True))
+    op.add_column("usage_records", sa.Column("prompt_name", sa.Text, nullable=True))
+    op.add_column("usage_records", sa.Column("prompt_version", sa.Text, nullable=True))
+    op.create_index("usage_by_prompt", "usage_records", ["prompt_name", "prompt_version"])
 
 
 def downgrade() -> None:
+    op.drop_index("usage_by_prompt", "usage_records")
+    op.drop_column("usage_records", "prompt_version")
+    op.drop_column("usage_records", "prompt_name")
     for table in ("protocol_runs", "projects"):
         op.drop_column(table, "retry")
         op.drop_column(table, "last_error")

@@ -397,6 +397,11 @@ class RecordUsage(_base.ContractModel):
     model: str = ""
     usage: _deksdenflow_common_v1_common.TokenUsage | None = None
     cost_micro_usd: int = 0
+    prompt_name: str = _pydantic.Field(
+        default="",
+        description='The prompt behind the call: its name ("planning", "decompose", "exec", "qa", "qa-light") and version\n(the first 12 hex digits of its template\'s SHA-256; "" for calls recorded before prompts were).',
+    )
+    prompt_version: str = ""
 
 
 class ApprovePlan(_base.ContractModel):
@@ -524,3 +529,35 @@ class RecordEngineFallback(_base.ContractModel):
         default=0,
         description="Until when the engine and model it left are skipped by this worker (Unix milliseconds).",
     )
+
+
+class RecordGuardrailViolations(_base.ContractModel):
+    """Record what the guardrails found in an execution's change (before it was committed)."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.commands.v1.RecordGuardrailViolations"
+    COMMAND_TYPE: _typing.ClassVar[str] = "protocol_run.record_guardrail_violations"
+
+    step_run_id: str = ""
+    attempt: int = 0
+    reask: int = _pydantic.Field(
+        default=0, description="0 for the agent's first answer, 1 for the first time it was asked again, ..."
+    )
+    findings: tuple[_deksdenflow_common_v1_common.GuardrailFinding, ...] = ()
+    asked_again: bool = _pydantic.Field(
+        default=False,
+        description="The agent is asked again with the findings (true), or the step fails with them (false).",
+    )
+
+
+class RecordBudgetWarning(_base.ContractModel):
+    """Record that spending crossed the warning share of a budget (recorded once per run, scope and kind)."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.commands.v1.RecordBudgetWarning"
+    COMMAND_TYPE: _typing.ClassVar[str] = "protocol_run.record_budget_warning"
+
+    scope: str = ""
+    kind: str = ""
+    step_run_id: str = ""
+    share: float = 0.0
+    spent: int = 0
+    limit: int = 0

@@ -514,3 +514,15 @@ class FallbackChains(_base.ContractModel):
     exec: tuple[str, ...] = ()
     qa: tuple[str, ...] = ()
     discovery: tuple[str, ...] = ()
+
+
+class GuardrailFinding(_base.ContractModel):
+    """What a guardrail found in an execution's change: the rule (scope, protected_path, diff_size, secret,
+    tests_weakened, empty_change), what it says, and where (paths and lines; never a secret's value).
+    """
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.common.v1.GuardrailFinding"
+
+    rule: str = ""
+    message: str = ""
+    evidence: tuple[str, ...] = ()

@@ -482,6 +482,11 @@ class UsageRecorded(_base.ContractModel):
     cost_micro_usd: int = _pydantic.Field(
         default=0, description="Cost in millionths of a US dollar, from the configured price table."
     )
+    prompt_name: str = _pydantic.Field(
+        default="",
+        description='The prompt behind the call: its name ("planning", "decompose", "exec", "qa", "qa-light") and version\n(the first 12 hex digits of its template\'s SHA-256; "" for calls recorded before prompts were).',
+    )
+    prompt_version: str = ""
 
 
 class PlanApproved(_base.ContractModel):
@@ -669,3 +674,40 @@ class EngineFallbackTaken(_base.ContractModel):
     )
     error: str = ""
     cooldown_until_ms: int = 0
+
+
+class GuardrailViolated(_base.ContractModel):
+    """The guardrails found problems in an execution's change, before it was committed: the agent is asked
+    again with them (asked_again), or the step fails with them.
+    """
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.events.v1.GuardrailViolated"
+    EVENT_TYPE: _typing.ClassVar[str] = "protocol_run.guardrail_violated"
+
+    step_run_id: str = ""
+    attempt: int = 0
+    reask: int = 0
+    findings: tuple[_deksdenflow_common_v1_common.GuardrailFinding, ...] = ()
+    asked_again: bool = False
+
+
+class BudgetWarningRecorded(_base.ContractModel):
+    """What was spent crossed a configurable share (DEKSDENFLOW_BUDGET_WARN_SHARE) of a budget: a warning
+    before the budget stops anything. Once per run, budget scope and kind (the same project budget may warn
+    on each of its runs).
+    """
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.events.v1.BudgetWarningRecorded"
+    EVENT_TYPE: _typing.ClassVar[str] = "protocol_run.budget_warning_recorded"
+
+    scope: str = _pydantic.Field(default="", description='"step", "protocol" or "project".')
+    kind: str = _pydantic.Field(default="", description='"tokens" or "cost".')
+    step_run_id: str = _pydantic.Field(
+        default="",
+        description="The step whose calls crossed it (empty for a protocol or project budget crossed outside a step).",
+    )
+    share: float = _pydantic.Field(default=0.0, description="The share crossed, e.g. 0.8.")
+    spent: int = _pydantic.Field(
+        default=0, description="What is spent and the limit: tokens, or millionths of a US dollar."
+    )
+    limit: int = 0
