@@ -1,6 +1,6 @@
 """The console's browser tests: one whole system (``deksdenflow run``: embedded NATS and PostgreSQL, the API,
 the projector, both workers with the scripted engine, a local forge that speaks GitHub's REST API) and one
-Chromium (Debian's ``chromium``, launched by its path; Playwright downloads nothing) for the whole module.
+Chromium (Debian's ``chromium``, launched by its path; Playwright downloads nothing), for the module.
 """
 
 from __future__ import annotations
@@ -41,7 +41,9 @@ class Stack:
         return self.api.call(method, path, body)
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API keeps an event loop of its own running while it is open,
+# and the asyncio tests of other modules need none running.
+@pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
     home = Path(tempfile.mkdtemp(prefix="df-console-"))
     origin = make_sample_repo(home)
@@ -71,7 +73,7 @@ def stack() -> Iterator[Stack]:
                 shutil.rmtree(home, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
