@@ -146,7 +146,7 @@ async def _exited(proc: asyncio.subprocess.Process) -> None:
     Not ``proc.wait()``: that also waits for the pipes to close, which a leftover child can delay forever.
     """
     # No public hook tells the leader's exit apart from its pipes closing; a 50 ms poll costs nothing.
-    while proc.returncode is None:  # noqa: ASYNC110
+    while proc.returncode is None:
         if not _exists(proc.pid):  # reaped by someone else (asyncio then never learns its code)
             return
         await asyncio.sleep(0.05)
