@@ -15,7 +15,9 @@ problem is refused before anything runs.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
+
+from deksdenflow_core.specs.model import ImportedProtocol, ImportedStep, SpecProblem, slug
 
 _PHASE = re.compile(r"^##\s+Phase\s+(?P<number>[0-9]+|N)\s*:\s*(?P<title>.+?)\s*$")
 _HEADING = re.compile(r"^##\s+")
@@ -23,17 +25,6 @@ _TASK = re.compile(r"^\s*[-*]\s+\[(?P<done>[ xX])\]\s+(?P<id>T\d{3,}|TXXX)\b\s*(
 _MARKERS = re.compile(r"^\[(?P<marker>P|US\d+)\]\s*")
 _STORY = re.compile(r"\bUser Story (?P<n>\d+)\b")
 _PRIORITY = re.compile(r"\(Priority:\s*(?P<priority>P\d+)\)")
-
-
-@dataclass(frozen=True)
-class SpecProblem:
-    file: str
-    line: int
-    field: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}: {self.field}: {self.message}"
 
 
 @dataclass(frozen=True)
@@ -58,24 +49,6 @@ class SpecPhase:
     @property
     def done(self) -> bool:
         return bool(self.tasks) and all(t.done for t in self.tasks)
-
-
-@dataclass(frozen=True)
-class ImportedStep:
-    filename: str
-    content: str
-    labels: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class ImportedProtocol:
-    """A protocol made from a spec: its steps in order, its context, and the problems that refuse it."""
-
-    title: str
-    steps: tuple[ImportedStep, ...]
-    context_md: str
-    problems: tuple[SpecProblem, ...] = ()
-    skipped: tuple[str, ...] = field(default=())  # phases left out as done
 
 
 def parse_tasks(text: str, file: str = "tasks.md") -> tuple[list[SpecPhase], list[SpecProblem]]:
@@ -161,7 +134,7 @@ def import_feature(files: dict[str, str], *, feature: str, constitution: str = "
         index = len(steps)
         steps.append(
             ImportedStep(
-                filename=f"{index:02d}-{_slug(phase.title)}.md",
+                filename=f"{index:02d}-{slug(phase.title)}.md",
                 content=_step_file(phase, feature),
                 labels=tuple(sorted({t.story for t in phase.tasks if t.story} | ({phase.story} - {""}))),
             )
@@ -203,8 +176,3 @@ def _title(spec: str, feature: str) -> str:
         if line.startswith("# "):
             return line[2:].replace("Feature Specification:", "").strip() or feature
     return feature
-
-
-def _slug(title: str) -> str:
-    words = re.findall(r"[a-z0-9]+", title.lower())
-    return "-".join(words[:6]) or "phase"
