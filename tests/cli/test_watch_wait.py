@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from deksdenflow_core.contracts.generated.deksdenflow.commands.v1 import protocol_run as cmd
+
 from tests.api.conftest import System
-from tests.api.helpers import create_project, planned
+from tests.api.helpers import as_worker, create_project, planned
 from tests.cli.support import CuttableProxy, cli, finish, start
 
 
@@ -67,3 +69,22 @@ async def test_watch_shows_the_timeline_across_a_dropped_connection(system: Syst
     assert "protocol_run.cancelled" in lines[-1] or any("cancelled" in line for line in lines[-3:])
     assert "resuming" in rest.stderr
     assert proxy.streams_opened >= 2
+
+
+async def test_wait_until_waiting_returns_when_a_manual_run_needs_its_next_action(
+    system: System, tmp_path: Path
+) -> None:
+    async with system.admin() as admin:
+        project = await create_project(admin, "demo")
+        run_id, steps, _ = await planned(admin, system.repo, project["id"], steps=2)
+        ran = await admin.post(f"/steps/{steps[0]}/actions/run")
+        assert ran.status_code == 200, ran.text
+    # the step is with the codex worker: nothing for a person to do until its execution ends
+    waiting = await start(system, tmp_path, "protocol", "wait", run_id, "--until", "waiting", "-o", "json")
+    await as_worker(
+        system.repo, run_id, cmd.RecordStepExecutionCompleted(step_run_id=steps[0], commit_sha="a1")
+    )
+    done = await finish(waiting)
+    assert done.code == 0, done.stderr
+    run = done.json()
+    assert (run["status"], run["waiting_for"]) == ("running", "action")
