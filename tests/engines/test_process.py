@@ -221,3 +221,22 @@ def test_agent_environment_keeps_the_basics_and_drops_the_workers_secrets(
     assert env["PATH"]
     assert env["CODEX_HOME"] == "/x"
     assert "OPENAI_API_KEY" not in agent_environment({})
+
+
+async def test_a_cancel_while_the_process_is_being_set_up_stops_its_whole_group(tmp_path: Path) -> None:
+    # asyncio cancelled mid-setup kills the leader only, then waits for its pipes to close: a child of the
+    # leader holding them would keep the cancelled call waiting for as long as it lives.
+    since = Descendants()
+    task = asyncio.create_task(sh("sleep 306 & wait", tmp_path))
+    while not processes_started_since(since):  # noqa: ASYNC110 - no event tells a spawn
+        await asyncio.sleep(0)  # until the leader is spawned: the setup now waits for its pipes
+    deadline = time.monotonic() + 10
+    while len(processes_started_since(since)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)  # noqa: ASYNC251 - the loop must not run: the setup stays unfinished
+    spawned = processes_started_since(since)
+    assert len(spawned) == 2, "the shell and its sleep"
+
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 20)
+    await eventually(lambda: alive(spawned) == [], within=5, what=f"{alive(spawned)} to end")

@@ -79,8 +79,8 @@ async def run_agent_process(
     ``timeout_seconds``. On any way out (timeout, cancellation, an error in ``on_line``) the process group
     is stopped before this returns or raises; after a normal exit, what the agent left running is killed.
     """
-    try:
-        proc = await asyncio.create_subprocess_exec(
+    starting = asyncio.ensure_future(
+        asyncio.create_subprocess_exec(
             *argv,
             cwd=cwd,
             env=dict(env),
@@ -90,6 +90,17 @@ async def run_agent_process(
             start_new_session=True,
             limit=MAX_LINE_BYTES,
         )
+    )
+    try:
+        # Shielded: asyncio cancelled mid-setup kills the leader only and then waits for its pipes to close,
+        # which whatever the leader started keeps open (for as long as it lives). Let the setup finish, and
+        # stop the whole group instead.
+        proc = await asyncio.shield(starting)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            started = await starting
+            await _stop_group(started, kill_grace_seconds)
+        raise
     except (FileNotFoundError, PermissionError, NotADirectoryError) as exc:
         if exc.filename is not None and os.fspath(exc.filename) == os.fspath(cwd):
             raise EngineError(f"the working directory {cwd} does not exist", engine=engine_id) from exc
