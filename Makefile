@@ -13,7 +13,7 @@ RUN := $(UV) run --locked --no-sync
 # The pinned agent CLIs (codex, claude) installed by `make agents`.
 AGENTS_BIN := $(CURDIR)/services/codex_worker/agents/node_modules/.bin
 
-.PHONY: help install agents run demo test static test-fast migrate rebuild check fmt fmt-check lint typecheck imports proto proto-check bench clean
+.PHONY: help install agents run demo test static test-fast migrate rebuild check fmt fmt-check lint typecheck imports proto proto-check bench clean images image-test image-tools
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -91,6 +91,19 @@ proto: install ## Regenerate the Python bindings from proto/
 
 proto-check: install ## Lint contracts, fail on drift of the bindings and on breaking changes
 	$(RUN) bash proto/codegen/check.sh
+
+# Container images (deploy/images): docker, podman or buildah, whichever works here (deploy/images/build.sh).
+images: ## Build the API and workers images (IMAGE_REPOSITORY, IMAGE_TAG, BASE_IMAGE, BUILDER)
+	bash deploy/images/build.sh
+
+# The image test builds and runs with Debian's buildah (daemonless, as root: no Docker daemon needed), and
+# debootstrap makes the base image from Debian packages when no registry can be reached.
+image-tools:
+	@command -v buildah >/dev/null && command -v debootstrap >/dev/null || \
+	  { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q buildah debootstrap; }
+
+image-test: install image-tools ## Build the API image and run its services against real NATS and PostgreSQL (~5 min cold)
+	DEKSDENFLOW_IMAGE_TEST=1 $(RUN) pytest -m image -p no:cacheprovider -s tests/deploy/test_image.py
 
 check: test ## Everything CI checks: the static gates, then the tests (= make test)
 

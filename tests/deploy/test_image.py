@@ -1,0 +1,177 @@
+"""The API image, built and run (``make image-test``; too slow for ``make test``: README, *Images*).
+
+Builds ``deploy/images/api.Containerfile`` with whatever builder the machine has (``deploy/images/build.sh``;
+here Debian's daemonless buildah), then runs the services from the image itself against the session's
+real NATS and a fresh PostgreSQL: the migration and its check (what the Kubernetes Job and the projector's
+init container run), the projector and the API, a write and a read through the API, and a SIGTERM that
+stops both cleanly through tini.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from deksdenflow_runtime.embedded import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+BUILD = ROOT / "deploy" / "images" / "build.sh"
+# A cold build (base image from Debian packages, every layer) takes minutes on 2 cores.
+pytestmark = [pytest.mark.image, pytest.mark.timeout(1800)]
+STORAGE = ("--storage-driver", os.environ.get("BUILDAH_STORAGE_DRIVER", "vfs"))
+STOP_SECONDS = 30.0
+
+
+@pytest.fixture(scope="module")
+def api_image() -> str:
+    """The API image, built now (layers cached between runs); prints how long the build took."""
+    if shutil.which("buildah") is None:
+        raise AssertionError("buildah is needed (make image-test installs it)")
+    started = time.monotonic()
+    env = {**os.environ, "BUILDER": "buildah", "IMAGE_TAG": "image-test"}
+    out = subprocess.run(
+        ["bash", str(BUILD), "api"], cwd=ROOT, env=env, capture_output=True, text=True, check=False
+    )
+    assert out.returncode == 0, out.stderr[-4000:]
+    print(f"\nbuilt the API image in {time.monotonic() - started:.0f}s")
+    image: str = out.stdout.strip().splitlines()[-1]
+    return image
+
+
+@pytest.fixture
+def container(api_image: str) -> Iterator[str]:
+    made = subprocess.run(
+        ["buildah", *STORAGE, "from", api_image], capture_output=True, text=True, check=True
+    )
+    name = made.stdout.strip()
+    yield name
+    subprocess.run(["buildah", *STORAGE, "rm", name], capture_output=True, check=False)
+
+
+async def _run(container: str, env: dict[str, str], *argv: str, volume: str | None = None) -> tuple[int, str]:
+    """``argv`` inside the image, as its own user, on the host's network; exit code and output."""
+    args = ["buildah", *STORAGE, "run", "--isolation", "chroot", "--network", "host"]
+    for key, value in env.items():
+        args += ["-e", f"{key}={value}"]
+    if volume:
+        args += ["-v", volume]
+    proc = await asyncio.create_subprocess_exec(
+        *args, container, "--", *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), 300)
+    return proc.returncode or 0, out.decode(errors="replace")
+
+
+@pytest.fixture
+def rundir() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="deksdenflow-image-"))
+    path.chmod(0o777)  # the image's user writes its pid file here
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+async def services_env(nats_url: str, fresh_db_url: str) -> dict[str, str]:
+    suffix = uuid.uuid4().hex[:10]
+    return {
+        "DEKSDENFLOW_NATS_URL": nats_url,
+        "DEKSDENFLOW_DB_URL": fresh_db_url,
+        "DEKSDENFLOW_STREAM_NAME": f"IMG_{suffix}",
+        "DEKSDENFLOW_SUBJECT_PREFIX": f"img{suffix}",
+        "DEKSDENFLOW_PROJECTOR_DURABLE": f"projector_{suffix}",
+        "DEKSDENFLOW_PROJECTOR_FEED_DURABLE": f"feed_{suffix}",
+        "DEKSDENFLOW_API_TOKEN": "image-test-admin-token",
+        "DEKSDENFLOW_IDEMPOTENCY_SECRET": "image-test-idempotency-secret",
+    }
+
+
+async def _wait_ready(url: str, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    last = "no answer"
+    async with httpx.AsyncClient(timeout=2.0) as client:
+        while time.monotonic() < deadline:
+            try:
+                response = await client.get(url)
+                if response.status_code == 200:
+                    return
+                last = f"{response.status_code} {response.text[:200]}"
+            except httpx.TransportError as exc:
+                last = repr(exc)
+            await asyncio.sleep(0.2)
+    raise AssertionError(f"{url} not ready within {seconds:.0f}s: {last}")
+
+
+async def test_the_api_image_migrates_projects_serves_and_stops_on_sigterm(
+    container: str, services_env: dict[str, str], rundir: Path
+) -> None:
+    env = services_env
+    # What the projector's init container waits on, before and after what the migration Job runs.
+    code, out = await _run(container, env, "deksdenflow-projector", "migrate", "--check")
+    assert code == 1, out
+    code, out = await _run(container, env, "deksdenflow-projector", "migrate")
+    assert code == 0, out
+    assert "read model migrated" in out, out
+    code, out = await _run(container, env, "deksdenflow-projector", "migrate", "--check")
+    assert code == 0, out
+    assert "read model at 0" in out, out
+
+    # Both services from the image, each under tini as the image's entrypoint does it.
+    api_port, projector_port = free_port(), free_port()
+    env = {
+        **env,
+        "DEKSDENFLOW_API_PORT": str(api_port),
+        "DEKSDENFLOW_PROJECTOR_PORT": str(projector_port),
+        "TINI_SUBREAPER": "1",  # not PID 1 under buildah run: tini reaps as a subreaper
+    }
+    services = {
+        "projector": ["deksdenflow-projector", "run"],
+        "api": ["python", "-m", "deksdenflow_api"],
+    }
+    runs = {
+        name: asyncio.create_task(
+            _run(
+                container,
+                env,
+                "sh",
+                "-c",
+                f'echo $$ > /run/test/{name}.pid; exec /usr/bin/tini -- "$@"',
+                "sh",
+                *argv,
+                volume=f"{rundir}:/run/test",
+            )
+        )
+        for name, argv in services.items()
+    }
+    try:
+        await _wait_ready(f"http://127.0.0.1:{projector_port}/health", 120)
+        await _wait_ready(f"http://127.0.0.1:{api_port}/readyz", 120)
+        headers = {"Authorization": f"Bearer {env['DEKSDENFLOW_API_TOKEN']}"}
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{api_port}", headers=headers) as api:
+            created = await api.post(
+                "/projects", json={"name": "image-test", "git_url": "https://github.com/acme/demo.git"}
+            )
+            assert created.status_code == 201, created.text
+            read = await api.get(f"/projects/{created.json()['id']}")
+            assert read.status_code == 200, read.text
+            assert read.json()["name"] == "image-test", read.text
+    finally:
+        for name in services:
+            pid_file = rundir / f"{name}.pid"
+            if pid_file.exists():
+                os.kill(int(pid_file.read_text()), signal.SIGTERM)
+        results = {name: await asyncio.wait_for(task, STOP_SECONDS) for name, task in runs.items()}
+    for name, (code, out) in results.items():
+        # uvicorn finishes its shutdown, then lets the SIGTERM it caught end the process (tini: 128 + 15).
+        assert code in (0, 128 + signal.SIGTERM), f"{name} exited {code} on SIGTERM:\n{out[-3000:]}"
+        assert "Application shutdown complete." in out, f"{name} did not shut down cleanly:\n{out[-3000:]}"
+        assert "Traceback" not in out, out
