@@ -10,6 +10,7 @@ stops both cleanly through tini.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import signal
@@ -175,3 +176,75 @@ async def test_the_api_image_migrates_projects_serves_and_stops_on_sigterm(
         assert code in (0, 128 + signal.SIGTERM), f"{name} exited {code} on SIGTERM:\n{out[-3000:]}"
         assert "Application shutdown complete." in out, f"{name} did not shut down cleanly:\n{out[-3000:]}"
         assert "Traceback" not in out, out
+
+
+@pytest.fixture(scope="module")
+def workers_image() -> str:
+    """The workers image, built now (layers cached between runs); prints how long the build took."""
+    started = time.monotonic()
+    env = {**os.environ, "BUILDER": "buildah", "IMAGE_TAG": "image-test"}
+    out = subprocess.run(
+        ["bash", str(BUILD), "workers"], cwd=ROOT, env=env, capture_output=True, text=True, check=False
+    )
+    assert out.returncode == 0, out.stderr[-4000:]
+    print(f"\nbuilt the workers image in {time.monotonic() - started:.0f}s")
+    image: str = out.stdout.strip().splitlines()[-1]
+    return image
+
+
+@pytest.fixture
+def workers_container(workers_image: str) -> Iterator[str]:
+    made = subprocess.run(
+        ["buildah", *STORAGE, "from", workers_image], capture_output=True, text=True, check=True
+    )
+    name = made.stdout.strip()
+    yield name
+    subprocess.run(["buildah", *STORAGE, "rm", name], capture_output=True, check=False)
+
+
+async def test_the_workers_image_has_the_pinned_tools_and_its_worker_stops_on_sigterm(
+    workers_container: str, nats_url: str, rundir: Path
+) -> None:
+    lock = json.loads((ROOT / "services/codex_worker/agents/package-lock.json").read_text())["packages"]
+    code, out = await _run(
+        workers_container, {}, "sh", "-c", "codex --version; claude --version; git --version"
+    )
+    assert code == 0, out
+    assert f"codex-cli {lock['node_modules/@openai/codex']['version']}" in out
+    assert lock["node_modules/@anthropic-ai/claude-code"]["version"] in out
+    code, out = await _run(workers_container, {}, "node", "-p", "process.versions.node.split('.')[0]")
+    assert code == 0, out
+    assert int(out.strip().splitlines()[-1]) >= 22, out  # Claude Code's engines field
+    code, out = await _run(workers_container, {}, "sh", "-c", "command -v uv pip npm gcc cc || true")
+    assert out.strip() == "", f"build tools in the runtime image: {out}"
+
+    # The codex worker (no database) from the image, under tini: healthy on NATS, then SIGTERM.
+    suffix = uuid.uuid4().hex[:10]
+    port = free_port()
+    env = {
+        "DEKSDENFLOW_NATS_URL": nats_url,
+        "DEKSDENFLOW_STREAM_NAME": f"IMGW_{suffix}",
+        "DEKSDENFLOW_SUBJECT_PREFIX": f"imgw{suffix}",
+        "DEKSDENFLOW_CODEX_WORKER_DURABLE": f"codex_{suffix}",
+        "DEKSDENFLOW_CODEX_WORKER_PORT": str(port),
+        "TINI_SUBREAPER": "1",
+    }
+    run = asyncio.create_task(
+        _run(
+            workers_container,
+            env,
+            "sh",
+            "-c",
+            "echo $$ > /run/test/worker.pid; exec /usr/bin/tini -- python -m deksdenflow_codex_worker",
+            volume=f"{rundir}:/run/test",
+        )
+    )
+    try:
+        await _wait_ready(f"http://127.0.0.1:{port}/health", 120)
+    finally:
+        pid_file = rundir / "worker.pid"
+        if pid_file.exists():
+            os.kill(int(pid_file.read_text()), signal.SIGTERM)
+        code, out = await asyncio.wait_for(run, STOP_SECONDS)
+    assert code == 0, f"the codex worker exited {code} on SIGTERM:\n{out[-3000:]}"
+    assert "codex-worker stopped" in out, out[-3000:]
