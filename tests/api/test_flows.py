@@ -105,10 +105,10 @@ async def test_errors_are_404_409_422_never_500(system: System) -> None:
         assert (await admin.get("/steps/unknown")).status_code == 404
         assert (await admin.post("/projects", json={"git_url": "x"})).status_code == 422
         assert (
-            await admin.post("/projects", json={"name": "x", "git_url": "y", "base_branch": "a..b"})
+            await admin.post("/projects", json={"name": "x", "git_url": "/srv/y.git", "base_branch": "a..b"})
         ).status_code == 422
         assert (
-            await admin.post("/projects", json={"name": "x", "git_url": "y", "extra": 1})
+            await admin.post("/projects", json={"name": "x", "git_url": "/srv/y.git", "extra": 1})
         ).status_code == 422
         assert (
             await admin.post("/projects", content=b"{not json", headers={"content-type": "application/json"})
@@ -138,7 +138,9 @@ async def test_auth_and_project_token_scoping(system: System) -> None:
             assert (await token.get(f"/projects/{other['id']}")).status_code == 403
             assert (await token.get(f"/protocols/{other_run['id']}")).status_code == 403
             assert (await token.post(f"/protocols/{other_run['id']}/actions/start")).status_code == 403
-            assert (await token.post("/projects", json={"name": "n", "git_url": "u"})).status_code == 403
+            assert (
+                await token.post("/projects", json={"name": "n", "git_url": "/srv/u.git"})
+            ).status_code == 403
             feed = (await token.get("/events")).json()["data"]
             assert feed
             assert {e["project_id"] for e in feed} == {mine["id"]}
@@ -285,11 +287,14 @@ async def test_queues_jobs_branches_and_metrics(system: System) -> None:
 async def test_control_characters_are_refused_at_the_edge(system: System) -> None:
     async with system.admin() as admin:
         before = await system.store.stream_last_seq()
-        for bad in ({"name": "nul\x00", "git_url": "u"}, {"name": "bell\x07", "git_url": "u"}):
+        for bad in (
+            {"name": "nul\x00", "git_url": "/srv/u.git"},
+            {"name": "bell\x07", "git_url": "/srv/u.git"},
+        ):
             response = await admin.post("/projects", json=bad)
             assert response.status_code == 422, response.text
         assert await system.store.stream_last_seq() == before, "nothing was appended"
-        ok = await admin.post("/projects", json={"name": "tabs\tand\nnewlines", "git_url": "u"})
+        ok = await admin.post("/projects", json={"name": "tabs\tand\nnewlines", "git_url": "/srv/u.git"})
         assert ok.status_code == 201
 
 
@@ -331,7 +336,7 @@ async def test_step_actions_run_qa_and_retry(system: System) -> None:
 
 async def test_model_defaults_round_trip_with_unset_phases_as_null(system: System) -> None:
     async with system.admin() as admin:
-        body = {"name": "m", "git_url": "u", "default_models": {"exec": "gpt-5.1-codex"}}
+        body = {"name": "m", "git_url": "/srv/u.git", "default_models": {"exec": "gpt-5.1-codex"}}
         created = await admin.post("/projects", json=body)
         expected = {
             "planning": None,

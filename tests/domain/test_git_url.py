@@ -7,6 +7,7 @@ import pytest
 from deksdenflow_core.contracts.generated.deksdenflow.commands.v1 import project as pcmd
 from deksdenflow_core.domain.git_url import GitUrl, GitUrlHasCredentials, check_git_url
 from deksdenflow_core.domain.project import ProjectState, decide_project
+from deksdenflow_core.errors import InvalidCommand
 
 from tests.domain.builders import ctx
 
@@ -32,7 +33,14 @@ def test_decide_refuses_a_git_url_with_credentials(url: str) -> None:
 
 @pytest.mark.parametrize(
     "url",
-    ["ssh://git@host/o/r.git", "git@host:o/r.git", "host:o/r.git", "https://host/o/r.git", "/srv/r", "r"],
+    [
+        "ssh://git@host/o/r.git",
+        "git@host:o/r.git",
+        "host:o/r.git",
+        "https://host/o/r.git",
+        "/srv/r",
+        "file:///srv/r",
+    ],
 )
 def test_a_git_url_without_credentials_passes(url: str) -> None:
     assert check_git_url(f"  {url} ") == url
@@ -65,3 +73,9 @@ def test_one_parser_reads_every_form_of_git_address(
 def test_a_malformed_url_is_a_problem_not_an_exception() -> None:
     assert GitUrl.parse("https://github.com:port/acme/demo").problem
     assert GitUrl.parse("https://[::1/acme/demo").problem
+
+
+@pytest.mark.parametrize("url", ["r", "./hello.git", "../repos/r.git", "repos/r"])
+def test_a_relative_path_is_refused_for_it_means_nothing_where_the_workers_run(url: str) -> None:
+    with pytest.raises(InvalidCommand, match="relative path: give an absolute path or a file:// URL"):
+        check_git_url(url)

@@ -269,7 +269,7 @@ project_command = st.one_of(
 def test_project_decisions_always_fold(commands: list[Any]) -> None:
     state = ProjectState.initial("p")
     state = evolve_project(
-        state, decide_project(state, pcmd.RegisterProject(name="n", git_url="u"), ctx())[0]
+        state, decide_project(state, pcmd.RegisterProject(name="n", git_url="/srv/u.git"), ctx())[0]
     )
     log = []
     for command in commands:
@@ -284,7 +284,7 @@ def test_project_decisions_always_fold(commands: list[Any]) -> None:
             assert state.unanswered_blocking, "a blocked project has an unanswered blocking question"
     refolded = ProjectState.initial("p")
     refolded = evolve_project(
-        refolded, decide_project(refolded, pcmd.RegisterProject(name="n", git_url="u"), ctx())[0]
+        refolded, decide_project(refolded, pcmd.RegisterProject(name="n", git_url="/srv/u.git"), ctx())[0]
     )
     for e in log:
         refolded = evolve_project(refolded, e)

@@ -168,8 +168,21 @@ def test_cached_input_is_never_more_than_the_input() -> None:
 
 def test_a_model_without_prices_costs_nothing_and_costs_are_rounded() -> None:
     assert PRICES.cost_micro_usd("unknown", TokenCounts(input_tokens=10**6, output_tokens=10**6)) == 0
+    unpublished = budget.PriceTable({}, published=False)
+    assert unpublished.cost_micro_usd("gpt-5", TokenCounts(input_tokens=10**6)) == 0
     assert budget.PriceTable({"m": {"input": 0.3}}).cost_micro_usd("m", TokenCounts(input_tokens=5)) == 2
     assert PRICES.estimate_micro_usd("m", 3) == 6
+
+
+def test_a_model_the_table_does_not_list_costs_its_published_price() -> None:
+    # gpt-5 as OpenAI publishes it (genai-prices' bundled table): $1.25/M input, $0.125/M cached, $10/M output
+    used = TokenCounts(input_tokens=1_000_000, cached_input_tokens=200_000, output_tokens=100_000)
+    assert PRICES.cost_micro_usd("gpt-5", used) == 800_000 * 1.25 + 200_000 * 0.125 + 100_000 * 10
+    assert budget.published_cost_micro_usd("claude-sonnet-4-5", TokenCounts(output_tokens=1_000)) > 0
+    # a configured price wins over the published one
+    mine = budget.PriceTable({"gpt-5": {"input": 1.0}})
+    assert mine.cost_micro_usd("gpt-5", TokenCounts(input_tokens=1_000)) == 1_000
+    assert PRICES.cost_micro_usd("no-such-model-x", TokenCounts(input_tokens=10**6)) == 0
 
 
 def test_a_strict_budget_that_refuses_planning_fails_it_for_good() -> None:

@@ -19,7 +19,19 @@ class Endpoint:
     listing: bool = False  # the answer is {"data": [...], "count": n}
 
 
-PROJECT_FIELDS = ("id", "name", "status", "git_url", "base_branch", "questions", "answers", "created_at")
+PROJECT_FIELDS = (
+    "id",
+    "name",
+    "status",
+    "status_reason",
+    "last_error",
+    "retry",
+    "git_url",
+    "base_branch",
+    "questions",
+    "answers",
+    "created_at",
+)
 PROTOCOL_FIELDS = (
     "id",
     "project_id",
@@ -29,6 +41,8 @@ PROTOCOL_FIELDS = (
     "status",
     "waiting_for",
     "blocked_reason",
+    "last_error",
+    "retry",
     "pr_url",
     "task_name",
     "usage",
@@ -38,13 +52,35 @@ STEP_FIELDS = ("id", "step_index", "step_name", "status", "retries", "last_verdi
 ACTION_FIELDS = ("protocol_run_id", "step_run_id", "action", "status", "step_status", "events")
 EVENT_FIELDS = ("position", "time", "type", "protocol_run_id", "step_run_id", "actor", "payload")
 QA_FIELDS = ("qa_attempt", "verdict", "summary", "blocking", "warnings", "engine_id", "time")
-RUN_POLICY_FIELDS = ("mode", "plan_approval", "qa_after_execution", "review_fix_attempts")
+RUN_POLICY_FIELDS = ("mode", "plan_approval", "qa_after_execution", "review_fix_attempts", "pr", "merge")
+USAGE_FIELDS = (
+    "key",
+    "calls",
+    "input_tokens",
+    "cached_input_tokens",
+    "output_tokens",
+    "reasoning_output_tokens",
+    "cost_micro_usd",
+    "cost_usd",
+)
 
 ENDPOINTS: dict[str, Endpoint] = {
     "project.create": Endpoint(
         "POST",
         "/projects",
-        ("name", "git_url", "base_branch", "onboard", "local_path", "forge_repo", "ci_provider"),
+        (
+            "name",
+            "git_url",
+            "base_branch",
+            "onboard",
+            "local_path",
+            "forge_repo",
+            "ci_provider",
+            "default_engines",
+            "default_models",
+            "fallbacks",
+            "run_policy",
+        ),
         (*PROJECT_FIELDS, "project_token", "token_id"),
     ),
     "project.list": Endpoint("GET", "/projects", (), PROJECT_FIELDS, listing=True),
@@ -61,13 +97,19 @@ ENDPOINTS: dict[str, Endpoint] = {
     "project.ci_policy": Endpoint(
         "PUT", "/projects/{project_id}/ci-policy", ("auto_qa_on_success", "fix_attempts"), PROJECT_FIELDS
     ),
+    "project.fallbacks": Endpoint(
+        "PUT",
+        "/projects/{project_id}/fallbacks",
+        ("planning", "decompose", "exec", "qa", "discovery"),
+        (*PROJECT_FIELDS, "fallbacks"),
+    ),
     "project.run_policy": Endpoint(
         "PUT", "/projects/{project_id}/run-policy", RUN_POLICY_FIELDS, PROJECT_FIELDS
     ),
     "protocol.create": Endpoint(
         "POST",
         "/projects/{project_id}/protocols",
-        ("task_name", "description", "base_branch"),
+        ("task_name", "description", "base_branch", "run_policy"),
         PROTOCOL_FIELDS,
     ),
     "protocol.list": Endpoint("GET", "/projects/{project_id}/protocols", (), PROTOCOL_FIELDS, listing=True),
@@ -82,6 +124,8 @@ ENDPOINTS: dict[str, Endpoint] = {
     "step.qa_reports": Endpoint("GET", "/steps/{step_run_id}/qa", (), QA_FIELDS, listing=True),
     "events.list": Endpoint("GET", "/events", (), EVENT_FIELDS, listing=True),
     "events.stream": Endpoint("GET", "/events/stream"),
+    "usage": Endpoint("GET", "/usage", (), ("group_by", "data", "total")),
+    "prompts": Endpoint("GET", "/prompts", (), ("name", "phase", "version", "versions"), listing=True),
 }
 
 # Actions the generic /actions/{action} endpoints take (the API's RunAction and StepAction enums).

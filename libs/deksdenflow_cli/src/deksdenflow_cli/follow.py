@@ -83,52 +83,86 @@ def follow(
     """Feed the run's events to ``on_event`` until ``done(run)``; returns the run as it is then.
 
     Raises CliError(TIMEOUT) once ``timeout`` seconds have passed, with the status the run had then."""
+    return follow_resource(
+        client,
+        {"protocol_run_id": run_id},
+        lambda: client.call("protocol.get", protocol_run_id=run_id),
+        on_event=on_event,
+        done=done,
+        timeout=timeout,
+        on_reconnect=on_reconnect,
+        replay=replay,
+        what="run",
+    )
+
+
+def follow_resource(
+    client: Client,
+    filters: dict[str, str],
+    fetch: Callable[[], dict[str, Any]],
+    *,
+    on_event: Callable[[dict[str, Any]], None],
+    done: Callable[[dict[str, Any]], bool],
+    timeout: float | None = None,
+    on_reconnect: Callable[[str | None], None] | None = None,
+    replay: bool = False,
+    what: str = "resource",
+) -> dict[str, Any]:
+    """``follow`` for anything the event feed can be filtered on (a run, a project): ``fetch`` reads it
+    again after each of its events until ``done``."""
     state: dict[str, Any] = {}
     try:
         with _deadline(timeout):
-            return _follow(client, run_id, on_event, done, on_reconnect, replay, state)
+            return _follow(client, filters, fetch, on_event, done, on_reconnect, replay, state)
     except _Deadline:
-        status = state.get("run", {}).get("status", "unknown")
-        raise CliError(TIMEOUT, f"timed out after {timeout:g} s; the run is {status}") from None
+        status = state.get("item", {}).get("status", "unknown")
+        raise CliError(TIMEOUT, f"timed out after {timeout:g} s; the {what} is {status}") from None
 
 
 def _follow(
     client: Client,
-    run_id: str,
+    filters: dict[str, str],
+    fetch: Callable[[], dict[str, Any]],
     on_event: Callable[[dict[str, Any]], None],
     done: Callable[[dict[str, Any]], bool],
     on_reconnect: Callable[[str | None], None] | None,
     replay: bool,
     state: dict[str, Any],
 ) -> dict[str, Any]:
-    after = 0
-    while True:
-        page = client.call("events.list", params={"protocol_run_id": run_id, "after": after, "limit": PAGE})
-        for event in page["data"]:
-            if replay:
-                on_event(event)
-            after = event["position"]
-        if len(page["data"]) < PAGE:
-            break
-    run: dict[str, Any] = client.call("protocol.get", protocol_run_id=run_id)
-    state["run"] = run
-    if done(run):
-        return run
+    def page_after(position: int) -> int:
+        """Every event after ``position`` (to ``on_event`` when replaying); the last position read."""
+        while True:
+            page = client.call("events.list", params={**filters, "after": position, "limit": PAGE})
+            for event in page["data"]:
+                if replay:
+                    on_event(event)
+                position = event["position"]
+            if len(page["data"]) < PAGE:
+                return position
+
+    after = page_after(0)
+    item = state["item"] = fetch()
+    if done(item):
+        if replay:  # the events that led to what was read, to the end of the timeline
+            page_after(after)
+        return item
     last_id: str | None = str(after) if after else None
     failures = 0
     while True:
         try:
-            for message in client.stream({"protocol_run_id": run_id}, last_id):
+            for message in client.stream(filters, last_id):
                 if not message.data:
                     continue  # the stream's opening `retry:` advice
                 failures = 0
                 if message.id:
                     last_id = message.id
-                on_event(json.loads(message.data))
-                run = client.call("protocol.get", protocol_run_id=run_id)
-                state["run"] = run
-                if done(run):
-                    return run
+                event = json.loads(message.data)
+                on_event(event)
+                item = state["item"] = fetch()
+                if done(item):
+                    if replay:  # what the read model holds beyond this event: the rest of the timeline
+                        page_after(int(event["position"]))
+                    return item
         except httpx.TransportError as exc:
             failures += 1
             if failures > RECONNECTS:

@@ -19,7 +19,11 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
+from deksdenflow_cli.why import why
+
 FORMATS = ("table", "json", "jsonl", "yaml", "name")
+# Columns made from others (``--field why`` as well as in tables); the API's own fields come first.
+COMPUTED = {"why": why}
 
 
 def stdout_console() -> Console:
@@ -30,6 +34,8 @@ def stdout_console() -> Console:
 
 def pick(item: Any, path: str) -> Any:
     """The value at a dotted path (``usage.cost_micro_usd``, ``questions.0.key``); None when absent."""
+    if isinstance(item, dict) and path in COMPUTED and path not in item:
+        return COMPUTED[path](item)
     value = item
     for part in path.split("."):
         if isinstance(value, dict):

@@ -12,9 +12,11 @@ import click
 from deksdenflow_cli import follow, names
 from deksdenflow_cli.exits import FAILED, OK, CliError
 from deksdenflow_cli.output import render
+from deksdenflow_cli.policy import run_policy_body, run_policy_options
 from deksdenflow_cli.root import cli, note, output_options, state
+from deksdenflow_cli.why import why
 
-PROTOCOL_COLUMNS = ("id", "protocol_name", "status", "waiting_for", "blocked_reason", "pr_url", "updated_at")
+PROTOCOL_COLUMNS = ("id", "protocol_name", "status", "waiting_for", "why", "pr_url", "updated_at")
 PROTOCOL_DETAIL = (
     "id",
     "project_id",
@@ -22,7 +24,8 @@ PROTOCOL_DETAIL = (
     "task_name",
     "status",
     "waiting_for",
-    "blocked_reason",
+    "why",
+    "last_error",
     "pr_url",
     "usage.input_tokens",
     "usage.output_tokens",
@@ -45,21 +48,32 @@ def protocol() -> None:
 @click.argument("task_name")
 @click.option("--description", default="", help="What to do, in words (the planner reads it).")
 @click.option("--base-branch", help="Branch from this instead of the project's base branch.")
+@click.option("--start", is_flag=True, help="Start it at once.")
+@run_policy_options
 @output_options
 def protocol_create(
     project_ref: str,
     task_name: str,
     description: str,
     base_branch: str | None,
+    start: bool,
     output: str,
     fields: tuple[str, ...],
+    **policy: Any,
 ) -> None:
-    """Create a protocol run for a task (start it with `protocol start`)."""
+    """Create a protocol run for a task (start it with `protocol start`, or --start). Run policy options
+    override the project's for this run."""
     client = state().client
     body: dict[str, Any] = {"task_name": task_name, "description": description}
     if base_branch:
         body["base_branch"] = base_branch
+    overrides = run_policy_body(policy)
+    if overrides:
+        body["run_policy"] = overrides
     created = client.call("protocol.create", project_id=names.project_id(client, project_ref), body=body)
+    if start:
+        client.call("protocol.action", protocol_run_id=created["id"], action="start")
+        created = client.call("protocol.get", protocol_run_id=created["id"])
     render(created, output, columns=PROTOCOL_DETAIL, fields=fields)
 
 
@@ -162,10 +176,8 @@ def watch(protocol_ref: str, output: str) -> None:
         on_reconnect=lambda last: note(f"stream dropped; resuming after #{last or 0}"),
         replay=True,
     )
-    note(
-        f"run {run_id}: {run['status']}"
-        + (f" ({run['blocked_reason']})" if run.get("blocked_reason") else "")
-    )
+    reason = why(run)
+    note(f"run {run_id}: {run['status']}" + (f" ({reason})" if reason else ""))
     if follow.exit_code(run) != OK:
         raise CliError(FAILED, f"the run is {run['status']}")
 
@@ -178,8 +190,9 @@ def watch(protocol_ref: str, output: str) -> None:
     default="terminal",
     show_default=True,
     help="completed / terminal: until the run completes (exit 0) or stops short of it: cancelled, failed "
-    "or blocked (exit 1); waiting: also when a person, CI or the forge must act first (planned, paused, "
-    "waiting for plan approval, CI or merge; exit 0).",
+    "or blocked (exit 1); waiting: also when a person, CI or the forge must act first (a manual run with "
+    "nothing at a worker, planned, paused, queued, waiting for plan approval, a review, CI or the merge; "
+    "exit 0).",
 )
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), help="Seconds (exit 124 after).")
 @output_options
@@ -199,8 +212,8 @@ def wait(protocol_ref: str, until: str, timeout: float | None, output: str, fiel
     )
     render(run, output, columns=PROTOCOL_DETAIL, fields=fields)
     if follow.exit_code(run) != OK:
-        reason = f": {run['blocked_reason']}" if run.get("blocked_reason") else ""
-        raise CliError(FAILED, f"the run is {run['status']}{reason}")
+        reason = why(run)
+        raise CliError(FAILED, f"the run is {run['status']}" + (f": {reason}" if reason else ""))
 
 
 @cli.group()

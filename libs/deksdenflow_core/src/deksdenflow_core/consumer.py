@@ -105,6 +105,21 @@ class Delivery:
 Handler = Callable[[Delivery], Awaitable[None]]
 BatchHandler = Callable[[list[Delivery]], Awaitable[None]]
 FailureHook = Callable[[Delivery, DeksdenflowError | Exception], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class RetrySchedule:
+    """When a failed delivery comes again: after ``delay_seconds``, as delivery ``delivered + 1`` of at
+    most ``max_deliver``."""
+
+    delivered: int
+    max_deliver: int
+    delay_seconds: float
+
+
+# Told that a delivery failed with a retryable error and when it comes again (before it is nak-ed; what
+# it raises is logged and changes nothing of the retry).
+RetryHook = Callable[[Delivery, Exception, RetrySchedule], Awaitable[None]]
 Prepared = TypeVar("Prepared")
 
 
@@ -334,9 +349,11 @@ class ConsumerLoop:
         spec: ConsumerSpec,
         *,
         on_failure: FailureHook | None = None,
+        on_retry: RetryHook | None = None,
         poison: Literal["term", "retry"] = "term",
     ) -> None:
         self._js = js
+        self._on_retry = on_retry
         self._poison = poison
         self._stream = stream
         self._spec = spec
@@ -604,6 +621,12 @@ class ConsumerLoop:
         if retryable and not exhausted:
             delay = self._spec.delay_after(delivery.num_delivered)
             log.warning("handler failed; retrying", error=repr(exc), retry_in_s=delay)
+            if self._on_retry is not None:
+                schedule = RetrySchedule(delivery.num_delivered, self._spec.max_deliver, delay)
+                try:
+                    await self._on_retry(delivery, exc, schedule)
+                except Exception as hook_exc:  # the notice is for people; the retry goes on without it
+                    log.warning("retry notice not recorded", error=repr(hook_exc))
             await msg.nak(delay=delay)
             return
         log.error("handler failed for good", error=repr(exc), exhausted=exhausted)

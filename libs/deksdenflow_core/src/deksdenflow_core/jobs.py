@@ -20,9 +20,22 @@ from typing import Any
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from deksdenflow_core.consumer import ConsumerLoop, ConsumerSpec, Delivery, FailureHook, Handler
-from deksdenflow_core.errors import DeksdenflowError, WorkNotCurrent
+from deksdenflow_core.aggregates import PROJECT, PROTOCOL_RUN, Repository
+from deksdenflow_core.consumer import (
+    ConsumerLoop,
+    ConsumerSpec,
+    Delivery,
+    FailureHook,
+    Handler,
+    RetryHook,
+    RetrySchedule,
+)
+from deksdenflow_core.contracts.generated.deksdenflow.commands.v1 import project as pcmd
+from deksdenflow_core.contracts.generated.deksdenflow.commands.v1 import protocol_run as rcmd
+from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import JobRetry
+from deksdenflow_core.errors import DeksdenflowError, DomainError, WorkNotCurrent
 from deksdenflow_core.eventstore import AppendMeta, JetStreamEventStore
+from deksdenflow_core.redact import redact_url
 from deksdenflow_core.subjects import Subjects
 
 log = structlog.get_logger("deksdenflow.jobs")
@@ -74,14 +87,60 @@ class JobMetrics:
         self.job_seconds.labels(kind).observe(seconds)
 
 
+class RetryNotices:
+    """Records on the request's project or run that its job failed and when it is tried again
+    (``project.job_retry_scheduled``, ``protocol_run.job_retry_scheduled``): the reads say why a
+    project or run is not moving, instead of a log line nobody sees."""
+
+    def __init__(self, repo: Repository, *, source: str, worker_id: str) -> None:
+        self._repo = repo
+        self._source = source
+        self._worker_id = worker_id
+
+    async def record(self, delivery: Delivery, exc: Exception, schedule: RetrySchedule) -> None:
+        envelope = delivery.event.envelope
+        failed_at_ms = int(time.time() * 1000)
+        retry = JobRetry(
+            job=envelope.type,
+            request_event_id=envelope.id,
+            step_run_id=getattr(delivery.event.event, "step_run_id", "") or "",
+            delivery=schedule.delivered,
+            max_deliveries=schedule.max_deliver,
+            error=redact_url(failure_reason(exc)),
+            failed_at_ms=failed_at_ms,
+            next_try_at_ms=failed_at_ms + int(schedule.delay_seconds * 1000),
+        )
+        # One notice per failed delivery: a notice appended twice (a worker dying after it) is one.
+        meta = AppendMeta(
+            source=self._source,
+            actor=f"worker:{self._worker_id}",
+            correlation_id=envelope.correlation_id or envelope.aggregate_id,
+            causation_id=f"{envelope.id}#retry-{schedule.delivered}",
+        )
+        try:
+            if envelope.aggregate_type == PROJECT.aggregate_type:
+                await self._repo.execute(
+                    PROJECT, envelope.aggregate_id, pcmd.RecordProjectJobRetry(retry=retry), meta, redecide=3
+                )
+            elif envelope.aggregate_type == PROTOCOL_RUN.aggregate_type:
+                await self._repo.execute(
+                    PROTOCOL_RUN, envelope.aggregate_id, rcmd.RecordJobRetry(retry=retry), meta, redecide=3
+                )
+        except DomainError as exc_:
+            log.info("retry notice not taken", reason=exc_.message)
+
+
 class Dispatcher:
     """A worker's one table from request event to job and to its failure record."""
 
-    def __init__(self, routes: Sequence[Route], metrics: JobMetrics) -> None:
+    def __init__(
+        self, routes: Sequence[Route], metrics: JobMetrics, *, notices: RetryNotices | None = None
+    ) -> None:
         self._routes: Mapping[type[Any], Route] = {route.request: route for route in routes}
         if len(self._routes) != len(routes):
             raise ValueError("two routes take the same request")
         self._metrics = metrics
+        self._notices = notices
 
     def filter_subjects(self, subjects: Subjects) -> list[str]:
         """The consumer's filter on the feed: every request type of the table, and nothing else."""
@@ -108,6 +167,11 @@ class Dispatcher:
         finally:
             self._metrics.observe(kind, outcome, time.perf_counter() - started)
 
+    async def on_retry(self, delivery: Delivery, exc: Exception, schedule: RetrySchedule) -> None:
+        """The job failed and comes again: say so on its project or run."""
+        if self._notices is not None and type(delivery.event.event) in self._routes:
+            await self._notices.record(delivery, exc, schedule)
+
     async def on_failure(self, delivery: Delivery, exc: Exception) -> None:
         """The job failed for good (permanent error or retries exhausted): record it, never leave it stuck."""
         event = delivery.event.event
@@ -128,10 +192,16 @@ class ConsumerPool:
     queue that every replica pulls from (JetStream gives each message to one of them)."""
 
     def __init__(
-        self, store: JetStreamEventStore, spec: ConsumerSpec, *, concurrency: int, on_failure: FailureHook
+        self,
+        store: JetStreamEventStore,
+        spec: ConsumerSpec,
+        *,
+        concurrency: int,
+        on_failure: FailureHook,
+        on_retry: RetryHook | None = None,
     ) -> None:
         self._loops = [
-            ConsumerLoop(store.jetstream(), store.feed_stream, spec, on_failure=on_failure)
+            ConsumerLoop(store.jetstream(), store.feed_stream, spec, on_failure=on_failure, on_retry=on_retry)
             for _ in range(concurrency)
         ]
 

@@ -11,7 +11,13 @@ from deksdenflow_git.errors import (
 from deksdenflow_git.git import Git, GitIdentity, GitResult, redact
 from deksdenflow_git.mirror import MirrorCache
 from deksdenflow_git.restore import BranchRestored
-from deksdenflow_git.worktree import PushResult, Worktree, changed_paths, working_tree_diff
+from deksdenflow_git.worktree import (
+    PushResult,
+    Worktree,
+    changed_paths,
+    working_tree_diff,
+    working_tree_diffs,
+)
 
 __all__ = [
     "BranchBaseMissing",
@@ -30,4 +36,5 @@ __all__ = [
     "changed_paths",
     "redact",
     "working_tree_diff",
+    "working_tree_diffs",
 ]

@@ -115,15 +115,24 @@ class GitResult:
     def error(self) -> GitCommandError:
         """The error describing this failure, with secrets redacted and retryability classified."""
         stderr = redact(self.stderr.strip())[-_STDERR_TAIL:]
-        last_line = stderr.splitlines()[-1] if stderr else "no output"
         return GitCommandError(
-            f"git {_subcommand(self.argv)} failed (exit {self.exit_code}): {last_line}",
+            f"git {_subcommand(self.argv)} failed (exit {self.exit_code}): {_what_went_wrong(stderr)}",
             argv=[redact(a) for a in self.argv],
             exit_code=self.exit_code,
             stderr=stderr,
             retryable=is_transient_failure(self.stderr),
             cwd=str(self.cwd) if self.cwd else None,
         )
+
+
+def _what_went_wrong(stderr: str) -> str:
+    """git's own words for a failure: its ``fatal:``/``error:`` lines (the last line is often advice such
+    as "and the repository exists."), else its last line."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith(("fatal:", "error:"))]
+    if errors:
+        return " ".join(dict.fromkeys(errors[:3]))
+    return lines[-1] if lines else "no output"
 
 
 class Git:

@@ -12,7 +12,7 @@ import contextlib
 import re
 import shutil
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -211,10 +211,17 @@ async def changed_paths(git: Git, path: Path, since: str) -> list[str]:
 async def working_tree_diff(git: Git, path: Path, since: str, *, max_bytes: int = 200_000) -> str:
     """Unified diff of the checkout at ``path``, untracked files included, against ``since``.
 
-    Untracked files are staged into a throwaway copy of the index, so the checkout's real index, and
-    what ``git status`` shows, stay untouched. Output beyond ``max_bytes`` is cut at a line end and
-    followed by a marker saying how much was left out.
+    Output beyond ``max_bytes`` is cut at a line end and followed by a marker saying how much was left
+    out (see ``working_tree_diffs``).
     """
+    (text,) = await working_tree_diffs(git, path, since, ())
+    return _truncate(text, max_bytes)
+
+
+async def working_tree_diffs(git: Git, path: Path, since: str, *variants: Sequence[str]) -> list[str]:
+    """``git diff --cached <variant> since`` for each variant (e.g. ``("--numstat",)``), untracked files
+    included: they are staged into a throwaway copy of the index, so the checkout's real index, and what
+    ``git status`` shows, stay untouched."""
     index = Path(
         (await git.run("rev-parse", "--path-format=absolute", "--git-path", "index", cwd=path)).strip()
     )
@@ -223,13 +230,23 @@ async def working_tree_diff(git: Git, path: Path, since: str, *, max_bytes: int 
         await asyncio.to_thread(shutil.copyfile, index, scratch)
         env = {"GIT_INDEX_FILE": str(scratch)}
         await git.run("add", "--all", cwd=path, env=env)
-        text = await git.run(
-            "diff", "--cached", "--no-ext-diff", "--end-of-options", since, "--", cwd=path, env=env
-        )
+        return [
+            await git.run(
+                "diff",
+                "--cached",
+                "--no-ext-diff",
+                *variant,
+                "--end-of-options",
+                since,
+                "--",
+                cwd=path,
+                env=env,
+            )
+            for variant in variants
+        ]
     finally:
         with contextlib.suppress(FileNotFoundError):
             scratch.unlink()
-    return _truncate(text, max_bytes)
 
 
 def _trailer(key: str, value: str) -> str:

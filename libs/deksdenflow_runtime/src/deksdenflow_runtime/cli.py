@@ -1,6 +1,6 @@
-"""The runtime's commands of ``deksdenflow``: ``run``, ``projector`` and ``demo`` (the local system); every
-other command is the API client's (``deksdenflow_cli``, which talks to the public API only), chosen by
-``entry.py``.
+"""The runtime's commands of ``deksdenflow``: ``run``, ``projector``, ``demo`` and ``sample`` (the local
+system); every other command is the API client's (``deksdenflow_cli``, which talks to the public API
+only), chosen by ``entry.py``.
 
 Exit codes: 0 ok, 1 runtime error, 2 bad configuration or usage, 3 missing dependency (the client's full
 contract: ``deksdenflow help exit-codes``).
@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from deksdenflow_core.errors import ConfigurationError, DeksdenflowError, MissingDependency
 from deksdenflow_core.logging import configure_logging, get_logger
@@ -71,6 +72,25 @@ def _run(_: argparse.Namespace) -> int:
 def _demo(_: argparse.Namespace) -> int:
     """``deksdenflow demo``: see ``deksdenflow_runtime.demo``."""
     return demo.main()
+
+
+def _sample(args: argparse.Namespace) -> int:
+    """``deksdenflow sample PATH``: a sample repository to register, runnable with no model."""
+    origin = Path(args.path).expanduser().resolve()
+    if origin.exists() and any(origin.iterdir()):
+        _error(f"{origin} exists and is not empty: choose another path")
+        return EXIT_BAD_CONFIGURATION
+    try:
+        demo.create_sample_repo(origin, with_script=True)
+    except FileNotFoundError:
+        _error("git is not installed")
+        return EXIT_MISSING_DEPENDENCY
+    except subprocess.CalledProcessError as exc:
+        _error(f"git failed: {exc.stderr.decode(errors='replace').strip() if exc.stderr else exc}")
+        return EXIT_RUNTIME_ERROR
+    print(f"a sample repository is at {origin} (branch main; the scripted engine's answers in .deksdenflow/)")
+    print(f"next: deksdenflow project create hello --git-url {origin} --engine scripted --pr-open never")
+    return EXIT_OK
 
 
 def _projector(args: argparse.Namespace) -> int:
@@ -139,6 +159,15 @@ def build_parser() -> argparse.ArgumentParser:
         "(DEKSDENFLOW_DEMO_ENGINE=codex for the real Codex CLI), print the timeline, and stop.",
     )
     demo.set_defaults(handler=_demo)
+    sample = commands.add_parser(
+        "sample",
+        help="make a sample git repository to register (a bare origin; runs with --engine scripted)",
+        description="Create a bare git repository at PATH whose main branch holds a tiny Python project and "
+        "the scripted engine's answers for the task 'Add a greeting', so a first protocol runs with no model "
+        "and no credentials (see the README's first session).",
+    )
+    sample.add_argument("path", metavar="PATH", help="where to create it (must not exist, or be empty)")
+    sample.set_defaults(handler=_sample)
     return parser
 
 

@@ -88,7 +88,15 @@ def main(engine: str | None = None, timeout: float = 180.0) -> int:
 
 def make_sample_repo(home: Path) -> Path:
     origin = home / "sample.git"
-    scratch = Path(tempfile.mkdtemp(prefix="sample-", dir=home))
+    create_sample_repo(origin, scratch_dir=home)
+    return origin
+
+
+def create_sample_repo(origin: Path, *, scratch_dir: Path | None = None, with_script: bool = False) -> None:
+    """A bare repository at ``origin`` whose ``main`` holds a tiny Python project; ``with_script``: and
+    the scripted engine's answers for it (``.deksdenflow/scripted.json``, read from the worktree), so a
+    project on it runs with ``--engine scripted`` and no model."""
+    scratch = Path(tempfile.mkdtemp(prefix="sample-", dir=scratch_dir))
     env = {
         **os.environ,
         **GIT_ENV,
@@ -101,21 +109,30 @@ def make_sample_repo(home: Path) -> Path:
     def git(*args: str, cwd: Path | None = None) -> None:
         subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True)
 
-    git("init", "--bare", "--quiet", "--initial-branch=main", str(origin))
-    git("clone", "--quiet", str(origin), str(scratch))
-    for name, content in SAMPLE_FILES.items():
-        (scratch / name).parent.mkdir(parents=True, exist_ok=True)
-        (scratch / name).write_text(content)
-    git("add", "--all", cwd=scratch)
-    git("commit", "--quiet", "-m", "Initial sample project", cwd=scratch)
-    git("push", "--quiet", "origin", "HEAD:refs/heads/main", cwd=scratch)
-    shutil.rmtree(scratch)
-    return origin
+    files = dict(SAMPLE_FILES)
+    if with_script:
+        files[".deksdenflow/scripted.json"] = demo_script()
+    try:
+        git("init", "--bare", "--quiet", "--initial-branch=main", str(origin))
+        git("clone", "--quiet", str(origin), str(scratch))
+        for name, content in files.items():
+            (scratch / name).parent.mkdir(parents=True, exist_ok=True)
+            (scratch / name).write_text(content)
+        git("add", "--all", cwd=scratch)
+        git("commit", "--quiet", "-m", "Initial sample project", cwd=scratch)
+        git("push", "--quiet", "origin", "HEAD:refs/heads/main", cwd=scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def demo_script() -> str:
+    """The scripted engine's answers for the sample project's protocol ("Add a greeting")."""
+    return (resources.files("deksdenflow_runtime") / "demo_script.json").read_text()
 
 
 def system_env(home: Path, api_port: int, forge: FakeGitHub, engine: str) -> dict[str, str]:
     script = home / "scripted.json"
-    script.write_text((resources.files("deksdenflow_runtime") / "demo_script.json").read_text())
+    script.write_text(demo_script())
     env = {
         **os.environ,
         **GIT_ENV,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-LOCAL_COMMANDS = frozenset({"run", "projector", "demo"})
+LOCAL_COMMANDS = frozenset({"run", "projector", "demo", "sample"})
 
 
 def main(argv: Sequence[str] | None = None) -> int:

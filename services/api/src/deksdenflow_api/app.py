@@ -21,7 +21,7 @@ from deksdenflow_api.fanout import EventFanout
 from deksdenflow_api.idempotency import IdempotencyStore
 from deksdenflow_api.middleware import ApiMetrics, Idempotency, RequestContext
 from deksdenflow_api.readiness import ReadModelReadiness
-from deksdenflow_api.routes import events, projects, protocols, queues, webhooks
+from deksdenflow_api.routes import events, projects, prompts, protocols, queues, usage, webhooks
 from deksdenflow_api.sealing import Sealer
 
 _log = get_logger(__name__)
@@ -110,6 +110,8 @@ def create_app(
         projects.router,
         protocols.router,
         events.router,
+        usage.router,
+        prompts.router,
         queues.router,
         webhooks.router,
     )

@@ -158,6 +158,7 @@ def project_body(row: dict[str, Any]) -> dict[str, Any]:
     body["default_engines"] = unset_as_null(state.get("default_engines") or {})
     body["forge_repo"] = state.get("forge_repo") or None
     body["ci_policy"] = state.get("ci_policy")
+    body["fallbacks"] = state.get("fallbacks")
     body["run_policy"] = policy_public(state.get("run_policy"))
     return body
 

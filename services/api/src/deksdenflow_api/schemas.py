@@ -66,6 +66,30 @@ class EngineDefaults(_In):
     discovery: EngineId | None = None
 
 
+FallbackEntry = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=240,
+        pattern=r"^[a-z][a-z0-9-]{0,39}(:[^\s:][^\s]{0,199})?$",
+        description='"engine" or "engine:model", e.g. "claude-code:claude-sonnet-4-5"',
+    ),
+]
+FallbackChain = Annotated[list[FallbackEntry], Field(default_factory=list, max_length=5)]
+
+
+class FallbackChainsIn(_In):
+    """Engines and models tried in order after a phase's own when a call fails with a rate limit, a
+    usage limit, the context window exceeded, a provider error or a timeout (never on a QA FAIL or an
+    invalid output); the one left cools down for a while. Empty: the worker's chain."""
+
+    planning: FallbackChain
+    decompose: FallbackChain
+    exec: FallbackChain
+    qa: FallbackChain
+    discovery: FallbackChain
+
+
 class CiPolicyIn(_In):
     """How the project reacts to CI."""
 
@@ -172,6 +196,9 @@ class ProjectCreate(_In):
     ci_policy: CiPolicyIn | None = Field(
         default=None, description="How the project reacts to CI; unset: the git worker's settings decide."
     )
+    fallbacks: FallbackChainsIn | None = Field(
+        default=None, description="Fallback engines and models per phase (unset: the worker's)."
+    )
     run_policy: RunPolicyIn | None = Field(
         default=None,
         description="How its protocols advance; unset: autopilot to a ready-for-review PR, no merge.",
@@ -181,6 +208,18 @@ class ProjectCreate(_In):
         description="Onboard right away: the git worker checks the remote, adds starter assets on the "
         "deksdenflow/onboarding branch, makes a working clone and asks clarification questions.",
     )
+
+
+class RetryPublic(BaseModel):
+    """A job that failed and will be tried again: what, why, which try, and when the next comes."""
+
+    job: str = Field(description="The request the job answers (its event type).")
+    step_run_id: str | None
+    delivery: int = Field(description="Which delivery of the request failed (1 = the first).")
+    max_deliveries: int = Field(description="How many deliveries the worker makes before it gives up.")
+    error: str
+    failed_at: datetime
+    next_try_at: datetime
 
 
 class ProjectPublic(BaseModel):
@@ -193,9 +232,20 @@ class ProjectPublic(BaseModel):
     default_engines: dict[str, Any]
     forge_repo: str | None
     ci_policy: dict[str, Any] | None = None
+    fallbacks: dict[str, list[str]] | None = Field(
+        default=None, description="Fallback engines and models per phase (null: the worker's)."
+    )
     run_policy: dict[str, Any] = Field(description="How its protocols advance (the defaults filled in).")
     local_path: str | None
     status: str
+    status_reason: str | None = Field(
+        description="Why the project is in its status when that needs a person: the onboarding's failure, "
+        "or the blocking questions left to answer."
+    )
+    last_error: str | None = Field(description="The latest error a job on the project met.")
+    retry: RetryPublic | None = Field(
+        description="A job on the project that failed and will be tried again (null: none)."
+    )
     questions: list[dict[str, Any]]
     answers: dict[str, str]
     created_at: datetime
@@ -251,6 +301,51 @@ class UsagePublic(BaseModel):
     cost_micro_usd: int
 
 
+class UsageRow(BaseModel):
+    """Agent calls summed: tokens as the engines reported them, cost at the configured prices."""
+
+    key: str = Field(description="The group (a project or run id, a model, a phase, an engine, a UTC day).")
+    calls: int
+    input_tokens: int
+    cached_input_tokens: int
+    output_tokens: int
+    reasoning_output_tokens: int
+    cost_micro_usd: int
+    cost_usd: float
+
+
+class UsageReport(BaseModel):
+    group_by: str
+    data: list[UsageRow]
+    total: UsageRow
+
+
+class PromptVersionPublic(BaseModel):
+    version: str = Field(description="The first 12 hex digits of the SHA-256 of the template text.")
+    builtin: bool = Field(description="The version deksdenflow ships (else a project's own override).")
+    calls: int
+    input_tokens: int
+    output_tokens: int
+    cost_micro_usd: int
+    first_used: datetime | None
+    last_used: datetime | None
+    outcomes: dict[str, int] = Field(
+        description="What its calls led to: plans, executions_completed, qa_pass, qa_fail, ..."
+    )
+
+
+class PromptPublic(BaseModel):
+    name: str
+    phase: str = Field(description="The agent phase whose calls use it.")
+    version: str = Field(description="The built-in version.")
+    versions: list[PromptVersionPublic] = Field(description="The built-in one first, then those seen.")
+
+
+class PromptsPublic(BaseModel):
+    data: list[PromptPublic]
+    count: int
+
+
 class ProtocolPublic(BaseModel):
     id: str
     project_id: str
@@ -263,7 +358,11 @@ class ProtocolPublic(BaseModel):
     protocol_root: str
     status: str
     paused_from: str | None
-    blocked_reason: str | None
+    blocked_reason: str | None = Field(description="Why the run is blocked, or why its planning failed.")
+    last_error: str | None = Field(description="The latest error a job or agent call on the run met.")
+    retry: RetryPublic | None = Field(
+        description="The latest job on the run that failed and will be tried again (null: none)."
+    )
     spec_hash: str | None
     pr_number: int | None
     pr_url: str | None
@@ -272,8 +371,10 @@ class ProtocolPublic(BaseModel):
     usage: UsagePublic
     run_policy: dict[str, Any] = Field(description="The policy the run follows, fixed when it was created.")
     waiting_for: str | None = Field(
-        description="What an autopilot run waits on that is not a worker: plan_approval (a person), ci "
-        "(green CI on its head commit, to merge), merge (the forge); null otherwise."
+        description="What the run waits on that is not a worker: queue (a slot under the run limits); on "
+        "a manual run, action (a person's next action: nothing is with a worker); on an autopilot run, "
+        "plan_approval (a person), pull_request (none is open), review (reviewers, or a person to merge), "
+        "ci (green CI on its head commit, to merge), merge (the forge); null otherwise."
     )
     created_at: datetime
     updated_at: datetime

@@ -8,8 +8,10 @@ The call is watched (``JobKit.guarded``): a pause or cancel of the run stops the
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import TypeVar
 
@@ -24,7 +26,7 @@ from deksdenflow_core.errors import WorkNotCurrent
 from deksdenflow_core.eventstore import JetStreamEventStore
 from deksdenflow_core.jobs import failure_reason
 
-from deksdenflow_codex_worker import budget
+from deksdenflow_codex_worker import budget, fallbacks
 from deksdenflow_codex_worker.engines.base import (
     AgentCall,
     AgentResult,
@@ -33,15 +35,33 @@ from deksdenflow_codex_worker.engines.base import (
     Progress,
     Sandbox,
 )
+from deksdenflow_codex_worker.engines.failures import fallback_reason
 from deksdenflow_codex_worker.engines.registry import EngineRegistry
 from deksdenflow_codex_worker.kit import IsCurrent, Job, JobKit
 from deksdenflow_codex_worker.metrics import WorkerMetrics
-from deksdenflow_codex_worker.prompts import schema
+from deksdenflow_codex_worker.prompts import Prompt, schema
 from deksdenflow_codex_worker.settings import WorkerSettings
 from deksdenflow_codex_worker.structured import ask_structured
 
 log = structlog.get_logger("deksdenflow.codex_worker")
 T = TypeVar("T")
+
+
+class _Switch(Exception):
+    """The call's engine or model met a classified error and another is left to take the call."""
+
+    def __init__(self, reason: str, error: str) -> None:
+        super().__init__(error)
+        self.reason = reason
+        self.error = error
+
+
+def _switch_on(error: str, switch: bool) -> None:
+    """Raise ``_Switch`` when ``error`` is one a fallback takes and a fallback is left."""
+    reason = fallback_reason(error) if switch else None
+    if reason is not None:
+        raise _Switch(reason.value, error)
+
 
 _PHASES: Mapping[CallPhase, Phase] = {
     CallPhase.PLANNING: Phase.PLANNING,
@@ -68,7 +88,8 @@ class AgentCalls:
         self.settings = settings
         self.engines = engines
         self.metrics = metrics
-        self.prices = budget.PriceTable(settings.prices())
+        self.prices = budget.PriceTable(settings.prices(), published=settings.published_prices)
+        self.cooldowns = fallbacks.Cooldowns(settings.fallback_cooldown_seconds)
 
     def engine_for(self, phase: CallPhase, project: ProjectState) -> str:
         """The project's engine for ``phase``, else this worker's for it, else the default."""
@@ -87,8 +108,11 @@ class AgentCalls:
         step: str = "",
         attempt: int = 0,
         output_schema: str = "",
+        prompt_of: Prompt | None = None,
+        reask: int = 0,
     ) -> AgentCall:
-        """An agent call of ``job``; ``output_schema`` names the schema its last message must match."""
+        """An agent call of ``job``; ``output_schema`` names the schema its last message must match;
+        ``prompt_of``: the prompt the text was made from (its name and version go on the usage record)."""
         return AgentCall(
             call_id=uuid.uuid4().hex,
             phase=phase,
@@ -102,6 +126,9 @@ class AgentCalls:
                 "project": job.project.project_id,
                 "step": step,
                 "attempt": str(attempt),
+                "reask": str(reask),
+                "prompt": prompt_of.name if prompt_of else "",
+                "prompt_version": prompt_of.version if prompt_of else "",
             },
             timeout_seconds=self.settings.agent_timeout_seconds,
         )
@@ -132,9 +159,83 @@ class AgentCalls:
     ) -> AgentResult:
         """One agent call: budget check, tries with backoff for transient engine failures, usage recorded,
         stopped as soon as the run is paused or cancelled. ``attempt``: the execution attempt whose
-        failed tries are recorded as ``step_attempt_failed``."""
-        engine = self.engines.get(engine_id)
+        failed tries are recorded as ``step_attempt_failed``. On a classified error (a rate or usage
+        limit, the context window, a provider error, a timeout) the call moves on to the next engine and
+        model of the phase's fallback chain (``fallbacks.py``), recorded as ``engine_fallback_taken``."""
         await self.check_budget(job, call, step)
+        full = fallbacks.chain(
+            fallbacks.Choice(engine_id, call.model),
+            self.fallbacks_for(call.phase, job.project),
+            self.engines.__contains__,
+        )
+        usable = self.cooldowns.usable(full)
+        if usable[0] != full[0]:
+            await self._fallback(
+                job, step, call, full[0], usable[0], "cooldown", "skipped while it cools down"
+            )
+        for index, choice in enumerate(usable):
+            now = replace(call, model=choice.model)
+            following = usable[index + 1] if index + 1 < len(usable) else None
+            try:
+                return await self._tries(
+                    job, now, choice.engine, step, current, attempt, switch=following is not None
+                )
+            except _Switch as switch:
+                assert following is not None  # noqa: S101 - only raised when there is a next choice
+                until = self.cooldowns.start(choice)
+                await self._fallback(job, step, now, choice, following, switch.reason, switch.error, until)
+        raise AssertionError("unreachable: the last choice returns or raises")
+
+    def fallbacks_for(self, phase: CallPhase, project: ProjectState) -> list[str]:
+        """The project's fallback chain for ``phase``, else this worker's."""
+        own: list[str] = list(getattr(project.fallbacks, phase.value)) if project.fallbacks else []
+        return own or self.settings.fallbacks_for(phase.value)
+
+    async def _fallback(
+        self,
+        job: Job,
+        step: StepState | None,
+        call: AgentCall,
+        left: fallbacks.Choice,
+        taken: fallbacks.Choice,
+        reason: str,
+        error: str,
+        until: float = 0.0,
+    ) -> None:
+        log.warning("agent call falls back", left=str(left), taken=str(taken), reason=reason, error=error)
+        self.metrics.fallbacks.labels(call.phase.value, reason).inc()
+        await self.kit.record(
+            job.run.protocol_run_id,
+            [
+                cmd.RecordEngineFallback(
+                    step_run_id=step.step_run_id if step else "",
+                    phase=_PHASES[call.phase],
+                    from_engine=left.engine,
+                    from_model=left.model,
+                    to_engine=taken.engine,
+                    to_model=taken.model,
+                    reason=reason,
+                    error=error[:2000],
+                    cooldown_until_ms=int(until * 1000),
+                )
+            ],
+            job.delivery,
+        )
+
+    async def _tries(
+        self,
+        job: Job,
+        call: AgentCall,
+        engine_id: str,
+        step: StepState | None,
+        current: IsCurrent,
+        attempt: int | None,
+        *,
+        switch: bool,
+    ) -> AgentResult:
+        """The call on one engine and model, with its tries; ``_Switch`` on a classified error when
+        ``switch`` (another engine or model is left to take it)."""
+        engine = self.engines.get(engine_id)
         tries = self.settings.codex_worker_tries
         for try_number in range(1, tries + 1):
             call_id = uuid.uuid4().hex
@@ -143,10 +244,11 @@ class AgentCalls:
                 result = await self.kit.guarded(job, current, engine.run(call, _progress(call)))
             except EngineError as exc:
                 self.metrics.agent_calls.labels(call.phase.value, engine_id, "error").inc()
+                _switch_on(failure_reason(exc), switch)
                 if not exc.retryable or try_number == tries:
                     raise
                 if attempt is not None and step is not None:
-                    await self._attempt_failed(job, step, attempt, try_number, failure_reason(exc))
+                    await self._attempt_failed(job, step, attempt, try_number, tries, failure_reason(exc))
                 else:
                     await asyncio.sleep(self._backoff(try_number))
                 continue
@@ -158,28 +260,38 @@ class AgentCalls:
                 call.phase.value, engine_id, "ok" if result.ok else "failed"
             ).inc()
             await self._record_usage(job, call, engine_id, step, result, call_id)
+            if not result.ok:
+                _switch_on(result.error, switch)
             if not result.ok and attempt is not None and step is not None and try_number < tries:
                 # A failed turn of an execution is one failed try; the step fails only when all are spent.
                 await self._attempt_failed(
-                    job, step, attempt, try_number, f"the agent failed: {result.error}"
+                    job, step, attempt, try_number, tries, f"the agent failed: {result.error}"
                 )
                 continue
             return result
         raise AssertionError("unreachable: the last try returns or raises")
 
     async def _attempt_failed(
-        self, job: Job, step: StepState, attempt: int, try_number: int, reason: str
+        self, job: Job, step: StepState, attempt: int, try_number: int, tries: int, reason: str
     ) -> None:
+        delay = self._backoff(try_number)
+        failed_at_ms = int(time.time() * 1000)
         await self.kit.record(
             job.run.protocol_run_id,
             [
                 cmd.RecordStepAttemptFailed(
-                    step_run_id=step.step_run_id, attempt=attempt, try_number=try_number, reason=reason
+                    step_run_id=step.step_run_id,
+                    attempt=attempt,
+                    try_number=try_number,
+                    reason=reason,
+                    tries=tries,
+                    failed_at_ms=failed_at_ms,
+                    next_try_at_ms=failed_at_ms + int(delay * 1000),
                 )
             ],
             job.delivery,
         )
-        await asyncio.sleep(self._backoff(try_number))
+        await asyncio.sleep(delay)
 
     def _backoff(self, try_number: int) -> float:
         steps = self.settings.backoff()
@@ -209,6 +321,8 @@ class AgentCalls:
                     phase=_PHASES[call.phase],
                     engine_id=engine_id,
                     model=call.model,
+                    prompt_name=call.labels.get("prompt", ""),
+                    prompt_version=call.labels.get("prompt_version", ""),
                     usage=TokenUsage(
                         input_tokens=u.input_tokens,
                         cached_input_tokens=u.cached_input_tokens,

@@ -10,10 +10,12 @@ with the reason; ``warn`` logs and goes on; ``off`` checks nothing.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
+import genai_prices
 from deksdenflow_core.contracts.generated.deksdenflow.events.v1 import protocol_run as ev
 from deksdenflow_core.domain.protocol_run import ProtocolRunState
 from deksdenflow_core.errors import PermanentFailure
@@ -57,16 +59,20 @@ class Verdict:
 
 
 class PriceTable:
-    """USD per million tokens by model: ``{model: {input, cached_input, output}}``."""
+    """What a call costs: USD per million tokens by model, ``{model: {input, cached_input, output}}`` as
+    configured (``DEKSDENFLOW_PRICE_TABLE``) first; for a model it does not list, the published prices
+    shipped with ``genai-prices`` (a maintained table of the providers' prices, read from its bundled
+    snapshot: no request is made), unless ``published`` is off. A model known to neither costs 0."""
 
-    def __init__(self, prices: Mapping[str, Mapping[str, float]]) -> None:
+    def __init__(self, prices: Mapping[str, Mapping[str, float]], *, published: bool = True) -> None:
         self._prices = {m: dict(p) for m, p in prices.items()}
+        self._published = published
 
     def cost_micro_usd(self, model: str, usage: TokenCounts) -> int:
         """USD per 1M tokens x tokens = micro-USD exactly; cached input at its own price."""
         p = self._prices.get(model)
         if p is None:
-            return 0
+            return published_cost_micro_usd(model, usage) if self._published else 0
         cached = min(usage.cached_input_tokens, usage.input_tokens)
         fresh = usage.input_tokens - cached
         cost = (
@@ -78,6 +84,31 @@ class PriceTable:
 
     def estimate_micro_usd(self, model: str, input_tokens: int) -> int:
         return self.cost_micro_usd(model, TokenCounts(input_tokens=input_tokens))
+
+
+@functools.lru_cache(maxsize=256)
+def _published_model(model: str) -> bool:
+    """Whether the bundled price table knows ``model`` (asked once per model)."""
+    try:
+        genai_prices.calc_price(genai_prices.Usage(input_tokens=0, output_tokens=0), model)
+    except LookupError:
+        return False
+    return True
+
+
+def published_cost_micro_usd(model: str, usage: TokenCounts) -> int:
+    """The call's cost at the provider's published prices (``genai-prices``' snapshot), 0 if unknown."""
+    if not model or not _published_model(model):
+        return 0
+    price = genai_prices.calc_price(
+        genai_prices.Usage(
+            input_tokens=usage.input_tokens,
+            cache_read_tokens=min(usage.cached_input_tokens, usage.input_tokens),
+            output_tokens=usage.output_tokens,
+        ),
+        model,
+    )
+    return round(price.total_price * 1_000_000)
 
 
 def limits(settings: WorkerSettings, *, for_step: bool) -> list[Limit]:

@@ -37,3 +37,9 @@ class WorkerMetrics:
         self.budget_refusals = Counter(
             "deksdenflow_budget_exceeded_total", "Agent calls over a budget, by mode", ["mode"], registry=r
         )
+        self.fallbacks = Counter(
+            "deksdenflow_agent_fallbacks_total",
+            "Agent calls moved on to the next engine and model of their fallback chain, by phase and reason",
+            ["phase", "reason"],
+            registry=r,
+        )

@@ -8,12 +8,11 @@ the events the call produced, so a result can always be traced to the exact prom
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 
-from deksdenflow_core.assets import prompt_text, schema
+from deksdenflow_core.assets import prompt_text, schema, version_of
 
 __all__ = ["PROJECT_PROMPTS_DIR", "Prompt", "load_prompt", "protocol_file", "schema", "version_of"]
 
@@ -30,10 +29,6 @@ class Prompt:
     def render(self, **values: object) -> str:
         """Fill ``$placeholders``; unknown ones stay as written (a project's template may use fewer)."""
         return Template(self.template).safe_substitute({k: str(v) for k, v in values.items()})
-
-
-def version_of(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def load_prompt(name: str, workdir: Path | None = None) -> Prompt:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from deksdenflow_codex_worker.planning import parse_json
+from deksdenflow_codex_worker.planning import InvalidOutput, parse_json
 from deksdenflow_codex_worker.prompts import Prompt, load_prompt
 from deksdenflow_codex_worker.settings import WorkerSettings
 
@@ -82,6 +82,9 @@ def parse_verdict(message: str) -> Verdict:
     """The agent's last message as a verdict; ``InvalidOutput`` says why it is not one."""
     value = parse_json(message, SCHEMA)
     findings = value["findings"]
+    if value["verdict"] == "FAIL" and not any(str(f).strip() for f in findings["blocking"]):
+        # A FAIL that cites nothing cannot be acted on: the reviewer is asked again for its evidence.
+        raise InvalidOutput("a FAIL verdict must name its blocking findings (what is wrong, and where)")
     return Verdict(
         passed=value["verdict"] == "PASS" and not findings["blocking"],
         summary=value["summary"],

@@ -106,7 +106,43 @@ class WorkerSettings(BaseSettings):
     price_table: str = Field(
         default="",
         description="JSON (or @path to a JSON file): {model: {input, cached_input, output}} in USD per "
-        "million tokens. Models not listed cost 0.",
+        "million tokens. It wins over the published prices; a model known to neither costs 0.",
+    )
+    fallbacks_planning: str = Field(
+        default="",
+        description="Fallback chain of the phase: engine[:model] entries, comma-separated, taken in order "
+        "on a rate limit, usage limit, context window, provider error or timeout (a project's own "
+        "chains win). Likewise fallbacks_decompose, _exec, _qa, _discovery.",
+    )
+    fallbacks_decompose: str = ""
+    fallbacks_exec: str = ""
+    fallbacks_qa: str = ""
+    fallbacks_discovery: str = ""
+    fallback_cooldown_seconds: float = Field(
+        default=300.0,
+        ge=0,
+        description="How long an engine and model left for a fallback are skipped by this worker.",
+    )
+    guardrails: Literal["enforce", "off"] = Field(
+        default="enforce",
+        description="Check every execution's change before it is committed (scope, protected paths, size, "
+        "secrets, weakened tests, an empty change of a work step); off: no check.",
+    )
+    guardrail_reasks: int = Field(
+        default=1, ge=0, le=5, description="Times the agent is asked again with what the guardrails found."
+    )
+    guardrail_max_lines: int = Field(
+        default=5000, ge=0, description="Lines an execution may change (0: any)."
+    )
+    guardrail_max_files: int = Field(default=200, ge=0, description="Files an execution may change (0: any).")
+    guardrail_protected: str = Field(
+        default="",
+        description="More protected paths (comma-separated globs) besides CI configuration and lock files.",
+    )
+    published_prices: bool = Field(
+        default=True,
+        description="Price a model the price table does not list at its provider's published prices "
+        "(the genai-prices package's bundled table; no request is made). false: such models cost 0.",
     )
 
     # --- git ---------------------------------------------------------------------------------------------
@@ -124,6 +160,11 @@ class WorkerSettings(BaseSettings):
         """This worker's engine for ``phase`` (``qa``, ``exec``...), else its default engine."""
         engine_id: str = getattr(self, f"{phase}_engine") or self.default_engine
         return engine_id
+
+    def fallbacks_for(self, phase: str) -> list[str]:
+        """This worker's fallback chain for ``phase`` (``engine[:model]`` entries)."""
+        raw: str = getattr(self, f"fallbacks_{phase}")
+        return [entry.strip() for entry in raw.split(",") if entry.strip()]
 
     def backoff(self) -> tuple[float, ...]:
         return tuple(float(v) for v in self.codex_worker_backoff_seconds.split(","))

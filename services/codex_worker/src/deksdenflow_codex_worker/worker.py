@@ -26,7 +26,7 @@ from __future__ import annotations
 from deksdenflow_core.aggregates import Repository
 from deksdenflow_core.consumer import ConsumerSpec
 from deksdenflow_core.eventstore import JetStreamEventStore
-from deksdenflow_core.jobs import ConsumerPool, Dispatcher
+from deksdenflow_core.jobs import ConsumerPool, Dispatcher, RetryNotices
 from deksdenflow_git import MirrorCache
 
 from deksdenflow_codex_worker.agent_calls import AgentCalls
@@ -34,7 +34,7 @@ from deksdenflow_codex_worker.engines.registry import EngineRegistry
 from deksdenflow_codex_worker.jobs.execution import ExecutionJob
 from deksdenflow_codex_worker.jobs.planning import PlanningJob
 from deksdenflow_codex_worker.jobs.qa import QaJob
-from deksdenflow_codex_worker.kit import JobKit
+from deksdenflow_codex_worker.kit import SOURCE, JobKit
 from deksdenflow_codex_worker.metrics import WorkerMetrics
 from deksdenflow_codex_worker.settings import WorkerSettings
 
@@ -54,7 +54,8 @@ class CodexWorker:
         self.store = store
         self.settings = settings
         self.metrics = metrics or WorkerMetrics()
-        kit = JobKit(Repository(store, cache_size=1_000), settings, mirrors)
+        repo = Repository(store, cache_size=1_000)
+        kit = JobKit(repo, settings, mirrors)
         calls = AgentCalls(kit, store, settings, engines, self.metrics)
         self.dispatcher = Dispatcher(
             [
@@ -63,11 +64,16 @@ class CodexWorker:
                 QaJob(kit, calls, settings, self.metrics).route(),
             ],
             self.metrics.job_metrics,
+            notices=RetryNotices(repo, source=SOURCE, worker_id=settings.worker_id),
         )
         self.handle = self.dispatcher.handle
         self.on_failure = self.dispatcher.on_failure
         self._pool = ConsumerPool(
-            store, self.spec(), concurrency=settings.codex_worker_concurrency, on_failure=self.on_failure
+            store,
+            self.spec(),
+            concurrency=settings.codex_worker_concurrency,
+            on_failure=self.on_failure,
+            on_retry=self.dispatcher.on_retry,
         )
 
     def spec(self) -> ConsumerSpec:

@@ -22,7 +22,7 @@ from deksdenflow_core.contracts.generated.deksdenflow.events.v1 import webhook a
 from deksdenflow_core.domain.project import ProjectState
 from deksdenflow_core.domain.provider import ProviderName
 from deksdenflow_core.eventstore import JetStreamEventStore
-from deksdenflow_core.jobs import ConsumerPool, Dispatcher, Route
+from deksdenflow_core.jobs import ConsumerPool, Dispatcher, RetryNotices, Route
 from deksdenflow_core.settings import RunLimits
 from deksdenflow_git import Git, MirrorCache
 from deksdenflow_git.forges import Forge
@@ -36,7 +36,7 @@ from deksdenflow_git_ci_worker.jobs.onboarding import Onboarding
 from deksdenflow_git_ci_worker.jobs.pr_body_sync import PrBodySync
 from deksdenflow_git_ci_worker.jobs.pull_requests import Merges, PullRequests, ReadyForReview
 from deksdenflow_git_ci_worker.jobs.reviews import ReviewReplies
-from deksdenflow_git_ci_worker.kit import GitJobKit, provider_of
+from deksdenflow_git_ci_worker.kit import SOURCE, GitJobKit, provider_of
 from deksdenflow_git_ci_worker.metrics import GitCiMetrics
 from deksdenflow_git_ci_worker.requeue import LostWorkRequeue
 from deksdenflow_git_ci_worker.scheduler import Scheduler
@@ -67,7 +67,11 @@ class GitCiWorker:
         self.ci = CiHandler(self.repo, settings, self._forge, provider_of)
         self.branches = Branches(self.kit)
         self.routes = self._routes()
-        self._dispatcher = Dispatcher(self.routes, self.metrics)
+        self._dispatcher = Dispatcher(
+            self.routes,
+            self.metrics,
+            notices=RetryNotices(self.repo, source=SOURCE, worker_id=settings.worker_id),
+        )
         # The scheduler reads the read model for its candidates; without a database it does not run.
         self.scheduler = (
             make_scheduler(self.repo, store, db_url, settings, self.ci, self._forge)
@@ -75,7 +79,11 @@ class GitCiWorker:
             else None
         )
         self._pool = ConsumerPool(
-            store, self.spec(), concurrency=settings.git_ci_worker_concurrency, on_failure=self.on_failure
+            store,
+            self.spec(),
+            concurrency=settings.git_ci_worker_concurrency,
+            on_failure=self.on_failure,
+            on_retry=self._dispatcher.on_retry,
         )
         # With run limits set, queued runs wait for this worker's admission (it reads the read model).
         limits = limits or RunLimits()

@@ -123,6 +123,11 @@ def check_git_url(url: str) -> str:
     if parsed.has_credentials:
         # Over http(s) (and anything else but ssh) the user part is a credential: a token or a login.
         raise _refused()
+    if parsed.form == "path" and not url.startswith("/"):
+        # Read by workers in other directories, on other machines: a relative path means nothing there.
+        raise InvalidCommand(
+            f"git_url {url!r} is a relative path: give an absolute path or a file:// URL", field="git_url"
+        )
     if parsed.form == "url" and parsed.scheme in ("http", "https") and parsed.query:
         raise InvalidCommand(
             "git_url must not have a query string (tokens in URLs are refused); " + WHERE_CREDENTIALS_GO,

@@ -14,6 +14,8 @@ from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
     CiProvider,
     ClarificationQuestion,
     EngineDefaults,
+    FallbackChains,
+    JobRetry,
     ModelDefaults,
     RunPolicy,
 )
@@ -36,6 +38,8 @@ ProjectEvent = (
     | ev.ProjectCiPolicySet
     | ev.ProjectWebhookSecretRotated
     | ev.ProjectRunPolicySet
+    | ev.ProjectJobRetryScheduled
+    | ev.ProjectFallbacksSet
 )
 ProjectCommand = (
     cmd.RegisterProject
@@ -48,6 +52,8 @@ ProjectCommand = (
     | cmd.SetCiPolicy
     | cmd.RotateWebhookSecret
     | cmd.SetRunPolicy
+    | cmd.RecordProjectJobRetry
+    | cmd.SetFallbacks
 )
 
 # More CI fixes than this per step is a loop, not a policy.
@@ -94,6 +100,15 @@ class ProjectState(BaseModel):
     webhook_secret_generation: int = 0
     # Resolved; None for a project registered before run policies (its protocols are manual).
     run_policy: RunPolicy | None = None
+    # Fallback engines and models per phase (None: the worker's).
+    fallbacks: FallbackChains | None = None
+    # Why the project is in its status, when that needs a person: the onboarding's failure, or the
+    # blocking questions left to answer ("" otherwise).
+    status_reason: str = ""
+    # The latest error any job on the project met (kept after it passed, for the record).
+    last_error: str = ""
+    # The job that failed and will be tried again, until it delivers a result.
+    retry: JobRetry | None = None
     version: int = 0
 
     @classmethod
@@ -126,6 +141,10 @@ class ProjectUpdate(TypedDict, total=False):
     ci_policy: CiPolicy | None
     webhook_secret_generation: int
     run_policy: RunPolicy | None
+    fallbacks: FallbackChains | None
+    status_reason: str
+    last_error: str
+    retry: JobRetry | None
     version: int
 
 
@@ -185,6 +204,13 @@ def decide_project(state: ProjectState, command: ProjectCommand, ctx: DecisionCo
             if resolved == state.run_policy:
                 return []
             return [ev.ProjectRunPolicySet(run_policy=resolved)]
+        case cmd.RecordProjectJobRetry():
+            return [ev.ProjectJobRetryScheduled(retry=_job_retry(command.retry))]
+        case cmd.SetFallbacks():
+            chains = check_fallbacks(command.fallbacks)
+            if chains == state.fallbacks:
+                return []
+            return [ev.ProjectFallbacksSet(fallbacks=chains)]
         case _:
             assert_never(command)
 
@@ -207,7 +233,44 @@ def _register(state: ProjectState, command: cmd.RegisterProject) -> ev.ProjectRe
         forge_repo=command.forge_repo,
         ci_policy=_ci_policy(command.ci_policy) if command.ci_policy is not None else None,
         run_policy=run_policy.resolve(None, command.run_policy),
+        fallbacks=check_fallbacks(command.fallbacks) if command.fallbacks is not None else None,
     )
+
+
+FALLBACK_PHASES = ("planning", "decompose", "exec", "qa", "discovery")
+MAX_FALLBACKS = 5
+# "engine" or "engine:model": an engine id (lowercase, dashes), then any model name without blanks.
+_FALLBACK = re.compile(r"^[a-z][a-z0-9-]{0,39}(:[^\s:][^\s]{0,199})?$")
+
+
+def check_fallbacks(chains: FallbackChains | None) -> FallbackChains | None:
+    """``chains`` if every entry reads as ``engine[:model]`` and no phase has more than
+    ``MAX_FALLBACKS``; None when every chain is empty (the worker's chains apply)."""
+    if chains is None:
+        return None
+    for phase in FALLBACK_PHASES:
+        entries: list[str] = getattr(chains, phase)
+        if len(entries) > MAX_FALLBACKS:
+            raise InvalidCommand(
+                f"fallbacks.{phase}: at most {MAX_FALLBACKS} entries", field=f"fallbacks.{phase}"
+            )
+        for entry in entries:
+            if not _FALLBACK.match(entry):
+                raise InvalidCommand(
+                    f"fallbacks.{phase}: {entry!r} is not engine or engine:model", field=f"fallbacks.{phase}"
+                )
+    return chains if any(getattr(chains, phase) for phase in FALLBACK_PHASES) else None
+
+
+def _job_retry(retry: JobRetry | None) -> JobRetry:
+    if retry is None or not retry.job or not retry.request_event_id:
+        raise InvalidCommand("a job retry names its job and request", field="retry")
+    return retry
+
+
+def _waiting_for_answers(questions: tuple[ClarificationQuestion, ...], answers: dict[str, str]) -> str:
+    keys = [q.key for q in questions if q.blocking and q.key not in answers]
+    return f"waiting for answers to: {', '.join(keys)}" if keys else ""
 
 
 def _ci_policy(policy: CiPolicy) -> CiPolicy:
@@ -267,28 +330,42 @@ def evolve_project(state: ProjectState, event: ProjectEvent) -> ProjectState:
                 "local_path": event.local_path,
                 "ci_policy": event.ci_policy,
                 "run_policy": event.run_policy,
+                "fallbacks": event.fallbacks,
             }
         case ev.ProjectOnboardingRequested():
-            update = {"status": ProjectStatus.ONBOARDING, "onboarding_attempt": event.attempt}
+            update = {
+                "status": ProjectStatus.ONBOARDING,
+                "onboarding_attempt": event.attempt,
+                "status_reason": "",
+                "retry": None,
+            }
         case ev.ProjectOnboarded():
             questions = event.questions
             answers = {k: v for k, v in state.answers.items() if k in {q.key for q in questions}}
-            blocked = any(q.blocking and q.key not in answers for q in questions)
+            reason = _waiting_for_answers(questions, answers)
             update = {
-                "status": ProjectStatus.BLOCKED if blocked else ProjectStatus.READY,
+                "status": ProjectStatus.BLOCKED if reason else ProjectStatus.READY,
                 "local_path": event.local_path or state.local_path,
                 "questions": questions,
                 "answers": answers,
+                "status_reason": reason,
+                "retry": None,
             }
         case ev.ProjectOnboardingFailed():
-            update = {"status": ProjectStatus.ONBOARDING_FAILED}
+            update = {
+                "status": ProjectStatus.ONBOARDING_FAILED,
+                "status_reason": event.reason,
+                "last_error": event.reason,
+                "retry": None,
+            }
         case ev.ProjectClarificationAnswered():
             answers = {**state.answers, event.key: event.answer}
             update = {"answers": answers}
-            if state.status is ProjectStatus.BLOCKED and not any(
-                q.blocking and q.key not in answers for q in state.questions
-            ):
-                update["status"] = ProjectStatus.READY
+            if state.status is ProjectStatus.BLOCKED:
+                reason = _waiting_for_answers(state.questions, answers)
+                update["status_reason"] = reason
+                if not reason:
+                    update["status"] = ProjectStatus.READY
         case ev.ProjectTokenIssued():
             update = {"tokens": {**state.tokens, event.token_id: event.token_hash}}
         case ev.ProjectTokenRevoked():
@@ -299,6 +376,10 @@ def evolve_project(state: ProjectState, event: ProjectEvent) -> ProjectState:
             update = {"webhook_secret_generation": event.generation}
         case ev.ProjectRunPolicySet():
             update = {"run_policy": event.run_policy}
+        case ev.ProjectFallbacksSet():
+            update = {"fallbacks": event.fallbacks}
+        case ev.ProjectJobRetryScheduled():
+            update = {"retry": event.retry, "last_error": event.retry.error if event.retry else ""}
         case _:
             assert_never(event)
     return state.model_copy(update={**update, "version": state.version + 1})

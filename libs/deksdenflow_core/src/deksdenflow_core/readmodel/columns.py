@@ -103,7 +103,7 @@ class Table(Generic[Source]):
             if c.read is None:
                 raise ValueError(f"{self.name}.{c.name} is not read from the table's source")
             value = c.read(source)
-            values[c.name] = json.loads(value) if c.sql is Sql.JSONB else value
+            values[c.name] = json.loads(value) if c.sql is Sql.JSONB and value is not None else value
         return values
 
 

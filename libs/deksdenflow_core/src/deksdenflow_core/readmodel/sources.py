@@ -6,9 +6,10 @@ from __future__ import annotations
 import enum
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
+from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import JobRetry
 from deksdenflow_core.domain.protocol_run.state import StepState
 
 State = TypeVar("State")
@@ -65,3 +66,24 @@ def short(member: enum.Enum) -> str | None:
 def json_text(value: Any) -> bytes:
     """JSON text for a jsonb column (an array of jsonb would read a Python list as a nested array)."""
     return json.dumps(value, separators=(",", ":")).encode()
+
+
+def retry_json(retry: JobRetry | None) -> bytes | None:
+    """A job's retry as its readers see it (times as ISO 8601), or None when nothing is retrying."""
+    if retry is None:
+        return None
+    return json_text(
+        {
+            "job": retry.job,
+            "step_run_id": retry.step_run_id or None,
+            "delivery": retry.delivery,
+            "max_deliveries": retry.max_deliveries,
+            "error": retry.error,
+            "failed_at": _iso(retry.failed_at_ms),
+            "next_try_at": _iso(retry.next_try_at_ms),
+        }
+    )
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z")

@@ -16,7 +16,7 @@ from deksdenflow_core.domain.protocol_run import ProtocolRunState
 from deksdenflow_core.domain.protocol_run.autopilot import waiting_for
 from deksdenflow_core.envelope import RecordedEvent
 from deksdenflow_core.readmodel.columns import Column, Sql, Table
-from deksdenflow_core.readmodel.sources import Fact, FoldedAggregate, StepOfRun, json_text, short
+from deksdenflow_core.readmodel.sources import Fact, FoldedAggregate, StepOfRun, json_text, retry_json, short
 
 TEXT, INT4, INT8 = Sql.TEXT, Sql.INT4, Sql.INT8
 BOOL, JSONB, TIMESTAMPTZ = Sql.BOOL, Sql.JSONB, Sql.TIMESTAMPTZ
@@ -37,6 +37,9 @@ PROJECTS = Table(
         _P("default_models", JSONB, lambda a: a.state.default_models.model_dump_json().encode(), public=True),
         _P("local_path", TEXT, lambda a: a.state.local_path or None, nullable=True, public=True),
         _P("status", TEXT, lambda a: a.state.status.value, public=True),
+        _P("status_reason", TEXT, lambda a: a.state.status_reason or None, nullable=True, public=True),
+        _P("last_error", TEXT, lambda a: a.state.last_error or None, nullable=True, public=True),
+        _P("retry", JSONB, lambda a: retry_json(a.state.retry), nullable=True, public=True),
         _P("onboarding_attempt", INT4, lambda a: a.state.onboarding_attempt),
         _P(
             "questions",
@@ -95,6 +98,8 @@ PROTOCOL_RUNS = Table(
             public=True,
         ),
         _R("blocked_reason", TEXT, lambda a: a.state.blocked_reason or None, nullable=True, public=True),
+        _R("last_error", TEXT, lambda a: a.state.last_error or None, nullable=True, public=True),
+        _R("retry", JSONB, lambda a: retry_json(a.state.retry), nullable=True, public=True),
         _R("planning_attempt", INT4, lambda a: a.state.planning_attempt),
         _R("planning_owner", TEXT, lambda a: a.state.planning_owner or None, nullable=True),
         _R("spec_hash", TEXT, lambda a: a.state.spec_hash or None, nullable=True, public=True),
@@ -214,6 +219,8 @@ USAGE_RECORDS = Table(
             lambda f: f.event.usage.reasoning_output_tokens if f.event.usage else 0,
         ),
         _U("cost_micro_usd", INT8, lambda f: f.event.cost_micro_usd),
+        _U("prompt_name", TEXT, lambda f: f.event.prompt_name or None, nullable=True),
+        _U("prompt_version", TEXT, lambda f: f.event.prompt_version or None, nullable=True),
         _U("recorded_at", TIMESTAMPTZ, lambda f: f.at),
     ),
 )

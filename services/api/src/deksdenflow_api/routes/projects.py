@@ -12,6 +12,7 @@ from deksdenflow_core.contracts.generated.deksdenflow.commands.v1 import protoco
 from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
     CiPolicy,
     EngineDefaults,
+    FallbackChains,
     ModelDefaults,
 )
 from deksdenflow_core.contracts.generated.deksdenflow.services.v1.branches import (
@@ -46,6 +47,7 @@ from deksdenflow_api.schemas import (
     BranchPublic,
     CiPolicyIn,
     ClarificationsAnswer,
+    FallbackChainsIn,
     ProjectCreate,
     ProjectCreated,
     ProjectPublic,
@@ -88,6 +90,7 @@ async def create_project(body: ProjectCreate, response: Response, commander: Com
             forge_repo=body.forge_repo or "",
             ci_policy=CiPolicy(**body.ci_policy.model_dump()) if body.ci_policy else None,
             run_policy=policy_in(body.run_policy),
+            fallbacks=fallbacks_in(body.fallbacks),
         ),
         pcmd.IssueProjectToken(token_id=token_id, token_hash=digest, label="created with the project"),
     ]
@@ -200,6 +203,20 @@ async def set_run_policy(
     Protocols created from now on follow it; those already created keep the policy they were created with."""
     command = pcmd.SetRunPolicy(run_policy=policy_in(body))
     return await _project_command(commander, project_id, command)
+
+
+@router.put(
+    "/projects/{project_id}/fallbacks",
+    response_model=ProjectPublic,
+    responses=errors(401, 403, 404, 409, 422, 503),
+)
+async def set_fallbacks(project_id: Id, body: FallbackChainsIn, commander: CommandDep) -> ProjectPublic:
+    """Replace the project's fallback chains (empty chains: the worker's apply)."""
+    return await _project_command(commander, project_id, pcmd.SetFallbacks(fallbacks=fallbacks_in(body)))
+
+
+def fallbacks_in(body: FallbackChainsIn | None) -> FallbackChains | None:
+    return FallbackChains(**body.model_dump()) if body is not None else None
 
 
 async def _project_command(commander: Commander, project_id: str, command: ProjectCommand) -> ProjectPublic:

@@ -44,3 +44,54 @@ def classify(message: str, status: int | None = None) -> Failure:
     if _TRANSIENT.search(message):
         return Failure.TRANSIENT
     return Failure.TURN
+
+
+class FallbackReason(StrEnum):
+    """Errors on which an agent call moves on to the next engine and model of its fallback chain: the
+    engine or model is limited or down, and another may answer. Never a QA FAIL, an output that does not
+    validate, or a failed turn of the task itself."""
+
+    USAGE_LIMIT = "usage_limit"  # the account's usage, quota or credits are spent (the CLIs say so)
+    RATE_LIMIT = "rate_limit"
+    CONTEXT_WINDOW = "context_window"  # the prompt does not fit the model
+    PROVIDER_ERROR = "provider_error"  # 5xx, overloaded
+    TIMEOUT = "timeout"
+
+
+# Checked in this order: a usage limit often comes as a 429 too, and says more.
+_FALLBACKS: tuple[tuple[FallbackReason, re.Pattern[str]], ...] = (
+    (
+        FallbackReason.USAGE_LIMIT,
+        re.compile(
+            r"usage limit|hit your (usage )?limit|quota|insufficient.quota|credit balance|out of credits"
+            r"|billing (hard )?limit|usage_limit|purchase more credits",
+            re.IGNORECASE,
+        ),
+    ),
+    (
+        FallbackReason.CONTEXT_WINDOW,
+        re.compile(
+            r"context.window|context_length_exceeded|maximum context length|prompt is too long"
+            r"|too many (input )?tokens|input is too long|exceeds the context",
+            re.IGNORECASE,
+        ),
+    ),
+    (FallbackReason.RATE_LIMIT, re.compile(r"rate.limit|too many requests|\b429\b", re.IGNORECASE)),
+    (
+        FallbackReason.PROVIDER_ERROR,
+        re.compile(
+            r"\b(500|502|503|504|529)\b|overloaded|service unavailable|bad gateway|internal server error"
+            r"|server_error|high demand",
+            re.IGNORECASE,
+        ),
+    ),
+    (FallbackReason.TIMEOUT, re.compile(r"timed? ?out|timeout|ETIMEDOUT", re.IGNORECASE)),
+)
+
+
+def fallback_reason(message: str) -> FallbackReason | None:
+    """Why another engine or model should take the call, or None when none should."""
+    for reason, pattern in _FALLBACKS:
+        if pattern.search(message):
+            return reason
+    return None

@@ -10,7 +10,8 @@ given, so a demo repository can carry its own)::
 
 (``discovery`` takes one ENTRY, like ``planning``.) The step is the call's ``step`` label; ``*`` answers
 any step without an entry of its own. An ENTRY is an object, or a list of them, one per attempt
-(``attempt`` label, default 0; the last one repeats). Its fields, all optional:
+(``attempt`` label plus the ``reask`` label of a guardrail re-ask, default 0; the last one repeats). Its
+fields, all optional:
 
 * ``message``: the last message; a JSON object or array is serialised (structured output);
 * ``edits``: ``[{"path": rel, "content": text} | {"path": rel, "delete": true}]``, applied in the workdir
@@ -129,7 +130,7 @@ def select_entry(script: Mapping[str, Any], call: AgentCall) -> Mapping[str, Any
         if not entry:
             raise _script_error(f"the entry list for {where} is empty", phase=phase, step=step)
         try:
-            attempt = int(call.labels.get("attempt") or 0)
+            attempt = int(call.labels.get("attempt") or 0) + int(call.labels.get("reask") or 0)
         except ValueError as exc:
             raise _script_error(f"attempt label is not a number: {call.labels['attempt']!r}") from exc
         entry = entry[min(max(attempt, 0), len(entry) - 1)]

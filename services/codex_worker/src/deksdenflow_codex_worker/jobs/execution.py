@@ -13,14 +13,17 @@ from deksdenflow_core.consumer import Delivery
 from deksdenflow_core.contracts.generated.deksdenflow.commands.v1 import protocol_run as cmd
 from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
     CiFailureEvidence,
+    GuardrailFinding,
     ReviewFeedback,
     ReviewState,
+    StepType,
 )
 from deksdenflow_core.contracts.generated.deksdenflow.events.v1 import protocol_run as ev
 from deksdenflow_core.domain.protocol_run import ProtocolRunCommand, ProtocolRunState, RunStatus, StepState
 from deksdenflow_core.jobs import Route
 from deksdenflow_git import Worktree
 
+from deksdenflow_codex_worker import guardrails
 from deksdenflow_codex_worker.agent_calls import AgentCalls
 from deksdenflow_codex_worker.engines.base import CallPhase, Sandbox
 from deksdenflow_codex_worker.kit import (
@@ -133,31 +136,50 @@ class ExecutionJob:
             step_content=read_protocol_file(wt, run.protocol_root, step.name),
             instructions=instructions(req.instructions, step.ci_failure, step.review),
         )
-        call = self.calls.call(
-            job,
-            CallPhase.EXEC,
-            text,
-            wt.path,
-            model,
-            Sandbox.WORKSPACE_WRITE,
-            step=step.name,
-            attempt=req.attempt,
-        )
-        result = await self.calls.run(job, call, engine_id, step, current, attempt=req.attempt)
-        if not result.ok:
+        reasks = self.settings.guardrail_reasks if self.settings.guardrails == "enforce" else 0
+        note = ""
+        for reask in range(reasks + 1):
+            call = self.calls.call(
+                job,
+                CallPhase.EXEC,
+                text + note,
+                wt.path,
+                model,
+                Sandbox.WORKSPACE_WRITE,
+                step=step.name,
+                attempt=req.attempt,
+                prompt_of=prompt,
+                reask=reask,
+            )
+            result = await self.calls.run(job, call, engine_id, step, current, attempt=req.attempt)
+            if not result.ok:
+                await self._failed(job, step, req, f"the agent failed: {result.error or 'no reason given'}")
+                return None
+            restored = await _protect_protocol_files(wt, run.protocol_root)
+            findings = await self._guardrails(wt, step, req, run.protocol_root)
+            if not findings:
+                break
+            again = reask < reasks
             await self.kit.record(
                 run.protocol_run_id,
                 [
-                    cmd.RecordStepExecutionFailed(
+                    cmd.RecordGuardrailViolations(
                         step_run_id=step.step_run_id,
                         attempt=req.attempt,
-                        reason=f"the agent failed: {result.error or 'no reason given'}",
+                        reask=reask,
+                        findings=[
+                            GuardrailFinding(rule=f.rule, message=f.message, evidence=list(f.evidence))
+                            for f in findings
+                        ],
+                        asked_again=again,
                     )
                 ],
                 job.delivery,
             )
-            return None
-        restored = await _protect_protocol_files(wt, run.protocol_root)
+            if not again:
+                await self._failed(job, step, req, "guardrails: " + "; ".join(map(str, findings)))
+                return None
+            note = guardrails.reask_note(findings, reask + 1, reasks)
         summary = result.last_message.strip() or "(the agent gave no summary)"
         if restored:
             summary += f"\n\n(deksdenflow restored protocol files the agent changed: {', '.join(restored)})"
@@ -172,6 +194,37 @@ class ExecutionJob:
         if sha is not None:
             await self.kit.push(wt)
         return summary, changed, sha
+
+    async def _failed(self, job: Job, step: StepState, req: ev.StepExecutionRequested, reason: str) -> None:
+        await self.kit.record(
+            job.run.protocol_run_id,
+            [cmd.RecordStepExecutionFailed(step_run_id=step.step_run_id, attempt=req.attempt, reason=reason)],
+            job.delivery,
+        )
+
+    async def _guardrails(
+        self, wt: Worktree, step: StepState, req: ev.StepExecutionRequested, protocol_root: str
+    ) -> list[guardrails.Finding]:
+        """What the guardrails find in the change (none when they are off). Only a work step's first
+        execution must change something: a retry or a fix may find its work already on the branch."""
+        s = self.settings
+        if s.guardrails == "off":
+            return []
+        limits = guardrails.Limits(
+            max_lines=s.guardrail_max_lines,
+            max_files=s.guardrail_max_files,
+            protected=tuple(p.strip() for p in s.guardrail_protected.split(",") if p.strip()),
+        )
+        return guardrails.check(
+            await guardrails.read_change(wt),
+            read_protocol_file(wt, protocol_root, step.name),
+            work_step=step.step_type is not StepType.SETUP
+            and req.attempt == 0
+            and step.ci_failure is None
+            and step.review is None,
+            root=wt.path,
+            limits=limits,
+        )
 
 
 def current_or_paused(run: ProtocolRunState, req: ev.StepExecutionRequested) -> bool:

@@ -128,6 +128,7 @@ class PlanningJob:
             model,
             Sandbox.READ_ONLY,
             output_schema="protocol-planning",
+            prompt_of=prompt,
         )
         try:
             out = await self.calls.structured(
@@ -187,6 +188,7 @@ class PlanningJob:
                 Sandbox.READ_ONLY,
                 step=step.filename,
                 output_schema="step-decomposition",
+                prompt_of=prompt,
             )
             try:
                 value = await self.calls.structured(

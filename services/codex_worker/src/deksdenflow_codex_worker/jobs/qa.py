@@ -76,6 +76,7 @@ class QaJob:
                 Sandbox.READ_ONLY,
                 step=step.name,
                 output_schema=SCHEMA,
+                prompt_of=prompt,
             )
             command = await self._verdict(job, call, engine_id, step, req, current)
         self.metrics.qa_verdicts.labels(command.verdict.name.lower()).inc()

@@ -183,8 +183,19 @@ def _next_step(state: ProtocolRunState) -> ev.StepExecutionRequested | None:
     )
 
 
+def _with_a_worker(state: ProtocolRunState) -> bool:
+    """Some work of the run is with a worker (an execution, a QA, a fix, the PR, a merge)."""
+    return (
+        state.pr_requested
+        or state.pr_ready_requested
+        or state.merge_requested
+        or any(s.executing or s.qa_pending or s.ci_fix_pending or s.review_fix_request for s in state.steps)
+    )
+
+
 def waiting_for(state: ProtocolRunState) -> str | None:
     """What a run waits on that is neither a worker nor over: ``queue`` (a slot under the run limits);
+    on a manual run, ``action`` (nothing is in flight: a person runs the next step, its QA, the PR…);
     on an autopilot run, ``plan_approval`` (a person);
     once every step is completed, ``pull_request`` (none is open: it failed or was closed — open_pr),
     ``review`` (approvals, a reviewer who asked for changes to look again, or — merge: never — a person
@@ -192,8 +203,11 @@ def waiting_for(state: ProtocolRunState) -> str | None:
     otherwise."""
     if state.status is RunStatus.QUEUED:
         return "queue"
-    if not state.autopilot or state.is_terminal or state.status is RunStatus.PAUSED:
+    if state.is_terminal or state.status is RunStatus.PAUSED:
         return None
+    if not state.autopilot:
+        idle = state.status in (RunStatus.PLANNED, RunStatus.RUNNING) and not _with_a_worker(state)
+        return "action" if idle else None
     if state.awaits_plan_approval:
         return "plan_approval"
     done = bool(state.steps) and all(s.status is StepStatus.COMPLETED for s in state.steps)

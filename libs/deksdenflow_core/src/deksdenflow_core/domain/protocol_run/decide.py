@@ -16,6 +16,7 @@ from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
     CompletionVia,
     ExecutionReason,
     FailureSource,
+    JobRetry,
     PlanApproval,
     PrPolicy,
     QaPolicy,
@@ -57,6 +58,9 @@ ProtocolRunCommand = (
     | cmd.RecordPlanningFailed
     | cmd.RecordStepExecutionStarted
     | cmd.RecordStepAttemptFailed
+    | cmd.RecordJobRetry
+    | cmd.RecordEngineFallback
+    | cmd.RecordGuardrailViolations
     | cmd.RecordStepExecutionCompleted
     | cmd.RecordStepExecutionFailed
     | cmd.RecordStepBlocked
@@ -95,7 +99,8 @@ def decide_protocol_run(
     if not state.exists:
         raise NotFound(f"protocol run {state.protocol_run_id} does not exist")
     events = _decide(state, command, ctx)
-    if events and state.autopilot:
+    # (a job's retry is a notice: no work follows from it)
+    if events and state.autopilot and not isinstance(command, _NOTICES):
         events.extend(autopilot.next_work(_fold(state, events)))
     return events
 
@@ -202,6 +207,8 @@ def _decide_result(
                     step_run_id=step.step_run_id, attempt=command.attempt, worker_id=command.worker_id
                 )
             ]
+        case cmd.RecordJobRetry() | cmd.RecordEngineFallback() | cmd.RecordGuardrailViolations():
+            return _notice(state, command)
         case cmd.RecordStepAttemptFailed():
             step = _executing(state, command.step_run_id, command.attempt)
             if step is None:
@@ -212,6 +219,9 @@ def _decide_result(
                     attempt=command.attempt,
                     try_number=command.try_number,
                     reason=command.reason,
+                    tries=command.tries,
+                    failed_at_ms=command.failed_at_ms,
+                    next_try_at_ms=command.next_try_at_ms,
                 )
             ]
         case cmd.RecordStepExecutionCompleted():
@@ -299,6 +309,8 @@ def _decide_result(
                     model=command.model,
                     usage=command.usage,
                     cost_micro_usd=command.cost_micro_usd,
+                    prompt_name=command.prompt_name,
+                    prompt_version=command.prompt_version,
                 )
             ]
         case (
@@ -354,6 +366,56 @@ def _ready_or_merge_result(
                 ev.MergeFailed(attempt=command.attempt, reason=command.reason),
                 ev.ProtocolRunBlocked(reason=f"the merge was refused: {command.reason}"),
             ]
+
+
+# Commands that record what happened to a job and ask for no work.
+_NOTICES = (cmd.RecordJobRetry, cmd.RecordEngineFallback, cmd.RecordGuardrailViolations)
+
+
+def _notice(
+    state: ProtocolRunState,
+    command: cmd.RecordJobRetry | cmd.RecordEngineFallback | cmd.RecordGuardrailViolations,
+) -> list[ProtocolRunEvent]:
+    """What a worker says about a job in progress: it is retried, it fell back, its change broke a rule."""
+    if isinstance(command, cmd.RecordJobRetry):
+        return [ev.JobRetryScheduled(retry=_job_retry(command))]
+    if isinstance(command, cmd.RecordEngineFallback):
+        return [_fallback(command)]
+    step = _executing(state, command.step_run_id, command.attempt)
+    if step is None or not command.findings:
+        return []
+    return [
+        ev.GuardrailViolated(
+            step_run_id=step.step_run_id,
+            attempt=command.attempt,
+            reask=command.reask,
+            findings=command.findings,
+            asked_again=command.asked_again,
+        )
+    ]
+
+
+def _fallback(command: cmd.RecordEngineFallback) -> ev.EngineFallbackTaken:
+    if not (command.from_engine and command.to_engine and command.reason):
+        raise InvalidCommand("a fallback names the engines it leaves and takes, and why", field="reason")
+    return ev.EngineFallbackTaken(
+        step_run_id=command.step_run_id,
+        phase=command.phase,
+        from_engine=command.from_engine,
+        from_model=command.from_model,
+        to_engine=command.to_engine,
+        to_model=command.to_model,
+        reason=command.reason,
+        error=command.error,
+        cooldown_until_ms=command.cooldown_until_ms,
+    )
+
+
+def _job_retry(command: cmd.RecordJobRetry) -> JobRetry:
+    retry = command.retry
+    if retry is None or not retry.job or not retry.request_event_id:
+        raise InvalidCommand("a job retry names its job and request", field="retry")
+    return retry
 
 
 # --- user actions -----------------------------------------------------------------------------------------

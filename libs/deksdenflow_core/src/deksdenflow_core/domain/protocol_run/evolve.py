@@ -10,6 +10,7 @@ from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
     CiStatus,
     ExecutionReason,
     FailureSource,
+    JobRetry,
     QaReason,
     ReviewFeedback,
     ReviewState,
@@ -76,6 +77,9 @@ ProtocolRunEvent = (
     | ev.ReviewReplied
     | ev.ProtocolRunQueued
     | ev.ProtocolRunAdmitted
+    | ev.JobRetryScheduled
+    | ev.EngineFallbackTaken
+    | ev.GuardrailViolated
 )
 
 
@@ -98,8 +102,61 @@ def evolve_protocol_run(state: ProtocolRunState, event: ProtocolRunEvent) -> Pro
     if state.is_terminal and type(event) not in _AFTER_END:
         raise InvariantViolation(f"{type(event).__name__} after the run ended ({state.status})")
     update = handler(state, event)
+    kind = type(event)
+    error = _ERRORS.get(kind)
+    if error is not None:
+        update["last_error"] = error(event)
+    if state.retry is not None and kind not in _KEEP_RETRY:
+        update["retry"] = None
     update["version"] = state.version + 1
     return replace(state, update)
+
+
+# Events that say what went wrong: the run's ``last_error`` is their reason.
+_ERRORS: dict[type, Callable[[Any], str]] = {
+    kind: (lambda e: e.reason)
+    for kind in (
+        ev.PlanningFailed,
+        ev.StepAttemptFailed,
+        ev.StepExecutionFailed,
+        ev.StepFailed,
+        ev.StepBlocked,
+        ev.ProtocolRunBlocked,
+        ev.PullRequestFailed,
+        ev.PullRequestReadyFailed,
+        ev.MergeFailed,
+    )
+} | {
+    ev.JobRetryScheduled: lambda e: e.retry.error if e.retry else "",
+    ev.EngineFallbackTaken: lambda e: f"{e.from_engine}:{e.from_model} {e.reason}: {e.error}",
+    ev.GuardrailViolated: lambda e: "guardrails: " + "; ".join(f"{f.rule}: {f.message}" for f in e.findings),
+}
+
+# Events that leave a job's retry standing: facts from outside the job (usage, CI, reviews), and an
+# agent call's own failed try. Anything else on the run (a result, a person's action) ends it.
+_KEEP_RETRY: frozenset[type] = frozenset(
+    {
+        ev.UsageRecorded,
+        ev.CiReported,
+        ev.ReviewRecorded,
+        ev.StepAttemptFailed,
+        ev.EngineFallbackTaken,
+        ev.GuardrailViolated,
+    }
+)
+
+
+def _guardrail_violated(s: ProtocolRunState, e: ev.GuardrailViolated) -> Update:
+    _find_step(s, e.step_run_id)
+    return {}  # the execution goes on (asked again) or fails by its own event
+
+
+def _fallback_taken(s: ProtocolRunState, e: ev.EngineFallbackTaken) -> Update:
+    return {}  # a fact of the call (in the log and the run's last_error); the steps do not change
+
+
+def _job_retry(s: ProtocolRunState, e: ev.JobRetryScheduled) -> Update:
+    return {"retry": e.retry}
 
 
 # Events that may follow the end of a run: facts that change no status.
@@ -123,6 +180,8 @@ _AFTER_END: frozenset[type] = frozenset(
         ev.ReviewRecorded,
         ev.ReviewReplyRequested,
         ev.ReviewReplied,
+        ev.JobRetryScheduled,
+        ev.EngineFallbackTaken,
     }
 )
 
@@ -228,7 +287,18 @@ def _execution_started(s: ProtocolRunState, e: ev.StepExecutionStarted) -> Updat
 
 def _attempt_failed(s: ProtocolRunState, e: ev.StepAttemptFailed) -> Update:
     _find_step(s, e.step_run_id)
-    return {}
+    if not e.next_try_at_ms:  # recorded before tries said when the next comes
+        return {}
+    retry = JobRetry(
+        job=ev.StepExecutionRequested.EVENT_TYPE,
+        step_run_id=e.step_run_id,
+        delivery=e.try_number,
+        max_deliveries=e.tries,
+        error=e.reason,
+        failed_at_ms=e.failed_at_ms,
+        next_try_at_ms=e.next_try_at_ms,
+    )
+    return {"retry": retry}
 
 
 def _execution_completed(s: ProtocolRunState, e: ev.StepExecutionCompleted) -> Update:
@@ -635,6 +705,9 @@ _HANDLERS: dict[type, Callable[[ProtocolRunState, Any], Update]] = {
     ev.ReviewReplied: _review_replied,
     ev.ProtocolRunQueued: _queued,
     ev.ProtocolRunAdmitted: _admitted,
+    ev.JobRetryScheduled: _job_retry,
+    ev.EngineFallbackTaken: _fallback_taken,
+    ev.GuardrailViolated: _guardrail_violated,
 }
 
 

@@ -12,6 +12,7 @@ from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
     CiRunRef,
     CiStatus,
     FailureSource,
+    JobRetry,
     MergeMode,
     PlanApproval,
     PrOpening,
@@ -217,6 +218,11 @@ class ProtocolRunState(BaseModel):
     # The head commit the latest merge was requested on.
     merge_sha: str = ""
     merge_failed_reason: str = ""
+    # The latest error any job or agent call on the run met (kept after it passed, for the record).
+    last_error: str = ""
+    # The latest job on the run that failed and will be tried again, until something else happens on
+    # the run (its result, a person's action); with several jobs in flight, the latest to fail.
+    retry: JobRetry | None = None
     # Reviewers whose latest word on the PR/MR is an approval, or a request for changes.
     approved_by: IdSet = frozenset()
     changes_requested_by: IdSet = frozenset()

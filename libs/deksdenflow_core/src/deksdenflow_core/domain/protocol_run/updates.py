@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
     CiFailureEvidence,
     FailureSource,
+    JobRetry,
     QaVerdict,
     ReviewFeedback,
     RunPolicy,
@@ -102,6 +103,8 @@ class RunUpdate(TypedDict, total=False):
     merge_scheduled: bool
     merge_sha: str
     merge_failed_reason: str
+    last_error: str
+    retry: JobRetry | None
     approved_by: frozenset[str]
     changes_requested_by: frozenset[str]
     review_keys: frozenset[str]

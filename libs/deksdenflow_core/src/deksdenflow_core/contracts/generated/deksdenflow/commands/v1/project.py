@@ -37,6 +37,9 @@ class RegisterProject(_base.ContractModel):
         default=None,
         description="How its protocols advance; unset fields take the defaults (autopilot, plan approved automatically,\nQA after each execution, a draft PR after the first push marked ready when done, no merge).",
     )
+    fallbacks: _deksdenflow_common_v1_common.FallbackChains | None = _pydantic.Field(
+        default=None, description="Fallback engines and models per phase (unset: the worker's)."
+    )
 
 
 class RequestOnboarding(_base.ContractModel):
@@ -120,3 +123,21 @@ class SetRunPolicy(_base.ContractModel):
     COMMAND_TYPE: _typing.ClassVar[str] = "project.set_run_policy"
 
     run_policy: _deksdenflow_common_v1_common.RunPolicy | None = None
+
+
+class RecordProjectJobRetry(_base.ContractModel):
+    """Record that a job on the project failed and will be tried again."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.commands.v1.RecordProjectJobRetry"
+    COMMAND_TYPE: _typing.ClassVar[str] = "project.record_job_retry"
+
+    retry: _deksdenflow_common_v1_common.JobRetry | None = None
+
+
+class SetFallbacks(_base.ContractModel):
+    """Replace the project's fallback chains (empty chains: the worker's)."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.commands.v1.SetFallbacks"
+    COMMAND_TYPE: _typing.ClassVar[str] = "project.set_fallbacks"
+
+    fallbacks: _deksdenflow_common_v1_common.FallbackChains | None = None

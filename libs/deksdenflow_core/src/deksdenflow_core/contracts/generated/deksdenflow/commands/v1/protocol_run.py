@@ -174,6 +174,12 @@ class RecordStepAttemptFailed(_base.ContractModel):
     attempt: int = 0
     try_number: int = 0
     reason: str = ""
+    tries: int = _pydantic.Field(
+        default=0,
+        description="How many tries the worker makes, and when this one failed and the next comes (Unix milliseconds,\nthe worker's clock; 0 when not known).",
+    )
+    failed_at_ms: int = 0
+    next_try_at_ms: int = 0
 
 
 class RecordStepExecutionCompleted(_base.ContractModel):
@@ -391,6 +397,11 @@ class RecordUsage(_base.ContractModel):
     model: str = ""
     usage: _deksdenflow_common_v1_common.TokenUsage | None = None
     cost_micro_usd: int = 0
+    prompt_name: str = _pydantic.Field(
+        default="",
+        description='The prompt behind the call: its name ("planning", "decompose", "exec", "qa", "qa-light") and version\n(the first 12 hex digits of its template\'s SHA-256; "" for calls recorded before prompts were).',
+    )
+    prompt_version: str = ""
 
 
 class ApprovePlan(_base.ContractModel):
@@ -484,3 +495,55 @@ class AdmitProtocolRun(_base.ContractModel):
 
     active_in_project: int = 0
     active_total: int = 0
+
+
+class RecordJobRetry(_base.ContractModel):
+    """Record that a job on the run failed and will be tried again."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.commands.v1.RecordJobRetry"
+    COMMAND_TYPE: _typing.ClassVar[str] = "protocol_run.record_job_retry"
+
+    retry: _deksdenflow_common_v1_common.JobRetry | None = None
+
+
+class RecordEngineFallback(_base.ContractModel):
+    """Record that an agent call switched to the next engine and model of its phase's fallback chain."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.commands.v1.RecordEngineFallback"
+    COMMAND_TYPE: _typing.ClassVar[str] = "protocol_run.record_engine_fallback"
+
+    step_run_id: str = ""
+    phase: _typing.Annotated[
+        _deksdenflow_common_v1_common.Phase, _base.open_enum_field(_deksdenflow_common_v1_common.Phase)
+    ] = _deksdenflow_common_v1_common.Phase.UNSPECIFIED
+    from_engine: str = ""
+    from_model: str = ""
+    to_engine: str = ""
+    to_model: str = ""
+    reason: str = _pydantic.Field(
+        default="",
+        description="The classified error: rate_limit, usage_limit, context_window, provider_error, timeout.",
+    )
+    error: str = ""
+    cooldown_until_ms: int = _pydantic.Field(
+        default=0,
+        description="Until when the engine and model it left are skipped by this worker (Unix milliseconds).",
+    )
+
+
+class RecordGuardrailViolations(_base.ContractModel):
+    """Record what the guardrails found in an execution's change (before it was committed)."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.commands.v1.RecordGuardrailViolations"
+    COMMAND_TYPE: _typing.ClassVar[str] = "protocol_run.record_guardrail_violations"
+
+    step_run_id: str = ""
+    attempt: int = 0
+    reask: int = _pydantic.Field(
+        default=0, description="0 for the agent's first answer, 1 for the first time it was asked again, ..."
+    )
+    findings: tuple[_deksdenflow_common_v1_common.GuardrailFinding, ...] = ()
+    asked_again: bool = _pydantic.Field(
+        default=False,
+        description="The agent is asked again with the findings (true), or the step fails with them (false).",
+    )

@@ -470,3 +470,59 @@ class ReviewFeedback(_base.ContractModel):
     fix_attempt: int = _pydantic.Field(
         default=0, description="1 for the first review fix of this step, 2 for the second, ..."
     )
+
+
+class JobRetry(_base.ContractModel):
+    """A worker's job failed with an error that may pass (a host that did not answer, a broker restart, an
+    engine's transient error) and will be tried again: what failed, why, and when the next try comes.
+    """
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.common.v1.JobRetry"
+
+    job: str = _pydantic.Field(
+        default="",
+        description='The request the job answers: its event type (e.g. "project.onboarding_requested") and id.',
+    )
+    request_event_id: str = ""
+    step_run_id: str = _pydantic.Field(
+        default="", description='The step the request is for ("" for a run- or project-level job).'
+    )
+    delivery: int = _pydantic.Field(
+        default=0,
+        description="Which delivery of the request failed (1 = the first) and how many the worker makes in all.",
+    )
+    max_deliveries: int = 0
+    error: str = _pydantic.Field(default="", description="The error, bounded and free of secrets.")
+    failed_at_ms: int = _pydantic.Field(
+        default=0,
+        description="When it failed and when the request is delivered again (Unix milliseconds, the worker's clock).",
+    )
+    next_try_at_ms: int = 0
+
+
+class FallbackChains(_base.ContractModel):
+    """Fallback chains per phase: "engine:model" entries (or "engine" for its default model), tried in order
+    after the phase's own engine and model when a call fails with a classified error — a rate limit, a
+    usage or quota limit, the context window exceeded, a provider error (5xx) or a timeout — never on a QA
+    FAIL or an output that does not validate.
+    """
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.common.v1.FallbackChains"
+
+    planning: tuple[str, ...] = ()
+    decompose: tuple[str, ...] = ()
+    exec: tuple[str, ...] = ()
+    qa: tuple[str, ...] = ()
+    discovery: tuple[str, ...] = ()
+
+
+class GuardrailFinding(_base.ContractModel):
+    """What a guardrail found in an execution's change: the rule (scope, protected_path, diff_size, secret,
+    tests_weakened, empty_change), what it says, and where (paths and lines; never a secret's value).
+    """
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.common.v1.GuardrailFinding"
+
+    rule: str = ""
+    message: str = ""
+    evidence: tuple[str, ...] = ()

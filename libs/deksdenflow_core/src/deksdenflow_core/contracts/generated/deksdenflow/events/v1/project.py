@@ -42,6 +42,9 @@ class ProjectRegistered(_base.ContractModel):
         default=None,
         description="Resolved (every default filled in). Unset on projects registered before run policies: their\nprotocols are manual.",
     )
+    fallbacks: _deksdenflow_common_v1_common.FallbackChains | None = _pydantic.Field(
+        default=None, description="Fallback engines and models per phase (unset: the worker's)."
+    )
 
 
 class ProjectOnboardingRequested(_base.ContractModel):
@@ -134,3 +137,21 @@ class ProjectRunPolicySet(_base.ContractModel):
     EVENT_TYPE: _typing.ClassVar[str] = "project.run_policy_set"
 
     run_policy: _deksdenflow_common_v1_common.RunPolicy | None = None
+
+
+class ProjectJobRetryScheduled(_base.ContractModel):
+    """A job on the project failed and will be tried again (the reads show why and when)."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.events.v1.ProjectJobRetryScheduled"
+    EVENT_TYPE: _typing.ClassVar[str] = "project.job_retry_scheduled"
+
+    retry: _deksdenflow_common_v1_common.JobRetry | None = None
+
+
+class ProjectFallbacksSet(_base.ContractModel):
+    """The project's fallback chains were replaced."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.events.v1.ProjectFallbacksSet"
+    EVENT_TYPE: _typing.ClassVar[str] = "project.fallbacks_set"
+
+    fallbacks: _deksdenflow_common_v1_common.FallbackChains | None = None

@@ -184,6 +184,12 @@ class StepAttemptFailed(_base.ContractModel):
     attempt: int = 0
     try_number: int = 0
     reason: str = ""
+    tries: int = _pydantic.Field(
+        default=0,
+        description="How many tries the worker makes, and when this one failed and the next comes (Unix milliseconds,\nthe worker's clock; 0 when not known).",
+    )
+    failed_at_ms: int = 0
+    next_try_at_ms: int = 0
 
 
 class StepExecutionCompleted(_base.ContractModel):
@@ -476,6 +482,11 @@ class UsageRecorded(_base.ContractModel):
     cost_micro_usd: int = _pydantic.Field(
         default=0, description="Cost in millionths of a US dollar, from the configured price table."
     )
+    prompt_name: str = _pydantic.Field(
+        default="",
+        description='The prompt behind the call: its name ("planning", "decompose", "exec", "qa", "qa-light") and version\n(the first 12 hex digits of its template\'s SHA-256; "" for calls recorded before prompts were).',
+    )
+    prompt_version: str = ""
 
 
 class PlanApproved(_base.ContractModel):
@@ -631,3 +642,50 @@ class ProtocolRunAdmitted(_base.ContractModel):
         description="Runs active when it was admitted, in its project and in all (itself not counted).",
     )
     active_total: int = 0
+
+
+class JobRetryScheduled(_base.ContractModel):
+    """A job on the run failed and will be tried again (the reads show why and when)."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.events.v1.JobRetryScheduled"
+    EVENT_TYPE: _typing.ClassVar[str] = "protocol_run.job_retry_scheduled"
+
+    retry: _deksdenflow_common_v1_common.JobRetry | None = None
+
+
+class EngineFallbackTaken(_base.ContractModel):
+    """An agent call switched to the next engine and model of its phase's fallback chain, on a classified
+    error of the one it used (the one it left cools down for a while).
+    """
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.events.v1.EngineFallbackTaken"
+    EVENT_TYPE: _typing.ClassVar[str] = "protocol_run.engine_fallback_taken"
+
+    step_run_id: str = ""
+    phase: _typing.Annotated[
+        _deksdenflow_common_v1_common.Phase, _base.open_enum_field(_deksdenflow_common_v1_common.Phase)
+    ] = _deksdenflow_common_v1_common.Phase.UNSPECIFIED
+    from_engine: str = ""
+    from_model: str = ""
+    to_engine: str = ""
+    to_model: str = ""
+    reason: str = _pydantic.Field(
+        default="", description="rate_limit, usage_limit, context_window, provider_error, timeout"
+    )
+    error: str = ""
+    cooldown_until_ms: int = 0
+
+
+class GuardrailViolated(_base.ContractModel):
+    """The guardrails found problems in an execution's change, before it was committed: the agent is asked
+    again with them (asked_again), or the step fails with them.
+    """
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.events.v1.GuardrailViolated"
+    EVENT_TYPE: _typing.ClassVar[str] = "protocol_run.guardrail_violated"
+
+    step_run_id: str = ""
+    attempt: int = 0
+    reask: int = 0
+    findings: tuple[_deksdenflow_common_v1_common.GuardrailFinding, ...] = ()
+    asked_again: bool = False

@@ -1,0 +1,249 @@
+"""Guardrails on every execution's change, deterministic, before it is committed and QA sees it.
+
+Each rule reads the worktree's change against the step's base (files, lines added and removed) and the
+step file, and says what it found with its evidence:
+
+* ``scope``: files changed outside what the step file declares (a ``Scope:`` line of globs, e.g.
+  ``Scope: src/greeting/**, tests/test_greeting.py``); no declaration, no rule;
+* ``protected_path``: CI configuration, lock files and the paths in ``DEKSDENFLOW_GUARDRAIL_PROTECTED``,
+  unless the step file names the file (its path or its file name);
+* ``diff_size``: more lines or files changed than ``DEKSDENFLOW_GUARDRAIL_MAX_LINES`` / ``_MAX_FILES``;
+* ``secret``: a secret in an added line, found by ``detect-secrets`` (its default plugins);
+* ``tests_weakened``: a test file deleted, or a skip marker added (``@pytest.mark.skip``, ``it.skip(``,
+  ``t.Skip(`` …);
+* ``empty_change``: the first execution of a work step changed nothing (a retry or a fix may find its
+  work already on the branch).
+
+The execution job records the findings (``guardrail_violated``), asks the agent again with them in its
+prompt (``DEKSDENFLOW_GUARDRAIL_REASKS`` times), then fails the step with them as the reason.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from deksdenflow_git import Worktree, working_tree_diffs
+
+# CI configuration and dependency lock files: a step changes them only when its file says so.
+PROTECTED = (
+    ".github/workflows/*",
+    ".gitlab-ci.yml",
+    ".gitlab/ci/*",
+    ".circleci/*",
+    "Jenkinsfile",
+    "azure-pipelines.yml",
+    ".buildkite/*",
+    "uv.lock",
+    "poetry.lock",
+    "Pipfile.lock",
+    "package-lock.json",
+    "yarn.lock",
+    "pnpm-lock.yaml",
+    "Cargo.lock",
+    "go.sum",
+    "Gemfile.lock",
+    "composer.lock",
+)
+_TEST_FILE = re.compile(
+    r"(^|/)(tests?|__tests__|spec)/|(^|/)test_[^/]*\.py$|_test\.(py|go)$|\.(test|spec)\.[cm]?[jt]sx?$"
+)
+_SKIP = re.compile(
+    r"@pytest\.mark\.(skip|xfail)\b|pytest\.skip\(|@unittest\.skip|\b(it|test|describe)\.skip\(|\bx(it|describe)\("
+    r"|\bt\.Skip(Now|f)?\(|#\[ignore\]|@Disabled\b|@Ignore\b"
+)
+_SCOPE = re.compile(r"^\s*(?:[-*]\s*)?\**scope\**\s*:\s*(?P<globs>.+)$", re.IGNORECASE | re.MULTILINE)
+EVIDENCE_LIMIT = 20
+
+
+@dataclass(frozen=True)
+class Finding:
+    rule: str
+    message: str
+    evidence: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        shown = "; ".join(self.evidence[:5])
+        return f"{self.rule}: {self.message}" + (f" ({shown})" if shown else "")
+
+
+@dataclass(frozen=True)
+class Change:
+    """What an execution changed: each file's status and its added lines (by line number)."""
+
+    deleted: tuple[str, ...] = ()
+    files: tuple[str, ...] = ()  # every changed path (added, modified, deleted, renamed to)
+    added: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
+    lines_added: int = 0
+    lines_removed: int = 0
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_lines: int = 5000
+    max_files: int = 200
+    protected: tuple[str, ...] = ()
+
+
+async def read_change(wt: Worktree) -> Change:
+    """The worktree's change against its base, untracked files included (as git will commit them)."""
+    status, numstat, patch = await working_tree_diffs(
+        wt.git,
+        wt.path,
+        wt.base_sha,
+        ("--name-status", "--no-renames"),
+        ("--numstat", "--no-renames"),
+        ("--no-renames", "--unified=0", "--no-color"),
+    )
+    files, deleted = [], []
+    for line in status.splitlines():
+        kind, _, path = line.partition("\t")
+        files.append(path)
+        if kind.startswith("D"):
+            deleted.append(path)
+    added_n = removed_n = 0
+    for line in numstat.splitlines():
+        plus, minus, _ = line.split("\t", 2)
+        added_n += int(plus) if plus.isdigit() else 0
+        removed_n += int(minus) if minus.isdigit() else 0
+    return Change(tuple(deleted), tuple(files), _added_lines(patch), added_n, removed_n)
+
+
+def _added_lines(patch: str) -> dict[str, list[tuple[int, str]]]:
+    added: dict[str, list[tuple[int, str]]] = {}
+    path, number = "", 0
+    for line in patch.splitlines():
+        if line.startswith("+++ "):
+            path = line[6:] if line.startswith("+++ b/") else ""
+        elif line.startswith("@@"):
+            hunk = re.search(r"\+(\d+)", line)
+            number = int(hunk.group(1)) if hunk else 0
+        elif line.startswith("+") and path:
+            added.setdefault(path, []).append((number, line[1:]))
+            number += 1
+    return added
+
+
+def check(change: Change, step_text: str, *, work_step: bool, root: Path, limits: Limits) -> list[Finding]:
+    """Every rule's findings on ``change`` (``root``: the worktree, for the secret scanner)."""
+    findings = [
+        *_scope(change, step_text),
+        *_protected(change, step_text, limits.protected),
+        *_size(change, limits),
+        *_secrets(change, root),
+        *_tests_weakened(change),
+    ]
+    if work_step and not change.files:
+        findings.append(Finding("empty_change", "the step's execution changed no file"))
+    return findings
+
+
+def declared_scope(step_text: str) -> list[str]:
+    """The globs of the step file's ``Scope:`` lines (none: the step has no declared scope)."""
+    globs: list[str] = []
+    for match in _SCOPE.finditer(step_text):
+        globs += [g.strip(" `'\"") for g in match.group("globs").split(",") if g.strip(" `'\"")]
+    return globs
+
+
+def _matches(path: str, patterns: Iterable[str]) -> bool:
+    pure = PurePosixPath(path)
+    for pattern in patterns:
+        if fnmatch.fnmatchcase(path, pattern) or pure.match(pattern):
+            return True
+        if pattern.endswith("/**") and (path + "/").startswith(pattern[:-2]):
+            return True
+    return False
+
+
+def _scope(change: Change, step_text: str) -> list[Finding]:
+    globs = declared_scope(step_text)
+    if not globs:
+        return []
+    outside = [p for p in change.files if not _matches(p, globs)]
+    if not outside:
+        return []
+    return [Finding("scope", f"files changed outside the step's scope ({', '.join(globs)})", _few(outside))]
+
+
+def _protected(change: Change, step_text: str, extra: Sequence[str]) -> list[Finding]:
+    touched = [
+        p
+        for p in change.files
+        if _matches(p, (*PROTECTED, *extra)) and p not in step_text and PurePosixPath(p).name not in step_text
+    ]
+    if not touched:
+        return []
+    return [
+        Finding(
+            "protected_path",
+            "CI configuration, lock files and protected paths change only when the step file names them",
+            _few(touched),
+        )
+    ]
+
+
+def _size(change: Change, limits: Limits) -> list[Finding]:
+    lines = change.lines_added + change.lines_removed
+    found = []
+    if limits.max_lines and lines > limits.max_lines:
+        found.append(Finding("diff_size", f"{lines} lines changed, more than {limits.max_lines}"))
+    if limits.max_files and len(change.files) > limits.max_files:
+        found.append(Finding("diff_size", f"{len(change.files)} files changed, more than {limits.max_files}"))
+    return found
+
+
+def _secrets(change: Change, root: Path) -> list[Finding]:
+    from detect_secrets.core.secrets_collection import SecretsCollection  # noqa: PLC0415 - heavy import
+    from detect_secrets.settings import default_settings  # noqa: PLC0415
+
+    added = {path: {n for n, _ in lines} for path, lines in change.added.items()}
+    if not added:
+        return []
+    evidence = []
+    with default_settings():
+        secrets = SecretsCollection(root=str(root))
+        for path in added:
+            if (root / path).is_file():
+                secrets.scan_file(path)
+        for path, found in secrets.data.items():
+            lines = sorted({s.line_number for s in found if s.line_number in added.get(path, set())})
+            kinds = sorted({s.type for s in found if s.line_number in lines})
+            if lines:  # the secret itself is never repeated: where and what kind only
+                evidence.append(f"{path}:{','.join(map(str, lines))} ({', '.join(kinds)})")
+    if not evidence:
+        return []
+    return [Finding("secret", "a secret was added; keep secrets out of the repository", _few(evidence))]
+
+
+def _tests_weakened(change: Change) -> list[Finding]:
+    found = []
+    deleted = [p for p in change.deleted if _TEST_FILE.search(p)]
+    if deleted:
+        found.append(Finding("tests_weakened", "test files were deleted", _few(deleted)))
+    skips = [
+        f"{path}:{number}: {text.strip()[:120]}"
+        for path, lines in change.added.items()
+        for number, text in lines
+        if _SKIP.search(text)
+    ]
+    if skips:
+        found.append(Finding("tests_weakened", "tests were skipped or disabled", _few(skips)))
+    return found
+
+
+def _few(items: Sequence[str]) -> tuple[str, ...]:
+    return tuple(items[:EVIDENCE_LIMIT])
+
+
+def reask_note(findings: Sequence[Finding], reask: int, of: int) -> str:
+    """What the agent is told when it is asked again."""
+    lines = [
+        f"Your previous attempt at this step broke deksdenflow's guardrails (asking again: {reask} of {of}). "
+        "Fix exactly these, keep the rest of your work, and do not work around the rules:",
+        *(f"- {f}" for f in findings),
+    ]
+    return "\n" + "\n".join(lines) + "\n"
