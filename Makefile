@@ -102,7 +102,7 @@ image-tools:
 	@command -v buildah >/dev/null && command -v debootstrap >/dev/null || \
 	  { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q buildah debootstrap; }
 
-image-test: install image-tools ## Build the API image and run its services against real NATS and PostgreSQL (~5 min cold)
+image-test: install image-tools ## Build both images, run their services against real NATS and PostgreSQL (10-15 min; not in make test)
 	DEKSDENFLOW_IMAGE_TEST=1 $(RUN) pytest -m image -p no:cacheprovider -s tests/deploy/test_image.py
 
 check: test ## Everything CI checks: the static gates, then the tests (= make test)

@@ -1,10 +1,10 @@
-"""The API image, built and run (``make image-test``; too slow for ``make test``: README, *Images*).
+"""The images, built and run (``make image-test``: too slow for ``make test``).
 
-Builds ``deploy/images/api.Containerfile`` with whatever builder the machine has (``deploy/images/build.sh``;
-here Debian's daemonless buildah), then runs the services from the image itself against the session's
-real NATS and a fresh PostgreSQL: the migration and its check (what the Kubernetes Job and the projector's
-init container run), the projector and the API, a write and a read through the API, and a SIGTERM that
-stops both cleanly through tini.
+Builds both images with whatever builder the machine has (``deploy/images/build.sh``; here Debian's
+daemonless buildah), then runs the services from the images themselves against the session's real NATS
+and a fresh PostgreSQL: the migration and its check (what the Kubernetes Job and the projector's init
+container run), the projector and the API, a write and a read through the API, the workers image's pinned
+tools and its codex worker, and a SIGTERM that stops each cleanly through tini.
 """
 
 from __future__ import annotations
