@@ -45,9 +45,10 @@ demo: install ## One whole protocol on a sample repo (scripted engine): timeline
 	PATH="$(AGENTS_BIN):$$PATH" $(RUN) deksdenflow demo
 
 # CI runs `make test` (.ci/run): the fast static gates go first, so a format, lint, type, import-rule or
-# contract error fails CI in seconds, before the suite.
-test: install agents static ## Static gates (format, lint, types, imports, contracts), then the suite against real NATS, PostgreSQL and git
-	$(RUN) pytest
+# contract error fails CI in seconds, before the suite. DEKSDENFLOW_IMAGE_TEST=1 lets tests/deploy build the
+# images and run them (about 2 minutes); without it (a plain pytest, make test-fast) that test is deselected.
+test: install agents image-tools static ## Static gates (format, lint, types, imports, contracts), then the suite against real NATS, PostgreSQL and git
+	DEKSDENFLOW_IMAGE_TEST=1 $(RUN) pytest
 
 static: fmt-check lint typecheck imports proto-check ## The static gates alone: format, lint, strict types, import rules, contracts
 
@@ -102,7 +103,7 @@ image-tools:
 	@command -v buildah >/dev/null && command -v debootstrap >/dev/null || \
 	  { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q buildah debootstrap; }
 
-image-test: install image-tools ## Build both images, run their services against real NATS and PostgreSQL (10-15 min; not in make test)
+image-test: install image-tools ## Only the image test (make test runs it too): build both images, run their services from them
 	DEKSDENFLOW_IMAGE_TEST=1 $(RUN) pytest -m image -p no:cacheprovider -s tests/deploy/test_image.py
 
 check: test ## Everything CI checks: the static gates, then the tests (= make test)

@@ -10,6 +10,7 @@
 #                      it can be pulled, else one made here from Debian packages with debootstrap)
 #   BUILDER            docker | podman | buildah      (default: the first one found that works)
 #   BUILDAH_STORAGE_DRIVER  buildah's storage driver  (default: vfs, which works in any container)
+#   BUILDAH_LAYERS     keep buildah's layer cache     (default: false; with vfs every layer is a full copy)
 #   SSL_CERT_FILE      certificate authorities the build trusts for PyPI and npm, as a build secret
 #                      (default: /etc/ssl/certs/ca-certificates.crt when it exists)
 set -euo pipefail
@@ -86,7 +87,9 @@ for target in "${targets[@]}"; do
   args=(-f "$here/$target.Containerfile" -t "$image" --build-arg "BASE_IMAGE=$base")
   # HEALTHCHECK and STOPSIGNAL are Docker-format fields; buildah and podman write OCI unless told.
   case "$builder" in
-    buildah) args+=(--format docker --layers --isolation chroot) ;;
+    # vfs keeps a full copy of the file system for every cached layer (tens of GB for both images):
+    # no layer cache unless BUILDAH_LAYERS=true.
+    buildah) args+=(--format docker "--layers=${BUILDAH_LAYERS:-false}" --isolation chroot) ;;
     podman) args+=(--format docker --layers) ;;
   esac
   # This machine's certificate authorities, for a TLS proxy between the build and PyPI or npm.

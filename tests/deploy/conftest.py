@@ -1,5 +1,6 @@
-"""``tests/deploy``: the image test runs only when asked for (``make image-test``): it builds an image,
-which takes minutes; everything else here is offline and takes seconds."""
+"""``tests/deploy``: the image test runs only when asked for (``DEKSDENFLOW_IMAGE_TEST=1``, which ``make
+test`` and ``make image-test`` set): it builds both images and needs buildah as root; everything else here
+is offline and takes seconds."""
 
 from __future__ import annotations
 

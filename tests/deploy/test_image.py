@@ -1,4 +1,4 @@
-"""The images, built and run (``make image-test``: too slow for ``make test``).
+"""The images, built and run (``make test`` and ``make image-test`` run this; a plain pytest does not).
 
 Builds both images with whatever builder the machine has (``deploy/images/build.sh``; here Debian's
 daemonless buildah), then runs the services from the images themselves against the session's real NATS
@@ -33,9 +33,15 @@ STORAGE = ("--storage-driver", os.environ.get("BUILDAH_STORAGE_DRIVER", "vfs"))
 STOP_SECONDS = 30.0
 
 
+def _remove_image(image: str) -> None:
+    """vfs storage holds a full copy per image: remove what a test built, and whatever dangles."""
+    subprocess.run(["buildah", *STORAGE, "rmi", image], capture_output=True, check=False)
+    subprocess.run(["buildah", *STORAGE, "rmi", "--prune"], capture_output=True, check=False)
+
+
 @pytest.fixture(scope="module")
-def api_image() -> str:
-    """The API image, built now (layers cached between runs); prints how long the build took."""
+def api_image() -> Iterator[str]:
+    """The API image, built now, removed afterwards; prints how long the build took."""
     if shutil.which("buildah") is None:
         raise AssertionError("buildah is needed (make image-test installs it)")
     started = time.monotonic()
@@ -46,7 +52,8 @@ def api_image() -> str:
     assert out.returncode == 0, out.stderr[-4000:]
     print(f"\nbuilt the API image in {time.monotonic() - started:.0f}s")
     image: str = out.stdout.strip().splitlines()[-1]
-    return image
+    yield image
+    _remove_image(image)
 
 
 @pytest.fixture
@@ -179,8 +186,8 @@ async def test_the_api_image_migrates_projects_serves_and_stops_on_sigterm(
 
 
 @pytest.fixture(scope="module")
-def workers_image() -> str:
-    """The workers image, built now (layers cached between runs); prints how long the build took."""
+def workers_image() -> Iterator[str]:
+    """The workers image, built now, removed afterwards; prints how long the build took."""
     started = time.monotonic()
     env = {**os.environ, "BUILDER": "buildah", "IMAGE_TAG": "image-test"}
     out = subprocess.run(
@@ -189,7 +196,8 @@ def workers_image() -> str:
     assert out.returncode == 0, out.stderr[-4000:]
     print(f"\nbuilt the workers image in {time.monotonic() - started:.0f}s")
     image: str = out.stdout.strip().splitlines()[-1]
-    return image
+    yield image
+    _remove_image(image)
 
 
 @pytest.fixture
