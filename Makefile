@@ -13,7 +13,7 @@ RUN := $(UV) run --locked --no-sync
 # The pinned agent CLIs (codex, claude) installed by `make agents`.
 AGENTS_BIN := $(CURDIR)/services/codex_worker/agents/node_modules/.bin
 
-.PHONY: help install agents run demo test static test-fast migrate rebuild check fmt fmt-check lint typecheck imports proto proto-check bench clean images image-test image-tools
+.PHONY: help install agents browser promtool run demo test static test-fast migrate rebuild check fmt fmt-check lint typecheck imports proto proto-check bench clean images image-test image-tools
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -47,8 +47,24 @@ demo: install ## One whole protocol on a sample repo (scripted engine): timeline
 # CI runs `make test` (.ci/run): the fast static gates go first, so a format, lint, type, import-rule or
 # contract error fails CI in seconds, before the suite. DEKSDENFLOW_IMAGE_TEST=1 lets tests/deploy build the
 # images and run them (about 2 minutes); without it (a plain pytest, make test-fast) that test is deselected.
-test: install agents image-tools static ## Static gates (format, lint, types, imports, contracts), then the suite against real NATS, PostgreSQL and git
+# The console's browser tests drive Debian's Chromium (Playwright launches it by path, downloads nothing).
+CHROMIUM ?= /usr/bin/chromium
+browser: ## Install Debian's chromium for the console's browser tests when it is missing (apt-get, as root)
+	@command -v $(CHROMIUM) >/dev/null 2>&1 || { \
+		echo "chromium not found: installing Debian's chromium (apt-get)"; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; }
+
+test: install agents browser promtool image-tools static ## Static gates (format, lint, types, imports, contracts), then the suite against real NATS, PostgreSQL and git
 	DEKSDENFLOW_IMAGE_TEST=1 $(RUN) pytest
+
+# promtool (Debian's prometheus package) checks every service's /metrics and unit-tests the alert rules in
+# deploy/observability/. CI runs as root on a clean machine: it is installed when missing.
+promtool:
+	@command -v promtool >/dev/null || { \
+	  echo "promtool not found: installing Debian's prometheus package"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
 
 static: fmt-check lint typecheck imports proto-check ## The static gates alone: format, lint, strict types, import rules, contracts
 
@@ -61,7 +77,7 @@ rebuild: install ## Rebuild the read model from the log and swap it in, while th
 test-fast: install ## The test suite without the slow whole-process tests
 	$(RUN) pytest -m "not slow"
 
-bench: install ## Benchmarks (embedded servers unless DEKSDENFLOW_BENCH_NATS_URL/_DB_URL); they print their figures
+bench: install browser ## Benchmarks (embedded servers unless DEKSDENFLOW_BENCH_NATS_URL/_DB_URL); they print their figures
 	$(RUN) python -m bench.projector_catchup
 	$(RUN) python -m bench.api_commands
 	$(RUN) python -m bench.decisions
@@ -70,6 +86,7 @@ bench: install ## Benchmarks (embedded servers unless DEKSDENFLOW_BENCH_NATS_URL
 	$(RUN) python -m bench.orchestration
 	$(RUN) python -m bench.autopilot_scale
 	$(RUN) python -m bench.footprint
+	$(RUN) python -m bench.console
 
 fmt: install ## Format the code
 	$(RUN) ruff format .
@@ -82,7 +99,7 @@ lint: install
 	$(RUN) ruff check .
 
 typecheck: install
-	$(RUN) mypy libs/*/src services/*/src tests bench proto/codegen
+	$(RUN) mypy libs/*/src services/*/src tests bench evals proto/codegen
 
 imports: install
 	$(RUN) lint-imports

@@ -48,6 +48,8 @@ class System:
     db_url: str
     # The store's NATS connection (workers in tests also serve request/reply on it).
     store_nc: NATS
+    # The projector (its metrics: the consumers of the log and the feed are sampled there).
+    projector: Projector
 
     def client(self, **headers: str) -> httpx.AsyncClient:
         return httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=10)
@@ -102,6 +104,7 @@ async def system(nats_url: str, fresh_db_url: str, api_overrides: dict[str, Any]
             store=store,
             db_url=fresh_db_url,
             store_nc=nc,
+            projector=projector,
         )
     finally:
         server.should_exit = True

@@ -4,14 +4,13 @@ across a dropped connection with no gap and no repeat), as processes reading the
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from pathlib import Path
-from urllib.parse import urlsplit
+
+from deksdenflow_core.contracts.generated.deksdenflow.commands.v1 import protocol_run as cmd
 
 from tests.api.conftest import System
-from tests.api.helpers import create_project, planned
-from tests.cli.support import cli, finish, start
+from tests.api.helpers import as_worker, create_project, planned
+from tests.cli.support import CuttableProxy, cli, finish, start
 
 
 async def _planned_run(system: System) -> str:
@@ -46,52 +45,9 @@ async def test_wait_exits_with_a_code_from_the_state(system: System, tmp_path: P
     assert done.stdout.strip() == "cancelled"
 
 
-class _CuttableProxy:
-    """A TCP relay to the API whose open connections the test can cut (a dropped stream)."""
-
-    def __init__(self, target: str) -> None:
-        parts = urlsplit(target)
-        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
-        self.writers: list[asyncio.StreamWriter] = []
-        self.streams_opened = 0
-        self.stream_open = asyncio.Event()
-
-    async def _relay(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, upstream: bool = False
-    ) -> None:
-        with contextlib.suppress(ConnectionError):
-            while data := await reader.read(65536):
-                if upstream and b"GET /events/stream" in data:
-                    self.streams_opened += 1
-                    self.stream_open.set()
-                writer.write(data)
-                await writer.drain()
-        writer.close()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection(self.host, self.port)
-        self.writers += [writer, up_writer]
-        await asyncio.gather(self._relay(reader, up_writer, upstream=True), self._relay(up_reader, writer))
-
-    def cut(self) -> None:
-        for writer in self.writers:
-            writer.transport.abort()
-        self.writers.clear()
-
-    @contextlib.asynccontextmanager
-    async def running(self) -> AsyncIterator[str]:
-        server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]
-        try:
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            self.cut()
-            server.close()
-
-
 async def test_watch_shows_the_timeline_across_a_dropped_connection(system: System, tmp_path: Path) -> None:
     run_id = await _planned_run(system)
-    proxy = _CuttableProxy(system.base_url)
+    proxy = CuttableProxy(system.base_url)
     async with proxy.running() as url:
         watching = await start(system, tmp_path, "protocol", "watch", run_id, api_url=url)
         assert watching.stdout is not None
@@ -113,3 +69,22 @@ async def test_watch_shows_the_timeline_across_a_dropped_connection(system: Syst
     assert "protocol_run.cancelled" in lines[-1] or any("cancelled" in line for line in lines[-3:])
     assert "resuming" in rest.stderr
     assert proxy.streams_opened >= 2
+
+
+async def test_wait_until_waiting_returns_when_a_manual_run_needs_its_next_action(
+    system: System, tmp_path: Path
+) -> None:
+    async with system.admin() as admin:
+        project = await create_project(admin, "demo")
+        run_id, steps, _ = await planned(admin, system.repo, project["id"], steps=2)
+        ran = await admin.post(f"/steps/{steps[0]}/actions/run")
+        assert ran.status_code == 200, ran.text
+    # the step is with the codex worker: nothing for a person to do until its execution ends
+    waiting = await start(system, tmp_path, "protocol", "wait", run_id, "--until", "waiting", "-o", "json")
+    await as_worker(
+        system.repo, run_id, cmd.RecordStepExecutionCompleted(step_run_id=steps[0], commit_sha="a1")
+    )
+    done = await finish(waiting)
+    assert done.code == 0, done.stderr
+    run = done.json()
+    assert (run["status"], run["waiting_for"]) == ("running", "action")

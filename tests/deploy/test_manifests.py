@@ -15,6 +15,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 from deksdenflow_codex_worker.settings import WorkerSettings
+from deksdenflow_core.consumer_metrics import ConsumerGauges
 from deksdenflow_core.settings import (
     ApiSettings,
     DatabaseSettings,
@@ -23,6 +24,7 @@ from deksdenflow_core.settings import (
 )
 from deksdenflow_git_ci_worker.settings import GitCiSettings
 from deksdenflow_projector.settings import ProjectorSettings
+from prometheus_client import CollectorRegistry
 from pydantic_settings import BaseSettings
 
 from tests.deploy import crd_schemas
@@ -382,6 +384,17 @@ def test_the_ingress_keeps_event_streams_open(renderings: list[Rendering]) -> No
 # --- optional components ----------------------------------------------------------------------------------
 
 
+def _consumer_gauges() -> dict[str, tuple[str, ...]]:
+    """The consumer metrics the projector samples (name → label names), from the gauges themselves."""
+    registry = CollectorRegistry()
+    ConsumerGauges(registry)
+    gauges: dict[str, tuple[str, ...]] = {}
+    for family in registry.collect():
+        collector = registry._names_to_collectors[family.name]  # the Gauge that made the family
+        gauges[family.name] = tuple(getattr(collector, "_labelnames", ()))
+    return gauges
+
+
 def test_keda_scales_workers_on_our_backlog_metric(renderings: list[Rendering]) -> None:
     for rendering in renderings:
         scaled = rendering.of_kind("ScaledObject")
@@ -399,8 +412,15 @@ def test_keda_scales_workers_on_our_backlog_metric(renderings: list[Rendering]) 
             (trigger,) = s["spec"]["triggers"]
             assert trigger["type"] == "prometheus"
             durable = "codex_worker" if "codex" in deployment["metadata"]["name"] else "git_ci_worker"
-            assert f'consumer="{durable}"' in trigger["metadata"]["query"]
-            assert re.search(r"\bdeksdenflow_consumer_\w+", trigger["metadata"]["query"])
+            query = trigger["metadata"]["query"]
+            assert f'consumer="{durable}"' in query
+            # Every metric the query reads is one deksdenflow exports, with the label it filters on.
+            exported = _consumer_gauges()
+            named = set(re.findall(r"\b(deksdenflow_\w+)\{", query))
+            assert named, query
+            assert named <= set(exported), named - set(exported)
+            for name in named:
+                assert "consumer" in exported[name], name
 
 
 def test_opentelemetry_is_wired_with_the_standard_variables(renderings: list[Rendering]) -> None:

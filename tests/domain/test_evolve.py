@@ -15,12 +15,14 @@ from deksdenflow_core.domain.protocol_run import (
     ProtocolRunEvent,
     ProtocolRunState,
     RunStatus,
+    decide_protocol_run,
     evolve_protocol_run,
 )
 from deksdenflow_core.domain.protocol_run.evolve import _HANDLERS
 from deksdenflow_core.domain.protocol_run.updates import replace
+from deksdenflow_core.errors import InvalidCommand
 
-from tests.domain.builders import apply, new_run, planned_run
+from tests.domain.builders import apply, ctx, new_run, planned_run
 
 
 def test_every_event_of_the_union_has_a_handler_and_nothing_else_does() -> None:
@@ -99,3 +101,21 @@ def test_replace_is_model_copy_without_validation() -> None:
     assert copied is not run
     with pytest.raises(Exception, match="frozen"):
         copied.blocked_reason = "y"  # type: ignore[misc]  # frozen like any state
+
+
+def test_a_budget_warning_is_recorded_once_per_budget_and_a_step_budget_per_step() -> None:
+    run = planned_run(2)
+    first, second = (s.step_run_id for s in run.steps)
+
+    def warn(scope: str, step: str = "", kind: str = "cost") -> cmd.RecordBudgetWarning:
+        return cmd.RecordBudgetWarning(scope=scope, kind=kind, step_run_id=step, share=0.8, spent=8, limit=10)
+
+    warned = apply(run, warn("protocol", first))
+    assert warned.version == run.version + 1
+    assert decide_protocol_run(warned, warn("protocol", second), ctx("s")) == []  # once per run
+    assert decide_protocol_run(warned, warn("protocol", kind="tokens"), ctx("s")) != []  # another budget
+    on_step = apply(warned, warn("step", first))
+    assert decide_protocol_run(on_step, warn("step", first), ctx("s")) == []
+    assert decide_protocol_run(on_step, warn("step", second), ctx("s")) != []  # another step's budget
+    with pytest.raises(InvalidCommand):
+        decide_protocol_run(run, warn("run"), ctx("s"))

@@ -206,6 +206,7 @@ async def test_envelope_travels_as_cloudevents_headers_with_a_json_body(
         "forge_repo": "",
         "ci_policy": None,
         "run_policy": None,
+        "fallbacks": None,
     }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from deksdenflow_git import Git, MirrorCache
+from deksdenflow_git.errors import GitError
 
 from tests.git.origin import Origin
 
@@ -81,3 +82,24 @@ async def test_invalid_branch_names_are_refused(cache: MirrorCache, origin: Orig
     with pytest.raises(ValueError, match="branch name"):
         async with cache.worktree("p1", origin.url, branch=branch, base_branch="main", job_id="j"):
             pass
+
+
+async def test_diff_of_a_commit_and_of_a_head_against_its_base(cache: MirrorCache, origin: Origin) -> None:
+    first = await origin.commit("0003-work", {"w.txt": "one\n"}, "first step")
+    second = await origin.commit("0003-work", {"w.txt": "one\ntwo\n", "x.txt": "x\n"}, "second step")
+    # Not synced before: the mirror fetches what it lacks.
+    patch, subject, truncated = await cache.diff("p1", origin.url, commit=second)
+    assert subject == "second step"
+    assert not truncated
+    assert "+two" in patch
+    assert "+one" not in patch
+    assert "x.txt" in patch
+    patch, subject, _ = await cache.diff("p1", origin.url, base_branch="main", head=second)
+    assert subject == ""
+    assert "+one" in patch
+    assert "+two" in patch
+    cut, _, truncated = await cache.diff("p1", origin.url, commit=first, max_bytes=20)
+    assert truncated
+    assert len(cut.encode()) <= 20
+    with pytest.raises(GitError):
+        await cache.diff("p1", origin.url, commit="not-a-sha")

@@ -42,6 +42,7 @@ class Orchestra:
     nats_url: str
     workers: list[asyncio.Task[None]] = field(default_factory=list)
     codex: list[CodexWorker] = field(default_factory=list)
+    git_worker: GitCiWorker | None = None
 
     def write_script(self, script: dict[str, Any]) -> None:
         self.script.write_text(json.dumps(script))
@@ -156,6 +157,7 @@ async def orchestra(
     git_worker = GitCiWorker(
         system.store, system.store_nc, git_settings, MirrorCache(home / "git-ci" / "git", git), git
     )
+    orchestra.git_worker = git_worker
     orchestra.workers.append(asyncio.create_task(git_worker.run()))
     try:
         yield orchestra

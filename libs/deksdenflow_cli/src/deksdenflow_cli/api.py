@@ -48,10 +48,30 @@ PROTOCOL_FIELDS = (
     "usage",
     "updated_at",
 )
-STEP_FIELDS = ("id", "step_index", "step_name", "status", "retries", "last_verdict", "failure_reason")
+STEP_FIELDS = (
+    "id",
+    "step_index",
+    "step_name",
+    "status",
+    "retries",
+    "last_verdict",
+    "failure_reason",
+    "engine_id",
+    "model",
+    "commit_sha",
+)
 ACTION_FIELDS = ("protocol_run_id", "step_run_id", "action", "status", "step_status", "events")
-EVENT_FIELDS = ("position", "time", "type", "protocol_run_id", "step_run_id", "actor", "payload")
-QA_FIELDS = ("qa_attempt", "verdict", "summary", "blocking", "warnings", "engine_id", "time")
+EVENT_FIELDS = (
+    "position",
+    "time",
+    "type",
+    "project_id",
+    "protocol_run_id",
+    "step_run_id",
+    "actor",
+    "payload",
+)
+QA_FIELDS = ("qa_attempt", "verdict", "summary", "blocking", "warnings", "engine_id", "time", "report_md")
 RUN_POLICY_FIELDS = ("mode", "plan_approval", "qa_after_execution", "review_fix_attempts", "pr", "merge")
 USAGE_FIELDS = (
     "key",

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
-from httpx_sse import ServerSentEvent, connect_sse
+from httpx_sse import ServerSentEvent, aconnect_sse, connect_sse
 
 from deksdenflow_cli.api import ENDPOINTS
 from deksdenflow_cli.context import Context
@@ -37,20 +37,34 @@ def error_of(response: httpx.Response) -> CliError:
         for key, value in body.items():
             if key.endswith("_status") and key != "current_status":
                 message += f" ({key.replace('_', ' ')}: {value})"
-    return CliError(code, f"{response.status_code} {body.get('code', 'error')}: {message}")
+    return CliError(code, f"{response.status_code} {body.get('code', 'error')}: {message}", body)
+
+
+def headers_of(context: Context) -> dict[str, str]:
+    headers = {"User-Agent": "deksdenflow-cli"}
+    if context.token and context.token.startswith(PROJECT_TOKEN_PREFIX):
+        headers["X-Project-Token"] = context.token
+    elif context.token:
+        headers["Authorization"] = f"Bearer {context.token}"
+    return headers
+
+
+def _stream_request(params: dict[str, Any], last_event_id: str | None) -> dict[str, Any]:
+    return {
+        "method": "GET",
+        "url": ENDPOINTS["events.stream"].path,
+        "params": {k: v for k, v in params.items() if v is not None},
+        "headers": {"Last-Event-ID": last_event_id} if last_event_id else {},
+        "timeout": httpx.Timeout(30.0, read=None),
+    }
 
 
 class Client:
     """Calls the API of one context; ``call`` raises CliError for anything but a 2xx."""
 
     def __init__(self, context: Context, timeout: float = 30.0) -> None:
-        headers = {"User-Agent": "deksdenflow-cli"}
-        if context.token and context.token.startswith(PROJECT_TOKEN_PREFIX):
-            headers["X-Project-Token"] = context.token
-        elif context.token:
-            headers["Authorization"] = f"Bearer {context.token}"
         self.context = context
-        self.http = httpx.Client(base_url=context.url, headers=headers, timeout=timeout)
+        self.http = httpx.Client(base_url=context.url, headers=headers_of(context), timeout=timeout)
 
     def close(self) -> None:
         self.http.close()
@@ -90,13 +104,23 @@ class Client:
 
     def stream(self, params: dict[str, Any], last_event_id: str | None) -> Iterator[ServerSentEvent]:
         """The SSE feed (``GET /events/stream``) from ``last_event_id``; transport errors propagate."""
-        headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
-        query = {k: v for k, v in params.items() if v is not None}
-        timeout = httpx.Timeout(30.0, read=None)
-        with connect_sse(
-            self.http, "GET", ENDPOINTS["events.stream"].path, params=query, headers=headers, timeout=timeout
-        ) as source:
+        with connect_sse(self.http, **_stream_request(params, last_event_id)) as source:
             if source.response.status_code >= 400:
                 source.response.read()
                 raise error_of(source.response)
             yield from source.iter_sse()
+
+    async def astream(
+        self, params: dict[str, Any], last_event_id: str | None
+    ) -> AsyncIterator[ServerSentEvent]:
+        """``stream`` for an event loop (the TUI): the same feed on a connection of its own, which a
+        cancelled task closes at once (a thread blocked in a read could not be stopped)."""
+        async with (
+            httpx.AsyncClient(base_url=self.context.url, headers=headers_of(self.context)) as http,
+            aconnect_sse(http, **_stream_request(params, last_event_id)) as source,
+        ):
+            if source.response.status_code >= 400:
+                await source.response.aread()
+                raise error_of(source.response)
+            async for message in source.aiter_sse():
+                yield message

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 OK = 0
 FAILED = 1
 USAGE = 2
@@ -30,10 +32,12 @@ EXIT_CODES: tuple[tuple[int, str], ...] = (
 class CliError(Exception):
     """A failure to report on stderr and exit with ``code``; ``message`` is for people."""
 
-    def __init__(self, code: int, message: str) -> None:
+    def __init__(self, code: int, message: str, body: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        # The API's error body (code, message and its fields, e.g. a 409's current_status), when there is one.
+        self.body = body or {}
 
 
 def exit_code_of_status(status: int) -> int:

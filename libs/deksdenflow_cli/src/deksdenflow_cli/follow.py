@@ -4,14 +4,18 @@ The run's past events are read page by page first (shown by ``watch``), then its
 from the last position read (``Last-Event-ID``), so nothing that happens in between is missed; after a
 dropped connection the stream is opened again from the last position received, which the API resumes
 from without a gap or a duplicate. The status is read again after each event.
+
+``live`` is the same stream for an event loop (``deksdenflow tui``): every event a view shows, from the
+position ``head`` found before the view read its state, resumed the same way after a drop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 from typing import Any
@@ -170,3 +174,62 @@ def _follow(
             if on_reconnect is not None:
                 on_reconnect(last_id)
             time.sleep(min(0.2 * failures, 2.0))
+
+
+def head(client: Client, params: dict[str, Any] | None = None) -> int:
+    """The position of the last event ``params`` select (0 if none): a live view reads this, then its
+    state, then streams from here, so it misses nothing and replays no history. One-event reads,
+    about 2·log2(position) of them: doubling steps past the last event, then halving back."""
+    query = dict(params or {})
+
+    def first_after(position: int) -> int | None:
+        page = client.call("events.list", params={**query, "after": position, "limit": 1})["data"]
+        return int(page[0]["position"]) if page else None
+
+    low = first_after(0)
+    if low is None:
+        return 0
+    high: int | None = None
+    step = PAGE
+    while high is None:  # an event at `low`; find a position with none after it
+        found = first_after(low + step)
+        if found is None:
+            high = low + step
+        else:
+            low, step = found, step * 2
+    while high - low > 1:  # an event at `low`, none after `high`
+        middle = (low + high) // 2
+        found = first_after(middle)
+        if found is None:
+            high = middle
+        else:
+            low = found
+    return first_after(low) or low
+
+
+async def live(
+    client: Client,
+    params: dict[str, Any],
+    after: int,
+    on_reconnect: Callable[[str | None], None] | None = None,
+) -> AsyncIterator[dict[str, Any]]:
+    """Every event ``params`` select after position ``after``, as it is appended, for as long as the
+    caller reads; a dropped stream is opened again from the last position received (no gap, no repeat)."""
+    last_id: str | None = str(after) if after else None
+    failures = 0
+    while True:
+        try:
+            async for message in client.astream(params, last_id):
+                if not message.data:
+                    continue  # the opening `retry:` advice, keep-alives
+                failures = 0
+                if message.id:
+                    last_id = message.id
+                yield json.loads(message.data)
+        except httpx.TransportError as exc:
+            failures += 1
+            if failures > RECONNECTS:
+                raise CliError(SERVER, f"the event stream keeps dropping: {exc}") from exc
+            if on_reconnect is not None:
+                on_reconnect(last_id)
+            await asyncio.sleep(min(0.2 * failures, 2.0))

@@ -21,7 +21,7 @@ import re
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,6 +29,7 @@ import nats.errors
 import nats.js.errors
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
+from opentelemetry.trace import SpanKind
 
 from deksdenflow_core.contracts.base import ContractModel
 from deksdenflow_core.envelope import (
@@ -49,6 +50,7 @@ from deksdenflow_core.nats_internals import use_fast_header_parser
 from deksdenflow_core.redact import redact_url
 from deksdenflow_core.settings import EventStoreSettings
 from deksdenflow_core.subjects import Subjects
+from deksdenflow_core.tracing import current_traceparent, enabled, span
 
 # On the feed's stream: the first decision of the log the feed holds (see ``provision``).
 FEED_FROM_METADATA = "deksdenflow_feed_from"
@@ -310,6 +312,40 @@ class JetStreamEventStore:
         """
         if not events:
             return AppendResult(events=[])
+        if not enabled():
+            return await self._append(
+                project_id, aggregate_type, aggregate_id, events, expected, meta, boundary
+            )
+        # The append's producer span: its context is what the events carry, so their consumers are its
+        # children (see ``tracing``).
+        with span(
+            "eventstore",
+            f"append {aggregate_type}",
+            kind=SpanKind.PRODUCER,
+            parent=meta.traceparent,
+            attributes={
+                "messaging.system": "nats",
+                "messaging.operation.type": "send",
+                "messaging.destination.name": self.stream,
+                "messaging.batch.message_count": len(events),
+                "deksdenflow.event_type": event_type_of(events[0]),
+            },
+        ):
+            traced = replace(meta, traceparent=current_traceparent() or meta.traceparent)
+            return await self._append(
+                project_id, aggregate_type, aggregate_id, events, expected, traced, boundary
+            )
+
+    async def _append(
+        self,
+        project_id: str,
+        aggregate_type: str,
+        aggregate_id: str,
+        events: Sequence[ContractModel],
+        expected: Position,
+        meta: AppendMeta,
+        boundary: str | None,
+    ) -> AppendResult:
         ids = list(meta.event_ids or [])
         if ids and len(ids) != len(events):
             raise ContractError("meta.event_ids must give one id per event")

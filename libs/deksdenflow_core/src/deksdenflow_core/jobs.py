@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from deksdenflow_core.aggregates import PROJECT, PROTOCOL_RUN, Repository
 from deksdenflow_core.consumer import (
@@ -37,6 +37,7 @@ from deksdenflow_core.errors import DeksdenflowError, DomainError, WorkNotCurren
 from deksdenflow_core.eventstore import AppendMeta, JetStreamEventStore
 from deksdenflow_core.redact import redact_url
 from deksdenflow_core.subjects import Subjects
+from deksdenflow_core.tracing import consumer_span, outgoing
 
 log = structlog.get_logger("deksdenflow.jobs")
 
@@ -79,6 +80,13 @@ class JobMetrics:
             "Job duration by type",
             ["type"],
             buckets=_JOB_SECONDS_BUCKETS,
+            registry=registry,
+        )
+
+        self.in_progress = Gauge(
+            "deksdenflow_worker_jobs_in_progress",
+            "Jobs running now by type",
+            ["type"],
             registry=registry,
         )
 
@@ -134,8 +142,14 @@ class Dispatcher:
     """A worker's one table from request event to job and to its failure record."""
 
     def __init__(
-        self, routes: Sequence[Route], metrics: JobMetrics, *, notices: RetryNotices | None = None
+        self,
+        routes: Sequence[Route],
+        metrics: JobMetrics,
+        *,
+        notices: RetryNotices | None = None,
+        service: str = "worker",
     ) -> None:
+        self._service = service
         self._routes: Mapping[type[Any], Route] = {route.request: route for route in routes}
         if len(self._routes) != len(routes):
             raise ValueError("two routes take the same request")
@@ -153,19 +167,38 @@ class Dispatcher:
         route = self._routes.get(type(event))
         started = time.perf_counter()
         outcome = "ok"
-        try:
-            if route is None:  # the filter lets nothing else through
-                outcome = "ignored"
-                return
-            await route.run(delivery, event)
-        except WorkNotCurrent as exc:
-            outcome = "superseded"
-            log.info("job dropped", reason=exc.message, job=kind)
-        except BaseException:
-            outcome = "error"
-            raise
-        finally:
-            self._metrics.observe(kind, outcome, time.perf_counter() - started)
+        envelope = delivery.event.envelope
+        # The job's span: a child of the append that wrote the request (its traceparent), whatever is current.
+        with consumer_span(
+            self._service,
+            f"job {envelope.type}",
+            envelope.traceparent,
+            {
+                "messaging.system": "nats",
+                "messaging.operation.type": "process",
+                "messaging.message.id": envelope.id,
+                "deksdenflow.event_type": envelope.type,
+                "deksdenflow.delivery": delivery.num_delivered,
+            },
+        ) as span:
+            running = self._metrics.in_progress.labels(kind)
+            running.inc()
+            try:
+                if route is None:  # the filter lets nothing else through
+                    outcome = "ignored"
+                    return
+                await route.run(delivery, event)
+            except WorkNotCurrent as exc:
+                outcome = "superseded"
+                log.info("job dropped", reason=exc.message, job=kind)
+            except BaseException:
+                outcome = "error"
+                raise
+            finally:
+                running.dec()
+                self._metrics.observe(kind, outcome, time.perf_counter() - started)
+                if span is not None:
+                    span.set_attribute("deksdenflow.outcome", outcome)
 
     async def on_retry(self, delivery: Delivery, exc: Exception, schedule: RetrySchedule) -> None:
         """The job failed and comes again: say so on its project or run."""
@@ -226,4 +259,6 @@ def result_meta(delivery: Delivery, *, source: str, worker_id: str, aggregate_id
         actor=f"worker:{worker_id}",
         correlation_id=envelope.correlation_id or aggregate_id,
         causation_id=f"{envelope.id}#{uuid.uuid4().hex[:12]}",
+        # The job's span when spans are recorded, else the request's own: the trace goes on.
+        traceparent=outgoing(envelope.traceparent),
     )

@@ -98,6 +98,11 @@ class Subjects:
         return f"{self.prefix}.svc.git.branches"
 
     @property
+    def diffs_service(self) -> str:
+        """The git worker answers diff requests here (a queue group), from its mirrors; the API asks."""
+        return f"{self.prefix}.svc.git.diffs"
+
+    @property
     def api_presence(self) -> str:
         """Under this, each API process answers on ``<instance>``: whether a claim's owner is alive."""
         return f"{self.prefix}.svc.api.presence"

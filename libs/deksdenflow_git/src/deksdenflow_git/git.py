@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from deksdenflow_core import tracing
 from deksdenflow_core.errors import MissingDependency
 
 from deksdenflow_git.errors import GitCommandError
@@ -190,6 +191,21 @@ class Git:
         Raises ``GitCommandError`` (retryable) on timeout and ``MissingDependency`` without git.
         """
         argv = ("git", *_CONFIG_ARGS, *args)
+        if not tracing.enabled():
+            return await self._execute(argv, cwd, input, env)
+        with tracing.child_span("git", f"git {_subcommand(argv)}") as span:
+            result = await self._execute(argv, cwd, input, env)
+            if span is not None:
+                span.set_attribute("process.exit.code", result.exit_code)
+            return result
+
+    async def _execute(
+        self,
+        argv: tuple[str, ...],
+        cwd: Path | None,
+        input: bytes | None,
+        env: Mapping[str, str] | None,
+    ) -> GitResult:
         try:
             proc = await asyncio.create_subprocess_exec(
                 *argv,

@@ -37,6 +37,7 @@ from deksdenflow_git.worktree import Worktree
 _log = get_logger(__name__)
 
 _TRACKING = "refs/remotes/origin"
+_SHA = re.compile(r"[0-9a-f]{7,64}")
 _ALL_BRANCHES = f"+refs/heads/*:{_TRACKING}/*"
 # How ``git worktree add`` says another worktree has the branch (wording differs between versions).
 _CHECKED_OUT = re.compile(r"already checked out at|already used by worktree at")
@@ -100,6 +101,45 @@ class MirrorCache:
         async with self._locked(project_id):
             await self._git.run("update-ref", "-d", f"{_TRACKING}/{branch}", cwd=mirror)
         return True
+
+    async def diff(
+        self,
+        project_id: str,
+        git_url: str,
+        *,
+        commit: str | None = None,
+        base_branch: str | None = None,
+        head: str | None = None,
+        max_bytes: int = 1_000_000,
+    ) -> tuple[str, str, bool]:
+        """``(patch, subject, truncated)``: one commit's change against its first parent, or ``head``
+        against its merge base with ``origin/<base_branch>``. The mirror is fetched first when it lacks
+        what is asked (a push by the other worker it has not seen yet)."""
+        wanted = commit or head
+        if wanted is None or not _SHA.fullmatch(wanted) or (commit is None and base_branch is None):
+            raise GitError("a diff needs a commit sha, or a head sha and a base branch")
+        if base_branch is not None:
+            check_branch_name(base_branch)
+        async with self._locked(project_id):
+            mirror = await self._ensure_mirror(project_id, git_url)
+            known = await self._git.execute("cat-file", "-e", f"{wanted}^{{commit}}", cwd=mirror)
+            if not known.ok or base_branch is not None:
+                await self._fetch_all(project_id, git_url)
+        if commit is not None:
+            out = await self._git.run(
+                "show", "--no-color", "--no-ext-diff", "--format=%s", "--patch", commit, "--", cwd=mirror
+            )
+            subject, _, patch = out.partition("\n")
+            patch = patch.lstrip("\n")
+        else:
+            subject = ""
+            patch = await self._git.run(
+                "diff", "--no-color", "--no-ext-diff", f"{_TRACKING}/{base_branch}...{head}", "--", cwd=mirror
+            )
+        data = patch.encode()
+        if len(data) > max_bytes:
+            return data[:max_bytes].decode(errors="ignore"), subject, True
+        return patch, subject, False
 
     @asynccontextmanager
     async def worktree(

@@ -145,12 +145,13 @@ def permissions(stream: str, prefix: str, durables: Durables | None = None) -> d
     )
     subjects = Subjects(prefix)
     branches = subjects.branches_service
+    diffs = subjects.diffs_service
     presence = f"{subjects.api_presence}.*"
     return {
         SUPERVISOR: None,
         # The API appends and reads (direct gets); its live streams read the read model: no consumer.
         API: Permissions(
-            publish=(*read, *observe, f"{prefix}.evt.>", *kv, branches, presence),
+            publish=(*read, *observe, f"{prefix}.evt.>", *kv, branches, diffs, presence),
             subscribe=(*inbox, presence),
             allow_responses=True,  # answers another API process asking whether it is alive
         ),
@@ -177,7 +178,7 @@ def permissions(stream: str, prefix: str, durables: Durables | None = None) -> d
                 *consume(f"{durables.git_ci_worker}_admission", feed),
                 *append("project", "protocol_run", "webhook"),
             ),
-            subscribe=(*inbox, branches),
+            subscribe=(*inbox, branches, diffs),
             allow_responses=True,
         ),
         TOOLS: Permissions(publish=read, subscribe=inbox),

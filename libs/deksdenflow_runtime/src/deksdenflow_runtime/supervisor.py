@@ -410,7 +410,7 @@ class Supervisor:
             # written before the start (a write and then a read right after work at once).
             await self._wait_healthy(f"{api_url}/readyz")
         api_line = (
-            f"{api_url}  (ready: {api_url}/readyz, docs: {api_url}/docs)"
+            f"{api_url}  (console: {api_url}/console, ready: {api_url}/readyz, docs: {api_url}/docs)"
             if has_api
             else "not running (not installed, or not in DEKSDENFLOW_SERVICES)"
         )

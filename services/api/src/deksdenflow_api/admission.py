@@ -11,7 +11,8 @@ command mostly waits for NATS, not for the CPU, and a limit of 4 halved the thro
 commands. The default (32, ``DEKSDENFLOW_MAX_COMMANDS_IN_FLIGHT``) keeps the throughput and bounds the
 work in flight; the rest of the isolation has to come from elsewhere (more API processes, NATS).
 
-Reads, the probes, ``/metrics`` and the event stream are not gated: they are cheap, or long-lived.
+Reads, the probes, ``/metrics`` and the event stream are not gated: they are cheap, or long-lived. Nor
+are the console's forms (``/console/…``): each one calls a gated API route in-process.
 """
 
 from __future__ import annotations
@@ -88,7 +89,13 @@ class FairAdmission:
         self._waiting = waiting
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] in _UNGATED_METHODS:
+        if (
+            scope["type"] != "http"
+            or scope["method"] in _UNGATED_METHODS
+            # The console's forms call the API's own routes in-process, which are gated: gating the
+            # form too would hold two slots per action (and could deadlock a full gate).
+            or scope["path"].startswith("/console/")
+        ):
             await self.app(scope, receive, send)
             return
         await self.gate.acquire(admission_key(scope["method"], scope["path"]))

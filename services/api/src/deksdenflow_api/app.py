@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
+from deksdenflow_core import tracing
 from deksdenflow_core.logging import get_logger
 from deksdenflow_core.nats_internals import use_fast_header_parser
 from deksdenflow_core.settings import ApiSettings, DatabaseSettings, EventStoreSettings
 from deksdenflow_core.subjects import Subjects
 from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
+from opentelemetry.trace import Span
 
-from deksdenflow_api import errors, health, metrics_route
+from deksdenflow_api import console, docs, errors, health, metrics_route
 from deksdenflow_api.admission import FairAdmission
 from deksdenflow_api.connections import Connections, NatsConnection, PostgresPool
 from deksdenflow_api.consistency import CheckpointWatcher
@@ -101,7 +104,14 @@ def create_app(
             await connections.nats.close(SHUTDOWN_TIMEOUT_SECONDS)
             await connections.postgres.close(SHUTDOWN_TIMEOUT_SECONDS)
 
-    app = FastAPI(title="deksdenflow", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(
+        title="deksdenflow",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,  # served from packaged assets instead (docs.py): no CDN
+        redoc_url=None,
+    )
     errors.install(app)
     _add_routes(
         app,
@@ -115,13 +125,34 @@ def create_app(
         queues.router,
         webhooks.router,
     )
+    docs.install(app)
+    console.install(app)
     # Outermost last: RequestContext wraps everything, so replayed answers carry ids and are counted.
     # A lambda on purpose: the context exists only once the lifespan has started.
     # Innermost: a command waits for its turn (per project, see admission.py) only once it is sure to run.
     app.add_middleware(FairAdmission, limit=settings.max_commands_in_flight, waiting=metrics.commands_waiting)
     app.add_middleware(Idempotency, store=idempotency, nats=lambda: app.state.ctx.nats(), metrics=metrics)  # noqa: PLW0108
     app.add_middleware(RequestContext, metrics=metrics)
+    if tracing.enabled():
+        _instrument(app)
     return app
+
+
+def _instrument(app: FastAPI) -> None:
+    """The request spans (OpenTelemetry's FastAPI instrumentation), outermost, when spans are recorded:
+    a request's ``traceparent`` is their parent, and the append a command makes is their child."""
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor  # noqa: PLC0415
+
+    def mark(span: Span, scope: dict[str, Any]) -> None:
+        if span.is_recording():
+            span.set_attribute(tracing.SERVICE_ATTRIBUTE, "api")
+
+    FastAPIInstrumentor.instrument_app(
+        app,
+        excluded_urls="/livez,/health,/readyz,/metrics",
+        exclude_spans=["receive", "send"],
+        server_request_hook=mark,
+    )
 
 
 def _add_routes(app: FastAPI, *routers: APIRouter) -> None:

@@ -73,31 +73,50 @@ async def principal_of(request: Request, ctx: ApiContext) -> Principal:
         scheme, _, token = authorization.partition(" ")
         token = token.strip()
         if scheme.lower() == "bearer" and token:
-            given = token.encode()
-            for admin in ctx.admin_tokens:
-                if hmac.compare_digest(given, admin):
-                    return Principal()
+            return admin_principal(ctx, token)
         raise HttpError(401, "unauthorized", "invalid bearer token", headers=_UNAUTHORIZED)
     project_token = request.headers.get("x-project-token")
     if project_token:
-        digest = token_hash(project_token.strip())
-        # A token issued (or revoked) through this process is known once the read model has it.
-        await ctx.read_own_writes()
-        async with ctx.pool.acquire() as conn:
-            row = await conn.fetchrow(
-                f'SELECT token_id, project_id, token_hash FROM "{SCHEMA}".project_tokens '
-                "WHERE token_hash = $1 AND revoked_at IS NULL",
-                digest,
-            )
-        if row is not None and hmac.compare_digest(row["token_hash"], digest):
-            return Principal(project_id=row["project_id"], token_id=row["token_id"])
-        raise HttpError(401, "unauthorized", "invalid or revoked project token", headers=_UNAUTHORIZED)
+        return await project_principal(ctx, project_token)
     raise HttpError(
         401,
         "unauthorized",
         "send Authorization: Bearer <admin token> or X-Project-Token",
         headers=_UNAUTHORIZED,
     )
+
+
+def admin_principal(ctx: ApiContext, token: str) -> Principal:
+    """The admin, if ``token`` is one of the admin tokens; 401 otherwise."""
+    given = token.encode()
+    for admin in ctx.admin_tokens:
+        if hmac.compare_digest(given, admin):
+            return Principal()
+    raise HttpError(401, "unauthorized", "invalid bearer token", headers=_UNAUTHORIZED)
+
+
+async def project_principal(ctx: ApiContext, token: str) -> Principal:
+    """The project whose live token ``token`` is; 401 otherwise."""
+    digest = token_hash(token.strip())
+    # A token issued (or revoked) through this process is known once the read model has it.
+    await ctx.read_own_writes()
+    async with ctx.pool.acquire() as conn:
+        row = await conn.fetchrow(
+            f'SELECT token_id, project_id, token_hash FROM "{SCHEMA}".project_tokens '
+            "WHERE token_hash = $1 AND revoked_at IS NULL",
+            digest,
+        )
+    if row is not None and hmac.compare_digest(row["token_hash"], digest):
+        return Principal(project_id=row["project_id"], token_id=row["token_id"])
+    raise HttpError(401, "unauthorized", "invalid or revoked project token", headers=_UNAUTHORIZED)
+
+
+async def principal_for_token(ctx: ApiContext, token: str) -> Principal:
+    """Either kind of token, told apart by the project tokens' prefix (the console's sign-in)."""
+    token = token.strip()
+    if token.startswith(TOKEN_PREFIX):
+        return await project_principal(ctx, token)
+    return admin_principal(ctx, token)
 
 
 PrincipalDep = Annotated[Principal, Depends(authenticate)]

@@ -10,6 +10,7 @@ import gc
 import sys
 
 import uvicorn
+from deksdenflow_core import tracing
 from deksdenflow_core.logging import configure_logging, get_logger
 from deksdenflow_core.settings import ApiSettings, DatabaseSettings, EventStoreSettings, LogSettings
 from pydantic import ValidationError
@@ -31,6 +32,7 @@ def main() -> int:
         print(f"deksdenflow-api: invalid configuration:\n{exc}", file=sys.stderr)
         return EXIT_BAD_CONFIGURATION
     configure_logging(log_settings, service="api")
+    tracing.configure("api")  # spans only when OTEL_* configures an exporter
     app = create_app(settings, event_store=event_store, database=database)
     server = uvicorn.Server(
         uvicorn.Config(

@@ -69,7 +69,8 @@ class ApiMetrics:
         )
         self.webhooks = Counter(
             "deksdenflow_webhooks",
-            "Webhook deliveries by provider and outcome (accepted, ignored, duplicate, unauthorized)",
+            "Webhook deliveries by provider (the forge) and outcome (accepted, ignored, duplicate; refused: "
+            "unauthorized, too_large, invalid)",
             ["provider", "outcome"],
             registry=self.registry,
         )

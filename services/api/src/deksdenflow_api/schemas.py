@@ -591,3 +591,21 @@ class WebhookAccepted(BaseModel):
     protocol_run_id: str | None
     reason: str | None = None
     event_sequence: int
+
+
+class DiffFilePublic(BaseModel):
+    path: str
+    patch: str = Field(description="This file's part of the unified diff.")
+
+
+class DiffPublic(BaseModel):
+    """A unified diff made by the git worker from its mirror of the project's repository."""
+
+    protocol_run_id: str
+    commit: str | None = Field(description="The commit shown (its change against its first parent), if one.")
+    base: str | None = Field(description="The base branch the head is compared with (merge base), if so.")
+    head: str | None
+    subject: str
+    truncated: bool = Field(description="The patch was cut at the size limit.")
+    files: list[DiffFilePublic]
+    patch: str

@@ -16,12 +16,14 @@ from pathlib import Path
 from typing import TypeVar
 
 import structlog
+from deksdenflow_core import tracing
 from deksdenflow_core.aggregates import PROTOCOL_RUN
 from deksdenflow_core.contracts.generated.deksdenflow.commands.v1 import protocol_run as cmd
 from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import Phase, TokenUsage
 from deksdenflow_core.contracts.generated.deksdenflow.events.v1 import protocol_run as ev
 from deksdenflow_core.domain.project import ProjectState
-from deksdenflow_core.domain.protocol_run import StepState
+from deksdenflow_core.domain.protocol_run import ProtocolRunState, StepState
+from deksdenflow_core.domain.protocol_run.state import budget_warning_key
 from deksdenflow_core.errors import WorkNotCurrent
 from deksdenflow_core.eventstore import JetStreamEventStore
 from deksdenflow_core.jobs import failure_reason
@@ -241,9 +243,24 @@ class AgentCalls:
             call_id = uuid.uuid4().hex
             started = asyncio.get_running_loop().time()
             try:
-                result = await self.kit.guarded(job, current, engine.run(call, _progress(call)))
+                with tracing.child_span(
+                    "codex_worker",
+                    f"agent {call.phase.value}",
+                    {
+                        "gen_ai.system": engine_id,
+                        "gen_ai.request.model": call.model,
+                        "deksdenflow.try": try_number,
+                    },
+                ) as span:
+                    result = await self.kit.guarded(job, current, engine.run(call, _progress(call)))
+                    if span is not None:
+                        span.set_attribute("gen_ai.usage.input_tokens", result.usage.input_tokens)
+                        span.set_attribute("gen_ai.usage.output_tokens", result.usage.output_tokens)
+                        if not result.ok:
+                            tracing.mark_error(span, result.error or "the agent failed")
             except EngineError as exc:
                 self.metrics.agent_calls.labels(call.phase.value, engine_id, "error").inc()
+                self._error(call, engine_id, "engine_error")
                 _switch_on(failure_reason(exc), switch)
                 if not exc.retryable or try_number == tries:
                     raise
@@ -259,7 +276,10 @@ class AgentCalls:
             self.metrics.agent_calls.labels(
                 call.phase.value, engine_id, "ok" if result.ok else "failed"
             ).inc()
+            if not result.ok:
+                self._error(call, engine_id, "failed")
             await self._record_usage(job, call, engine_id, step, result, call_id)
+            await self._warn_budgets(job, step)
             if not result.ok:
                 _switch_on(result.error, switch)
             if not result.ok and attempt is not None and step is not None and try_number < tries:
@@ -293,6 +313,10 @@ class AgentCalls:
         )
         await asyncio.sleep(delay)
 
+    def _error(self, call: AgentCall, engine_id: str, kind: str) -> None:
+        m = self.metrics
+        m.agent_errors.labels(call.phase.value, engine_id, m.model(call.model), kind).inc()
+
     def _backoff(self, try_number: int) -> float:
         steps = self.settings.backoff()
         return steps[min(try_number, len(steps)) - 1]
@@ -310,8 +334,11 @@ class AgentCalls:
     ) -> None:
         u = result.usage
         cost = result.reported_cost_micro_usd or self.prices.cost_micro_usd(call.model, u)
-        self.metrics.tokens.labels(call.phase.value, call.model, "input").inc(u.input_tokens)
-        self.metrics.tokens.labels(call.phase.value, call.model, "output").inc(u.output_tokens)
+        m, phase, model = self.metrics, call.phase.value, self.metrics.model(call.model)
+        m.tokens.labels(phase, model, "input").inc(u.input_tokens)
+        m.tokens.labels(phase, model, "cached_input").inc(u.cached_input_tokens)
+        m.tokens.labels(phase, model, "output").inc(u.output_tokens)
+        m.cost.labels(phase, model).inc(cost / 1e6)
         await self.kit.record(
             job.run.protocol_run_id,
             [
@@ -335,13 +362,10 @@ class AgentCalls:
             job.delivery,
         )
 
-    async def check_budget(self, job: Job, call: AgentCall, step: StepState | None) -> None:
-        """Refuse a call that would cross a limit (``strict``: the step is blocked, a planning job fails
-        with ``BudgetExceeded``), or only say so (``warn``)."""
-        mode = self.settings.token_budget_mode
-        limits = budget.limits(self.settings, for_step=step is not None)
-        if not limits:
-            return
+    async def _spent(
+        self, job: Job, step: StepState | None, limits: list[budget.Limit]
+    ) -> tuple[ProtocolRunState, dict[budget.Scope, budget.Spent]]:
+        """The run as the log has it, and what it (its step, its project when a limit needs it) spent."""
         run = (await self.kit.repo.load(PROTOCOL_RUN, job.run.protocol_run_id)).state
         spent = budget.run_spent(run, step.step_run_id if step is not None else None)
         if any(lim.scope is budget.Scope.PROJECT for lim in limits):
@@ -353,6 +377,48 @@ class AgentCalls:
                 stream=self.store.feed_stream,
             )
             spent[budget.Scope.PROJECT] = budget.project_spent(r.event for r in loaded.events)
+        return run, spent
+
+    async def _warn_budgets(self, job: Job, step: StepState | None) -> None:
+        """Record each budget whose warning share the spending has now reached, once (the run's state
+        says which were recorded; ``decide`` drops a repeat)."""
+        share = self.settings.budget_warn_share
+        limits = budget.limits(self.settings, for_step=step is not None)
+        if not limits or share <= 0:
+            return
+        run, spent = await self._spent(job, step, limits)
+        step_run_id = step.step_run_id if step is not None else ""
+        for c in budget.crossed(limits, spent, share):
+            on_step = step_run_id if c.scope is budget.Scope.STEP else ""
+            if budget_warning_key(c.scope.value, c.kind, on_step) in run.budget_warnings:
+                continue
+            await self.kit.record(
+                job.run.protocol_run_id,
+                [
+                    cmd.RecordBudgetWarning(
+                        scope=c.scope.value,
+                        kind=c.kind,
+                        step_run_id=step_run_id,
+                        share=share,
+                        spent=c.spent,
+                        limit=c.limit,
+                    )
+                ],
+                job.delivery,
+            )
+            self.metrics.budget_warnings.labels(c.scope.value, c.kind).inc()
+            log.warning(
+                "budget warning", scope=c.scope.value, kind=c.kind, spent=c.spent, limit=c.limit, share=share
+            )
+
+    async def check_budget(self, job: Job, call: AgentCall, step: StepState | None) -> None:
+        """Refuse a call that would cross a limit (``strict``: the step is blocked, a planning job fails
+        with ``BudgetExceeded``), or only say so (``warn``)."""
+        mode = self.settings.token_budget_mode
+        limits = budget.limits(self.settings, for_step=step is not None)
+        if not limits:
+            return
+        _, spent = await self._spent(job, step, limits)
         tokens = budget.estimate_tokens(call.prompt)
         verdict = budget.check(
             limits,

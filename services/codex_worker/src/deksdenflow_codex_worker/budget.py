@@ -5,7 +5,8 @@ the run's state from ``usage_recorded`` events; per project it is summed from th
 ``usage_recorded`` events in the log. Before each agent call the worker checks every limit against what
 is already spent plus an estimate of the call's input (prompt characters / 4; an agent's own tool turns
 cannot be known in advance). ``strict`` refuses the call that would cross a limit and the step is blocked
-with the reason; ``warn`` logs and goes on; ``off`` checks nothing.
+with the reason; ``warn`` logs and goes on; ``off`` checks nothing. Before any of that, spending past
+``budget_warn_share`` of a limit is recorded once as a warning (``crossed``).
 """
 
 from __future__ import annotations
@@ -175,3 +176,29 @@ def check(
                 f"> ${limit.max_cost_micro_usd / 1e6:.4f}",
             )
     return Verdict(True)
+
+
+@dataclass(frozen=True)
+class Crossed:
+    """A budget whose warning share is reached: what is spent and the limit (tokens, or micro-USD)."""
+
+    scope: Scope
+    kind: str  # "tokens" or "cost"
+    spent: int
+    limit: int
+
+
+def crossed(limits: list[Limit], spent: Mapping[Scope, Spent], share: float) -> list[Crossed]:
+    """Every budget of ``limits`` at or past ``share`` of its limit (none when ``share`` is 0)."""
+    if share <= 0:
+        return []
+    found = []
+    for limit in limits:
+        used = spent.get(limit.scope)
+        if used is None:
+            continue
+        if limit.max_tokens and used.tokens >= share * limit.max_tokens:
+            found.append(Crossed(limit.scope, "tokens", used.tokens, limit.max_tokens))
+        if limit.max_cost_micro_usd and used.cost_micro_usd >= share * limit.max_cost_micro_usd:
+            found.append(Crossed(limit.scope, "cost", used.cost_micro_usd, limit.max_cost_micro_usd))
+    return found

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
+from deksdenflow_core import tracing
 from deksdenflow_core.eventstore import JetStreamEventStore
 from deksdenflow_core.logging import configure_logging
 from deksdenflow_core.service import serve_worker
@@ -33,6 +34,7 @@ def make_worker(store: JetStreamEventStore, settings: WorkerSettings, metrics: W
 
 def main() -> int:
     configure_logging(LogSettings(), service="codex-worker")
+    tracing.configure("codex_worker")  # spans only when OTEL_* configures an exporter
     settings = WorkerSettings()
     metrics = WorkerMetrics()
 

@@ -1,8 +1,10 @@
-"""Prometheus metrics of the codex worker: jobs, agent calls, tokens by phase and model, QA verdicts."""
+"""Prometheus metrics of the codex worker: jobs, agent calls and their errors, tokens and cost by phase and
+model, QA verdicts, budgets."""
 
 from __future__ import annotations
 
 from deksdenflow_core.jobs import JobMetrics
+from deksdenflow_core.labels import BoundedLabel
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 
@@ -29,11 +31,29 @@ class WorkerMetrics:
         )
         self.tokens = Counter(
             "deksdenflow_tokens_total",
-            "Tokens by phase, model and direction",
+            "Tokens by phase, model and direction (input, cached_input, output)",
             ["phase", "model", "direction"],
             registry=r,
         )
-        self.qa_verdicts = Counter("deksdenflow_qa_verdicts_total", "QA verdicts", ["verdict"], registry=r)
+        self.cost = Counter(
+            "deksdenflow_agent_cost_usd_total",
+            "What agent calls cost in USD (engine's figure, else the price table) by phase and model",
+            ["phase", "model"],
+            registry=r,
+        )
+        self.agent_errors = Counter(
+            "deksdenflow_agent_errors_total",
+            "Agent calls that failed, by phase, engine, model and kind (engine_error: the engine could not "
+            "answer; failed: the agent reported a failure)",
+            ["phase", "engine", "model", "kind"],
+            registry=r,
+        )
+        self.qa_verdicts = Counter(
+            "deksdenflow_qa_verdicts_total",
+            "QA verdicts by verdict and policy",
+            ["verdict", "policy"],
+            registry=r,
+        )
         self.budget_refusals = Counter(
             "deksdenflow_budget_exceeded_total", "Agent calls over a budget, by mode", ["mode"], registry=r
         )
@@ -43,3 +63,12 @@ class WorkerMetrics:
             ["phase", "reason"],
             registry=r,
         )
+        self.budget_warnings = Counter(
+            "deksdenflow_budget_warnings_total",
+            "Budgets whose warning share was crossed (one per run and budget), by scope (step, protocol, "
+            "project) and kind (tokens, cost)",
+            ["scope", "kind"],
+            registry=r,
+        )
+        # Model names come from settings and projects: bounded, whatever they say.
+        self.model = BoundedLabel()

@@ -103,6 +103,13 @@ class WorkerSettings(BaseSettings):
     max_cost_usd_per_step: float = Field(default=0.0, ge=0, description="0: unlimited")
     max_cost_usd_per_protocol: float = Field(default=0.0, ge=0, description="0: unlimited")
     max_cost_usd_per_project: float = Field(default=0.0, ge=0, description="0: unlimited")
+    budget_warn_share: float = Field(
+        default=0.8,
+        ge=0,
+        le=1,
+        description="Spending past this share of a budget records protocol_run.budget_warning_recorded "
+        "once (and counts deksdenflow_budget_warnings_total); 0: no warning.",
+    )
     price_table: str = Field(
         default="",
         description="JSON (or @path to a JSON file): {model: {input, cached_input, output}} in USD per "

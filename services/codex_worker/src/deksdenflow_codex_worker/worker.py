@@ -65,6 +65,7 @@ class CodexWorker:
             ],
             self.metrics.job_metrics,
             notices=RetryNotices(repo, source=SOURCE, worker_id=settings.worker_id),
+            service="codex_worker",
         )
         self.handle = self.dispatcher.handle
         self.on_failure = self.dispatcher.on_failure

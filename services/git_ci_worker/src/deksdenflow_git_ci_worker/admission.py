@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import asyncpg
 import structlog
+from deksdenflow_core import tracing
 from deksdenflow_core.aggregates import PROTOCOL_RUN, Repository
 from deksdenflow_core.consumer import ConsumerSpec, Delivery
 from deksdenflow_core.contracts.generated.deksdenflow.commands.v1 import protocol_run as cmd
@@ -121,7 +122,15 @@ class Admission:
         self._pool.stop()
 
     async def _handle(self, delivery: Delivery) -> None:
-        await self.round()
+        envelope = delivery.event.envelope
+        # A round is a job of the git worker: the runs it admits go on in the trace of what triggered it.
+        with tracing.consumer_span(
+            "git_ci_worker",
+            f"admission {envelope.type}",
+            envelope.traceparent,
+            {"messaging.system": "nats", "messaging.operation.type": "process"},
+        ):
+            await self.round()
 
     async def _failed(self, delivery: Delivery, exc: Exception) -> None:
         log.warning("admission round failed", error=str(exc))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
+from deksdenflow_core import tracing
 from deksdenflow_core.eventstore import JetStreamEventStore
 from deksdenflow_core.logging import configure_logging
 from deksdenflow_core.service import serve_worker
@@ -35,6 +36,7 @@ def make_worker(
 
 def main() -> int:
     configure_logging(LogSettings(), service="git-ci-worker")
+    tracing.configure("git_ci_worker")  # spans only when OTEL_* configures an exporter
     settings = GitCiSettings()
     metrics = GitCiMetrics()
 

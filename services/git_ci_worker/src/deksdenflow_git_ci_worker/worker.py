@@ -71,6 +71,7 @@ class GitCiWorker:
             self.routes,
             self.metrics,
             notices=RetryNotices(self.repo, source=SOURCE, worker_id=settings.worker_id),
+            service="git_ci_worker",
         )
         # The scheduler reads the read model for its candidates; without a database it does not run.
         self.scheduler = (
@@ -140,6 +141,9 @@ class GitCiWorker:
         sub = await self.nc.subscribe(
             self.branches_subject, queue="git_ci_worker", cb=self.branches.list_branches
         )
+        diffs = await self.nc.subscribe(
+            self.store.subjects.diffs_service, queue="git_ci_worker", cb=self.branches.diff
+        )
         rounds = asyncio.create_task(self.scheduler.run()) if self.scheduler else None
         admitting = asyncio.create_task(self.admission.run()) if self.admission else None
         try:
@@ -152,6 +156,7 @@ class GitCiWorker:
                 self.scheduler.stop()
                 await rounds
             await sub.unsubscribe()
+            await diffs.unsubscribe()
 
     def stop(self) -> None:
         self._pool.stop()

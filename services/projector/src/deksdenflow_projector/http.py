@@ -93,6 +93,7 @@ class ProjectorApp:
         self._tasks = {
             "consume": asyncio.create_task(projector.run(), name="consume"),
             "lag": asyncio.create_task(projector.track_lag(), name="lag"),
+            "consumers": asyncio.create_task(projector.track_consumers(), name="consumers"),
         }
         self._tasks["consume"].add_done_callback(self._crashed)
         self.projector = projector
@@ -108,9 +109,12 @@ class ProjectorApp:
             return
         self.projector.stop()
         self._tasks["lag"].cancel()
+        self._tasks["consumers"].cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await asyncio.wait_for(self._tasks["consume"], timeout=30)
         with contextlib.suppress(asyncio.CancelledError):
             await self._tasks["lag"]
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._tasks["consumers"]
         if self._close is not None:
             await self._close()

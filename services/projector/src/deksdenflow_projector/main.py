@@ -10,6 +10,7 @@ import gc
 
 import asyncpg
 import uvicorn
+from deksdenflow_core import tracing
 from deksdenflow_core.eventstore import JetStreamEventStore, connect
 from deksdenflow_core.logging import configure_logging, get_logger
 from deksdenflow_core.settings import DatabaseSettings, EventStoreSettings, LogSettings
@@ -33,6 +34,7 @@ def tune_gc() -> None:
 def main() -> int:
     """Run the projector until SIGTERM/SIGINT; the return value is the exit code."""
     configure_logging(LogSettings(), service="projector")
+    tracing.configure("projector")  # spans only when OTEL_* configures an exporter
     es, db, settings = EventStoreSettings(), DatabaseSettings(), ProjectorSettings()
 
     async def start() -> Started:

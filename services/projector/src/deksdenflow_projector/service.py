@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import time
 
 import asyncpg
+from deksdenflow_core import tracing
 from deksdenflow_core.consumer import ConsumerLoop, ConsumerSpec, Delivery
+from deksdenflow_core.consumer_metrics import ConsumerGauges
 from deksdenflow_core.eventstore import JetStreamEventStore
 from deksdenflow_core.logging import get_logger
 from deksdenflow_core.progress import Progress
@@ -43,6 +46,9 @@ class Metrics:
         self.failures = Counter(
             "deksdenflow_projector_batch_failures", "Batches that failed", registry=self.registry
         )
+        # Every durable consumer of the log and the feed (the workers' backlogs too): sampled here,
+        # by the one process that always runs.
+        self.consumers = ConsumerGauges(self.registry)
 
 
 class Projector:
@@ -73,6 +79,8 @@ class Projector:
         # Batches commit one at a time on one connection, held between them: taking it from the pool
         # for each batch would cost a round trip to reset it every time.
         self._writer: asyncpg.pool.PoolConnectionProxy | None = None
+        # Per batch prepared and not committed yet, with spans recorded: its events by traceparent.
+        self._traces: collections.deque[collections.Counter[str]] = collections.deque()
         self.loop = ConsumerLoop(
             store.jetstream(),
             store.stream,
@@ -96,10 +104,14 @@ class Projector:
         )
 
     async def prepare(self, batch: list[Delivery]) -> PreparedBatch:
+        if tracing.enabled():  # the traces this batch serves, for its apply spans (in commit order)
+            self._traces.append(collections.Counter(d.event.envelope.traceparent for d in batch))
         return await self.projection.prepare([d.event for d in batch])
 
     async def commit(self, prepared: PreparedBatch) -> None:
         started = time.perf_counter()
+        started_ns = time.time_ns()
+        traces = self._traces.popleft() if self._traces else None
         try:
             conn = self._writer = self._writer or await self._pool.acquire()
             # One round trip for both: the transaction, and the lock a rebuild takes to swap schemas
@@ -120,6 +132,8 @@ class Projector:
         self.metrics.checkpoint.set(last)
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
         self.last_progress = time.monotonic()
+        if traces:
+            tracing.record_applied("projector", "projector apply", traces, started_ns, time.time_ns())
 
     async def _release_writer(self) -> None:
         """Give the writing connection back to the pool (which rolls back an open transaction, or
@@ -131,6 +145,7 @@ class Projector:
 
     def discard(self) -> None:
         self.projection.discard()
+        self._traces.clear()
 
     async def position(self) -> int:
         """The checkpoint: the read model, not the JetStream consumer, knows what is applied."""
@@ -169,6 +184,20 @@ class Projector:
         """Finish the batches in hand, then return from ``run``."""
         self.loop.stop()
         self.feed.stop()
+
+    async def sample_consumers(self) -> None:
+        """Sample every durable consumer of the log and the feed once (``deksdenflow_consumer_*``)."""
+        await self.metrics.consumers.sample(
+            self._store.jetstream(), (self._store.stream, self._store.feed_stream)
+        )
+
+    async def track_consumers(self) -> None:
+        """Sample the consumers every ``consumer_metrics_interval_seconds`` until cancelled."""
+        await self.metrics.consumers.run(
+            self._store.jetstream(),
+            (self._store.stream, self._store.feed_stream),
+            self._settings.consumer_metrics_interval_seconds,
+        )
 
     async def track_lag(self) -> None:
         """Refresh the lag gauge (stream last sequence - checkpoint) and watch for a stall."""

@@ -21,6 +21,11 @@ class ProjectorSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8011, ge=1, le=65535, description="/health and /metrics")
     lag_interval_seconds: float = Field(default=1.0, gt=0)
+    consumer_metrics_interval_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="How often every durable consumer's info is sampled for deksdenflow_consumer_* metrics.",
+    )
     ack_wait_seconds: float = Field(
         default=60.0,
         gt=0,

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 
 from deksdenflow_core.aggregates import PROJECT, PROTOCOL_RUN, Outcome
 from deksdenflow_core.contracts.generated.deksdenflow.commands.v1 import protocol_run as cmd
+from deksdenflow_core.contracts.generated.deksdenflow.services.v1 import diffs
 from deksdenflow_core.domain.project import ProjectStatus
 from deksdenflow_core.domain.protocol_run import ProtocolRunCommand, ProtocolRunState
 from deksdenflow_core.errors import IllegalTransition
@@ -17,7 +18,7 @@ from fastapi import APIRouter, Path, Query
 from deksdenflow_api.auth import Principal
 from deksdenflow_api.commanding import CommandDep
 from deksdenflow_api.context import ApiContext, ContextDep
-from deksdenflow_api.errors import errors
+from deksdenflow_api.errors import HttpError, errors
 from deksdenflow_api.reads import (
     EVENT_COLUMNS,
     PROTOCOL_COLUMNS,
@@ -33,6 +34,8 @@ from deksdenflow_api.reads import (
 )
 from deksdenflow_api.schemas import (
     ActionResult,
+    DiffFilePublic,
+    DiffPublic,
     EventPublic,
     EventsPublic,
     PlanRejection,
@@ -360,3 +363,86 @@ async def step_action(
         events=[e.envelope.type for e in outcome.appended.events],
         event_sequence=outcome.appended.last_seq,
     )
+
+
+DIFF_LIMIT_BYTES = 1_000_000
+Sha = Annotated[str, Query(pattern=r"^[0-9a-f]{7,64}$", description="A commit sha of the run's work.")]
+
+
+@router.get(
+    "/protocols/{protocol_run_id}/diff",
+    response_model=DiffPublic,
+    responses=errors(401, 403, 404, 422, 503),
+    openapi_extra=min_sequence_doc(),
+)
+async def get_diff(
+    protocol_run_id: Id,
+    read: ReaderDep,
+    commit: Sha | None = None,
+    against: Annotated[
+        Literal["parent", "base"],
+        Query(description="parent: the commit's own change; base: everything from the base branch to it."),
+    ] = "parent",
+) -> DiffPublic:
+    """The change of one commit (``commit``, e.g. a step's: against its parent, or with ``against=base``
+    all of the run's work up to it), or else of the run's branch head against its base branch (from their
+    merge base). Made by a git worker from its mirror of the repository (asked over NATS, so any API
+    process can answer): 503 when no worker answers in time."""
+    row = await fetch_one(
+        read.ctx,
+        f"SELECT project_id, base_branch, branch_head_sha FROM {T}.protocol_runs WHERE id = $1",
+        protocol_run_id,
+        what="protocol run",
+    )
+    read.principal.require_project(row["project_id"])
+    to_base = commit is None or against == "base"
+    head = (commit or row["branch_head_sha"]) if to_base else None
+    if to_base and head is None:
+        raise HttpError(404, "not_found", "the run has pushed nothing yet: there is no diff against its base")
+    request = diffs.GetDiffRequest(
+        project_id=row["project_id"],
+        commit="" if to_base else commit or "",
+        base_branch=row["base_branch"] if to_base else "",
+        head=head or "",
+        max_bytes=DIFF_LIMIT_BYTES,
+    )
+    try:
+        store = await read.ctx.store()
+        reply = await read.ctx.connections.nats.client.request(
+            store.subjects.diffs_service,
+            request.model_dump_json().encode(),
+            timeout=read.ctx.settings.branch_list_timeout_seconds,
+        )
+        answer = diffs.GetDiffReply.model_validate_json(reply.data)
+    except Exception as exc:  # no worker, timeout, NATS down
+        raise HttpError(
+            503,
+            "unavailable",
+            f"no git worker answered for the diff: {type(exc).__name__}",
+            headers={"Retry-After": "2"},
+        ) from exc
+    if answer.error:
+        raise HttpError(404, "not_found", f"the diff could not be made: {answer.error}")
+    return DiffPublic(
+        protocol_run_id=protocol_run_id,
+        commit=None if to_base else commit,
+        base=row["base_branch"] if to_base else None,
+        head=head,
+        subject=answer.subject,
+        truncated=answer.truncated,
+        files=split_patch(answer.patch),
+        patch=answer.patch,
+    )
+
+
+def split_patch(patch: str) -> list[DiffFilePublic]:
+    """A unified diff, one part per file (``diff --git a/x b/x`` starts each)."""
+    files: list[DiffFilePublic] = []
+    for part in patch.split("\ndiff --git ")[0:]:
+        text = part if part.startswith("diff --git ") else "diff --git " + part
+        if not text.strip() or text.strip() == "diff --git":
+            continue
+        first = text.splitlines()[0]
+        path = first.rsplit(" b/", 1)[-1] if " b/" in first else first.removeprefix("diff --git ")
+        files.append(DiffFilePublic(path=path, patch=text))
+    return files

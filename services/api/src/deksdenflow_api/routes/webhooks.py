@@ -63,7 +63,7 @@ async def github_webhook(
     """A GitHub delivery (``workflow_run``, ``check_suite``, ``check_run``, ``status``, ``pull_request``,
     ``pull_request_review``, ``pull_request_review_comment``, ``ping``), signed with
     ``X-Hub-Signature-256``. Answers 202 once recorded; 401 on a bad signature."""
-    body = await _read_body(request, ctx.settings.webhook_max_body_bytes)
+    body = await _read_body(ctx, request, "github")
 
     def verify(secrets: Sequence[str]) -> bool:
         return verify_github_signature(secrets, body, x_hub_signature_256) is not None
@@ -73,6 +73,7 @@ async def github_webhook(
     match = await match_run(ctx, signal)
     authenticated_by = await authenticate(ctx, match, verify, "github")
     if signal is None:
+        ctx.metrics.webhooks.labels("github", "invalid").inc()
         raise invalid or AssertionError("no signal and no error")
     delivery_id = x_github_delivery or "sha256:" + hashlib.sha256(body).hexdigest()
     return await _record(ctx, request, response, "github", delivery_id, signal, match, body, authenticated_by)
@@ -97,7 +98,7 @@ async def gitlab_webhook(
     """A GitLab delivery (Pipeline Hook, Merge Request Hook, Note Hook), authenticated by ``X-Gitlab-Token``
     and, when GitLab signs it, by its ``webhook-signature``. Deduplicated by ``Idempotency-Key`` (GitLab
     17.4+), else ``X-Gitlab-Event-UUID``, else the body's hash."""
-    body = await _read_body(request, ctx.settings.webhook_max_body_bytes)
+    body = await _read_body(ctx, request, "gitlab")
     headers = {k.lower(): v for k, v in request.headers.items()}
 
     def verify(secrets: Sequence[str]) -> bool:
@@ -110,6 +111,7 @@ async def gitlab_webhook(
     match = await match_run(ctx, signal)
     authenticated_by = await authenticate(ctx, match, verify, "gitlab")
     if signal is None:
+        ctx.metrics.webhooks.labels("gitlab", "invalid").inc()
         raise invalid or AssertionError("no signal and no error")
     delivery_id = (
         idempotency_key
@@ -124,19 +126,23 @@ async def gitlab_webhook(
 # --- steps -----------------------------------------------------------------------------------------------
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The raw body (the signature covers its exact bytes), refused with 413 beyond ``limit``."""
+async def _read_body(ctx: ApiContext, request: Request, provider: ProviderName) -> bytes:
+    """The raw body (the signature covers its exact bytes), refused with 413 beyond the limit."""
+    limit = ctx.settings.webhook_max_body_bytes
     declared = request.headers.get("content-length")
+    too_large = HttpError(
+        413, "payload_too_large", f"webhook bodies are limited to {limit} bytes", limit=limit
+    )
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise HttpError(413, "payload_too_large", f"webhook bodies are limited to {limit} bytes", limit=limit)
+        ctx.metrics.webhooks.labels(provider, "too_large").inc()
+        raise too_large
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise HttpError(
-                413, "payload_too_large", f"webhook bodies are limited to {limit} bytes", limit=limit
-            )
+            ctx.metrics.webhooks.labels(provider, "too_large").inc()
+            raise too_large
         chunks.append(chunk)
     return b"".join(chunks)
 

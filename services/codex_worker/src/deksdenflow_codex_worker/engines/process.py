@@ -135,7 +135,9 @@ async def run_agent_process(
             for task in helpers:
                 task.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
-    return ProcessExit(returncode=proc.returncode or 0, stderr_tail=stderr.text())
+    # (a process reaped by someone else left no code: unknown, which is not a success)
+    code = proc.returncode if proc.returncode is not None else -1
+    return ProcessExit(returncode=code, stderr_tail=stderr.text())
 
 
 async def _exited(proc: asyncio.subprocess.Process) -> None:
@@ -144,8 +146,21 @@ async def _exited(proc: asyncio.subprocess.Process) -> None:
     Not ``proc.wait()``: that also waits for the pipes to close, which a leftover child can delay forever.
     """
     # No public hook tells the leader's exit apart from its pipes closing; a 50 ms poll costs nothing.
-    while proc.returncode is None:  # noqa: ASYNC110
+    while proc.returncode is None:
+        if not _exists(proc.pid):  # reaped by someone else (asyncio then never learns its code)
+            return
         await asyncio.sleep(0.05)
+
+
+def _exists(pid: int) -> bool:
+    """Whether ``pid`` is still a process (running, or a zombie not yet reaped)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 async def _read_lines(pipe: asyncio.StreamReader, on_line: LineCallback) -> None:

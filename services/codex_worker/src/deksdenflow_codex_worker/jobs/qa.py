@@ -79,7 +79,7 @@ class QaJob:
                 prompt_of=prompt,
             )
             command = await self._verdict(job, call, engine_id, step, req, current)
-        self.metrics.qa_verdicts.labels(command.verdict.name.lower()).inc()
+        self.metrics.qa_verdicts.labels(command.verdict.name.lower(), "light" if light else "full").inc()
         await self.kit.record(
             run.protocol_run_id,
             [

@@ -1,7 +1,8 @@
 """Protocol branches on the remote: deleting one (a job), and listing a project's branches (a
 request/reply service on ``Subjects.branches_service``, queue group ``git_ci_worker``, whose messages
 are ``deksdenflow.services.v1.ListBranchesRequest`` / ``ListBranchesReply``), so the API shows
-what the remote really has."""
+what the remote really has; and the diffs of a protocol's work (``Subjects.diffs_service``,
+``GetDiffRequest`` / ``GetDiffReply``), made from the worker's mirror, for the console."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from deksdenflow_core.consumer import Delivery
 from deksdenflow_core.contracts.generated.deksdenflow.commands.v1 import protocol_run as cmd
 from deksdenflow_core.contracts.generated.deksdenflow.events.v1 import protocol_run as ev
 from deksdenflow_core.contracts.generated.deksdenflow.services.v1 import branches as svc
+from deksdenflow_core.contracts.generated.deksdenflow.services.v1 import diffs
 from deksdenflow_core.errors import DeksdenflowError, WorkNotCurrent
 from nats.aio.msg import Msg
 
@@ -51,4 +53,25 @@ class Branches:
                 error=exc.message if isinstance(exc, DeksdenflowError) else repr(exc)
             )
         # Zero values left out, as protobuf's JSON printer does: {"heads": {...}} or {"error": "..."}.
+        await msg.respond(reply.model_dump_json(exclude_defaults=True).encode())
+
+    async def diff(self, msg: Msg) -> None:
+        """Answer a ``GetDiffRequest`` from the project's mirror (fetched first when it lacks the commit)."""
+        try:
+            req = diffs.GetDiffRequest.model_validate_json(msg.data)
+            project = (await self.kit.repo.load(PROJECT, req.project_id)).state
+            if not project.exists:
+                reply = diffs.GetDiffReply(error=f"project {req.project_id} does not exist")
+            else:
+                patch, subject, truncated = await self.kit.mirrors.diff(
+                    project.project_id,
+                    project.git_url,
+                    commit=req.commit or None,
+                    base_branch=req.base_branch or None,
+                    head=req.head or None,
+                    max_bytes=req.max_bytes or 1_000_000,
+                )
+                reply = diffs.GetDiffReply(patch=patch, subject=subject, truncated=truncated)
+        except Exception as exc:  # the caller must always get an answer
+            reply = diffs.GetDiffReply(error=exc.message if isinstance(exc, DeksdenflowError) else repr(exc))
         await msg.respond(reply.model_dump_json(exclude_defaults=True).encode())

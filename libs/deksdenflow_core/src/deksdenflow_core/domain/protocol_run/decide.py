@@ -37,6 +37,7 @@ from deksdenflow_core.domain.protocol_run.state import (
     RunStatus,
     StepState,
     StepStatus,
+    budget_warning_key,
     ci_ref_position,
 )
 from deksdenflow_core.errors import IllegalTransition, InvalidCommand, NotFound
@@ -76,6 +77,7 @@ ProtocolRunCommand = (
     | cmd.RequestCiFix
     | cmd.RequeueLostWork
     | cmd.RecordUsage
+    | cmd.RecordBudgetWarning
     | cmd.ApprovePlan
     | cmd.RejectPlan
     | cmd.RecordPullRequestMarkedReady
@@ -99,7 +101,7 @@ def decide_protocol_run(
     if not state.exists:
         raise NotFound(f"protocol run {state.protocol_run_id} does not exist")
     events = _decide(state, command, ctx)
-    # (a job's retry is a notice: no work follows from it)
+    # (a job's retry, an engine's fallback and a budget warning are notices: no work follows from them)
     if events and state.autopilot and not isinstance(command, _NOTICES):
         events.extend(autopilot.next_work(_fold(state, events)))
     return events
@@ -295,24 +297,10 @@ def _decide_result(
             if command.review_id in state.review_replies:
                 return []  # the reply job ran twice (a redelivery): the reply is recorded once
             return [ev.ReviewReplied(review_id=command.review_id, url=command.url)]
+        case cmd.RecordBudgetWarning():
+            return _budget_warning(state, command)
         case cmd.RecordUsage():
-            if not command.call_id:
-                raise InvalidCommand("usage needs the call_id of the agent call", field="call_id")
-            if command.call_id in state.usage_call_ids:
-                return []
-            return [
-                ev.UsageRecorded(
-                    call_id=command.call_id,
-                    step_run_id=command.step_run_id,
-                    phase=command.phase,
-                    engine_id=command.engine_id,
-                    model=command.model,
-                    usage=command.usage,
-                    cost_micro_usd=command.cost_micro_usd,
-                    prompt_name=command.prompt_name,
-                    prompt_version=command.prompt_version,
-                )
-            ]
+            return _usage(state, command)
         case (
             cmd.StartProtocolRun()
             | cmd.PauseProtocolRun()
@@ -369,7 +357,12 @@ def _ready_or_merge_result(
 
 
 # Commands that record what happened to a job and ask for no work.
-_NOTICES = (cmd.RecordJobRetry, cmd.RecordEngineFallback, cmd.RecordGuardrailViolations)
+_NOTICES = (
+    cmd.RecordJobRetry,
+    cmd.RecordEngineFallback,
+    cmd.RecordGuardrailViolations,
+    cmd.RecordBudgetWarning,
+)
 
 
 def _notice(
@@ -1026,3 +1019,42 @@ def _illegal_step(state: ProtocolRunState, step: StepState, message: str) -> Ill
         step_run_id=step.step_run_id,
         run_status=state.status.value,
     )
+
+
+def _budget_warning(state: ProtocolRunState, command: cmd.RecordBudgetWarning) -> list[ProtocolRunEvent]:
+    """Spending crossed a budget's warning share: recorded once per budget (a step's: per step)."""
+    if command.scope not in ("step", "protocol", "project") or command.kind not in ("tokens", "cost"):
+        raise InvalidCommand("a budget warning names its scope and kind", field="scope")
+    if budget_warning_key(command.scope, command.kind, command.step_run_id) in state.budget_warnings:
+        return []
+    return [
+        ev.BudgetWarningRecorded(
+            scope=command.scope,
+            kind=command.kind,
+            step_run_id=command.step_run_id,
+            share=command.share,
+            spent=command.spent,
+            limit=command.limit,
+        )
+    ]
+
+
+def _usage(state: ProtocolRunState, command: cmd.RecordUsage) -> list[ProtocolRunEvent]:
+    """An agent call's usage, recorded once per call."""
+    if not command.call_id:
+        raise InvalidCommand("usage needs the call_id of the agent call", field="call_id")
+    if command.call_id in state.usage_call_ids:
+        return []
+    return [
+        ev.UsageRecorded(
+            call_id=command.call_id,
+            step_run_id=command.step_run_id,
+            phase=command.phase,
+            engine_id=command.engine_id,
+            model=command.model,
+            usage=command.usage,
+            cost_micro_usd=command.cost_micro_usd,
+            prompt_name=command.prompt_name,
+            prompt_version=command.prompt_version,
+        )
+    ]

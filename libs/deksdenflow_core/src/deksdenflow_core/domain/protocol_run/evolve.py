@@ -27,6 +27,7 @@ from deksdenflow_core.domain.protocol_run.state import (
     RunStatus,
     StepState,
     StepStatus,
+    budget_warning_key,
 )
 from deksdenflow_core.domain.protocol_run.updates import RunUpdate, StepUpdate, replace
 
@@ -63,6 +64,7 @@ ProtocolRunEvent = (
     | ev.CiReported
     | ev.CiFixRequested
     | ev.UsageRecorded
+    | ev.BudgetWarningRecorded
     | ev.PlanApproved
     | ev.PlanRejected
     | ev.PullRequestReadyRequested
@@ -137,6 +139,7 @@ _ERRORS: dict[type, Callable[[Any], str]] = {
 _KEEP_RETRY: frozenset[type] = frozenset(
     {
         ev.UsageRecorded,
+        ev.BudgetWarningRecorded,
         ev.CiReported,
         ev.ReviewRecorded,
         ev.StepAttemptFailed,
@@ -163,6 +166,7 @@ def _job_retry(s: ProtocolRunState, e: ev.JobRetryScheduled) -> Update:
 _AFTER_END: frozenset[type] = frozenset(
     {
         ev.UsageRecorded,
+        ev.BudgetWarningRecorded,
         ev.BranchPushed,
         ev.BranchRestored,
         ev.BranchDeletionRequested,
@@ -582,6 +586,10 @@ def _review_replied(s: ProtocolRunState, e: ev.ReviewReplied) -> Update:
     return {"review_replies": s.review_replies | {e.review_id}}
 
 
+def _budget_warning(s: ProtocolRunState, e: ev.BudgetWarningRecorded) -> Update:
+    return {"budget_warnings": s.budget_warnings | {budget_warning_key(e.scope, e.kind, e.step_run_id)}}
+
+
 def _queued(s: ProtocolRunState, e: ev.ProtocolRunQueued) -> Update:
     return _run_status(s, RunStatus.QUEUED, {})
 
@@ -691,6 +699,7 @@ _HANDLERS: dict[type, Callable[[ProtocolRunState, Any], Update]] = {
     ev.CiReported: _ci_reported,
     ev.CiFixRequested: _ci_fix_requested,
     ev.UsageRecorded: _usage,
+    ev.BudgetWarningRecorded: _budget_warning,
     ev.PlanApproved: _plan_approved,
     ev.PlanRejected: _plan_rejected,
     ev.PullRequestReadyRequested: _pr_ready_requested,

@@ -196,6 +196,8 @@ class ProtocolRunState(BaseModel):
     output_tokens: int = 0
     cost_micro_usd: int = 0
     usage_call_ids: IdSet = frozenset()
+    # Budgets whose warning share was crossed (``budget_warning_key``).
+    budget_warnings: IdSet = frozenset()
     ci_delivery_ids: IdSet = frozenset()
     # The latest report of each line of CI on each commit (reports that carry their CI run).
     ci_checks: tuple[CiCheckState, ...] = ()
@@ -294,3 +296,8 @@ class ProtocolRunState(BaseModel):
     @property
     def executing_step(self) -> StepState | None:
         return next((s for s in self.steps if s.executing), None)
+
+
+def budget_warning_key(scope: str, kind: str, step_run_id: str) -> str:
+    """What a budget warning is recorded once for: a step's budget per step, the others per run."""
+    return f"step/{step_run_id}/{kind}" if scope == "step" else f"{scope}/{kind}"

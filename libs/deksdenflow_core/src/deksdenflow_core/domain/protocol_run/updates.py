@@ -89,6 +89,7 @@ class RunUpdate(TypedDict, total=False):
     output_tokens: int
     cost_micro_usd: int
     usage_call_ids: frozenset[str]
+    budget_warnings: frozenset[str]
     ci_delivery_ids: frozenset[str]
     ci_checks: tuple[CiCheckState, ...]
     ci_green_sha: str

@@ -547,3 +547,17 @@ class RecordGuardrailViolations(_base.ContractModel):
         default=False,
         description="The agent is asked again with the findings (true), or the step fails with them (false).",
     )
+
+
+class RecordBudgetWarning(_base.ContractModel):
+    """Record that spending crossed the warning share of a budget (recorded once per run, scope and kind)."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.commands.v1.RecordBudgetWarning"
+    COMMAND_TYPE: _typing.ClassVar[str] = "protocol_run.record_budget_warning"
+
+    scope: str = ""
+    kind: str = ""
+    step_run_id: str = ""
+    share: float = 0.0
+    spent: int = 0
+    limit: int = 0

@@ -689,3 +689,25 @@ class GuardrailViolated(_base.ContractModel):
     reask: int = 0
     findings: tuple[_deksdenflow_common_v1_common.GuardrailFinding, ...] = ()
     asked_again: bool = False
+
+
+class BudgetWarningRecorded(_base.ContractModel):
+    """What was spent crossed a configurable share (DEKSDENFLOW_BUDGET_WARN_SHARE) of a budget: a warning
+    before the budget stops anything. Once per run, budget scope and kind (the same project budget may warn
+    on each of its runs).
+    """
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.events.v1.BudgetWarningRecorded"
+    EVENT_TYPE: _typing.ClassVar[str] = "protocol_run.budget_warning_recorded"
+
+    scope: str = _pydantic.Field(default="", description='"step", "protocol" or "project".')
+    kind: str = _pydantic.Field(default="", description='"tokens" or "cost".')
+    step_run_id: str = _pydantic.Field(
+        default="",
+        description="The step whose calls crossed it (empty for a protocol or project budget crossed outside a step).",
+    )
+    share: float = _pydantic.Field(default=0.0, description="The share crossed, e.g. 0.8.")
+    spent: int = _pydantic.Field(
+        default=0, description="What is spent and the limit: tokens, or millionths of a US dollar."
+    )
+    limit: int = 0

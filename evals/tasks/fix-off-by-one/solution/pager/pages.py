@@ -1,0 +1,3 @@
+def pages(items: list[int], size: int) -> list[list[int]]:
+    """The items cut into pages of ``size``; the last one may be shorter."""
+    return [items[i : i + size] for i in range(0, len(items), size)]

@@ -1,0 +1,2 @@
+"""Specs written elsewhere, read as protocols: their steps, their context, and what is wrong with them
+(each problem named by file, line and field) — pure functions over the files' text."""
