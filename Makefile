@@ -13,7 +13,7 @@ RUN := $(UV) run --locked --no-sync
 # The pinned agent CLIs (codex, claude) installed by `make agents`.
 AGENTS_BIN := $(CURDIR)/services/codex_worker/agents/node_modules/.bin
 
-.PHONY: help install agents browser promtool run demo test static test-fast migrate rebuild check fmt fmt-check lint typecheck imports proto proto-check bench clean
+.PHONY: help install agents browser promtool run demo test static test-fast migrate rebuild check fmt fmt-check lint typecheck imports proto proto-check bench clean images image-test image-tools
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -45,7 +45,8 @@ demo: install ## One whole protocol on a sample repo (scripted engine): timeline
 	PATH="$(AGENTS_BIN):$$PATH" $(RUN) deksdenflow demo
 
 # CI runs `make test` (.ci/run): the fast static gates go first, so a format, lint, type, import-rule or
-# contract error fails CI in seconds, before the suite.
+# contract error fails CI in seconds, before the suite. DEKSDENFLOW_IMAGE_TEST=1 lets tests/deploy build the
+# images and run them (about 2 minutes); without it (a plain pytest, make test-fast) that test is deselected.
 # The console's browser tests drive Debian's Chromium (Playwright launches it by path, downloads nothing).
 CHROMIUM ?= /usr/bin/chromium
 browser: ## Install Debian's chromium for the console's browser tests when it is missing (apt-get, as root)
@@ -54,8 +55,8 @@ browser: ## Install Debian's chromium for the console's browser tests when it is
 		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; }
 
-test: install agents browser promtool static ## Static gates (format, lint, types, imports, contracts), then the suite against real NATS, PostgreSQL and git
-	$(RUN) pytest
+test: install agents browser promtool image-tools static ## Static gates (format, lint, types, imports, contracts), then the suite against real NATS, PostgreSQL and git
+	DEKSDENFLOW_IMAGE_TEST=1 $(RUN) pytest
 
 # promtool (Debian's prometheus package) checks every service's /metrics and unit-tests the alert rules in
 # deploy/observability/. CI runs as root on a clean machine: it is installed when missing.
@@ -108,6 +109,19 @@ proto: install ## Regenerate the Python bindings from proto/
 
 proto-check: install ## Lint contracts, fail on drift of the bindings and on breaking changes
 	$(RUN) bash proto/codegen/check.sh
+
+# Container images (deploy/images): docker, podman or buildah, whichever works here (deploy/images/build.sh).
+images: ## Build the API and workers images (IMAGE_REPOSITORY, IMAGE_TAG, BASE_IMAGE, BUILDER)
+	bash deploy/images/build.sh
+
+# The image test builds and runs with Debian's buildah (daemonless, as root: no Docker daemon needed), and
+# debootstrap makes the base image from Debian packages when no registry can be reached.
+image-tools:
+	@command -v buildah >/dev/null && command -v debootstrap >/dev/null || \
+	  { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q buildah debootstrap; }
+
+image-test: install image-tools ## Only the image test (make test runs it too): build both images, run their services from them
+	DEKSDENFLOW_IMAGE_TEST=1 $(RUN) pytest -m image -p no:cacheprovider -s tests/deploy/test_image.py
 
 check: test ## Everything CI checks: the static gates, then the tests (= make test)
 

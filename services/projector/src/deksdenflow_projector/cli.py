@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+import asyncpg
 import uvloop
 from deksdenflow_core.errors import DeksdenflowError
 from deksdenflow_core.eventstore import JetStreamEventStore, connect
@@ -17,7 +18,7 @@ from pydantic import ValidationError
 
 from deksdenflow_projector.main import main as serve
 from deksdenflow_projector.main import tune_gc
-from deksdenflow_projector.migrate import migrate
+from deksdenflow_projector.migrate import current_revision, head_revision, migrate
 from deksdenflow_projector.rebuild import rebuild
 
 
@@ -25,7 +26,13 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="deksdenflow-projector", description=__doc__)
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("run", help="consume the event log into the read model (the service)")
-    sub.add_parser("migrate", help="bring the read-model schema to the latest migration")
+    migrate_parser = sub.add_parser("migrate", help="bring the read-model schema to the latest migration")
+    migrate_parser.add_argument(
+        "--check",
+        action="store_true",
+        help="change nothing: exit 0 if the schema is at this release's latest migration, else 1 "
+        "(what a projector waits on while a migration Job runs)",
+    )
     rebuild = sub.add_parser(
         "rebuild", help="replay the log from sequence 1 into fresh tables and swap them in"
     )
@@ -55,11 +62,25 @@ async def _rebuild(no_swap: bool, parts: int | None) -> None:
     )
 
 
+def _check_migrated() -> int:
+    """``migrate --check``: 0 when the read model stands at this release's latest migration, else 1."""
+    head = head_revision()
+    try:
+        current = uvloop.run(current_revision(DatabaseSettings().db_url))
+    except (OSError, asyncpg.PostgresError) as exc:  # not up yet: the caller asks again
+        print(f"read model not reachable ({type(exc).__name__}); this release's latest: {head}")
+        return 1
+    print(f"read model at {current or 'no migration'}; this release's latest: {head}")
+    return 0 if current == head else 1
+
+
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     try:
         if args.command in (None, "run"):
             sys.exit(serve())
+        elif args.command == "migrate" and args.check:
+            sys.exit(_check_migrated())
         elif args.command == "migrate":
             configure_logging(LogSettings(), service="projector")
             migrate(DatabaseSettings().db_url)
