@@ -120,8 +120,8 @@ image-tools:
 	@command -v buildah >/dev/null && command -v debootstrap >/dev/null || \
 	  { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q buildah debootstrap; }
 
-image-test: install image-tools ## Only the image test (make test runs it too): build both images, run their services from them
-	DEKSDENFLOW_IMAGE_TEST=1 $(RUN) pytest -m image -p no:cacheprovider -s tests/deploy/test_image.py
+image-test: install image-tools ## The image tests: build both images, run their services from them (make test: the API image)
+	DEKSDENFLOW_IMAGE_TEST=all $(RUN) pytest -m image -p no:cacheprovider -s tests/deploy/test_image.py
 
 check: test ## Everything CI checks: the static gates, then the tests (= make test)
 

@@ -1,6 +1,7 @@
-"""``tests/deploy``: the image test runs only when asked for (``DEKSDENFLOW_IMAGE_TEST=1``, which ``make
-test`` and ``make image-test`` set): it builds both images and needs buildah as root; everything else here
-is offline and takes seconds."""
+"""``tests/deploy``: the image tests run only when asked for, and need buildah as root:
+``DEKSDENFLOW_IMAGE_TEST=1`` (``make test``) builds the API image and runs its services from it; ``=all``
+(``make image-test``) the workers image too, which takes twice as long. Everything else here is offline
+and takes seconds."""
 
 from __future__ import annotations
 
@@ -10,9 +11,14 @@ import pytest
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if os.environ.get("DEKSDENFLOW_IMAGE_TEST") == "1":
+    wanted = os.environ.get("DEKSDENFLOW_IMAGE_TEST", "")
+    if wanted == "all":
         return
-    image = [item for item in items if item.get_closest_marker("image")]
+    image = [
+        item
+        for item in items
+        if item.get_closest_marker("image") and (wanted != "1" or item.get_closest_marker("image_full"))
+    ]
     if image:
         config.hook.pytest_deselected(items=image)
         items[:] = [item for item in items if not item.get_closest_marker("image")]

@@ -210,6 +210,7 @@ def workers_container(workers_image: str) -> Iterator[str]:
     subprocess.run(["buildah", *STORAGE, "rm", name], capture_output=True, check=False)
 
 
+@pytest.mark.image_full
 async def test_the_workers_image_has_the_pinned_tools_and_its_worker_stops_on_sigterm(
     workers_container: str, nats_url: str, rundir: Path
 ) -> None:
