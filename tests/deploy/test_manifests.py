@@ -14,6 +14,7 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
+import yaml
 from deksdenflow_codex_worker.settings import WorkerSettings
 from deksdenflow_core.consumer_metrics import ConsumerGauges
 from deksdenflow_core.settings import (
@@ -27,7 +28,7 @@ from deksdenflow_projector.settings import ProjectorSettings
 from prometheus_client import CollectorRegistry
 from pydantic_settings import BaseSettings
 
-from tests.deploy import crd_schemas
+from tests.deploy import crd_schemas, prometheusrule
 from tests.deploy.k8s_support import (
     K8S,
     Obj,
@@ -46,7 +47,7 @@ from tests.deploy.netflows import allowed_flows
 kubernetes_validate.utils.schema_contents = functools.cache(kubernetes_validate.utils.schema_contents)
 # The oldest Kubernetes the manifests are meant for, and the newest the validator knows.
 KUBERNETES_VERSIONS = ("1.33.0", kubernetes_validate.latest_version())
-CUSTOM_KINDS = frozenset({"Cluster", "ScaledObject", "ServiceMonitor", "PodMonitor"})
+CUSTOM_KINDS = frozenset({"Cluster", "ScaledObject", "ServiceMonitor", "PodMonitor", "PrometheusRule"})
 OURS = ("api", "projector", "codex-worker", "git-ci-worker")
 
 
@@ -524,3 +525,17 @@ def test_clients_reach_the_database_whatever_the_components(renderings: list[Ren
         flows = allowed_flows(rendering, _namespace(rendering))
         for client in ("api", "projector", "migrate", "git-ci-worker"):
             assert (client, "database", 5432, "TCP") in flows, (rendering.name, client)
+
+
+def test_the_alert_rules_ship_as_a_prometheus_rule_equal_to_deploy_observability(
+    renderings: list[Rendering],
+) -> None:
+    assert prometheusrule.RULE.read_text() == prometheusrule.render(), "python -m tests.deploy.prometheusrule"
+    alerts = yaml.safe_load(prometheusrule.ALERTS.read_text())["groups"]
+    for rendering in renderings:
+        rules = rendering.of_kind("PrometheusRule")
+        if "prometheus-operator" not in rendering.components:
+            assert not rules
+            continue
+        (rule,) = rules
+        assert rule["spec"]["groups"] == alerts
