@@ -21,4 +21,4 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     ]
     if image:
         config.hook.pytest_deselected(items=image)
-        items[:] = [item for item in items if not item.get_closest_marker("image")]
+        items[:] = [item for item in items if item not in image]
