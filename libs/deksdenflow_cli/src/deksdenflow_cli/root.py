@@ -66,8 +66,9 @@ def note(message: str) -> None:
 
 @click.group(
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110},
-    epilog="Also: `deksdenflow run | projector | demo` (the local system), `deksdenflow qa` (the QA gate on "
-    "a local checkout, no server: `deksdenflow qa --help`). "
+    epilog="Also: `deksdenflow run | projector | demo | sample` (the local system), `deksdenflow qa` (the QA "
+    "gate on a local checkout, no server: `deksdenflow qa --help`), `deksdenflow spec validate PATH` (a "
+    "spec-kit feature folder or an OpenSpec change, checked on the local disk). "
     "Exit codes: `deksdenflow help exit-codes`.",
 )
 @click.option(
