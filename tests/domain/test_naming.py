@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from deksdenflow_core.contracts.generated.deksdenflow.commands.v1.protocol_run import CreateProtocolRun
+from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import ImportedPlan, ImportedStepFile
 from deksdenflow_core.domain.naming import (
     MAX_SLUG_LENGTH,
     ProtocolCatalog,
@@ -13,6 +14,7 @@ from deksdenflow_core.domain.naming import (
     slugify,
 )
 from deksdenflow_core.domain.project import ProjectState
+from deksdenflow_core.domain.protocol_run import ProtocolRunState, evolve_protocol_run
 from deksdenflow_core.errors import InvalidCommand, NotFound
 from hypothesis import given
 from hypothesis import strategies as st
@@ -106,3 +108,30 @@ def test_bad_task_names_and_unknown_projects_are_refused() -> None:
         decide_create_protocol(
             ProjectState.initial("ghost"), ProtocolCatalog(), CreateProtocolRun(task_name="ok"), ctx()
         )
+
+
+def test_an_imported_plan_is_carried_by_the_created_run_and_its_steps_are_checked() -> None:
+    plan = ImportedPlan(
+        source="spec-kit specs/001-x",
+        context_md="# Context\n",
+        steps=[
+            ImportedStepFile(filename="00-setup.md", content="# Setup\n"),
+            ImportedStepFile(filename="01-work.md", content="# Work\n"),
+        ],
+    )
+    created = decide_create_protocol(
+        registered_project(), ProtocolCatalog(), CreateProtocolRun(task_name="X", imported=plan), ctx()
+    )
+    assert created.imported == plan
+    state = evolve_protocol_run(ProtocolRunState.initial(created.protocol_run_id), created)
+    assert state.imported == plan
+    for bad in (
+        ImportedPlan(source="s"),
+        ImportedPlan(source="s", steps=[ImportedStepFile(filename="01-first.md", content="x")]),
+        ImportedPlan(source="s", steps=[ImportedStepFile(filename="00-Upper Case.md", content="x")]),
+        ImportedPlan(source="s", steps=[ImportedStepFile(filename="00-empty.md", content="  ")]),
+    ):
+        with pytest.raises(InvalidCommand):
+            decide_create_protocol(
+                registered_project(), ProtocolCatalog(), CreateProtocolRun(task_name="X", imported=bad), ctx()
+            )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -71,6 +72,55 @@ def protocol_create(
     if overrides:
         body["run_policy"] = overrides
     created = client.call("protocol.create", project_id=names.project_id(client, project_ref), body=body)
+    if start:
+        client.call("protocol.action", protocol_run_id=created["id"], action="start")
+        created = client.call("protocol.get", protocol_run_id=created["id"])
+    render(created, output, columns=PROTOCOL_DETAIL, fields=fields)
+
+
+@protocol.command("import")
+@click.argument("project_ref", metavar="PROJECT")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--task-name", help="The protocol's task name (default: the spec's title).")
+@click.option("--base-branch", help="Branch from this instead of the project's base branch.")
+@click.option("--start", is_flag=True, help="Start it at once.")
+@run_policy_options
+@output_options
+def protocol_import(
+    project_ref: str,
+    folder: Path,
+    task_name: str | None,
+    base_branch: str | None,
+    start: bool,
+    output: str,
+    fields: tuple[str, ...],
+    **policy: Any,
+) -> None:
+    """Open a protocol from a spec-kit feature folder (specs/NNN-feature/) or an OpenSpec change
+    (openspec/changes/<id>/): its steps are the spec's, planning asks no agent. A spec with problems is
+    refused with each of them (file:line: field: message), and nothing is created."""
+    files = {str(p.relative_to(folder)): p.read_text(errors="replace") for p in sorted(folder.rglob("*.md"))}
+    kind = "openspec" if "proposal.md" in files or folder.parent.name == "changes" else "speckit"
+    body: dict[str, Any] = {"kind": kind, "name": folder.resolve().name, "files": files}
+    if kind == "speckit":
+        for parent in (folder.resolve(), *folder.resolve().parents):
+            constitution = parent / ".specify" / "memory" / "constitution.md"
+            if constitution.is_file():
+                body["constitution"] = constitution.read_text(errors="replace")
+                break
+    for key, value in (("task_name", task_name), ("base_branch", base_branch)):
+        if value:
+            body[key] = value
+    overrides = run_policy_body(policy)
+    if overrides:
+        body["run_policy"] = overrides
+    client = state().client
+    try:
+        created = client.call("protocol.import", project_id=names.project_id(client, project_ref), body=body)
+    except CliError as exc:
+        for problem in exc.body.get("problems", []):
+            note(f"  {problem}")
+        raise
     if start:
         client.call("protocol.action", protocol_run_id=created["id"], action="start")
         created = client.call("protocol.get", protocol_run_id=created["id"])

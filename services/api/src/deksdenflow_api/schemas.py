@@ -291,6 +291,28 @@ class ProtocolCreate(_In):
     )
 
 
+SpecPath = Annotated[str, Field(min_length=1, max_length=300, pattern=r"^[A-Za-z0-9._/-]+$")]
+
+
+class ProtocolImport(_In):
+    """A protocol whose plan was written elsewhere: a spec-kit feature folder or an OpenSpec change, its
+    files as the client read them. Planning writes its steps instead of asking an agent."""
+
+    kind: Literal["speckit", "openspec"]
+    name: str = Field(
+        min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._-]+$", description="001-feature or the change id"
+    )
+    files: dict[SpecPath, Annotated[str, Field(max_length=200_000)]] = Field(
+        max_length=200, description="The folder's Markdown files by path within it (tasks.md, spec.md, …)."
+    )
+    constitution: str = Field(default="", max_length=200_000, description="spec-kit's constitution.md")
+    task_name: str | None = Field(
+        default=None, min_length=1, max_length=200, description="Default: its title."
+    )
+    base_branch: Branch | None = None
+    run_policy: RunPolicyIn | None = None
+
+
 class PlanRejection(_In):
     reason: str = Field(min_length=1, max_length=4000, description="Why: the planner is told.")
 

@@ -7,7 +7,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import jsonschema
-from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import QaPolicy, StepPlan, StepType
+from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
+    ImportedPlan,
+    QaPolicy,
+    StepPlan,
+    StepType,
+)
 from deksdenflow_core.domain.protocol_run import plan as domain_plan
 from deksdenflow_core.errors import PermanentFailure
 
@@ -123,3 +128,21 @@ def _strip_fence(text: str) -> str:
         body = stripped[3:-3]
         return body.split("\n", 1)[1] if "\n" in body else body
     return stripped
+
+
+def imported_plan(plan: ImportedPlan, task_name: str) -> PlanOutput:
+    """A plan imported from a spec written elsewhere, as the planner's output: its steps (QA full, the
+    project's engines), its context, and a log that says where it came from."""
+    steps = tuple(
+        PlannedFile(filename=s.filename, content=s.content, qa_policy=QaPolicy.FULL, engine_id="", model="")
+        for s in plan.steps
+    )
+    listing = "".join(
+        f"{i + 1}. `{s.filename}`" + (f" ({', '.join(s.labels)})" if s.labels else "") + "\n"
+        for i, s in enumerate(plan.steps)
+    )
+    plan_md = plan.plan_md or f"# Plan: {task_name}\n\nImported from {plan.source}.\n\n{listing}"
+    log_md = f"# Log\n\n- Plan imported from {plan.source} (no planning agent).\n"
+    return PlanOutput(
+        plan_md, plan.context_md or f"# Context\n\nImported from {plan.source}.\n", log_md, steps
+    )

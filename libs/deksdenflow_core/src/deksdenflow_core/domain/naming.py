@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from anyascii import anyascii
 
 from deksdenflow_core.contracts.generated.deksdenflow.commands.v1.protocol_run import CreateProtocolRun
+from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import ImportedPlan
 from deksdenflow_core.contracts.generated.deksdenflow.events.v1.protocol_run import ProtocolRunCreated
 from deksdenflow_core.domain import run_policy
 from deksdenflow_core.domain.context import DecisionContext
@@ -103,4 +104,20 @@ def decide_create_protocol(
         base_branch=base_branch,
         protocol_root=f".protocols/{name}",
         run_policy=run_policy.resolve(project.run_policy or run_policy.MANUAL, command.run_policy),
+        imported=_imported(command.imported),
     )
+
+
+def _imported(plan: ImportedPlan | None) -> ImportedPlan | None:
+    """An imported plan whose steps are numbered files ``00-…md`` without gaps (as a planner's are)."""
+    if plan is None:
+        return None
+    if not plan.steps:
+        raise InvalidCommand("an imported plan has no step (every phase is done?)", field="imported.steps")
+    for index, step in enumerate(plan.steps):
+        if not re.fullmatch(rf"{index:02d}-[a-z0-9-]+\.md", step.filename) or not step.content.strip():
+            raise InvalidCommand(
+                f"imported step {index} must be a file {index:02d}-name.md with content: {step.filename!r}",
+                field="imported.steps",
+            )
+    return plan

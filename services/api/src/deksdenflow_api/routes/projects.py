@@ -13,6 +13,8 @@ from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
     CiPolicy,
     EngineDefaults,
     FallbackChains,
+    ImportedPlan,
+    ImportedStepFile,
     ModelDefaults,
 )
 from deksdenflow_core.contracts.generated.deksdenflow.services.v1.branches import (
@@ -21,6 +23,7 @@ from deksdenflow_core.contracts.generated.deksdenflow.services.v1.branches impor
 )
 from deksdenflow_core.domain.project import ProjectCommand
 from deksdenflow_core.domain.provider import ci_provider
+from deksdenflow_core.specs import openspec, speckit
 from fastapi import APIRouter, Path, Query, Response
 
 from deksdenflow_api.auth import new_project_token
@@ -54,6 +57,7 @@ from deksdenflow_api.schemas import (
     ProjectsPublic,
     ProtocolCreate,
     ProtocolCreated,
+    ProtocolImport,
     ProtocolPublic,
     ProtocolsPublic,
     RunPolicyIn,
@@ -320,6 +324,55 @@ async def create_protocol(
         description=body.description,
         base_branch=body.base_branch or "",
         run_policy=policy_in(body.run_policy),
+    )
+    outcome = await commander.create_protocol_run(project_id, command)
+    response.headers["Location"] = f"/protocols/{outcome.state.protocol_run_id}"
+    at = outcome.appended.events[0].envelope.time
+    return ProtocolCreated(**protocol_from_state(outcome.state, at), event_sequence=outcome.appended.last_seq)
+
+
+@router.post(
+    "/projects/{project_id}/protocols/import",
+    status_code=201,
+    response_model=ProtocolCreated,
+    responses=errors(401, 403, 404, 409, 422, 503),
+)
+async def import_protocol(
+    project_id: Id,
+    body: ProtocolImport,
+    response: Response,
+    commander: CommandDep,
+) -> ProtocolCreated:
+    """Open a protocol from a spec-kit feature folder or an OpenSpec change. It is checked first: every
+    problem, by file, line and field, answers 422 and nothing is created."""
+    commander.principal.require_project(project_id)
+    if body.kind == "speckit":
+        imported = speckit.import_feature(body.files, feature=body.name, constitution=body.constitution)
+        source = f"spec-kit specs/{body.name}"
+    else:
+        imported = openspec.import_change(body.files, change=body.name)
+        source = f"OpenSpec openspec/changes/{body.name}"
+    if imported.problems:
+        raise HttpError(
+            422,
+            "invalid_spec",
+            f"the {body.kind} spec has {len(imported.problems)} problem(s): {imported.problems[0]}",
+            problems=[str(p) for p in imported.problems],
+        )
+    plan = ImportedPlan(
+        source=source,
+        context_md=imported.context_md,
+        steps=[
+            ImportedStepFile(filename=s.filename, content=s.content, labels=list(s.labels))
+            for s in imported.steps
+        ],
+    )
+    command = cmd.CreateProtocolRun(
+        task_name=body.task_name or imported.title,
+        description=f"Imported from {source}.",
+        base_branch=body.base_branch or "",
+        run_policy=policy_in(body.run_policy),
+        imported=plan,
     )
     outcome = await commander.create_protocol_run(project_id, command)
     response.headers["Location"] = f"/protocols/{outcome.state.protocol_run_id}"

@@ -23,7 +23,7 @@ from deksdenflow_git import Worktree
 from deksdenflow_codex_worker.agent_calls import AgentCalls
 from deksdenflow_codex_worker.engines.base import CallPhase, EngineError, Sandbox
 from deksdenflow_codex_worker.kit import JOB_TRAILER, RUN_TRAILER, IsCurrent, Job, JobKit
-from deksdenflow_codex_worker.planning import InvalidOutput, PlanOutput, parse_json, parse_plan
+from deksdenflow_codex_worker.planning import InvalidOutput, PlanOutput, imported_plan, parse_json, parse_plan
 from deksdenflow_codex_worker.prompts import Prompt, load_prompt
 from deksdenflow_codex_worker.settings import WorkerSettings
 
@@ -111,6 +111,10 @@ class PlanningJob:
         run = job.run
         attempt = req.attempt
         job_key = _job_key(run, attempt)
+        if run.imported is not None:  # a plan written elsewhere: its files, no agent
+            return await self._commit_plan(
+                job, wt, imported_plan(run.imported, run.task_name), job_key, current
+            )
         text = prompt.render(
             protocol_name=run.protocol_name,
             task_name=run.task_name,
@@ -143,6 +147,13 @@ class PlanningJob:
             return None
         if self.settings.decompose_steps:
             out = await self._decompose(job, wt, out, current)
+        return await self._commit_plan(job, wt, out, job_key, current)
+
+    async def _commit_plan(
+        self, job: Job, wt: Worktree, out: PlanOutput, job_key: str, current: IsCurrent
+    ) -> tuple[PlanOutput, str]:
+        """Write the plan's files, commit and push them."""
+        run = job.run
         _write_plan(wt.path / run.protocol_root, out)
         sha = await wt.commit_all(
             f"docs(protocol): plan {run.protocol_name} [protocol-{job.number}/plan]\n\n"

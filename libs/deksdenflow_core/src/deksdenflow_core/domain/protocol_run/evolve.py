@@ -204,6 +204,7 @@ def _created(s: ProtocolRunState, e: ev.ProtocolRunCreated) -> Update:
         "base_branch": e.base_branch,
         "protocol_root": e.protocol_root,
         "run_policy": run_policy.of_run(e.run_policy),
+        "imported": e.imported,
     }
 
 

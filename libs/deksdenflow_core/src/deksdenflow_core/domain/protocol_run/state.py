@@ -12,6 +12,7 @@ from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
     CiRunRef,
     CiStatus,
     FailureSource,
+    ImportedPlan,
     JobRetry,
     MergeMode,
     PlanApproval,
@@ -225,6 +226,8 @@ class ProtocolRunState(BaseModel):
     # The latest job on the run that failed and will be tried again, until something else happens on
     # the run (its result, a person's action); with several jobs in flight, the latest to fail.
     retry: JobRetry | None = None
+    # A plan imported from a spec written elsewhere (planning writes it instead of asking an agent).
+    imported: ImportedPlan | None = None
     # Reviewers whose latest word on the PR/MR is an approval, or a request for changes.
     approved_by: IdSet = frozenset()
     changes_requested_by: IdSet = frozenset()

@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
     CiFailureEvidence,
     FailureSource,
+    ImportedPlan,
     JobRetry,
     QaVerdict,
     ReviewFeedback,
@@ -106,6 +107,7 @@ class RunUpdate(TypedDict, total=False):
     merge_failed_reason: str
     last_error: str
     retry: JobRetry | None
+    imported: ImportedPlan | None
     approved_by: frozenset[str]
     changes_requested_by: frozenset[str]
     review_keys: frozenset[str]

@@ -25,6 +25,10 @@ class CreateProtocolRun(_base.ContractModel):
         default=None,
         description="Overrides of the project's run policy for this protocol (unset fields keep the project's).",
     )
+    imported: _deksdenflow_common_v1_common.ImportedPlan | None = _pydantic.Field(
+        default=None,
+        description="A plan imported from a spec written elsewhere: planning writes it instead of asking an agent.",
+    )
 
 
 class StartProtocolRun(_base.ContractModel):

@@ -526,3 +526,31 @@ class GuardrailFinding(_base.ContractModel):
     rule: str = ""
     message: str = ""
     evidence: tuple[str, ...] = ()
+
+
+class ImportedPlan(_base.ContractModel):
+    """A plan written elsewhere (a spec-kit feature folder, an OpenSpec change), imported as a protocol's plan:
+    planning writes these files instead of asking an agent.
+    """
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.common.v1.ImportedPlan"
+
+    source: str = _pydantic.Field(
+        default="", description='What it was imported from, e.g. "speckit:specs/001-photo-albums".'
+    )
+    plan_md: str = ""
+    context_md: str = ""
+    steps: tuple[ImportedStepFile, ...] = ()
+
+
+class ImportedStepFile(_base.ContractModel):
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.common.v1.ImportedStepFile"
+
+    filename: str = ""
+    content: str = ""
+    labels: tuple[str, ...] = _pydantic.Field(
+        default=(), description='e.g. the user stories of a spec-kit phase ("US1").'
+    )
+
+
+ImportedPlan.model_rebuild()

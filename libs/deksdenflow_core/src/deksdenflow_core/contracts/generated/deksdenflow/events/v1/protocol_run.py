@@ -35,6 +35,10 @@ class ProtocolRunCreated(_base.ContractModel):
         default=None,
         description="The run's policy, resolved at creation (the project's, with the protocol's overrides). Unset on runs\ncreated before run policies: they are manual.",
     )
+    imported: _deksdenflow_common_v1_common.ImportedPlan | None = _pydantic.Field(
+        default=None,
+        description="A plan imported from a spec written elsewhere: planning writes it instead of asking an agent.",
+    )
 
 
 class ProtocolRunPaused(_base.ContractModel):

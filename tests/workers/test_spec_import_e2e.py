@@ -1,0 +1,117 @@
+"""A spec-kit feature folder and an OpenSpec change imported as protocols through the API and run to the
+end with real git, both workers and the scripted engine: planning writes the imported steps (no planning
+agent), each step is executed and QA-checked; a spec with problems is refused with them, nothing created."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tests.workers.conftest import Orchestra
+from tests.workers.flow import action, get, register, wait_for
+from tests.workers.scripts import PASS
+
+DATA = Path(__file__).resolve().parents[1] / "specs" / "data"
+
+
+def files_of(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): p.read_text() for p in folder.rglob("*.md")}
+
+
+def script_for(steps: list[str]) -> dict[str, Any]:
+    """Every imported step edits a file of its own; QA passes."""
+    return {
+        "exec": {
+            name: {"message": f"Did {name}", "edits": [{"path": f"work/{name}.txt", "content": f"{name}\n"}]}
+            for name in steps
+        },
+        "qa": {"*": {"message": PASS}},
+    }
+
+
+async def run_import(
+    o: Orchestra, body: dict[str, Any], steps: list[str]
+) -> tuple[dict[str, Any], list[Any]]:
+    o.write_script(script_for(steps))
+    o.start_codex_worker(o.worker_settings())
+    async with o.system.admin() as api:
+        project = await register(api, o)
+        created = await api.post(f"/projects/{project['id']}/protocols/import", json=body)
+        assert created.status_code == 201, created.text
+        run = created.json()
+        await action(api, f"/protocols/{run['id']}/actions/start")
+        await wait_for(
+            api, f"/protocols/{run['id']}", lambda r: r["status"] == "planned", what="the import planned"
+        )
+        listed = (await get(api, f"/protocols/{run['id']}/steps"))["data"]
+        assert [s["step_name"] for s in listed] == steps
+        for done in range(1, len(steps) + 1):
+            await action(api, f"/protocols/{run['id']}/actions/run_next_step")
+            await wait_for(
+                api,
+                f"/protocols/{run['id']}/steps",
+                lambda b, n=done: sum(s["status"] == "completed" for s in b["data"]) == n,
+                within=60,
+                what=f"{done} imported steps completed",
+            )
+        final = await wait_for(api, f"/protocols/{run['id']}", lambda r: r["status"] == "completed")
+        events = (await get(api, f"/protocols/{run['id']}/events?limit=500"))["data"]
+    return final, events
+
+
+async def test_a_spec_kit_feature_runs_as_a_protocol(orchestra: Orchestra) -> None:
+    steps = [
+        "00-foundational-blocking-prerequisites.md",
+        "01-user-story-1-group-photos-into.md",
+        "02-user-story-2-reorder-albums-priority.md",
+    ]
+    body = {
+        "kind": "speckit",
+        "name": "001-photo-albums",
+        "files": files_of(DATA / "speckit" / "001-photo-albums"),
+        "constitution": "# Constitution\n\nTests first.\n",
+    }
+    run, events = await run_import(orchestra, body, steps)
+    assert run["task_name"] == "Photo albums"
+    # no planning agent: no usage was recorded for planning
+    assert not [
+        e
+        for e in events
+        if e["type"] == "protocol_run.usage_recorded" and e["payload"]["phase"] == "PHASE_PLANNING"
+    ]
+    root = f".protocols/{run['protocol_name']}"
+    files = await orchestra.origin.files(run["protocol_name"])
+    assert f"{root}/01-user-story-1-group-photos-into.md" in files
+    step = await orchestra.origin.show(run["protocol_name"], f"{root}/01-user-story-1-group-photos-into.md")
+    assert "- [ ] T007 [US1] Implement add_photo in src/albums/service.py (depends on T006)" in step
+    context = await orchestra.origin.show(run["protocol_name"], f"{root}/context.md")
+    assert "Tests first." in context
+    assert "work/02-user-story-2-reorder-albums-priority.md.txt" in files
+
+
+async def test_an_openspec_change_runs_as_a_protocol(orchestra: Orchestra) -> None:
+    steps = ["00-cli-init-support.md", "01-cli-update-support.md", "02-templates-and-tests.md"]
+    body = {
+        "kind": "openspec",
+        "name": "add-amp-support",
+        "files": files_of(DATA / "openspec" / "add-amp-support"),
+    }
+    run, _ = await run_import(orchestra, body, steps)
+    assert run["task_name"] == "add-amp-support"
+    assert run["status"] == "completed"
+
+
+async def test_a_spec_with_problems_is_refused_with_them_and_nothing_is_created(orchestra: Orchestra) -> None:
+    async with orchestra.system.admin() as api:
+        project = await register(api, orchestra)
+        template = (DATA / "speckit" / "tasks-template-phases.md").read_text()
+        refused = await api.post(
+            f"/projects/{project['id']}/protocols/import",
+            json={"kind": "speckit", "name": "002-x", "files": {"tasks.md": template}},
+        )
+        assert refused.status_code == 422, refused.text
+        body = refused.json()
+        assert body["code"] == "invalid_spec"
+        assert "specs/002-x/tasks.md:67: task id: TXXX is the template's placeholder" in body["problems"]
+        listed = (await get(api, f"/projects/{project['id']}/protocols"))["data"]
+        assert listed == []
