@@ -73,7 +73,10 @@ async def test_a_spec_kit_feature_runs_as_a_protocol(orchestra: Orchestra) -> No
     }
     run, events = await run_import(orchestra, body, steps)
     assert run["task_name"] == "Photo albums"
-    # no planning agent: no usage was recorded for planning
+    # no planning agent: no usage was recorded for planning, and the plan names no prompt
+    (planned,) = [e["payload"] for e in events if e["type"] == "protocol_run.planning_completed"]
+    assert planned["engine_id"] == "import"
+    assert "prompt_version" not in planned or planned["prompt_version"] == ""
     assert not [
         e
         for e in events

@@ -81,9 +81,10 @@ class PlanningJob:
                     attempt=req.attempt,
                     steps=out.step_plans(run.protocol_root),
                     commit_sha=sha,
-                    prompt_version=prompt.version,
-                    engine_id=engine_id,
-                    model=model,
+                    # an imported plan was written by no agent and no prompt
+                    prompt_version="" if run.imported else prompt.version,
+                    engine_id="import" if run.imported else engine_id,
+                    model="" if run.imported else model,
                 ),
                 cmd.RecordBranchPushed(branch=run.protocol_name, commit_sha=sha),
             ],
