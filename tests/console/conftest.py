@@ -25,7 +25,13 @@ from deksdenflow_runtime.embedded import free_port
 from playwright.sync_api import Browser, Page, sync_playwright
 
 CHROMIUM = os.environ.get("DEKSDENFLOW_CHROMIUM", "/usr/bin/chromium")
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "console"
+# The README's screenshots: refreshed with DEKSDENFLOW_UPDATE_SCREENSHOTS=1; otherwise a test run takes them
+# into a scratch folder, so that make test leaves the checkout as it was.
+SCREENSHOTS = (
+    Path(__file__).resolve().parents[2] / "docs" / "console"
+    if os.environ.get("DEKSDENFLOW_UPDATE_SCREENSHOTS") == "1"
+    else Path(tempfile.gettempdir()) / "deksdenflow-console-screenshots"
+)
 
 
 @dataclass

@@ -10,6 +10,7 @@ tools and its codex worker, and a SIGTERM that stops each cleanly through tini.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -25,6 +26,8 @@ import httpx
 import pytest
 from deksdenflow_runtime.embedded import free_port
 
+from tests.support import eventually
+
 ROOT = Path(__file__).resolve().parents[2]
 BUILD = ROOT / "deploy" / "images" / "build.sh"
 # A cold build (base image from Debian packages, every layer) takes minutes on 2 cores.
@@ -39,31 +42,44 @@ def _remove_image(image: str) -> None:
     subprocess.run(["buildah", *STORAGE, "rmi", "--prune"], capture_output=True, check=False)
 
 
-@pytest.fixture(scope="module")
-def api_image() -> Iterator[str]:
-    """The API image, built now, removed afterwards; prints how long the build took."""
+def _build(kind: str) -> str:
+    """The ``kind`` image (api or workers), built now; prints how long the build took."""
     if shutil.which("buildah") is None:
         raise AssertionError("buildah is needed (make image-test installs it)")
     started = time.monotonic()
     env = {**os.environ, "BUILDER": "buildah", "IMAGE_TAG": "image-test"}
     out = subprocess.run(
-        ["bash", str(BUILD), "api"], cwd=ROOT, env=env, capture_output=True, text=True, check=False
+        ["bash", str(BUILD), kind], cwd=ROOT, env=env, capture_output=True, text=True, check=False
     )
     assert out.returncode == 0, out.stderr[-4000:]
-    print(f"\nbuilt the API image in {time.monotonic() - started:.0f}s")
+    print(f"\nbuilt the {kind} image in {time.monotonic() - started:.0f}s")
     image: str = out.stdout.strip().splitlines()[-1]
+    return image
+
+
+@contextlib.contextmanager
+def _container_of(image: str) -> Iterator[str]:
+    """A working container of ``image``, removed afterwards."""
+    made = subprocess.run(["buildah", *STORAGE, "from", image], capture_output=True, text=True, check=True)
+    name = made.stdout.strip()
+    try:
+        yield name
+    finally:
+        subprocess.run(["buildah", *STORAGE, "rm", name], capture_output=True, check=False)
+
+
+@pytest.fixture(scope="module")
+def api_image() -> Iterator[str]:
+    """The API image, built now, removed afterwards."""
+    image = _build("api")
     yield image
     _remove_image(image)
 
 
 @pytest.fixture
 def container(api_image: str) -> Iterator[str]:
-    made = subprocess.run(
-        ["buildah", *STORAGE, "from", api_image], capture_output=True, text=True, check=True
-    )
-    name = made.stdout.strip()
-    yield name
-    subprocess.run(["buildah", *STORAGE, "rm", name], capture_output=True, check=False)
+    with _container_of(api_image) as name:
+        yield name
 
 
 async def _run(container: str, env: dict[str, str], *argv: str, volume: str | None = None) -> tuple[int, str]:
@@ -104,19 +120,23 @@ async def services_env(nats_url: str, fresh_db_url: str) -> dict[str, str]:
 
 
 async def _wait_ready(url: str, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    last = "no answer"
-    async with httpx.AsyncClient(timeout=2.0) as client:
-        while time.monotonic() < deadline:
-            try:
+    """``url`` answers 200 (the last answer or error is in the failure)."""
+    last = {"answer": "no answer"}
+
+    async def ready() -> bool:
+        try:
+            async with httpx.AsyncClient(timeout=2.0) as client:
                 response = await client.get(url)
-                if response.status_code == 200:
-                    return
-                last = f"{response.status_code} {response.text[:200]}"
-            except httpx.TransportError as exc:
-                last = repr(exc)
-            await asyncio.sleep(0.2)
-    raise AssertionError(f"{url} not ready within {seconds:.0f}s: {last}")
+        except httpx.TransportError as exc:
+            last["answer"] = repr(exc)
+            return False
+        last["answer"] = f"{response.status_code} {response.text[:200]}"
+        return response.status_code == 200
+
+    try:
+        await eventually(ready, within=seconds, what=f"{url} to be ready")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}: {last['answer']}") from None
 
 
 async def test_the_api_image_migrates_projects_serves_and_stops_on_sigterm(
@@ -187,27 +207,16 @@ async def test_the_api_image_migrates_projects_serves_and_stops_on_sigterm(
 
 @pytest.fixture(scope="module")
 def workers_image() -> Iterator[str]:
-    """The workers image, built now, removed afterwards; prints how long the build took."""
-    started = time.monotonic()
-    env = {**os.environ, "BUILDER": "buildah", "IMAGE_TAG": "image-test"}
-    out = subprocess.run(
-        ["bash", str(BUILD), "workers"], cwd=ROOT, env=env, capture_output=True, text=True, check=False
-    )
-    assert out.returncode == 0, out.stderr[-4000:]
-    print(f"\nbuilt the workers image in {time.monotonic() - started:.0f}s")
-    image: str = out.stdout.strip().splitlines()[-1]
+    """The workers image, built now, removed afterwards."""
+    image = _build("workers")
     yield image
     _remove_image(image)
 
 
 @pytest.fixture
 def workers_container(workers_image: str) -> Iterator[str]:
-    made = subprocess.run(
-        ["buildah", *STORAGE, "from", workers_image], capture_output=True, text=True, check=True
-    )
-    name = made.stdout.strip()
-    yield name
-    subprocess.run(["buildah", *STORAGE, "rm", name], capture_output=True, check=False)
+    with _container_of(workers_image) as name:
+        yield name
 
 
 @pytest.mark.image_full

@@ -293,6 +293,12 @@ async def register_project(
     )
 
 
+async def _runs_and_progress(api: ApiClient, project_id: str) -> tuple[list[Any], dict[str, Any]]:
+    """A project's latest runs (one page of them) and each one's progress."""
+    runs = (await api.get(f"/projects/{project_id}/protocols", limit=500)).body["data"][-PAGE:]
+    return runs, {r["id"]: await _progress(api, r["id"]) for r in runs}
+
+
 @router.get("/console/projects/{project_id}", response_class=HTMLResponse)
 async def project_page(request: Request, project_id: str, error: str = "", notice: str = "") -> Response:
     session = await session_of(request)
@@ -300,14 +306,13 @@ async def project_page(request: Request, project_id: str, error: str = "", notic
         project = await api.get(f"/projects/{project_id}")
         if not project.ok:
             return _not_found(request, session, project)
-        runs = (await api.get(f"/projects/{project_id}/protocols", limit=500)).body["data"]
-        progress = {r["id"]: await _progress(api, r["id"]) for r in runs[-PAGE:]}
+        runs, progress = await _runs_and_progress(api, project_id)
     return _render(
         request,
         "project.html",
         session,
         project=project.body,
-        runs=runs[-PAGE:],
+        runs=runs,
         progress=progress,
         error=error,
         notice=notice,
@@ -698,8 +703,5 @@ async def project_live(request: Request, project_id: str) -> Response:
         project = await api.get(f"/projects/{project_id}")
         if not project.ok:
             return _not_found(request, session, project)
-        runs = (await api.get(f"/projects/{project_id}/protocols", limit=500)).body["data"]
-        progress = {r["id"]: await _progress(api, r["id"]) for r in runs[-PAGE:]}
-    return _render(
-        request, "project_live.html", session, project=project.body, runs=runs[-PAGE:], progress=progress
-    )
+        runs, progress = await _runs_and_progress(api, project_id)
+    return _render(request, "project_live.html", session, project=project.body, runs=runs, progress=progress)

@@ -223,6 +223,16 @@ def fallbacks_in(body: FallbackChainsIn | None) -> FallbackChains | None:
     return FallbackChains(**body.model_dump()) if body is not None else None
 
 
+async def _create_protocol(
+    commander: Commander, project_id: str, command: cmd.CreateProtocolRun, response: Response
+) -> ProtocolCreated:
+    """Create the protocol run (numbered by the system) and answer with it and where it is."""
+    outcome = await commander.create_protocol_run(project_id, command)
+    response.headers["Location"] = f"/protocols/{outcome.state.protocol_run_id}"
+    at = outcome.appended.events[0].envelope.time
+    return ProtocolCreated(**protocol_from_state(outcome.state, at), event_sequence=outcome.appended.last_seq)
+
+
 async def _project_command(commander: Commander, project_id: str, command: ProjectCommand) -> ProjectPublic:
     """Run one command on a project the caller may act on; answer with the project as it is now."""
     commander.principal.require_project(project_id)
@@ -325,10 +335,7 @@ async def create_protocol(
         base_branch=body.base_branch or "",
         run_policy=policy_in(body.run_policy),
     )
-    outcome = await commander.create_protocol_run(project_id, command)
-    response.headers["Location"] = f"/protocols/{outcome.state.protocol_run_id}"
-    at = outcome.appended.events[0].envelope.time
-    return ProtocolCreated(**protocol_from_state(outcome.state, at), event_sequence=outcome.appended.last_seq)
+    return await _create_protocol(commander, project_id, command, response)
 
 
 @router.post(
@@ -374,10 +381,7 @@ async def import_protocol(
         run_policy=policy_in(body.run_policy),
         imported=plan,
     )
-    outcome = await commander.create_protocol_run(project_id, command)
-    response.headers["Location"] = f"/protocols/{outcome.state.protocol_run_id}"
-    at = outcome.appended.events[0].envelope.time
-    return ProtocolCreated(**protocol_from_state(outcome.state, at), event_sequence=outcome.appended.last_seq)
+    return await _create_protocol(commander, project_id, command, response)
 
 
 @router.get(
