@@ -47,10 +47,23 @@ def normalise(steps: tuple[StepPlan, ...]) -> tuple[StepPlan, ...]:
 
 
 def spec_hash(steps: tuple[StepPlan, ...]) -> str:
-    """First 12 hex of the SHA-256 of the canonical JSON of the spec (ids excluded)."""
+    """First 12 hex of the SHA-256 of the canonical JSON of the spec (ids excluded). Fields added after
+    the first plans (policies, fallbacks, labels) count only when set, so a plan's hash does not change
+    with the contract's additions."""
     canonical = json.dumps(
-        [s.model_dump(mode="json", exclude={"step_run_id"}) for s in steps],
+        [_hashed(s) for s in steps],
         sort_keys=True,
         separators=(",", ":"),
     )
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+_ADDED_FIELDS = ("policies", "fallbacks", "labels")
+
+
+def _hashed(step: StepPlan) -> dict[str, object]:
+    dumped: dict[str, object] = step.model_dump(mode="json", exclude={"step_run_id"})
+    for name in _ADDED_FIELDS:
+        if getattr(step, name) == type(step).model_fields[name].get_default(call_default_factory=True):
+            dumped.pop(name, None)
+    return dumped

@@ -155,6 +155,20 @@ class RunCompletionReason(_base.OpenEnum):
     PR_CLOSED = "RUN_COMPLETION_REASON_PR_CLOSED"
 
 
+class LoopCause(_base.OpenEnum):
+    """What takes a loop back.
+
+    EXECUTION_FAILED: The step's execution failed.
+    QA_FAILED: The step's QA verdict was FAIL.
+    DIRECTIVE: The agent's structured directive said "loop".
+    """
+
+    UNSPECIFIED = "LOOP_CAUSE_UNSPECIFIED"
+    EXECUTION_FAILED = "LOOP_CAUSE_EXECUTION_FAILED"
+    QA_FAILED = "LOOP_CAUSE_QA_FAILED"
+    DIRECTIVE = "LOOP_CAUSE_DIRECTIVE"
+
+
 class WebhookOutcome(_base.OpenEnum):
     """What became of a webhook delivery.
 
@@ -295,6 +309,82 @@ class StepPlan(_base.ContractModel):
     file_path: str = _pydantic.Field(
         default="", description="Path of the step file relative to the repository root."
     )
+    policies: StepPolicies | None = _pydantic.Field(
+        default=None,
+        description="Loop, trigger and checkpoint policies (imported from a spec or written in one); unset: none.",
+    )
+    fallbacks: tuple[str, ...] = _pydantic.Field(
+        default=(),
+        description="This step's own fallback chain for execution (\"engine:model\", tried in order on classified errors);\nempty: the project's chain for the phase.",
+    )
+    labels: tuple[str, ...] = _pydantic.Field(
+        default=(),
+        description='Labels kept from the spec the step came from (e.g. spec-kit user stories "US1", a CodeMachine agent id).',
+    )
+
+
+class StepPolicies(_base.ContractModel):
+    """What a step does beyond running once. Every decision a policy takes is an event of the run."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.common.v1.StepPolicies"
+
+    loop: StepLoopPolicy | None = None
+    trigger: StepTriggerPolicy | None = None
+    checkpoint: StepCheckpointPolicy | None = None
+
+
+class StepLoopPolicy(_base.ContractModel):
+    """Send the run back to an earlier step (or this one) instead of failing, a bounded number of times."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.common.v1.StepLoopPolicy"
+
+    back_to: str = _pydantic.Field(
+        default="", description="The step file name the run goes back to: this step or an earlier one."
+    )
+    on: tuple[_typing.Annotated[LoopCause, _base.open_enum_field(LoopCause)], ...] = ()
+    max_iterations: int = _pydantic.Field(
+        default=0,
+        description="How many times this loop may be taken in one run (>= 1); once spent, the failure stands.",
+    )
+    skip: tuple[str, ...] = _pydantic.Field(
+        default=(),
+        description="Step file names between back_to and this step that are not run again when the loop is taken.",
+    )
+
+
+class StepTriggerPolicy(_base.ContractModel):
+    """Queue another agent's step after this one (when it completes, or only on the agent's "trigger"
+    directive). A triggered step may trigger in turn, up to max_depth.
+    """
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.common.v1.StepTriggerPolicy"
+
+    agent: str = _pydantic.Field(
+        default="", description="The agent whose step is queued (e.g. a CodeMachine sub-agent id)."
+    )
+    prompt: str = _pydantic.Field(
+        default="", description="What that step is asked to do (its step file's content)."
+    )
+    on_directive_only: bool = _pydantic.Field(
+        default=False,
+        description='Only when the agent\'s directive says "trigger" (otherwise: every time the step completes).',
+    )
+    max_depth: int = _pydantic.Field(
+        default=0, description="How deep a chain of triggers may go (1..3; unset means 3)."
+    )
+    engine_id: str = _pydantic.Field(
+        default="", description="Engine and model of the queued step; empty: the run's."
+    )
+    model: str = ""
+
+
+class StepCheckpointPolicy(_base.ContractModel):
+    """Stop for a person's decision after the step (always, or only on the agent's "checkpoint" directive)."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.common.v1.StepCheckpointPolicy"
+
+    on_directive_only: bool = False
+    reason: str = _pydantic.Field(default="", description="What the person is asked.")
 
 
 class TokenUsage(_base.ContractModel):
@@ -551,6 +641,15 @@ class ImportedStepFile(_base.ContractModel):
     labels: tuple[str, ...] = _pydantic.Field(
         default=(), description='e.g. the user stories of a spec-kit phase ("US1").'
     )
+    policies: StepPolicies | None = _pydantic.Field(
+        default=None, description="The step's policies as the spec gives them."
+    )
+    engine_id: str = _pydantic.Field(
+        default="", description="The step's engine and model as the spec gives them; empty: the run's."
+    )
+    model: str = ""
 
 
+StepPlan.model_rebuild()
+StepPolicies.model_rebuild()
 ImportedPlan.model_rebuild()
