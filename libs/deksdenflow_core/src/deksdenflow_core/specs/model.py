@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any
+
+from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import StepPolicies
 
 
 @dataclass(frozen=True)
@@ -22,6 +25,9 @@ class ImportedStep:
     filename: str
     content: str
     labels: tuple[str, ...] = ()
+    policies: StepPolicies | None = None  # loop, trigger, checkpoint (CodeMachine's behaviours)
+    engine_id: str = ""  # as the spec gives them; empty: the run's
+    model: str = ""
 
 
 @dataclass(frozen=True)
@@ -33,6 +39,11 @@ class ImportedProtocol:
     context_md: str
     problems: tuple[SpecProblem, ...] = ()
     skipped: tuple[str, ...] = field(default=())  # phases left out as done
+
+
+def as_dict(value: object) -> dict[str, Any]:
+    """``value`` if it is a mapping (as evaluated or parsed data often is not), else an empty one."""
+    return value if isinstance(value, dict) else {}
 
 
 def slug(title: str) -> str:
