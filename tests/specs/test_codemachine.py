@@ -51,7 +51,8 @@ def test_the_published_package_imports_as_steps_with_its_loop(
     # resolveModule('check-task', {loopSteps: 6, loopMaxIterations: 20, loopSkip: ['runtime-prep']}):
     # six template entries back (the separator counts) is context-manager; runtime-prep is not run again
     gate = imported.steps[-1]
-    assert gate.policies is not None and gate.policies.loop is not None
+    assert gate.policies is not None
+    assert gate.policies.loop is not None
     loop = gate.policies.loop
     assert (loop.back_to, loop.max_iterations, loop.skip) == (
         "06-context-manager.md",
@@ -61,11 +62,14 @@ def test_the_published_package_imports_as_steps_with_its_loop(
     assert loop.on == (LoopCause.DIRECTIVE,)
     assert "**// PROTOCOL: TaskCompletionChecker_v1.0**" in gate.content
     init = imported.steps[0]
-    assert init.policies is not None and init.policies.loop is None
-    assert init.policies.checkpoint is not None and init.policies.checkpoint.on_directive_only
+    assert init.policies is not None
+    assert init.policies.loop is None
+    assert init.policies.checkpoint is not None
+    assert init.policies.checkpoint.on_directive_only
     # the path.join'ed prompt, its {error_escalation} placeholder inlined from the package
     assert "Ensure the current branch is `codemachine/dev`" in init.content
-    assert "#### **Error Escalation Protocol**" in init.content and "{error_escalation}" not in init.content
+    assert "#### **Error Escalation Protocol**" in init.content
+    assert "{error_escalation}" not in init.content
     assert "Phase: ⟲ Development Cycle ⟲" in imported.steps[6].content
     assert "### `file-assembler` — File Assembler" in imported.context_md  # the sub-agents
     assert "* `{specifications}`: `.codemachine/inputs/specifications.md`" in imported.context_md
@@ -94,7 +98,8 @@ def test_a_tracking_file_resumes_from_the_completed_steps(
         "01-plan-agent.md",
         "02-task-breakdown.md",
     ]
-    assert imported.steps[-1].policies is not None and imported.steps[-1].policies.loop is not None
+    assert imported.steps[-1].policies is not None
+    assert imported.steps[-1].policies.loop is not None
     assert imported.steps[-1].policies.loop.back_to == "04-context-manager.md"
     broken = codemachine.import_package(files, evaluated, tracking='{"completedSteps": [0,\n}')
     assert [str(p) for p in broken.problems] == [".codemachine/template.json:2: json: Expecting value"]
@@ -104,7 +109,8 @@ MALICIOUS = {
     "config/main.agents.js": "module.exports = [{ id: 'a', promptPath: 'a.md' }];\n",
     "a.md": "Do a.\n",
     "templates/workflows/network.workflow.js": (
-        "const http = require('http');\nhttp.get('http://127.0.0.1:9/');\nexport default { name: 'n', steps: [] };\n"
+        "const http = require('http');\nhttp.get('http://127.0.0.1:9/');\n"
+        "export default { name: 'n', steps: [] };\n"
     ),
     "templates/workflows/fetch.workflow.js": "fetch('http://127.0.0.1:9/');\nexport default { steps: [] };\n",
     "templates/workflows/writes.workflow.js": "require('fs').writeFileSync('{target}', 'pwned');\n",
@@ -141,10 +147,8 @@ def test_malicious_templates_are_stopped_by_the_sandbox_naming_their_file(tmp_pa
         == "require('http') is not allowed: a CodeMachine package may require only 'path' and its own files"
     )
     assert messages[1] == "fetch is not defined"
-    assert (
-        "require('fs') is not allowed" in messages[2]
-        and "require('child_process') is not allowed" in messages[3]
-    )
+    assert "require('fs') is not allowed" in messages[2]
+    assert "require('child_process') is not allowed" in messages[3]
     assert messages[4] == messages[5] == "Code generation from strings disallowed for this context"
     assert messages[6] == "did not finish within 500 ms (an endless loop?): stopped"
     assert evaluated.values == {}
@@ -155,9 +159,11 @@ def test_malicious_templates_are_stopped_by_the_sandbox_naming_their_file(tmp_pa
         workflow="loop",
         evaluate=functools.partial(sandbox.evaluate, per_file_ms=300),
     )
-    assert kind == "package" and imported.steps == ()
+    assert kind == "package"
+    assert imported.steps == ()
     assert [str(p) for p in imported.problems] == [
-        "templates/workflows/loop.workflow.js:0: javascript: did not finish within 300 ms (an endless loop?): stopped"
+        "templates/workflows/loop.workflow.js:0: javascript: "
+        "did not finish within 300 ms (an endless loop?): stopped"
     ]
 
 
@@ -175,14 +181,21 @@ def test_a_template_that_exhausts_memory_is_stopped_naming_its_file() -> None:
 def test_problems_of_a_package_name_the_file_line_and_field() -> None:
     files = {
         "codemachine.json": '{"name": "broken"}',
-        "config/main.agents.js": "module.exports = [\n  { id: 'a', promptPath: 'prompts/a.md' },\n  { id: 'b' },\n];\n",
-        "config/modules.js": "module.exports = [{ id: 'm', promptPath: 'prompts/a.md', behavior: {type: 'trigger', triggerAgentId: 'nobody'} }];\n",
+        "config/main.agents.js": (
+            "module.exports = [\n  { id: 'a', promptPath: 'prompts/a.md' },\n  { id: 'b' },\n];\n"
+        ),
+        "config/modules.js": (
+            "module.exports = [{ id: 'm', promptPath: 'prompts/a.md',"
+            " behavior: {type: 'trigger', triggerAgentId: 'nobody'} }];\n"
+        ),
         "prompts/a.md": "Do a.\n",
         "templates/workflows/w.workflow.js": (
             "export default {\n  name: 'W',\n  steps: [\n    resolveStep('a', { loopSteps: 0 }),\n"
             "    resolveStep('ghost'),\n    resolveModule('m'),\n  ],\n};\n"
         ),
-        "templates/workflows/syntax.workflow.js": "export default {\n  steps: [\n    resolveStep('a'\n  ],\n};\n",
+        "templates/workflows/syntax.workflow.js": (
+            "export default {\n  steps: [\n    resolveStep('a'\n  ],\n};\n"
+        ),
     }
     _, imported = codemachine.import_files(files, workflow="w")
     assert [str(p) for p in imported.problems] == [
@@ -190,13 +203,15 @@ def test_problems_of_a_package_name_the_file_line_and_field() -> None:
         "config/main.agents.js:3: promptPath: agent 'b' has no prompt file",
         "templates/workflows/w.workflow.js:5: resolveStep: no main agent 'ghost' in config/main.agents.js",
         "templates/workflows/w.workflow.js:4: loopSteps: must be a whole number of steps >= 1, not 0",
-        "config/modules.js:1: behavior.triggerAgentId: no agent 'nobody' in config/main.agents.js or config/sub.agents.js",
+        "config/modules.js:1: behavior.triggerAgentId: "
+        "no agent 'nobody' in config/main.agents.js or config/sub.agents.js",
     ]
 
 
 def test_a_first_version_workspace_imports_as_data_with_its_policies() -> None:
     kind, imported = codemachine.import_files(files_of(DATA / "first-version"))
-    assert kind == "workspace" and imported.problems == ()
+    assert kind == "workspace"
+    assert imported.problems == ()
     assert imported.title == "spec-to-code"
     assert [(s.filename, s.labels, s.model) for s in imported.steps] == [
         ("00-plan.md", ("plan",), "gpt-5.1-high"),
@@ -204,27 +219,32 @@ def test_a_first_version_workspace_imports_as_data_with_its_policies() -> None:
         ("02-review.md", ("review",), ""),
     ]
     build, review = imported.steps[1].policies, imported.steps[2].policies
-    assert build is not None and build.loop is not None
+    assert build is not None
+    assert build.loop is not None
     assert (build.loop.back_to, build.loop.max_iterations) == ("00-plan.md", 3)
     assert build.loop.on == (LoopCause.EXECUTION_FAILED, LoopCause.QA_FAILED)
-    assert review is not None and review.trigger is not None
+    assert review is not None
+    assert review.trigger is not None
     assert (review.trigger.agent, review.trigger.max_depth) == ("qa", 3)
     assert "try greet('Ada') by hand" in review.trigger.prompt
     assert "Implement greet(name) in src/greet.py" in imported.steps[1].content
-    assert "version 1.2.3" in imported.context_md and "`specification`" in imported.context_md
+    assert "version 1.2.3" in imported.context_md
+    assert "`specification`" in imported.context_md
 
 
 def test_a_first_version_file_is_data_only_and_anything_else_is_refused_at_its_line() -> None:
     value, problems = codemachine_v1.parse_literal(
         "export default [\n  { id: 'x', promptPath: 'p.md', on: true, n: -1 },\n];\n", "main.agents.js"
     )
-    assert problems == [] and value == [{"id": "x", "promptPath": "p.md", "on": True, "n": -1}]
+    assert problems == []
+    assert value == [{"id": "x", "promptPath": "p.md", "on": True, "n": -1}]
     _, problems = codemachine_v1.parse_literal(
         "module.exports = [\n  { 'id': 'x' },\n  __import__('os').system('touch /tmp/x'),\n];\n",
         "main.agents.js",
     )
     assert [str(p) for p in problems] == [
-        "main.agents.js:3: value: __import__('os').system('touch /tmp/x') is not data (JSON or a literal only: nothing is run)"
+        "main.agents.js:3: value: __import__('os').system('touch /tmp/x') "
+        "is not data (JSON or a literal only: nothing is run)"
     ]
     imported = codemachine_v1.import_workspace(
         {"config/main.agents.js": "[{'id': 'a', 'promptPath': 'gone.md'}]"}
