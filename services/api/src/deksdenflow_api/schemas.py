@@ -313,6 +313,32 @@ class ProtocolImport(_In):
     run_policy: RunPolicyIn | None = None
 
 
+class CodeMachineImport(_In):
+    """A protocol whose plan is a CodeMachine workflow: a package in today's format (``codemachine.json``,
+    ``templates/workflows/*.workflow.js``, ``config/*.agents.js``, ``config/modules.js``, the prompts) or a
+    first-version ``.codemachine`` workspace, its files as the client read them. The package's JavaScript is
+    evaluated in a sandbox (Node.js: no file, network or process access, time-limited), never run as code."""
+
+    files: dict[SpecPath, Annotated[str, Field(max_length=200_000)]] = Field(
+        max_length=500, description="The package's or workspace's files by path within it."
+    )
+    workflow: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9._-]{1,200}$",
+        description="templates/workflows/<workflow>.workflow.js (default: the tracked or only one).",
+    )
+    tracking: str = Field(
+        default="",
+        max_length=200_000,
+        description="The workspace's .codemachine/template.json: its completed steps are left out.",
+    )
+    task_name: str | None = Field(
+        default=None, min_length=1, max_length=200, description="Default: the workflow's name."
+    )
+    base_branch: Branch | None = None
+    run_policy: RunPolicyIn | None = None
+
+
 class PlanRejection(_In):
     reason: str = Field(min_length=1, max_length=4000, description="Why: the planner is told.")
 

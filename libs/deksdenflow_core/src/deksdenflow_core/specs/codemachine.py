@@ -40,7 +40,7 @@ from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
     StepTriggerPolicy,
 )
 from deksdenflow_core.specs import codemachine_v1, sandbox
-from deksdenflow_core.specs.model import ImportedProtocol, ImportedStep, SpecProblem, as_dict, slug
+from deksdenflow_core.specs.model import ENGINES, ImportedProtocol, ImportedStep, SpecProblem, as_dict, slug
 
 ROOT = "/codemachine-package"  # where the sandbox says the package is (``__dirname`` of its files)
 WORKFLOW = re.compile(r"^templates/workflows/(?P<name>[^/]+)\.workflow\.js$")
@@ -56,6 +56,16 @@ TRIGGER_DEPTH = 3
 _PLACEHOLDER = re.compile(r"\{([A-Za-z0-9_]+)\}")
 
 Evaluate = Callable[[dict[str, str], Sequence[str]], sandbox.Evaluated]
+
+
+def manifest_name(files: dict[str, str]) -> str:
+    """The package's name in its ``codemachine.json`` ("" when it has none or it is unreadable)."""
+    try:
+        value = json.loads(files.get(MANIFEST, "{}"))
+    except (json.JSONDecodeError, RecursionError):
+        return ""
+    name = value.get("name") if isinstance(value, dict) else None
+    return name if isinstance(name, str) else ""
 
 
 def is_package(files: dict[str, str]) -> bool:
@@ -207,7 +217,8 @@ def import_package(
     title = str(template.get("name") or manifest.get("name") or path)
     entries = _entries(reader, path, template)
     planned, skipped = _plan(reader, path, entries, main, modules, state)
-    steps = _steps(reader, path, planned, main, subs)
+    named = {e.id for e in entries if e.kind != "separator"} | {p.agent.id for p in planned}
+    steps = _steps(reader, path, planned, named, main, subs)
     if not steps and not reader.problems:
         reader.problem(path, 0, "steps", "no step to run" + (" (every step is completed)" if skipped else ""))
     context = _context(reader, path, manifest, template, title, main, subs)
@@ -223,6 +234,9 @@ def _manifest(reader: _Reader) -> dict[str, str]:
     except json.JSONDecodeError as exc:
         reader.problem(MANIFEST, exc.lineno, "json", exc.msg)
         return {}
+    except RecursionError:
+        reader.problem(MANIFEST, 1, "json", "nested too deep")
+        return {}
     if not isinstance(value, dict) or not isinstance(value.get("name"), str):
         reader.problem(MANIFEST, 1, "name", "the manifest needs a name")
         return {}
@@ -236,6 +250,9 @@ def _tracking(reader: _Reader, text: str) -> dict[str, Any]:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
         reader.problem(TRACKING, exc.lineno, "json", exc.msg)
+        return {}
+    except RecursionError:
+        reader.problem(TRACKING, 1, "json", "nested too deep")
         return {}
     if not isinstance(value, dict):
         reader.problem(TRACKING, 1, "tracking", "must be an object (activeTemplate, completedSteps, …)")
@@ -419,6 +436,7 @@ def _steps(
     reader: _Reader,
     path: str,
     planned: list[_Planned],
+    named: set[str],
     main: dict[str, _Agent],
     subs: dict[str, _Agent],
 ) -> list[ImportedStep]:
@@ -428,7 +446,7 @@ def _steps(
     steps: list[ImportedStep] = []
     for number, p in enumerate(planned):
         policies = StepPolicies(
-            loop=_loop(reader, path, p, number, planned),
+            loop=_loop(reader, path, p, number, planned, named),
             trigger=_trigger(reader, p, main, subs, placeholders),
             checkpoint=StepCheckpointPolicy(
                 on_directive_only=True,
@@ -441,7 +459,7 @@ def _steps(
                 content=_step_file(p, path, placeholders),
                 labels=(p.agent.id,),
                 policies=policies,
-                engine_id=p.agent.engine,
+                engine_id=ENGINES.get(p.agent.engine, ""),
                 model=p.agent.model,
             )
         )
@@ -449,7 +467,7 @@ def _steps(
 
 
 def _loop(
-    reader: _Reader, path: str, p: _Planned, number: int, planned: list[_Planned]
+    reader: _Reader, path: str, p: _Planned, number: int, planned: list[_Planned], named: set[str]
 ) -> StepLoopPolicy | None:
     behavior, overrides = p.agent.behavior, p.entry.overrides
     is_loop = behavior.get("type") == "loop" or "loopSteps" in overrides
@@ -482,7 +500,7 @@ def _loop(
         reader.problem(path, p.entry.line, "loopSkip", "must be a list of agent ids")
         skip_ids = []
     for agent_id in skip_ids:
-        if not any(q.agent.id == agent_id for q in planned):
+        if agent_id not in named:  # every agent of the template, completed ones too
             reader.problem(path, p.entry.line, "loopSkip", f"'{agent_id}' is no step of the workflow")
     skip = [
         q.filename
@@ -520,7 +538,7 @@ def _trigger(
         prompt=_inline(agent.prompt, placeholders),
         on_directive_only=True,
         max_depth=TRIGGER_DEPTH,
-        engine_id=agent.engine,
+        engine_id=ENGINES.get(agent.engine, ""),
         model=agent.model,
     )
 
@@ -552,6 +570,8 @@ def _step_file(p: _Planned, workflow: str, placeholders: dict[str, str]) -> str:
         + (f" {p.agent.description}" if p.agent.description else ""),
         "",
     ]
+    if p.agent.engine and p.agent.engine not in ENGINES:
+        lines += [f"(CodeMachine ran it with {p.agent.engine}; here it runs on the run's engine.)", ""]
     lines += [_inline(p.agent.prompt, placeholders), ""]
     return "\n".join(lines)
 

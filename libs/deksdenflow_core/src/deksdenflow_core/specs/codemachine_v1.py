@@ -25,7 +25,7 @@ from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
     StepPolicies,
     StepTriggerPolicy,
 )
-from deksdenflow_core.specs.model import ImportedProtocol, ImportedStep, SpecProblem, as_dict, slug
+from deksdenflow_core.specs.model import ENGINES, ImportedProtocol, ImportedStep, SpecProblem, as_dict, slug
 
 MAIN, SUB, MODULES, PLACEHOLDERS = (
     "config/main.agents.js",
@@ -68,14 +68,20 @@ def parse_literal(text: str, file: str) -> tuple[Any, list[SpecProblem]]:
         return json.loads(candidate), []
     except json.JSONDecodeError:
         pass
+    except RecursionError:
+        return None, [SpecProblem(file, offset + 1, "value", "nested too deep")]
     try:
         tree = ast.parse(candidate, mode="eval")
+    except (RecursionError, MemoryError):
+        return None, [SpecProblem(file, offset + 1, "value", "nested too deep")]
     except SyntaxError as exc:
         return None, [
             SpecProblem(file, offset + (exc.lineno or 1), "syntax", f"neither JSON nor a literal: {exc.msg}")
         ]
     try:
         return _literal(tree.body), []
+    except RecursionError:
+        return None, [SpecProblem(file, offset + 1, "value", "nested too deep")]
     except _NotLiteral as exc:
         return None, [
             SpecProblem(
@@ -252,7 +258,7 @@ def _agent(
         name=str(raw.get("name") or agent_id),
         description=str(raw.get("description") or ""),
         prompt=files[prompt_file].strip(),
-        engine=str(raw.get("engineId") or raw.get("engine") or ""),
+        engine=ENGINES.get(str(raw.get("engineId") or raw.get("engine") or ""), ""),
         model=str(raw.get("model") or ""),
         modules=(modules,) if isinstance(modules, str) else tuple(str(m) for m in modules),
     )

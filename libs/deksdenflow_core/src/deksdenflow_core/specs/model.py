@@ -41,6 +41,11 @@ class ImportedProtocol:
     skipped: tuple[str, ...] = field(default=())  # phases left out as done
 
 
+# CodeMachine's engine ids that name an engine deksdenflow runs; a step on another engine (cursor,
+# opencode, …) runs on the run's engine.
+ENGINES = {"codex": "codex", "claude": "claude-code", "claude-code": "claude-code"}
+
+
 def as_dict(value: object) -> dict[str, Any]:
     """``value`` if it is a mapping (as evaluated or parsed data often is not), else an empty one."""
     return value if isinstance(value, dict) else {}
