@@ -252,3 +252,28 @@ def test_a_first_version_file_is_data_only_and_anything_else_is_refused_at_its_l
     assert [str(p) for p in imported.problems] == [
         ".codemachine/config/main.agents.js:1: promptPath: gone.md is not in the workspace"
     ]
+
+
+def test_values_of_any_shape_are_problems_or_ignored_never_a_crash() -> None:
+    files = {
+        "codemachine.json": "[1]",
+        "config/main.agents.js": "module.exports = [{ id: 'a', promptPath: ['a.md', 'a.md'] }, 7];\n",
+        "a.md": "Do a.\n",
+        "templates/workflows/w.workflow.js": (
+            "export default {\n  controller: { id: ['x'] },\n  subAgentIds: [{}],\n  steps: [\n"
+            "    { __codemachine: 'step', id: 'a', line: 'x',\n"
+            "      overrides: { tracks: {t: 1}, conditions: [{}] } },\n"
+            "    resolveStep('a', { loopSteps: 1, loopSkip: 'a', tracks: 'abc' }),\n    42,\n  ],\n};\n"
+        ),
+    }
+    tracking = '{"notCompletedSteps": 5, "selectedConditions": [[1]], "selectedTrack": ["t"]}'
+    _, imported = codemachine.import_files(files, tracking=tracking)
+    assert [str(p) for p in imported.problems] == [
+        "codemachine.json:1: name: the manifest needs a name",
+        "config/main.agents.js:0: [1].id: every agent needs an id",
+        "templates/workflows/w.workflow.js:0: steps[2]: "
+        "is not a resolveStep / resolveModule / resolveFolder / separator call",
+        "templates/workflows/w.workflow.js:7: loopSkip: must be a list of agent ids",
+        "templates/workflows/w.workflow.js:0: subAgentIds: no sub-agent '{}' in config/sub.agents.js",
+    ]
+    assert imported.steps[0].content.count("Do a.") == 2  # a chain of prompts: one step

@@ -40,7 +40,15 @@ from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
     StepTriggerPolicy,
 )
 from deksdenflow_core.specs import codemachine_v1, sandbox
-from deksdenflow_core.specs.model import ENGINES, ImportedProtocol, ImportedStep, SpecProblem, as_dict, slug
+from deksdenflow_core.specs.model import (
+    ENGINES,
+    ImportedProtocol,
+    ImportedStep,
+    SpecProblem,
+    as_dict,
+    slug,
+    strings,
+)
 
 ROOT = "/codemachine-package"  # where the sandbox says the package is (``__dirname`` of its files)
 WORKFLOW = re.compile(r"^templates/workflows/(?P<name>[^/]+)\.workflow\.js$")
@@ -225,56 +233,54 @@ def import_package(
     return ImportedProtocol(title, tuple(steps), context, tuple(reader.problems), tuple(skipped))
 
 
-def _manifest(reader: _Reader) -> dict[str, str]:
-    text = reader.files.get(MANIFEST)
-    if text is None:
-        return {}
+def _json(reader: _Reader, file: str, text: str) -> Any:
     try:
-        value = json.loads(text)
+        return json.loads(text)
     except json.JSONDecodeError as exc:
-        reader.problem(MANIFEST, exc.lineno, "json", exc.msg)
-        return {}
+        reader.problem(file, exc.lineno, "json", exc.msg)
     except RecursionError:
-        reader.problem(MANIFEST, 1, "json", "nested too deep")
+        reader.problem(file, 1, "json", "nested too deep")
+    return None
+
+
+def _manifest(reader: _Reader) -> dict[str, str]:
+    if MANIFEST not in reader.files:
         return {}
-    if not isinstance(value, dict) or not isinstance(value.get("name"), str):
+    value = _json(reader, MANIFEST, reader.files[MANIFEST])
+    if value is not None and (not isinstance(value, dict) or not isinstance(value.get("name"), str)):
         reader.problem(MANIFEST, 1, "name", "the manifest needs a name")
-        return {}
-    return {k: str(v) for k, v in value.items() if isinstance(v, str | int | float)}
+    return {k: str(v) for k, v in as_dict(value).items() if isinstance(v, str | int | float)}
 
 
 def _tracking(reader: _Reader, text: str) -> dict[str, Any]:
     if not text.strip():
         return {}
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        reader.problem(TRACKING, exc.lineno, "json", exc.msg)
-        return {}
-    except RecursionError:
-        reader.problem(TRACKING, 1, "json", "nested too deep")
-        return {}
-    if not isinstance(value, dict):
+    value = _json(reader, TRACKING, text)
+    if value is not None and not isinstance(value, dict):
         reader.problem(TRACKING, 1, "tracking", "must be an object (activeTemplate, completedSteps, …)")
-        return {}
-    return value
+    return as_dict(value)
 
 
 def _choose_workflow(reader: _Reader, wanted: str, active: str) -> str:
+    """The workflow asked for, else the one the tracking file names, else the package's only one."""
     workflows = sorted(p for p in reader.files if WORKFLOW.match(p))
-    for name in (wanted, active.replace("\\", "/").rsplit("/", 1)[-1]):
-        if not name:
-            continue
-        stem = name.removesuffix(".js").removesuffix(".workflow")
-        path = f"templates/workflows/{stem}.workflow.js"
-        if path in workflows:
-            return path
-        if name is wanted:
-            reader.problem(path, 0, "workflow", f"no such workflow: the package has {', '.join(workflows)}")
-            return ""
+
+    def path_of(name: str) -> str:
+        return f"templates/workflows/{name.removesuffix('.js').removesuffix('.workflow')}.workflow.js"
+
+    if wanted:
+        if path_of(wanted) in workflows:
+            return path_of(wanted)
+        reader.problem(
+            path_of(wanted), 0, "workflow", f"no such workflow: the package has {', '.join(workflows)}"
+        )
+        return ""
+    tracked = active.replace("\\", "/").rsplit("/", 1)[-1]
+    if tracked and path_of(tracked) in workflows:
+        return path_of(tracked)
     if len(workflows) == 1:
         return workflows[0]
-    names = ", ".join(WORKFLOW.match(p)["name"] for p in workflows if WORKFLOW.match(p))  # type: ignore[index]
+    names = ", ".join(p.removeprefix("templates/workflows/").removesuffix(".workflow.js") for p in workflows)
     reader.problem(
         "templates/workflows", 0, "workflow", f"the package has several workflows ({names}): name one"
     )
@@ -302,9 +308,8 @@ def _entries(reader: _Reader, path: str, template: dict[str, Any]) -> list[_Entr
             )
             continue
         overrides = as_dict(item.get("overrides"))
-        entries.append(
-            _Entry(item["__codemachine"], str(item.get("id")), overrides, int(item.get("line") or 0), index)
-        )
+        line = item["line"] if isinstance(item.get("line"), int) else 0
+        entries.append(_Entry(item["__codemachine"], str(item.get("id")), overrides, line, index))
     return entries
 
 
@@ -318,9 +323,10 @@ def _plan(
 ) -> tuple[list[_Planned], list[str]]:
     """The entries that become steps, in order, and those left out (completed, or off the chosen track)."""
     completed = _completed(state.get("completedSteps"))
-    not_completed = {i for i in state.get("notCompletedSteps") or [] if isinstance(i, int)}
-    track = state.get("selectedTrack")
-    conditions = set(state.get("selectedConditions") or [])
+    started = state.get("notCompletedSteps")
+    not_completed = {i for i in started if isinstance(i, int)} if isinstance(started, list) else set()
+    track = state.get("selectedTrack") if isinstance(state.get("selectedTrack"), str) else ""
+    conditions = set(strings(state.get("selectedConditions")))
     planned: list[_Planned] = []
     skipped: list[str] = []
     phase = ""
@@ -331,8 +337,8 @@ def _plan(
         agents = _resolve(reader, path, entry, main, modules)
         for agent in agents:
             label = f"{entry.index:02d} {agent.id}"
-            tracks = entry.overrides.get("tracks") or []
-            needs = entry.overrides.get("conditions") or []
+            tracks = strings(entry.overrides.get("tracks"))
+            needs = strings(entry.overrides.get("conditions"))
             if entry.index in completed:
                 skipped.append(f"{label} (completed)")
             elif tracks and track and track not in tracks:
@@ -596,7 +602,7 @@ def _context(
         parts.append(f"\n{manifest['description']}\n")
     placeholders = _package_placeholders(reader)
     controller = template.get("controller")
-    if isinstance(controller, dict) and controller.get("id") in main:
+    if isinstance(controller, dict) and isinstance(controller.get("id"), str) and controller["id"] in main:
         agent = main[str(controller["id"])]
         parts.append(
             f"\n## Controller `{agent.id}` ({agent.name})\n\nBefore the workflow, CodeMachine's controller "

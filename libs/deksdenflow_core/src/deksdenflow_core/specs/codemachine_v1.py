@@ -25,7 +25,15 @@ from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
     StepPolicies,
     StepTriggerPolicy,
 )
-from deksdenflow_core.specs.model import ENGINES, ImportedProtocol, ImportedStep, SpecProblem, as_dict, slug
+from deksdenflow_core.specs.model import (
+    ENGINES,
+    ImportedProtocol,
+    ImportedStep,
+    SpecProblem,
+    as_dict,
+    slug,
+    strings,
+)
 
 MAIN, SUB, MODULES, PLACEHOLDERS = (
     "config/main.agents.js",
@@ -103,10 +111,13 @@ def _literal(node: ast.AST, key: bool = False) -> Any:
     if isinstance(node, ast.List | ast.Tuple):
         return [_literal(e) for e in node.elts]
     if isinstance(node, ast.Dict):
-        return {
-            _literal(k if k is not None else node, key=True): _literal(v)
-            for k, v in zip(node.keys, node.values, strict=True)
-        }
+        found: dict[Any, Any] = {}
+        for key_node, value_node in zip(node.keys, node.values, strict=True):
+            name = _literal(key_node, key=True) if key_node is not None else None  # None: a ** spread
+            if key_node is None or not isinstance(name, str | int | float | bool):
+                raise _NotLiteral(key_node or value_node)
+            found[name] = _literal(value_node)
+        return found
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
         value = _literal(node.operand)
         if isinstance(value, int | float) and not isinstance(value, bool):
@@ -253,6 +264,7 @@ def _agent(
         problems.append(SpecProblem(where, line, "promptPath", f"{prompt_file} is not in the workspace"))
         return None
     modules = raw.get("moduleId") or raw.get("module_id") or raw.get("module") or []
+    modules = [modules] if isinstance(modules, str) else strings(modules)
     return _Agent(
         id=agent_id,
         name=str(raw.get("name") or agent_id),
@@ -260,7 +272,7 @@ def _agent(
         prompt=files[prompt_file].strip(),
         engine=ENGINES.get(str(raw.get("engineId") or raw.get("engine") or ""), ""),
         model=str(raw.get("model") or ""),
-        modules=(modules,) if isinstance(modules, str) else tuple(str(m) for m in modules),
+        modules=tuple(modules),
     )
 
 

@@ -51,6 +51,11 @@ def as_dict(value: object) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def strings(value: object) -> list[str]:
+    """The text items of ``value`` if it is a list (evaluated or parsed data is not to be trusted)."""
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+
+
 def slug(title: str) -> str:
     """A step file's name part from a title: its first words, lowercase, joined by dashes."""
     words = re.findall(r"[a-z0-9]+", title.lower())

@@ -108,9 +108,8 @@ def evaluate(
         if "evaluating" in item:
             evaluating = str(item["evaluating"])
         elif "error" in item:
-            problems.append(
-                SpecProblem(str(item["file"]), int(item.get("line") or 0), "javascript", str(item["error"]))
-            )
+            at = item.get("line") if isinstance(item.get("line"), int) else 0
+            problems.append(SpecProblem(str(item.get("file")), at, "javascript", str(item["error"])))
             evaluating = ""
         elif "file" in item:
             values[str(item["file"])] = item.get("value")
