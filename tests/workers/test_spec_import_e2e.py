@@ -176,13 +176,14 @@ async def test_a_first_version_workspace_imports_and_a_malicious_package_is_refu
             json={
                 "files": {
                     "config/main.agents.js": "module.exports = [];\n",
-                    "templates/workflows/evil.workflow.js": "require('child_process').execSync('id');\n",
+                    # sent as read: the problem names the line in the file, blank lines counted
+                    "templates/workflows/evil.workflow.js": "\n\nrequire('child_process').execSync('id');\n",
                 }
             },
         )
         assert refused.status_code == 422, refused.text
         assert refused.json()["problems"] == [
-            "templates/workflows/evil.workflow.js:1: javascript: require('child_process') is not allowed: "
+            "templates/workflows/evil.workflow.js:3: javascript: require('child_process') is not allowed: "
             "a CodeMachine package may require only 'path' and its own files"
         ]
         listed = (await get(api, f"/projects/{project['id']}/protocols"))["data"]
