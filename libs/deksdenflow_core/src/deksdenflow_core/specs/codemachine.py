@@ -61,6 +61,7 @@ MAIN, SUB, MODULES, PLACEHOLDERS = (
 MANIFEST, TRACKING = "codemachine.json", ".codemachine/template.json"
 DEFAULT_MAX_ITERATIONS = 5
 TRIGGER_DEPTH = 3
+MAX_WORKFLOWS = 8  # evaluated when none is named
 _PLACEHOLDER = re.compile(r"\{([A-Za-z0-9_]+)\}")
 
 Evaluate = Callable[[dict[str, str], Sequence[str]], sandbox.Evaluated]
@@ -92,12 +93,24 @@ def import_files(
     is evaluated by ``evaluate`` (the sandbox); a first-version workspace is read as data only."""
     if not is_package(files):
         return "workspace", codemachine_v1.import_workspace(files)
+    tracking = tracking or files.get(TRACKING, "")
+    workflows = sorted(p for p in files if WORKFLOW.match(p))
+    try:
+        active = str(json.loads(tracking).get("activeTemplate") or "") if tracking.strip() else ""
+    except (ValueError, AttributeError, RecursionError):
+        active = ""  # import_package names the problem
+    chosen = _path_of(workflow) if workflow else _path_of(active)
+    # The workflow asked for (or tracked) only; else a few, each costing the sandbox up to its time.
     entries = [p for p in (MAIN, SUB, MODULES, PLACEHOLDERS) if p in files]
-    entries += sorted(p for p in files if WORKFLOW.match(p))
+    entries += [chosen] if chosen in workflows else workflows[:MAX_WORKFLOWS]
     evaluated = evaluate({p: t for p, t in files.items() if p.endswith((".js", ".cjs", ".json"))}, entries)
-    return "package", import_package(
-        files, evaluated, workflow=workflow, tracking=tracking or files.get(TRACKING, "")
-    )
+    return "package", import_package(files, evaluated, workflow=workflow, tracking=tracking)
+
+
+def _path_of(name: str) -> str:
+    """A workflow's template path from its name, file name or path (``templates/workflows/x.workflow.js``)."""
+    stem = name.replace("\\", "/").rsplit("/", 1)[-1].removesuffix(".js").removesuffix(".workflow")
+    return f"templates/workflows/{stem}.workflow.js" if stem else ""
 
 
 @dataclass
@@ -264,20 +277,15 @@ def _tracking(reader: _Reader, text: str) -> dict[str, Any]:
 def _choose_workflow(reader: _Reader, wanted: str, active: str) -> str:
     """The workflow asked for, else the one the tracking file names, else the package's only one."""
     workflows = sorted(p for p in reader.files if WORKFLOW.match(p))
-
-    def path_of(name: str) -> str:
-        return f"templates/workflows/{name.removesuffix('.js').removesuffix('.workflow')}.workflow.js"
-
     if wanted:
-        if path_of(wanted) in workflows:
-            return path_of(wanted)
+        if _path_of(wanted) in workflows:
+            return _path_of(wanted)
         reader.problem(
-            path_of(wanted), 0, "workflow", f"no such workflow: the package has {', '.join(workflows)}"
+            _path_of(wanted), 0, "workflow", f"no such workflow: the package has {', '.join(workflows)}"
         )
         return ""
-    tracked = active.replace("\\", "/").rsplit("/", 1)[-1]
-    if tracked and path_of(tracked) in workflows:
-        return path_of(tracked)
+    if active and _path_of(active) in workflows:
+        return _path_of(active)
     if len(workflows) == 1:
         return workflows[0]
     names = ", ".join(p.removeprefix("templates/workflows/").removesuffix(".workflow.js") for p in workflows)
