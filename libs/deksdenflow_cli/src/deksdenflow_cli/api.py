@@ -138,6 +138,12 @@ ENDPOINTS: dict[str, Endpoint] = {
         ("kind", "name", "files", "constitution", "task_name", "base_branch", "run_policy"),
         PROTOCOL_FIELDS,
     ),
+    "codemachine.import": Endpoint(
+        "POST",
+        "/projects/{project_id}/codemachine/import",
+        ("files", "workflow", "tracking", "task_name", "base_branch", "run_policy"),
+        PROTOCOL_FIELDS,
+    ),
     "protocol.list": Endpoint("GET", "/projects/{project_id}/protocols", (), PROTOCOL_FIELDS, listing=True),
     "protocol.get": Endpoint("GET", "/protocols/{protocol_run_id}", (), PROTOCOL_FIELDS),
     "protocol.action": Endpoint("POST", "/protocols/{protocol_run_id}/actions/{action}", (), ACTION_FIELDS),
