@@ -22,6 +22,8 @@ class ImportedStep:
     filename: str
     content: str
     labels: tuple[str, ...] = ()
+    # Steps sharing a group may execute at once where the run policy allows (StepPlan.parallel_group).
+    parallel_group: str = ""
 
 
 @dataclass(frozen=True)
