@@ -13,6 +13,7 @@ from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
 )
 from deksdenflow_core.domain import run_policy
 from deksdenflow_core.domain.protocol_run import ProtocolRunState, RunStatus, StepStatus
+from deksdenflow_core.domain.protocol_run.plan import spec_hash
 from deksdenflow_core.errors import InvalidCommand
 
 from tests.domain.builders import apply, new_run, plan_steps
@@ -107,8 +108,6 @@ def test_the_limit_is_between_one_and_eight(bad: int) -> None:
 
 
 def test_a_step_s_group_is_part_of_the_plan_s_hash_only_when_set() -> None:
-    from deksdenflow_core.domain.protocol_run.plan import spec_hash
-
     plain = plan_steps(3)
     assert spec_hash(plain) == spec_hash(tuple(StepPlan(**s.model_dump()) for s in plain))
     grouped = tuple(s.model_copy(update={"parallel_group": "g"}) for s in plain)
