@@ -188,3 +188,56 @@ async def test_a_first_version_workspace_imports_and_a_malicious_package_is_refu
         ]
         listed = (await get(api, f"/projects/{project['id']}/protocols"))["data"]
         assert [r["id"] for r in listed] == [run["id"]]
+
+
+async def test_a_spec_kit_phase_s_p_tasks_execute_at_once_where_the_run_policy_allows(
+    orchestra: Orchestra,
+) -> None:
+    """Autopilot with ``max_parallel_steps: 2``: the phase's two [P] tasks are steps of one group,
+    requested in one decision and executed by the worker side by side; both commits land on the branch
+    (the later one rebased onto the earlier) and the run goes on to the end by itself."""
+    o = orchestra
+    steps = [
+        "00-foundational-blocking-prerequisites.md",
+        "01-t005-test-album-creation-in-tests.md",
+        "02-t006-create-the-album-model-in.md",
+        "03-t007-implement-add-photo-in-src.md",
+        "04-user-story-2-reorder-albums-priority.md",
+    ]
+    o.write_script(script_for(steps))
+    o.start_codex_worker(o.worker_settings(codex_worker_concurrency=2))
+    body = {
+        "kind": "speckit",
+        "name": "001-photo-albums",
+        "files": files_of(DATA / "speckit" / "001-photo-albums"),
+        "run_policy": {"mode": "autopilot", "max_parallel_steps": 2, "pr": {"open": "never"}},
+    }
+    async with o.system.admin() as api:
+        project = await register(api, o)
+        created = await api.post(f"/projects/{project['id']}/protocols/import", json=body)
+        assert created.status_code == 201, created.text
+        run = created.json()
+        assert run["run_policy"]["max_parallel_steps"] == 2
+        await action(api, f"/protocols/{run['id']}/actions/start")
+        final = await wait_for(
+            api, f"/protocols/{run['id']}", lambda r: r["status"] == "completed", within=180, what="the run"
+        )
+        listed = (await get(api, f"/protocols/{run['id']}/steps"))["data"]
+        events = (await get(api, f"/protocols/{run['id']}/events?limit=500"))["data"]
+    assert [s["step_name"] for s in listed] == steps
+    assert all(s["status"] == "completed" for s in listed)
+    ids = {s["id"]: s["step_name"] for s in listed}
+    requested = [e for e in events if e["type"] == "protocol_run.step_execution_requested"]
+    by_decision: dict[int, list[str]] = {}
+    for e in requested:
+        by_decision.setdefault(e["seq"], []).append(ids[e["payload"]["step_run_id"]])
+    assert sorted(by_decision.values()) == sorted(
+        [[steps[0]], [steps[1], steps[2]], [steps[3]], [steps[4]]]
+    ), "the group's two steps are asked for in one decision; every other step alone"
+    branch = final["protocol_name"]
+    files = await o.origin.files(branch)
+    history = await o.origin.history(branch)
+    for step in listed:
+        assert f"work/{step['step_name']}.txt" in files, f"{step['step_name']}'s work is on the branch"
+        # what each step recorded is what was pushed (for the later of the group: its rebased commit)
+        assert step["commit_sha"] in history, step

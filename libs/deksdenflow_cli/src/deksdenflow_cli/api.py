@@ -72,7 +72,15 @@ EVENT_FIELDS = (
     "payload",
 )
 QA_FIELDS = ("qa_attempt", "verdict", "summary", "blocking", "warnings", "engine_id", "time", "report_md")
-RUN_POLICY_FIELDS = ("mode", "plan_approval", "qa_after_execution", "review_fix_attempts", "pr", "merge")
+RUN_POLICY_FIELDS = (
+    "mode",
+    "plan_approval",
+    "qa_after_execution",
+    "review_fix_attempts",
+    "max_parallel_steps",
+    "pr",
+    "merge",
+)
 USAGE_FIELDS = (
     "key",
     "calls",

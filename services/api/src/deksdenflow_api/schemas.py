@@ -169,6 +169,14 @@ class RunPolicyIn(_In):
         "review comments), each with the reviewer's words; when spent, a review blocks the run. Default 2 "
         "on autopilot, 0 on manual.",
     )
+    max_parallel_steps: int | None = Field(
+        default=None,
+        ge=1,
+        le=8,
+        description="Autopilot: how many steps of one parallel group (a spec-kit phase's [P] tasks, imported "
+        "as steps) may execute at once, each in its own worktree, its commit rebased onto the others' "
+        "before it is pushed. Default 1: one step at a time (a spec-kit phase is then one step).",
+    )
 
 
 class ProjectCreate(_In):

@@ -28,6 +28,8 @@ class ImportedStep:
     policies: StepPolicies | None = None  # loop, trigger, checkpoint (CodeMachine's behaviours)
     engine_id: str = ""  # as the spec gives them; empty: the run's
     model: str = ""
+    # Steps sharing a group may execute at once where the run policy allows (StepPlan.parallel_group).
+    parallel_group: str = ""
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from deksdenflow_core.contracts.generated.deksdenflow.services.v1.branches impor
     ListBranchesReply,
     ListBranchesRequest,
 )
+from deksdenflow_core.domain import run_policy
 from deksdenflow_core.domain.project import ProjectCommand
 from deksdenflow_core.domain.provider import ci_provider
 from deksdenflow_core.specs import codemachine, openspec, sandbox, speckit
@@ -357,7 +358,15 @@ async def import_protocol(
     problem, by file, line and field, answers 422 and nothing is created."""
     commander.principal.require_project(project_id)
     if body.kind == "speckit":
-        imported = speckit.import_feature(body.files, feature=body.name, constitution=body.constitution)
+        # [P] tasks become steps of their own only where the run may execute them at once
+        project = await (await commander.ctx.repo()).load(PROJECT, project_id)
+        policy = run_policy.resolve(project.state.run_policy, policy_in(body.run_policy))
+        imported = speckit.import_feature(
+            body.files,
+            feature=body.name,
+            constitution=body.constitution,
+            parallel=run_policy.parallel_steps(policy) > 1,
+        )
         source = f"spec-kit specs/{body.name}"
     else:
         imported = openspec.import_change(body.files, change=body.name)
@@ -426,6 +435,7 @@ async def _import(
                 policies=s.policies,
                 engine_id=s.engine_id,
                 model=s.model,
+                parallel_group=s.parallel_group,
             )
             for s in imported.steps
         ],
