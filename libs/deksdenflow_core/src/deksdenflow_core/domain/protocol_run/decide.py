@@ -986,9 +986,7 @@ def _fail_step(
     events: list[ProtocolRunEvent] = [
         ev.StepFailed(step_run_id=step.step_run_id, source=source, reason=reason)
     ]
-    decision = (
-        policies.loop_decision(state, step, policies.CAUSE_OF_SOURCE[source], reason) if loop else None
-    )
+    decision = policies.loop_decision(state, step, policies.CAUSE_OF_SOURCE[source], reason) if loop else None
     if isinstance(decision, ev.LoopTaken):
         return [*events, decision]
     note = ""

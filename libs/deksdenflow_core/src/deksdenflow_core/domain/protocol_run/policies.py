@@ -119,9 +119,7 @@ def loop_decision(
         iteration=step.loop_iterations + 1,
         max_iterations=limit,
         reason=reason,
-        reset_step_run_ids=tuple(
-            s.step_run_id for s in in_range if not s.queued_by and s.name not in skip
-        ),
+        reset_step_run_ids=tuple(s.step_run_id for s in in_range if not s.queued_by and s.name not in skip),
         skipped_step_run_ids=tuple(s.step_run_id for s in in_range if not s.queued_by and s.name in skip),
         superseded_step_run_ids=tuple(
             s.step_run_id for s in in_range if s.queued_by and s.status not in DONE_STEP_STATUSES
@@ -154,7 +152,9 @@ def trigger_decision(
     if policy is not None and policy.on_directive_only and not asked:
         return None
     agent = (directive.agent if directive is not None and asked else "") or (policy.agent if policy else "")
-    prompt = (directive.prompt if directive is not None and asked else "") or (policy.prompt if policy else "")
+    prompt = (directive.prompt if directive is not None and asked else "") or (
+        policy.prompt if policy else ""
+    )
     depth = step.trigger_depth + 1
     cap = step.trigger_max_depth or (policy.max_depth if policy is not None else 0) or MAX_TRIGGER_DEPTH
     max_depth = min(max(cap, 1), MAX_TRIGGER_DEPTH)
@@ -205,5 +205,7 @@ def checkpoint_decision(state: ProtocolRunState, step: StepState) -> ev.Checkpoi
         return None  # nothing left to decide on: the run completes
     said = directive.reason if directive is not None and asked else ""
     action = directive.action if directive is not None and asked else DirectiveAction.UNSPECIFIED
-    reason = said or (policy.reason if policy is not None else "") or f"the agent asked to {action.name.lower()}"
+    reason = (
+        said or (policy.reason if policy is not None else "") or f"the agent asked to {action.name.lower()}"
+    )
     return ev.CheckpointReached(step_run_id=step.step_run_id, reason=reason, directive=action)
