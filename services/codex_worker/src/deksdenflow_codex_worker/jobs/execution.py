@@ -25,6 +25,7 @@ from deksdenflow_git import Worktree
 
 from deksdenflow_codex_worker import guardrails
 from deksdenflow_codex_worker.agent_calls import AgentCalls
+from deksdenflow_codex_worker.directive import DirectiveRead, take_directive
 from deksdenflow_codex_worker.engines.base import CallPhase, Sandbox
 from deksdenflow_codex_worker.kit import (
     JOB_TRAILER,
@@ -81,6 +82,7 @@ class ExecutionJob:
         async with self.kit.step_worktree(job, f"exec-{step.index:02d}-{req.attempt}", step) as wt:
             prompt = load_prompt("exec", wt.path)
             sha = await wt.find_commit_with_trailer(JOB_TRAILER, job_key)
+            said = DirectiveRead()  # a job that finds its work pushed no longer has the agent's directive
             if sha is not None:
                 log.info("execution already pushed; recording it", commit=sha)
                 summary, changed = await _commit_summary(wt, sha)
@@ -88,7 +90,7 @@ class ExecutionJob:
                 done = await self._execute(job, wt, step, req, prompt, engine_id, model, job_key, current)
                 if done is None:
                     return
-                summary, changed, sha = done
+                summary, changed, sha, said = done
         commands: list[ProtocolRunCommand] = [
             cmd.RecordStepExecutionCompleted(
                 step_run_id=step.step_run_id,
@@ -100,6 +102,8 @@ class ExecutionJob:
                 engine_id=engine_id,
                 model=model,
                 auto_qa=self.settings.auto_qa_after_exec,
+                directive=said.directive,
+                directive_error=said.error,
             )
         ]
         if sha:
@@ -124,16 +128,19 @@ class ExecutionJob:
         model: str,
         job_key: str,
         current: IsCurrent,
-    ) -> tuple[str, list[str], str | None] | None:
-        """Run the agent on the step, commit and push: summary, changed files and the commit (None if
-        nothing changed); None if the agent failed (the failure is recorded)."""
+    ) -> tuple[str, list[str], str | None, DirectiveRead] | None:
+        """Run the agent on the step, commit and push: summary, changed files, the commit (None if
+        nothing changed) and the agent's directive; None if the agent failed (the failure is recorded).
+
+        A step a trigger queued has no file in the plan: its prompt is its content, and its file is
+        written with the agent's work (QA reads it there)."""
         run = job.run
         text = prompt.render(
             protocol_name=run.protocol_name,
             protocol_root=run.protocol_root,
             step_name=step.name,
             plan_md=read_protocol_file(wt, run.protocol_root, "plan.md"),
-            step_content=read_protocol_file(wt, run.protocol_root, step.name),
+            step_content=_step_content(wt, run.protocol_root, step),
             instructions=instructions(req.instructions, step.ci_failure, step.review),
         )
         reasks = self.settings.guardrail_reasks if self.settings.guardrails == "enforce" else 0
@@ -152,6 +159,7 @@ class ExecutionJob:
                 reask=reask,
             )
             result = await self.calls.run(job, call, engine_id, step, current, attempt=req.attempt)
+            said = await take_directive(wt)
             if not result.ok:
                 await self._failed(job, step, req, f"the agent failed: {result.error or 'no reason given'}")
                 return None
@@ -184,6 +192,9 @@ class ExecutionJob:
         if restored:
             summary += f"\n\n(deksdenflow restored protocol files the agent changed: {', '.join(restored)})"
         changed = await wt.changed_files()
+        if _queued_file_missing(wt, run.protocol_root, step):
+            path = wt.path / run.protocol_root / step.name
+            path.write_text(step.prompt if step.prompt.endswith("\n") else step.prompt + "\n")
         sha = await wt.commit_all(
             f"feat({_scope(step.name)}): {_subject(summary)} "
             f"[protocol-{job.number}/{step.index:02d}]\n\n{summary}",
@@ -193,7 +204,7 @@ class ExecutionJob:
         await self.kit.check_still(job, lambda r: not r.is_terminal and current_or_paused(r, req))
         if sha is not None:
             await self.kit.push(wt)
-        return summary, changed, sha
+        return summary, changed, sha, said
 
     async def _failed(self, job: Job, step: StepState, req: ev.StepExecutionRequested, reason: str) -> None:
         await self.kit.record(
@@ -217,7 +228,7 @@ class ExecutionJob:
         )
         return guardrails.check(
             await guardrails.read_change(wt),
-            read_protocol_file(wt, protocol_root, step.name),
+            _step_content(wt, protocol_root, step),
             work_step=step.step_type is not StepType.SETUP
             and req.attempt == 0
             and step.ci_failure is None
@@ -225,6 +236,19 @@ class ExecutionJob:
             root=wt.path,
             limits=limits,
         )
+
+
+def _step_content(wt: Worktree, protocol_root: str, step: StepState) -> str:
+    """What the step asks: its file, or for a step a trigger queued whose file is not written yet, its
+    prompt."""
+    if _queued_file_missing(wt, protocol_root, step):
+        return step.prompt
+    return read_protocol_file(wt, protocol_root, step.name)
+
+
+def _queued_file_missing(wt: Worktree, protocol_root: str, step: StepState) -> bool:
+    """A step a trigger queued whose file is not on the branch yet (it is written by its execution)."""
+    return bool(step.queued_by) and not (wt.path / protocol_root / step.name).is_file()
 
 
 def current_or_paused(run: ProtocolRunState, req: ev.StepExecutionRequested) -> bool:

@@ -68,7 +68,11 @@ class PlanningJob:
             prompt = load_prompt("planning", wt.path)
             if sha is not None:  # pushed by a worker that died before recording it
                 log.info("planning already pushed; recording it", commit=sha)
-                out = parse_plan(_read_pushed_plan(wt, run), run.protocol_root)
+                out = (
+                    imported_plan(run.imported, run.task_name)  # its policies are not in the files
+                    if run.imported is not None
+                    else parse_plan(_read_pushed_plan(wt, run), run.protocol_root)
+                )
             else:
                 planned = await self._plan(job, wt, prompt, engine_id, model, req, current)
                 if planned is None:
