@@ -432,6 +432,10 @@ class StepPublic(BaseModel):
     commit_sha: str | None
     changed_files: list[str]
     failure_reason: str | None
+    # Loop, trigger and checkpoint policies (null: none), and what they did so far: loop_iterations,
+    # trigger_depth, queued_by (the step whose trigger queued this one), last_directive.
+    policies: dict[str, Any] | None
+    runtime_state: dict[str, Any]
     created_at: datetime
     updated_at: datetime
 

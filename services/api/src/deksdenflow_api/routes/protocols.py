@@ -61,6 +61,7 @@ class RunAction(StrEnum):
     RETRY_LATEST = "retry_latest"
     OPEN_PR = "open_pr"
     APPROVE_PLAN = "approve_plan"
+    CONTINUE = "continue"
 
 
 class StepAction(StrEnum):
@@ -78,6 +79,7 @@ _RUN_COMMANDS: dict[RunAction, ProtocolRunCommand] = {
     RunAction.RETRY_LATEST: cmd.RetryLatestStep(),
     RunAction.OPEN_PR: cmd.OpenPullRequest(),
     RunAction.APPROVE_PLAN: cmd.ApprovePlan(),
+    RunAction.CONTINUE: cmd.ContinueProtocolRun(reason="continued through the API"),
 }
 
 
@@ -195,7 +197,7 @@ async def run_action(
     commander: CommandDep,
 ) -> ActionResult:
     """start · pause · resume · cancel (cascades to open steps) · run_next_step · retry_latest · open_pr ·
-    approve_plan (plan_approval: required).
+    approve_plan (plan_approval: required) · continue (a run stopped at a step's checkpoint).
 
     ``start`` is refused (409) while the project has unanswered blocking clarification questions.
     ``retry_latest`` on a run blocked by a refused merge asks for the merge again."""
