@@ -4,6 +4,8 @@ stops the run for a person; and no combination of policies, failures and directi
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import pytest
 from deksdenflow_core.contracts.generated.deksdenflow.commands.v1 import protocol_run as cmd
 from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
@@ -23,7 +25,6 @@ from deksdenflow_core.contracts.generated.deksdenflow.events.v1 import protocol_
 from deksdenflow_core.domain.protocol_run import (
     ProtocolRunCommand,
     ProtocolRunEvent,
-    ProtocolRunState,
     RunStatus,
     StepState,
     StepStatus,
@@ -40,6 +41,7 @@ from hypothesis import strategies as st
 from tests.domain.builders import ctx, new_run, plan_steps
 
 AUTOPILOT = RunPolicy(mode=RunMode.AUTOPILOT)
+E = TypeVar("E")
 
 
 class Driver:
@@ -60,6 +62,9 @@ class Driver:
             self.run = evolve_protocol_run(self.run, e)
         self.events.extend(events)
         return events
+
+    def status(self) -> RunStatus:
+        return self.run.status
 
     def step(self, name: str) -> StepState:
         return next(s for s in self.run.steps if s.name == name)
@@ -96,8 +101,12 @@ class Driver:
         self.qa()
         return step
 
-    def of_type(self, kind: type[ProtocolRunEvent]) -> list[ProtocolRunEvent]:
+    def of_type(self, kind: type[E]) -> list[E]:
         return [e for e in self.events if isinstance(e, kind)]
+
+    def only(self, kind: type[E]) -> E:
+        (found,) = self.of_type(kind)
+        return found
 
 
 def _plan(n: int, **policies: StepPolicies) -> tuple[StepPlan, ...]:
@@ -109,7 +118,7 @@ def _loop(back_to: str, max_iterations: int, *on: LoopCause, skip: tuple[str, ..
     return StepPolicies(loop=StepLoopPolicy(back_to=back_to, on=on, max_iterations=max_iterations, skip=skip))
 
 
-# --- loops --------------------------------------------------------------------------------------------------
+# --- loops --------------------------------------------------------------------------------------------
 
 
 def test_a_qa_failure_takes_the_loop_back_until_spent_then_blocks_the_run_saying_so() -> None:
@@ -121,20 +130,18 @@ def test_a_qa_failure_takes_the_loop_back_until_spent_then_blocks_the_run_saying
         d.execute()  # 03
         d.qa(QaVerdict.FAIL)
         taken = d.of_type(ev.LoopTaken)[-1]
-        assert isinstance(taken, ev.LoopTaken)
         assert (taken.iteration, taken.max_iterations, taken.cause) == (iteration, 2, LoopCause.QA_FAILED)
         assert taken.back_to == "01-work-1.md"
         assert [d.step(n).status for n in ("02-work-2.md", "03-work-3.md")] == [StepStatus.PENDING] * 2
         assert d.step("01-work-1.md").executing, "autopilot runs the loop's first step again"
         assert d.step("01-work-1.md").attempt == iteration, "each pass is a new attempt"
-        assert d.run.status is RunStatus.RUNNING
+        assert d.status() is RunStatus.RUNNING
     d.passes()
     d.passes()
     d.execute()
     d.qa(QaVerdict.FAIL)
-    spent = d.of_type(ev.LoopSpent)
-    assert len(spent) == 1 and isinstance(spent[0], ev.LoopSpent) and spent[0].iterations == 2
-    assert d.run.status is RunStatus.BLOCKED
+    assert d.only(ev.LoopSpent).iterations == 2
+    assert d.status() is RunStatus.BLOCKED
     assert "loop spent: taken 2 of 2" in d.run.blocked_reason
     assert d.step("03-work-3.md").loop_iterations == 2
 
@@ -143,8 +150,9 @@ def test_a_failure_the_loop_is_not_on_blocks_at_once() -> None:
     d = Driver(_plan(2, **{"01-work-1.md": _loop("01-work-1.md", 3, LoopCause.QA_FAILED)}))
     d.passes()
     d.execute(fail=True)
-    assert d.run.status is RunStatus.BLOCKED
-    assert not d.of_type(ev.LoopTaken) and not d.of_type(ev.LoopSpent)
+    assert d.status() is RunStatus.BLOCKED
+    assert not d.of_type(ev.LoopTaken)
+    assert not d.of_type(ev.LoopSpent)
 
 
 def test_skipped_steps_are_left_as_they_are_and_an_execution_failure_loops_by_default() -> None:
@@ -152,8 +160,8 @@ def test_skipped_steps_are_left_as_they_are_and_an_execution_failure_loops_by_de
     for _ in range(3):
         d.passes()
     d.execute(fail=True)
-    taken = d.of_type(ev.LoopTaken)[0]
-    assert isinstance(taken, ev.LoopTaken) and taken.cause is LoopCause.EXECUTION_FAILED
+    taken = d.only(ev.LoopTaken)
+    assert taken.cause is LoopCause.EXECUTION_FAILED
     assert d.step("02-work-2.md").status is StepStatus.COMPLETED
     assert taken.skipped_step_run_ids == (d.step("02-work-2.md").step_run_id,)
     d.passes()  # 01 again, then 03 (02 skipped)
@@ -166,8 +174,7 @@ def test_the_agents_loop_directive_takes_the_loop_without_qa_and_is_ignored_once
     d.passes()
     loop = AgentDirective(action=DirectiveAction.LOOP, reason="tests still red")
     d.execute(loop)
-    taken = d.of_type(ev.LoopTaken)[0]
-    assert isinstance(taken, ev.LoopTaken) and "tests still red" in taken.reason
+    assert "tests still red" in d.only(ev.LoopTaken).reason
     assert not d.step("02-work-2.md").qa_pending
     d.passes()
     d.execute(loop)
@@ -175,7 +182,7 @@ def test_the_agents_loop_directive_takes_the_loop_without_qa_and_is_ignored_once
     assert d.step("02-work-2.md").qa_pending
 
 
-# --- triggers ------------------------------------------------------------------------------------------------
+# --- triggers -----------------------------------------------------------------------------------------
 
 
 def test_a_trigger_queues_the_agents_step_next_and_a_chain_stops_at_its_depth() -> None:
@@ -183,20 +190,18 @@ def test_a_trigger_queues_the_agents_step_next_and_a_chain_stops_at_its_depth() 
     d = Driver(_plan(3, **{"01-work-1.md": StepPolicies(trigger=trigger)}))
     d.passes()
     d.passes()  # 01 completes: its trigger queues the reviewer's step right after it
-    queued = d.of_type(ev.TriggerQueued)
-    assert len(queued) == 1 and isinstance(queued[0], ev.TriggerQueued) and queued[0].depth == 1
+    assert d.only(ev.TriggerQueued).depth == 1
     assert [s.name for s in d.run.steps] == ["00-setup.md", "01-work-1.md", "03-reviewer.md", "02-work-2.md"]
     first = d.executing()
-    assert first.name == "03-reviewer.md" and first.prompt == "Review the change." and first.index == 3
+    assert (first.name, first.prompt, first.index) == ("03-reviewer.md", "Review the change.", 3)
     # the triggered agent asks for another step, which asks again: the third is beyond max_depth 2
     again = AgentDirective(action=DirectiveAction.TRIGGER, agent="fixer", prompt="Fix it.")
     d.passes(again)
     second = d.executing()
     assert (second.name, second.trigger_depth, second.queued_by) == ("04-fixer.md", 2, first.step_run_id)
     d.passes(again)
-    refused = d.of_type(ev.TriggerRefused)
-    assert len(refused) == 1 and isinstance(refused[0], ev.TriggerRefused)
-    assert (refused[0].depth, refused[0].max_depth) == (3, 2)
+    refused = d.only(ev.TriggerRefused)
+    assert (refused.depth, refused.max_depth) == (3, 2)
     assert d.executing().name == "02-work-2.md"
 
 
@@ -206,7 +211,7 @@ def test_a_trigger_on_directive_only_waits_for_the_directive_and_depth_is_capped
     d.passes()
     d.passes()
     assert not d.of_type(ev.TriggerQueued)
-    assert d.run.status is not RunStatus.BLOCKED
+    assert d.status() is not RunStatus.BLOCKED
 
 
 def test_a_chain_of_triggers_never_goes_deeper_than_three() -> None:
@@ -215,11 +220,11 @@ def test_a_chain_of_triggers_never_goes_deeper_than_three() -> None:
     again = AgentDirective(action=DirectiveAction.TRIGGER, agent="helper")
     for _ in range(MAX_TRIGGER_DEPTH + 1):
         d.passes(again)
-    assert [e.depth for e in d.of_type(ev.TriggerQueued) if isinstance(e, ev.TriggerQueued)] == [1, 2, 3]
+    assert [e.depth for e in d.of_type(ev.TriggerQueued)] == [1, 2, 3]
     assert len(d.of_type(ev.TriggerRefused)) == 1
 
 
-# --- checkpoints and directives ------------------------------------------------------------------------------
+# --- checkpoints and directives -----------------------------------------------------------------------
 
 
 def test_a_checkpoint_stops_the_run_until_a_person_continues() -> None:
@@ -229,7 +234,7 @@ def test_a_checkpoint_stops_the_run_until_a_person_continues() -> None:
     with pytest.raises(IllegalTransition):
         d.do(cmd.ContinueProtocolRun())
     d.passes()
-    assert d.run.status is RunStatus.BLOCKED
+    assert d.status() is RunStatus.BLOCKED
     assert waiting_for(d.run) == "checkpoint"
     assert "look at the schema first" in d.run.blocked_reason
     assert d.run.executing_step is None
@@ -237,21 +242,21 @@ def test_a_checkpoint_stops_the_run_until_a_person_continues() -> None:
         d.do(cmd.RunNextStep())
     d.do(cmd.ContinueProtocolRun(reason="schema is fine"))
     assert [type(e).__name__ for e in d.events[-2:]] == ["CheckpointPassed", "StepExecutionRequested"]
-    assert d.run.status is RunStatus.RUNNING and d.executing().name == "02-work-2.md"
+    assert d.status() is RunStatus.RUNNING
+    assert d.executing().name == "02-work-2.md"
 
 
 def test_directives_stop_error_and_pause_act_on_the_run() -> None:
     d = Driver(_plan(4))
     d.passes(AgentDirective(action=DirectiveAction.STOP, reason="need a human"))
-    reached = d.of_type(ev.CheckpointReached)[0]
-    assert isinstance(reached, ev.CheckpointReached) and reached.directive is DirectiveAction.STOP
+    assert d.only(ev.CheckpointReached).directive is DirectiveAction.STOP
     d.do(cmd.ContinueProtocolRun())
     d.execute(AgentDirective(action=DirectiveAction.PAUSE))
-    assert d.run.status is RunStatus.PAUSED
+    assert d.status() is RunStatus.PAUSED
     d.do(cmd.ResumeProtocolRun())
     d.qa()
     d.execute(AgentDirective(action=DirectiveAction.ERROR, reason="cannot reach the database"))
-    assert d.run.status is RunStatus.BLOCKED
+    assert d.status() is RunStatus.BLOCKED
     assert "cannot reach the database" in d.run.blocked_reason
 
 
@@ -273,7 +278,7 @@ def test_an_invalid_directive_is_recorded_and_not_taken() -> None:
     ]
 
 
-# --- validation ------------------------------------------------------------------------------------------------
+# --- validation ---------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -289,15 +294,16 @@ def test_an_invalid_directive_is_recorded_and_not_taken() -> None:
 )
 def test_invalid_policies_are_named_by_step_and_field(policies: StepPolicies, problem: str) -> None:
     problems = plan_problems(_plan(4, **{"02-work-2.md": policies}))
-    assert len(problems) == 1 and problems[0].startswith("step 2 (02-work-2.md): policies.")
-    assert problem in problems[0]
+    (only,) = problems
+    assert only.startswith("step 2 (02-work-2.md): policies.")
+    assert problem in only
 
 
 def test_valid_policies_pass() -> None:
     assert not plan_problems(_plan(4, **{"03-work-3.md": _loop("01-work-1.md", 20, skip=("02-work-2.md",))}))
 
 
-# --- no policy runs forever ---------------------------------------------------------------------------------------
+# --- no policy runs forever ---------------------------------------------------------------------------
 
 _ACTIONS = [None, *DirectiveAction]
 
@@ -337,7 +343,7 @@ def test_no_combination_of_policies_failures_and_directives_runs_forever(n: int,
     bound = n * (1 + loops) * (1 + MAX_TRIGGER_DEPTH)
     executions = 0
     while not d.run.is_terminal:
-        if d.run.status is RunStatus.PAUSED:
+        if d.status() is RunStatus.PAUSED:
             d.do(cmd.ResumeProtocolRun())
         elif d.run.checkpoint_step:
             d.do(cmd.ContinueProtocolRun())
@@ -352,4 +358,4 @@ def test_no_combination_of_policies_failures_and_directives_runs_forever(n: int,
         else:
             break  # nothing asked of a worker: the run waits for a person (a failure stands) or its PR
     done = all(s.status in (StepStatus.COMPLETED, StepStatus.CANCELLED) for s in d.run.steps)
-    assert d.run.is_terminal or d.run.status is RunStatus.BLOCKED or done
+    assert d.run.is_terminal or d.status() is RunStatus.BLOCKED or done

@@ -48,7 +48,10 @@ SCRIPT: dict[str, Any] = {
         **{
             name: {
                 "message": "Reviewed",
-                "edits": [_edit(name), _directive(action="trigger", agent="reviewer", prompt="Review again.")],
+                "edits": [
+                    _edit(name),
+                    _directive(action="trigger", agent="reviewer", prompt="Review again."),
+                ],
             }
             for name in ("03-reviewer.md", "04-reviewer.md")
         },
@@ -72,7 +75,10 @@ def _plan() -> ImportedPlan:
                 content="# Build\n",
                 policies=StepPolicies(
                     trigger=StepTriggerPolicy(
-                        agent="reviewer", prompt="# Review\n\nReview the build.", on_directive_only=True, max_depth=2
+                        agent="reviewer",
+                        prompt="# Review\n\nReview the build.",
+                        on_directive_only=True,
+                        max_depth=2,
                     )
                 ),
             ),
@@ -80,7 +86,9 @@ def _plan() -> ImportedPlan:
                 filename="02-test.md",
                 content="# Test\n",
                 policies=StepPolicies(
-                    loop=StepLoopPolicy(back_to="01-build.md", on=[LoopCause.EXECUTION_FAILED], max_iterations=1)
+                    loop=StepLoopPolicy(
+                        back_to="01-build.md", on=[LoopCause.EXECUTION_FAILED], max_iterations=1
+                    )
                 ),
             ),
         ],
@@ -129,11 +137,18 @@ async def test_loop_trigger_and_checkpoint_decisions_are_events_and_reads(orches
     assert len(payloads("checkpoint_reached")) == 1
     assert len(payloads("checkpoint_passed")) == 1
     queued = payloads("trigger_queued")
-    assert [(q["agent"], q["depth"], q["max_depth"]) for q in queued] == [("reviewer", 1, 2), ("reviewer", 2, 2)]
+    assert [(q["agent"], q["depth"], q["max_depth"]) for q in queued] == [
+        ("reviewer", 1, 2),
+        ("reviewer", 2, 2),
+    ]
     (refused,) = payloads("trigger_refused")
     assert (refused["depth"], refused["max_depth"]) == (3, 2)
     (taken,) = payloads("loop_taken")
-    assert (taken["back_to"], taken["cause"], taken["iteration"]) == ("01-build.md", "LOOP_CAUSE_EXECUTION_FAILED", 1)
+    assert (taken["back_to"], taken["cause"], taken["iteration"]) == (
+        "01-build.md",
+        "LOOP_CAUSE_EXECUTION_FAILED",
+        1,
+    )
     (spent,) = payloads("loop_spent")
     assert (spent["iterations"], spent["max_iterations"]) == (1, 1)
 
@@ -150,6 +165,9 @@ async def test_loop_trigger_and_checkpoint_decisions_are_events_and_reads(orches
     assert by_name["01-build.md"]["retries"] == 1, "the loop ran the build again as its next attempt"
     # the queued step's file is its prompt, on the branch beside the plan's; no directive file was committed
     root = f".protocols/{created.state.protocol_name}"
-    assert await o.origin.show(created.state.protocol_name, f"{root}/03-reviewer.md") == "# Review\n\nReview the build.\n"
+    assert (
+        await o.origin.show(created.state.protocol_name, f"{root}/03-reviewer.md")
+        == "# Review\n\nReview the build.\n"
+    )
     files = await o.origin.files(created.state.protocol_name)
     assert ".deksdenflow/directive.json" not in files

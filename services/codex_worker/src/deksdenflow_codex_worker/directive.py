@@ -6,6 +6,7 @@ again by the next step; an invalid one is reported as the reason it was rejected
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +38,9 @@ def parse_directive(text: str, where: str) -> DirectiveRead:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
         return DirectiveRead(error=f"{where}: not JSON ({exc.msg} at line {exc.lineno})")
-    errors = sorted(jsonschema.Draft202012Validator(schema(SCHEMA)).iter_errors(value), key=lambda e: list(e.path))
+    errors = sorted(
+        jsonschema.Draft202012Validator(schema(SCHEMA)).iter_errors(value), key=lambda e: list(e.path)
+    )
     if errors:
         first = errors[0]
         field = "/".join(str(p) for p in first.path) or "(root)"
@@ -55,24 +58,26 @@ def parse_directive(text: str, where: str) -> DirectiveRead:
 async def take_directive(wt: Worktree) -> DirectiveRead:
     """The directive the agent left in ``wt`` (the first of :data:`DIRECTIVE_FILES` there), and every
     directive file taken out of the worktree (a tracked one is put back as committed)."""
-    found = DirectiveRead()
-    read = False
+    found, removed = await asyncio.to_thread(_read_and_remove, wt.path)
+    for rel in removed:
+        await wt.git.run("checkout", "HEAD", "--", rel, cwd=wt.path, check=False)
+    return found
+
+
+def _read_and_remove(workdir: Path) -> tuple[DirectiveRead, list[str]]:
+    found: DirectiveRead | None = None
+    removed: list[str] = []
     for rel in DIRECTIVE_FILES:
-        path = wt.path / rel
+        path = workdir / rel
         if not path.is_file():
             continue
-        if not read:
-            read = True
+        if found is None:
             size = path.stat().st_size
             found = (
                 DirectiveRead(error=f"{rel}: {size} bytes; a directive is at most {MAX_BYTES}")
                 if size > MAX_BYTES
                 else parse_directive(path.read_text(errors="replace"), rel)
             )
-        await _take_out(wt, rel, path)
-    return found
-
-
-async def _take_out(wt: Worktree, rel: str, path: Path) -> None:
-    path.unlink()
-    await wt.git.run("checkout", "HEAD", "--", rel, cwd=wt.path, check=False)
+        path.unlink()
+        removed.append(rel)
+    return found or DirectiveRead(), removed

@@ -637,17 +637,15 @@ def _loop_taken(s: ProtocolRunState, e: ev.LoopTaken) -> Update:
     _, looping = _find_step(s, e.step_run_id)
     steps: list[StepState] = []
     for st in s.steps:
+        changes: StepUpdate = {}
         if st.step_run_id in reset:
             ran = st.status is not StepStatus.PENDING
-            changes: StepUpdate = {**_PENDING_AGAIN, "attempt": st.attempt + 1 if ran else st.attempt}
-            if st is looping:
-                changes["loop_iterations"] = e.iteration
-            st = replace(st, changes)
+            changes = {**_PENDING_AGAIN, "attempt": st.attempt + 1 if ran else st.attempt}
         elif st.step_run_id in superseded:
-            st = replace(st, {"status": StepStatus.CANCELLED, "executing": False, "qa_pending": False})
-        elif st is looping:
-            st = replace(st, {"loop_iterations": e.iteration})
-        steps.append(st)
+            changes = {"status": StepStatus.CANCELLED, "executing": False, "qa_pending": False}
+        if st is looping:
+            changes["loop_iterations"] = e.iteration
+        steps.append(replace(st, changes) if changes else st)
     update: Update = {"steps": tuple(steps)}
     if s.effective_status is RunStatus.BLOCKED and not any(st.status in STUCK_STEP_STATUSES for st in steps):
         update = _run_status(s, RunStatus.RUNNING, {**update, "blocked_reason": "", "checkpoint_step": ""})

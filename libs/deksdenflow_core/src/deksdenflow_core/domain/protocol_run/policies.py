@@ -136,7 +136,7 @@ def _loop_of(step: StepState) -> StepLoopPolicy | None:
     return step.policies.loop if step.policies is not None else None
 
 
-# --- after a step completed: trigger, then checkpoint ----------------------------------------------------------
+# --- after a step completed: trigger, then checkpoint ------------------------------------------------------
 
 
 def trigger_decision(
