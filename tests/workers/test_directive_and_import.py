@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from deksdenflow_codex_worker.directive import parse_directive
+from deksdenflow_codex_worker.directive import parse_directive, trailer_value
 from deksdenflow_codex_worker.planning import imported_plan
 from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
     AgentDirective,
@@ -27,6 +27,13 @@ def test_a_valid_directive_is_read_with_its_fields() -> None:
     assert read.directive == AgentDirective(
         action=DirectiveAction.TRIGGER, reason="needs review", agent="reviewer", prompt="Look."
     )
+
+
+def test_a_directive_read_back_from_its_commit_trailer_is_the_same() -> None:
+    said = AgentDirective(action=DirectiveAction.LOOP, reason="tests red\non two lines")
+    value = trailer_value(said)
+    assert "\n" not in value
+    assert parse_directive(value, "trailer").directive == said
 
 
 @pytest.mark.parametrize(

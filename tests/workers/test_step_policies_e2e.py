@@ -171,3 +171,5 @@ async def test_loop_trigger_and_checkpoint_decisions_are_events_and_reads(orches
     )
     files = await o.origin.files(created.state.protocol_name)
     assert ".deksdenflow/directive.json" not in files
+    # each valid directive rides on its step's commit (a redelivered job reports it from there)
+    assert await o.origin.count(created.state.protocol_name, "Deksdenflow-Directive: {") == 4

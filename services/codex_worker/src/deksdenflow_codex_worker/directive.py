@@ -18,6 +18,9 @@ from deksdenflow_git import Worktree
 from deksdenflow_codex_worker.prompts import schema
 
 DIRECTIVE_FILES = (".deksdenflow/directive.json", ".codemachine/memory/directive.json")
+# The directive rides on the step's commit too, so a job that finds its work already pushed (its worker died
+# before recording it) reports the same directive.
+DIRECTIVE_TRAILER = "Deksdenflow-Directive"
 SCHEMA = "agent-directive"
 # A directive is a few lines; a bigger file is not one.
 MAX_BYTES = 64 * 1024
@@ -53,6 +56,12 @@ def parse_directive(text: str, where: str) -> DirectiveRead:
             prompt=value.get("prompt", ""),
         )
     )
+
+
+def trailer_value(directive: AgentDirective) -> str:
+    """The directive as one line of JSON, in the schema's own shape (read back by :func:`parse_directive`)."""
+    fields = {"reason": directive.reason, "agent": directive.agent, "prompt": directive.prompt}
+    return json.dumps({"action": directive.action.name.lower(), **{k: v for k, v in fields.items() if v}})
 
 
 async def take_directive(wt: Worktree) -> DirectiveRead:

@@ -25,7 +25,13 @@ from deksdenflow_git import Worktree
 
 from deksdenflow_codex_worker import guardrails
 from deksdenflow_codex_worker.agent_calls import AgentCalls
-from deksdenflow_codex_worker.directive import DirectiveRead, take_directive
+from deksdenflow_codex_worker.directive import (
+    DIRECTIVE_TRAILER,
+    DirectiveRead,
+    parse_directive,
+    take_directive,
+    trailer_value,
+)
 from deksdenflow_codex_worker.engines.base import CallPhase, Sandbox
 from deksdenflow_codex_worker.kit import (
     JOB_TRAILER,
@@ -82,10 +88,9 @@ class ExecutionJob:
         async with self.kit.step_worktree(job, f"exec-{step.index:02d}-{req.attempt}", step) as wt:
             prompt = load_prompt("exec", wt.path)
             sha = await wt.find_commit_with_trailer(JOB_TRAILER, job_key)
-            said = DirectiveRead()  # a job that finds its work pushed no longer has the agent's directive
             if sha is not None:
                 log.info("execution already pushed; recording it", commit=sha)
-                summary, changed = await _commit_summary(wt, sha)
+                summary, changed, said = await _commit_summary(wt, sha)
             else:
                 done = await self._execute(job, wt, step, req, prompt, engine_id, model, job_key, current)
                 if done is None:
@@ -195,10 +200,13 @@ class ExecutionJob:
         if _queued_file_missing(wt, run.protocol_root, step):
             path = wt.path / run.protocol_root / step.name
             path.write_text(step.prompt if step.prompt.endswith("\n") else step.prompt + "\n")
+        trailers = {JOB_TRAILER: job_key, RUN_TRAILER: run.protocol_run_id}
+        if said.directive is not None:
+            trailers[DIRECTIVE_TRAILER] = trailer_value(said.directive)
         sha = await wt.commit_all(
             f"feat({_scope(step.name)}): {_subject(summary)} "
             f"[protocol-{job.number}/{step.index:02d}]\n\n{summary}",
-            trailers={JOB_TRAILER: job_key, RUN_TRAILER: run.protocol_run_id},
+            trailers=trailers,
         )
         # Nothing is pushed for a run cancelled meanwhile (a pause lets finished work land).
         await self.kit.check_still(job, lambda r: not r.is_terminal and current_or_paused(r, req))
@@ -298,13 +306,23 @@ async def _protect_protocol_files(wt: Worktree, protocol_root: str) -> list[str]
     return changed
 
 
-async def _commit_summary(wt: Worktree, sha: str) -> tuple[str, list[str]]:
+async def _commit_summary(wt: Worktree, sha: str) -> tuple[str, list[str], DirectiveRead]:
+    """What a pushed execution recorded: its summary, changed files and the agent's directive."""
     body = await wt.git.run("show", "-s", "--format=%b", sha, cwd=wt.path)
+    lines = body.strip().splitlines()
     summary = "\n".join(
-        line for line in body.strip().splitlines() if not line.startswith((JOB_TRAILER, RUN_TRAILER))
+        line for line in lines if not line.startswith((JOB_TRAILER, RUN_TRAILER, DIRECTIVE_TRAILER))
     ).strip()
+    said = next(
+        (
+            parse_directive(line.partition(": ")[2], f"the {DIRECTIVE_TRAILER} trailer of {sha[:12]}")
+            for line in lines
+            if line.startswith(f"{DIRECTIVE_TRAILER}: ")
+        ),
+        DirectiveRead(),
+    )
     names = await wt.git.run("show", "--format=", "--name-only", sha, cwd=wt.path)
-    return summary, [n for n in names.splitlines() if n]
+    return summary, [n for n in names.splitlines() if n], said
 
 
 def _subject(summary: str) -> str:
