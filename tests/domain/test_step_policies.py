@@ -305,20 +305,23 @@ def test_valid_policies_pass() -> None:
 
 # --- no policy runs forever ---------------------------------------------------------------------------
 
-_ACTIONS = [None, *DirectiveAction]
+_ACTIONS = [None, None, DirectiveAction.TRIGGER, DirectiveAction.LOOP, *DirectiveAction]
+_CAUSES = [(), (LoopCause.EXECUTION_FAILED,), (LoopCause.QA_FAILED,), (LoopCause.DIRECTIVE,)]
+# Failed steps a person retries in one example (each retry is one more execution of a planned step).
+_RETRIES = 2
 
 
 @st.composite
 def _policies(draw: st.DrawFn, index: int) -> StepPolicies | None:
-    if index == 0 or not draw(st.booleans()):
+    if index == 0:
         return None
     loop = trigger = checkpoint = None
-    if draw(st.booleans()):
+    if draw(st.integers(0, 3)):
         back = draw(st.integers(1, index))
         between = [f"{i:02d}-work-{i}.md" for i in range(back + 1, index)]
         loop = StepLoopPolicy(
             back_to=f"{back:02d}-work-{back}.md",
-            on=tuple(draw(st.sets(st.sampled_from(list(LoopCause)[1:])))),
+            on=draw(st.sampled_from(_CAUSES)),
             max_iterations=draw(st.integers(1, 3)),
             skip=tuple(draw(st.sets(st.sampled_from(between))) if between else ()),
         )
@@ -334,14 +337,17 @@ def _policies(draw: st.DrawFn, index: int) -> StepPolicies | None:
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.integers(2, 5), st.data())
 def test_no_combination_of_policies_failures_and_directives_runs_forever(n: int, data: st.DataObject) -> None:
+    """Workers report any mix of failures, QA verdicts and directives; a person continues every checkpoint,
+    resumes every pause and retries failed steps a few times: the run still ends, or waits for a person,
+    within the bound its policies set."""
     plans = tuple(s.model_copy(update={"policies": data.draw(_policies(s.index))}) for s in plan_steps(n))
     assert not plan_problems(plans)
     d = Driver(plans)
-    # Each planned step runs once plus once per loop that resets it; each completion of a step may queue a
-    # chain of at most 3 triggered steps.
+    # Each planned step runs once, plus once per loop taken (a loop resets at most n steps) and per retry;
+    # each of those executions may queue a chain of at most 3 triggered steps.
     loops = sum(p.policies.loop.max_iterations for p in plans if p.policies and p.policies.loop)
-    bound = n * (1 + loops) * (1 + MAX_TRIGGER_DEPTH)
-    executions = 0
+    bound = (n * (1 + loops) + _RETRIES) * (1 + MAX_TRIGGER_DEPTH)
+    executions = retries = 0
     while not d.run.is_terminal:
         if d.status() is RunStatus.PAUSED:
             d.do(cmd.ResumeProtocolRun())
@@ -352,9 +358,12 @@ def test_no_combination_of_policies_failures_and_directives_runs_forever(n: int,
             assert executions <= bound, f"more than {bound} executions: the policies loop"
             action = data.draw(st.sampled_from(_ACTIONS))
             directive = AgentDirective(action=action, agent="helper") if action else None
-            d.execute(directive, fail=data.draw(st.booleans()))
+            d.execute(directive, fail=data.draw(st.sampled_from([False, False, True])))
         elif any(s.qa_pending for s in d.run.steps):
-            d.qa(data.draw(st.sampled_from([QaVerdict.PASS, QaVerdict.FAIL])))
+            d.qa(data.draw(st.sampled_from([QaVerdict.PASS, QaVerdict.PASS, QaVerdict.FAIL])))
+        elif d.status() is RunStatus.BLOCKED and retries < _RETRIES:
+            retries += 1
+            d.do(cmd.RetryLatestStep())
         else:
             break  # nothing asked of a worker: the run waits for a person (a failure stands) or its PR
     done = all(s.status in (StepStatus.COMPLETED, StepStatus.CANCELLED) for s in d.run.steps)
