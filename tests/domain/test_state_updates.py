@@ -30,6 +30,7 @@ _STEP_PLAN_FIELDS = {
     "queued_by",
     "trigger_depth",
     "trigger_max_depth",
+    "run_order",
 }
 
 

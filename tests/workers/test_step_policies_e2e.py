@@ -152,8 +152,15 @@ async def test_loop_trigger_and_checkpoint_decisions_are_events_and_reads(orches
     (spent,) = payloads("loop_spent")
     assert (spent["iterations"], spent["max_iterations"]) == (1, 1)
 
+    # the steps in the run's order: each one a trigger queued right after the step that queued it
+    assert [s["step_name"] for s in steps] == [
+        "00-setup.md",
+        "01-build.md",
+        "03-reviewer.md",
+        "04-reviewer.md",
+        "02-test.md",
+    ]
     by_name = {s["step_name"]: s for s in steps}
-    assert set(by_name) == {"00-setup.md", "01-build.md", "02-test.md", "03-reviewer.md", "04-reviewer.md"}
     assert by_name["02-test.md"]["runtime_state"]["loop_iterations"] == 1
     assert by_name["02-test.md"]["policies"]["loop"]["back_to"] == "01-build.md"
     assert by_name["04-reviewer.md"]["runtime_state"]["trigger_depth"] == 2

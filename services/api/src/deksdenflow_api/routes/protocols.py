@@ -233,7 +233,7 @@ async def list_steps(protocol_run_id: Id, read: ReaderDep) -> StepsPublic:
     read.principal.require_project(await project_of_run(read.ctx, protocol_run_id))
     rows = await fetch_all(
         read.ctx,
-        f"SELECT {STEP_COLUMNS} FROM {T}.step_runs WHERE protocol_run_id = $1 ORDER BY step_index",
+        f"SELECT {STEP_COLUMNS} FROM {T}.step_runs WHERE protocol_run_id = $1 ORDER BY run_order, step_index",
         protocol_run_id,
     )
     return StepsPublic(data=[StepPublic(**r) for r in rows], count=len(rows))

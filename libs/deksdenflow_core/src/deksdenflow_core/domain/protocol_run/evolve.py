@@ -671,13 +671,14 @@ def _trigger_queued(s: ProtocolRunState, e: ev.TriggerQueued) -> Update:
     """The queued step comes right after the step that triggered it: the next to run."""
     if e.step is None:
         raise InvariantViolation("trigger_queued without its step")
-    index, _ = _find_step(s, e.from_step_run_id)
+    index, parent = _find_step(s, e.from_step_run_id)
     queued = _new_step(e.step).model_copy(
         update={
             "prompt": e.prompt,
             "queued_by": e.from_step_run_id,
             "trigger_depth": e.depth,
             "trigger_max_depth": e.max_depth,
+            "run_order": (*(parent.run_order or (parent.index,)), e.step.index),
         }
     )
     return {"steps": (*s.steps[: index + 1], queued, *s.steps[index + 1 :])}

@@ -132,6 +132,9 @@ class StepState(BaseModel):
     queued_by: str = ""
     trigger_depth: int = 0
     trigger_max_depth: int = 0
+    # Where the step stands in the run: the indexes of the planned step and of each triggered step down to
+    # this one (empty for a planned step: its index alone). Steps are shown sorted by it.
+    run_order: tuple[int, ...] = ()
     # Times this step's loop policy was taken (never reset: the bound on loops of a run).
     loop_iterations: int = 0
     # What the agent of the latest execution asked of the run (None: nothing, or not yet executed).
