@@ -963,7 +963,7 @@ def _complete_step(
     after = _fold(state, events)
     done = _require_step(after, step.step_run_id)
     if not after.is_terminal:
-        trigger = policies.trigger_decision(after, done, ctx.new_id())
+        trigger = policies.trigger_decision(after, done, ctx.new_id)
         if trigger is not None:
             events.append(trigger)
             after = _fold(state, events)

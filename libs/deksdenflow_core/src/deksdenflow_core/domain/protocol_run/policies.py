@@ -14,6 +14,7 @@ Why no policy can make a run go on forever:
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
     DirectiveAction,
@@ -140,10 +141,11 @@ def _loop_of(step: StepState) -> StepLoopPolicy | None:
 
 
 def trigger_decision(
-    state: ProtocolRunState, step: StepState, new_id: str
+    state: ProtocolRunState, step: StepState, new_id: Callable[[], str]
 ) -> ev.TriggerQueued | ev.TriggerRefused | None:
     """The step a completed ``step`` queues for another agent (its trigger policy, or its agent's
-    ``trigger`` directive), refused beyond the chain's depth; None when nothing asks for one."""
+    ``trigger`` directive), refused beyond the chain's depth; None when nothing asks for one. ``new_id``
+    names the queued step (called only when one is queued)."""
     policy: StepTriggerPolicy | None = step.policies.trigger if step.policies is not None else None
     directive = step.directive
     asked = directive is not None and directive.action is DirectiveAction.TRIGGER
@@ -170,7 +172,7 @@ def trigger_decision(
     index = max(s.index for s in state.steps) + 1
     name = f"{index:02d}-{_SLUG.sub('-', agent.lower()).strip('-') or 'agent'}.md"
     queued = StepPlan(
-        step_run_id=new_id,
+        step_run_id=new_id(),
         index=index,
         name=name,
         step_type=StepType.WORK,
