@@ -224,7 +224,7 @@ class ExecutionJob:
     async def _guardrails(
         self, wt: Worktree, step: StepState, req: ev.StepExecutionRequested, protocol_root: str
     ) -> list[guardrails.Finding]:
-        """What the guardrails find in the change (none when they are off). Only a work step's first
+        """What the guardrails find in the change (none when they are off). Only a planned work step's first
         execution must change something: a retry or a fix may find its work already on the branch."""
         s = self.settings
         if s.guardrails == "off":
@@ -238,6 +238,7 @@ class ExecutionJob:
             await guardrails.read_change(wt),
             _step_content(wt, protocol_root, step),
             work_step=step.step_type is not StepType.SETUP
+            and not step.queued_by  # another agent's step a trigger queued (a review) may change nothing
             and req.attempt == 0
             and step.ci_failure is None
             and step.review is None,
