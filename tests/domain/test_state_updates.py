@@ -31,6 +31,7 @@ _STEP_PLAN_FIELDS = {
     "trigger_depth",
     "trigger_max_depth",
     "run_order",
+    "parallel_group",
 }
 
 

@@ -12,6 +12,8 @@ from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
     AgentDirective,
     DirectiveAction,
     LoopCause,
+    PrOpening,
+    PrPolicy,
     QaVerdict,
     RunMode,
     RunPolicy,
@@ -48,10 +50,10 @@ class Driver:
     """An autopilot run driven by worker results; each decision gets ids of its own (as each causing event
     gives them in the system), and every event is kept."""
 
-    def __init__(self, steps: tuple[StepPlan, ...]) -> None:
+    def __init__(self, steps: tuple[StepPlan, ...], policy: RunPolicy = AUTOPILOT) -> None:
         self.events: list[ProtocolRunEvent] = []
         self.decisions = 0
-        self.run = new_run(run_policy=AUTOPILOT)
+        self.run = new_run(run_policy=policy)
         self.do(cmd.StartProtocolRun())
         self.do(cmd.RecordPlanningCompleted(attempt=1, steps=steps))
 
@@ -245,6 +247,27 @@ def test_a_checkpoint_stops_the_run_until_a_person_continues() -> None:
     assert [type(e).__name__ for e in d.events[-2:]] == ["CheckpointPassed", "StepExecutionRequested"]
     assert d.status() is RunStatus.RUNNING
     assert d.executing().name == "02-work-2.md"
+
+
+def test_a_step_of_a_parallel_group_done_meanwhile_leaves_the_run_at_its_checkpoint() -> None:
+    plans = tuple(
+        s.model_copy(update={"parallel_group": "g" if s.index else ""}) for s in _plan(3, **{
+            "01-work-1.md": StepPolicies(checkpoint=StepCheckpointPolicy(reason="look")),
+        })
+    )  # fmt: skip
+    never = PrPolicy(open=PrOpening.NEVER)
+    d = Driver(plans, RunPolicy(mode=RunMode.AUTOPILOT, max_parallel_steps=2, pr=never))
+    d.passes()
+    first, second = (d.step(n) for n in ("01-work-1.md", "02-work-2.md"))
+    assert first.executing
+    assert second.executing
+    for step in (first, second):
+        d.do(cmd.RecordStepExecutionCompleted(step_run_id=step.step_run_id, attempt=0, auto_qa=True))
+        d.qa()
+    assert d.status() is RunStatus.BLOCKED
+    assert waiting_for(d.run) == "checkpoint"
+    events = d.do(cmd.ContinueProtocolRun())
+    assert [type(e).__name__ for e in events] == ["CheckpointPassed", "ProtocolRunCompleted"]
 
 
 def test_directives_stop_error_and_pause_act_on_the_run() -> None:

@@ -40,6 +40,8 @@ class PlannedFile:
     # As an imported spec gives them (a planning agent's plan has none).
     policies: StepPolicies | None = None
     labels: tuple[str, ...] = ()
+    # An imported spec's parallel group (see StepPlan.parallel_group).
+    parallel_group: str = ""
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,7 @@ class PlanOutput:
                 file_path=f"{protocol_root}/{s.filename}",
                 policies=s.policies,
                 labels=s.labels,
+                parallel_group=s.parallel_group,
             )
             for i, s in enumerate(self.steps)
         )
@@ -149,6 +152,7 @@ def imported_plan(plan: ImportedPlan, task_name: str) -> PlanOutput:
             model=s.model,
             policies=s.policies,
             labels=s.labels,
+            parallel_group=s.parallel_group,
         )
         for s in plan.steps
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated
@@ -21,9 +22,11 @@ from deksdenflow_core.contracts.generated.deksdenflow.services.v1.branches impor
     ListBranchesReply,
     ListBranchesRequest,
 )
+from deksdenflow_core.domain import run_policy
 from deksdenflow_core.domain.project import ProjectCommand
 from deksdenflow_core.domain.provider import ci_provider
-from deksdenflow_core.specs import openspec, speckit
+from deksdenflow_core.specs import codemachine, openspec, sandbox, speckit
+from deksdenflow_core.specs.model import ImportedProtocol
 from fastapi import APIRouter, Path, Query, Response
 
 from deksdenflow_api.auth import new_project_token
@@ -50,6 +53,7 @@ from deksdenflow_api.schemas import (
     BranchPublic,
     CiPolicyIn,
     ClarificationsAnswer,
+    CodeMachineImport,
     FallbackChainsIn,
     ProjectCreate,
     ProjectCreated,
@@ -354,23 +358,85 @@ async def import_protocol(
     problem, by file, line and field, answers 422 and nothing is created."""
     commander.principal.require_project(project_id)
     if body.kind == "speckit":
-        imported = speckit.import_feature(body.files, feature=body.name, constitution=body.constitution)
+        # [P] tasks become steps of their own only where the run may execute them at once
+        project = await (await commander.ctx.repo()).load(PROJECT, project_id)
+        policy = run_policy.resolve(project.state.run_policy, policy_in(body.run_policy))
+        imported = speckit.import_feature(
+            body.files,
+            feature=body.name,
+            constitution=body.constitution,
+            parallel=run_policy.parallel_steps(policy) > 1,
+        )
         source = f"spec-kit specs/{body.name}"
     else:
         imported = openspec.import_change(body.files, change=body.name)
         source = f"OpenSpec openspec/changes/{body.name}"
+    return await _import(commander, project_id, imported, body, body.kind, source, response)
+
+
+@router.post(
+    "/projects/{project_id}/codemachine/import",
+    status_code=201,
+    response_model=ProtocolCreated,
+    responses=errors(401, 403, 404, 409, 422, 503),
+)
+async def import_codemachine(
+    project_id: Id,
+    body: CodeMachineImport,
+    response: Response,
+    commander: CommandDep,
+) -> ProtocolCreated:
+    """Open a protocol from a CodeMachine workflow package (today's format: its JavaScript evaluated in a
+    sandbox, never run here) or a first-version ``.codemachine`` workspace (read as data). Its steps keep
+    their loop, trigger and checkpoint behaviours as policies; a tracking file resumes after its completed
+    steps. It is checked first: every problem, by file, line and field, answers 422 and nothing is
+    created; 503 if the API has no Node.js to read a package with."""
+    commander.principal.require_project(project_id)
+    try:
+        kind, imported = await asyncio.to_thread(
+            codemachine.import_files, body.files, workflow=body.workflow or "", tracking=body.tracking
+        )
+    except sandbox.SandboxUnavailable as exc:
+        raise HttpError(503, "sandbox_unavailable", str(exc)) from exc
+    manifest = codemachine.manifest_name(body.files)
+    source = (
+        f"CodeMachine package {manifest or 'package'}: {imported.title}"
+        if kind == "package"
+        else f"CodeMachine workspace: {imported.title}"
+    )
+    return await _import(commander, project_id, imported, body, f"CodeMachine {kind}", source, response)
+
+
+async def _import(
+    commander: Commander,
+    project_id: str,
+    imported: ImportedProtocol,
+    body: ProtocolImport | CodeMachineImport,
+    kind: str,
+    source: str,
+    response: Response,
+) -> ProtocolCreated:
+    """Create the protocol run of a checked import, or answer 422 with every problem (nothing created)."""
     if imported.problems:
         raise HttpError(
             422,
             "invalid_spec",
-            f"the {body.kind} spec has {len(imported.problems)} problem(s): {imported.problems[0]}",
+            f"the {kind} spec has {len(imported.problems)} problem(s): {imported.problems[0]}",
             problems=[str(p) for p in imported.problems],
         )
     plan = ImportedPlan(
         source=source,
         context_md=imported.context_md,
         steps=[
-            ImportedStepFile(filename=s.filename, content=s.content, labels=list(s.labels))
+            ImportedStepFile(
+                filename=s.filename,
+                content=s.content,
+                labels=list(s.labels),
+                policies=s.policies,
+                engine_id=s.engine_id,
+                model=s.model,
+                parallel_group=s.parallel_group,
+            )
             for s in imported.steps
         ],
     )

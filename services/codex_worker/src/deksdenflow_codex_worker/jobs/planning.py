@@ -69,7 +69,8 @@ class PlanningJob:
             if sha is not None:  # pushed by a worker that died before recording it
                 log.info("planning already pushed; recording it", commit=sha)
                 out = (
-                    imported_plan(run.imported, run.task_name)  # its policies are not in the files
+                    # the import says it all (what the files on the branch do not: groups, policies)
+                    imported_plan(run.imported, run.task_name)
                     if run.imported is not None
                     else parse_plan(_read_pushed_plan(wt, run), run.protocol_root)
                 )

@@ -483,7 +483,13 @@ def _continue(state: ProtocolRunState, reason: str) -> list[ProtocolRunEvent]:
         raise _illegal(state, "the run is not stopped at a checkpoint")
     if state.status is RunStatus.PAUSED:
         raise _illegal(state, "the run is paused; resume it first")
-    return [ev.CheckpointPassed(step_run_id=state.checkpoint_step, reason=reason.strip())]
+    events: list[ProtocolRunEvent] = [
+        ev.CheckpointPassed(step_run_id=state.checkpoint_step, reason=reason.strip())
+    ]
+    # the steps still in flight at the checkpoint (a parallel group's) may all be done by now
+    if state.all_steps_done and not state.ends_with_pr:
+        events.append(ev.ProtocolRunCompleted(reason=RunCompletionReason.ALL_STEPS_DONE))
+    return events
 
 
 def _retry_merge(state: ProtocolRunState) -> list[ProtocolRunEvent]:
@@ -971,8 +977,14 @@ def _complete_step(
         if checkpoint is not None:
             events.append(checkpoint)
             after = _fold(state, events)
-    # An autopilot run with a PR/MR completes when it is merged (or closed), not when its steps are done.
-    if after.all_steps_done and not after.is_terminal and not after.ends_with_pr:
+    # An autopilot run with a PR/MR completes when it is merged (or closed), not when its steps are done;
+    # one stopped at a checkpoint when a person lets it go on.
+    if (
+        after.all_steps_done
+        and not after.is_terminal
+        and not after.ends_with_pr
+        and not after.checkpoint_step
+    ):
         events.append(ev.ProtocolRunCompleted(reason=RunCompletionReason.ALL_STEPS_DONE))
     return events
 

@@ -366,9 +366,12 @@ def _step_completed(s: ProtocolRunState, e: ev.StepCompleted) -> Update:
             "review_fix_request": None,
         },
     )
-    # A blocked run whose last stuck step is resolved goes back to running.
-    if s.effective_status is RunStatus.BLOCKED and not any(
-        st.status in STUCK_STEP_STATUSES for st in update["steps"]
+    # A blocked run whose last stuck step is resolved goes back to running (one stopped at a checkpoint
+    # waits for a person all the same).
+    if (
+        s.effective_status is RunStatus.BLOCKED
+        and not s.checkpoint_step
+        and not any(st.status in STUCK_STEP_STATUSES for st in update["steps"])
     ):
         update = _run_status(s, RunStatus.RUNNING, {**update, "blocked_reason": ""})
     return update
@@ -623,6 +626,7 @@ def _new_step(p: StepPlan) -> StepState:
         qa_model=p.qa_model,
         file_path=p.file_path,
         policies=p.policies,
+        parallel_group=p.parallel_group,
     )
 
 
@@ -647,8 +651,9 @@ def _loop_taken(s: ProtocolRunState, e: ev.LoopTaken) -> Update:
             changes["loop_iterations"] = e.iteration
         steps.append(replace(st, changes) if changes else st)
     update: Update = {"steps": tuple(steps)}
-    if s.effective_status is RunStatus.BLOCKED and not any(st.status in STUCK_STEP_STATUSES for st in steps):
-        update = _run_status(s, RunStatus.RUNNING, {**update, "blocked_reason": "", "checkpoint_step": ""})
+    blocked = s.effective_status is RunStatus.BLOCKED and not s.checkpoint_step
+    if blocked and not any(st.status in STUCK_STEP_STATUSES for st in steps):
+        update = _run_status(s, RunStatus.RUNNING, {**update, "blocked_reason": ""})
     return update
 
 

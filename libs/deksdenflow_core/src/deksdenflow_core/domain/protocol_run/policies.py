@@ -30,7 +30,6 @@ from deksdenflow_core.domain.protocol_run.state import (
     DONE_STEP_STATUSES,
     ProtocolRunState,
     StepState,
-    StepStatus,
 )
 
 MAX_ITERATIONS = 20
@@ -197,13 +196,13 @@ def trigger_decision(
 
 def checkpoint_decision(state: ProtocolRunState, step: StepState) -> ev.CheckpointReached | None:
     """A stop for a person after a completed ``step`` (its checkpoint policy, or its agent's
-    ``checkpoint``/``stop`` directive), when the run has steps left to run; None otherwise."""
+    ``checkpoint``/``stop`` directive), when the run has steps not done yet; None otherwise."""
     policy = step.policies.checkpoint if step.policies is not None else None
     directive = step.directive
     asked = directive is not None and directive.action in (DirectiveAction.CHECKPOINT, DirectiveAction.STOP)
     if not asked and (policy is None or policy.on_directive_only):
         return None
-    if not any(s.status is StepStatus.PENDING for s in state.steps):
+    if state.all_steps_done:
         return None  # nothing left to decide on: the run completes
     said = directive.reason if directive is not None and asked else ""
     action = directive.action if directive is not None and asked else DirectiveAction.UNSPECIFIED
