@@ -446,6 +446,25 @@ class ProtocolsPublic(BaseModel):
     count: int
 
 
+class DirectivePublic(BaseModel):
+    """What a step's agent asked of the run (loop, checkpoint, continue, trigger, stop, error, pause)."""
+
+    action: str | None
+    reason: str
+
+
+class StepRuntimeState(BaseModel):
+    """What a step's policies did so far."""
+
+    # Times its loop policy was taken.
+    loop_iterations: int
+    # 0 for a planned step; n for a step n triggers deep.
+    trigger_depth: int
+    # The step whose trigger queued this one.
+    queued_by: str | None
+    last_directive: DirectivePublic | None
+
+
 class StepPublic(BaseModel):
     id: str
     protocol_run_id: str
@@ -467,6 +486,10 @@ class StepPublic(BaseModel):
     commit_sha: str | None
     changed_files: list[str]
     failure_reason: str | None
+    # Loop, trigger and checkpoint policies (null: none), and what they did so far: loop_iterations,
+    # trigger_depth, queued_by (the step whose trigger queued this one), last_directive.
+    policies: dict[str, Any] | None
+    runtime_state: StepRuntimeState
     created_at: datetime
     updated_at: datetime
 

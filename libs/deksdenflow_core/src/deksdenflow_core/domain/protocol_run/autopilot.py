@@ -216,6 +216,7 @@ def _with_a_worker(state: ProtocolRunState) -> bool:
 
 def waiting_for(state: ProtocolRunState) -> str | None:
     """What a run waits on that is neither a worker nor over: ``queue`` (a slot under the run limits);
+    ``checkpoint`` (a person to continue, or cancel, after a step's checkpoint);
     on a manual run, ``action`` (nothing is in flight: a person runs the next step, its QA, the PR…);
     on an autopilot run, ``plan_approval`` (a person);
     once every step is completed, ``pull_request`` (none is open: it failed or was closed — open_pr),
@@ -226,6 +227,8 @@ def waiting_for(state: ProtocolRunState) -> str | None:
         return "queue"
     if state.is_terminal or state.status is RunStatus.PAUSED:
         return None
+    if state.checkpoint_step and state.status is RunStatus.BLOCKED:
+        return "checkpoint"
     if not state.autopilot:
         idle = state.status in (RunStatus.PLANNED, RunStatus.RUNNING) and not _with_a_worker(state)
         return "action" if idle else None
