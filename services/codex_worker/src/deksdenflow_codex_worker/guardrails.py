@@ -5,8 +5,9 @@ step file, and says what it found with its evidence:
 
 * ``scope``: files changed outside what the step file declares (a ``Scope:`` line of globs, e.g.
   ``Scope: src/greeting/**, tests/test_greeting.py``); no declaration, no rule;
-* ``protected_path``: CI configuration, lock files and the paths in ``DEKSDENFLOW_GUARDRAIL_PROTECTED``,
-  unless the step file names the file (its path or its file name);
+* ``protected_path``: the protocol's own files (plan, context, log, step files: the contract the step
+  is checked against; always), CI configuration, lock files and the paths in
+  ``DEKSDENFLOW_GUARDRAIL_PROTECTED`` (unless the step file names the file: its path or its file name);
 * ``diff_size``: more lines or files changed than ``DEKSDENFLOW_GUARDRAIL_MAX_LINES`` / ``_MAX_FILES``;
 * ``secret``: a secret in an added line, found by ``detect-secrets`` (its default plugins);
 * ``tests_weakened``: a test file deleted, or a skip marker added (``@pytest.mark.skip``, ``it.skip(``,
@@ -14,19 +15,23 @@ step file, and says what it found with its evidence:
 * ``empty_change``: the first execution of a work step changed nothing (a retry or a fix may find its
   work already on the branch).
 
-The execution job records the findings (``guardrail_violated``), asks the agent again with them in its
-prompt (``DEKSDENFLOW_GUARDRAIL_REASKS`` times), then fails the step with them as the reason.
+The rules read the step file as it was before the agent ran (an agent that widens its own scope in the
+step file changes nothing). ``enforce`` is the loop the execution job runs: it records the findings
+(``guardrail_violated``), asks the agent again with them in its prompt (``DEKSDENFLOW_GUARDRAIL_REASKS``
+times), then fails the step with them as the reason.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from deksdenflow_git import Worktree, working_tree_diffs
+
+from deksdenflow_codex_worker.engines.base import AgentResult
 
 # CI configuration and dependency lock files: a step changes them only when its file says so.
 PROTECTED = (
@@ -127,10 +132,20 @@ def _added_lines(patch: str) -> dict[str, list[tuple[int, str]]]:
     return added
 
 
-def check(change: Change, step_text: str, *, work_step: bool, root: Path, limits: Limits) -> list[Finding]:
-    """Every rule's findings on ``change`` (``root``: the worktree, for the secret scanner)."""
+def check(
+    change: Change,
+    step_text: str,
+    *,
+    work_step: bool,
+    root: Path,
+    limits: Limits,
+    protocol_root: str = "",
+) -> list[Finding]:
+    """Every rule's findings on ``change`` (``root``: the worktree, for the secret scanner;
+    ``protocol_root``: the protocol's folder, whose files no execution may change)."""
     findings = [
-        *_scope(change, step_text),
+        *_protocol_files(change, protocol_root),
+        *_scope(change, step_text, protocol_root),
         *_protected(change, step_text, limits.protected),
         *_size(change, limits),
         *_secrets(change, root),
@@ -159,11 +174,29 @@ def _matches(path: str, patterns: Iterable[str]) -> bool:
     return False
 
 
-def _scope(change: Change, step_text: str) -> list[Finding]:
+def _in_protocol(path: str, protocol_root: str) -> bool:
+    return bool(protocol_root) and (path == protocol_root or path.startswith(protocol_root.rstrip("/") + "/"))
+
+
+def _protocol_files(change: Change, protocol_root: str) -> list[Finding]:
+    touched = [p for p in change.files if _in_protocol(p, protocol_root)]
+    if not touched:
+        return []
+    return [
+        Finding(
+            "protected_path",
+            "the protocol's files (plan and step files) are the contract the step is checked against; "
+            "never edit them (deksdenflow restored them)",
+            _few(touched),
+        )
+    ]
+
+
+def _scope(change: Change, step_text: str, protocol_root: str) -> list[Finding]:
     globs = declared_scope(step_text)
     if not globs:
         return []
-    outside = [p for p in change.files if not _matches(p, globs)]
+    outside = [p for p in change.files if not _matches(p, globs) and not _in_protocol(p, protocol_root)]
     if not outside:
         return []
     return [Finding("scope", f"files changed outside the step's scope ({', '.join(globs)})", _few(outside))]
@@ -247,3 +280,38 @@ def reask_note(findings: Sequence[Finding], reask: int, of: int) -> str:
         *(f"- {f}" for f in findings),
     ]
     return "\n" + "\n".join(lines) + "\n"
+
+
+# Asks the agent (the prompt, which re-ask this is: 0 for the first answer) and returns its answer.
+Ask = Callable[[str, int], Awaitable[AgentResult]]
+# Reads the worktree's change and returns what the rules find in it.
+Inspect = Callable[[], Awaitable[list[Finding]]]
+# Records the findings of one answer (which re-ask it was, whether the agent is asked again).
+Report = Callable[[list[Finding], int, bool], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Enforced:
+    """The agent's last answer, and why the step fails ("": its change may be committed)."""
+
+    result: AgentResult
+    failure: str = ""
+
+
+async def enforce(prompt: str, reasks: int, ask: Ask, inspect: Inspect, report: Report) -> Enforced:
+    """Ask, inspect the change, and while the rules find something and re-asks are left, report it and
+    ask again with the findings in the prompt; after the last re-ask the findings are the failure."""
+    note = ""
+    for reask in range(reasks + 1):
+        result = await ask(prompt + note, reask)
+        if not result.ok:
+            return Enforced(result, f"the agent failed: {result.error or 'no reason given'}")
+        findings = await inspect()
+        if not findings:
+            return Enforced(result)
+        again = reask < reasks
+        await report(findings, reask, again)
+        if not again:
+            return Enforced(result, "guardrails: " + "; ".join(map(str, findings)))
+        note = reask_note(findings, reask + 1, reasks)
+    raise AssertionError("unreachable: the last re-ask returns")

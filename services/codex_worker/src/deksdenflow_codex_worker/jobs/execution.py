@@ -2,8 +2,10 @@
 trailer naming the job, pushed, and recorded. A CI fix is an execution whose step carries CI's evidence
 of the failure, handed to the agent with the step.
 
-Protocol files the agent changed are restored (the step file stays the contract QA reads); work a dead
-worker had already pushed is found by its trailer and recorded, not redone.
+Before anything is committed the guardrails inspect the change (``guardrails.py``): a violation is
+recorded and the agent asked again, then the step fails. Protocol files the agent changed are always
+restored (the step file stays the contract QA reads). Work a dead worker had already pushed is found by its
+trailer and recorded, not redone.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from deksdenflow_git import Worktree
 
 from deksdenflow_codex_worker import guardrails
 from deksdenflow_codex_worker.agent_calls import AgentCalls
-from deksdenflow_codex_worker.engines.base import CallPhase, Sandbox
+from deksdenflow_codex_worker.engines.base import AgentResult, CallPhase, Sandbox
 from deksdenflow_codex_worker.kit import (
     JOB_TRAILER,
     RUN_TRAILER,
@@ -128,21 +130,22 @@ class ExecutionJob:
         """Run the agent on the step, commit and push: summary, changed files and the commit (None if
         nothing changed); None if the agent failed (the failure is recorded)."""
         run = job.run
+        step_text = read_protocol_file(wt, run.protocol_root, step.name)  # as planned, before the agent
         text = prompt.render(
             protocol_name=run.protocol_name,
             protocol_root=run.protocol_root,
             step_name=step.name,
             plan_md=read_protocol_file(wt, run.protocol_root, "plan.md"),
-            step_content=read_protocol_file(wt, run.protocol_root, step.name),
+            step_content=step_text,
             instructions=instructions(req.instructions, step.ci_failure, step.review),
         )
-        reasks = self.settings.guardrail_reasks if self.settings.guardrails == "enforce" else 0
-        note = ""
-        for reask in range(reasks + 1):
+        restored: list[str] = []
+
+        async def ask(text: str, reask: int) -> AgentResult:
             call = self.calls.call(
                 job,
                 CallPhase.EXEC,
-                text + note,
+                text,
                 wt.path,
                 model,
                 Sandbox.WORKSPACE_WRITE,
@@ -151,15 +154,25 @@ class ExecutionJob:
                 prompt_of=prompt,
                 reask=reask,
             )
-            result = await self.calls.run(job, call, engine_id, step, current, attempt=req.attempt)
-            if not result.ok:
-                await self._failed(job, step, req, f"the agent failed: {result.error or 'no reason given'}")
-                return None
-            restored = await _protect_protocol_files(wt, run.protocol_root)
-            findings = await self._guardrails(wt, step, req, run.protocol_root)
-            if not findings:
-                break
-            again = reask < reasks
+            return await self.calls.run(job, call, engine_id, step, current, attempt=req.attempt)
+
+        # Only a work step's first execution must change something: a retry or a fix may find its work
+        # already on the branch.
+        work_step = (
+            step.step_type is not StepType.SETUP
+            and req.attempt == 0
+            and step.ci_failure is None
+            and step.review is None
+        )
+
+        async def inspect() -> list[guardrails.Finding]:
+            findings, undone = await guard_change(
+                wt, self.settings, step_text=step_text, protocol_root=run.protocol_root, work_step=work_step
+            )
+            restored.extend(p for p in undone if p not in restored)
+            return findings
+
+        async def report(findings: list[guardrails.Finding], reask: int, again: bool) -> None:
             await self.kit.record(
                 run.protocol_run_id,
                 [
@@ -176,10 +189,13 @@ class ExecutionJob:
                 ],
                 job.delivery,
             )
-            if not again:
-                await self._failed(job, step, req, "guardrails: " + "; ".join(map(str, findings)))
-                return None
-            note = guardrails.reask_note(findings, reask + 1, reasks)
+
+        reasks = self.settings.guardrail_reasks if self.settings.guardrails == "enforce" else 0
+        enforced = await guardrails.enforce(text, reasks, ask, inspect, report)
+        if enforced.failure:
+            await self._failed(job, step, req, enforced.failure)
+            return None
+        result = enforced.result
         summary = result.last_message.strip() or "(the agent gave no summary)"
         if restored:
             summary += f"\n\n(deksdenflow restored protocol files the agent changed: {', '.join(restored)})"
@@ -202,29 +218,28 @@ class ExecutionJob:
             job.delivery,
         )
 
-    async def _guardrails(
-        self, wt: Worktree, step: StepState, req: ev.StepExecutionRequested, protocol_root: str
-    ) -> list[guardrails.Finding]:
-        """What the guardrails find in the change (none when they are off). Only a work step's first
-        execution must change something: a retry or a fix may find its work already on the branch."""
-        s = self.settings
-        if s.guardrails == "off":
-            return []
+
+async def guard_change(
+    wt: Worktree, settings: WorkerSettings, *, step_text: str, protocol_root: str, work_step: bool
+) -> tuple[list[guardrails.Finding], list[str]]:
+    """What the guardrails find in the agent's change (none when they are off), and the protocol files
+    it changed, restored whatever the guardrails say. ``work_step``: the change must not be empty."""
+    findings: list[guardrails.Finding] = []
+    if settings.guardrails != "off":
         limits = guardrails.Limits(
-            max_lines=s.guardrail_max_lines,
-            max_files=s.guardrail_max_files,
-            protected=tuple(p.strip() for p in s.guardrail_protected.split(",") if p.strip()),
+            max_lines=settings.guardrail_max_lines,
+            max_files=settings.guardrail_max_files,
+            protected=tuple(p.strip() for p in settings.guardrail_protected.split(",") if p.strip()),
         )
-        return guardrails.check(
+        findings = guardrails.check(
             await guardrails.read_change(wt),
-            read_protocol_file(wt, protocol_root, step.name),
-            work_step=step.step_type is not StepType.SETUP
-            and req.attempt == 0
-            and step.ci_failure is None
-            and step.review is None,
+            step_text,
+            protocol_root=protocol_root,
+            work_step=work_step,
             root=wt.path,
             limits=limits,
         )
+    return findings, await _protect_protocol_files(wt, protocol_root)
 
 
 def current_or_paused(run: ProtocolRunState, req: ev.StepExecutionRequested) -> bool:
