@@ -1,8 +1,14 @@
-"""Turning the planner's structured output into protocol files and a plan the domain accepts."""
+"""Turning the planner's structured output into protocol files and a plan the domain accepts.
+
+A step file may carry settings of its own as lines of its text (as it may a ``Scope:`` line for the
+guardrails): ``Fallbacks: claude-code:claude-sonnet-4-5, codex:gpt-5-mini`` is the step's own fallback
+chain for its execution, and ``Critical: yes`` has a second QA reviewer judge it too.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +25,12 @@ from deksdenflow_core.errors import PermanentFailure
 from deksdenflow_codex_worker.prompts import schema
 
 RESERVED_FILES = ("plan.md", "context.md", "log.md")
+_FALLBACKS_LINE = re.compile(
+    r"^\s*(?:[-*]\s*)?\**fallbacks\**\s*:\s*(?P<entries>.+)$", re.IGNORECASE | re.MULTILINE
+)
+_CRITICAL_LINE = re.compile(
+    r"^\s*(?:[-*]\s*)?\**critical\**\s*:\s*\**(yes|true)\**\s*$", re.IGNORECASE | re.MULTILINE
+)
 _QA = {"skip": QaPolicy.SKIP, "light": QaPolicy.LIGHT, "full": QaPolicy.FULL, None: QaPolicy.FULL}
 
 
@@ -76,9 +88,19 @@ class PlanOutput:
                 model=s.model,
                 qa_policy=s.qa_policy,
                 file_path=f"{protocol_root}/{s.filename}",
+                fallbacks=step_fallbacks(s.content),
+                critical=bool(_CRITICAL_LINE.search(s.content)),
             )
             for i, s in enumerate(self.steps)
         )
+
+
+def step_fallbacks(content: str) -> list[str]:
+    """The entries of a step file's ``Fallbacks:`` lines, in order (none: the project's chain)."""
+    entries: list[str] = []
+    for match in _FALLBACKS_LINE.finditer(content):
+        entries += [e.strip(" `'\"") for e in match.group("entries").split(",") if e.strip(" `'\"")]
+    return entries
 
 
 def parse_json(text: str, schema_name: str) -> Any:

@@ -130,6 +130,12 @@ class WorkerSettings(BaseSettings):
         ge=0,
         description="How long an engine and model left for a fallback are skipped by this worker.",
     )
+    qa_second_reviewer: str = Field(
+        default="",
+        pattern=r"^([a-z][a-z0-9-]*(:\S+)?)?$",
+        description="engine[:model] of the second QA reviewer of a step marked critical (both must say "
+        "PASS); empty: the step's QA engine and model, asked again independently.",
+    )
     guardrails: Literal["enforce", "off"] = Field(
         default="enforce",
         description="Check every execution's change before it is committed (scope, protected paths, size, "

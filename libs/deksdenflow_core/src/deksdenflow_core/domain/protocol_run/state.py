@@ -90,6 +90,10 @@ class StepState(BaseModel):
     qa_engine_id: str = ""
     qa_model: str = ""
     file_path: str = ""
+    # The step's own fallback chain for execution ("engine:model"); empty: the project's for the phase.
+    fallbacks: tuple[str, ...] = ()
+    # Judged by a second QA reviewer too (both must say PASS).
+    critical: bool = False
     status: StepStatus = StepStatus.PENDING
     # Execution attempt: 0 for the first, +1 per retry. ``retries`` equals it.
     attempt: int = 0

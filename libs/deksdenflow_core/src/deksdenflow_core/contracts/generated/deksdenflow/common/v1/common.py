@@ -321,6 +321,10 @@ class StepPlan(_base.ContractModel):
         default=(),
         description='Labels kept from the spec the step came from (e.g. spec-kit user stories "US1", a CodeMachine agent id).',
     )
+    critical: bool = _pydantic.Field(
+        default=False,
+        description="A critical step's change is judged by a second QA reviewer too; it passes QA only when both say PASS.",
+    )
 
 
 class StepPolicies(_base.ContractModel):
