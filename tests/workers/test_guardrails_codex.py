@@ -29,13 +29,6 @@ from deksdenflow_fakes.responses_api import (
 )
 from deksdenflow_git import Git, GitIdentity, MirrorCache, Worktree
 
-from tests.engines.conftest import (  # noqa: F401 - the real CLI and its fake model, as fixtures
-    agent_homes,
-    codex,
-    codex_bin,
-    codex_home_root,
-    responses_api,
-)
 from tests.engines.helpers import git, make_call
 from tests.git.origin import ISOLATED_GIT_ENV
 
