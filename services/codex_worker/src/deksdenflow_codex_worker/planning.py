@@ -2,7 +2,8 @@
 
 A step file may carry settings of its own as lines of its text (as it may a ``Scope:`` line for the
 guardrails): ``Fallbacks: claude-code:claude-sonnet-4-5, codex:gpt-5-mini`` is the step's own fallback
-chain for its execution, and ``Critical: yes`` has a second QA reviewer judge it too.
+chain for its execution, and ``Critical: yes`` has a second QA reviewer judge it too. Such lines are the
+planner's: a refinement of the step keeps them as planned (``keep_settings``).
 """
 
 from __future__ import annotations
@@ -93,6 +94,21 @@ class PlanOutput:
             )
             for i, s in enumerate(self.steps)
         )
+
+
+_SETTING_LINE = re.compile(
+    r"^\s*(?:[-*]\s*)?\**(?P<key>scope|fallbacks|critical)\**\s*:.*$", re.IGNORECASE | re.MULTILINE
+)
+
+
+def keep_settings(planned: str, refined: str) -> str:
+    """``refined`` with the settings lines of ``planned`` (``Scope:``, ``Fallbacks:``, ``Critical:``):
+    the refinement details the work; what the step may touch and how it runs stay as planned."""
+    settings = [m.group(0).strip() for m in _SETTING_LINE.finditer(planned)]
+    if not settings and not _SETTING_LINE.search(refined):
+        return refined
+    body = _SETTING_LINE.sub("", refined).rstrip("\n") + "\n"
+    return body + ("\n" + "\n".join(settings) + "\n" if settings else "")
 
 
 def step_fallbacks(content: str) -> list[str]:
