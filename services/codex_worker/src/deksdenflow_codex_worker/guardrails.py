@@ -60,7 +60,11 @@ _SKIP = re.compile(
     r"@pytest\.mark\.(skip|xfail)\b|pytest\.skip\(|@unittest\.skip|\b(it|test|describe)\.skip\(|\bx(it|describe)\("
     r"|\bt\.Skip(Now|f)?\(|#\[ignore\]|@Disabled\b|@Ignore\b"
 )
-_SCOPE = re.compile(r"^\s*(?:[-*]\s*)?\**scope\**\s*:\s*(?P<globs>.+)$", re.IGNORECASE | re.MULTILINE)
+# "Scope: a/**, b.py", also as a list item or in bold ("- **Scope:** `a/**`").
+_SCOPE = re.compile(
+    r"^\s*(?:[-*]\s*)?(?P<b>(?:\*\*)?)scope(?:(?P=b)\s*:|\s*:\s*(?P=b))\s*(?P<globs>.+)$",
+    re.IGNORECASE | re.MULTILINE,
+)
 EVIDENCE_LIMIT = 20
 
 

@@ -27,7 +27,8 @@ from deksdenflow_codex_worker.prompts import schema
 
 RESERVED_FILES = ("plan.md", "context.md", "log.md")
 _FALLBACKS_LINE = re.compile(
-    r"^\s*(?:[-*]\s*)?\**fallbacks\**\s*:\s*(?P<entries>.+)$", re.IGNORECASE | re.MULTILINE
+    r"^\s*(?:[-*]\s*)?(?P<b>(?:\*\*)?)fallbacks(?:(?P=b)\s*:|\s*:\s*(?P=b))\s*(?P<entries>.+)$",
+    re.IGNORECASE | re.MULTILINE,
 )
 _CRITICAL_LINE = re.compile(
     r"^\s*(?:[-*]\s*)?\**critical\**\s*:\s*\**(yes|true)\**\s*$", re.IGNORECASE | re.MULTILINE
@@ -107,7 +108,9 @@ def keep_settings(planned: str, refined: str) -> str:
     settings = [m.group(0).strip() for m in _SETTING_LINE.finditer(planned)]
     if not settings and not _SETTING_LINE.search(refined):
         return refined
-    body = _SETTING_LINE.sub("", refined).rstrip("\n") + "\n"
+    body = (
+        "\n".join(line for line in refined.splitlines() if not _SETTING_LINE.match(line)).rstrip("\n") + "\n"
+    )
     return body + ("\n" + "\n".join(settings) + "\n" if settings else "")
 
 
@@ -115,7 +118,7 @@ def step_fallbacks(content: str) -> list[str]:
     """The entries of a step file's ``Fallbacks:`` lines, in order (none: the project's chain)."""
     entries: list[str] = []
     for match in _FALLBACKS_LINE.finditer(content):
-        entries += [e.strip(" `'\"") for e in match.group("entries").split(",") if e.strip(" `'\"")]
+        entries += [e.strip(" `'\"*") for e in match.group("entries").split(",") if e.strip(" `'\"*")]
     return entries
 
 
