@@ -85,6 +85,12 @@ async def test_limited_models_fall_back_cool_down_a_steps_chain_wins_and_qa_move
             assert project["fallbacks"]["exec"] == [f"codex:{SPARE_EXEC}"]
             run = await planned_protocol(api, project["id"])
             assert run["status"] == "planned", run
+            spec = await get(api, f"/protocols/{run['id']}/spec")
+            assert [(s["name"], s["fallbacks"]) for s in spec["steps"]] == [
+                ("00-setup.md", []),
+                ("01-greeting.md", [f"codex:{CODEX_TEST_MODEL}"]),
+                ("02-docs.md", []),
+            ]
             for index, status in ((0, "completed"), (1, "completed"), (2, "failed")):
                 await action(api, f"/protocols/{run['id']}/actions/run_next_step")
                 await wait_for(

@@ -158,6 +158,8 @@ async def test_with_the_real_codex_cli_a_violation_is_fixed_and_a_critical_step_
         async with o.system.admin() as api:
             project = await register(api, o, default_engines=ENGINES, default_models=MODELS)
             run = await planned_protocol(api, project["id"])
+            spec = await get(api, f"/protocols/{run['id']}/spec")
+            assert [s["critical"] for s in spec["steps"]] == [False, True]
             for index, status in ((0, "completed"), (1, "failed")):
                 await action(api, f"/protocols/{run['id']}/actions/run_next_step")
                 await wait_for(
