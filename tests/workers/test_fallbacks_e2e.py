@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from deksdenflow_core.assets import prompt_text, version_of
 from deksdenflow_fakes.responses_api import (
     CODEX_TEST_MODEL,
     FakeResponsesApi,
@@ -131,3 +132,9 @@ async def test_limited_models_fall_back_cool_down_a_steps_chain_wins_and_qa_move
     assert SPARE_QA not in asked
     verdicts = [e["payload"]["verdict"] for e in events if e["type"] == "protocol_run.qa_verdict_recorded"]
     assert verdicts == ["QA_VERDICT_PASS", "QA_VERDICT_FAIL"]
+    # The decompose prompt is in the registry like the others: its calls name it and its version.
+    usage = [e["payload"] for e in events if e["type"] == "protocol_run.usage_recorded"]
+    decompose = {
+        (u.get("prompt_name"), u.get("prompt_version")) for u in usage if u["phase"] == "PHASE_DECOMPOSE"
+    }
+    assert decompose == {("decompose", version_of(prompt_text("decompose")))}
