@@ -24,6 +24,12 @@ from pydantic import SecretStr
 from tests.api.conftest import System, api_overrides, system  # noqa: F401 - the fixtures are used below
 from tests.engines.conftest import (  # noqa: F401 - the real agent CLIs and their fake models, as fixtures
     agent_homes,
+    anthropic_api,
+    claude,
+    claude_bin,
+    claude_config_root,
+    claude_home,
+    claude_test_env,
     codex,
     codex_bin,
     codex_home_root,

@@ -1,8 +1,8 @@
-"""Which failures of the real Codex CLI move an agent call down its fallback chain: the fake Responses API
-answers as a limited or broken provider does (429s, a usage limit, the context window, 5xx, a broken or
+"""Which failures of the real agent CLIs move an agent call down its fallback chain: the fake model APIs
+answer as a limited or broken provider does (429s, a usage limit, the context window, 5xx, a broken or
 idle stream), and the error the engine reports — in the CLI's own words — is classified as the agent-call
 layer classifies it (``agent_calls._switch_on``). An invalid answer or a QA FAIL is an answer, never a
-reason to switch."""
+reason to switch. The Codex CLI in full; Claude Code for its own wording of the three limits."""
 
 from __future__ import annotations
 
@@ -11,9 +11,12 @@ from pathlib import Path
 
 import pytest
 from deksdenflow_codex_worker.engines.base import EngineError, Progress
+from deksdenflow_codex_worker.engines.claude_code import ClaudeCodeEngine
 from deksdenflow_codex_worker.engines.codex import CodexEngine
 from deksdenflow_codex_worker.engines.failures import FallbackReason, fallback_reason
 from deksdenflow_core.jobs import failure_reason
+from deksdenflow_fakes import anthropic_api as anthropic
+from deksdenflow_fakes.anthropic_api import FakeAnthropicApi
 from deksdenflow_fakes.responses_api import (
     CODEX_TEST_MODEL,
     FakeResponsesApi,
@@ -70,11 +73,13 @@ async def _quiet(progress: Progress) -> None:
     return None
 
 
-async def _error_of(engine: CodexEngine, workdir: Path) -> str:
+async def _error_of(
+    engine: CodexEngine | ClaudeCodeEngine, workdir: Path, model: str = CODEX_TEST_MODEL
+) -> str:
     """What the engine says went wrong, as the agent-call layer reads it (a failed turn's error or an
     engine error's reason)."""
     try:
-        result = await engine.run(make_call(workdir, "Do the step.", model=CODEX_TEST_MODEL), _quiet)
+        result = await engine.run(make_call(workdir, "Do the step.", model=model), _quiet)
     except EngineError as exc:
         return failure_reason(exc)
     assert not result.ok, "the call was expected to fail"
@@ -119,3 +124,33 @@ async def test_an_invalid_answer_or_a_qa_fail_is_no_reason_to_fall_back(
         assert (result.ok, result.error) == (True, "")
     responses_api.push(Turn.http_error(401, "Incorrect API key provided"))
     assert fallback_reason(await _error_of(codex, tmp_path)) is None  # the setup, not the provider
+
+
+CLAUDE_CASES = {
+    "429 rate limit": (
+        anthropic.Turn.http_error(429, "Number of request tokens has exceeded your per-minute rate limit"),
+        FallbackReason.RATE_LIMIT,
+        "Request rejected (429)",
+    ),
+    "credit balance": (
+        anthropic.Turn.http_error(400, "Your credit balance is too low to access the Anthropic API."),
+        FallbackReason.USAGE_LIMIT,
+        "Credit balance is too low",
+    ),
+    "prompt too long": (
+        anthropic.Turn.http_error(400, "prompt is too long: 210000 tokens > 200000 maximum"),
+        FallbackReason.CONTEXT_WINDOW,
+        "Prompt is too long",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(CLAUDE_CASES))
+async def test_claude_codes_own_words_for_the_limits_are_reasons_to_fall_back(
+    name: str, claude: ClaudeCodeEngine, anthropic_api: FakeAnthropicApi, tmp_path: Path
+) -> None:
+    turn, reason, said = CLAUDE_CASES[name]
+    anthropic_api.push(turn)
+    error = await _error_of(claude, tmp_path, "claude-sonnet-4-5")
+    assert said in error, error
+    assert fallback_reason(error) is reason, error
