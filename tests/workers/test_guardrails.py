@@ -153,3 +153,25 @@ def test_a_critical_steps_two_verdicts_pass_only_when_both_pass() -> None:
     )
     assert (failed.verdict, failed.blocking) == (QaVerdict.FAIL, ("[claude-code:b] x.py:1",))
     assert (failed.step_run_id, failed.qa_attempt) == ("s", 1)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "@pytest.mark.skipif(sys.platform == 'linux', reason='later')",
+        "    pytest.skip('flaky')",
+        "it.only('greets', () => {",
+        "fit('greets', () => {",
+        "xdescribe('greeting', () => {",
+        '\tt.Skip("later")',
+    ],
+)
+def test_skipped_and_focused_tests_weaken_the_suite(line: str) -> None:
+    added = Change(files=("tests/test_x.py",), added={"tests/test_x.py": [(7, line)]}, lines_added=1)
+    (found,) = check(added, "", work_step=True, root=Path("/nonexistent"), limits=Limits())
+    assert (found.rule, found.evidence) == ("tests_weakened", (f"tests/test_x.py:7: {line.strip()}",))
+
+
+def test_a_call_named_like_a_focus_is_not_one() -> None:
+    fitted = Change(files=("model.py",), added={"model.py": [(3, "model.fit(x, y)"), (4, "profit(1)")]})
+    assert check(fitted, "", work_step=True, root=Path("/nonexistent"), limits=Limits()) == []

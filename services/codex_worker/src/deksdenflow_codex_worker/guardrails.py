@@ -10,8 +10,8 @@ step file, and says what it found with its evidence:
   ``DEKSDENFLOW_GUARDRAIL_PROTECTED`` (unless the step file names the file: its path or its file name);
 * ``diff_size``: more lines or files changed than ``DEKSDENFLOW_GUARDRAIL_MAX_LINES`` / ``_MAX_FILES``;
 * ``secret``: a secret in an added line, found by ``detect-secrets`` (its default plugins);
-* ``tests_weakened``: a test file deleted, or a skip marker added (``@pytest.mark.skip``, ``it.skip(``,
-  ``t.Skip(`` …);
+* ``tests_weakened``: a test file deleted, or a skip marker added (``@pytest.mark.skip``/``skipif``,
+  ``it.skip(``, ``t.Skip(`` …) or one test focused so that the others do not run (``it.only(``, ``fit(``);
 * ``empty_change``: the first execution of a work step changed nothing (a retry or a fix may find its
   work already on the branch).
 
@@ -56,9 +56,10 @@ PROTECTED = (
 _TEST_FILE = re.compile(
     r"(^|/)(tests?|__tests__|spec)/|(^|/)test_[^/]*\.py$|_test\.(py|go)$|\.(test|spec)\.[cm]?[jt]sx?$"
 )
+# A test skipped or disabled, or the others left out by focusing one (``it.only``, ``fit``).
 _SKIP = re.compile(
-    r"@pytest\.mark\.(skip|xfail)\b|pytest\.skip\(|@unittest\.skip|\b(it|test|describe)\.skip\(|\bx(it|describe)\("
-    r"|\bt\.Skip(Now|f)?\(|#\[ignore\]|@Disabled\b|@Ignore\b"
+    r"@pytest\.mark\.(skip|skipif|xfail)\b|pytest\.skip\(|@unittest\.skip|\b(it|test|describe)\.(skip|only)\("
+    r"|(?<![\w.])[xf](it|describe)\(|\bt\.Skip(Now|f)?\(|#\[ignore\]|@Disabled\b|@Ignore\b"
 )
 # "Scope: a/**, b.py", also as a list item or in bold ("- **Scope:** `a/**`").
 _SCOPE = re.compile(
