@@ -68,7 +68,9 @@ CASES = {
         again=True,
     ),
     "diff_size": Case(
-        "diff_size", apply_patch(add_file("greeting.py", "\n".join(f"X{i} = {i}" for i in range(30)))), ()
+        "diff_size",
+        apply_patch(add_file("greeting.py", "\n".join(f"X{i} = {i}" for i in range(30)))),
+        ("greeting.py: +30 -0",),
     ),
     "secret": Case(
         "secret",

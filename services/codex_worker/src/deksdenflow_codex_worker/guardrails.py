@@ -89,6 +89,8 @@ class Change:
     added: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
     lines_added: int = 0
     lines_removed: int = 0
+    # Lines added and removed per file (binary files: 0, 0).
+    sizes: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -114,12 +116,12 @@ async def read_change(wt: Worktree) -> Change:
         files.append(path)
         if kind.startswith("D"):
             deleted.append(path)
-    added_n = removed_n = 0
+    sizes: dict[str, tuple[int, int]] = {}
     for line in numstat.splitlines():
-        plus, minus, _ = line.split("\t", 2)
-        added_n += int(plus) if plus.isdigit() else 0
-        removed_n += int(minus) if minus.isdigit() else 0
-    return Change(tuple(deleted), tuple(files), _added_lines(patch), added_n, removed_n)
+        plus, minus, path = line.split("\t", 2)
+        sizes[path] = (int(plus) if plus.isdigit() else 0, int(minus) if minus.isdigit() else 0)
+    added_n, removed_n = sum(a for a, _ in sizes.values()), sum(r for _, r in sizes.values())
+    return Change(tuple(deleted), tuple(files), _added_lines(patch), added_n, removed_n, sizes)
 
 
 def _added_lines(patch: str) -> dict[str, list[tuple[int, str]]]:
@@ -228,7 +230,14 @@ def _size(change: Change, limits: Limits) -> list[Finding]:
     lines = change.lines_added + change.lines_removed
     found = []
     if limits.max_lines and lines > limits.max_lines:
-        found.append(Finding("diff_size", f"{lines} lines changed, more than {limits.max_lines}"))
+        largest = sorted(change.sizes.items(), key=lambda item: -sum(item[1]))[:5]
+        found.append(
+            Finding(
+                "diff_size",
+                f"{lines} lines changed, more than {limits.max_lines}",
+                tuple(f"{path}: +{plus} -{minus}" for path, (plus, minus) in largest),
+            )
+        )
     if limits.max_files and len(change.files) > limits.max_files:
         found.append(Finding("diff_size", f"{len(change.files)} files changed, more than {limits.max_files}"))
     return found
