@@ -169,6 +169,14 @@ class WorkerSettings(BaseSettings):
             raise ValueError(f"unknown engine {value!r}; known: {', '.join(ENGINE_IDS)}")
         return value
 
+    @field_validator("qa_second_reviewer")
+    @classmethod
+    def _known_reviewer(cls, value: str) -> str:
+        engine = value.partition(":")[0]
+        if engine and engine not in ENGINE_IDS:
+            raise ValueError(f"unknown engine {engine!r}; known: {', '.join(ENGINE_IDS)}")
+        return value
+
     def engine_for(self, phase: str) -> str:
         """This worker's engine for ``phase`` (``qa``, ``exec``...), else its default engine."""
         engine_id: str = getattr(self, f"{phase}_engine") or self.default_engine
