@@ -33,6 +33,10 @@ _FALLBACKS_LINE = re.compile(
 _CRITICAL_LINE = re.compile(
     r"^\s*(?:[-*]\s*)?\**critical\**\s*:\s*\**(yes|true)\**\s*$", re.IGNORECASE | re.MULTILINE
 )
+# Any settings line (what a refinement of the step must keep as planned).
+_SETTING_LINE = re.compile(
+    r"^\s*(?:[-*]\s*)?\**(?P<key>scope|fallbacks|critical)\**\s*:.*$", re.IGNORECASE | re.MULTILINE
+)
 _QA = {"skip": QaPolicy.SKIP, "light": QaPolicy.LIGHT, "full": QaPolicy.FULL, None: QaPolicy.FULL}
 
 
@@ -95,11 +99,6 @@ class PlanOutput:
             )
             for i, s in enumerate(self.steps)
         )
-
-
-_SETTING_LINE = re.compile(
-    r"^\s*(?:[-*]\s*)?\**(?P<key>scope|fallbacks|critical)\**\s*:.*$", re.IGNORECASE | re.MULTILINE
-)
 
 
 def keep_settings(planned: str, refined: str) -> str:
