@@ -16,9 +16,7 @@ from tests.api.conftest import ADMIN_TOKEN, System
 from tests.api.helpers import create_project, create_protocol
 
 
-async def _schemathesis(
-    system: System, tmp_path: Path, *headers: str, examples: int = 30
-) -> tuple[int, str]:
+async def _schemathesis(system: System, tmp_path: Path, *headers: str, examples: int = 30) -> tuple[int, str]:
     args = [
         sys.executable,
         "-m",

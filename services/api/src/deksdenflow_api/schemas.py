@@ -507,6 +507,10 @@ class SpecStep(BaseModel):
     engine_id: str | None
     model: str | None
     qa_policy: str | None
+    # The step's own fallback chain for its execution (empty: the project's), and whether a second QA
+    # reviewer judges it too.
+    fallbacks: list[str] = []
+    critical: bool = False
 
 
 class SpecPublic(BaseModel):

@@ -149,6 +149,14 @@ async def get_spec(protocol_run_id: Id, read: ReaderDep) -> SpecPublic:
         "WHERE protocol_run_id = $1 ORDER BY step_index",
         protocol_run_id,
     )
+    # A step's own fallback chain and critical mark, as the accepted plan (its latest) gives them.
+    planned = await fetch_all(
+        read.ctx,
+        f"SELECT payload->'steps' AS steps FROM {T}.events WHERE protocol_run_id = $1 "
+        "AND type = 'protocol_run.planning_completed' ORDER BY seq DESC LIMIT 1",
+        protocol_run_id,
+    )
+    settings = {p.get("step_run_id"): p for p in (planned[0]["steps"] if planned else None) or []}
     return SpecPublic(
         protocol_run_id=protocol_run_id,
         spec_hash=row["spec_hash"],
@@ -162,6 +170,8 @@ async def get_spec(protocol_run_id: Id, read: ReaderDep) -> SpecPublic:
                 engine_id=s["engine_id"],
                 model=s["model"],
                 qa_policy=s["qa_policy"],
+                fallbacks=settings.get(s["id"], {}).get("fallbacks", []),
+                critical=settings.get(s["id"], {}).get("critical", False),
             )
             for s in steps
         ],
