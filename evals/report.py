@@ -72,12 +72,12 @@ def score_events(events: Sequence[Mapping[str, Any]]) -> EventScores:
     )
 
 
-def qa_agrees(verdict: str, resolved: bool, label: str) -> bool | None:
-    """Whether QA said what it should have; None when it gave no verdict."""
+def qa_agrees(verdict: str, resolved: bool, label: str) -> str:
+    """Whether QA said what it should have: "yes", "no", or "" when it gave no verdict."""
     if verdict == QA_NONE:
-        return None
+        return ""
     expected = label if resolved else "FAIL"
-    return verdict == expected
+    return "yes" if verdict == expected else "no"
 
 
 @dataclass(frozen=True)
@@ -111,8 +111,8 @@ def summarise(variant_id: str, label: str, scores: Iterable[Mapping[str, Any]]) 
         label=label,
         tasks=len(rows),
         resolved=sum(1 for r in rows if r["resolved"]),
-        qa_verdicts=sum(1 for r in rows if r["qa_agrees"] is not None),
-        qa_agreements=sum(1 for r in rows if r["qa_agrees"]),
+        qa_verdicts=sum(1 for r in rows if r["qa_agrees"]),
+        qa_agreements=sum(1 for r in rows if r["qa_agrees"] == "yes"),
         input_tokens=sum(int(r["input_tokens"]) for r in rows),
         output_tokens=sum(int(r["output_tokens"]) for r in rows),
         cost_micro_usd=sum(int(r["cost_micro_usd"]) for r in rows),
@@ -166,7 +166,7 @@ def table(
             f"{'tokens in/out':>15} {'cost $':>9} {'turns':>5} {'guard':>5}"
         )
         for r in sorted((r for r in scores if r["variant_id"] == s.variant_id), key=lambda r: r["task_id"]):
-            agrees = "-" if r["qa_agrees"] is None else "yes" if r["qa_agrees"] else "no"
+            agrees = r["qa_agrees"] or "-"
             out.append(
                 f"  {r['task_id']:<18} {'yes' if r['resolved'] else 'no':<9} "
                 f"{r['f2p_passed']}/{r['f2p_total']:<3} {r['p2p_passed']}/{r['p2p_total']:<3} "

@@ -36,7 +36,7 @@ from evals.variants import Matrix, Variant
 
 CASSETTES = Path(__file__).resolve().parent / "cassettes"
 PHASES = ("planning", "decompose", "exec", "qa")
-RUN_SECONDS = 30.0
+RUN_SECONDS = 180.0
 STOPPED = ("completed", "blocked", "failed", "cancelled")
 SCORER = "tests+events/1"  # names the scorers: a re-score says which it used
 
