@@ -117,6 +117,7 @@ def _print(outcome: Outcome, args: argparse.Namespace, how: str) -> int:
     result = "FAIL: " + "; ".join(outcome.problems) if outcome.problems else "PASS: no unexpected regression"
     print(result)
     if args.table:
+        args.table.parent.mkdir(parents=True, exist_ok=True)
         args.table.write_text(outcome.table + "\n" + result + "\n")
     print(f"\n--- varies from run to run (not part of the table) ---\nEvaluation {outcome.evaluation_id} ({how})")
     print(outcome.wall)

@@ -84,8 +84,13 @@ async def local_system(
         )
         try:
             base = f"http://127.0.0.1:{api_port}"
+            # No kept-alive connections: the API closes idle ones after a few seconds, and a run polled
+            # while others wait would reuse one just closed.
             async with httpx.AsyncClient(
-                base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30
+                base_url=base,
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=30,
+                limits=httpx.Limits(max_keepalive_connections=0),
             ) as api:
                 await _wait_ready(api, proc, log_path)
                 yield Harness(api=api, codex_home_root=home / "codex-home")
