@@ -61,7 +61,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--ignore-expectations", action="store_true", help="a canary's expected regression fails too"
     )
-    p.add_argument("--budget-usd", type=float, default=0.0, help="live: the spending cap of the whole evaluation")
+    p.add_argument(
+        "--budget-usd", type=float, default=0.0, help="live: the spending cap of the whole evaluation"
+    )
     p.add_argument("--home", type=Path, default=Path(os.environ.get("EVAL_HOME", DEFAULT_HOME)))
     p.add_argument("--table", type=Path, help="also write the table (the part that never varies) here")
     return p
@@ -100,16 +102,23 @@ async def _main(args: argparse.Namespace) -> int:
         if not key:
             raise EvalError("live mode records from the real API: set OPENAI_API_KEY")
         if args.budget_usd <= 0:
-            raise EvalError("live mode spends money: cap it with --budget-usd (make eval LIVE=1 BUDGET_USD=...)")
+            raise EvalError(
+                "live mode spends money: cap it with --budget-usd (make eval LIVE=1 BUDGET_USD=...)"
+            )
         url = os.environ.get("OPENAI_BASE_URL", LIVE_URL)
         options.live = lambda: proxy(url, key)
         per_run = args.budget_usd / (len(tasks) * len(matrix.variants))
         # the system's own budget stops a run that would spend more than its share (strict mode)
-        extra_env = {"DEKSDENFLOW_TOKEN_BUDGET_MODE": "strict", "DEKSDENFLOW_MAX_COST_USD_PER_PROTOCOL": f"{per_run:.4f}"}
+        extra_env = {
+            "DEKSDENFLOW_TOKEN_BUDGET_MODE": "strict",
+            "DEKSDENFLOW_MAX_COST_USD_PER_PROTOCOL": f"{per_run:.4f}",
+        }
     with ModelServer() as models:
         async with local_system(home / "system", models, env=extra_env) as h:
             outcome = await evaluate(h, models, matrix, tasks, home / "origins", options)
-    return _print(outcome, args, {"run": "replayed", "author": "authored", "live": "recorded live"}[args.command])
+    return _print(
+        outcome, args, {"run": "replayed", "author": "authored", "live": "recorded live"}[args.command]
+    )
 
 
 def _print(outcome: Outcome, args: argparse.Namespace, how: str) -> int:
@@ -119,7 +128,8 @@ def _print(outcome: Outcome, args: argparse.Namespace, how: str) -> int:
     if args.table:
         args.table.parent.mkdir(parents=True, exist_ok=True)
         args.table.write_text(outcome.table + "\n" + result + "\n")
-    print(f"\n--- varies from run to run (not part of the table) ---\nEvaluation {outcome.evaluation_id} ({how})")
+    print("\n--- varies from run to run (not part of the table) ---")
+    print(f"Evaluation {outcome.evaluation_id} ({how})")
     print(outcome.wall)
     return outcome.exit_code
 

@@ -64,7 +64,7 @@ WRONG: dict[str, dict[str, str]] = {
     # a hand-made table of a few accents instead of Unicode decomposition ('Ångström' is missed)
     "slugify-unicode": {
         "textkit/slug.py": (
-            "import re\n\n_ACCENTS = str.maketrans(\"àâäéèêëîïôöûüç\", \"aaaeeeeiioouuc\")\n\n\n"
+            'import re\n\n_ACCENTS = str.maketrans("àâäéèêëîïôöûüç", "aaaeeeeiioouuc")\n\n\n'
             "def slugify(title: str) -> str:\n"
             '    """Lowercase words of ASCII letters and digits, joined by dashes."""\n'
             '    return "-".join(re.findall(r"[a-z0-9]+", title.lower().translate(_ACCENTS)))\n'
@@ -93,13 +93,21 @@ _ANSWER_NORMALISER = Normaliser()
 
 def plan(task: Task) -> dict[str, Any]:
     """One work step: the task as written, with what done means."""
-    step = f"# {task.title}\n\n{task.task}\n\nDone when the change is made and the existing tests still pass.\n"
+    step = (
+        f"# {task.title}\n\n{task.task}\n\nDone when the change is made and the existing tests still pass.\n"
+    )
     return {
         "plan_md": f"# Plan: {task.title}\n\n1. `00-{task.id}.md`: {task.task}\n",
         "context_md": f"# Context\n\nA small Python package with pytest tests.\n\nTask: {task.task}\n",
         "log_md": "# Log\n\n- planned in one step\n",
         "step_files": [
-            {"filename": f"00-{task.id}.md", "content": step, "qa_policy": "full", "engine_id": None, "model": None}
+            {
+                "filename": f"00-{task.id}.md",
+                "content": step,
+                "qa_policy": "full",
+                "engine_id": None,
+                "model": None,
+            }
         ],
     }
 

@@ -73,7 +73,14 @@ class ModelServer:
             "request_max_retries=0, stream_max_retries=0, stream_idle_timeout_ms=60000}"
         )
         args = ["-c", "model_provider=eval", "-c", f"model_providers.eval={provider}"]
-        args += ["--disable", "plugins", "--disable", "unbounded_connection_retries", "-c", "analytics.enabled=false"]
+        args += [
+            "--disable",
+            "plugins",
+            "--disable",
+            "unbounded_connection_retries",
+            "-c",
+            "analytics.enabled=false",
+        ]
         return shlex.join(args)
 
     def codex_env(self) -> dict[str, str]:

@@ -177,13 +177,16 @@ def table(
         out.append(
             f"  {'total':<18} {s.resolved}/{s.tasks} ({_pct(s.resolved_rate)})  QA agrees {s.qa_agreements}/"
             f"{s.qa_verdicts} ({_pct(s.qa_rate)})  tokens {s.input_tokens}/{s.output_tokens}  "
-            f"cost ${s.cost_micro_usd / 1e6:.4f}  turns {s.turns}  guardrail violations {s.guardrail_violations}"
+            f"cost ${s.cost_micro_usd / 1e6:.4f}  turns {s.turns}  "
+            f"guardrail violations {s.guardrail_violations}"
         )
         if s.variant_id != baseline:
+            tokens = s.input_tokens + s.output_tokens - base.input_tokens - base.output_tokens
             out.append(
-                f"  vs {baseline:<15} resolved {_signed((s.resolved_rate - base.resolved_rate) * 100, '.0f')} pts"
+                f"  vs {baseline:<15} "
+                f"resolved {_signed((s.resolved_rate - base.resolved_rate) * 100, '.0f')} pts"
                 f"  QA agreement {_signed((s.qa_rate - base.qa_rate) * 100, '.0f')} pts"
-                f"  tokens {_signed(s.input_tokens + s.output_tokens - base.input_tokens - base.output_tokens, 'd')}"
+                f"  tokens {_signed(tokens, 'd')}"
                 f"  cost {_signed((s.cost_micro_usd - base.cost_micro_usd) / 1e6, '.4f')} $"
                 f"  turns {_signed(s.turns - base.turns, 'd')}"
                 f"  guardrail violations {_signed(s.guardrail_violations - base.guardrail_violations, 'd')}"

@@ -103,7 +103,13 @@ def _handler(options: Options, variant: Variant, task: Task, h: Harness) -> Hand
 
 
 async def run_one(
-    h: Harness, models: ModelServer, evaluation_id: str, task: Task, variant: Variant, workdir: Path, options: Options
+    h: Harness,
+    models: ModelServer,
+    evaluation_id: str,
+    task: Task,
+    variant: Variant,
+    workdir: Path,
+    options: Options,
 ) -> dict[str, Any]:
     """One protocol of ``task`` with ``variant`` through the system; its scores."""
     api = h.api
@@ -117,7 +123,7 @@ async def run_one(
             json={
                 "name": f"eval {evaluation_id[:8]} {variant.id}/{task.id}",
                 "git_url": str(origin),
-                # Onboarding asks for a CI provider; no CI runs here (no PR is opened, no CI result waited for).
+                # Onboarding asks for a CI provider; no CI runs here (no PR is opened, no CI is waited for).
                 "ci_provider": "github",
                 "forge_repo": f"evals/{task.id}",
                 "default_engines": dict.fromkeys(PHASES, variant.engine),
@@ -132,11 +138,15 @@ async def run_one(
     models.attach(project["id"], handler)
     started = time.monotonic()
     run = await _ok(
-        await api.post(f"/projects/{project['id']}/protocols", json={"task_name": task.title, "description": task.task}),
+        await api.post(
+            f"/projects/{project['id']}/protocols", json={"task_name": task.title, "description": task.task}
+        ),
         "creating the protocol",
     )
     await _ok(await api.post(f"/protocols/{run['id']}/actions/start"), "starting the protocol")
-    run = await _wait(api, f"/protocols/{run['id']}", lambda r: r["status"] in STOPPED, f"{variant.id}/{task.id}")
+    run = await _wait(
+        api, f"/protocols/{run['id']}", lambda r: r["status"] in STOPPED, f"{variant.id}/{task.id}"
+    )
     wall_ms = int((time.monotonic() - started) * 1000)
     if isinstance(handler, CassettePlayer) and not handler.finished:
         left = len(handler.cassette.interactions) - len(handler.played)
@@ -148,9 +158,14 @@ async def run_one(
         save_sessions(
             handler,
             options.cassettes / variant.id / task.id,
-            {"task": task.id, "variant": variant.id, "engine": variant.engine, "model": variant.model,
-             "authored": options.mode == "author"},
-        )  # fmt: skip
+            {
+                "task": task.id,
+                "variant": variant.id,
+                "engine": variant.engine,
+                "model": variant.model,
+                "authored": options.mode == "author",
+            },
+        )
     stored = {
         "task_id": task.id,
         "variant_id": variant.id,
@@ -170,17 +185,7 @@ async def score_stored(api: httpx.AsyncClient, task: Task, stored: Mapping[str, 
         await api.get(f"/protocols/{stored['protocol_run_id']}/events?limit=500"), "reading the run's events"
     )
     from_events = report.score_events(events["data"])
-    with tempfile.TemporaryDirectory(prefix=f"eval-{task.id}-") as scratch:
-        checkout = Path(scratch) / "checkout"
-        branch = stored["branch"]
-        cloned = subprocess.run(
-            ["git", "clone", "-q", "--branch", branch, str(stored["git_url"]), str(checkout)],
-            capture_output=True, check=False,
-        )  # fmt: skip
-        if cloned.returncode != 0:  # nothing was pushed: the fixture as it was
-            shutil.rmtree(checkout, ignore_errors=True)
-            subprocess.run(["git", "clone", "-q", str(stored["git_url"]), str(checkout)], check=True)
-        tests = scoring.score(task, checkout)
+    tests = await asyncio.to_thread(score_branch, task, str(stored["git_url"]), str(stored["branch"]))
     return {
         "resolved": tests.resolved,
         "f2p_passed": sum(tests.fail_to_pass.values()),
@@ -200,6 +205,21 @@ async def score_stored(api: httpx.AsyncClient, task: Task, stored: Mapping[str, 
     }
 
 
+def score_branch(task: Task, git_url: str, branch: str) -> scoring.TestScore:
+    """The hidden tests on a fresh clone of ``branch`` (of the fixture as it was when nothing was pushed)."""
+    with tempfile.TemporaryDirectory(prefix=f"eval-{task.id}-") as scratch:
+        checkout = Path(scratch) / "checkout"
+        cloned = subprocess.run(
+            ["git", "clone", "-q", "--branch", branch, git_url, str(checkout)],
+            capture_output=True,
+            check=False,
+        )
+        if cloned.returncode != 0:
+            shutil.rmtree(checkout, ignore_errors=True)
+            subprocess.run(["git", "clone", "-q", git_url, str(checkout)], capture_output=True, check=True)
+        return scoring.score(task, checkout)
+
+
 def conclude(
     evaluation_id: str,
     matrix: Matrix,
@@ -208,7 +228,8 @@ def conclude(
     ignore_expectations: bool = False,
 ) -> Outcome:
     summaries = [
-        report.summarise(v.id, v.label, (s for s in scores if s["variant_id"] == v.id)) for v in matrix.variants
+        report.summarise(v.id, v.label, (s for s in scores if s["variant_id"] == v.id))
+        for v in matrix.variants
     ]
     found = report.regressions(summaries, matrix.baseline, thresholds)
     expected = {v.id: v.expect_regression and not ignore_expectations for v in matrix.variants}
@@ -227,7 +248,7 @@ def conclude(
 async def evaluate(
     h: Harness, models: ModelServer, matrix: Matrix, tasks: Sequence[Task], workdir: Path, options: Options
 ) -> Outcome:
-    """Every task × variant through the system, recorded in the log as one evaluation."""
+    """Every task x variant through the system, recorded in the log as one evaluation."""
     api = h.api
     started = await _ok(
         await api.post(
@@ -280,14 +301,24 @@ async def rescore(api: httpx.AsyncClient, evaluation_id: str) -> Outcome:
     outcome = conclude(evaluation_id, matrix, scores, report.Thresholds(t["resolved_drop"], t["qa_drop"]))
     await _ok(
         await api.post(
-            f"/evaluations/{evaluation_id}/rescores", json={"scorer": SCORER, "scores": scores, **_conclusion(outcome)}
+            f"/evaluations/{evaluation_id}/rescores",
+            json={"scorer": SCORER, "scores": scores, **_conclusion(outcome)},
         ),
         "recording the re-score",
     )
     return outcome
 
 
-_STORED = ("task_id", "variant_id", "project_id", "protocol_run_id", "git_url", "branch", "head_sha", "wall_ms")
+_STORED = (
+    "task_id",
+    "variant_id",
+    "project_id",
+    "protocol_run_id",
+    "git_url",
+    "branch",
+    "head_sha",
+    "wall_ms",
+)
 
 
 def _variant_json(v: Variant) -> dict[str, Any]:

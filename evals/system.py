@@ -6,6 +6,7 @@ The data stays under ``<home>`` between evaluations, so older evaluations can be
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import secrets
@@ -23,7 +24,9 @@ from deksdenflow_runtime.embedded import free_port
 from evals.models import ModelServer
 
 GIT_ENV = {"GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CONFIG_NOSYSTEM": "1", "GIT_TERMINAL_PROMPT": "0"}
-AGENTS_BIN = Path(__file__).resolve().parents[1] / "services" / "codex_worker" / "agents" / "node_modules" / ".bin"
+AGENTS_BIN = (
+    Path(__file__).resolve().parents[1] / "services" / "codex_worker" / "agents" / "node_modules" / ".bin"
+)
 START_SECONDS = 120.0
 
 
@@ -53,8 +56,7 @@ async def local_system(
     home: Path, models: ModelServer, *, concurrency: int = 4, env: Mapping[str, str] | None = None
 ) -> AsyncIterator[Harness]:
     """``deksdenflow run`` under ``home`` on free ports until the block ends; ``env``: more settings."""
-    home = home.resolve()
-    home.mkdir(parents=True, exist_ok=True)
+    home = await asyncio.to_thread(_made, home)
     api_port = free_port()
     token = secrets.token_urlsafe(24)
     env = {
@@ -79,8 +81,9 @@ async def local_system(
     }
     log_path = home / "system.log"
     with log_path.open("ab") as log:
-        proc = subprocess.Popen(  # the supervisor: embedded NATS + PostgreSQL, then the four services
-            [sys.executable, "-m", "deksdenflow_runtime", "run"], env=env, stdout=log, stderr=subprocess.STDOUT
+        # the supervisor: embedded NATS + PostgreSQL, then the four services
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "deksdenflow_runtime", "run", env=env, stdout=log, stderr=subprocess.STDOUT
         )
         try:
             base = f"http://127.0.0.1:{api_port}"
@@ -97,18 +100,22 @@ async def local_system(
         finally:
             proc.send_signal(signal.SIGINT)
             try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
+                await asyncio.wait_for(proc.wait(), 60)
+            except TimeoutError:
                 proc.kill()
-                proc.wait()
+                await proc.wait()
 
 
-async def _wait_ready(api: httpx.AsyncClient, proc: subprocess.Popen[bytes], log: Path) -> None:
-    import asyncio
+def _made(home: Path) -> Path:
+    home = home.resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    return home
 
+
+async def _wait_ready(api: httpx.AsyncClient, proc: asyncio.subprocess.Process, log: Path) -> None:
     deadline = time.monotonic() + START_SECONDS
     while time.monotonic() < deadline:
-        if proc.poll() is not None:
+        if proc.returncode is not None:
             raise SystemError_(f"the system exited with {proc.returncode} while starting; see {log}")
         with contextlib.suppress(httpx.TransportError):
             if (await api.get("/readyz")).status_code == 200:

@@ -1,4 +1,4 @@
-"""Variants: what an evaluation compares (engine × model × prompt versions), read from
+"""Variants: what an evaluation compares (engine x model x prompt versions), read from
 ``evals/variants.toml``; a bad file is refused with the file and the field."""
 
 from __future__ import annotations
@@ -70,7 +70,9 @@ def load(path: Path = VARIANTS) -> Matrix:
             if not isinstance(raw.get(key), str) or not raw[key]:
                 raise ValueError(f"{where}.{key}: a non-empty string is required")
         if raw["engine"] not in ENGINES:
-            raise ValueError(f"{where}.engine: {raw['engine']!r} has no cassettes; known: {', '.join(ENGINES)}")
+            raise ValueError(
+                f"{where}.engine: {raw['engine']!r} has no cassettes; known: {', '.join(ENGINES)}"
+            )
         prompts = {}
         for name, file in dict(raw.get("prompts", {})).items():
             if name not in PROMPT_NAMES:
@@ -81,7 +83,7 @@ def load(path: Path = VARIANTS) -> Matrix:
             prompts[name] = source.read_text()
         expect = raw.get("expect", "")
         if expect not in ("", "regression"):
-            raise ValueError(f"{where}.expect: only \"regression\" is known, not {expect!r}")
+            raise ValueError(f'{where}.expect: only "regression" is known, not {expect!r}')
         variants.append(Variant(raw["id"], raw["engine"], raw["model"], prompts, expect == "regression"))
     ids = [v.id for v in variants]
     if len(set(ids)) != len(ids):

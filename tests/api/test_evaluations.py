@@ -10,7 +10,13 @@ from tests.api.conftest import System
 from tests.api.helpers import create_project
 
 VARIANTS = [
-    {"id": "base", "engine_id": "codex", "model": "gpt-5.5", "prompt_versions": {"exec": "abc"}, "label": "b"},
+    {
+        "id": "base",
+        "engine_id": "codex",
+        "model": "gpt-5.5",
+        "prompt_versions": {"exec": "abc"},
+        "label": "b",
+    },
     {"id": "worse", "engine_id": "codex", "model": "gpt-5.5", "expect_regression": True},
 ]
 
@@ -39,32 +45,54 @@ def score(variant: str, project_id: str, resolved: bool) -> dict[str, Any]:
 
 def conclusion(resolved_worse: bool) -> dict[str, Any]:
     return {
-        "summaries": [{"variant_id": "worse", "tasks": 1, "resolved": int(resolved_worse), "qa_verdicts": 1,
-                       "qa_agreements": int(resolved_worse), "input_tokens": 100, "output_tokens": 10,
-                       "cost_micro_usd": 5, "turns": 3, "guardrail_violations": 0,
-                       "regressions": [] if resolved_worse else ["resolved 0% < 100%"]}],
+        "summaries": [
+            {
+                "variant_id": "worse",
+                "tasks": 1,
+                "resolved": int(resolved_worse),
+                "qa_verdicts": 1,
+                "qa_agreements": int(resolved_worse),
+                "input_tokens": 100,
+                "output_tokens": 10,
+                "cost_micro_usd": 5,
+                "turns": 3,
+                "guardrail_violations": 0,
+                "regressions": [] if resolved_worse else ["resolved 0% < 100%"],
+            }
+        ],
         "passed": True,
-    }  # fmt: skip
+    }
 
 
 async def test_an_evaluation_is_recorded_and_read_back_scoped_to_its_projects(system: System) -> None:
     async with system.admin() as admin:
         mine = await create_project(admin, "mine")
         other = await create_project(admin, "other")
-        body = {"mode": "replay", "baseline": "base", "task_ids": ["t1"], "variants": VARIANTS, "scorer": "s/1"}
+        body = {
+            "mode": "replay",
+            "baseline": "base",
+            "task_ids": ["t1"],
+            "variants": VARIANTS,
+            "scorer": "s/1",
+        }
         started = await admin.post("/evaluations", json=body)
         assert started.status_code == 201, started.text
         eid = started.json()["id"]
         for s in (score("base", mine["id"], True), score("worse", other["id"], False)):
             assert (await admin.post(f"/evaluations/{eid}/scores", json=s)).status_code == 200
-        wrong = await admin.post(f"/evaluations/{eid}/scores", json={**score("base", mine["id"], True), "task_id": "t9"})
+        wrong = await admin.post(
+            f"/evaluations/{eid}/scores", json={**score("base", mine["id"], True), "task_id": "t9"}
+        )
         assert wrong.status_code == 422, wrong.text
         assert (await admin.post(f"/evaluations/{eid}/complete", json=conclusion(False))).status_code == 200
         rescored = await admin.post(
             f"/evaluations/{eid}/rescores",
-            json={**conclusion(True), "scorer": "s/2",
-                  "scores": [score("base", mine["id"], True), score("worse", other["id"], True)]},
-        )  # fmt: skip
+            json={
+                **conclusion(True),
+                "scorer": "s/2",
+                "scores": [score("base", mine["id"], True), score("worse", other["id"], True)],
+            },
+        )
         assert rescored.status_code == 200, rescored.text
         seq = str(rescored.json()["event_sequence"])
 

@@ -32,7 +32,7 @@ START = cmd.StartEvaluation(
 
 
 def score(task: str, variant: str, **fields: object) -> EvaluationScore:
-    return EvaluationScore(task_id=task, variant_id=variant, qa_verdict="PASS", qa_agrees="yes", **fields)  # type: ignore[arg-type]
+    return EvaluationScore(task_id=task, variant_id=variant, qa_verdict="PASS", qa_agrees="yes", **fields)
 
 
 def apply(state: EvaluationState, command: EvaluationCommand) -> EvaluationState:
@@ -65,7 +65,9 @@ def test_each_run_is_scored_once_and_only_runs_of_the_evaluation() -> None:
     with pytest.raises(InvalidCommand, match="not part of this evaluation"):
         decide_evaluation(state, cmd.RecordEvaluationScore(score=score("t9", "base")), CTX)
     with pytest.raises(NotFound):
-        decide_evaluation(EvaluationState.initial("e2"), cmd.RecordEvaluationScore(score=score("t1", "base")), CTX)
+        decide_evaluation(
+            EvaluationState.initial("e2"), cmd.RecordEvaluationScore(score=score("t1", "base")), CTX
+        )
 
 
 def test_it_completes_when_every_run_is_scored_and_is_then_re_scored_whole() -> None:

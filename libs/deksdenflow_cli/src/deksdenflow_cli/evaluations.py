@@ -39,7 +39,9 @@ def eval_list(output: str, fields: tuple[str, ...]) -> None:
     rows: list[dict[str, Any]] = [
         {**e, "variants": ",".join(v["id"] for v in e["variants"])} for e in page["data"]
     ]
-    render(rows if output == "table" else page["data"], output, columns=LIST_COLUMNS, fields=fields, many=True)
+    render(
+        rows if output == "table" else page["data"], output, columns=LIST_COLUMNS, fields=fields, many=True
+    )
 
 
 @eval_group.command("show")
@@ -59,4 +61,6 @@ def eval_show(evaluation_id: str, output: str, fields: tuple[str, ...]) -> None:
             f"{summary['qa_agreements']}/{summary['qa_verdicts']}, {why}"
         )
     verdict = "passed" if evaluation["passed"] else "failed" if evaluation["passed"] is False else "running"
-    click.echo(f"evaluation {evaluation['id']} ({evaluation['mode']}, baseline {evaluation['baseline']}): {verdict}")
+    click.echo(
+        f"evaluation {evaluation['id']} ({evaluation['mode']}, baseline {evaluation['baseline']}): {verdict}"
+    )

@@ -185,29 +185,48 @@ async def _write_evaluation(conn: asyncpg.Connection, schema: str, recorded: Rec
     t = f'"{schema}"'
     if isinstance(e, eev.EvaluationStarted):
         await conn.execute(
-            f"INSERT INTO {t}.evaluations (id, mode, baseline, status, scorer, task_ids, variants, thresholds, "
-            "summaries, problems, rescores, project_ids, started_at, updated_at) VALUES ($1, $2, $3, 'running', "
-            "$4, $5, $6, $7, '[]', '[]', 0, '{}', $8, $8) ON CONFLICT (id) DO NOTHING",
-            eid, e.mode, e.baseline, e.scorer, list(e.task_ids), _dump(e.variants), _dump(e.thresholds) or {}, at,
-        )  # fmt: skip
+            f"INSERT INTO {t}.evaluations (id, mode, baseline, status, scorer, task_ids, variants, "
+            "thresholds, summaries, problems, rescores, project_ids, started_at, updated_at) "
+            "VALUES ($1, $2, $3, 'running', $4, $5, $6, $7, '[]', '[]', 0, '{}', $8, $8) "
+            "ON CONFLICT (id) DO NOTHING",
+            eid,
+            e.mode,
+            e.baseline,
+            e.scorer,
+            list(e.task_ids),
+            _dump(e.variants),
+            _dump(e.thresholds) or {},
+            at,
+        )
     elif isinstance(e, eev.EvaluationTaskScored) and e.score is not None:
         await _scores(conn, t, eid, 0, (e.score,), at)
     elif isinstance(e, eev.EvaluationCompleted):
         await conn.execute(
             f"UPDATE {t}.evaluations SET status = 'completed', passed = $2, summaries = $3, problems = $4, "
             "completed_at = $5, updated_at = $5 WHERE id = $1",
-            eid, e.passed, _dump(e.summaries), list(e.problems), at,
-        )  # fmt: skip
+            eid,
+            e.passed,
+            _dump(e.summaries),
+            list(e.problems),
+            at,
+        )
     elif isinstance(e, eev.EvaluationRescored):
         rescore = await conn.fetchval(
             f"UPDATE {t}.evaluations SET rescores = rescores + 1, scorer = $2, passed = $3, summaries = $4, "
             "problems = $5, updated_at = $6 WHERE id = $1 RETURNING rescores",
-            eid, e.scorer, e.passed, _dump(e.summaries), list(e.problems), at,
-        )  # fmt: skip
+            eid,
+            e.scorer,
+            e.passed,
+            _dump(e.summaries),
+            list(e.problems),
+            at,
+        )
         await _scores(conn, t, eid, int(rescore or 0), e.scores, at)
 
 
-async def _scores(conn: asyncpg.Connection, t: str, eid: str, rescore: int, scores: Any, at: datetime) -> None:
+async def _scores(
+    conn: asyncpg.Connection, t: str, eid: str, rescore: int, scores: Any, at: datetime
+) -> None:
     await conn.executemany(
         f"INSERT INTO {t}.evaluation_scores (evaluation_id, rescore, task_id, variant_id, project_id, score, "
         "recorded_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
@@ -216,7 +235,8 @@ async def _scores(conn: asyncpg.Connection, t: str, eid: str, rescore: int, scor
     projects = sorted({s.project_id for s in scores if s.project_id})
     if projects:
         await conn.execute(
-            f"UPDATE {t}.evaluations SET project_ids = ARRAY(SELECT DISTINCT unnest(project_ids || $2::text[])) "
-            "WHERE id = $1",
-            eid, projects,
-        )  # fmt: skip
+            f"UPDATE {t}.evaluations "
+            "SET project_ids = ARRAY(SELECT DISTINCT unnest(project_ids || $2::text[])) WHERE id = $1",
+            eid,
+            projects,
+        )

@@ -1,4 +1,4 @@
-"""The Evaluation aggregate: one evaluation of variants (prompt versions × model × engine) on fixture
+"""The Evaluation aggregate: one evaluation of variants (prompt versions x model x engine) on fixture
 tasks, its runs' scores and its conclusion, so that every evaluation and score is in the log like any run.
 
 An evaluation is started once, scores each (task, variant) once while it runs, completes once; it may be
@@ -23,8 +23,12 @@ AGGREGATE_TYPE = "evaluation"
 NO_PROJECT = "_"
 MODES = ("replay", "author", "live")
 
-EvaluationEvent = ev.EvaluationStarted | ev.EvaluationTaskScored | ev.EvaluationCompleted | ev.EvaluationRescored
-EvaluationCommand = cmd.StartEvaluation | cmd.RecordEvaluationScore | cmd.CompleteEvaluation | cmd.RescoreEvaluation
+EvaluationEvent = (
+    ev.EvaluationStarted | ev.EvaluationTaskScored | ev.EvaluationCompleted | ev.EvaluationRescored
+)
+EvaluationCommand = (
+    cmd.StartEvaluation | cmd.RecordEvaluationScore | cmd.CompleteEvaluation | cmd.RescoreEvaluation
+)
 
 
 class EvaluationState(BaseModel):
@@ -98,7 +102,9 @@ def decide_evaluation(
         case cmd.RecordEvaluationScore():
             _require_started(state)
             if state.completed:
-                raise IllegalTransition("the evaluation is completed: re-score it instead", current_status="completed")
+                raise IllegalTransition(
+                    "the evaluation is completed: re-score it instead", current_status="completed"
+                )
             score = _check_score(state, command.score)
             if (score.task_id, score.variant_id) in state.scored:
                 return []  # scored once; a retry changes nothing

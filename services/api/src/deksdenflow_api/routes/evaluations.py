@@ -178,7 +178,9 @@ async def start_evaluation(body: EvaluationCreate, commander: CommandDep) -> Acc
 
 
 @router.post(
-    "/evaluations/{evaluation_id}/scores", response_model=Accepted, responses=errors(401, 403, 404, 409, 422, 503)
+    "/evaluations/{evaluation_id}/scores",
+    response_model=Accepted,
+    responses=errors(401, 403, 404, 409, 422, 503),
 )
 async def record_score(evaluation_id: Id, body: ScoreIn, commander: CommandDep) -> Accepted:
     """One run's scores (``evaluation.task_scored``); admin only."""
@@ -242,7 +244,8 @@ async def get_evaluation(evaluation_id: Id, ctx: ReadContext, principal: Princip
     scope = principal.project_id
     row = await fetch_one(
         ctx,
-        f"SELECT {_COLUMNS} FROM {T}.evaluations WHERE id = $1 AND ($2::text IS NULL OR $2 = ANY(project_ids))",
+        f"SELECT {_COLUMNS} FROM {T}.evaluations "
+        "WHERE id = $1 AND ($2::text IS NULL OR $2 = ANY(project_ids))",
         evaluation_id,
         scope,
         what=f"evaluation {evaluation_id}",
