@@ -187,7 +187,7 @@ async def _write_evaluation(conn: asyncpg.Connection, schema: str, recorded: Rec
         await conn.execute(
             f"INSERT INTO {t}.evaluations (id, mode, baseline, status, scorer, task_ids, variants, "
             "thresholds, summaries, problems, rescores, project_ids, started_at, updated_at) "
-            "VALUES ($1, $2, $3, 'running', $4, $5, $6, $7, '[]', '[]', 0, '{}', $8, $8) "
+            "VALUES ($1, $2, $3, 'running', $4, $5, $6, $7, '[]', '[]', 0, '[]', $8, $8) "
             "ON CONFLICT (id) DO NOTHING",
             eid,
             e.mode,
@@ -228,15 +228,27 @@ async def _scores(
     conn: asyncpg.Connection, t: str, eid: str, rescore: int, scores: Any, at: datetime
 ) -> None:
     await conn.executemany(
-        f"INSERT INTO {t}.evaluation_scores (evaluation_id, rescore, task_id, variant_id, project_id, score, "
-        "recorded_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
-        [(eid, rescore, s.task_id, s.variant_id, s.project_id, _dump(s), at) for s in scores],
+        f"INSERT INTO {t}.evaluation_scores (id, evaluation_id, rescore, task_id, variant_id, project_id, "
+        "score, recorded_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+        [
+            (
+                f"{eid}/{rescore}/{s.variant_id}/{s.task_id}",
+                eid,
+                rescore,
+                s.task_id,
+                s.variant_id,
+                s.project_id,
+                _dump(s),
+                at,
+            )
+            for s in scores
+        ],
     )
     projects = sorted({s.project_id for s in scores if s.project_id})
     if projects:
         await conn.execute(
-            f"UPDATE {t}.evaluations "
-            "SET project_ids = ARRAY(SELECT DISTINCT unnest(project_ids || $2::text[])) WHERE id = $1",
+            f"UPDATE {t}.evaluations SET project_ids = (SELECT jsonb_agg(DISTINCT p ORDER BY p) "
+            "FROM jsonb_array_elements_text(project_ids || $2::jsonb) AS p) WHERE id = $1",
             eid,
             projects,
         )

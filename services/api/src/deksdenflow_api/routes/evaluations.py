@@ -228,7 +228,7 @@ async def list_evaluations(ctx: ReadContext, principal: PrincipalDep) -> Evaluat
     """Evaluations, newest first (a project token: those that ran on its project)."""
     rows = await fetch_all(
         ctx,
-        f"SELECT {_COLUMNS} FROM {T}.evaluations WHERE ($1::text IS NULL OR $1 = ANY(project_ids)) "
+        f"SELECT {_COLUMNS} FROM {T}.evaluations WHERE ($1::text IS NULL OR project_ids ? $1) "
         "ORDER BY started_at DESC LIMIT 200",
         principal.project_id,
     )
@@ -244,8 +244,7 @@ async def get_evaluation(evaluation_id: Id, ctx: ReadContext, principal: Princip
     scope = principal.project_id
     row = await fetch_one(
         ctx,
-        f"SELECT {_COLUMNS} FROM {T}.evaluations "
-        "WHERE id = $1 AND ($2::text IS NULL OR $2 = ANY(project_ids))",
+        f"SELECT {_COLUMNS} FROM {T}.evaluations WHERE id = $1 AND ($2::text IS NULL OR project_ids ? $2)",
         evaluation_id,
         scope,
         what=f"evaluation {evaluation_id}",
