@@ -5,6 +5,7 @@ token sees the evaluations that ran on its project, with that project's runs onl
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -18,7 +19,7 @@ from deksdenflow_core.contracts.generated.deksdenflow.common.v1.evaluation impor
     EvaluationVariant,
 )
 from fastapi import APIRouter, Path
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from deksdenflow_api.auth import PrincipalDep
 from deksdenflow_api.commanding import CommandDep
@@ -27,10 +28,27 @@ from deksdenflow_api.reads import ReadContext, T, fetch_all, fetch_one
 
 router = APIRouter(tags=["evaluations"])
 Id = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,128}$")]
+Count = Annotated[int, Field(ge=0, le=2**31 - 1)]  # the contract's int32 fields
+Amount = Annotated[int, Field(ge=0, le=2**62)]  # its int64 fields
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # as the other routes' input models
 
 
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_control_characters(cls, value: Any) -> Any:
+        """No NUL or other C0 control (but tab and newlines) in any text, lists and maps included: the
+        read model could not store it."""
+        texts = (
+            value if isinstance(value, list) else list(value.items()) if isinstance(value, dict) else [value]
+        )
+        for text in texts:
+            for part in text if isinstance(text, tuple) else (text,):
+                if isinstance(part, str) and _CONTROL.search(part):
+                    raise ValueError("must not contain control characters (other than tab and newlines)")
+        return value
 
 
 class VariantIn(_In):
@@ -65,34 +83,34 @@ class ScoreIn(_In):
     branch: str = ""
     head_sha: str = ""
     resolved: bool
-    f2p_passed: int = Field(ge=0)
-    f2p_total: int = Field(ge=0)
-    p2p_passed: int = Field(ge=0)
-    p2p_total: int = Field(ge=0)
+    f2p_passed: Count
+    f2p_total: Count
+    p2p_passed: Count
+    p2p_total: Count
     qa_verdict: Literal["PASS", "FAIL", "none"]
     qa_label: Literal["PASS", "FAIL"]
     qa_agrees: Literal["yes", "no", ""]
-    input_tokens: int = Field(ge=0)
-    cached_input_tokens: int = Field(default=0, ge=0)
-    output_tokens: int = Field(ge=0)
-    cost_micro_usd: int = Field(ge=0)
-    turns: int = Field(ge=0)
-    guardrail_violations: int = Field(ge=0)
-    wall_ms: int = Field(default=0, ge=0)
+    input_tokens: Amount
+    cached_input_tokens: Amount = 0
+    output_tokens: Amount
+    cost_micro_usd: Amount
+    turns: Count
+    guardrail_violations: Count
+    wall_ms: Amount = 0
     run_status: str = ""
 
 
 class SummaryIn(_In):
     variant_id: str
-    tasks: int = Field(ge=0)
-    resolved: int = Field(ge=0)
-    qa_verdicts: int = Field(ge=0)
-    qa_agreements: int = Field(ge=0)
-    input_tokens: int = Field(ge=0)
-    output_tokens: int = Field(ge=0)
-    cost_micro_usd: int = Field(ge=0)
-    turns: int = Field(ge=0)
-    guardrail_violations: int = Field(ge=0)
+    tasks: Count
+    resolved: Count
+    qa_verdicts: Count
+    qa_agreements: Count
+    input_tokens: Amount
+    output_tokens: Amount
+    cost_micro_usd: Amount
+    turns: Count
+    guardrail_violations: Count
     regressions: list[str] = Field(default_factory=list)
 
 
