@@ -1,13 +1,15 @@
 """Evaluations over the API: the runner records one (admin only) and anyone reads it back from the read
 model like a run — a project token only the evaluations that ran on its project, with its runs only — and
-a re-score adds scores without losing the first ones."""
+a re-score adds scores without losing the first ones; ``deksdenflow eval list|show`` print them."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from tests.api.conftest import System
 from tests.api.helpers import create_project
+from tests.cli.support import cli
 
 VARIANTS = [
     {
@@ -64,7 +66,9 @@ def conclusion(resolved_worse: bool) -> dict[str, Any]:
     }
 
 
-async def test_an_evaluation_is_recorded_and_read_back_scoped_to_its_projects(system: System) -> None:
+async def test_an_evaluation_is_recorded_and_read_back_scoped_to_its_projects(
+    system: System, tmp_path: Path
+) -> None:
     async with system.admin() as admin:
         mine = await create_project(admin, "mine")
         other = await create_project(admin, "other")
@@ -112,3 +116,12 @@ async def test_an_evaluation_is_recorded_and_read_back_scoped_to_its_projects(sy
     async with system.client(**{"X-Project-Token": third["project_token"]}) as project:
         assert (await project.get("/evaluations")).json()["count"] == 0
         assert (await project.get(f"/evaluations/{eid}")).status_code == 404
+
+    listed_cli = await cli(system, tmp_path, "eval", "list")
+    assert listed_cli.code == 0, listed_cli.stderr
+    assert eid in listed_cli.stdout
+    assert "base,worse" in listed_cli.stdout
+    shown = await cli(system, tmp_path, "eval", "show", eid)
+    assert shown.code == 0, shown.stderr
+    assert "worse: resolved 1/1, QA agrees 1/1, no regression" in shown.stdout
+    assert f"evaluation {eid} (replay, baseline base): passed" in shown.stdout
