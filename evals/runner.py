@@ -257,7 +257,8 @@ async def evaluate(
                 "mode": options.mode,
                 "baseline": matrix.baseline,
                 "task_ids": [t.id for t in tasks],
-                "variants": [_variant_json(v) for v in matrix.variants],
+                # as applied: a re-score judges the canaries the way this evaluation did
+                "variants": [_variant_json(v, options.ignore_expectations) for v in matrix.variants],
                 "thresholds": {
                     "resolved_drop": options.thresholds.resolved_drop,
                     "qa_drop": options.thresholds.qa_drop,
@@ -321,13 +322,13 @@ _STORED = (
 )
 
 
-def _variant_json(v: Variant) -> dict[str, Any]:
+def _variant_json(v: Variant, ignore_expectations: bool) -> dict[str, Any]:
     return {
         "id": v.id,
         "engine_id": v.engine,
         "model": v.model,
         "prompt_versions": v.prompt_versions,
-        "expect_regression": v.expect_regression,
+        "expect_regression": v.expect_regression and not ignore_expectations,
         "label": v.label,
     }
 
