@@ -15,8 +15,10 @@ appends ``evaluation.rescored``, with no agent call.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -110,6 +112,7 @@ async def run_one(
     variant: Variant,
     workdir: Path,
     options: Options,
+    started_runs: list[str] | None = None,
 ) -> dict[str, Any]:
     """One protocol of ``task`` with ``variant`` through the system; its scores."""
     api = h.api
@@ -143,6 +146,8 @@ async def run_one(
         ),
         "creating the protocol",
     )
+    if started_runs is not None:
+        started_runs.append(run["id"])
     await _ok(await api.post(f"/protocols/{run['id']}/actions/start"), "starting the protocol")
     run = await _wait(
         api, f"/protocols/{run['id']}", lambda r: r["status"] in STOPPED, f"{variant.id}/{task.id}"
@@ -203,6 +208,12 @@ async def score_stored(api: httpx.AsyncClient, task: Task, stored: Mapping[str, 
         "guardrail_violations": from_events.guardrail_violations,
         "run_status": from_events.run_status,
     }
+
+
+async def _cancel(api: httpx.AsyncClient, runs: list[str]) -> None:
+    for run_id in runs:
+        with contextlib.suppress(httpx.HTTPError):
+            await api.post(f"/protocols/{run_id}/actions/cancel")
 
 
 def score_branch(task: Task, git_url: str, branch: str) -> scoring.TestScore:
@@ -269,11 +280,24 @@ async def evaluate(
         "starting the evaluation",
     )
     evaluation_id = str(started["id"])
-    scores = await asyncio.gather(
-        *(run_one(h, models, evaluation_id, t, v, workdir, options) for v in matrix.variants for t in tasks)
-    )
-    if models.unrouted:
-        raise EvalError(f"model requests no run owned: {models.unrouted[:3]}")
+    runs: list[str] = []
+    try:
+        scores = await asyncio.gather(
+            *(
+                run_one(h, models, evaluation_id, t, v, workdir, options, runs)
+                for v in matrix.variants
+                for t in tasks
+            )
+        )
+    except BaseException:
+        # The system keeps its data: a run left going would be taken up again at its next start.
+        await _cancel(api, runs)
+        raise
+    if models.unrouted:  # a run an earlier, interrupted evaluation left: answered 400, it fails
+        print(
+            f"evals: warning: {len(models.unrouted)} model request(s) of no run of this evaluation",
+            file=sys.stderr,
+        )
     for s in scores:
         await _ok(await api.post(f"/evaluations/{evaluation_id}/scores", json=s), "recording a score")
     outcome = conclude(evaluation_id, matrix, list(scores), options.thresholds, options.ignore_expectations)
