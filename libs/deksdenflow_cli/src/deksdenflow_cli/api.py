@@ -48,6 +48,19 @@ PROTOCOL_FIELDS = (
     "usage",
     "updated_at",
 )
+EVALUATION_FIELDS = (
+    "id",
+    "mode",
+    "baseline",
+    "status",
+    "passed",
+    "task_ids",
+    "variants",
+    "summaries",
+    "problems",
+    "rescores",
+    "started_at",
+)
 STEP_FIELDS = (
     "id",
     "step_index",
@@ -168,6 +181,8 @@ ENDPOINTS: dict[str, Endpoint] = {
     "events.stream": Endpoint("GET", "/events/stream"),
     "usage": Endpoint("GET", "/usage", (), ("group_by", "data", "total")),
     "prompts": Endpoint("GET", "/prompts", (), ("name", "phase", "version", "versions"), listing=True),
+    "evaluation.list": Endpoint("GET", "/evaluations", (), EVALUATION_FIELDS, listing=True),
+    "evaluation.get": Endpoint("GET", "/evaluations/{evaluation_id}", (), (*EVALUATION_FIELDS, "scores")),
 }
 
 # Actions the generic /actions/{action} endpoints take (the API's RunAction and StepAction enums).

@@ -24,7 +24,7 @@ from deksdenflow_api.fanout import EventFanout
 from deksdenflow_api.idempotency import IdempotencyStore
 from deksdenflow_api.middleware import ApiMetrics, Idempotency, RequestContext
 from deksdenflow_api.readiness import ReadModelReadiness
-from deksdenflow_api.routes import events, projects, prompts, protocols, queues, usage, webhooks
+from deksdenflow_api.routes import evaluations, events, projects, prompts, protocols, queues, usage, webhooks
 from deksdenflow_api.sealing import Sealer
 
 _log = get_logger(__name__)
@@ -122,6 +122,7 @@ def create_app(
         events.router,
         usage.router,
         prompts.router,
+        evaluations.router,
         queues.router,
         webhooks.router,
     )
