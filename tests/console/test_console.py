@@ -76,7 +76,7 @@ def test_register_onboard_and_answer_a_clarification(page: Page, stack: Stack) -
 def test_create_start_and_watch_a_run_live_to_its_pr(page: Page, stack: Stack) -> None:
     sign_in(page, stack.token)
     page.goto(shared["project_url"])
-    page.get_by_label("Task").fill("Add a greeting")
+    page.get_by_label("Task", exact=True).fill("Add a greeting")
     page.get_by_label("Description").fill("greet(name) with a test and docs")
     page.get_by_role("button", name="Create protocol").click()
     expect(page.get_by_role("status")).to_contain_text("Protocol created and started")
@@ -136,7 +136,7 @@ def test_pause_resume_cancel_and_a_refusal_explained(page: Page, stack: Stack) -
     shared["other_project"] = project["id"]
     sign_in(page, stack.token)
     page.goto(f"/console/projects/{project['id']}")
-    page.get_by_label("Task").fill("Try the buttons")
+    page.get_by_label("Task", exact=True).fill("Try the buttons")
     page.get_by_label("Start it now").uncheck()
     page.get_by_role("button", name="Create protocol").click()
     expect(page.get_by_role("status")).to_contain_text("Protocol created.")
