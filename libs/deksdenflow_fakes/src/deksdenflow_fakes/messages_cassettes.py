@@ -10,7 +10,8 @@ What Claude Code sends and what a cassette keeps of it:
 
 * ``system`` (its built-in prompt, with the call's memory directory in it) and the ``<system-reminder>``
   blocks it puts before the prompt (environment, OS version, git status, today's date, skills, agents):
-  normalised, then kept as digests — a new CLI version changes them and fails loudly, a new day does not;
+  normalised, then kept as digests (a reminder's with its first line) — a new CLI version changes them
+  and fails loudly, a new day or machine does not;
 * ``metadata`` (device and session ids): dropped;
 * the conversation — texts, tool calls and their results — normalised in full, tool ids numbered in
   order of appearance, so a mismatch names the very text that differs;
@@ -44,6 +45,13 @@ _CLAUDE_VOLATILE: tuple[tuple[re.Pattern[str], str], ...] = (
 def _slug(path: str) -> str:
     """How Claude Code names a project directory after its working directory."""
     return re.sub(r"[^A-Za-z0-9]", "-", path)
+
+
+def _label(reminder: str) -> str:
+    """What a cassette keeps of one of the CLI's reminders: its first line, to name it in a mismatch, and
+    the digest of its (normalised) text."""
+    first = reminder.removeprefix(_REMINDER).strip().split("\n", 1)[0]
+    return f"{first[:80]} #{digest_of(reminder)}"
 
 
 def _blocks(message: Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -98,7 +106,7 @@ class MessagesNormaliser(TextNormaliser):
                 if kind == "text":
                     text = self.text(str(block.get("text", "")), roots)
                     if n == 0 and text.startswith(_REMINDER):
-                        context.append(text)
+                        context.append(_label(text))
                     else:
                         conversation.append({"role": role, "text": text})
                 elif kind == "tool_use":
@@ -133,7 +141,7 @@ class MessagesNormaliser(TextNormaliser):
         return {
             "model": body.get("model"),
             "system": digest_of(self.text(system_text, roots)),
-            "context": digest_of(context),
+            "context": context,
             "tools": sorted(str(t.get("name") or t.get("type")) for t in tools),
             "output_schema": digest_of(schema) if schema else None,
             "max_tokens": body.get("max_tokens"),
