@@ -255,3 +255,14 @@ def test_the_proxy_turns_a_streamed_answer_with_thinking_back_into_the_same_turn
         assert got.blocks == answer.blocks
         assert got.usage == answer.usage
     assert (refused.http_status, refused.failure) == (529, "busy")
+
+
+def test_the_proxy_wants_a_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    with pytest.raises(ValueError, match="set ANTHROPIC_API_KEY"):
+        messages_proxy()
+    monkeypatch.setenv("ANTHROPIC_API_KEY", UPSTREAM_KEY)
+    with FakeAnthropicApi(api_key=UPSTREAM_KEY) as upstream:
+        upstream.push(Turn.message("hi"))
+        answer = messages_proxy(upstream.url)({"model": CLAUDE_TEST_MODEL, "messages": [], "stream": True})
+    assert answer.blocks == ({"type": "text", "text": "hi"},)

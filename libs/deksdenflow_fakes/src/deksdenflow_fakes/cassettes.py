@@ -14,6 +14,11 @@ Recording (``CassetteRecorder``) wraps whatever answers: a scripted handler (how
 are authored, since no model can be reached here) or ``proxy(url, key)``, which forwards each request to a
 real Responses API and records its stream. Credentials never reach a cassette: the key is only a header of
 the forwarded request, and text that looks like a secret is scrubbed before it is written.
+
+The file, ``Recorder`` and ``Player`` are the same for every model API; a ``Dialect`` says what of a
+request must match and how an answer is written down and streamed again. ``Normaliser`` is the Responses
+API's (``CassetteRecorder``, ``CassettePlayer``, ``proxy``: the Codex CLI); ``messages_cassettes`` holds
+the Anthropic Messages API's (the Claude Code CLI).
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ What Claude Code sends and what a cassette keeps of it:
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -32,6 +33,8 @@ from deksdenflow_fakes.anthropic_api import STRUCTURED_OUTPUT_TOOL, Handler, Tur
 from deksdenflow_fakes.cassettes import Cassette, Player, Recorder, TextNormaliser, digest_of, scrub_secrets
 
 API_VERSION = "2023-06-01"
+ANTHROPIC_URL = "https://api.anthropic.com"
+API_KEY_ENV = "ANTHROPIC_API_KEY"
 _REMINDER = "<system-reminder>"
 _PRIMARY_DIR = re.compile(r"Primary working directory: (\S+)")
 # What varies in Claude Code's own context from machine to machine and day to day.
@@ -213,13 +216,18 @@ class MessagesPlayer(Player[Turn]):
         super().__init__(cassette, normaliser or MessagesNormaliser())
 
 
-def messages_proxy(base_url: str, api_key: str, *, timeout: float = 600.0) -> Handler:
-    """A handler that forwards each request to a real Messages API (``base_url`` such as
-    ``https://api.anthropic.com``) with ``api_key`` and the CLI's ``anthropic-*`` headers, and turns the
-    answer (streamed or not) into a ``Turn`` for the recorder. The key is only a header: never recorded."""
+def messages_proxy(
+    base_url: str = ANTHROPIC_URL, api_key: str | None = None, *, timeout: float = 600.0
+) -> Handler:
+    """A handler that forwards each request to a real Messages API (``base_url``) with ``api_key`` (by
+    default ``$ANTHROPIC_API_KEY``) and the CLI's ``anthropic-*`` headers, and turns the answer (streamed
+    or not) into a ``Turn`` for the recorder. The key is only a header: never recorded."""
+    key = api_key if api_key is not None else os.environ.get(API_KEY_ENV, "")
+    if not key:
+        raise ValueError(f"recording from {base_url} needs its key: set {API_KEY_ENV} or pass api_key")
 
     def forward(body: Mapping[str, Any]) -> Turn:
-        headers = {"anthropic-version": API_VERSION, **wire_headers(), "x-api-key": api_key}
+        headers = {"anthropic-version": API_VERSION, **wire_headers(), "x-api-key": key}
         url = f"{base_url.rstrip('/')}/v1/messages"
         with (
             httpx.Client(timeout=timeout) as client,
