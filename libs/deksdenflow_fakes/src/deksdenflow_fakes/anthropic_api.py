@@ -198,6 +198,16 @@ def tool_results(call: Mapping[str, Any]) -> dict[str, str]:
 # --- the server ----------------------------------------------------------------------------------------
 
 Handler = Callable[[Mapping[str, Any]], Turn]
+_answering = threading.local()
+
+
+def wire_headers() -> dict[str, str]:
+    """The ``anthropic-*`` headers (API version, betas) of the request the calling handler is answering.
+
+    A handler that forwards the CLI's request to a real Messages API (the cassettes' recording proxy)
+    must send them too: the body uses the beta features they name.
+    """
+    return dict(getattr(_answering, "headers", {}))
 
 
 def _event(kind: str, **payload: Any) -> bytes:
@@ -252,6 +262,7 @@ class FakeAnthropicApi(FakeServer):
             self.calls.append(body)
             turn = self._turns.popleft() if self._turns else None
         if turn is None and self.handler is not None:
+            _answering.headers = {k: v for k, v in request.headers.items() if k.startswith("anthropic-")}
             turn = self.handler(body)
         if turn is None:
             return Reply.json(500, _error_body(500, "FakeAnthropicApi: no turn scripted for this request"))
@@ -289,20 +300,45 @@ class FakeAnthropicApi(FakeServer):
             yield _event("error", error={"type": "overloaded_error", "message": turn.failure})
             return
         for index, block in enumerate(turn.blocks):
-            if block["type"] == "tool_use":
-                yield _event("content_block_start", index=index, content_block={**block, "input": {}})
-                delta = {"type": "input_json_delta", "partial_json": json.dumps(block["input"])}
-            else:
-                yield _event("content_block_start", index=index, content_block={"type": "text", "text": ""})
-                delta = {"type": "text_delta", "text": block["text"]}
-            yield _event("content_block_delta", index=index, delta=delta)
-            yield _event("content_block_stop", index=index)
+            for event, payload in _block_events(block):
+                yield _event(event, index=index, **payload)
         yield _event(
             "message_delta",
             delta={"stop_reason": turn.stop_reason, "stop_sequence": None},
             usage={"output_tokens": turn.usage.output_tokens},
         )
         yield _event("message_stop")
+
+
+def _block_events(block: Mapping[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """How one content block streams: its start (empty), its deltas, its stop.
+
+    Thinking blocks come from recorded real answers (the CLI asks for extended thinking); their signature
+    is streamed back unchanged, as the CLI re-sends it with the conversation.
+    """
+    kind = block["type"]
+    if kind == "tool_use":
+        yield "content_block_start", {"content_block": {**block, "input": {}}}
+        yield (
+            "content_block_delta",
+            {"delta": {"type": "input_json_delta", "partial_json": json.dumps(block["input"])}},
+        )
+    elif kind == "thinking":
+        yield "content_block_start", {"content_block": {"type": "thinking", "thinking": "", "signature": ""}}
+        yield (
+            "content_block_delta",
+            {"delta": {"type": "thinking_delta", "thinking": block.get("thinking", "")}},
+        )
+        yield (
+            "content_block_delta",
+            {"delta": {"type": "signature_delta", "signature": block.get("signature", "")}},
+        )
+    elif kind == "text":
+        yield "content_block_start", {"content_block": {"type": "text", "text": ""}}
+        yield "content_block_delta", {"delta": {"type": "text_delta", "text": block["text"]}}
+    else:  # redacted thinking and the like arrive whole
+        yield "content_block_start", {"content_block": dict(block)}
+    yield "content_block_stop", {}
 
 
 def claude_env(fake: FakeAnthropicApi) -> dict[str, str]:

@@ -14,6 +14,11 @@ Recording (``CassetteRecorder``) wraps whatever answers: a scripted handler (how
 are authored, since no model can be reached here) or ``proxy(url, key)``, which forwards each request to a
 real Responses API and records its stream. Credentials never reach a cassette: the key is only a header of
 the forwarded request, and text that looks like a secret is scrubbed before it is written.
+
+The file, ``Recorder`` and ``Player`` are the same for every model API; a ``Dialect`` says what of a
+request must match and how an answer is written down and streamed again. ``Normaliser`` is the Responses
+API's (``CassetteRecorder``, ``CassettePlayer``, ``proxy``: the Codex CLI); ``messages_cassettes`` holds
+the Anthropic Messages API's (the Claude Code CLI).
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 import httpx
 
@@ -63,7 +68,8 @@ def scrub_secrets(text: str) -> str:
     return _SECRETS.sub("<SECRET>", text)
 
 
-def _digest(value: Any) -> str:
+def digest_of(value: Any) -> str:
+    """A short, stable digest of a JSON value (what a cassette keeps of long, fixed texts)."""
     return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -74,11 +80,27 @@ def _texts(item: Mapping[str, Any]) -> str:
     return "".join(c.get("text", "") for c in content or () if isinstance(c, Mapping))
 
 
-class Normaliser:
-    """Turns requests into their normalised form; paths (``roots``, and the cwd the CLI announces) become
-    placeholders, and call ids become their order of appearance in the request. ``homes``: directories
-    whose every entry is a per-call home (the engine's ``codex_home_root``): ``<home>/<any entry>``
-    becomes the placeholder."""
+TurnT = TypeVar("TurnT")
+
+
+class Dialect(Protocol[TurnT]):
+    """What a cassette needs to know of one model API: how its requests are normalised, how an answer
+    (the fake's ``Turn``) to request ``body`` is written down, and how a written answer — or a refusal —
+    is streamed back in answer to ``body`` (an answer may name the worktree: it is the asker's)."""
+
+    def request(self, body: Mapping[str, Any]) -> dict[str, Any]: ...
+
+    def reply(self, turn: TurnT, index: int, body: Mapping[str, Any]) -> dict[str, Any]: ...
+
+    def turn(self, reply: Mapping[str, Any], body: Mapping[str, Any]) -> TurnT: ...
+
+    def refusal(self, why: str) -> TurnT: ...
+
+
+class TextNormaliser:
+    """Normalises the text of requests: paths (``roots``) become placeholders, and so does what varies
+    from run to run. ``homes``: directories whose every entry is a per-call home (the engine's
+    ``codex_home_root`` or ``config_root``): ``<home>/<any entry>`` becomes the placeholder."""
 
     def __init__(
         self, roots: Mapping[str, str] | None = None, homes: Mapping[str, str] | None = None
@@ -97,6 +119,21 @@ class Normaliser:
         for pattern, replacement in _VOLATILE:
             text = pattern.sub(replacement, text)
         return scrub_secrets(text)
+
+
+class Normaliser(TextNormaliser):
+    """The Responses API's dialect: turns requests into their normalised form; paths (``roots``, and the
+    cwd the CLI announces) become placeholders, and call ids become their order of appearance in the
+    request."""
+
+    def reply(self, turn: Turn, index: int, body: Mapping[str, Any]) -> dict[str, Any]:
+        return reply_of(turn, index)
+
+    def turn(self, reply: Mapping[str, Any], body: Mapping[str, Any]) -> Turn:
+        return Interaction({}, dict(reply)).turn()
+
+    def refusal(self, why: str) -> Turn:
+        return Turn.http_error(400, why)
 
     def request(self, body: Mapping[str, Any]) -> dict[str, Any]:
         roots = dict(self.roots)
@@ -135,10 +172,10 @@ class Normaliser:
         schema = (body.get("text") or {}).get("format", {}).get("schema")
         return {
             "model": body.get("model"),
-            "instructions": _digest(self.text(str(body.get("instructions") or ""), roots)),
-            "developer": _digest(developer),
+            "instructions": digest_of(self.text(str(body.get("instructions") or ""), roots)),
+            "developer": digest_of(developer),
             "tools": sorted(str(t.get("name") or t.get("type")) for t in body.get("tools", ())),
-            "output_schema": _digest(schema) if schema else None,
+            "output_schema": digest_of(schema) if schema else None,
             "conversation": conversation,
         }
 
@@ -152,7 +189,7 @@ class Interaction:
 
     @property
     def digest(self) -> str:
-        return _digest(self.request)
+        return digest_of(self.request)
 
     def turn(self) -> Turn:
         reply = self.reply
@@ -213,38 +250,39 @@ class Cassette:
         )
 
 
-class CassetteRecorder:
-    """A ``FakeResponsesApi`` handler that answers with ``upstream`` and records every exchange."""
+class Recorder(Generic[TurnT]):
+    """A fake model API's handler that answers with ``upstream`` and records every exchange, in the
+    ``normaliser``'s dialect."""
 
-    def __init__(self, upstream: Handler, normaliser: Normaliser | None = None) -> None:
+    def __init__(self, upstream: Callable[[Mapping[str, Any]], TurnT], normaliser: Dialect[TurnT]) -> None:
         self.upstream = upstream
-        self.normaliser = normaliser or Normaliser()
+        self.normaliser = normaliser
         self.cassette = Cassette()
         self._lock = threading.Lock()
 
-    def __call__(self, body: Mapping[str, Any]) -> Turn:
+    def __call__(self, body: Mapping[str, Any]) -> TurnT:
         turn = self.upstream(body)
         with self._lock:
             index = len(self.cassette.interactions)
-            reply = reply_of(turn, index)
+            reply = self.normaliser.reply(turn, index, body)
             self.cassette.interactions.append(Interaction(self.normaliser.request(body), reply))
-        return Interaction({}, reply).turn()  # what is streamed is what playback will stream
+        return self.normaliser.turn(reply, body)  # what is streamed is what playback will stream
 
 
-class CassettePlayer:
-    """A ``FakeResponsesApi`` handler that answers from a cassette; a request it does not hold gets an
-    HTTP 400 naming the difference, and is kept in ``mismatches``."""
+class Player(Generic[TurnT]):
+    """A fake model API's handler that answers from a cassette; a request it does not hold gets an HTTP
+    400 naming the difference, and is kept in ``mismatches``."""
 
-    def __init__(self, cassette: Cassette, normaliser: Normaliser | None = None) -> None:
+    def __init__(self, cassette: Cassette, normaliser: Dialect[TurnT]) -> None:
         self.cassette = cassette
-        self.normaliser = normaliser or Normaliser()
+        self.normaliser = normaliser
         self.played: list[int] = []
         self.mismatches: list[str] = []
         self._lock = threading.Lock()
 
-    def __call__(self, body: Mapping[str, Any]) -> Turn:
+    def __call__(self, body: Mapping[str, Any]) -> TurnT:
         request = self.normaliser.request(body)
-        digest = _digest(request)
+        digest = digest_of(request)
         with self._lock:
             left = [i for i in range(len(self.cassette.interactions)) if i not in self.played]
             match = next((i for i in left if self.cassette.interactions[i].digest == digest), None)
@@ -252,14 +290,28 @@ class CassettePlayer:
                 expected = self.cassette.interactions[left[0]].request if left else None
                 why = difference(expected, request) if expected else "the cassette has no request left"
                 self.mismatches.append(f"request {len(self.played) + len(self.mismatches) + 1}: {why}")
-                return Turn.http_error(400, f"cassette mismatch: {why}")
+                return self.normaliser.refusal(f"cassette mismatch: {why}")
             self.played.append(match)
-        return self.cassette.interactions[match].turn()
+        return self.normaliser.turn(self.cassette.interactions[match].reply, body)
 
     @property
     def finished(self) -> bool:
         """Every interaction was played, and nothing was asked that the cassette does not hold."""
         return not self.mismatches and len(self.played) == len(self.cassette.interactions)
+
+
+class CassetteRecorder(Recorder[Turn]):
+    """A ``FakeResponsesApi`` handler that answers with ``upstream`` and records every exchange."""
+
+    def __init__(self, upstream: Handler, normaliser: Normaliser | None = None) -> None:
+        super().__init__(upstream, normaliser or Normaliser())
+
+
+class CassettePlayer(Player[Turn]):
+    """A ``FakeResponsesApi`` handler that answers from a cassette (see ``Player``)."""
+
+    def __init__(self, cassette: Cassette, normaliser: Normaliser | None = None) -> None:
+        super().__init__(cassette, normaliser or Normaliser())
 
 
 def difference(expected: Any, got: Any, where: str = "") -> str:
@@ -345,9 +397,14 @@ __all__: Sequence[str] = (
     "Cassette",
     "CassettePlayer",
     "CassetteRecorder",
+    "Dialect",
     "Interaction",
     "Normaliser",
+    "Player",
+    "Recorder",
+    "TextNormaliser",
     "difference",
+    "digest_of",
     "proxy",
     "reply_of",
     "scrub_secrets",
