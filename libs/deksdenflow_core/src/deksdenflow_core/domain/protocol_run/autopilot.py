@@ -10,7 +10,7 @@ What comes next, in order:
 * a step awaiting QA whose QA is not requested (a pause held it back) gets its QA;
 * the draft PR/MR opens after the first pushed step (or when every step is done, per the policy);
 * the next pending step runs, once nothing else of the run is in flight and the plan is approved
-  (``plan_approval: required``);
+  (``plan_approval: required``) and not held back by a spec audit's findings;
 * every step completed: the PR/MR is marked ready for review (its reviewers asked), and with
   ``merge: when_green`` merged once CI is green on the head commit with every required check passed.
 """
@@ -29,6 +29,7 @@ from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
 )
 from deksdenflow_core.contracts.generated.deksdenflow.events.v1 import protocol_run as ev
 from deksdenflow_core.domain import run_policy
+from deksdenflow_core.domain.protocol_run import audit
 from deksdenflow_core.domain.protocol_run.evolve import ProtocolRunEvent
 from deksdenflow_core.domain.protocol_run.state import ProtocolRunState, RunStatus, StepState, StepStatus
 
@@ -164,7 +165,7 @@ def _in_flight(steps: list[StepState]) -> bool:
 
 def _next_step(state: ProtocolRunState) -> ev.StepExecutionRequested | None:
     """The next pending step, if the run may go on to it now."""
-    if state.awaits_plan_approval:
+    if state.awaits_plan_approval or audit.held_back(state):
         return None
     busy = any(
         s.executing

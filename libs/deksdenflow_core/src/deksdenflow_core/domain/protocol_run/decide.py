@@ -28,7 +28,7 @@ from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
 )
 from deksdenflow_core.contracts.generated.deksdenflow.events.v1 import protocol_run as ev
 from deksdenflow_core.domain.context import DecisionContext
-from deksdenflow_core.domain.protocol_run import autopilot, plan
+from deksdenflow_core.domain.protocol_run import audit, autopilot, plan
 from deksdenflow_core.domain.protocol_run.evolve import ProtocolRunEvent, evolve_protocol_run, review_key
 from deksdenflow_core.domain.protocol_run.state import (
     OPEN_STEP_STATUSES,
@@ -87,6 +87,7 @@ ProtocolRunCommand = (
     | cmd.RecordReview
     | cmd.RecordReviewReplied
     | cmd.AdmitProtocolRun
+    | cmd.AuditSpec
 )
 
 # Statuses from which new work (planning, execution, QA, PR) may be requested.
@@ -137,6 +138,8 @@ def _decide(
             return [ev.ProtocolRunCancelled(reason=command.reason, cancelled_step_run_ids=open_ids)]
         case cmd.ApprovePlan():
             return _approve_plan(state)
+        case cmd.AuditSpec():
+            return audit.audit(state)
         case cmd.RejectPlan():
             return _reject_plan(state, command.reason)
         case cmd.RunNextStep():
@@ -163,6 +166,7 @@ def _decide(
             _require_working(state, "run a step")
             if step.status is StepStatus.PENDING:
                 _require_plan_approved(state)
+                _require_spec_sound(state)
                 _require_nothing_in_flight(state)
                 return [_execute(step, ExecutionReason.RUN)]
             if step.status in STUCK_STEP_STATUSES:
@@ -316,6 +320,7 @@ def _decide_result(
             | cmd.ApprovePlan()
             | cmd.RejectPlan()
             | cmd.AdmitProtocolRun()
+            | cmd.AuditSpec()
         ):
             raise AssertionError("user actions are decided in decide_protocol_run")
         case _:
@@ -436,6 +441,7 @@ def _start(state: ProtocolRunState, *, queue: bool = False) -> list[ProtocolRunE
 def _run_next_step(state: ProtocolRunState) -> list[ProtocolRunEvent]:
     _require_working(state, "run the next step", allow_blocked=False)
     _require_plan_approved(state)
+    _require_spec_sound(state)
     _require_nothing_in_flight(state)
     step = next((s for s in state.steps if s.status is StepStatus.PENDING), None)
     if step is None:
@@ -979,6 +985,12 @@ def _require_working(state: ProtocolRunState, action: str, *, allow_blocked: boo
 def _require_plan_approved(state: ProtocolRunState) -> None:
     if state.awaits_plan_approval:
         raise _illegal(state, "the plan awaits approval (approve_plan), or reject it with a reason")
+
+
+def _require_spec_sound(state: ProtocolRunState) -> None:
+    """A planned run whose plan a spec audit found wrong does not leave ``planned``."""
+    if audit.held_back(state):
+        raise _illegal(state, audit.hold_reason(state))
 
 
 def _merge_current(state: ProtocolRunState, attempt: int) -> bool:
