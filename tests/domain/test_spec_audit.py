@@ -88,8 +88,10 @@ def test_findings_that_clear_are_recorded_and_an_autopilot_run_goes_on_by_itself
     # the autopilot takes the first step in the same decision.
     sound = run.model_copy(update={"plan": stored_plan(planned_run(2))})
     events = decide_protocol_run(sound, cmd.AuditSpec(), ctx())
-    assert [type(e) for e in events] == [ev.SpecAudited, ev.StepExecutionRequested]
-    assert (list(events[0].problems), events[1].reason) == ([], ExecutionReason.AUTOPILOT)
+    cleared, first_step = events
+    assert isinstance(cleared, ev.SpecAudited)
+    assert isinstance(first_step, ev.StepExecutionRequested)
+    assert (list(cleared.problems), first_step.reason) == ([], ExecutionReason.AUTOPILOT)
 
 
 def test_a_run_folded_before_plans_were_kept_is_checked_by_its_steps() -> None:
@@ -97,3 +99,13 @@ def test_a_run_folded_before_plans_were_kept_is_checked_by_its_steps() -> None:
     without = run.model_copy(update={"plan": ()})
     assert [s.name for s in stored_plan(without)] == ["00-build.md", "01-test.md"]
     assert spec_problems(without) == spec_problems(run) == ["step 0 must be the setup step"]
+
+
+def test_findings_of_newer_rules_are_not_overruled_by_older_ones() -> None:
+    # A replica of the next release audited the run first (a rolling deployment): this one leaves it.
+    newer = evolve_protocol_run(
+        planned_run(), ev.SpecAudited(rules_version=SPEC_RULES_VERSION + 1, problems=["a rule of tomorrow"])
+    )
+    assert _audited(newer)[0] == []
+    with pytest.raises(IllegalTransition, match="a rule of tomorrow"):
+        decide_protocol_run(newer, cmd.RunNextStep(), ctx())

@@ -27,6 +27,7 @@ PROTOCOL_DETAIL = (
     "waiting_for",
     "why",
     "last_error",
+    "spec_findings",
     "pr_url",
     "usage.input_tokens",
     "usage.output_tokens",

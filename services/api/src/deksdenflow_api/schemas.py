@@ -10,6 +10,7 @@ from deksdenflow_core.domain.git_url import check_git_url
 from deksdenflow_core.domain.naming import is_valid_branch_name
 from deksdenflow_core.domain.provider import ProviderName
 from deksdenflow_core.errors import InvalidCommand
+from deksdenflow_core.specs.check import StepPlanIn
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -313,6 +314,16 @@ class ProtocolImport(_In):
     run_policy: RunPolicyIn | None = None
 
 
+class PlanCheck(_In):
+    """A plan to check: its steps as a planner's plan gives them."""
+
+    kind: Literal["plan"]
+    steps: list[StepPlanIn] = Field(max_length=500)
+
+
+SpecCheckIn = Annotated[PlanCheck | ProtocolImport, Field(discriminator="kind")]
+
+
 class PlanRejection(_In):
     reason: str = Field(min_length=1, max_length=4000, description="Why: the planner is told.")
 
@@ -386,6 +397,14 @@ class ProtocolPublic(BaseModel):
         description="The latest job on the run that failed and will be tried again (null: none)."
     )
     spec_hash: str | None
+    spec_findings: list[str] | None = Field(
+        description="What the latest spec audit found wrong with the run's plan under the rules of "
+        "spec_rules_version (null: nothing). A planned run with findings does not leave planned until it "
+        "is planned again (start, reject_plan) or they clear."
+    )
+    spec_rules_version: int | None = Field(
+        description="The spec rules version of the run's latest recorded audit (null: none recorded)."
+    )
     pr_number: int | None
     pr_url: str | None
     pr_merged: bool
@@ -441,23 +460,107 @@ class StepsPublic(BaseModel):
     count: int
 
 
-class SpecStep(BaseModel):
-    step_run_id: str
+class PlannedStepPublic(BaseModel):
+    """A step of a plan, every field of it (``StepPlan``)."""
+
     index: int
     name: str
     step_type: str | None
     engine_id: str | None
     model: str | None
     qa_policy: str | None
+    labels: list[str] = Field(description="Kept from the spec the step came from (a user story, an agent).")
+    fallbacks: list[str] = Field(
+        description="The step's own fallback chain (engine:model); [] the project's."
+    )
+    policies: dict[str, Any] | None = Field(
+        description="Its loop, trigger and checkpoint policies (StepPolicies), or null: none."
+    )
+
+
+class SpecProblemPublic(BaseModel):
+    """One problem, where it is: the file (a spec's file, or the step file of a plan), its line (0 where
+    the file has none, e.g. a plan's JSON), the field, and what is wrong."""
+
+    file: str
+    line: int
+    field: str
+    message: str
+
+
+class SpecCheckPublic(BaseModel):
+    """A spec checked against the spec rules of ``rules_version``: nothing is created."""
+
+    valid: bool
+    kind: str
+    title: str | None = Field(description="An import's title (null for a plan).")
+    rules_version: int = Field(description="The version of the spec rules it was checked by.")
+    spec_hash: str | None = Field(description="The hash its plan would have (null when it is not valid).")
+    problems: list[SpecProblemPublic]
+    steps: list[PlannedStepPublic] = Field(description="What it plans (imports) as.")
+    skipped: list[str] = Field(description="Phases or sections of an import left out as done.")
+    policies: dict[str, dict[str, Any]] = Field(description="The steps' policies by step name (set ones).")
+
+
+class PromptRefPublic(BaseModel):
+    """A prompt of the prompt registry (GET /prompts) a phase of the run used or will use."""
+
+    name: str
+    phase: str
+    version: str = Field(description="The version used, or the built-in one it will use.")
+    used: bool = Field(
+        description="A call of this run used it (else: the built-in version, which the next call uses "
+        "unless the project's repository has its own copy in .deksdenflow/prompts/)."
+    )
+    calls: int
+    step_run_id: str | None
+
+
+class SpecAuditPublic(BaseModel):
+    """The run's latest recorded spec audit (protocol_run.spec_audited)."""
+
+    rules_version: int
+    problems: list[str]
+    time: datetime
+    event_seq: int
+
+
+class SpecStep(PlannedStepPublic):
+    step_run_id: str
+    prompts: list[PromptRefPublic] = Field(description="The step's execution and QA prompts.")
 
 
 class SpecPublic(BaseModel):
-    """The run's accepted plan. A run is only ``planned`` with a valid spec."""
+    """The run's accepted plan (spec), checked again against today's spec rules."""
 
     protocol_run_id: str
     spec_hash: str | None
-    validation_status: Literal["valid", "none"]
+    validation_status: Literal["valid", "invalid", "none"] = Field(
+        description="The stored plan under today's spec rules (none: the run has no plan yet)."
+    )
+    rules_version: int = Field(description="Today's spec rules version.")
+    problems: list[SpecProblemPublic] = Field(description="What today's rules find wrong with the plan.")
+    audit: SpecAuditPublic | None = Field(description="The latest recorded spec audit of the run, if any.")
+    source: str | None = Field(description="What the plan was imported from (null: planned by an agent).")
     steps: list[SpecStep]
+    policies: dict[str, dict[str, Any]] = Field(description="The steps' policies by step name (set ones).")
+    prompts: list[PromptRefPublic] = Field(description="The run's planning prompts (a step's are its own).")
+
+
+class SpecAuditRunPublic(BaseModel):
+    protocol_run_id: str
+    protocol_name: str
+    problems: list[str] = Field(description="The run's findings now ([]: none).")
+    recorded: bool = Field(description="This audit recorded them (they changed): protocol_run.spec_audited.")
+
+
+class SpecAuditReport(BaseModel):
+    """What a spec audit did: every stored plan of a run that has not ended, checked by today's rules."""
+
+    rules_version: int
+    runs_checked: int
+    recorded: int = Field(description="Runs whose findings changed, recorded as events.")
+    runs: list[SpecAuditRunPublic] = Field(description="Runs with findings, or whose findings changed.")
 
 
 class ActionResult(BaseModel):

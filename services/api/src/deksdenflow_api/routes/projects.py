@@ -23,7 +23,6 @@ from deksdenflow_core.contracts.generated.deksdenflow.services.v1.branches impor
 )
 from deksdenflow_core.domain.project import ProjectCommand
 from deksdenflow_core.domain.provider import ci_provider
-from deksdenflow_core.specs import openspec, speckit
 from fastapi import APIRouter, Path, Query, Response
 
 from deksdenflow_api.auth import new_project_token
@@ -65,6 +64,7 @@ from deksdenflow_api.schemas import (
     TokenCreated,
     WebhookSecretCreated,
 )
+from deksdenflow_api.spec_checks import read_import
 from deksdenflow_api.webhook_secrets import project_webhook_secret
 
 router = APIRouter(tags=["projects"])
@@ -353,18 +353,13 @@ async def import_protocol(
     """Open a protocol from a spec-kit feature folder or an OpenSpec change. It is checked first: every
     problem, by file, line and field, answers 422 and nothing is created."""
     commander.principal.require_project(project_id)
-    if body.kind == "speckit":
-        imported = speckit.import_feature(body.files, feature=body.name, constitution=body.constitution)
-        source = f"spec-kit specs/{body.name}"
-    else:
-        imported = openspec.import_change(body.files, change=body.name)
-        source = f"OpenSpec openspec/changes/{body.name}"
-    if imported.problems:
+    checked, imported, source = read_import(body)
+    if checked.problems:
         raise HttpError(
             422,
             "invalid_spec",
-            f"the {body.kind} spec has {len(imported.problems)} problem(s): {imported.problems[0]}",
-            problems=[str(p) for p in imported.problems],
+            f"the {body.kind} spec has {len(checked.problems)} problem(s): {checked.problems[0]}",
+            problems=[str(p) for p in checked.problems],
         )
     plan = ImportedPlan(
         source=source,

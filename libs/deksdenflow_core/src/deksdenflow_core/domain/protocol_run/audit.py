@@ -13,6 +13,7 @@ from __future__ import annotations
 from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import StepPlan
 from deksdenflow_core.contracts.generated.deksdenflow.events.v1 import protocol_run as ev
 from deksdenflow_core.domain.protocol_run import plan
+from deksdenflow_core.domain.protocol_run.evolve import ProtocolRunEvent
 from deksdenflow_core.domain.protocol_run.state import ProtocolRunState, RunStatus
 
 # The version of the spec rules (``plan.plan_problems``): bumped when they change.
@@ -47,11 +48,13 @@ def spec_problems(state: ProtocolRunState) -> list[str]:
     return plan.plan_problems(steps) if steps else []
 
 
-def audit(state: ProtocolRunState) -> list[ev.SpecAudited]:
+def audit(state: ProtocolRunState) -> list[ProtocolRunEvent]:
     """The audit of one run: its findings under today's rules, recorded when they differ from its last
     audit's. A run without a plan, or that ended, has nothing to audit."""
     if state.is_terminal or not state.spec_hash:
         return []
+    if state.spec_rules_version > SPEC_RULES_VERSION:
+        return []  # newer rules audited it (a replica of the next release): older ones do not overrule
     problems = tuple(spec_problems(state))
     if problems == state.spec_findings:
         return []
