@@ -23,15 +23,15 @@ import sys
 from collections.abc import Sequence
 from contextlib import closing
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from deksdenflow_cli import names
-from deksdenflow_cli.client import Client
-from deksdenflow_cli.context import resolve
 from deksdenflow_cli.exits import CliError
 from deksdenflow_core.specs import check, openspec, speckit
 from deksdenflow_core.specs.model import ImportedProtocol
 from pydantic import ValidationError
+
+if TYPE_CHECKING:
+    from deksdenflow_cli.client import Client
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
 
@@ -131,6 +131,15 @@ def _check_on_server(client: Client, path: Path) -> tuple[dict[str, Any], list[s
     return {**report, "steps": [{"filename": s["name"], **s} for s in report["steps"]]}, problems
 
 
+def _client(profile: str | None) -> Client:
+    """The API client of the profile (imported only by the commands that ask the server: a local check
+    starts without it)."""
+    from deksdenflow_cli.client import Client  # noqa: PLC0415
+    from deksdenflow_cli.context import resolve  # noqa: PLC0415
+
+    return Client(resolve(profile))
+
+
 def _neither(path: Path) -> UsageError:
     return UsageError(
         f"{path} is neither a spec-kit feature folder (tasks.md, spec.md) nor an OpenSpec change "
@@ -143,7 +152,7 @@ def _validate(args: argparse.Namespace) -> int:
     if not path.exists():
         raise UsageError(f"{path} is not a folder or a file")
     if args.server:
-        with closing(Client(resolve(args.profile))) as client:
+        with closing(_client(args.profile)) as client:
             report, problems = _check_on_server(client, path)
     else:
         report, problems = _check_locally(path)
@@ -163,7 +172,9 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    with closing(Client(resolve(args.profile))) as client:
+    with closing(_client(args.profile)) as client:
+        from deksdenflow_cli import names  # noqa: PLC0415
+
         spec = client.call("protocol.spec", protocol_run_id=names.protocol_id(client, args.protocol))
     if args.output == "json":
         print(json.dumps(spec, indent=2))
@@ -193,7 +204,7 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _audit(args: argparse.Namespace) -> int:
-    with closing(Client(resolve(args.profile))) as client:
+    with closing(_client(args.profile)) as client:
         report = client.call("spec.audit")
     if args.output == "json":
         print(json.dumps(report, indent=2))
