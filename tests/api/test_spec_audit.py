@@ -148,7 +148,11 @@ async def test_the_audit_records_findings_once_holds_the_run_and_runs_when_a_pro
         sound_events = (await admin.get(f"/protocols/{sound_id}/events")).json()["data"]
         assert "protocol_run.spec_audited" not in [e["type"] for e in sound_events]
         run = (await admin.get(f"/protocols/{old_id}")).json()
-        assert (run["spec_findings"], run["spec_rules_version"]) == ([FINDING], SPEC_RULES_VERSION)
+        assert (run["spec_findings"], run["spec_rules_version"], run["waiting_for"]) == (
+            [FINDING],
+            SPEC_RULES_VERSION,
+            "spec",
+        )
         assert (await admin.get(f"/protocols/{old_id}/spec")).json()["audit"]["problems"] == [FINDING]
 
         held = await admin.post(f"/protocols/{old_id}/actions/run_next_step")

@@ -21,6 +21,7 @@ from deksdenflow_core.domain.protocol_run import (
     evolve_protocol_run,
 )
 from deksdenflow_core.domain.protocol_run.audit import SPEC_RULES_VERSION, spec_problems, stored_plan
+from deksdenflow_core.domain.protocol_run.autopilot import waiting_for
 from deksdenflow_core.errors import IllegalTransition
 
 from tests.domain.builders import apply, ctx, new_run, plan_steps, planned_run
@@ -61,6 +62,7 @@ def test_findings_are_recorded_once_and_hold_the_run_in_planned_until_it_is_plan
         (SPEC_RULES_VERSION, ["step 0 must be the setup step"], "0123456789ab")
     ]
     assert run.spec_findings == ("step 0 must be the setup step",)
+    assert waiting_for(run) == "spec"
     assert _audited(run)[0] == []  # the same findings again: nothing to record
 
     for refused in (cmd.RunNextStep(), cmd.RunStep(step_run_id="s0")):

@@ -412,10 +412,11 @@ class ProtocolPublic(BaseModel):
     usage: UsagePublic
     run_policy: dict[str, Any] = Field(description="The policy the run follows, fixed when it was created.")
     waiting_for: str | None = Field(
-        description="What the run waits on that is not a worker: queue (a slot under the run limits); on "
-        "a manual run, action (a person's next action: nothing is with a worker); on an autopilot run, "
-        "plan_approval (a person), pull_request (none is open), review (reviewers, or a person to merge), "
-        "ci (green CI on its head commit, to merge), merge (the forge); null otherwise."
+        description="What the run waits on that is not a worker: queue (a slot under the run limits); spec "
+        "(a spec audit found problems in its plan: it is planned again, or they clear); on a manual run, "
+        "action (a person's next action: nothing is with a worker); on an autopilot run, plan_approval (a "
+        "person), pull_request (none is open), review (reviewers, or a person to merge), ci (green CI on its "
+        "head commit, to merge), merge (the forge); null otherwise."
     )
     created_at: datetime
     updated_at: datetime
