@@ -496,7 +496,10 @@ class SpecCheckPublic(BaseModel):
     kind: str
     title: str | None = Field(description="An import's title (null for a plan).")
     rules_version: int = Field(description="The version of the spec rules it was checked by.")
-    spec_hash: str | None = Field(description="The hash its plan would have (null when it is not valid).")
+    spec_hash: str | None = Field(
+        description="The hash of its steps as given (null when it is not valid); a run's own also covers "
+        "the paths of its step files, set when it is planned."
+    )
     problems: list[SpecProblemPublic]
     steps: list[PlannedStepPublic] = Field(description="What it plans (imports) as.")
     skipped: list[str] = Field(description="Phases or sections of an import left out as done.")

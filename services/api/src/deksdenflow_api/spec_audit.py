@@ -50,7 +50,7 @@ class RunAudit:
     protocol_name: str
     problems: tuple[str, ...]
     recorded: bool
-    # The log's sequence after the audit of the run (its event's, when one was recorded).
+    # The sequence of the event recorded for the run (0: nothing was recorded).
     last_seq: int
 
 
