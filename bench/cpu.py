@@ -44,3 +44,18 @@ def used(before: dict[tuple[int, str], float], after: dict[tuple[int, str], floa
         elif name in _SERVERS:
             totals[name] += delta
     return ", ".join(f"{name} {seconds:.1f} s" for name, seconds in totals.items())
+
+
+def by_role(
+    before: dict[tuple[int, str], float], after: dict[tuple[int, str], float], roles: dict[int, str]
+) -> dict[str, float]:
+    """CPU seconds between two snapshots by role: the processes ``roles`` names (pid -> role), this
+    process ("client"), PostgreSQL and nats-server (every process of theirs), and the rest ("other")."""
+    me = os.getpid()
+    totals = dict.fromkeys((*roles.values(), "client", *_SERVERS, "other"), 0.0)
+    for key, seconds in after.items():
+        delta = seconds - before.get(key, 0.0)
+        pid, name = key
+        role = roles.get(pid) or ("client" if pid == me else name if name in _SERVERS else "other")
+        totals[role] += delta
+    return totals

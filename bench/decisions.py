@@ -10,6 +10,8 @@ its load):
 2. The API at 32 clients: ``POST /projects`` (one decision of three events: registered, token issued,
    onboarding requested) against pause/resume (one event each), both as their own processes.
 3. Isolation: the p99 of a pause/resume on project B, idle, then while 32 clients create projects.
+4. What each command costs in CPU, by process (API, projector, nats-server, PostgreSQL, this client),
+   and so the most this machine's CPUs could carry of it were every one of them busy with nothing else.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from deksdenflow_core.eventstore import AppendMeta, JetStreamEventStore, Positio
 from deksdenflow_core.settings import EventStoreSettings
 from deksdenflow_runtime.embedded import free_port
 
+from bench import cpu
 from bench.rawhttp import Connection
 from bench.servers import servers
 from bench.system import TOKEN, pct, ready, running, system_env
@@ -99,7 +102,10 @@ def _three() -> list[ContractModel]:
     return [ev.ProtocolRunPaused(), ev.ProtocolRunResumed(), ev.ProtocolRunPaused()]
 
 
-async def _api(port: int, seconds: float) -> dict[str, tuple[float, list[float]]]:
+async def _api(
+    port: int, seconds: float, roles: dict[int, str], costs: dict[str, tuple[float, dict[str, float]]]
+) -> dict[str, tuple[float, list[float]]]:
+    """The API's rates and latencies; ``costs`` gets each measured command's count and CPU by role."""
     headers = {"Authorization": f"Bearer {TOKEN}"}
     conns = [Connection("127.0.0.1", port, headers) for _ in range(CLIENTS + 1)]
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=30) as client:
@@ -129,8 +135,11 @@ async def _api(port: int, seconds: float) -> dict[str, tuple[float, list[float]]
 
     await _rate(min(seconds, 3.0), toggle)  # warm-up
     await _rate(min(seconds, 3.0), create)
-    results["pause/resume (1 event)"] = await _rate(seconds, toggle)
-    results["POST /projects (3 events)"] = await _rate(seconds, create)
+    for name, one in (("pause/resume (1 event)", toggle), ("POST /projects (3 events)", create)):
+        before, started = cpu.snapshot(), time.perf_counter()
+        results[name] = await _rate(seconds, one)
+        count = results[name][0] * (time.perf_counter() - started)
+        costs[name] = (count, cpu.by_role(before, cpu.snapshot(), roles))
 
     # Isolation: project B's pause/resume from one client, idle, then under the creation load.
     async def b_samples(count: int) -> list[float]:
@@ -158,11 +167,13 @@ async def main(seconds: float) -> None:
         log = await _log_rates(s.nats_url, seconds)
         api_port, projector_port = free_port(), free_port()
         env = system_env(s.nats_url, s.db_url, api_port, projector_port)
-        with running(env, "deksdenflow_projector", "deksdenflow_api"):
+        costs: dict[str, tuple[float, dict[str, float]]] = {}
+        with running(env, "deksdenflow_projector", "deksdenflow_api") as (projector, api_proc):
             async with httpx.AsyncClient(timeout=5) as client:
                 await ready(client, f"http://127.0.0.1:{projector_port}/health")
                 await ready(client, f"http://127.0.0.1:{api_port}/readyz")
-            api = await _api(api_port, seconds)
+            roles = {api_proc.pid: "API", projector.pid: "projector"}
+            api = await _api(api_port, seconds, roles, costs)
     load = os.getloadavg()
     print(f"decisions ({s.where}; load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}):")
     single = log["single event"]
@@ -174,6 +185,17 @@ async def main(seconds: float) -> None:
         print(
             f"  API, {CLIENTS} clients: {name:27} {rate:8,.0f}/s  p50 {pct(ms, 50):5.1f} ms  "
             f"p99 {pct(ms, 99):6.1f} ms  = {rate / one_event:.2f} x a one-event command"
+        )
+    cpus = os.cpu_count() or 1
+    for name, (count, seconds_by_role) in costs.items():
+        # µs of CPU per command; "other" is whatever else ran on the machine meanwhile, not the command's.
+        per = {role: used / count * 1e6 for role, used in seconds_by_role.items()}
+        others = per.pop("other")
+        total = sum(per.values())
+        parts = ", ".join(f"{role} {us:,.0f}" for role, us in per.items())
+        print(
+            f"  CPU per command, {name} (µs): {parts} = {total / 1000:.2f} ms; {cpus} CPUs carry at most "
+            f"{cpus * 1e6 / total:,.0f}/s of it (other processes meanwhile: {others:,.0f} µs per command)"
         )
     idle, loaded = pct(api["B idle"][1], 99), pct(api["B under load"][1], 99)
     print(

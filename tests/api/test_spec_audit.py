@@ -86,6 +86,16 @@ async def test_specs_are_checked_without_creating_anything(system: System) -> No
         assert {"file": "specs/002-t/tasks.md", "line": 67, "field": "task id",
                 "message": "TXXX is the template's placeholder"} in template.json()["problems"]  # fmt: skip
 
+        workspace = DATA / "codemachine" / "first-version"
+        files = {str(p.relative_to(workspace)): p.read_text() for p in workspace.rglob("*") if p.is_file()}
+        cm = (await admin.post("/specs/validate", json={"kind": "codemachine", "files": files})).json()
+        assert (cm["valid"], cm["kind"], [s["name"] for s in cm["steps"]]) == (
+            True,
+            "CodeMachine workspace",
+            ["00-plan.md", "01-build.md", "02-review.md"],
+        )
+        assert cm["policies"]["01-build.md"]["loop"]["back_to"] == "00-plan.md"  # the step's loop policy
+
         # Bad input: 422 naming what is wrong.
         unknown = await admin.post("/specs/validate", json={"kind": "codex", "steps": []})
         assert unknown.status_code == 422

@@ -82,7 +82,7 @@ async def test_an_interrupted_wait_exits_130(system: System, tmp_path: Path) -> 
         run_id, _, _ = await planned(admin, system.repo, project["id"], steps=1)
     waiting = await start(system, tmp_path, "protocol", "wait", run_id, "--until", "completed")
     assert waiting.stderr is not None
-    line = await asyncio.wait_for(waiting.stderr.readline(), 30)  # started: Ctrl-C is the CLI's to handle
+    line = await asyncio.wait_for(waiting.stderr.readline(), 120)  # started: Ctrl-C is the CLI's to handle
     assert b"waiting for run" in line
     waiting.send_signal(signal.SIGINT)
     result = await finish(waiting)

@@ -48,3 +48,36 @@ async def test_spec_folders_import_as_protocols_and_problems_are_shown(
     assert "specs/003-broken/tasks.md:67: task id: TXXX is the template's placeholder" in refused.stderr
     listed = await cli(system, tmp_path, "protocol", "list", "demo", "-o", "name")
     assert len(listed.stdout.split()) == 2  # nothing created for the refused one
+
+
+async def test_codemachine_folders_import_as_protocols(system: System, tmp_path: Path) -> None:
+    async with system.admin() as admin:
+        await create_project(admin, "cm")
+    tracking = tmp_path / "template.json"
+    tracking.write_text('{"completedSteps": [0, 1, 3, 4, 5, 6, 8, 9, 10, 11, 12]}')
+    package = await cli(
+        system, tmp_path, "protocol", "import", "cm", str(DATA / "codemachine" / "codemachine-one"),
+        "--workflow", "codemachine-one", "--tracking", str(tracking), "-o", "json",
+    )  # fmt: skip
+    assert package.code == 0, package.stderr
+    run = package.json()
+    assert run["task_name"] == "CodeMachine-One Workflow"
+    assert run["description"] == (
+        "Imported from CodeMachine package codemachine-one: CodeMachine-One Workflow."
+    )
+    workspace = tmp_path / "project"
+    shutil.copytree(DATA / "codemachine" / "first-version", workspace)
+    (workspace / ".codemachine" / "memory").mkdir()
+    (workspace / ".codemachine" / "memory" / "directive.json").write_text("{not sent")
+    first = await cli(system, tmp_path, "protocol", "import", "cm", str(workspace), "--field", "task_name")
+    assert first.code == 0, first.stderr
+    assert first.stdout.strip() == "spec-to-code"
+    (workspace / ".codemachine" / "config" / "modules.js").write_text(
+        "[{'id': 'x', 'behavior': open('/etc/passwd')}]"
+    )
+    refused = await cli(system, tmp_path, "protocol", "import", "cm", str(workspace))
+    assert refused.code == 2
+    assert (
+        ".codemachine/config/modules.js:1: value: open('/etc/passwd') is not data (JSON or a literal only: "
+        "nothing is run)" in refused.stderr
+    )

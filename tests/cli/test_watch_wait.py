@@ -51,7 +51,7 @@ async def test_watch_shows_the_timeline_across_a_dropped_connection(system: Syst
     async with proxy.running() as url:
         watching = await start(system, tmp_path, "protocol", "watch", run_id, api_url=url)
         assert watching.stdout is not None
-        first = (await asyncio.wait_for(watching.stdout.readline(), 30)).decode()
+        first = (await asyncio.wait_for(watching.stdout.readline(), 120)).decode()
         assert "protocol_run.created" in first
         # The history is printed and the stream open: cut it, and make the run move while the watcher
         # reconnects.

@@ -7,6 +7,7 @@ to a PR in the next. Every screen is checked with axe-core (0 violations) and ph
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -281,3 +282,21 @@ def test_forms_need_the_session_csrf_token_and_this_origin(page: Page, stack: St
         answer = client.post(action, data={"csrf": csrf}, headers={"Origin": stack.base})
         assert answer.status_code == 303  # accepted: a completed run refuses the pause, explained
         assert "Could+not+pause+%28409%29" in answer.headers["location"]
+
+
+def test_a_spec_folder_is_imported_from_the_project_page(page: Page, stack: Stack) -> None:
+    package = Path(__file__).resolve().parents[1] / "specs" / "data" / "codemachine" / "codemachine-one"
+    sign_in(page, stack.token)
+    page.goto(shared["project_url"])
+    page.get_by_label("Kind").select_option("speckit")  # the wrong kind: refused, every problem shown
+    page.get_by_label("Folder").set_input_files(package)
+    page.get_by_role("button", name="Import").click()
+    expect(page.get_by_role("alert")).to_contain_text("Could not import the spec (422)")
+    expect(page.get_by_role("alert")).to_contain_text("specs/codemachine-one/tasks.md:0: file: missing")
+    page.get_by_label("Kind").select_option("codemachine")
+    page.get_by_label("Folder").set_input_files(package)
+    page.get_by_role("button", name="Import").click()
+    expect(page.get_by_role("status")).to_contain_text(
+        "Imported 25 file(s) of codemachine-one as a protocol."
+    )
+    expect(page.get_by_role("heading", level=1)).to_contain_text("codemachine-one-workflow")

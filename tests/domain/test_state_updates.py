@@ -25,6 +25,7 @@ _STEP_PLAN_FIELDS = {
     "qa_engine_id",
     "qa_model",
     "file_path",
+    "parallel_group",
 }
 
 

@@ -79,3 +79,23 @@ def test_problems_name_the_file_line_and_field() -> None:
     ]
     missing = import_feature({"spec.md": "# Feature Specification: X\n"}, feature="002-x")
     assert [str(p) for p in missing.problems] == ["specs/002-x/tasks.md:0: file: missing: run /speckit.tasks"]
+
+
+def test_where_steps_may_run_at_once_a_phase_s_p_tasks_become_a_parallel_group() -> None:
+    folder = DATA / "001-photo-albums"
+    files = {p.name: p.read_text() for p in folder.iterdir()}
+    imported = import_feature(files, feature="001-photo-albums", parallel=True)
+    assert imported.problems == ()
+    assert [(s.filename, s.parallel_group, s.labels) for s in imported.steps] == [
+        # a lone [P] task (T004) is not a group: its phase stays one step
+        ("00-foundational-blocking-prerequisites.md", "", ()),
+        ("01-t005-test-album-creation-in-tests.md", "phase-3-1", ("US1",)),
+        ("02-t006-create-the-album-model-in.md", "phase-3-1", ("US1",)),
+        ("03-t007-implement-add-photo-in-src.md", "", ("US1",)),
+        ("04-user-story-2-reorder-albums-priority.md", "", ("US2",)),
+    ]
+    member = imported.steps[1].content
+    assert "- [ ] T005 [P] [US1] Test album creation in tests/test_albums.py" in member
+    assert "T006" not in member
+    assert "Do not edit tasks.md" in member
+    assert "Check each task off" in imported.steps[3].content

@@ -24,7 +24,7 @@ async def test_a_dropped_stream_resumes_with_no_gap_and_no_repeat(system: System
     proxy = CuttableProxy(system.base_url)
     async with proxy.running() as url, tui(system, "demo/1", url=url) as (app, _):
         await shown(app, RunScreen)
-        await asyncio.wait_for(proxy.stream_open.wait(), 30)
+        await asyncio.wait_for(proxy.stream_open.wait(), 120)
         proxy.cut()
         async with system.admin() as admin:  # the run moves while the TUI reconnects
             for action in ("pause", "resume", "cancel"):

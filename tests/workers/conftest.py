@@ -105,6 +105,10 @@ class Remote(Origin):
         await self._git.run("commit", "--quiet", "-m", message, cwd=run)
         await self._git.run("push", "--quiet", "origin", f"HEAD:refs/heads/{branch}", cwd=run)
 
+    async def history(self, branch: str) -> list[str]:
+        """The shas of ``branch``'s commits, newest first."""
+        return (await self._git.run("rev-list", f"refs/heads/{branch}", cwd=self.path)).split()
+
     async def count(self, branch: str, grep: str) -> int:
         out = await self._git.run(
             "log", "--format=%H", f"--grep={grep}", f"refs/heads/{branch}", cwd=self.path

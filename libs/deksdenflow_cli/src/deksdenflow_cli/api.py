@@ -74,7 +74,15 @@ EVENT_FIELDS = (
     "payload",
 )
 QA_FIELDS = ("qa_attempt", "verdict", "summary", "blocking", "warnings", "engine_id", "time", "report_md")
-RUN_POLICY_FIELDS = ("mode", "plan_approval", "qa_after_execution", "review_fix_attempts", "pr", "merge")
+RUN_POLICY_FIELDS = (
+    "mode",
+    "plan_approval",
+    "qa_after_execution",
+    "review_fix_attempts",
+    "max_parallel_steps",
+    "pr",
+    "merge",
+)
 USAGE_FIELDS = (
     "key",
     "calls",
@@ -138,6 +146,12 @@ ENDPOINTS: dict[str, Endpoint] = {
         "POST",
         "/projects/{project_id}/protocols/import",
         ("kind", "name", "files", "constitution", "task_name", "base_branch", "run_policy"),
+        PROTOCOL_FIELDS,
+    ),
+    "codemachine.import": Endpoint(
+        "POST",
+        "/projects/{project_id}/codemachine/import",
+        ("files", "workflow", "tracking", "task_name", "base_branch", "run_policy"),
         PROTOCOL_FIELDS,
     ),
     "protocol.list": Endpoint("GET", "/projects/{project_id}/protocols", (), PROTOCOL_FIELDS, listing=True),

@@ -111,6 +111,11 @@ def run_policy_options(func: F) -> F:
         click.option("--ready-when-done/--no-ready-when-done", default=None),
         click.option("--pr-open", type=click.Choice(["after_first_push", "when_done", "never"])),
         click.option("--review-fix-attempts", type=click.IntRange(0, 10)),
+        click.option(
+            "--max-parallel-steps",
+            type=click.IntRange(1, 8),
+            help="Autopilot: steps of one parallel group (spec-kit [P] tasks) executing at once.",
+        ),
         click.option("--qa-after-execution/--no-qa-after-execution", default=None),
         click.option("--plan-approval", type=click.Choice(["auto", "required"])),
         click.option(
@@ -128,7 +133,7 @@ def run_policy_body(options: dict[str, Any]) -> dict[str, Any]:
     """A run policy body from ``run_policy_options``' values (only what was given)."""
     top = {
         k: options[k]
-        for k in ("mode", "plan_approval", "qa_after_execution", "review_fix_attempts")
+        for k in ("mode", "plan_approval", "qa_after_execution", "review_fix_attempts", "max_parallel_steps")
         if options.get(k) is not None
     }
     pr = {
@@ -158,6 +163,7 @@ POLICY_KEYS = (
     "plan_approval",
     "qa_after_execution",
     "review_fix_attempts",
+    "max_parallel_steps",
     "pr_open",
     "ready_when_done",
     "reviewers",

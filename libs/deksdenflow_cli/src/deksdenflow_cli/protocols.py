@@ -82,6 +82,19 @@ def protocol_create(
 @protocol.command("import")
 @click.argument("project_ref", metavar="PROJECT")
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--kind",
+    type=click.Choice(["speckit", "openspec", "codemachine"]),
+    help="What the folder is (default: told by its files).",
+)
+@click.option(
+    "--workflow", help="CodeMachine: the package's workflow (templates/workflows/NAME.workflow.js)."
+)
+@click.option(
+    "--tracking",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="CodeMachine: the workspace's .codemachine/template.json; its completed steps are left out.",
+)
 @click.option("--task-name", help="The protocol's task name (default: the spec's title).")
 @click.option("--base-branch", help="Branch from this instead of the project's base branch.")
 @click.option("--start", is_flag=True, help="Start it at once.")
@@ -90,6 +103,9 @@ def protocol_create(
 def protocol_import(
     project_ref: str,
     folder: Path,
+    kind: str | None,
+    workflow: str | None,
+    tracking: Path | None,
     task_name: str | None,
     base_branch: str | None,
     start: bool,
@@ -97,12 +113,24 @@ def protocol_import(
     fields: tuple[str, ...],
     **policy: Any,
 ) -> None:
-    """Open a protocol from a spec-kit feature folder (specs/NNN-feature/) or an OpenSpec change
-    (openspec/changes/<id>/): its steps are the spec's, planning asks no agent. A spec with problems is
-    refused with each of them (file:line: field: message), and nothing is created."""
-    files = {str(p.relative_to(folder)): p.read_text(errors="replace") for p in sorted(folder.rglob("*.md"))}
-    kind = "openspec" if "proposal.md" in files or folder.parent.name == "changes" else "speckit"
-    body: dict[str, Any] = {"kind": kind, "name": folder.resolve().name, "files": files}
+    """Open a protocol from a spec-kit feature folder (specs/NNN-feature/), an OpenSpec change
+    (openspec/changes/<id>/) or a CodeMachine workflow package (codemachine.json, templates/workflows/) or
+    first-version workspace (.codemachine/): its steps are the spec's, planning asks no agent. A spec with
+    problems is refused with each of them (file:line: field: message), and nothing is created."""
+    kind = kind or _kind_of(folder)
+    if kind == "codemachine":
+        body: dict[str, Any] = {"files": _codemachine_files(folder)}
+        if workflow:
+            body["workflow"] = workflow
+        if tracking:
+            body["tracking"] = tracking.read_text(errors="replace")
+        endpoint = "codemachine.import"
+    else:
+        files = {
+            str(p.relative_to(folder)): p.read_text(errors="replace") for p in sorted(folder.rglob("*.md"))
+        }
+        body = {"kind": kind, "name": folder.resolve().name, "files": files}
+        endpoint = "protocol.import"
     if kind == "speckit":
         for parent in (folder.resolve(), *folder.resolve().parents):
             constitution = parent / ".specify" / "memory" / "constitution.md"
@@ -117,7 +145,7 @@ def protocol_import(
         body["run_policy"] = overrides
     client = state().client
     try:
-        created = client.call("protocol.import", project_id=names.project_id(client, project_ref), body=body)
+        created = client.call(endpoint, project_id=names.project_id(client, project_ref), body=body)
     except CliError as exc:
         for problem in exc.body.get("problems", []):
             note(f"  {problem}")
@@ -126,6 +154,42 @@ def protocol_import(
         client.call("protocol.action", protocol_run_id=created["id"], action="start")
         created = client.call("protocol.get", protocol_run_id=created["id"])
     render(created, output, columns=PROTOCOL_DETAIL, fields=fields)
+
+
+def _kind_of(folder: Path) -> str:
+    if (
+        (folder / "codemachine.json").is_file()
+        or (folder / "templates" / "workflows").is_dir()
+        or (folder / ".codemachine" / "config").is_dir()
+        or (folder / "config" / "main.agents.js").is_file()
+    ):
+        return "codemachine"
+    if (folder / "proposal.md").is_file() or folder.parent.name == "changes":
+        return "openspec"
+    return "speckit"
+
+
+# A CodeMachine workspace's run state (today's format), not its definition: never sent. Its prompts/ is
+# sent: the first version kept the agents' prompts there.
+_CODEMACHINE_STATE = (".codemachine/logs", ".codemachine/memory", ".codemachine/agents")
+
+
+def _codemachine_files(folder: Path) -> dict[str, str]:
+    """The package's or workspace's text files by path (no VCS, dependencies or run state)."""
+    files: dict[str, str] = {}
+    for path in sorted(folder.rglob("*")):
+        rel = path.relative_to(folder).as_posix()
+        hidden = any(part.startswith(".") and part != ".codemachine" for part in rel.split("/"))
+        if (
+            not path.is_file()
+            or hidden
+            or "node_modules" in rel.split("/")
+            or rel.startswith(_CODEMACHINE_STATE)
+        ):
+            continue
+        if path.suffix in (".js", ".cjs", ".json", ".md") and path.stat().st_size <= 200_000:
+            files[rel] = path.read_text(errors="replace")
+    return files
 
 
 @protocol.command("list")

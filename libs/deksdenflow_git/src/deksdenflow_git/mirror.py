@@ -151,6 +151,7 @@ class MirrorCache:
         base_branch: str,
         job_id: str,
         expect_head: str | None = None,
+        shared: bool = False,
     ) -> AsyncIterator[Worktree]:
         """A fresh checkout of ``branch`` for one job, removed on exit (also on error or cancellation).
 
@@ -163,9 +164,15 @@ class MirrorCache:
         branch that no longer contains it is restored first (``Worktree.restored`` says so) or, when
         that is not safe or not possible, ``BranchLost`` is raised (see ``restore.ensure_head``). Without
         it a missing branch starts from the base, as the first job of a protocol wants.
+
+        ``shared``: other live jobs may work on ``branch`` at the same time (steps of a parallel group).
+        The checkout is then on a branch of the job's own (``deksdenflow/jobs/<job id>``), so no job is
+        ``WorktreeBusy`` for another; its pushes still go to ``branch`` (see ``Worktree.push`` and
+        ``Worktree.rebase_onto_remote``).
         """
         check_branch_name(branch)
         check_branch_name(base_branch)
+        local = f"deksdenflow/jobs/{check_path_component('job id', job_id)}" if shared else branch
         jobs_dir = self.root / "worktrees" / check_path_component("project id", project_id)
         path = jobs_dir / check_path_component("job id", job_id)
         job_lock = FileLock(jobs_dir / f"{job_id}.lock")
@@ -186,7 +193,7 @@ class MirrorCache:
             if not job_lock.try_acquire():
                 raise WorktreeBusy(f"job {job_id} already has a live worktree", job_id=job_id, branch=branch)
             try:
-                await self._add_worktree(mirror, path, branch, start)
+                await self._add_worktree(mirror, path, local, start)
             except BaseException:
                 job_lock.release(unlink=True)
                 raise
@@ -202,7 +209,7 @@ class MirrorCache:
                 restored=restored,
             )
         finally:
-            await self._discard_worktree(project_id, mirror, path, branch, job_lock)
+            await self._discard_worktree(project_id, mirror, path, local, job_lock)
 
     @asynccontextmanager
     async def _locked(self, project_id: str) -> AsyncIterator[None]:

@@ -170,6 +170,34 @@ class Worktree:
             )
         return await self._settle_rejection(sha)
 
+    async def rebase_onto_remote(self) -> str:
+        """Replay this job's commits onto the remote branch as it is now (it moved: another job of a
+        parallel group pushed first) and return the new HEAD. A conflict leaves nothing half done (the
+        rebase is aborted) and raises ``PushRejected`` naming the conflicting files."""
+        tip = await self._fetch_branch(self.branch)
+        if tip is None:
+            raise GitCommandError(
+                f"the remote branch {self.branch} disappeared while rebasing onto it",
+                argv=[],
+                exit_code=None,
+                stderr="",
+                retryable=True,
+            )
+        rebased = await self._execute("rebase", "--no-autostash", "--empty=drop", tip)
+        if rebased.ok:
+            return await self.head()
+        conflicted = await self._run("diff", "--name-only", "--diff-filter=U")
+        await self._execute("rebase", "--abort")
+        files = ", ".join(conflicted.split()) or "unknown files"
+        raise PushRejected(
+            f"this step's change conflicts with what another step pushed to {self.branch} meanwhile "
+            f"(in {files})",
+            branch=self.branch,
+            local_sha=await self.head(),
+            remote_sha=tip,
+            reason="conflict with a parallel step",
+        )
+
     async def _settle_rejection(self, sha: str) -> PushResult:
         """After a non-fast-forward rejection: up to date if the remote tip contains ``sha``, else reject."""
         tip = await self._fetch_branch(self.branch)

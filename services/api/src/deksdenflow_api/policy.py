@@ -54,6 +54,7 @@ def policy_in(body: RunPolicyIn | None) -> RunPolicy | None:
             required_approvals=merge.required_approvals,
         ),
         review_fix_attempts=body.review_fix_attempts,
+        max_parallel_steps=body.max_parallel_steps,
     )
 
 
@@ -79,6 +80,7 @@ def policy_public(policy: RunPolicy | dict[str, Any] | None) -> dict[str, Any]:
             "required_approvals": merge.required_approvals or 0,
         },
         "review_fix_attempts": p.review_fix_attempts or 0,
+        "max_parallel_steps": p.max_parallel_steps or 1,
     }
 
 

@@ -11,7 +11,7 @@ from deksdenflow_core.domain.naming import is_valid_branch_name
 from deksdenflow_core.domain.provider import ProviderName
 from deksdenflow_core.errors import InvalidCommand
 from deksdenflow_core.specs.check import StepPlanIn
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
@@ -170,6 +170,14 @@ class RunPolicyIn(_In):
         "review comments), each with the reviewer's words; when spent, a review blocks the run. Default 2 "
         "on autopilot, 0 on manual.",
     )
+    max_parallel_steps: int | None = Field(
+        default=None,
+        ge=1,
+        le=8,
+        description="Autopilot: how many steps of one parallel group (a spec-kit phase's [P] tasks, imported "
+        "as steps) may execute at once, each in its own worktree, its commit rebased onto the others' "
+        "before it is pushed. Default 1: one step at a time (a spec-kit phase is then one step).",
+    )
 
 
 class ProjectCreate(_In):
@@ -293,6 +301,8 @@ class ProtocolCreate(_In):
 
 
 SpecPath = Annotated[str, Field(min_length=1, max_length=300, pattern=r"^[A-Za-z0-9._/-]+$")]
+# A spec file's text exactly as read (not stripped): the problems name its lines.
+SpecText = Annotated[str, StringConstraints(strip_whitespace=False, max_length=200_000)]
 
 
 class ProtocolImport(_In):
@@ -303,12 +313,37 @@ class ProtocolImport(_In):
     name: str = Field(
         min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._-]+$", description="001-feature or the change id"
     )
-    files: dict[SpecPath, Annotated[str, Field(max_length=200_000)]] = Field(
+    files: dict[SpecPath, SpecText] = Field(
         max_length=200, description="The folder's Markdown files by path within it (tasks.md, spec.md, …)."
     )
     constitution: str = Field(default="", max_length=200_000, description="spec-kit's constitution.md")
     task_name: str | None = Field(
         default=None, min_length=1, max_length=200, description="Default: its title."
+    )
+    base_branch: Branch | None = None
+    run_policy: RunPolicyIn | None = None
+
+
+class CodeMachineImport(_In):
+    """A protocol whose plan is a CodeMachine workflow: a package in today's format (``codemachine.json``,
+    ``templates/workflows/*.workflow.js``, ``config/*.agents.js``, ``config/modules.js``, the prompts) or a
+    first-version ``.codemachine`` workspace, its files as the client read them. The package's JavaScript is
+    evaluated in a sandbox (Node.js: no file, network or process access, time-limited), never run as code."""
+
+    files: dict[SpecPath, SpecText] = Field(
+        max_length=500, description="The package's or workspace's files by path within it."
+    )
+    workflow: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9._-]{1,200}$",
+        description="templates/workflows/<workflow>.workflow.js (default: the tracked or only one).",
+    )
+    tracking: SpecText = Field(
+        default="",
+        description="The workspace's .codemachine/template.json: its completed steps are left out.",
+    )
+    task_name: str | None = Field(
+        default=None, min_length=1, max_length=200, description="Default: the workflow's name."
     )
     base_branch: Branch | None = None
     run_policy: RunPolicyIn | None = None
@@ -321,7 +356,13 @@ class PlanCheck(_In):
     steps: list[StepPlanIn] = Field(max_length=500)
 
 
-SpecCheckIn = Annotated[PlanCheck | ProtocolImport, Field(discriminator="kind")]
+class CodeMachineCheck(CodeMachineImport):
+    """A CodeMachine import to check: the body of ``POST /projects/{id}/codemachine/import`` with its kind."""
+
+    kind: Literal["codemachine"]
+
+
+SpecCheckIn = Annotated[PlanCheck | ProtocolImport | CodeMachineCheck, Field(discriminator="kind")]
 
 
 class PlanRejection(_In):

@@ -5,18 +5,24 @@ latest audit and the prompts (the registry's names and versions) each phase used
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from typing import Any
 
 from deksdenflow_core.assets import PROMPT_PHASES, prompt_text, version_of
-from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import QaPolicy, StepPlan
+from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import QaPolicy, RunPolicy, StepPlan
+from deksdenflow_core.domain import run_policy
 from deksdenflow_core.domain.protocol_run import ProtocolRunState, plan
 from deksdenflow_core.domain.protocol_run.audit import SPEC_RULES_VERSION, stored_plan
 from deksdenflow_core.readmodel.sources import short
-from deksdenflow_core.specs import check, openspec, speckit
+from deksdenflow_core.specs import check, codemachine, openspec, sandbox, speckit
 from deksdenflow_core.specs.model import ImportedProtocol, SpecProblem
 
+from deksdenflow_api.errors import HttpError
+from deksdenflow_api.policy import policy_in
 from deksdenflow_api.schemas import (
+    CodeMachineCheck,
+    CodeMachineImport,
     PlanCheck,
     PlannedStepPublic,
     PromptRefPublic,
@@ -29,10 +35,15 @@ from deksdenflow_api.schemas import (
 )
 
 
-def read_import(body: ProtocolImport) -> tuple[check.SpecCheck, ImportedProtocol, str]:
-    """An import's files as the protocol they make, checked; and where it comes from."""
+def read_import(
+    body: ProtocolImport, *, parallel: bool = False
+) -> tuple[check.SpecCheck, ImportedProtocol, str]:
+    """A spec-kit or OpenSpec import's files as the protocol they make, checked; and where they come from.
+    ``parallel``: spec-kit's [P] tasks become steps of a parallel group (the run may execute them at once)."""
     if body.kind == "speckit":
-        imported = speckit.import_feature(body.files, feature=body.name, constitution=body.constitution)
+        imported = speckit.import_feature(
+            body.files, feature=body.name, constitution=body.constitution, parallel=parallel
+        )
         return (
             check.check_import(body.kind, imported, f"specs/{body.name}/tasks.md"),
             imported,
@@ -46,9 +57,41 @@ def read_import(body: ProtocolImport) -> tuple[check.SpecCheck, ImportedProtocol
     )
 
 
-def check_spec(body: PlanCheck | ProtocolImport) -> SpecCheckPublic:
-    """``POST /specs/validate``'s answer for a plan or an import."""
-    checked = check.check_plan(body.steps) if isinstance(body, PlanCheck) else read_import(body)[0]
+async def read_codemachine(body: CodeMachineImport) -> tuple[check.SpecCheck, ImportedProtocol, str, str]:
+    """A CodeMachine package (its JavaScript evaluated in the sandbox, off the event loop) or first-version
+    workspace as the protocol it makes, checked; where it comes from and which format it is. 503 when the
+    API has no Node.js to read a package with."""
+    try:
+        kind, imported = await asyncio.to_thread(
+            codemachine.import_files, body.files, workflow=body.workflow or "", tracking=body.tracking
+        )
+    except sandbox.SandboxUnavailable as exc:
+        raise HttpError(503, "sandbox_unavailable", str(exc)) from exc
+    manifest = codemachine.manifest_name(body.files)
+    source = (
+        f"CodeMachine package {manifest or 'package'}: {imported.title}"
+        if kind == "package"
+        else f"CodeMachine workspace: {imported.title}"
+    )
+    where = codemachine.MANIFEST if kind == "package" else codemachine.TRACKING
+    return check.check_import(f"CodeMachine {kind}", imported, where), imported, source, kind
+
+
+def parallel_of(body: ProtocolImport, base: RunPolicy | None = None) -> bool:
+    """Whether a run with this import's policy (over ``base``, the project's) executes a parallel group's
+    steps at once."""
+    return run_policy.parallel_steps(run_policy.resolve(base, policy_in(body.run_policy))) > 1
+
+
+async def check_spec(body: PlanCheck | ProtocolImport | CodeMachineCheck) -> SpecCheckPublic:
+    """``POST /specs/validate``'s answer for a plan or an import (spec-kit's as a run with the body's own
+    run policy over the default one would import it)."""
+    if isinstance(body, PlanCheck):
+        checked = check.check_plan(body.steps)
+    elif isinstance(body, CodeMachineCheck):
+        checked = (await read_codemachine(body))[0]
+    else:
+        checked = read_import(body, parallel=parallel_of(body))[0]
     return SpecCheckPublic(
         valid=checked.valid,
         kind=checked.kind,

@@ -18,8 +18,10 @@ import structlog
 from deksdenflow_core.aggregates import PROJECT, PROTOCOL_RUN, Repository
 from deksdenflow_core.consumer import Delivery
 from deksdenflow_core.contracts.generated.deksdenflow.commands.v1 import protocol_run as cmd
+from deksdenflow_core.domain import run_policy
 from deksdenflow_core.domain.project import ProjectState
 from deksdenflow_core.domain.protocol_run import ProtocolRunCommand, ProtocolRunState, StepState
+from deksdenflow_core.domain.run_policy import MAX_PARALLEL_STEPS
 from deksdenflow_core.errors import DomainError, PermanentFailure, WorkNotCurrent
 from deksdenflow_core.jobs import result_meta
 from deksdenflow_git import BranchLost, MirrorCache, PushRejected, Worktree
@@ -130,8 +132,11 @@ class JobKit:
     # --- the protocol branch ------------------------------------------------------------------------------
 
     @contextlib.asynccontextmanager
-    async def worktree(self, job: Job, name: str, *, expect_head: str = "") -> AsyncIterator[Worktree]:
-        """A fresh worktree of the protocol branch from the remote (no shared disk between replicas)."""
+    async def worktree(
+        self, job: Job, name: str, *, expect_head: str = "", shared: bool = False
+    ) -> AsyncIterator[Worktree]:
+        """A fresh worktree of the protocol branch from the remote (no shared disk between replicas).
+        ``shared``: other jobs of the run may work on the branch meanwhile (a parallel group's steps)."""
         run = job.run
         async with self.mirrors.worktree(
             job.project.project_id,
@@ -140,6 +145,7 @@ class JobKit:
             base_branch=run.base_branch or job.project.base_branch,
             job_id=f"{run.protocol_run_id[:12]}-{name}-{uuid.uuid4().hex[:6]}",
             expect_head=expect_head or None,
+            shared=shared,
         ) as wt:
             yield wt
 
@@ -155,7 +161,7 @@ class JobKit:
         async with contextlib.AsyncExitStack() as stack:
             try:
                 wt = await stack.enter_async_context(
-                    self.worktree(job, name, expect_head=run.branch_head_sha)
+                    self.worktree(job, name, expect_head=run.branch_head_sha, shared=parallel(run, step))
                 )
             except BranchLost as exc:
                 await self.block(job, step, exc.message)
@@ -186,12 +192,34 @@ class JobKit:
                 )
             yield wt
 
-    async def push(self, wt: Worktree) -> None:
-        """Push the job's commit, never forced; a branch that moved under us is a failure with the reason."""
-        try:
-            await wt.push()
-        except PushRejected as exc:
-            raise PermanentFailure(f"push refused: {exc}") from exc
+    async def push(self, wt: Worktree, *, parallel: bool = False) -> str:
+        """Push the job's commit, never forced, and return what was pushed. A branch that moved under us
+        is a failure with the reason — unless the step is one of a parallel group (``parallel``): then
+        another step of the group pushed first, and the commit is rebased onto it and pushed again (a
+        conflict with that step's change is the failure)."""
+        for _ in range(_PARALLEL_PUSH_TRIES if parallel else 1):
+            try:
+                return (await wt.push()).sha
+            except PushRejected as exc:
+                if not parallel:
+                    raise PermanentFailure(f"push refused: {exc}") from exc
+                try:
+                    await wt.rebase_onto_remote()
+                except PushRejected as conflict:
+                    raise PermanentFailure(str(conflict)) from conflict
+        raise PermanentFailure(
+            f"push refused: {wt.branch} kept moving while {_PARALLEL_PUSH_TRIES} rebases were tried"
+        )
+
+
+def parallel(run: ProtocolRunState, step: StepState) -> bool:
+    """Whether ``step`` may be worked on beside other steps of its run (a parallel group the run's
+    policy lets execute at once)."""
+    return bool(step.parallel_group) and run_policy.parallel_steps(run.run_policy) > 1
+
+
+# Rebases of a parallel step's commit onto a branch other steps of its group keep pushing to.
+_PARALLEL_PUSH_TRIES = 1 + MAX_PARALLEL_STEPS
 
 
 def step_of(run: ProtocolRunState, step_run_id: str) -> StepState:

@@ -36,6 +36,8 @@ class PlannedFile:
     qa_policy: QaPolicy
     engine_id: str
     model: str
+    # An imported spec's parallel group (see StepPlan.parallel_group).
+    parallel_group: str = ""
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,7 @@ class PlanOutput:
                 model=s.model,
                 qa_policy=s.qa_policy,
                 file_path=f"{protocol_root}/{s.filename}",
+                parallel_group=s.parallel_group,
             )
             for i, s in enumerate(self.steps)
         )
@@ -134,7 +137,14 @@ def imported_plan(plan: ImportedPlan, task_name: str) -> PlanOutput:
     """A plan imported from a spec written elsewhere, as the planner's output: its steps (QA full, the
     project's engines), its context, and a log that says where it came from."""
     steps = tuple(
-        PlannedFile(filename=s.filename, content=s.content, qa_policy=QaPolicy.FULL, engine_id="", model="")
+        PlannedFile(
+            filename=s.filename,
+            content=s.content,
+            qa_policy=QaPolicy.FULL,
+            engine_id="",
+            model="",
+            parallel_group=s.parallel_group,
+        )
         for s in plan.steps
     )
     listing = "".join(

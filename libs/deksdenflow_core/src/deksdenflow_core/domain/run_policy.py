@@ -31,6 +31,8 @@ MAX_REVIEWERS = 15
 MAX_REQUIRED_CHECKS = 30
 # More review fixes than this per step is a loop, not a policy.
 MAX_REVIEW_FIX_ATTEMPTS = 10
+# Steps of one parallel group executing at once, at most (each is an agent and a worktree).
+MAX_PARALLEL_STEPS = 8
 
 # What a project registered without a policy gets: the run goes to a ready-for-review PR by itself.
 DEFAULT = RunPolicy(
@@ -96,6 +98,7 @@ def resolve(base: RunPolicy | None, override: RunPolicy | None = None) -> RunPol
             o.review_fix_attempts,
             b.review_fix_attempts if b.mode is mode else (2 if mode is RunMode.AUTOPILOT else 0),
         ),
+        max_parallel_steps=_pick_opt(o.max_parallel_steps, b.max_parallel_steps),
     )
     check(resolved)
     return resolved
@@ -135,6 +138,12 @@ def check(policy: RunPolicy) -> None:
             f"review_fix_attempts must be between 0 and {MAX_REVIEW_FIX_ATTEMPTS}",
             field="run_policy.review_fix_attempts",
         )
+    parallel = policy.max_parallel_steps
+    if parallel is not None and not 1 <= parallel <= MAX_PARALLEL_STEPS:
+        raise InvalidCommand(
+            f"max_parallel_steps must be between 1 and {MAX_PARALLEL_STEPS}",
+            field="run_policy.max_parallel_steps",
+        )
     approvals = merge.required_approvals or 0
     if not 0 <= approvals <= MAX_REQUIRED_APPROVALS:
         raise InvalidCommand(
@@ -150,6 +159,14 @@ def of_run(policy: RunPolicy | None) -> RunPolicy:
 
 def is_autopilot(policy: RunPolicy) -> bool:
     return policy.mode is RunMode.AUTOPILOT
+
+
+def parallel_steps(policy: RunPolicy | None) -> int:
+    """How many steps of one parallel group may execute at once (1 unless the policy says more; only
+    autopilot runs several: a person running steps by hand runs one at a time)."""
+    if policy is None or not is_autopilot(policy):
+        return 1
+    return policy.max_parallel_steps or 1
 
 
 def check_matches(required: str, check_name: str) -> bool:

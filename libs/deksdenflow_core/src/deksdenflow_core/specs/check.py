@@ -61,25 +61,28 @@ def check_plan(steps: Sequence[StepPlan]) -> SpecCheck:
 
 def imported_steps(imported: ImportedProtocol) -> tuple[StepPlan, ...]:
     """The steps an import plans as: its step files in order, the first the setup step when there are
-    several (as a planner's plan has it), QA full, the spec's labels kept."""
+    several (as a planner's plan has it), QA full, with what the spec gives them (labels, policies, engine
+    and model, parallel group)."""
     count = len(imported.steps)
     return tuple(
         StepPlan(
             index=i,
             name=s.filename,
             step_type=StepType.SETUP if i == 0 and count > 1 else StepType.WORK,
+            engine_id=s.engine_id,
+            model=s.model,
             qa_policy=QaPolicy.FULL,
+            policies=s.policies,
             labels=s.labels,
+            parallel_group=s.parallel_group,
         )
         for i, s in enumerate(imported.steps)
     )
 
 
-def check_import(kind: str, imported: ImportedProtocol, tasks_file: str) -> SpecCheck:
-    """An import's problems (its files') and those of the plan it makes (named after its tasks file);
-    a spec whose tasks file is missing has only the first."""
+def check_import(kind: str, imported: ImportedProtocol, main_file: str) -> SpecCheck:
+    """An import's problems (its files'); when its files have none, those of the plan it makes, named
+    after its main file (a plan made of files with problems says nothing more)."""
     steps = imported_steps(imported)
-    problems = list(imported.problems)
-    if not any(p.file == tasks_file and p.field == "file" for p in problems):
-        problems += plan_problems(steps, tasks_file)
-    return SpecCheck(kind, imported.title, steps, tuple(problems), imported.skipped)
+    problems = imported.problems or tuple(plan_problems(steps, main_file))
+    return SpecCheck(kind, imported.title, steps, problems, imported.skipped)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any
+
+from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import StepPolicies
 
 
 @dataclass(frozen=True)
@@ -22,6 +25,11 @@ class ImportedStep:
     filename: str
     content: str
     labels: tuple[str, ...] = ()
+    policies: StepPolicies | None = None  # loop, trigger, checkpoint (CodeMachine's behaviours)
+    engine_id: str = ""  # as the spec gives them; empty: the run's
+    model: str = ""
+    # Steps sharing a group may execute at once where the run policy allows (StepPlan.parallel_group).
+    parallel_group: str = ""
 
 
 @dataclass(frozen=True)
@@ -33,6 +41,21 @@ class ImportedProtocol:
     context_md: str
     problems: tuple[SpecProblem, ...] = ()
     skipped: tuple[str, ...] = field(default=())  # phases left out as done
+
+
+# CodeMachine's engine ids that name an engine deksdenflow runs; a step on another engine (cursor,
+# opencode, …) runs on the run's engine.
+ENGINES = {"codex": "codex", "claude": "claude-code", "claude-code": "claude-code"}
+
+
+def as_dict(value: object) -> dict[str, Any]:
+    """``value`` if it is a mapping (as evaluated or parsed data often is not), else an empty one."""
+    return value if isinstance(value, dict) else {}
+
+
+def strings(value: object) -> list[str]:
+    """The text items of ``value`` if it is a list (evaluated or parsed data is not to be trusted)."""
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
 
 
 def slug(title: str) -> str:

@@ -5,6 +5,11 @@ P1)``), each a list of tasks in spec-kit's form ``- [ ] T001 [P] [US1] Descripti
 Each phase becomes one step — its tasks, in order, are the step's checklist (``[P]``: may run in parallel
 with the other ``[P]`` tasks of the phase; ``[USn]``: the user story, kept as a label) — and a phase whose
 tasks are all checked (``- [x]``) is done and left out, so an import resumes where the feature stands.
+When the run may execute steps at once (``parallel``: its policy's ``max_parallel_steps`` > 1), a phase's
+open ``[P]`` tasks that follow one another (two or more) become one step each, in one parallel group, and
+the phase's other tasks stay together in steps between them: a phase ``T010 [P], T011 [P], T012`` is the
+steps ``T010`` and ``T011`` (executing at once) then ``T012``. Steps of a group do not tick ``tasks.md``
+(they would conflict with each other); the run records them done.
 ``spec.md``, ``plan.md`` and the project's constitution (``.specify/memory/constitution.md``) become the
 protocol's context. Sections that are not phases (dependencies, strategy, notes) are not steps.
 
@@ -116,8 +121,11 @@ def parse_tasks(text: str, file: str = "tasks.md") -> tuple[list[SpecPhase], lis
     return phases, problems
 
 
-def import_feature(files: dict[str, str], *, feature: str, constitution: str = "") -> ImportedProtocol:
-    """A spec-kit feature folder's files (``tasks.md``, ``spec.md``, ``plan.md``, …) as a protocol."""
+def import_feature(
+    files: dict[str, str], *, feature: str, constitution: str = "", parallel: bool = False
+) -> ImportedProtocol:
+    """A spec-kit feature folder's files (``tasks.md``, ``spec.md``, ``plan.md``, …) as a protocol;
+    ``parallel``: split ``[P]`` tasks into steps that may execute at once (see the module's text)."""
     problems: list[SpecProblem] = []
     if "tasks.md" not in files:
         problems.append(SpecProblem(f"specs/{feature}/tasks.md", 0, "file", "missing: run /speckit.tasks"))
@@ -131,14 +139,18 @@ def import_feature(files: dict[str, str], *, feature: str, constitution: str = "
         if phase.done:
             skipped.append(f"Phase {phase.number}: {phase.title}")
             continue
-        index = len(steps)
-        steps.append(
-            ImportedStep(
-                filename=f"{index:02d}-{slug(phase.title)}.md",
-                content=_step_file(phase, feature),
-                labels=tuple(sorted({t.story for t in phase.tasks if t.story} | ({phase.story} - {""}))),
+        parts = _parallel_parts(phase) if parallel else [(phase, "")]
+        for part, group in parts:
+            index = len(steps)
+            title = part.title if len(parts) == 1 else f"{part.tasks[0].id} {part.tasks[0].description}"
+            steps.append(
+                ImportedStep(
+                    filename=f"{index:02d}-{slug(title)}.md",
+                    content=_step_file(part, feature, in_group=bool(group)),
+                    labels=tuple(sorted({t.story for t in part.tasks if t.story} | ({phase.story} - {""}))),
+                    parallel_group=group,
+                )
             )
-        )
     title = _title(files.get("spec.md", ""), feature)
     context = [f"# Context: {title}\n", f"Imported from the spec-kit feature `specs/{feature}/`.\n"]
     for name, heading in (("spec.md", "Specification"), ("plan.md", "Implementation plan")):
@@ -153,18 +165,55 @@ def import_feature(files: dict[str, str], *, feature: str, constitution: str = "
     return ImportedProtocol(title, tuple(steps), "".join(context), tuple(problems), tuple(skipped))
 
 
-def _step_file(phase: SpecPhase, feature: str) -> str:
+def _parallel_parts(phase: SpecPhase) -> list[tuple[SpecPhase, str]]:
+    """The phase as steps that may execute at once: each run of two or more open ``[P]`` tasks one step
+    per task in a group of their own (``phase-<n>-<k>``), the tasks around them a step each run; done tasks
+    left out. A phase with no such run stays one step (its done tasks kept, checked, as usual)."""
+    open_tasks = [t for t in phase.tasks if not t.done]
+    runs: list[list[SpecTask]] = []
+    for task in open_tasks:
+        if runs and runs[-1][0].parallel == task.parallel:
+            runs[-1].append(task)
+        else:
+            runs.append([task])
+    if not any(r[0].parallel and len(r) > 1 for r in runs):
+        return [(phase, "")]
+    parts: list[tuple[SpecPhase, str]] = []
+    alone: list[SpecTask] = []  # tasks between groups (a lone [P] task among them), one step
+    for k, run in enumerate(runs, start=1):
+        if run[0].parallel and len(run) > 1:
+            if alone:
+                parts.append((replace(phase, tasks=tuple(alone)), ""))
+                alone = []
+            parts += [(replace(phase, tasks=(t,)), f"phase-{phase.number}-{k}") for t in run]
+        else:
+            alone += run
+    if alone:
+        parts.append((replace(phase, tasks=tuple(alone)), ""))
+    return parts
+
+
+def _step_file(phase: SpecPhase, feature: str, *, in_group: bool = False) -> str:
     lines = [f"# Phase {phase.number}: {phase.title}", ""]
     if phase.story:
         lines += [
             f"User story {phase.story[2:]}" + (f" (priority {phase.priority})" if phase.priority else ""),
             "",
         ]
-    lines += [
-        f"From `specs/{feature}/tasks.md`. Do every open task below; tasks marked [P] touch different files "
-        "and do not depend on each other. Check each task off (`- [x]`) in the feature's tasks.md when done.",
-        "",
-    ]
+    if in_group:
+        lines += [
+            f"From `specs/{feature}/tasks.md`. Do this one task: the phase's other [P] tasks are done at the "
+            "same time by other steps, on other files. Do not edit tasks.md (the other steps would conflict "
+            "with you there); the run records the task as done.",
+            "",
+        ]
+    else:
+        lines += [
+            f"From `specs/{feature}/tasks.md`. Do every open task below; tasks marked [P] touch different "
+            "files and do not depend on each other. Check each task off (`- [x]`) in the feature's tasks.md "
+            "when done.",
+            "",
+        ]
     for t in phase.tasks:
         marks = "".join(f"[{m}] " for m in (("P",) if t.parallel else ()) + ((t.story,) if t.story else ()))
         lines.append(f"- [{'x' if t.done else ' '}] {t.id} {marks}{t.description}")

@@ -38,6 +38,9 @@ def explain_refusal(what: str, answer: Answer) -> str:
             for e in answer.body["errors"][:5]
         )
         message = f"{message} {fields}".strip()
+    problems = answer.body.get("problems") if isinstance(answer.body, dict) else None
+    if answer.status == 422 and isinstance(problems, list) and len(problems) > 1:
+        message = f"{message.rstrip('.')}. All of them: " + "; ".join(str(p) for p in problems[:10])
     if message:
         text += f" The API says: {message.rstrip('.')}."
     status = answer.body.get("current_status") if isinstance(answer.body, dict) else None

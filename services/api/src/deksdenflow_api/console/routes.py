@@ -19,6 +19,7 @@ from deksdenflow_core.contracts.generated.registry import EVENT_TYPES
 from fastapi import APIRouter, FastAPI, Form, Header, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.templating import Jinja2Templates
+from starlette.datastructures import UploadFile
 from starlette.staticfiles import StaticFiles
 
 from deksdenflow_api.auth import principal_for_token
@@ -370,6 +371,63 @@ async def create_protocol(
             if not started.ok:
                 return _back(f"/console/runs/{run_id}", error=explain_refusal("start", started))
     return _back(f"/console/runs/{run_id}", notice="Protocol created" + (" and started." if start else "."))
+
+
+IMPORT_KINDS = ("speckit", "openspec", "codemachine")
+# What an import reads of a chosen folder: spec-kit and OpenSpec are Markdown; CodeMachine adds its
+# JavaScript and JSON. A CodeMachine workspace's run state (logs, memory, agents) is not sent.
+_IMPORTED_SUFFIXES = {
+    "speckit": (".md",),
+    "openspec": (".md",),
+    "codemachine": (".md", ".js", ".cjs", ".json"),
+}
+_RUN_STATE = (".codemachine/logs/", ".codemachine/memory/", ".codemachine/agents/")
+
+
+@router.post("/console/projects/{project_id}/imports")
+async def import_spec(request: Request, project_id: str) -> Response:
+    """A folder chosen in the browser (its files uploaded with their paths) imported as a protocol through
+    the API's import routes: checked there, every problem shown, nothing created when refused."""
+    form = await request.form(max_files=1000)
+    session = await checked_session(request, str(form.get("csrf", "")))
+    path = f"/console/projects/{project_id}"
+    kind = str(form.get("kind", ""))
+    if kind not in IMPORT_KINDS:
+        return _back(path, error=f"There is no kind of spec {kind!r}.")
+    folder, files = "", {}
+    for upload in form.getlist("files"):
+        if not isinstance(upload, UploadFile) or not upload.filename:
+            continue
+        top, _, rel = upload.filename.replace("\\", "/").partition("/")
+        folder = folder or top
+        if not rel or not rel.endswith(_IMPORTED_SUFFIXES[kind]) or rel.startswith(_RUN_STATE):
+            continue
+        try:
+            files[rel] = (await upload.read()).decode()
+        except UnicodeDecodeError:
+            return _back(path, error=f"{upload.filename} is not UTF-8 text.")
+    if not files:
+        return _back(path, error="Choose the spec's folder: no file of this kind of spec was in it.")
+    body: dict[str, Any] = {"files": files}
+    if kind != "codemachine":
+        body |= {"kind": kind, "name": folder}
+    if str(form.get("task_name", "")).strip():
+        body["task_name"] = str(form["task_name"]).strip()
+    route = "codemachine/import" if kind == "codemachine" else "protocols/import"
+    async with ApiClient(request, session.token) as api:
+        created = await api.post(f"/projects/{project_id}/{route}", body)
+        if not created.ok:
+            return _back(path, error=explain_refusal("import the spec", created))
+        run_id = created.body["id"]
+        if form.get("start"):
+            started = await api.post(f"/protocols/{run_id}/actions/start")
+            if not started.ok:
+                return _back(f"/console/runs/{run_id}", error=explain_refusal("start", started))
+    return _back(
+        f"/console/runs/{run_id}",
+        notice=f"Imported {len(files)} file(s) of {folder} as a protocol"
+        + (", started." if form.get("start") else "."),
+    )
 
 
 # ---- a run ---------------------------------------------------------------------------------------------

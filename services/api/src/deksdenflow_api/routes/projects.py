@@ -23,6 +23,8 @@ from deksdenflow_core.contracts.generated.deksdenflow.services.v1.branches impor
 )
 from deksdenflow_core.domain.project import ProjectCommand
 from deksdenflow_core.domain.provider import ci_provider
+from deksdenflow_core.specs.check import SpecCheck
+from deksdenflow_core.specs.model import ImportedProtocol
 from fastapi import APIRouter, Path, Query, Response
 
 from deksdenflow_api.auth import new_project_token
@@ -49,6 +51,7 @@ from deksdenflow_api.schemas import (
     BranchPublic,
     CiPolicyIn,
     ClarificationsAnswer,
+    CodeMachineImport,
     FallbackChainsIn,
     ProjectCreate,
     ProjectCreated,
@@ -64,7 +67,7 @@ from deksdenflow_api.schemas import (
     TokenCreated,
     WebhookSecretCreated,
 )
-from deksdenflow_api.spec_checks import read_import
+from deksdenflow_api.spec_checks import parallel_of, read_codemachine, read_import
 from deksdenflow_api.webhook_secrets import project_webhook_secret
 
 router = APIRouter(tags=["projects"])
@@ -353,19 +356,67 @@ async def import_protocol(
     """Open a protocol from a spec-kit feature folder or an OpenSpec change. It is checked first: every
     problem, by file, line and field, answers 422 and nothing is created."""
     commander.principal.require_project(project_id)
-    checked, imported, source = read_import(body)
+    # [P] tasks become steps of a parallel group only where the run may execute them at once
+    project = await (await commander.ctx.repo()).load(PROJECT, project_id)
+    checked, imported, source = read_import(body, parallel=parallel_of(body, project.state.run_policy))
+    return await _import(commander, project_id, checked, imported, body, body.kind, source, response)
+
+
+@router.post(
+    "/projects/{project_id}/codemachine/import",
+    status_code=201,
+    response_model=ProtocolCreated,
+    responses=errors(401, 403, 404, 409, 422, 503),
+)
+async def import_codemachine(
+    project_id: Id,
+    body: CodeMachineImport,
+    response: Response,
+    commander: CommandDep,
+) -> ProtocolCreated:
+    """Open a protocol from a CodeMachine workflow package (today's format: its JavaScript evaluated in a
+    sandbox, never run here) or a first-version ``.codemachine`` workspace (read as data). Its steps keep
+    their loop, trigger and checkpoint behaviours as policies; a tracking file resumes after its completed
+    steps. It is checked first: every problem, by file, line and field, answers 422 and nothing is
+    created; 503 if the API has no Node.js to read a package with."""
+    commander.principal.require_project(project_id)
+    checked, imported, source, kind = await read_codemachine(body)
+    return await _import(
+        commander, project_id, checked, imported, body, f"CodeMachine {kind}", source, response
+    )
+
+
+async def _import(
+    commander: Commander,
+    project_id: str,
+    checked: SpecCheck,
+    imported: ImportedProtocol,
+    body: ProtocolImport | CodeMachineImport,
+    kind: str,
+    source: str,
+    response: Response,
+) -> ProtocolCreated:
+    """Create the protocol run of a checked import, or answer 422 with every problem (nothing created)."""
     if checked.problems:
         raise HttpError(
             422,
             "invalid_spec",
-            f"the {body.kind} spec has {len(checked.problems)} problem(s): {checked.problems[0]}",
+            f"the {kind} spec has {len(checked.problems)} problem(s): {checked.problems[0]}",
             problems=[str(p) for p in checked.problems],
         )
     plan = ImportedPlan(
         source=source,
         context_md=imported.context_md,
         steps=[
-            ImportedStepFile(filename=s.filename, content=s.content, labels=list(s.labels))
+            ImportedStepFile(
+                filename=s.filename,
+                content=s.content,
+                labels=list(s.labels),
+                policies=s.policies,
+                engine_id=s.engine_id,
+                model=s.model,
+                parallel_group=s.parallel_group,
+            )
             for s in imported.steps
         ],
     )

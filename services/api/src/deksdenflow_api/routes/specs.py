@@ -23,9 +23,11 @@ async def validate_spec(
 ) -> SpecCheckPublic:
     """Check a spec as a run would accept it, creating nothing: a plan (``kind: plan``, its steps as
     ``StepPlan`` JSON) or an import (the body of ``POST /projects/{id}/protocols/import``, its ``kind``
-    ``speckit`` or ``openspec``). The answer says whether it is valid, every problem by file, line and
-    field, the steps it plans (imports) as and their policies. A body that is not such a spec is 422."""
-    return check_spec(body)
+    ``speckit`` or ``openspec``; or of ``POST /projects/{id}/codemachine/import`` with ``kind:
+    codemachine``: 503 when the API has no Node.js to read a package with). The answer says whether it
+    is valid, every problem by file, line and field, the steps it plans (imports) as and their policies.
+    A body that is not such a spec is 422."""
+    return await check_spec(body)
 
 
 @router.post("/admin/spec-audit", response_model=SpecAuditReport, responses=errors(401, 403, 409, 503))

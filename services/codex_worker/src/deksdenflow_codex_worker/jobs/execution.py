@@ -32,6 +32,7 @@ from deksdenflow_codex_worker.kit import (
     IsCurrent,
     Job,
     JobKit,
+    parallel,
     read_protocol_file,
     step_of,
 )
@@ -192,7 +193,8 @@ class ExecutionJob:
         # Nothing is pushed for a run cancelled meanwhile (a pause lets finished work land).
         await self.kit.check_still(job, lambda r: not r.is_terminal and current_or_paused(r, req))
         if sha is not None:
-            await self.kit.push(wt)
+            # a step of a parallel group may have been rebased onto another's: what was pushed is its sha
+            sha = await self.kit.push(wt, parallel=parallel(run, step))
         return summary, changed, sha
 
     async def _failed(self, job: Job, step: StepState, req: ev.StepExecutionRequested, reason: str) -> None:

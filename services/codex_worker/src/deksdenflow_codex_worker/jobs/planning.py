@@ -68,7 +68,12 @@ class PlanningJob:
             prompt = load_prompt("planning", wt.path)
             if sha is not None:  # pushed by a worker that died before recording it
                 log.info("planning already pushed; recording it", commit=sha)
-                out = parse_plan(_read_pushed_plan(wt, run), run.protocol_root)
+                out = (
+                    # the import says it all (what the files on the branch do not: groups, policies)
+                    imported_plan(run.imported, run.task_name)
+                    if run.imported is not None
+                    else parse_plan(_read_pushed_plan(wt, run), run.protocol_root)
+                )
             else:
                 planned = await self._plan(job, wt, prompt, engine_id, model, req, current)
                 if planned is None:

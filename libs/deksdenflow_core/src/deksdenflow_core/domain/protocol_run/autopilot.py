@@ -10,12 +10,15 @@ What comes next, in order:
 * a step awaiting QA whose QA is not requested (a pause held it back) gets its QA;
 * the draft PR/MR opens after the first pushed step (or when every step is done, per the policy);
 * the next pending step runs, once nothing else of the run is in flight and the plan is approved
-  (``plan_approval: required``) and not held back by a spec audit's findings;
+  (``plan_approval: required``) and not held back by a spec audit's findings — or the next steps of a
+  parallel group, up to the policy's ``max_parallel_steps`` executing at once;
 * every step completed: the PR/MR is marked ready for review (its reviewers asked), and with
   ``merge: when_green`` merged once CI is green on the head commit with every required check passed.
 """
 
 from __future__ import annotations
+
+from itertools import takewhile
 
 from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
     CiStatus,
@@ -51,8 +54,8 @@ def next_work(state: ProtocolRunState) -> list[ProtocolRunEvent]:
             events.extend(held_back)
         elif (fix := _review_fix(state)) is not None:
             events.append(fix)
-        elif (step := _next_step(state)) is not None:
-            events.append(step)
+        elif steps := _next_steps(state):
+            events.extend(steps)
         elif merge_ready(state):
             events.append(merge_request(state, state.merge_attempt + 1))
     return events
@@ -163,24 +166,42 @@ def _in_flight(steps: list[StepState]) -> bool:
     )
 
 
-def _next_step(state: ProtocolRunState) -> ev.StepExecutionRequested | None:
-    """The next pending step, if the run may go on to it now."""
+def _next_steps(state: ProtocolRunState) -> list[ev.StepExecutionRequested]:
+    """The next pending step, once nothing else of the run is in flight, failed or blocked. When the run
+    policy lets steps of a parallel group execute at once (``max_parallel_steps``), the group's next
+    pending steps up to that many executing, beside the group's own steps still in flight."""
     if state.awaits_plan_approval or audit.held_back(state):
-        return None
-    busy = any(
-        s.executing
-        or s.qa_pending
-        or s.ci_fix_pending
-        or s.status in (StepStatus.RUNNING, StepStatus.NEEDS_QA, StepStatus.FAILED, StepStatus.BLOCKED)
-        for s in state.steps
-    )
-    if busy:
-        return None
-    step = next((s for s in state.steps if s.status is StepStatus.PENDING), None)
-    if step is None:
-        return None
+        return []
+    pending = [s for s in state.steps if s.status is StepStatus.PENDING]
+    if not pending:
+        return []
+    busy = [s for s in state.steps if _busy(s)]
+    group, limit = pending[0].parallel_group, run_policy.parallel_steps(state.run_policy)
+    if limit == 1 or not group:
+        return [] if busy else [_execution(pending[0])]
+    if any(s.parallel_group != group or s.status in _STUCK for s in busy):
+        return []
+    executing = sum(1 for s in busy if s.executing or s.status is StepStatus.RUNNING)
+    members = list(takewhile(lambda s: s.parallel_group == group, pending))
+    return [_execution(s) for s in members[: max(0, limit - executing)]]
+
+
+def _execution(step: StepState) -> ev.StepExecutionRequested:
     return ev.StepExecutionRequested(
         step_run_id=step.step_run_id, attempt=step.attempt, reason=ExecutionReason.AUTOPILOT
+    )
+
+
+_STUCK = frozenset({StepStatus.FAILED, StepStatus.BLOCKED})
+
+
+def _busy(step: StepState) -> bool:
+    """The step holds the run back: work of it is in flight, or it failed or is blocked."""
+    return (
+        step.executing
+        or step.qa_pending
+        or step.ci_fix_pending
+        or step.status in (StepStatus.RUNNING, StepStatus.NEEDS_QA, StepStatus.FAILED, StepStatus.BLOCKED)
     )
 
 

@@ -621,6 +621,7 @@ def _new_step(p: StepPlan) -> StepState:
         qa_engine_id=p.qa_engine_id,
         qa_model=p.qa_model,
         file_path=p.file_path,
+        parallel_group=p.parallel_group,
     )
 
 

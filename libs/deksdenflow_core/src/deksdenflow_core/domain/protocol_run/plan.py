@@ -58,7 +58,7 @@ def spec_hash(steps: tuple[StepPlan, ...]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
 
-_ADDED_FIELDS = ("policies", "fallbacks", "labels")
+_ADDED_FIELDS = ("policies", "fallbacks", "labels", "parallel_group")
 
 
 def _hashed(step: StepPlan) -> dict[str, object]:

@@ -91,6 +91,8 @@ class StepState(BaseModel):
     qa_engine_id: str = ""
     qa_model: str = ""
     file_path: str = ""
+    # Steps of one group may execute at once when the run policy allows (``run_policy.parallel_steps``).
+    parallel_group: str = ""
     status: StepStatus = StepStatus.PENDING
     # Execution attempt: 0 for the first, +1 per retry. ``retries`` equals it.
     attempt: int = 0

@@ -321,6 +321,10 @@ class StepPlan(_base.ContractModel):
         default=(),
         description='Labels kept from the spec the step came from (e.g. spec-kit user stories "US1", a CodeMachine agent id).',
     )
+    parallel_group: str = _pydantic.Field(
+        default="",
+        description="Steps of one group (consecutive in the plan) may execute at the same time when the run policy allows\n(RunPolicy.max_parallel_steps): each on the branch as it stands, its commit rebased onto the others'\nbefore it is pushed. Empty: the step runs alone.",
+    )
 
 
 class StepPolicies(_base.ContractModel):
@@ -525,6 +529,10 @@ class RunPolicy(_base.ContractModel):
         default=None,
         description="Autopilot: fixes the agent may attempt per step for PR/MR reviews (changes requested or review\ncomments); when spent, a review blocks the run. Unset: 2 on autopilot, 0 on manual.",
     )
+    max_parallel_steps: int | None = _pydantic.Field(
+        default=None,
+        description="Autopilot: how many steps of one parallel group (StepPlan.parallel_group) may execute at once\n(1..8). Unset or 1: one step at a time. A spec import splits spec-kit's [P] tasks into parallel steps\nonly when this allows more than one.",
+    )
 
 
 class ReviewComment(_base.ContractModel):
@@ -648,6 +656,7 @@ class ImportedStepFile(_base.ContractModel):
         default="", description="The step's engine and model as the spec gives them; empty: the run's."
     )
     model: str = ""
+    parallel_group: str = _pydantic.Field(default="", description="See StepPlan.parallel_group.")
 
 
 StepPlan.model_rebuild()

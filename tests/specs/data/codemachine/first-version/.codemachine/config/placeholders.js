@@ -1,0 +1,1 @@
+export default { 'PROMPTS_ROOT': 'prompts', 'specification': '.codemachine/inputs/specifications.md' };
