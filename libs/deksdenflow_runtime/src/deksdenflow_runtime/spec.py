@@ -1,7 +1,8 @@
 """``deksdenflow spec``: specs checked before anything runs, and the spec audit.
 
 ``spec validate PATH``: a spec-kit feature folder (``specs/NNN-feature/``), an OpenSpec change
-(``openspec/changes/<id>/``) or a plan (a JSON file of ``StepPlan`` steps: a list, or ``{"steps": [...]}``)
+(``openspec/changes/<id>/``), a CodeMachine package or first-version workspace (a package's JavaScript
+evaluated in the Node sandbox) or a plan (a JSON file of ``StepPlan`` steps: a list, or ``{"steps": [...]}``)
 checked as the protocol it would be: the steps it makes, the phases already done, and every problem by
 file, line and field. On the local disk with this program's rules, or with ``--server`` by the API's
 (``POST /specs/validate``: the rules of the deployment that would run it).
@@ -25,8 +26,9 @@ from contextlib import closing
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from deksdenflow_cli.exits import CliError
-from deksdenflow_core.specs import check, openspec, speckit
+from deksdenflow_cli import spec_files
+from deksdenflow_cli.exits import MISSING_DEPENDENCY, CliError
+from deksdenflow_core.specs import check, codemachine, openspec, sandbox, speckit
 from deksdenflow_core.specs.model import ImportedProtocol
 from pydantic import ValidationError
 
@@ -93,6 +95,13 @@ def _check_locally(path: Path) -> tuple[dict[str, Any], list[str]]:
         except ValidationError as exc:
             raise UsageError(f"{path}: {exc}") from exc
         checked = check.check_plan(steps)
+    elif spec_files.is_codemachine(path):
+        try:
+            kind, imported = codemachine.import_files(spec_files.codemachine_files(path))
+        except sandbox.SandboxUnavailable as exc:
+            raise CliError(MISSING_DEPENDENCY, f"{exc} (or check it with --server)") from exc
+        main = codemachine.MANIFEST if kind == "package" else codemachine.TRACKING
+        checked = check.check_import(f"CodeMachine {kind}", imported, main)
     else:
         found = read(path)
         if found is None:
@@ -118,6 +127,8 @@ def _check_on_server(client: Client, path: Path) -> tuple[dict[str, Any], list[s
     body: dict[str, Any]
     if path.is_file():
         body = {"kind": "plan", "steps": _plan_steps(path)}
+    elif spec_files.is_codemachine(path):
+        body = {"kind": "codemachine", "files": spec_files.codemachine_files(path)}
     else:
         files = _files(path)
         kind = _kind(path, files)
@@ -142,8 +153,8 @@ def _client(profile: str | None) -> Client:
 
 def _neither(path: Path) -> UsageError:
     return UsageError(
-        f"{path} is neither a spec-kit feature folder (tasks.md, spec.md) nor an OpenSpec change "
-        "(proposal.md, tasks.md) nor a JSON plan file"
+        f"{path} is neither a spec-kit feature folder (tasks.md, spec.md), an OpenSpec change "
+        "(proposal.md, tasks.md), a CodeMachine package or workspace, nor a JSON plan file"
     )
 
 
