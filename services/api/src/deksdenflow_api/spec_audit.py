@@ -41,7 +41,8 @@ _PLANNED_RUNS = (
 _MARKER = "last"
 # Runs audited at once (each is a load of its log, a decision and at most one append).
 _CONCURRENCY = 8
-_RETRY_SECONDS = (1.0, 2.0, 5.0, 15.0, 60.0)
+# (the first soon: at start NATS is usually a moment from connected)
+_RETRY_SECONDS = (0.2, 1.0, 2.0, 5.0, 15.0, 60.0)
 
 
 @dataclass(frozen=True)
