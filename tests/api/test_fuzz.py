@@ -16,7 +16,7 @@ from tests.api.conftest import ADMIN_TOKEN, System
 from tests.api.helpers import create_project, create_protocol
 
 
-async def _schemathesis(system: System, tmp_path: Path, *headers: str) -> tuple[int, str]:
+async def _schemathesis(system: System, tmp_path: Path, *headers: str, examples: int = 30) -> tuple[int, str]:
     args = [
         sys.executable,
         "-m",
@@ -26,7 +26,7 @@ async def _schemathesis(system: System, tmp_path: Path, *headers: str) -> tuple[
         "--checks",
         "not_a_server_error",
         "--max-examples",
-        "30",
+        str(examples),
         "--seed",
         "4242",
         "--exclude-path",
@@ -61,5 +61,6 @@ async def test_no_input_makes_the_api_fail(system: System, tmp_path: Path) -> No
     generated = re.search(r"(\d+) generated, (\d+) passed", output)
     assert generated, output[-3000:]
     assert int(generated.group(1)) >= 300, "the fuzzer must really have exercised the API"
-    code, output = await _schemathesis(system, tmp_path)
+    # Without credentials every operation stops at authentication: fewer examples say as much.
+    code, output = await _schemathesis(system, tmp_path, examples=8)
     assert code == 0, output[-6000:]

@@ -63,9 +63,21 @@ async def test_specs_are_checked_without_creating_anything(system: System) -> No
         assert (refused["valid"], refused["spec_hash"]) == (False, None)
         name = "'plan.md' is not a step file name like '01-build.md'"
         assert {"file": "plan.md", "line": 0, "field": "steps[0]", "message": name} in refused["problems"]
-        assert {"file": "02-x.md", "line": 0, "field": "steps[2]", "message": "step_type is required"} in (
-            refused["problems"]
-        )
+        assert {
+            "file": "02-x.md",
+            "line": 0,
+            "field": "steps[2].step_type",
+            "message": "step_type is required",
+        } in (refused["problems"])
+
+        looping = [
+            steps[0],
+            {**steps[1], "policies": {"loop": {"back_to": "02-later.md", "max_iterations": 2}}},
+        ]
+        loop = (await admin.post("/specs/validate", json={"kind": "plan", "steps": looping})).json()
+        assert [(p["file"], p["field"]) for p in loop["problems"]] == [
+            ("01-build.md", "steps[1].policies.loop.back_to")
+        ]
 
         feature = DATA / "speckit" / "001-photo-albums"
         imported = await admin.post(

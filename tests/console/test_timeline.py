@@ -106,3 +106,34 @@ def test_a_ci_failure_shows_its_log_excerpt_from_the_fix_request() -> None:
     (ci,) = timeline.ci
     assert (ci.status, ci.head_sha, ci.excerpt) == ("failure", "abc1234", "E   assert 1 == 2")
     assert timeline.ordered_steps()[0].attempts[0].detail == "CI fix: test failed"
+
+
+def test_a_step_a_trigger_queued_has_its_own_line_and_a_loop_resets_the_steps_it_takes_back() -> None:
+    rows: list[tuple[str, str | None, dict[str, Any]]] = [
+        ("protocol_run.planning_completed", None, {"steps": [{"name": "00-a.md"}, {"name": "01-b.md"}]}),
+        ("protocol_run.step_execution_requested", "s0", {"step_run_id": "s0"}),
+        ("protocol_run.step_completed", "s0", {"step_run_id": "s0"}),
+        ("protocol_run.trigger_queued", None, {
+            "from_step_run_id": "s0", "step": {"step_run_id": "t2", "index": 2, "name": "02-reviewer.md"},
+        }),
+        ("protocol_run.checkpoint_reached", "s0", {"step_run_id": "s0", "reason": "look first"}),
+        ("protocol_run.checkpoint_passed", "s0", {"step_run_id": "s0"}),
+        ("protocol_run.step_execution_requested", "t2", {"step_run_id": "t2"}),
+        ("protocol_run.step_completed", "t2", {"step_run_id": "t2"}),
+        ("protocol_run.step_execution_requested", "s1", {"step_run_id": "s1"}),
+        ("protocol_run.step_failed", "s1", {"step_run_id": "s1"}),
+        ("protocol_run.loop_taken", "s1", {"step_run_id": "s1", "reset_step_run_ids": ["s0", "s1"]}),
+    ]  # fmt: skip
+    events = [
+        {"position": 1024 * (i + 1), "type": t, "time": f"2026-01-01T00:00:{i:02d}+00:00", "step_run_id": s,
+         "payload": p}
+        for i, (t, s, p) in enumerate(rows)
+    ]  # fmt: skip
+    at_checkpoint = fold(events, until=5 * 1024)
+    assert (at_checkpoint.status, at_checkpoint.blocked_reason) == ("blocked", "look first")
+    timeline = fold(events)
+    assert [(s.name, s.status) for s in timeline.ordered_steps()] == [
+        ("00-a.md", "pending"),
+        ("01-b.md", "pending"),
+        ("02-reviewer.md", "completed"),
+    ]

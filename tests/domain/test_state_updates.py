@@ -25,6 +25,12 @@ _STEP_PLAN_FIELDS = {
     "qa_engine_id",
     "qa_model",
     "file_path",
+    "policies",
+    "prompt",
+    "queued_by",
+    "trigger_depth",
+    "trigger_max_depth",
+    "run_order",
     "parallel_group",
 }
 

@@ -50,6 +50,9 @@ def env(home: Path, ports: Ports) -> dict[str, str]:
         DEKSDENFLOW_EMBEDDED_NATS_PORT=str(ports.nats),
         DEKSDENFLOW_EMBEDDED_PG_PORT=str(ports.pg),
         DEKSDENFLOW_API_PORT=str(ports.api),
-        # Services with a port of their own must not collide with a developer's running system either.
+        # Services with a port of their own must not collide with a developer's running system, nor with
+        # another whole system a test runs at the same time.
         DEKSDENFLOW_PROJECTOR_PORT=str(free_port()),
+        DEKSDENFLOW_CODEX_WORKER_PORT=str(free_port()),
+        DEKSDENFLOW_GIT_CI_WORKER_PORT=str(free_port()),
     )

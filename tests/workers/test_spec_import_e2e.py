@@ -155,13 +155,25 @@ async def test_a_codemachine_package_resumed_from_its_tracking_file_runs_as_a_pr
     assert "### `file-assembler` — File Assembler" in context
 
 
-async def test_a_first_version_workspace_imports_and_a_malicious_package_is_refused(
+async def test_a_first_version_workspace_runs_to_the_end_with_its_trigger_and_a_malicious_package_is_refused(
     orchestra: Orchestra,
 ) -> None:
-    async with orchestra.system.admin() as api:
-        project = await register(api, orchestra)
+    """The first version's ``.codemachine`` workspace, imported and run on autopilot with the scripted
+    engine: its three agents' steps, then the step its review's trigger queued (the ``qa`` agent),
+    every one completed; the trigger is in the run's events."""
+    o = orchestra
+    script = script_for(["00-plan.md", "01-build.md", "02-review.md"])
+    script["exec"]["*"] = {"message": "Checked", "edits": [{"path": "work/qa.txt", "content": "qa\n"}]}
+    o.write_script(script)
+    o.start_codex_worker(o.worker_settings())
+    async with o.system.admin() as api:
+        project = await register(api, o)
         route = f"/projects/{project['id']}/codemachine/import"
-        created = await api.post(route, json={"files": all_files_of(DATA / "codemachine" / "first-version")})
+        body = {
+            "files": all_files_of(DATA / "codemachine" / "first-version"),
+            "run_policy": {"mode": "autopilot", "pr": {"open": "never"}},
+        }
+        created = await api.post(route, json=body)
         assert created.status_code == 201, created.text
         run = created.json()
         assert run["task_name"] == "spec-to-code"
@@ -171,6 +183,16 @@ async def test_a_first_version_workspace_imports_and_a_malicious_package_is_refu
         assert [s["filename"] for s in steps] == ["00-plan.md", "01-build.md", "02-review.md"]
         assert steps[1]["policies"]["loop"]["back_to"] == "00-plan.md"
         assert steps[2]["policies"]["trigger"]["agent"] == "qa"
+        await action(api, f"/protocols/{run['id']}/actions/start")
+        await wait_for(
+            api, f"/protocols/{run['id']}", lambda r: r["status"] == "completed", within=180, what="the run"
+        )
+        listed = (await get(api, f"/protocols/{run['id']}/steps"))["data"]
+        events = (await get(api, f"/protocols/{run['id']}/events?limit=500"))["data"]
+        assert len(listed) == 4, listed
+        assert all(s["status"] == "completed" for s in listed), listed
+        (queued,) = [e["payload"] for e in events if e["type"] == "protocol_run.trigger_queued"]
+        assert queued["agent"] == "qa"
         refused = await api.post(
             route,
             json={

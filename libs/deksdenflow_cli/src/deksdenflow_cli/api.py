@@ -61,6 +61,8 @@ STEP_FIELDS = (
     "engine_id",
     "model",
     "commit_sha",
+    "policies",
+    "runtime_state",
 )
 ACTION_FIELDS = ("protocol_run_id", "step_run_id", "action", "status", "step_status", "events")
 EVENT_FIELDS = (
@@ -206,5 +208,6 @@ PROTOCOL_ACTIONS = (
     "retry_latest",
     "open_pr",
     "approve_plan",
+    "continue",
 )
 STEP_ACTIONS = ("run", "run_qa", "approve")

@@ -34,7 +34,17 @@ PROTOCOL_DETAIL = (
     "usage.cost_micro_usd",
     "updated_at",
 )
-STEP_COLUMNS = ("id", "step_index", "step_name", "status", "retries", "last_verdict", "failure_reason")
+STEP_COLUMNS = (
+    "id",
+    "step_index",
+    "step_name",
+    "status",
+    "retries",
+    "last_verdict",
+    "runtime_state.loop_iterations",
+    "runtime_state.trigger_depth",
+    "failure_reason",
+)
 ACTION_COLUMNS = ("protocol_run_id", "step_run_id", "action", "status", "step_status", "events")
 EVENT_COLUMNS = ("position", "time", "type", "protocol_run_id", "step_run_id", "actor")
 QA_COLUMNS = ("qa_attempt", "verdict", "summary", "blocking", "warnings", "engine_id", "time")
@@ -205,6 +215,7 @@ for _command, _action_name, _summary in (
     ("retry", "retry_latest", "Retry the latest failed or blocked step."),
     ("open-pr", "open_pr", "Open the pull request for the run's branch."),
     ("approve-plan", "approve_plan", "Approve the plan (plan_approval: required)."),
+    ("continue", "continue", "Let a run stopped at a step's checkpoint go on."),
 ):
     _add_action(_command, _action_name, _summary)
 

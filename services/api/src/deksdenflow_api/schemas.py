@@ -453,8 +453,9 @@ class ProtocolPublic(BaseModel):
     usage: UsagePublic
     run_policy: dict[str, Any] = Field(description="The policy the run follows, fixed when it was created.")
     waiting_for: str | None = Field(
-        description="What the run waits on that is not a worker: queue (a slot under the run limits); spec "
-        "(a spec audit found problems in its plan: it is planned again, or they clear); on a manual run, "
+        description="What the run waits on that is not a worker: queue (a slot under the run limits); "
+        "checkpoint (a person to continue or cancel after a step's checkpoint); spec (a spec audit found "
+        "problems in its plan: it is planned again, or they clear); on a manual run, "
         "action (a person's next action: nothing is with a worker); on an autopilot run, plan_approval (a "
         "person), pull_request (none is open), review (reviewers, or a person to merge), ci (green CI on its "
         "head commit, to merge), merge (the forge); null otherwise."
@@ -470,6 +471,25 @@ class ProtocolCreated(ProtocolPublic):
 class ProtocolsPublic(BaseModel):
     data: list[ProtocolPublic]
     count: int
+
+
+class DirectivePublic(BaseModel):
+    """What a step's agent asked of the run (loop, checkpoint, continue, trigger, stop, error, pause)."""
+
+    action: str | None
+    reason: str
+
+
+class StepRuntimeState(BaseModel):
+    """What a step's policies did so far."""
+
+    # Times its loop policy was taken.
+    loop_iterations: int
+    # 0 for a planned step; n for a step n triggers deep.
+    trigger_depth: int
+    # The step whose trigger queued this one.
+    queued_by: str | None
+    last_directive: DirectivePublic | None
 
 
 class StepPublic(BaseModel):
@@ -493,6 +513,10 @@ class StepPublic(BaseModel):
     commit_sha: str | None
     changed_files: list[str]
     failure_reason: str | None
+    # Loop, trigger and checkpoint policies (null: none), and what they did so far: loop_iterations,
+    # trigger_depth, queued_by (the step whose trigger queued this one), last_directive.
+    policies: dict[str, Any] | None
+    runtime_state: StepRuntimeState
     created_at: datetime
     updated_at: datetime
 

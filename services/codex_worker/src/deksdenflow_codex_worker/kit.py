@@ -178,10 +178,10 @@ class JobKit:
                     ],
                     job.delivery,
                 )
+            # a step a trigger queued has no file until its execution writes it
+            needed = ("plan.md",) if step.queued_by else ("plan.md", step.name)
             missing = [
-                f"{run.protocol_root}/{f}"
-                for f in ("plan.md", step.name)
-                if not (wt.path / run.protocol_root / f).is_file()
+                f"{run.protocol_root}/{f}" for f in needed if not (wt.path / run.protocol_root / f).is_file()
             ]
             if missing:
                 await self.block(

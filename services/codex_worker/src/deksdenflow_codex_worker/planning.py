@@ -11,6 +11,7 @@ from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
     ImportedPlan,
     QaPolicy,
     StepPlan,
+    StepPolicies,
     StepType,
 )
 from deksdenflow_core.domain.protocol_run import plan as domain_plan
@@ -36,6 +37,9 @@ class PlannedFile:
     qa_policy: QaPolicy
     engine_id: str
     model: str
+    # As an imported spec gives them (a planning agent's plan has none).
+    policies: StepPolicies | None = None
+    labels: tuple[str, ...] = ()
     # An imported spec's parallel group (see StepPlan.parallel_group).
     parallel_group: str = ""
 
@@ -78,6 +82,8 @@ class PlanOutput:
                 model=s.model,
                 qa_policy=s.qa_policy,
                 file_path=f"{protocol_root}/{s.filename}",
+                policies=s.policies,
+                labels=s.labels,
                 parallel_group=s.parallel_group,
             )
             for i, s in enumerate(self.steps)
@@ -134,15 +140,18 @@ def _strip_fence(text: str) -> str:
 
 
 def imported_plan(plan: ImportedPlan, task_name: str) -> PlanOutput:
-    """A plan imported from a spec written elsewhere, as the planner's output: its steps (QA full, the
-    project's engines), its context, and a log that says where it came from."""
+    """A plan imported from a spec written elsewhere, as the planner's output: its steps (QA full; the
+    engine, model, policies and labels the spec gives, else the project's), its context, and a log that
+    says where it came from."""
     steps = tuple(
         PlannedFile(
             filename=s.filename,
             content=s.content,
             qa_policy=QaPolicy.FULL,
-            engine_id="",
-            model="",
+            engine_id=s.engine_id,
+            model=s.model,
+            policies=s.policies,
+            labels=s.labels,
             parallel_group=s.parallel_group,
         )
         for s in plan.steps

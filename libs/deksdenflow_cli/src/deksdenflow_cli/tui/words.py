@@ -33,6 +33,7 @@ WAITING_FOR = {
     "spec": "waits to be planned again: a spec audit found problems in its plan (s re-plans)",
     "action": "waits for a person's next action (nothing is with a worker)",
     "plan_approval": "waits for its plan to be approved (y) or rejected (d)",
+    "checkpoint": "waits at a checkpoint for a person to continue (protocol continue) or cancel",
     "pull_request": "waits for a pull request to be opened (o)",
     "review": "waits for reviewers, or a person to merge",
     "ci": "waits for green CI on its head commit",

@@ -22,7 +22,7 @@ PROMPT_PHASES = {
     "qa": "qa",
     "qa-light": "qa",
 }
-SCHEMA_NAMES = ("protocol-planning", "step-decomposition", "qa-verdict")
+SCHEMA_NAMES = ("protocol-planning", "step-decomposition", "qa-verdict", "agent-directive")
 
 
 def prompt_text(name: str) -> str:

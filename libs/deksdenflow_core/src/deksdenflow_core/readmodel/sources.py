@@ -87,3 +87,30 @@ def retry_json(retry: JobRetry | None) -> bytes | None:
 
 def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z")
+
+
+def step_policies_json(step: StepState) -> bytes | None:
+    """A step's loop, trigger and checkpoint policies as the plan gave them, or None when it has none."""
+    return step.policies.model_dump_json().encode() if step.policies is not None else None
+
+
+def run_order_key(step: StepState) -> str:
+    """A step's place in its run as text that sorts in order: ``0002`` for planned step 2, ``0002.0005`` for
+    step 5 that step 2's trigger queued (shown right after it), and so on down a chain of triggers."""
+    return ".".join(f"{i:04d}" for i in step.run_order or (step.index,))
+
+
+def runtime_state_json(step: StepState) -> bytes:
+    """What a step's policies have done so far: loops taken, where a trigger put it, its agent's last
+    directive."""
+    directive = step.directive
+    return json_text(
+        {
+            "loop_iterations": step.loop_iterations,
+            "trigger_depth": step.trigger_depth,
+            "queued_by": step.queued_by or None,
+            "last_directive": (
+                {"action": short(directive.action), "reason": directive.reason} if directive else None
+            ),
+        }
+    )

@@ -16,7 +16,17 @@ from deksdenflow_core.domain.protocol_run import ProtocolRunState
 from deksdenflow_core.domain.protocol_run.autopilot import waiting_for
 from deksdenflow_core.envelope import RecordedEvent
 from deksdenflow_core.readmodel.columns import Column, Sql, Table
-from deksdenflow_core.readmodel.sources import Fact, FoldedAggregate, StepOfRun, json_text, retry_json, short
+from deksdenflow_core.readmodel.sources import (
+    Fact,
+    FoldedAggregate,
+    StepOfRun,
+    json_text,
+    retry_json,
+    run_order_key,
+    runtime_state_json,
+    short,
+    step_policies_json,
+)
 
 TEXT, INT4, INT8 = Sql.TEXT, Sql.INT4, Sql.INT8
 BOOL, JSONB, TIMESTAMPTZ = Sql.BOOL, Sql.JSONB, Sql.TIMESTAMPTZ
@@ -160,6 +170,9 @@ STEP_RUNS = Table(
         _S("commit_sha", TEXT, lambda s: s.step.commit_sha or None, nullable=True, public=True),
         _S("changed_files", JSONB, lambda s: json_text(s.step.changed_files), public=True),
         _S("failure_reason", TEXT, lambda s: s.step.failure_reason or None, nullable=True, public=True),
+        _S("policies", JSONB, lambda s: step_policies_json(s.step), nullable=True, fixed=True, public=True),
+        _S("runtime_state", JSONB, lambda s: runtime_state_json(s.step), public=True),
+        _S("run_order", TEXT, lambda s: run_order_key(s.step), fixed=True),
         _S("created_at", TIMESTAMPTZ, lambda s: s.created_at, fixed=True, public=True),
         _S("updated_at", TIMESTAMPTZ, lambda s: s.updated_at, public=True),
     ),

@@ -15,7 +15,8 @@ from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import Qa
 from deksdenflow_core.domain.protocol_run import plan
 from deksdenflow_core.specs.model import ImportedProtocol, SpecProblem
 
-_ABOUT_STEP = re.compile(r"^step (?P<index>\d+): (?P<message>.*)$", re.DOTALL)
+# "step 1: step_type is required", "step 1 (01-build.md): policies.loop.back_to 'x' must name …"
+_ABOUT_STEP = re.compile(r"^step (?P<index>\d+)(?: \([^)]*\))?: (?P<message>.*)$", re.DOTALL)
 
 
 class StepPlanIn(StepPlan):
@@ -48,8 +49,11 @@ def plan_problems(steps: Sequence[StepPlan], file: str) -> list[SpecProblem]:
         if about is None:
             found.append(SpecProblem(file, 0, "steps", problem))
             continue
-        index = int(about["index"])
-        found.append(SpecProblem(names.get(index) or file, 0, f"steps[{index}]", about["message"]))
+        index, message = int(about["index"]), about["message"]
+        # a message that starts with the step's field names it: steps[1].policies.loop.back_to
+        named = message.split(" ", 1)[0]
+        field = f"steps[{index}]" + (f".{named}" if named.split(".")[0] in StepPlan.model_fields else "")
+        found.append(SpecProblem(names.get(index) or file, 0, field, message))
     return found
 
 

@@ -62,6 +62,7 @@ RUN_ACTIONS = (
     "run_next_step",
     "retry_latest",
     "approve_plan",
+    "continue",
     "open_pr",
 )
 _timelines = Timelines()

@@ -27,6 +27,8 @@ _RUN_STATUS_AFTER = {
     "protocol_run.blocked": "blocked",
     "protocol_run.cancelled": "cancelled",
     "protocol_run.completed": "completed",
+    "protocol_run.checkpoint_reached": "blocked",
+    "protocol_run.checkpoint_passed": "running",
 }
 
 
@@ -121,7 +123,7 @@ class Timeline:
             self.status = _RUN_STATUS_AFTER[kind]
         if kind == "protocol_run.resumed":
             self.status = self.paused_from or "running"
-        if kind == "protocol_run.blocked":
+        if kind in ("protocol_run.blocked", "protocol_run.checkpoint_reached"):
             self.blocked_reason = str(data.get("reason", ""))
         short = kind.removeprefix("protocol_run.")
         step = self._step(event, data)
@@ -137,6 +139,19 @@ class Timeline:
             attempt.commit_sha = str(data.get("commit_sha", ""))
             for number, plan in enumerate(data.get("steps") or []):
                 self.steps.setdefault(f"plan:{number}", StepLine("", number, str(plan.get("name", ""))))
+        elif short == "trigger_queued":  # a step queued by a trigger is known by its id from the start
+            queued = data.get("step") or {}
+            queued_id = str(queued.get("step_run_id", ""))
+            self.steps.setdefault(
+                queued_id, StepLine(queued_id, int(queued.get("index", 0)), str(queued.get("name", "")))
+            )
+        elif short == "loop_taken":
+            for reset in data.get("reset_step_run_ids") or []:
+                if reset in self.steps:
+                    self.steps[reset].status = "pending"
+            for superseded in data.get("superseded_step_run_ids") or []:
+                if superseded in self.steps:
+                    self.steps[superseded].status = "cancelled"
         elif short == "planning_failed":
             attempt = self._last(self.planning, "planning", at)
             attempt.ended_at, attempt.outcome = at, "failed"
@@ -194,9 +209,13 @@ class Timeline:
             return None
         step = self.steps.get(step_id)
         if step is None:
-            # A planned step is known by its index until its first event names its id.
-            index = len([s for s in self.steps.values() if s.step_run_id])
-            planned = self.steps.pop(f"plan:{index}", None)
+            # A planned step is known by its index until its first event names its id: the first planned
+            # step not named yet (a step a trigger queued is named from the start).
+            waiting = [line for line in self.steps.values() if not line.step_run_id]
+            planned = min(waiting, key=lambda line: line.index, default=None)
+            if planned is not None:
+                del self.steps[f"plan:{planned.index}"]
+            index = planned.index if planned else len([s for s in self.steps.values() if s.step_run_id])
             step = StepLine(step_id, index, planned.name if planned else f"step {index + 1}")
             self.steps[step_id] = step
         return step

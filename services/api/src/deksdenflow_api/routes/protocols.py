@@ -62,6 +62,7 @@ class RunAction(StrEnum):
     RETRY_LATEST = "retry_latest"
     OPEN_PR = "open_pr"
     APPROVE_PLAN = "approve_plan"
+    CONTINUE = "continue"
 
 
 class StepAction(StrEnum):
@@ -79,6 +80,7 @@ _RUN_COMMANDS: dict[RunAction, ProtocolRunCommand] = {
     RunAction.RETRY_LATEST: cmd.RetryLatestStep(),
     RunAction.OPEN_PR: cmd.OpenPullRequest(),
     RunAction.APPROVE_PLAN: cmd.ApprovePlan(),
+    RunAction.CONTINUE: cmd.ContinueProtocolRun(reason="continued through the API"),
 }
 
 
@@ -190,7 +192,7 @@ async def run_action(
     commander: CommandDep,
 ) -> ActionResult:
     """start · pause · resume · cancel (cascades to open steps) · run_next_step · retry_latest · open_pr ·
-    approve_plan (plan_approval: required).
+    approve_plan (plan_approval: required) · continue (a run stopped at a step's checkpoint).
 
     ``start`` is refused (409) while the project has unanswered blocking clarification questions.
     ``retry_latest`` on a run blocked by a refused merge asks for the merge again."""
@@ -226,7 +228,7 @@ async def list_steps(protocol_run_id: Id, read: ReaderDep) -> StepsPublic:
     read.principal.require_project(await project_of_run(read.ctx, protocol_run_id))
     rows = await fetch_all(
         read.ctx,
-        f"SELECT {STEP_COLUMNS} FROM {T}.step_runs WHERE protocol_run_id = $1 ORDER BY step_index",
+        f"SELECT {STEP_COLUMNS} FROM {T}.step_runs WHERE protocol_run_id = $1 ORDER BY run_order, step_index",
         protocol_run_id,
     )
     return StepsPublic(data=[StepPublic(**r) for r in rows], count=len(rows))

@@ -25,6 +25,13 @@ from deksdenflow_git import Worktree
 
 from deksdenflow_codex_worker import guardrails
 from deksdenflow_codex_worker.agent_calls import AgentCalls
+from deksdenflow_codex_worker.directive import (
+    DIRECTIVE_TRAILER,
+    DirectiveRead,
+    parse_directive,
+    take_directive,
+    trailer_value,
+)
 from deksdenflow_codex_worker.engines.base import CallPhase, Sandbox
 from deksdenflow_codex_worker.kit import (
     JOB_TRAILER,
@@ -84,12 +91,12 @@ class ExecutionJob:
             sha = await wt.find_commit_with_trailer(JOB_TRAILER, job_key)
             if sha is not None:
                 log.info("execution already pushed; recording it", commit=sha)
-                summary, changed = await _commit_summary(wt, sha)
+                summary, changed, said = await _commit_summary(wt, sha)
             else:
                 done = await self._execute(job, wt, step, req, prompt, engine_id, model, job_key, current)
                 if done is None:
                     return
-                summary, changed, sha = done
+                summary, changed, sha, said = done
         commands: list[ProtocolRunCommand] = [
             cmd.RecordStepExecutionCompleted(
                 step_run_id=step.step_run_id,
@@ -101,6 +108,8 @@ class ExecutionJob:
                 engine_id=engine_id,
                 model=model,
                 auto_qa=self.settings.auto_qa_after_exec,
+                directive=said.directive,
+                directive_error=said.error,
             )
         ]
         if sha:
@@ -125,16 +134,19 @@ class ExecutionJob:
         model: str,
         job_key: str,
         current: IsCurrent,
-    ) -> tuple[str, list[str], str | None] | None:
-        """Run the agent on the step, commit and push: summary, changed files and the commit (None if
-        nothing changed); None if the agent failed (the failure is recorded)."""
+    ) -> tuple[str, list[str], str | None, DirectiveRead] | None:
+        """Run the agent on the step, commit and push: summary, changed files, the commit (None if
+        nothing changed) and the agent's directive; None if the agent failed (the failure is recorded).
+
+        A step a trigger queued has no file in the plan: its prompt is its content, and its file is
+        written with the agent's work (QA reads it there)."""
         run = job.run
         text = prompt.render(
             protocol_name=run.protocol_name,
             protocol_root=run.protocol_root,
             step_name=step.name,
             plan_md=read_protocol_file(wt, run.protocol_root, "plan.md"),
-            step_content=read_protocol_file(wt, run.protocol_root, step.name),
+            step_content=_step_content(wt, run.protocol_root, step),
             instructions=instructions(req.instructions, step.ci_failure, step.review),
         )
         reasks = self.settings.guardrail_reasks if self.settings.guardrails == "enforce" else 0
@@ -153,6 +165,7 @@ class ExecutionJob:
                 reask=reask,
             )
             result = await self.calls.run(job, call, engine_id, step, current, attempt=req.attempt)
+            said = await take_directive(wt)
             if not result.ok:
                 await self._failed(job, step, req, f"the agent failed: {result.error or 'no reason given'}")
                 return None
@@ -185,17 +198,23 @@ class ExecutionJob:
         if restored:
             summary += f"\n\n(deksdenflow restored protocol files the agent changed: {', '.join(restored)})"
         changed = await wt.changed_files()
+        if _queued_file_missing(wt, run.protocol_root, step):
+            path = wt.path / run.protocol_root / step.name
+            path.write_text(step.prompt if step.prompt.endswith("\n") else step.prompt + "\n")
+        trailers = {JOB_TRAILER: job_key, RUN_TRAILER: run.protocol_run_id}
+        if said.directive is not None:
+            trailers[DIRECTIVE_TRAILER] = trailer_value(said.directive)
         sha = await wt.commit_all(
             f"feat({_scope(step.name)}): {_subject(summary)} "
             f"[protocol-{job.number}/{step.index:02d}]\n\n{summary}",
-            trailers={JOB_TRAILER: job_key, RUN_TRAILER: run.protocol_run_id},
+            trailers=trailers,
         )
         # Nothing is pushed for a run cancelled meanwhile (a pause lets finished work land).
         await self.kit.check_still(job, lambda r: not r.is_terminal and current_or_paused(r, req))
         if sha is not None:
             # a step of a parallel group may have been rebased onto another's: what was pushed is its sha
             sha = await self.kit.push(wt, parallel=parallel(run, step))
-        return summary, changed, sha
+        return summary, changed, sha, said
 
     async def _failed(self, job: Job, step: StepState, req: ev.StepExecutionRequested, reason: str) -> None:
         await self.kit.record(
@@ -207,7 +226,7 @@ class ExecutionJob:
     async def _guardrails(
         self, wt: Worktree, step: StepState, req: ev.StepExecutionRequested, protocol_root: str
     ) -> list[guardrails.Finding]:
-        """What the guardrails find in the change (none when they are off). Only a work step's first
+        """What the guardrails find in the change (none when they are off). Only a planned work step's first
         execution must change something: a retry or a fix may find its work already on the branch."""
         s = self.settings
         if s.guardrails == "off":
@@ -219,14 +238,28 @@ class ExecutionJob:
         )
         return guardrails.check(
             await guardrails.read_change(wt),
-            read_protocol_file(wt, protocol_root, step.name),
+            _step_content(wt, protocol_root, step),
             work_step=step.step_type is not StepType.SETUP
+            and not step.queued_by  # another agent's step a trigger queued (a review) may change nothing
             and req.attempt == 0
             and step.ci_failure is None
             and step.review is None,
             root=wt.path,
             limits=limits,
         )
+
+
+def _step_content(wt: Worktree, protocol_root: str, step: StepState) -> str:
+    """What the step asks: its file, or for a step a trigger queued whose file is not written yet, its
+    prompt."""
+    if _queued_file_missing(wt, protocol_root, step):
+        return step.prompt
+    return read_protocol_file(wt, protocol_root, step.name)
+
+
+def _queued_file_missing(wt: Worktree, protocol_root: str, step: StepState) -> bool:
+    """A step a trigger queued whose file is not on the branch yet (it is written by its execution)."""
+    return bool(step.queued_by) and not (wt.path / protocol_root / step.name).is_file()
 
 
 def current_or_paused(run: ProtocolRunState, req: ev.StepExecutionRequested) -> bool:
@@ -276,13 +309,23 @@ async def _protect_protocol_files(wt: Worktree, protocol_root: str) -> list[str]
     return changed
 
 
-async def _commit_summary(wt: Worktree, sha: str) -> tuple[str, list[str]]:
+async def _commit_summary(wt: Worktree, sha: str) -> tuple[str, list[str], DirectiveRead]:
+    """What a pushed execution recorded: its summary, changed files and the agent's directive."""
     body = await wt.git.run("show", "-s", "--format=%b", sha, cwd=wt.path)
+    lines = body.strip().splitlines()
     summary = "\n".join(
-        line for line in body.strip().splitlines() if not line.startswith((JOB_TRAILER, RUN_TRAILER))
+        line for line in lines if not line.startswith((JOB_TRAILER, RUN_TRAILER, DIRECTIVE_TRAILER))
     ).strip()
+    said = next(
+        (
+            parse_directive(line.partition(": ")[2], f"the {DIRECTIVE_TRAILER} trailer of {sha[:12]}")
+            for line in lines
+            if line.startswith(f"{DIRECTIVE_TRAILER}: ")
+        ),
+        DirectiveRead(),
+    )
     names = await wt.git.run("show", "--format=", "--name-only", sha, cwd=wt.path)
-    return summary, [n for n in names.splitlines() if n]
+    return summary, [n for n in names.splitlines() if n], said
 
 
 def _subject(summary: str) -> str:

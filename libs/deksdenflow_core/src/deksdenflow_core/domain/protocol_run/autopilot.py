@@ -217,16 +217,19 @@ def _with_a_worker(state: ProtocolRunState) -> bool:
 
 def waiting_for(state: ProtocolRunState) -> str | None:
     """What a run waits on that is neither a worker nor over: ``queue`` (a slot under the run limits);
-    ``spec`` (a planned run whose plan a spec audit found wrong: to be planned again); on a manual run,
-    ``action`` (nothing is in flight: a person runs the next step, its QA, the PR…); on an autopilot run,
-    ``plan_approval`` (a person); once every step is completed, ``pull_request`` (none is open: it failed
-    or was closed — open_pr), ``review`` (approvals, a reviewer who asked for changes to look again, or —
-    merge: never — a person to merge), ``ci`` (green CI on its head commit, to merge), ``merge`` (the
-    forge merging it); None otherwise."""
+    ``checkpoint`` (a person to continue, or cancel, after a step's checkpoint); ``spec`` (a planned run
+    whose plan a spec audit found wrong: to be planned again); on a manual run, ``action`` (nothing is
+    in flight: a person runs the next step, its QA, the PR…); on an autopilot run, ``plan_approval`` (a
+    person); once every step is completed, ``pull_request`` (none is open: it failed or was closed —
+    open_pr), ``review`` (approvals, a reviewer who asked for changes to look again, or — merge: never —
+    a person to merge), ``ci`` (green CI on its head commit, to merge), ``merge`` (the forge merging it);
+    None otherwise."""
     if state.status is RunStatus.QUEUED:
         return "queue"
     if state.is_terminal or state.status is RunStatus.PAUSED:
         return None
+    if state.checkpoint_step and state.status is RunStatus.BLOCKED:
+        return "checkpoint"
     if audit.held_back(state):
         return "spec"
     if not state.autopilot:

@@ -14,9 +14,11 @@ from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
     CiFailureEvidence,
     CiStatus,
     CompletionVia,
+    DirectiveAction,
     ExecutionReason,
     FailureSource,
     JobRetry,
+    LoopCause,
     PlanApproval,
     PrPolicy,
     QaPolicy,
@@ -28,7 +30,7 @@ from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
 )
 from deksdenflow_core.contracts.generated.deksdenflow.events.v1 import protocol_run as ev
 from deksdenflow_core.domain.context import DecisionContext
-from deksdenflow_core.domain.protocol_run import audit, autopilot, plan
+from deksdenflow_core.domain.protocol_run import audit, autopilot, plan, policies
 from deksdenflow_core.domain.protocol_run.evolve import ProtocolRunEvent, evolve_protocol_run, review_key
 from deksdenflow_core.domain.protocol_run.state import (
     OPEN_STEP_STATUSES,
@@ -87,6 +89,7 @@ ProtocolRunCommand = (
     | cmd.RecordReview
     | cmd.RecordReviewReplied
     | cmd.AdmitProtocolRun
+    | cmd.ContinueProtocolRun
     | cmd.AuditSpec
 )
 
@@ -162,17 +165,7 @@ def _decide(
                 raise _illegal(state, "deleting this branch was already requested")
             return [ev.BranchDeletionRequested(branch=state.protocol_name)]
         case cmd.RunStep():
-            step = _require_step(state, command.step_run_id)
-            _require_working(state, "run a step")
-            if step.status is StepStatus.PENDING:
-                _require_plan_approved(state)
-                _require_spec_sound(state)
-                _require_nothing_in_flight(state)
-                return [_execute(step, ExecutionReason.RUN)]
-            if step.status in STUCK_STEP_STATUSES:
-                _require_nothing_in_flight(state)
-                return [_execute(step, ExecutionReason.RETRY)]
-            raise _illegal_step(state, step, "only a pending, failed or blocked step can be run")
+            return _run_step(state, command.step_run_id)
         case cmd.RunStepQa():
             step = _require_step(state, command.step_run_id)
             _require_working(state, "run QA")
@@ -182,7 +175,9 @@ def _decide(
             _require_not_terminal(state, "approve a step")
             if step.status not in (StepStatus.NEEDS_QA, *STUCK_STEP_STATUSES):
                 raise _illegal_step(state, step, "only a step in needs_qa, failed or blocked can be approved")
-            return _complete_step(state, step, CompletionVia.MANUAL_APPROVE, [])
+            return _complete_step(state, step, CompletionVia.MANUAL_APPROVE, [], ctx)
+        case cmd.ContinueProtocolRun():
+            return _continue(state, command.reason)
         case _:
             return _decide_result(state, command, ctx)
 
@@ -231,7 +226,7 @@ def _decide_result(
                 )
             ]
         case cmd.RecordStepExecutionCompleted():
-            return _execution_completed(state, command)
+            return _execution_completed(state, command, ctx)
         case cmd.RecordStepExecutionFailed():
             step = _executing(state, command.step_run_id, command.attempt)
             if step is None:
@@ -240,12 +235,12 @@ def _decide_result(
                 ev.StepExecutionFailed(
                     step_run_id=step.step_run_id, attempt=command.attempt, reason=command.reason
                 ),
-                *_fail_step(state, step, FailureSource.EXECUTION, command.reason),
+                *_fail_step(state, step, FailureSource.EXECUTION, command.reason, loop=True),
             ]
         case cmd.RecordStepBlocked():
             return _step_blocked(state, command)
         case cmd.RecordQaVerdict():
-            return _qa_verdict(state, command)
+            return _qa_verdict(state, command, ctx)
         case cmd.RecordBranchPushed():
             return [ev.BranchPushed(branch=command.branch, commit_sha=command.commit_sha)]
         case cmd.RecordBranchRestored():
@@ -283,7 +278,7 @@ def _decide_result(
         case cmd.RecordPullRequestClosed():
             return _pr_closed(state, command)
         case cmd.RecordCiReport():
-            return _ci_report(state, command)
+            return _ci_report(state, command, ctx)
         case cmd.RequestCiFix():
             return _ci_fix(state, command)
         case cmd.RequeueLostWork():
@@ -320,6 +315,7 @@ def _decide_result(
             | cmd.ApprovePlan()
             | cmd.RejectPlan()
             | cmd.AdmitProtocolRun()
+            | cmd.ContinueProtocolRun()
             | cmd.AuditSpec()
         ):
             raise AssertionError("user actions are decided in decide_protocol_run")
@@ -438,6 +434,21 @@ def _start(state: ProtocolRunState, *, queue: bool = False) -> list[ProtocolRunE
     return events
 
 
+def _run_step(state: ProtocolRunState, step_run_id: str) -> list[ProtocolRunEvent]:
+    """A person runs one step: a pending one (the plan approved and sound), or again a failed one."""
+    step = _require_step(state, step_run_id)
+    _require_working(state, "run a step")
+    if step.status is StepStatus.PENDING:
+        _require_plan_approved(state)
+        _require_spec_sound(state)
+        _require_nothing_in_flight(state)
+        return [_execute(step, ExecutionReason.RUN)]
+    if step.status in STUCK_STEP_STATUSES:
+        _require_nothing_in_flight(state)
+        return [_execute(step, ExecutionReason.RETRY)]
+    raise _illegal_step(state, step, "only a pending, failed or blocked step can be run")
+
+
 def _run_next_step(state: ProtocolRunState) -> list[ProtocolRunEvent]:
     _require_working(state, "run the next step", allow_blocked=False)
     _require_plan_approved(state)
@@ -474,6 +485,22 @@ def _reject_plan(state: ProtocolRunState, reason: str) -> list[ProtocolRunEvent]
         ev.PlanRejected(attempt=state.planning_attempt, reason=reason.strip()),
         ev.PlanningRequested(attempt=state.planning_attempt + 1, feedback=reason.strip()),
     ]
+
+
+def _continue(state: ProtocolRunState, reason: str) -> list[ProtocolRunEvent]:
+    """A person lets a run stopped at a checkpoint go on."""
+    _require_not_terminal(state, "continue")
+    if not state.checkpoint_step:
+        raise _illegal(state, "the run is not stopped at a checkpoint")
+    if state.status is RunStatus.PAUSED:
+        raise _illegal(state, "the run is paused; resume it first")
+    events: list[ProtocolRunEvent] = [
+        ev.CheckpointPassed(step_run_id=state.checkpoint_step, reason=reason.strip())
+    ]
+    # the steps still in flight at the checkpoint (a parallel group's) may all be done by now
+    if state.all_steps_done and not state.ends_with_pr:
+        events.append(ev.ProtocolRunCompleted(reason=RunCompletionReason.ALL_STEPS_DONE))
+    return events
 
 
 def _retry_merge(state: ProtocolRunState) -> list[ProtocolRunEvent]:
@@ -629,11 +656,17 @@ def _accept_plan(command: cmd.RecordPlanningCompleted, ctx: DecisionContext) -> 
 
 
 def _execution_completed(
-    state: ProtocolRunState, command: cmd.RecordStepExecutionCompleted
+    state: ProtocolRunState, command: cmd.RecordStepExecutionCompleted, ctx: DecisionContext
 ) -> list[ProtocolRunEvent]:
+    """The step awaits QA (or completes, QA skipped), unless its agent's directive says otherwise: ``loop``
+    takes the step's loop policy, ``error`` fails the execution, ``pause`` pauses the run; ``trigger``,
+    ``checkpoint`` and ``stop`` are kept on the step and act once it completes."""
     step = _executing(state, command.step_run_id, command.attempt)
     if step is None:
         return []
+    directive = command.directive
+    if directive is not None and directive.action is DirectiveAction.UNSPECIFIED:
+        directive = None
     events: list[ProtocolRunEvent] = [
         ev.StepExecutionCompleted(
             step_run_id=step.step_run_id,
@@ -644,14 +677,40 @@ def _execution_completed(
             prompt_version=command.prompt_version,
             engine_id=command.engine_id,
             model=command.model,
+            directive=directive,
         )
     ]
-    if step.qa_policy is QaPolicy.SKIP:
-        return _complete_step(state, step, CompletionVia.QA_SKIPPED, events)
-    qa_after = command.auto_qa or bool(state.run_policy.qa_after_execution)
-    if qa_after and state.status is not RunStatus.PAUSED:
+    if command.directive_error:
+        events.append(
+            ev.DirectiveRejected(
+                step_run_id=step.step_run_id, attempt=command.attempt, error=command.directive_error
+            )
+        )
+    action = directive.action if directive is not None else DirectiveAction.UNSPECIFIED
+    reason = directive.reason if directive is not None else ""
+    if action is DirectiveAction.ERROR:
         after = _fold(state, events)
-        events.append(_request_qa(after, _require_step(after, step.step_run_id), QaReason.AFTER_EXEC))
+        failed = _require_step(after, step.step_run_id)
+        why = "the agent reported an error" + (f": {reason}" if reason else "")
+        return [*events, *_fail_step(after, failed, FailureSource.EXECUTION, why, loop=True)]
+    if action is DirectiveAction.LOOP:
+        after = _fold(state, events)
+        why = "the agent asked to loop" + (f": {reason}" if reason else "")
+        loop = policies.loop_decision(after, _require_step(after, step.step_run_id), LoopCause.DIRECTIVE, why)
+        if isinstance(loop, ev.LoopTaken):
+            return [*events, loop]
+        if loop is not None:
+            events.append(loop)  # spent: the step goes on to its QA as if the agent had not asked
+    if step.qa_policy is QaPolicy.SKIP:
+        events = _complete_step(state, step, CompletionVia.QA_SKIPPED, events, ctx)
+    else:
+        qa_after = command.auto_qa or bool(state.run_policy.qa_after_execution)
+        if qa_after and state.status is not RunStatus.PAUSED and action is not DirectiveAction.PAUSE:
+            after = _fold(state, events)
+            events.append(_request_qa(after, _require_step(after, step.step_run_id), QaReason.AFTER_EXEC))
+    after = _fold(state, events)
+    if action is DirectiveAction.PAUSE and not after.is_terminal and after.status is not RunStatus.PAUSED:
+        events.append(ev.ProtocolRunPaused())
     return events
 
 
@@ -669,7 +728,9 @@ def _step_blocked(state: ProtocolRunState, command: cmd.RecordStepBlocked) -> li
     ]
 
 
-def _qa_verdict(state: ProtocolRunState, command: cmd.RecordQaVerdict) -> list[ProtocolRunEvent]:
+def _qa_verdict(
+    state: ProtocolRunState, command: cmd.RecordQaVerdict, ctx: DecisionContext
+) -> list[ProtocolRunEvent]:
     step = _require_step(state, command.step_run_id)
     if not step.qa_pending or command.qa_attempt != step.qa_attempt:
         return []
@@ -684,9 +745,9 @@ def _qa_verdict(state: ProtocolRunState, command: cmd.RecordQaVerdict) -> list[P
     if step.status not in (StepStatus.NEEDS_QA, StepStatus.FAILED) or state.is_terminal:
         return [recorded]
     if verdict is QaVerdict.PASS:
-        return _complete_step(state, step, CompletionVia.QA_PASS, [recorded])
+        return _complete_step(state, step, CompletionVia.QA_PASS, [recorded], ctx)
     reason = "QA verdict FAIL" + (f": {command.blocking[0]}" if command.blocking else "")
-    return [recorded, *_fail_step(state, step, FailureSource.QA, reason)]
+    return [recorded, *_fail_step(state, step, FailureSource.QA, reason, loop=True)]
 
 
 def _pr_merged(state: ProtocolRunState, command: cmd.RecordPullRequestMerged) -> list[ProtocolRunEvent]:
@@ -716,7 +777,9 @@ def _pr_closed(state: ProtocolRunState, command: cmd.RecordPullRequestClosed) ->
     return [closed]
 
 
-def _ci_report(state: ProtocolRunState, command: cmd.RecordCiReport) -> list[ProtocolRunEvent]:
+def _ci_report(
+    state: ProtocolRunState, command: cmd.RecordCiReport, ctx: DecisionContext
+) -> list[ProtocolRunEvent]:
     """A CI report moves the step whose commit CI ran, unless it is stale (older than what its CI run
     already reported: deliveries come in any order and more than once) or held (another check failed on
     the commit and still fails: one workflow's success does not clear another's failure)."""
@@ -753,7 +816,7 @@ def _ci_report(state: ProtocolRunState, command: cmd.RecordCiReport) -> list[Pro
                 return events
             after = _fold(state, events)
             return [*events, _request_qa(after, _require_step(after, step.step_run_id), QaReason.CI_SUCCESS)]
-        return _complete_step(state, step, CompletionVia.CI_SUCCESS, events)
+        return _complete_step(state, step, CompletionVia.CI_SUCCESS, events, ctx)
     if status is CiStatus.FAILURE and step.status is not StepStatus.FAILED and not step.executing:
         return [*events, *_ci_failed(state, step, command)]
     return events
@@ -902,31 +965,62 @@ def _review_reply(step: StepState, review: ReviewFeedback) -> ev.ReviewReplyRequ
 
 
 def _complete_step(
-    state: ProtocolRunState, step: StepState, via: CompletionVia, before: list[ProtocolRunEvent]
+    state: ProtocolRunState,
+    step: StepState,
+    via: CompletionVia,
+    before: list[ProtocolRunEvent],
+    ctx: DecisionContext,
 ) -> list[ProtocolRunEvent]:
-    """Complete ``step``; a review fix is answered on the PR/MR; the last step to be done completes the
-    run."""
+    """Complete ``step``; a review fix is answered on the PR/MR; the step's trigger queues its agent's
+    step and its checkpoint stops the run for a person; the last step to be done completes the run."""
     events = [*before, ev.StepCompleted(step_run_id=step.step_run_id, via=via)]
     fixed = _fold(state, before).step(step.step_run_id)
     if fixed is not None and fixed.review is not None:
         events.append(_review_reply(fixed, fixed.review))
     after = _fold(state, events)
-    # An autopilot run with a PR/MR completes when it is merged (or closed), not when its steps are done.
-    if after.all_steps_done and not after.is_terminal and not after.ends_with_pr:
+    done = _require_step(after, step.step_run_id)
+    if not after.is_terminal:
+        trigger = policies.trigger_decision(after, done, ctx.new_id)
+        if trigger is not None:
+            events.append(trigger)
+            after = _fold(state, events)
+        checkpoint = policies.checkpoint_decision(after, done)
+        if checkpoint is not None:
+            events.append(checkpoint)
+            after = _fold(state, events)
+    # An autopilot run with a PR/MR completes when it is merged (or closed), not when its steps are done;
+    # one stopped at a checkpoint when a person lets it go on.
+    if (
+        after.all_steps_done
+        and not after.is_terminal
+        and not after.ends_with_pr
+        and not after.checkpoint_step
+    ):
         events.append(ev.ProtocolRunCompleted(reason=RunCompletionReason.ALL_STEPS_DONE))
     return events
 
 
 def _fail_step(
-    state: ProtocolRunState, step: StepState, source: FailureSource, reason: str
+    state: ProtocolRunState, step: StepState, source: FailureSource, reason: str, *, loop: bool = False
 ) -> list[ProtocolRunEvent]:
-    """A failed step blocks the run (unless the run has ended)."""
+    """A failed step blocks the run (unless the run has ended) — or, with ``loop`` (an execution or QA
+    failure), is taken back by its loop policy while the policy has iterations left; once they are
+    spent, the run is blocked and says so."""
     events: list[ProtocolRunEvent] = [
         ev.StepFailed(step_run_id=step.step_run_id, source=source, reason=reason)
     ]
+    decision = policies.loop_decision(state, step, policies.CAUSE_OF_SOURCE[source], reason) if loop else None
+    if isinstance(decision, ev.LoopTaken):
+        return [*events, decision]
+    note = ""
+    if decision is not None:
+        events.append(decision)
+        note = policies.spent_note(decision)
     if not state.is_terminal:
         events.append(
-            ev.ProtocolRunBlocked(reason=f"step {step.name} failed: {reason}", step_run_id=step.step_run_id)
+            ev.ProtocolRunBlocked(
+                reason=f"step {step.name} failed: {reason}{note}", step_run_id=step.step_run_id
+            )
         )
     return events
 

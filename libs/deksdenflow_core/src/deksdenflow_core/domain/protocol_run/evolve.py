@@ -82,6 +82,13 @@ ProtocolRunEvent = (
     | ev.JobRetryScheduled
     | ev.EngineFallbackTaken
     | ev.GuardrailViolated
+    | ev.LoopTaken
+    | ev.LoopSpent
+    | ev.TriggerQueued
+    | ev.TriggerRefused
+    | ev.CheckpointReached
+    | ev.CheckpointPassed
+    | ev.DirectiveRejected
     | ev.SpecAudited
 )
 
@@ -289,9 +296,10 @@ def _execution_requested(s: ProtocolRunState, e: ev.StepExecutionRequested) -> U
             "ci_failure": evidence,
             "review_fix_request": None,
             "review": review,
+            "directive": None,
         },
     )
-    return _run_status(s, RunStatus.RUNNING, {"steps": steps, "blocked_reason": ""})
+    return _run_status(s, RunStatus.RUNNING, {"steps": steps, "blocked_reason": "", "checkpoint_step": ""})
 
 
 def _execution_started(s: ProtocolRunState, e: ev.StepExecutionStarted) -> Update:
@@ -324,6 +332,7 @@ def _execution_completed(s: ProtocolRunState, e: ev.StepExecutionCompleted) -> U
             "summary": e.summary,
             "commit_sha": e.commit_sha,
             "changed_files": e.changed_files,
+            "directive": e.directive,
         },
     )
 
@@ -365,9 +374,12 @@ def _step_completed(s: ProtocolRunState, e: ev.StepCompleted) -> Update:
             "review_fix_request": None,
         },
     )
-    # A blocked run whose last stuck step is resolved goes back to running.
-    if s.effective_status is RunStatus.BLOCKED and not any(
-        st.status in STUCK_STEP_STATUSES for st in update["steps"]
+    # A blocked run whose last stuck step is resolved goes back to running (one stopped at a checkpoint
+    # waits for a person all the same).
+    if (
+        s.effective_status is RunStatus.BLOCKED
+        and not s.checkpoint_step
+        and not any(st.status in STUCK_STEP_STATUSES for st in update["steps"])
     ):
         update = _run_status(s, RunStatus.RUNNING, {**update, "blocked_reason": ""})
     return update
@@ -621,8 +633,78 @@ def _new_step(p: StepPlan) -> StepState:
         qa_engine_id=p.qa_engine_id,
         qa_model=p.qa_model,
         file_path=p.file_path,
+        policies=p.policies,
         parallel_group=p.parallel_group,
     )
+
+
+def _noted(s: ProtocolRunState, e: ev.LoopSpent | ev.TriggerRefused | ev.DirectiveRejected) -> Update:
+    return {}  # a decision not to act, for the record: what follows from it has its own events
+
+
+def _loop_taken(s: ProtocolRunState, e: ev.LoopTaken) -> Update:
+    """The range goes back to pending: each step that ran gets its next attempt (a new execution, not the
+    commit of the previous one found again); steps a trigger queued there are cancelled."""
+    reset, superseded = set(e.reset_step_run_ids), set(e.superseded_step_run_ids)
+    _, looping = _find_step(s, e.step_run_id)
+    steps: list[StepState] = []
+    for st in s.steps:
+        changes: StepUpdate = {}
+        if st.step_run_id in reset:
+            ran = st.status is not StepStatus.PENDING
+            changes = {**_PENDING_AGAIN, "attempt": st.attempt + 1 if ran else st.attempt}
+        elif st.step_run_id in superseded:
+            changes = {"status": StepStatus.CANCELLED, "executing": False, "qa_pending": False}
+        if st is looping:
+            changes["loop_iterations"] = e.iteration
+        steps.append(replace(st, changes) if changes else st)
+    update: Update = {"steps": tuple(steps)}
+    blocked = s.effective_status is RunStatus.BLOCKED and not s.checkpoint_step
+    if blocked and not any(st.status in STUCK_STEP_STATUSES for st in steps):
+        update = _run_status(s, RunStatus.RUNNING, {**update, "blocked_reason": ""})
+    return update
+
+
+_PENDING_AGAIN: StepUpdate = {
+    "status": StepStatus.PENDING,
+    "executing": False,
+    "owner": "",
+    "qa_pending": False,
+    "failure_source": FailureSource.UNSPECIFIED,
+    "failure_reason": "",
+    "ci_fix_request": None,
+    "ci_failure": None,
+    "review_fix_request": None,
+    "review": None,
+    "directive": None,
+}
+
+
+def _trigger_queued(s: ProtocolRunState, e: ev.TriggerQueued) -> Update:
+    """The queued step comes right after the step that triggered it: the next to run."""
+    if e.step is None:
+        raise InvariantViolation("trigger_queued without its step")
+    index, parent = _find_step(s, e.from_step_run_id)
+    queued = _new_step(e.step).model_copy(
+        update={
+            "prompt": e.prompt,
+            "queued_by": e.from_step_run_id,
+            "trigger_depth": e.depth,
+            "trigger_max_depth": e.max_depth,
+            "run_order": (*(parent.run_order or (parent.index,)), e.step.index),
+        }
+    )
+    return {"steps": (*s.steps[: index + 1], queued, *s.steps[index + 1 :])}
+
+
+def _checkpoint_reached(s: ProtocolRunState, e: ev.CheckpointReached) -> Update:
+    _, step = _find_step(s, e.step_run_id)
+    reason = f"checkpoint after step {step.name}: {e.reason} (continue, or cancel)"
+    return _run_status(s, RunStatus.BLOCKED, {"blocked_reason": reason, "checkpoint_step": e.step_run_id})
+
+
+def _checkpoint_passed(s: ProtocolRunState, e: ev.CheckpointPassed) -> Update:
+    return _run_status(s, RunStatus.RUNNING, {"blocked_reason": "", "checkpoint_step": ""})
 
 
 def _run_status(s: ProtocolRunState, status: RunStatus, update: Update) -> Update:
@@ -727,6 +809,13 @@ _HANDLERS: dict[type, Callable[[ProtocolRunState, Any], Update]] = {
     ev.JobRetryScheduled: _job_retry,
     ev.EngineFallbackTaken: _fallback_taken,
     ev.GuardrailViolated: _guardrail_violated,
+    ev.LoopTaken: _loop_taken,
+    ev.LoopSpent: _noted,
+    ev.TriggerQueued: _trigger_queued,
+    ev.TriggerRefused: _noted,
+    ev.CheckpointReached: _checkpoint_reached,
+    ev.CheckpointPassed: _checkpoint_passed,
+    ev.DirectiveRejected: _noted,
     ev.SpecAudited: _spec_audited,
 }
 

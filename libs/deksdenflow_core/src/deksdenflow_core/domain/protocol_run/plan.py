@@ -7,6 +7,7 @@ import json
 import re
 
 from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import QaPolicy, StepPlan, StepType
+from deksdenflow_core.domain.protocol_run.policies import policy_problems
 
 MAX_STEPS = 99
 _STEP_FILE = re.compile(r"^\d{2}-[a-z0-9][a-z0-9._-]*\.md$")
@@ -34,6 +35,7 @@ def plan_problems(steps: tuple[StepPlan, ...]) -> list[str]:
     first = min(steps, key=lambda s: s.index)
     if len(steps) > 1 and first.step_type is not StepType.SETUP:
         problems.append("step 0 must be the setup step")
+    problems.extend(policy_problems(steps))
     return problems
 
 

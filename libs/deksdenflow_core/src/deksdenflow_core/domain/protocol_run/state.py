@@ -8,6 +8,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, PlainSerializer
 
 from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
+    AgentDirective,
     CiFailureEvidence,
     CiRunRef,
     CiStatus,
@@ -22,6 +23,7 @@ from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
     ReviewFeedback,
     RunPolicy,
     StepPlan,
+    StepPolicies,
     StepType,
 )
 from deksdenflow_core.contracts.generated.deksdenflow.events.v1.protocol_run import (
@@ -125,6 +127,21 @@ class StepState(BaseModel):
     review_fix_request: ReviewFixRequested | None = None
     # What the reviewer asked when the current execution is a review fix (kept across resume/requeue).
     review: ReviewFeedback | None = None
+    # Loop, trigger and checkpoint policies of the plan (None: none).
+    policies: StepPolicies | None = None
+    # A step a trigger queued: what its agent is asked (its step file, written when it runs), the step
+    # whose trigger queued it, how deep in the chain it is, and how deep the chain may go.
+    prompt: str = ""
+    queued_by: str = ""
+    trigger_depth: int = 0
+    trigger_max_depth: int = 0
+    # Where the step stands in the run: the indexes of the planned step and of each triggered step down to
+    # this one (empty for a planned step: its index alone). Steps are shown sorted by it.
+    run_order: tuple[int, ...] = ()
+    # Times this step's loop policy was taken (never reset: the bound on loops of a run).
+    loop_iterations: int = 0
+    # What the agent of the latest execution asked of the run (None: nothing, or not yet executed).
+    directive: AgentDirective | None = None
 
     @property
     def ci_fix_pending(self) -> bool:
@@ -245,6 +262,8 @@ class ProtocolRunState(BaseModel):
     review_keys: IdSet = frozenset()
     # Reviews answered on the PR/MR (their ids): a reply recorded twice is recorded once.
     review_replies: IdSet = frozenset()
+    # The step after which the run stopped at a checkpoint, waiting for a person ("" when not stopped).
+    checkpoint_step: str = ""
     version: int = 0
 
     @classmethod

@@ -14,6 +14,7 @@ from typing import TypedDict, TypeVar
 from pydantic import BaseModel
 
 from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
+    AgentDirective,
     CiFailureEvidence,
     FailureSource,
     ImportedPlan,
@@ -57,6 +58,8 @@ class StepUpdate(TypedDict, total=False):
     review_fix_attempts: int
     review_fix_request: ReviewFixRequested | None
     review: ReviewFeedback | None
+    loop_iterations: int
+    directive: AgentDirective | None
 
 
 class RunUpdate(TypedDict, total=False):
@@ -116,6 +119,7 @@ class RunUpdate(TypedDict, total=False):
     changes_requested_by: frozenset[str]
     review_keys: frozenset[str]
     review_replies: frozenset[str]
+    checkpoint_step: str
     version: int
 
 

@@ -66,6 +66,15 @@ class CancelProtocolRun(_base.ContractModel):
     reason: str = ""
 
 
+class ContinueProtocolRun(_base.ContractModel):
+    """Let a run stopped at a checkpoint go on."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.commands.v1.ContinueProtocolRun"
+    COMMAND_TYPE: _typing.ClassVar[str] = "protocol_run.continue"
+
+    reason: str = ""
+
+
 class RunNextStep(_base.ContractModel):
     """Execute the next pending step."""
 
@@ -203,6 +212,13 @@ class RecordStepExecutionCompleted(_base.ContractModel):
     auto_qa: bool = _pydantic.Field(
         default=False,
         description="When true (DEKSDENFLOW_AUTO_QA_AFTER_EXEC), QA is requested in the same decision.",
+    )
+    directive: _deksdenflow_common_v1_common.AgentDirective | None = _pydantic.Field(
+        default=None, description="The agent's directive, validated against its schema by the worker."
+    )
+    directive_error: str = _pydantic.Field(
+        default="",
+        description="Why the directive the agent left was rejected (it did not match the schema); empty otherwise.",
     )
 
 

@@ -169,6 +169,28 @@ class LoopCause(_base.OpenEnum):
     DIRECTIVE = "LOOP_CAUSE_DIRECTIVE"
 
 
+class DirectiveAction(_base.OpenEnum):
+    """What an execution agent asks of the run once its step is done (CodeMachine's directive actions).
+
+    LOOP: Go back as the step's loop policy says (counts as a loop with cause DIRECTIVE).
+    CHECKPOINT: Stop after the step for a person's decision.
+    CONTINUE: Go on as planned.
+    TRIGGER: Queue another agent's step after this one.
+    STOP: Stop the workflow after the step: the run waits for a person (continue or cancel).
+    ERROR: The agent could not do the step: its execution failed.
+    PAUSE: Pause the run once the step's execution is recorded.
+    """
+
+    UNSPECIFIED = "DIRECTIVE_ACTION_UNSPECIFIED"
+    LOOP = "DIRECTIVE_ACTION_LOOP"
+    CHECKPOINT = "DIRECTIVE_ACTION_CHECKPOINT"
+    CONTINUE = "DIRECTIVE_ACTION_CONTINUE"
+    TRIGGER = "DIRECTIVE_ACTION_TRIGGER"
+    STOP = "DIRECTIVE_ACTION_STOP"
+    ERROR = "DIRECTIVE_ACTION_ERROR"
+    PAUSE = "DIRECTIVE_ACTION_PAUSE"
+
+
 class WebhookOutcome(_base.OpenEnum):
     """What became of a webhook delivery.
 
@@ -389,6 +411,24 @@ class StepCheckpointPolicy(_base.ContractModel):
 
     on_directive_only: bool = False
     reason: str = _pydantic.Field(default="", description="What the person is asked.")
+
+
+class AgentDirective(_base.ContractModel):
+    """An execution agent's directive, validated by the worker against agent-directive.schema.json before it
+    is reported (an invalid one is never taken: the run records why it was rejected).
+    """
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.common.v1.AgentDirective"
+
+    action: _typing.Annotated[DirectiveAction, _base.open_enum_field(DirectiveAction)] = (
+        DirectiveAction.UNSPECIFIED
+    )
+    reason: str = ""
+    agent: str = _pydantic.Field(
+        default="",
+        description="For a trigger: the agent whose step is queued, and what it is asked (empty: the step's trigger policy).",
+    )
+    prompt: str = ""
 
 
 class TokenUsage(_base.ContractModel):

@@ -210,6 +210,10 @@ class StepExecutionCompleted(_base.ContractModel):
     prompt_version: str = ""
     engine_id: str = ""
     model: str = ""
+    directive: _deksdenflow_common_v1_common.AgentDirective | None = _pydantic.Field(
+        default=None,
+        description="What the agent asked of the run (validated against its schema), if it said anything.",
+    )
 
 
 class StepExecutionFailed(_base.ContractModel):
@@ -715,6 +719,133 @@ class BudgetWarningRecorded(_base.ContractModel):
         default=0, description="What is spent and the limit: tokens, or millionths of a US dollar."
     )
     limit: int = 0
+
+
+class LoopTaken(_base.ContractModel):
+    """A failure (or the agent's loop directive) sent the run back: the steps from back_to to this one are
+    pending again (steps a trigger queued among them are cancelled: their parents queue them anew).
+    """
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.events.v1.LoopTaken"
+    EVENT_TYPE: _typing.ClassVar[str] = "protocol_run.loop_taken"
+
+    step_run_id: str = _pydantic.Field(default="", description="The step whose loop policy was taken.")
+    back_to: str = _pydantic.Field(
+        default="", description="The step file name the run goes back to, and its step."
+    )
+    back_to_step_run_id: str = ""
+    cause: _typing.Annotated[
+        _deksdenflow_common_v1_common.LoopCause,
+        _base.open_enum_field(_deksdenflow_common_v1_common.LoopCause),
+    ] = _deksdenflow_common_v1_common.LoopCause.UNSPECIFIED
+    iteration: int = _pydantic.Field(
+        default=0, description="1 for the first time this loop is taken, up to max_iterations."
+    )
+    max_iterations: int = 0
+    reason: str = ""
+    reset_step_run_ids: tuple[str, ...] = _pydantic.Field(
+        default=(), description="Steps set pending again (executed anew, each as its next attempt)."
+    )
+    skipped_step_run_ids: tuple[str, ...] = _pydantic.Field(
+        default=(), description="Steps the policy skips (left as they are)."
+    )
+    superseded_step_run_ids: tuple[str, ...] = _pydantic.Field(
+        default=(), description="Steps a trigger had queued in that range: cancelled."
+    )
+
+
+class LoopSpent(_base.ContractModel):
+    """A failure met a loop policy with no iteration left: the failure stands (the run is blocked)."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.events.v1.LoopSpent"
+    EVENT_TYPE: _typing.ClassVar[str] = "protocol_run.loop_spent"
+
+    step_run_id: str = ""
+    cause: _typing.Annotated[
+        _deksdenflow_common_v1_common.LoopCause,
+        _base.open_enum_field(_deksdenflow_common_v1_common.LoopCause),
+    ] = _deksdenflow_common_v1_common.LoopCause.UNSPECIFIED
+    iterations: int = 0
+    max_iterations: int = 0
+    reason: str = ""
+
+
+class TriggerQueued(_base.ContractModel):
+    """A step's trigger queued another agent's step right after it."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.events.v1.TriggerQueued"
+    EVENT_TYPE: _typing.ClassVar[str] = "protocol_run.trigger_queued"
+
+    from_step_run_id: str = ""
+    step: _deksdenflow_common_v1_common.StepPlan | None = _pydantic.Field(
+        default=None,
+        description="The queued step (its id assigned here; a new index after the plan's; its file written when it runs).",
+    )
+    agent: str = ""
+    prompt: str = _pydantic.Field(
+        default="", description="The queued step's file content: what the agent is asked."
+    )
+    depth: int = _pydantic.Field(
+        default=0,
+        description="How deep in a chain of triggers the queued step is (1: queued by a planned step).",
+    )
+    max_depth: int = 0
+    on_directive: bool = _pydantic.Field(
+        default=False, description='Queued because the agent\'s directive said "trigger".'
+    )
+
+
+class TriggerRefused(_base.ContractModel):
+    """A trigger was not taken (the chain is as deep as allowed, or nothing names the agent)."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.events.v1.TriggerRefused"
+    EVENT_TYPE: _typing.ClassVar[str] = "protocol_run.trigger_refused"
+
+    from_step_run_id: str = ""
+    agent: str = ""
+    depth: int = 0
+    max_depth: int = 0
+    reason: str = ""
+
+
+class CheckpointReached(_base.ContractModel):
+    """The run stopped after a step for a person's decision (continue, or cancel); it is blocked until then."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.events.v1.CheckpointReached"
+    EVENT_TYPE: _typing.ClassVar[str] = "protocol_run.checkpoint_reached"
+
+    step_run_id: str = ""
+    reason: str = ""
+    directive: _typing.Annotated[
+        _deksdenflow_common_v1_common.DirectiveAction,
+        _base.open_enum_field(_deksdenflow_common_v1_common.DirectiveAction),
+    ] = _pydantic.Field(
+        default=_deksdenflow_common_v1_common.DirectiveAction.UNSPECIFIED,
+        description='Stopped because the agent\'s directive said so ("checkpoint" or "stop").',
+    )
+
+
+class CheckpointPassed(_base.ContractModel):
+    """A person let the run go on from a checkpoint."""
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.events.v1.CheckpointPassed"
+    EVENT_TYPE: _typing.ClassVar[str] = "protocol_run.checkpoint_passed"
+
+    step_run_id: str = ""
+    reason: str = _pydantic.Field(default="", description="What the person said, if anything.")
+
+
+class DirectiveRejected(_base.ContractModel):
+    """The agent left a directive that does not match its schema: it was not taken (the step goes on as if
+    the agent had said nothing).
+    """
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.events.v1.DirectiveRejected"
+    EVENT_TYPE: _typing.ClassVar[str] = "protocol_run.directive_rejected"
+
+    step_run_id: str = ""
+    attempt: int = 0
+    error: str = ""
 
 
 class SpecAudited(_base.ContractModel):
