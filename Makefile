@@ -13,7 +13,7 @@ RUN := $(UV) run --locked --no-sync
 # The pinned agent CLIs (codex, claude) installed by `make agents`.
 AGENTS_BIN := $(CURDIR)/services/codex_worker/agents/node_modules/.bin
 
-.PHONY: help install agents browser promtool run demo test static test-fast migrate rebuild check fmt fmt-check lint typecheck imports proto proto-check bench clean images image-test image-tools
+.PHONY: help install agents browser promtool run demo eval test static test-fast migrate rebuild check fmt fmt-check lint typecheck imports proto proto-check bench clean images image-test image-tools
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -43,6 +43,13 @@ run: install ## Start the whole system on embedded NATS + PostgreSQL (data under
 
 demo: install ## One whole protocol on a sample repo (scripted engine): timeline, branch and PR printed
 	PATH="$(AGENTS_BIN):$$PATH" $(RUN) deksdenflow demo
+
+# The evaluation suite (evals/README.md): every task x variant through the whole system on the shipped
+# cassettes, scored and compared with the baseline; exit 1 on an unexpected regression. RESCORE=<id>
+# scores an older evaluation's stored runs again; LIVE=1 BUDGET_USD=<cap> (with OPENAI_API_KEY) records new
+# cassettes from the real API. EVAL_ARGS passes more options (--variants, --tasks, --max-resolved-drop ...).
+eval: install agents ## Evaluate the variants of evals/variants.toml on the shipped cassettes (RESCORE=<id>, LIVE=1)
+	$(RUN) python -m evals $(if $(RESCORE),rescore $(RESCORE),$(if $(LIVE),live --budget-usd $(BUDGET_USD),run)) --table .deksdenflow/eval/table.txt $(EVAL_ARGS)
 
 # CI runs `make test` (.ci/run): the fast static gates go first, so a format, lint, type, import-rule or
 # contract error fails CI in seconds, before the suite. DEKSDENFLOW_IMAGE_TEST=1 lets tests/deploy build the

@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,11 +85,15 @@ def git(repo: Path, *args: str) -> str:
     return done.stdout.strip()
 
 
-def materialize(task: Task, dest: Path, *, bare: bool = False) -> str:
+def materialize(task: Task, dest: Path, *, bare: bool = False, extra: Mapping[str, str] | None = None) -> str:
     """``dest``: a git repository of the task's fixture on ``main`` (bare: as an origin); its commit SHA,
-    identical on every machine."""
+    identical on every machine. ``extra``: more files (path -> text) in the same commit, such as a
+    variant's prompt overrides."""
     work = dest if not bare else dest.with_name(dest.name + ".work")
     shutil.copytree(task.repo, work)
+    for path, text in (extra or {}).items():
+        (work / path).parent.mkdir(parents=True, exist_ok=True)
+        (work / path).write_text(text)
     git(work, "init", "-q", "-b", "main")
     git(work, "add", "-A")
     git(work, "commit", "-q", "-m", f"{task.title} (evaluation fixture)")

@@ -43,7 +43,7 @@ async def test_specs_are_checked_without_creating_anything(system: System) -> No
                 "name": "01-build.md",
                 "step_type": "STEP_TYPE_WORK",
                 "labels": ["US1"],
-                "fallbacks": ["claude:sonnet"],
+                "fallbacks": ["claude-code:sonnet"],
                 "policies": {"checkpoint": {"reason": "look at the build"}},
             },
         ]
@@ -51,7 +51,8 @@ async def test_specs_are_checked_without_creating_anything(system: System) -> No
         assert (sound["valid"], sound["problems"], len(sound["spec_hash"])) == (True, [], 12)
         assert sound["steps"][1] | {"policies": None} == {
             "index": 1, "name": "01-build.md", "step_type": "work", "engine_id": None, "model": None,
-            "qa_policy": None, "labels": ["US1"], "fallbacks": ["claude:sonnet"], "policies": None,
+            "qa_policy": None, "labels": ["US1"], "fallbacks": ["claude-code:sonnet"], "critical": False,
+            "policies": None,
         }  # fmt: skip
         assert sound["policies"]["01-build.md"]["checkpoint"]["reason"] == "look at the build"
 

@@ -32,6 +32,8 @@ _STEP_PLAN_FIELDS = {
     "trigger_max_depth",
     "run_order",
     "parallel_group",
+    "fallbacks",
+    "critical",
 }
 
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
-from deksdenflow_git import BranchBaseMissing, Git, MirrorCache, Worktree, WorktreeBusy
+from deksdenflow_git import BranchBaseMissing, Git, MirrorCache, Worktree, WorktreeBusy, working_tree_diffs
 
 from tests.git.origin import Origin
 
@@ -187,3 +188,25 @@ async def test_diff_is_truncated_with_a_marker(cache: MirrorCache, origin: Origi
         assert full.startswith(body)
         assert body.endswith("\n")
         assert marker.endswith(f"of {len(full.encode())} bytes omitted]\n")
+
+
+async def test_an_edit_in_the_same_second_as_the_index_was_written_is_seen(
+    git: Git, cache: MirrorCache, origin: Origin
+) -> None:
+    """Racy git: a same-size edit whose stat data still matches the index (same second, ctime not
+    trusted) is told apart only by the index file's own mtime. The throwaway index of the diffs must keep
+    it, or the edit is invisible to them (and so to the guardrails) while ``git status`` sees it."""
+    await origin.commit("main", {"uv.lock": "version = 1\n"}, "a lock file")
+    async with cache.worktree("p1", origin.url, branch="0011-x", base_branch="main", job_id="j1") as wt:
+        await git.run("config", "core.trustctime", "false", cwd=wt.path)
+        lock = wt.path / "uv.lock"
+        then = lock.stat().st_mtime_ns - 100 * 10**9  # the file as checked out a while ago
+        os.utime(lock, ns=(then, then))
+        await git.run("update-index", "--refresh", cwd=wt.path)
+        index = await git.run("rev-parse", "--path-format=absolute", "--git-path", "index", cwd=wt.path)
+        os.utime(index.strip(), ns=(then, then))  # and the index written in that same second
+        lock.write_text("version = 2\n")  # an edit of the same size, in that second too
+        os.utime(lock, ns=(then, then))
+        assert await wt.changed_files() == ["uv.lock"]
+        (numstat,) = await working_tree_diffs(git, wt.path, wt.base_sha, ("--numstat",))
+        assert numstat.split() == ["1", "1", "uv.lock"]

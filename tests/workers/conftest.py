@@ -22,6 +22,19 @@ from deksdenflow_git_ci_worker.worker import GitCiWorker
 from pydantic import SecretStr
 
 from tests.api.conftest import System, api_overrides, system  # noqa: F401 - the fixtures are used below
+from tests.engines.conftest import (  # noqa: F401 - the real agent CLIs and their fake models, as fixtures
+    agent_homes,
+    anthropic_api,
+    claude,
+    claude_bin,
+    claude_config_root,
+    claude_home,
+    claude_test_env,
+    codex,
+    codex_bin,
+    codex_home_root,
+    responses_api,
+)
 from tests.git.origin import ISOLATED_GIT_ENV, Origin
 
 FORGE_REPO = "acme/demo"

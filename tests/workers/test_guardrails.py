@@ -10,8 +10,11 @@ from pathlib import Path
 import pytest
 from deksdenflow_codex_worker import guardrails
 from deksdenflow_codex_worker.guardrails import Change, Limits, check, declared_scope, read_change
+from deksdenflow_codex_worker.jobs.qa import combine
 from deksdenflow_codex_worker.planning import InvalidOutput
 from deksdenflow_codex_worker.qa_verdict import parse_verdict
+from deksdenflow_core.contracts.generated.deksdenflow.commands.v1 import protocol_run as cmd
+from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import QaVerdict
 from deksdenflow_git import Git, GitIdentity, MirrorCache, Worktree
 
 from tests.engines.helpers import git
@@ -37,6 +40,8 @@ def test_a_declared_scope_bounds_the_change() -> None:
     (found,) = check(outside, step, work_step=True, root=Path("/nonexistent"), limits=Limits())
     assert (found.rule, found.evidence) == ("scope", ("setup.py",))
     assert declared_scope("# no scope here\n") == []
+    assert declared_scope("- **Scope:** `src/**`\n") == declared_scope("**Scope**: src/**") == ["src/**"]
+    assert declared_scope("Scope: **\n") == ["**"]
 
 
 def test_ci_configuration_and_lock_files_need_the_step_to_name_them() -> None:
@@ -132,3 +137,41 @@ def test_a_qa_fail_must_cite_its_evidence_and_a_pass_with_blocking_findings_is_a
     assert parse_verdict(verdict("FAIL", ["app.py:3 is wrong"])).passed is False
     assert parse_verdict(verdict("PASS", ["app.py:3 is wrong"])).passed is False
     assert parse_verdict(verdict("PASS", [])).passed is True
+
+
+def test_a_critical_steps_two_verdicts_pass_only_when_both_pass() -> None:
+    def recorded(kind: QaVerdict, *blocking: str) -> cmd.RecordQaVerdict:
+        return cmd.RecordQaVerdict(
+            step_run_id="s", qa_attempt=1, verdict=kind, summary=kind.name.lower(), blocking=blocking
+        )
+
+    passed = combine(("codex:a", recorded(QaVerdict.PASS)), ("claude-code:b", recorded(QaVerdict.PASS)))
+    assert (passed.verdict, passed.blocking) == (QaVerdict.PASS, ())
+    assert passed.summary.startswith("Critical step, two reviewers (both must pass). codex:a: PASS: pass")
+    failed = combine(
+        ("codex:a", recorded(QaVerdict.PASS)), ("claude-code:b", recorded(QaVerdict.FAIL, "x.py:1"))
+    )
+    assert (failed.verdict, failed.blocking) == (QaVerdict.FAIL, ("[claude-code:b] x.py:1",))
+    assert (failed.step_run_id, failed.qa_attempt) == ("s", 1)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "@pytest.mark.skipif(sys.platform == 'linux', reason='later')",
+        "    pytest.skip('flaky')",
+        "it.only('greets', () => {",
+        "fit('greets', () => {",
+        "xdescribe('greeting', () => {",
+        '\tt.Skip("later")',
+    ],
+)
+def test_skipped_and_focused_tests_weaken_the_suite(line: str) -> None:
+    added = Change(files=("tests/test_x.py",), added={"tests/test_x.py": [(7, line)]}, lines_added=1)
+    (found,) = check(added, "", work_step=True, root=Path("/nonexistent"), limits=Limits())
+    assert (found.rule, found.evidence) == ("tests_weakened", (f"tests/test_x.py:7: {line.strip()}",))
+
+
+def test_a_call_named_like_a_focus_is_not_one() -> None:
+    fitted = Change(files=("model.py",), added={"model.py": [(3, "model.fit(x, y)"), (4, "profit(1)")]})
+    assert check(fitted, "", work_step=True, root=Path("/nonexistent"), limits=Limits()) == []

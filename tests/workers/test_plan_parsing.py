@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 import pytest
-from deksdenflow_codex_worker.planning import InvalidOutput, parse_json, parse_plan
+from deksdenflow_codex_worker.planning import InvalidOutput, keep_settings, parse_json, parse_plan
 from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import QaPolicy, StepPlan, StepType
 from deksdenflow_core.errors import PermanentFailure
 
@@ -190,3 +190,33 @@ def test_invalid_output_is_a_permanent_failure() -> None:
     assert isinstance(refused, PermanentFailure)
     assert not refused.retryable
     assert str(refused) == refused.message == "not JSON"
+
+
+def test_a_step_files_own_fallbacks_and_critical_mark_reach_its_spec_and_are_checked() -> None:
+    own = (
+        "# Greet\n\nScope: greet.py\n- **Fallbacks:** `claude-code:claude-sonnet-4-5`, codex\nCritical: yes\n"
+    )
+    out = parse_plan(
+        json.dumps(planner_output(step_file("00-setup.md"), step_file("01-greet.md", content=own))), ROOT
+    )
+    setup, greet = out.step_plans(ROOT)
+    assert (list(greet.fallbacks), greet.critical) == (["claude-code:claude-sonnet-4-5", "codex"], True)
+    assert (list(setup.fallbacks), setup.critical) == ([], False)
+    wrong = "# Greet\n\nFallbacks: Codex GPT, gemini:pro, " + ", ".join(["codex"] * 4) + "\n"
+    said = refusal(planner_output(step_file("00-setup.md"), step_file("01-greet.md", content=wrong)))
+    assert "step 1 (01-greet.md): fallbacks: at most 5 entries, got 6" in said
+    assert "step 1 (01-greet.md): fallbacks: 'Codex GPT' is not engine or engine:model" in said
+    assert "'gemini:pro' names an unknown engine (known: codex, claude-code, scripted)" in said
+
+
+def test_a_refinement_keeps_the_planned_settings_lines() -> None:
+    planned = "# Greet\n\nScope: greet.py\nFallbacks: codex:gpt-5\n\nAdd greet().\n"
+    assert keep_settings(planned, "# Greet\n\n1. Write greet().\n") == (
+        "# Greet\n\n1. Write greet().\n\nScope: greet.py\nFallbacks: codex:gpt-5\n"
+    )
+    widened = "# Greet\n\nScope: **\nCritical: yes\n1. Write greet().\n"
+    assert (
+        keep_settings(planned, widened)
+        == "# Greet\n\n1. Write greet().\n\nScope: greet.py\nFallbacks: codex:gpt-5\n"
+    )
+    assert keep_settings("# Greet\n", "# Refined\n\n1. Do it.\n") == "# Refined\n\n1. Do it.\n"  # untouched

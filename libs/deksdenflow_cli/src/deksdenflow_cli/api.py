@@ -50,6 +50,19 @@ PROTOCOL_FIELDS = (
     "spec_rules_version",
     "updated_at",
 )
+EVALUATION_FIELDS = (
+    "id",
+    "mode",
+    "baseline",
+    "status",
+    "passed",
+    "task_ids",
+    "variants",
+    "summaries",
+    "problems",
+    "rescores",
+    "started_at",
+)
 STEP_FIELDS = (
     "id",
     "step_index",
@@ -196,6 +209,8 @@ ENDPOINTS: dict[str, Endpoint] = {
     "spec.audit": Endpoint(
         "POST", "/admin/spec-audit", (), ("rules_version", "runs_checked", "recorded", "runs")
     ),
+    "evaluation.list": Endpoint("GET", "/evaluations", (), EVALUATION_FIELDS, listing=True),
+    "evaluation.get": Endpoint("GET", "/evaluations/{evaluation_id}", (), (*EVALUATION_FIELDS, "scores")),
 }
 
 # Actions the generic /actions/{action} endpoints take (the API's RunAction and StepAction enums).

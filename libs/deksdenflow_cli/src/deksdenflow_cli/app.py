@@ -12,12 +12,12 @@ from collections.abc import Sequence
 
 import click
 
-from deksdenflow_cli import contexts, exits, projects, protocols, tui, usage
+from deksdenflow_cli import contexts, evaluations, exits, projects, protocols, tui, usage
 from deksdenflow_cli.exits import CliError
 from deksdenflow_cli.root import PROG, cli, note
 
 # Imported for their commands, which they add to `cli`.
-COMMAND_MODULES = (contexts, projects, protocols, usage, tui)
+COMMAND_MODULES = (contexts, projects, protocols, usage, evaluations, tui)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

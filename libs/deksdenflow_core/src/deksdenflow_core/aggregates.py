@@ -16,6 +16,14 @@ from typing import Any, Generic, TypeVar, cast
 from deksdenflow_core.contracts.base import ContractModel
 from deksdenflow_core.contracts.generated.deksdenflow.commands.v1.protocol_run import CreateProtocolRun
 from deksdenflow_core.domain.context import DecisionContext, DeterministicIds
+from deksdenflow_core.domain.evaluation import NO_PROJECT as EVALUATION_PROJECT
+from deksdenflow_core.domain.evaluation import (
+    EvaluationCommand,
+    EvaluationEvent,
+    EvaluationState,
+    decide_evaluation,
+    evolve_evaluation,
+)
 from deksdenflow_core.domain.naming import ProtocolCatalog, decide_create_protocol
 from deksdenflow_core.domain.project import (
     ProjectCommand,
@@ -87,6 +95,14 @@ WEBHOOK: AggregateKind[WebhookState, WebhookCommand, WebhookEvent] = AggregateKi
     evolve=evolve_webhook,
     decide=decide_webhook,
     project_id_of=lambda state, _aggregate_id: state.project_id,
+)
+
+EVALUATION: AggregateKind[EvaluationState, EvaluationCommand, EvaluationEvent] = AggregateKind(
+    aggregate_type="evaluation",
+    initial=EvaluationState.initial,
+    evolve=evolve_evaluation,
+    decide=decide_evaluation,
+    project_id_of=lambda _state, _aggregate_id: EVALUATION_PROJECT,
 )
 
 

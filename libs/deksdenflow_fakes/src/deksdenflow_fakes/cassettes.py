@@ -274,6 +274,14 @@ def difference(expected: Any, got: Any, where: str = "") -> str:
                 return difference(a, b, f"{where}[{i}]")
         if len(expected) != len(got):
             return f"{where}: {len(expected)} items recorded, {len(got)} sent"
+    if isinstance(expected, str) and isinstance(got, str):  # show where the texts part, not their start
+        at = next((i for i, (a, b) in enumerate(zip(expected, got, strict=False)) if a != b), None)
+        at = min(len(expected), len(got)) if at is None else at
+        start = max(0, at - 60)
+        return (
+            f"{where or 'request'} from character {at}: recorded {_short(expected[start:])}, "
+            f"sent {_short(got[start:])}"
+        )
     return f"{where or 'request'}: recorded {_short(expected)}, sent {_short(got)}"
 
 

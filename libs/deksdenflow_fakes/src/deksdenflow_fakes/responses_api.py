@@ -66,6 +66,8 @@ class Turn:
     http_status: int = 200
     failure: str | None = None
     failure_code: str = "server_error"
+    # The ``error.type`` of an HTTP error's body (the CLI reads some, e.g. ``usage_limit_reached``).
+    error_type: str = "server_error"
     cut_stream: bool = False
     hold_seconds: float = 0.0
     response_id: str = field(default_factory=lambda: f"resp_{uuid.uuid4().hex[:24]}")
@@ -116,9 +118,11 @@ class Turn:
         return cls(items=(item,), usage=usage)
 
     @classmethod
-    def http_error(cls, status: int, message: str = "fake model error") -> Turn:
+    def http_error(
+        cls, status: int, message: str = "fake model error", error_type: str = "server_error"
+    ) -> Turn:
         """Answer with an HTTP error status and an OpenAI-style error body instead of a stream."""
-        return cls(http_status=status, failure=message)
+        return cls(http_status=status, failure=message, error_type=error_type)
 
     @classmethod
     def failed(cls, message: str = "the model failed", code: str = "server_error") -> Turn:
@@ -274,7 +278,7 @@ class FakeResponsesApi(FakeServer):
             )
         if turn.http_status != 200:
             message = turn.failure or "error"
-            return Reply.json(turn.http_status, {"error": {"message": message, "type": "server_error"}})
+            return Reply.json(turn.http_status, {"error": {"message": message, "type": turn.error_type}})
         return Reply(headers={"content-type": "text/event-stream"}, chunks=self._stream(turn, body))
 
     def _stream(self, turn: Turn, body: Mapping[str, Any]) -> Iterator[bytes]:

@@ -255,7 +255,10 @@ async def working_tree_diffs(git: Git, path: Path, since: str, *variants: Sequen
     )
     scratch = index.with_name(f"index.diff-{uuid.uuid4().hex}")
     try:
-        await asyncio.to_thread(shutil.copyfile, index, scratch)
+        # With its mtime (copy2): git tells an edit made in the second the index was written from an
+        # unchanged file by comparing the file's mtime with the index's ("racy git"); a copy stamped now
+        # would take such an edit of the same size for no change at all.
+        await asyncio.to_thread(shutil.copy2, index, scratch)
         env = {"GIT_INDEX_FILE": str(scratch)}
         await git.run("add", "--all", cwd=path, env=env)
         return [

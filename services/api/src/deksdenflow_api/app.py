@@ -26,7 +26,17 @@ from deksdenflow_api.fanout import EventFanout
 from deksdenflow_api.idempotency import IdempotencyStore
 from deksdenflow_api.middleware import ApiMetrics, Idempotency, RequestContext
 from deksdenflow_api.readiness import ReadModelReadiness
-from deksdenflow_api.routes import events, projects, prompts, protocols, queues, specs, usage, webhooks
+from deksdenflow_api.routes import (
+    evaluations,
+    events,
+    projects,
+    prompts,
+    protocols,
+    queues,
+    specs,
+    usage,
+    webhooks,
+)
 from deksdenflow_api.sealing import Sealer
 
 _log = get_logger(__name__)
@@ -130,6 +140,7 @@ def create_app(
         usage.router,
         prompts.router,
         specs.router,
+        evaluations.router,
         queues.router,
         webhooks.router,
     )

@@ -539,6 +539,7 @@ class PlannedStepPublic(BaseModel):
     fallbacks: list[str] = Field(
         description="The step's own fallback chain (engine:model); [] the project's."
     )
+    critical: bool = Field(description="A second QA reviewer judges its change too.")
     policies: dict[str, Any] | None = Field(
         description="Its loop, trigger and checkpoint policies (StepPolicies), or null: none."
     )

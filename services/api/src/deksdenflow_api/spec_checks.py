@@ -120,6 +120,7 @@ def planned_step(step: StepPlan) -> dict[str, Any]:
         "qa_policy": short(step.qa_policy),
         "labels": list(step.labels),
         "fallbacks": list(step.fallbacks),
+        "critical": step.critical,
         "policies": step.policies.model_dump(mode="json") if step.policies is not None else None,
     }
 

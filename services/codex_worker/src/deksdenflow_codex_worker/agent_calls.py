@@ -167,7 +167,7 @@ class AgentCalls:
         await self.check_budget(job, call, step)
         full = fallbacks.chain(
             fallbacks.Choice(engine_id, call.model),
-            self.fallbacks_for(call.phase, job.project),
+            self.fallbacks_for(call.phase, job.project, step),
             self.engines.__contains__,
         )
         usable = self.cooldowns.usable(full)
@@ -188,8 +188,12 @@ class AgentCalls:
                 await self._fallback(job, step, now, choice, following, switch.reason, switch.error, until)
         raise AssertionError("unreachable: the last choice returns or raises")
 
-    def fallbacks_for(self, phase: CallPhase, project: ProjectState) -> list[str]:
-        """The project's fallback chain for ``phase``, else this worker's."""
+    def fallbacks_for(
+        self, phase: CallPhase, project: ProjectState, step: StepState | None = None
+    ) -> list[str]:
+        """An execution's step's own fallback chain, else the project's for ``phase``, else this worker's."""
+        if phase is CallPhase.EXEC and step is not None and step.fallbacks:
+            return list(step.fallbacks)
         own: list[str] = list(getattr(project.fallbacks, phase.value)) if project.fallbacks else []
         return own or self.settings.fallbacks_for(phase.value)
 

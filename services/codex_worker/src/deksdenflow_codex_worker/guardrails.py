@@ -5,28 +5,33 @@ step file, and says what it found with its evidence:
 
 * ``scope``: files changed outside what the step file declares (a ``Scope:`` line of globs, e.g.
   ``Scope: src/greeting/**, tests/test_greeting.py``); no declaration, no rule;
-* ``protected_path``: CI configuration, lock files and the paths in ``DEKSDENFLOW_GUARDRAIL_PROTECTED``,
-  unless the step file names the file (its path or its file name);
+* ``protected_path``: the protocol's own files (plan, context, log, step files: the contract the step
+  is checked against; always), CI configuration, lock files and the paths in
+  ``DEKSDENFLOW_GUARDRAIL_PROTECTED`` (unless the step file names the file: its path or its file name);
 * ``diff_size``: more lines or files changed than ``DEKSDENFLOW_GUARDRAIL_MAX_LINES`` / ``_MAX_FILES``;
 * ``secret``: a secret in an added line, found by ``detect-secrets`` (its default plugins);
-* ``tests_weakened``: a test file deleted, or a skip marker added (``@pytest.mark.skip``, ``it.skip(``,
-  ``t.Skip(`` …);
+* ``tests_weakened``: a test file deleted, or a skip marker added (``@pytest.mark.skip``/``skipif``,
+  ``it.skip(``, ``t.Skip(`` …) or one test focused so that the others do not run (``it.only(``, ``fit(``);
 * ``empty_change``: the first execution of a work step changed nothing (a retry or a fix may find its
   work already on the branch).
 
-The execution job records the findings (``guardrail_violated``), asks the agent again with them in its
-prompt (``DEKSDENFLOW_GUARDRAIL_REASKS`` times), then fails the step with them as the reason.
+The rules read the step file as it was before the agent ran (an agent that widens its own scope in the
+step file changes nothing). ``enforce`` is the loop the execution job runs: it records the findings
+(``guardrail_violated``), asks the agent again with them in its prompt (``DEKSDENFLOW_GUARDRAIL_REASKS``
+times), then fails the step with them as the reason.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from deksdenflow_git import Worktree, working_tree_diffs
+
+from deksdenflow_codex_worker.engines.base import AgentResult
 
 # CI configuration and dependency lock files: a step changes them only when its file says so.
 PROTECTED = (
@@ -51,11 +56,16 @@ PROTECTED = (
 _TEST_FILE = re.compile(
     r"(^|/)(tests?|__tests__|spec)/|(^|/)test_[^/]*\.py$|_test\.(py|go)$|\.(test|spec)\.[cm]?[jt]sx?$"
 )
+# A test skipped or disabled, or the others left out by focusing one (``it.only``, ``fit``).
 _SKIP = re.compile(
-    r"@pytest\.mark\.(skip|xfail)\b|pytest\.skip\(|@unittest\.skip|\b(it|test|describe)\.skip\(|\bx(it|describe)\("
-    r"|\bt\.Skip(Now|f)?\(|#\[ignore\]|@Disabled\b|@Ignore\b"
+    r"@pytest\.mark\.(skip|skipif|xfail)\b|pytest\.skip\(|@unittest\.skip|\b(it|test|describe)\.(skip|only)\("
+    r"|(?<![\w.])[xf](it|describe)\(|\bt\.Skip(Now|f)?\(|#\[ignore\]|@Disabled\b|@Ignore\b"
 )
-_SCOPE = re.compile(r"^\s*(?:[-*]\s*)?\**scope\**\s*:\s*(?P<globs>.+)$", re.IGNORECASE | re.MULTILINE)
+# "Scope: a/**, b.py", also as a list item or in bold ("- **Scope:** `a/**`").
+_SCOPE = re.compile(
+    r"^\s*(?:[-*]\s*)?(?P<b>(?:\*\*)?)scope(?:(?P=b)\s*:|\s*:\s*(?P=b))\s*(?P<globs>.+)$",
+    re.IGNORECASE | re.MULTILINE,
+)
 EVIDENCE_LIMIT = 20
 
 
@@ -79,6 +89,8 @@ class Change:
     added: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
     lines_added: int = 0
     lines_removed: int = 0
+    # Lines added and removed per file (binary files: 0, 0).
+    sizes: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -104,12 +116,12 @@ async def read_change(wt: Worktree) -> Change:
         files.append(path)
         if kind.startswith("D"):
             deleted.append(path)
-    added_n = removed_n = 0
+    sizes: dict[str, tuple[int, int]] = {}
     for line in numstat.splitlines():
-        plus, minus, _ = line.split("\t", 2)
-        added_n += int(plus) if plus.isdigit() else 0
-        removed_n += int(minus) if minus.isdigit() else 0
-    return Change(tuple(deleted), tuple(files), _added_lines(patch), added_n, removed_n)
+        plus, minus, path = line.split("\t", 2)
+        sizes[path] = (int(plus) if plus.isdigit() else 0, int(minus) if minus.isdigit() else 0)
+    added_n, removed_n = sum(a for a, _ in sizes.values()), sum(r for _, r in sizes.values())
+    return Change(tuple(deleted), tuple(files), _added_lines(patch), added_n, removed_n, sizes)
 
 
 def _added_lines(patch: str) -> dict[str, list[tuple[int, str]]]:
@@ -127,10 +139,20 @@ def _added_lines(patch: str) -> dict[str, list[tuple[int, str]]]:
     return added
 
 
-def check(change: Change, step_text: str, *, work_step: bool, root: Path, limits: Limits) -> list[Finding]:
-    """Every rule's findings on ``change`` (``root``: the worktree, for the secret scanner)."""
+def check(
+    change: Change,
+    step_text: str,
+    *,
+    work_step: bool,
+    root: Path,
+    limits: Limits,
+    protocol_root: str = "",
+) -> list[Finding]:
+    """Every rule's findings on ``change`` (``root``: the worktree, for the secret scanner;
+    ``protocol_root``: the protocol's folder, whose files no execution may change)."""
     findings = [
-        *_scope(change, step_text),
+        *_protocol_files(change, protocol_root),
+        *_scope(change, step_text, protocol_root),
         *_protected(change, step_text, limits.protected),
         *_size(change, limits),
         *_secrets(change, root),
@@ -159,11 +181,29 @@ def _matches(path: str, patterns: Iterable[str]) -> bool:
     return False
 
 
-def _scope(change: Change, step_text: str) -> list[Finding]:
+def _in_protocol(path: str, protocol_root: str) -> bool:
+    return bool(protocol_root) and (path == protocol_root or path.startswith(protocol_root.rstrip("/") + "/"))
+
+
+def _protocol_files(change: Change, protocol_root: str) -> list[Finding]:
+    touched = [p for p in change.files if _in_protocol(p, protocol_root)]
+    if not touched:
+        return []
+    return [
+        Finding(
+            "protected_path",
+            "the protocol's files (plan and step files) are the contract the step is checked against; "
+            "never edit them (deksdenflow restored them)",
+            _few(touched),
+        )
+    ]
+
+
+def _scope(change: Change, step_text: str, protocol_root: str) -> list[Finding]:
     globs = declared_scope(step_text)
     if not globs:
         return []
-    outside = [p for p in change.files if not _matches(p, globs)]
+    outside = [p for p in change.files if not _matches(p, globs) and not _in_protocol(p, protocol_root)]
     if not outside:
         return []
     return [Finding("scope", f"files changed outside the step's scope ({', '.join(globs)})", _few(outside))]
@@ -190,7 +230,14 @@ def _size(change: Change, limits: Limits) -> list[Finding]:
     lines = change.lines_added + change.lines_removed
     found = []
     if limits.max_lines and lines > limits.max_lines:
-        found.append(Finding("diff_size", f"{lines} lines changed, more than {limits.max_lines}"))
+        largest = sorted(change.sizes.items(), key=lambda item: -sum(item[1]))[:5]
+        found.append(
+            Finding(
+                "diff_size",
+                f"{lines} lines changed, more than {limits.max_lines}",
+                tuple(f"{path}: +{plus} -{minus}" for path, (plus, minus) in largest),
+            )
+        )
     if limits.max_files and len(change.files) > limits.max_files:
         found.append(Finding("diff_size", f"{len(change.files)} files changed, more than {limits.max_files}"))
     return found
@@ -247,3 +294,38 @@ def reask_note(findings: Sequence[Finding], reask: int, of: int) -> str:
         *(f"- {f}" for f in findings),
     ]
     return "\n" + "\n".join(lines) + "\n"
+
+
+# Asks the agent (the prompt, which re-ask this is: 0 for the first answer) and returns its answer.
+Ask = Callable[[str, int], Awaitable[AgentResult]]
+# Reads the worktree's change and returns what the rules find in it.
+Inspect = Callable[[], Awaitable[list[Finding]]]
+# Records the findings of one answer (which re-ask it was, whether the agent is asked again).
+Report = Callable[[list[Finding], int, bool], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Enforced:
+    """The agent's last answer, and why the step fails ("": its change may be committed)."""
+
+    result: AgentResult
+    failure: str = ""
+
+
+async def enforce(prompt: str, reasks: int, ask: Ask, inspect: Inspect, report: Report) -> Enforced:
+    """Ask, inspect the change, and while the rules find something and re-asks are left, report it and
+    ask again with the findings in the prompt; after the last re-ask the findings are the failure."""
+    note = ""
+    for reask in range(reasks + 1):
+        result = await ask(prompt + note, reask)
+        if not result.ok:
+            return Enforced(result, f"the agent failed: {result.error or 'no reason given'}")
+        findings = await inspect()
+        if not findings:
+            return Enforced(result)
+        again = reask < reasks
+        await report(findings, reask, again)
+        if not again:
+            return Enforced(result, "guardrails: " + "; ".join(map(str, findings)))
+        note = reask_note(findings, reask + 1, reasks)
+    raise AssertionError("unreachable: the last re-ask returns")

@@ -1,8 +1,15 @@
-"""Turning the planner's structured output into protocol files and a plan the domain accepts."""
+"""Turning the planner's structured output into protocol files and a plan the domain accepts.
+
+A step file may carry settings of its own as lines of its text (as it may a ``Scope:`` line for the
+guardrails): ``Fallbacks: claude-code:claude-sonnet-4-5, codex:gpt-5-mini`` is the step's own fallback
+chain for its execution, and ``Critical: yes`` has a second QA reviewer judge it too. Such lines are the
+planner's: a refinement of the step keeps them as planned (``keep_settings``).
+"""
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +27,17 @@ from deksdenflow_core.errors import PermanentFailure
 from deksdenflow_codex_worker.prompts import schema
 
 RESERVED_FILES = ("plan.md", "context.md", "log.md")
+_FALLBACKS_LINE = re.compile(
+    r"^\s*(?:[-*]\s*)?(?P<b>(?:\*\*)?)fallbacks(?:(?P=b)\s*:|\s*:\s*(?P=b))\s*(?P<entries>.+)$",
+    re.IGNORECASE | re.MULTILINE,
+)
+_CRITICAL_LINE = re.compile(
+    r"^\s*(?:[-*]\s*)?\**critical\**\s*:\s*\**(yes|true)\**\s*$", re.IGNORECASE | re.MULTILINE
+)
+# Any settings line (what a refinement of the step must keep as planned).
+_SETTING_LINE = re.compile(
+    r"^\s*(?:[-*]\s*)?\**(?P<key>scope|fallbacks|critical)\**\s*:.*$", re.IGNORECASE | re.MULTILINE
+)
 _QA = {"skip": QaPolicy.SKIP, "light": QaPolicy.LIGHT, "full": QaPolicy.FULL, None: QaPolicy.FULL}
 
 
@@ -85,9 +103,31 @@ class PlanOutput:
                 policies=s.policies,
                 labels=s.labels,
                 parallel_group=s.parallel_group,
+                fallbacks=step_fallbacks(s.content),
+                critical=bool(_CRITICAL_LINE.search(s.content)),
             )
             for i, s in enumerate(self.steps)
         )
+
+
+def keep_settings(planned: str, refined: str) -> str:
+    """``refined`` with the settings lines of ``planned`` (``Scope:``, ``Fallbacks:``, ``Critical:``):
+    the refinement details the work; what the step may touch and how it runs stay as planned."""
+    settings = [m.group(0).strip() for m in _SETTING_LINE.finditer(planned)]
+    if not settings and not _SETTING_LINE.search(refined):
+        return refined
+    body = (
+        "\n".join(line for line in refined.splitlines() if not _SETTING_LINE.match(line)).rstrip("\n") + "\n"
+    )
+    return body + ("\n" + "\n".join(settings) + "\n" if settings else "")
+
+
+def step_fallbacks(content: str) -> list[str]:
+    """The entries of a step file's ``Fallbacks:`` lines, in order (none: the project's chain)."""
+    entries: list[str] = []
+    for match in _FALLBACKS_LINE.finditer(content):
+        entries += [e.strip(" `'\"*") for e in match.group("entries").split(",") if e.strip(" `'\"*")]
+    return entries
 
 
 def parse_json(text: str, schema_name: str) -> Any:

@@ -130,6 +130,12 @@ class WorkerSettings(BaseSettings):
         ge=0,
         description="How long an engine and model left for a fallback are skipped by this worker.",
     )
+    qa_second_reviewer: str = Field(
+        default="",
+        pattern=r"^([a-z][a-z0-9-]*(:\S+)?)?$",
+        description="engine[:model] of the second QA reviewer of a step marked critical (both must say "
+        "PASS); empty: the step's QA engine and model, asked again independently.",
+    )
     guardrails: Literal["enforce", "off"] = Field(
         default="enforce",
         description="Check every execution's change before it is committed (scope, protected paths, size, "
@@ -161,6 +167,14 @@ class WorkerSettings(BaseSettings):
     def _known_engine(cls, value: str) -> str:
         if value and value not in ENGINE_IDS:
             raise ValueError(f"unknown engine {value!r}; known: {', '.join(ENGINE_IDS)}")
+        return value
+
+    @field_validator("qa_second_reviewer")
+    @classmethod
+    def _known_reviewer(cls, value: str) -> str:
+        engine = value.partition(":")[0]
+        if engine and engine not in ENGINE_IDS:
+            raise ValueError(f"unknown engine {engine!r}; known: {', '.join(ENGINE_IDS)}")
         return value
 
     def engine_for(self, phase: str) -> str:

@@ -7,6 +7,8 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+from deksdenflow_core.contracts.generated.deksdenflow.events.v1 import evaluation as eev
+from deksdenflow_core.domain.evaluation import AGGREGATE_TYPE as EVALUATION_TYPE
 from deksdenflow_core.envelope import RecordedEvent
 from deksdenflow_core.readmodel import CHECKPOINT_CHANNEL, PROJECTOR_NAME
 from deksdenflow_core.readmodel.columns import Table, column_list
@@ -41,6 +43,8 @@ class Writes:
     steps: list[tuple[Any, ...]]
     usage: list[tuple[Any, ...]]
     ci: list[tuple[Any, ...]]
+    # events of evaluations (rare): each written by a statement of its own, in log order
+    evaluations: list[RecordedEvent]
 
 
 def build(events: list[RecordedEvent], t: Touched) -> Writes:
@@ -68,6 +72,7 @@ def build(events: list[RecordedEvent], t: Touched) -> Writes:
         ],
         usage=[USAGE_RECORDS.row(f) for f in t.usage],
         ci=[CI_REPORTS.row(f) for f in t.ci],
+        evaluations=[e for e in events if e.envelope.aggregate_type == EVALUATION_TYPE],
     )
 
 
@@ -159,6 +164,91 @@ async def write(
             w.replanned,
             w.kept_steps,
         )
+    for recorded in w.evaluations:
+        await _write_evaluation(conn, schema, recorded)
     sql, args = _batch_statement(schema, w, last, notify=notify, name=checkpoint)
     await conn.execute(sql, *args)
     return last
+
+
+def _dump(value: Any) -> Any:
+    """A contract model (or a tuple of them) as the JSON the read model keeps."""
+    if isinstance(value, tuple):
+        return [_dump(v) for v in value]
+    return value.model_dump(mode="json") if hasattr(value, "model_dump") else value
+
+
+async def _write_evaluation(conn: asyncpg.Connection, schema: str, recorded: RecordedEvent) -> None:
+    """An evaluation's row and its scores' rows: started inserts the row, each score adds a row (and its
+    project), completed and rescored set the conclusion; a re-score's scores are rows of their own."""
+    e, at, eid = recorded.event, recorded.envelope.time, recorded.envelope.aggregate_id
+    t = f'"{schema}"'
+    if isinstance(e, eev.EvaluationStarted):
+        await conn.execute(
+            f"INSERT INTO {t}.evaluations (id, mode, baseline, status, scorer, task_ids, variants, "
+            "thresholds, summaries, problems, rescores, project_ids, started_at, updated_at) "
+            "VALUES ($1, $2, $3, 'running', $4, $5, $6, $7, '[]', '[]', 0, '[]', $8, $8) "
+            "ON CONFLICT (id) DO NOTHING",
+            eid,
+            e.mode,
+            e.baseline,
+            e.scorer,
+            list(e.task_ids),
+            _dump(e.variants),
+            _dump(e.thresholds) or {},
+            at,
+        )
+    elif isinstance(e, eev.EvaluationTaskScored) and e.score is not None:
+        await _scores(conn, t, eid, 0, (e.score,), at)
+    elif isinstance(e, eev.EvaluationCompleted):
+        await conn.execute(
+            f"UPDATE {t}.evaluations SET status = 'completed', passed = $2, summaries = $3, problems = $4, "
+            "completed_at = $5, updated_at = $5 WHERE id = $1",
+            eid,
+            e.passed,
+            _dump(e.summaries),
+            list(e.problems),
+            at,
+        )
+    elif isinstance(e, eev.EvaluationRescored):
+        rescore = await conn.fetchval(
+            f"UPDATE {t}.evaluations SET rescores = rescores + 1, scorer = $2, passed = $3, summaries = $4, "
+            "problems = $5, updated_at = $6 WHERE id = $1 RETURNING rescores",
+            eid,
+            e.scorer,
+            e.passed,
+            _dump(e.summaries),
+            list(e.problems),
+            at,
+        )
+        await _scores(conn, t, eid, int(rescore or 0), e.scores, at)
+
+
+async def _scores(
+    conn: asyncpg.Connection, t: str, eid: str, rescore: int, scores: Any, at: datetime
+) -> None:
+    await conn.executemany(
+        f"INSERT INTO {t}.evaluation_scores (id, evaluation_id, rescore, task_id, variant_id, project_id, "
+        "score, recorded_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+        [
+            (
+                f"{eid}/{rescore}/{s.variant_id}/{s.task_id}",
+                eid,
+                rescore,
+                s.task_id,
+                s.variant_id,
+                s.project_id,
+                _dump(s),
+                at,
+            )
+            for s in scores
+        ],
+    )
+    projects = sorted({s.project_id for s in scores if s.project_id})
+    if projects:
+        await conn.execute(
+            f"UPDATE {t}.evaluations SET project_ids = (SELECT jsonb_agg(DISTINCT p ORDER BY p) "
+            "FROM jsonb_array_elements_text(project_ids || $2::jsonb) AS p) WHERE id = $1",
+            eid,
+            projects,
+        )

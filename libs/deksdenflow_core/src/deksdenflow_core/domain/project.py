@@ -243,6 +243,11 @@ MAX_FALLBACKS = 5
 _FALLBACK = re.compile(r"^[a-z][a-z0-9-]{0,39}(:[^\s:][^\s]{0,199})?$")
 
 
+def is_fallback_entry(entry: str) -> bool:
+    """Whether ``entry`` reads as ``engine`` or ``engine:model``."""
+    return bool(_FALLBACK.match(entry))
+
+
 def check_fallbacks(chains: FallbackChains | None) -> FallbackChains | None:
     """``chains`` if every entry reads as ``engine[:model]`` and no phase has more than
     ``MAX_FALLBACKS``; None when every chain is empty (the worker's chains apply)."""

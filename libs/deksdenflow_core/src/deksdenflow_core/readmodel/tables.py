@@ -286,6 +286,44 @@ CHECKPOINTS = Table(
     ),
 )
 
+# Evaluations (make eval): written by the projector's own statements from the evaluation events.
+EVALUATIONS = Table[object](
+    "evaluations",
+    key="id",
+    columns=(
+        _K("id", TEXT, None),
+        _K("mode", TEXT, None),
+        _K("baseline", TEXT, None),
+        _K("status", TEXT, None),
+        _K("scorer", TEXT, None),
+        _K("task_ids", JSONB, None),
+        _K("variants", JSONB, None),
+        _K("thresholds", JSONB, None),
+        _K("passed", BOOL, None, nullable=True),
+        _K("summaries", JSONB, None),
+        _K("problems", JSONB, None),
+        _K("rescores", INT4, None),
+        _K("project_ids", JSONB, None),
+        _K("started_at", TIMESTAMPTZ, None),
+        _K("completed_at", TIMESTAMPTZ, None, nullable=True),
+        _K("updated_at", TIMESTAMPTZ, None),
+    ),
+)
+EVALUATION_SCORES = Table[object](
+    "evaluation_scores",
+    key="id",
+    columns=(
+        _K("id", TEXT, None),
+        _K("evaluation_id", TEXT, None),
+        _K("rescore", INT4, None),
+        _K("task_id", TEXT, None),
+        _K("variant_id", TEXT, None),
+        _K("project_id", TEXT, None),
+        _K("score", JSONB, None),
+        _K("recorded_at", TIMESTAMPTZ, None),
+    ),
+)
+
 TABLES: tuple[Table[Any], ...] = (
     PROJECTS,
     PROJECT_TOKENS,
@@ -295,5 +333,7 @@ TABLES: tuple[Table[Any], ...] = (
     USAGE_RECORDS,
     CI_REPORTS,
     CHECKPOINTS,
+    EVALUATIONS,
+    EVALUATION_SCORES,
 )
 """Every table of the read model."""

@@ -51,7 +51,7 @@ def plan_problems(steps: Sequence[StepPlan], file: str) -> list[SpecProblem]:
             continue
         index, message = int(about["index"]), about["message"]
         # a message that starts with the step's field names it: steps[1].policies.loop.back_to
-        named = message.split(" ", 1)[0]
+        named = message.split(" ", 1)[0].rstrip(":")
         field = f"steps[{index}]" + (f".{named}" if named.split(".")[0] in StepPlan.model_fields else "")
         found.append(SpecProblem(names.get(index) or file, 0, field, message))
     return found

@@ -58,13 +58,16 @@ class FallbackReason(StrEnum):
     TIMEOUT = "timeout"
 
 
-# Checked in this order: a usage limit often comes as a 429 too, and says more.
+# Checked in this order: a usage limit often comes as a 429 too, and says more; an idle stream is a
+# timeout before it is a broken stream. The messages are the CLIs' own (observed with the pinned Codex CLI
+# against the fake Responses API: tests/workers/test_fallbacks_codex.py).
 _FALLBACKS: tuple[tuple[FallbackReason, re.Pattern[str]], ...] = (
     (
         FallbackReason.USAGE_LIMIT,
         re.compile(
             r"usage limit|hit your (usage )?limit|quota|insufficient.quota|credit balance|out of credits"
-            r"|billing (hard )?limit|usage_limit|purchase more credits",
+            r"|billing (hard )?limit|usage_limit|purchase more credits|usage_not_included"
+            r"|with your ChatGPT plan, upgrade|out of extra usage|\b\d+-hour limit reached",
             re.IGNORECASE,
         ),
     ),
@@ -78,14 +81,17 @@ _FALLBACKS: tuple[tuple[FallbackReason, re.Pattern[str]], ...] = (
     ),
     (FallbackReason.RATE_LIMIT, re.compile(r"rate.limit|too many requests|\b429\b", re.IGNORECASE)),
     (
+        FallbackReason.TIMEOUT,
+        re.compile(r"timed? ?out|timeout|ETIMEDOUT|did not finish within", re.IGNORECASE),
+    ),
+    (
         FallbackReason.PROVIDER_ERROR,
         re.compile(
             r"\b(500|502|503|504|529)\b|overloaded|service unavailable|bad gateway|internal server error"
-            r"|server_error|high demand",
+            r"|server_error|high demand|server had an error|stream disconnected before completion",
             re.IGNORECASE,
         ),
     ),
-    (FallbackReason.TIMEOUT, re.compile(r"timed? ?out|timeout|ETIMEDOUT", re.IGNORECASE)),
 )
 
 

@@ -2,8 +2,10 @@
 trailer naming the job, pushed, and recorded. A CI fix is an execution whose step carries CI's evidence
 of the failure, handed to the agent with the step.
 
-Protocol files the agent changed are restored (the step file stays the contract QA reads); work a dead
-worker had already pushed is found by its trailer and recorded, not redone.
+Before anything is committed the guardrails inspect the change (``guardrails.py``): a violation is
+recorded and the agent asked again, then the step fails. Protocol files the agent changed are always
+restored (the step file stays the contract QA reads). Work a dead worker had already pushed is found by its
+trailer and recorded, not redone.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from deksdenflow_codex_worker.directive import (
     take_directive,
     trailer_value,
 )
-from deksdenflow_codex_worker.engines.base import CallPhase, Sandbox
+from deksdenflow_codex_worker.engines.base import AgentResult, CallPhase, Sandbox
 from deksdenflow_codex_worker.kit import (
     JOB_TRAILER,
     RUN_TRAILER,
@@ -141,21 +143,24 @@ class ExecutionJob:
         A step a trigger queued has no file in the plan: its prompt is its content, and its file is
         written with the agent's work (QA reads it there)."""
         run = job.run
+        step_text = _step_content(wt, run.protocol_root, step)  # as planned, before the agent
         text = prompt.render(
             protocol_name=run.protocol_name,
             protocol_root=run.protocol_root,
             step_name=step.name,
             plan_md=read_protocol_file(wt, run.protocol_root, "plan.md"),
-            step_content=_step_content(wt, run.protocol_root, step),
+            step_content=step_text,
             instructions=instructions(req.instructions, step.ci_failure, step.review),
         )
-        reasks = self.settings.guardrail_reasks if self.settings.guardrails == "enforce" else 0
-        note = ""
-        for reask in range(reasks + 1):
+        restored: list[str] = []
+        said = DirectiveRead()
+
+        async def ask(text: str, reask: int) -> AgentResult:
+            nonlocal said
             call = self.calls.call(
                 job,
                 CallPhase.EXEC,
-                text + note,
+                text,
                 wt.path,
                 model,
                 Sandbox.WORKSPACE_WRITE,
@@ -165,15 +170,28 @@ class ExecutionJob:
                 reask=reask,
             )
             result = await self.calls.run(job, call, engine_id, step, current, attempt=req.attempt)
-            said = await take_directive(wt)
-            if not result.ok:
-                await self._failed(job, step, req, f"the agent failed: {result.error or 'no reason given'}")
-                return None
-            restored = await _protect_protocol_files(wt, run.protocol_root)
-            findings = await self._guardrails(wt, step, req, run.protocol_root)
-            if not findings:
-                break
-            again = reask < reasks
+            said = await take_directive(wt)  # never part of the change, nor committed
+            return result
+
+        # Only a planned work step's first execution must change something: a retry or a fix may find its
+        # work already on the branch, and another agent's step a trigger queued (a review) may change
+        # nothing.
+        work_step = (
+            step.step_type is not StepType.SETUP
+            and not step.queued_by
+            and req.attempt == 0
+            and step.ci_failure is None
+            and step.review is None
+        )
+
+        async def inspect() -> list[guardrails.Finding]:
+            findings, undone = await guard_change(
+                wt, self.settings, step_text=step_text, protocol_root=run.protocol_root, work_step=work_step
+            )
+            restored.extend(p for p in undone if p not in restored)
+            return findings
+
+        async def report(findings: list[guardrails.Finding], reask: int, again: bool) -> None:
             await self.kit.record(
                 run.protocol_run_id,
                 [
@@ -190,10 +208,13 @@ class ExecutionJob:
                 ],
                 job.delivery,
             )
-            if not again:
-                await self._failed(job, step, req, "guardrails: " + "; ".join(map(str, findings)))
-                return None
-            note = guardrails.reask_note(findings, reask + 1, reasks)
+
+        reasks = self.settings.guardrail_reasks if self.settings.guardrails == "enforce" else 0
+        enforced = await guardrails.enforce(text, reasks, ask, inspect, report)
+        if enforced.failure:
+            await self._failed(job, step, req, enforced.failure)
+            return None
+        result = enforced.result
         summary = result.last_message.strip() or "(the agent gave no summary)"
         if restored:
             summary += f"\n\n(deksdenflow restored protocol files the agent changed: {', '.join(restored)})"
@@ -223,30 +244,28 @@ class ExecutionJob:
             job.delivery,
         )
 
-    async def _guardrails(
-        self, wt: Worktree, step: StepState, req: ev.StepExecutionRequested, protocol_root: str
-    ) -> list[guardrails.Finding]:
-        """What the guardrails find in the change (none when they are off). Only a planned work step's first
-        execution must change something: a retry or a fix may find its work already on the branch."""
-        s = self.settings
-        if s.guardrails == "off":
-            return []
+
+async def guard_change(
+    wt: Worktree, settings: WorkerSettings, *, step_text: str, protocol_root: str, work_step: bool
+) -> tuple[list[guardrails.Finding], list[str]]:
+    """What the guardrails find in the agent's change (none when they are off), and the protocol files
+    it changed, restored whatever the guardrails say. ``work_step``: the change must not be empty."""
+    findings: list[guardrails.Finding] = []
+    if settings.guardrails != "off":
         limits = guardrails.Limits(
-            max_lines=s.guardrail_max_lines,
-            max_files=s.guardrail_max_files,
-            protected=tuple(p.strip() for p in s.guardrail_protected.split(",") if p.strip()),
+            max_lines=settings.guardrail_max_lines,
+            max_files=settings.guardrail_max_files,
+            protected=tuple(p.strip() for p in settings.guardrail_protected.split(",") if p.strip()),
         )
-        return guardrails.check(
+        findings = guardrails.check(
             await guardrails.read_change(wt),
-            _step_content(wt, protocol_root, step),
-            work_step=step.step_type is not StepType.SETUP
-            and not step.queued_by  # another agent's step a trigger queued (a review) may change nothing
-            and req.attempt == 0
-            and step.ci_failure is None
-            and step.review is None,
+            step_text,
+            protocol_root=protocol_root,
+            work_step=work_step,
             root=wt.path,
             limits=limits,
         )
+    return findings, await _protect_protocol_files(wt, protocol_root)
 
 
 def _step_content(wt: Worktree, protocol_root: str, step: StepState) -> str:

@@ -23,7 +23,14 @@ from deksdenflow_git import Worktree
 from deksdenflow_codex_worker.agent_calls import AgentCalls
 from deksdenflow_codex_worker.engines.base import CallPhase, EngineError, Sandbox
 from deksdenflow_codex_worker.kit import JOB_TRAILER, RUN_TRAILER, IsCurrent, Job, JobKit
-from deksdenflow_codex_worker.planning import InvalidOutput, PlanOutput, imported_plan, parse_json, parse_plan
+from deksdenflow_codex_worker.planning import (
+    InvalidOutput,
+    PlanOutput,
+    imported_plan,
+    keep_settings,
+    parse_json,
+    parse_plan,
+)
 from deksdenflow_codex_worker.prompts import Prompt, load_prompt
 from deksdenflow_codex_worker.settings import WorkerSettings
 
@@ -219,7 +226,7 @@ class PlanningJob:
             except InvalidOutput as exc:
                 notes.append(f"- {step.filename}: kept as planned (refinement invalid: {exc})")
                 continue
-            steps[i] = replace(step, content=value["content"])
+            steps[i] = replace(step, content=keep_settings(step.content, value["content"]))
         log_md = out.log_md + ("\n\nDecomposition notes:\n" + "\n".join(notes) if notes else "")
         return replace(out, steps=tuple(steps), log_md=log_md)
 

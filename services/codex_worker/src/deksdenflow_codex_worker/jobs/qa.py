@@ -3,9 +3,17 @@
 QA is fail-closed: output that stays invalid after the re-ask, and a QA that cannot run at all, are
 recorded as a failing verdict with the reason. The prompt and the reading of the answer are shared with the
 QA gate (``qa_verdict``).
+
+A step marked critical (``Critical: yes`` in its file) is judged by a second reviewer as well
+(``DEKSDENFLOW_QA_SECOND_REVIEWER``, engine[:model]; default the same engine and model asked again,
+independently). The rule: the step passes QA only when both reviewers say PASS; a FAIL of the first is
+the verdict at once (the second is not asked), and a FAIL of the second is the verdict with its findings,
+each marked with the reviewer that gave it.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 from deksdenflow_core.consumer import Delivery
 from deksdenflow_core.contracts.generated.deksdenflow.commands.v1 import protocol_run as cmd
@@ -79,6 +87,14 @@ class QaJob:
                 prompt_of=prompt,
             )
             command = await self._verdict(job, call, engine_id, step, req, current)
+            if step.critical and command.verdict is QaVerdict.PASS:
+                second_engine, second_model = self._second_reviewer(engine_id, model)
+                second = await self._verdict(
+                    job, replace(call, model=second_model), second_engine, step, req, current
+                )
+                command = combine(
+                    (f"{engine_id}:{model}", command), (f"{second_engine}:{second_model}", second)
+                )
         self.metrics.qa_verdicts.labels(command.verdict.name.lower(), "light" if light else "full").inc()
         await self.kit.record(
             run.protocol_run_id,
@@ -96,6 +112,13 @@ class QaJob:
             [fail_closed(req.step_run_id, req.qa_attempt, f"QA could not run: {reason}")],
             delivery,
         )
+
+    def _second_reviewer(self, engine_id: str, model: str) -> tuple[str, str]:
+        """The engine and model of a critical step's second reviewer."""
+        engine, _, chosen = self.settings.qa_second_reviewer.partition(":")
+        if not engine:
+            return engine_id, model
+        return engine, chosen or (model if engine == engine_id else "")
 
     async def _verdict(
         self,
@@ -137,6 +160,30 @@ async def _subject(wt: Worktree, run: ProtocolRunState, step: StepState) -> QaSu
         git_status=await wt.status_porcelain(),
         last_commit=await wt.last_commit_subject(),
         diff=diff,
+    )
+
+
+def combine(
+    first: tuple[str, cmd.RecordQaVerdict], second: tuple[str, cmd.RecordQaVerdict]
+) -> cmd.RecordQaVerdict:
+    """Two reviewers' verdicts as one: PASS only when both passed; every finding marked with its
+    reviewer (``engine:model``), so a FAIL says which reviewer found what."""
+    (a, va), (b, vb) = first, second
+
+    def marked(name: str, items: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(f"[{name}] {item}" for item in items)
+
+    both = va.verdict is QaVerdict.PASS and vb.verdict is QaVerdict.PASS
+    return va.model_copy(
+        update={
+            "verdict": QaVerdict.PASS if both else QaVerdict.FAIL,
+            "summary": f"Critical step, two reviewers (both must pass). {a}: {va.verdict.name}: "
+            f"{va.summary}\n{b}: {vb.verdict.name}: {vb.summary}",
+            "blocking": (*marked(a, va.blocking), *marked(b, vb.blocking)),
+            "warnings": (*marked(a, va.warnings), *marked(b, vb.warnings)),
+            "notes": (*marked(a, va.notes), *marked(b, vb.notes)),
+            "next_actions": (*va.next_actions, *vb.next_actions),
+        }
     )
 
 

@@ -3,14 +3,20 @@
 
 from deksdenflow_core.contracts.base import ContractModel
 
+from .deksdenflow.commands.v1 import evaluation as _deksdenflow_commands_v1_evaluation
 from .deksdenflow.commands.v1 import project as _deksdenflow_commands_v1_project
 from .deksdenflow.commands.v1 import protocol_run as _deksdenflow_commands_v1_protocol_run
 from .deksdenflow.commands.v1 import webhook as _deksdenflow_commands_v1_webhook
+from .deksdenflow.events.v1 import evaluation as _deksdenflow_events_v1_evaluation
 from .deksdenflow.events.v1 import project as _deksdenflow_events_v1_project
 from .deksdenflow.events.v1 import protocol_run as _deksdenflow_events_v1_protocol_run
 from .deksdenflow.events.v1 import webhook as _deksdenflow_events_v1_webhook
 
 EVENT_TYPES: dict[str, type[ContractModel]] = {
+    "evaluation.completed": _deksdenflow_events_v1_evaluation.EvaluationCompleted,
+    "evaluation.rescored": _deksdenflow_events_v1_evaluation.EvaluationRescored,
+    "evaluation.started": _deksdenflow_events_v1_evaluation.EvaluationStarted,
+    "evaluation.task_scored": _deksdenflow_events_v1_evaluation.EvaluationTaskScored,
     "project.ci_policy_set": _deksdenflow_events_v1_project.ProjectCiPolicySet,
     "project.clarification_answered": _deksdenflow_events_v1_project.ProjectClarificationAnswered,
     "project.fallbacks_set": _deksdenflow_events_v1_project.ProjectFallbacksSet,
@@ -85,6 +91,10 @@ EVENT_TYPES: dict[str, type[ContractModel]] = {
     "webhook.received": _deksdenflow_events_v1_webhook.WebhookReceived,
 }
 COMMAND_TYPES: dict[str, type[ContractModel]] = {
+    "evaluation.complete": _deksdenflow_commands_v1_evaluation.CompleteEvaluation,
+    "evaluation.record_score": _deksdenflow_commands_v1_evaluation.RecordEvaluationScore,
+    "evaluation.rescore": _deksdenflow_commands_v1_evaluation.RescoreEvaluation,
+    "evaluation.start": _deksdenflow_commands_v1_evaluation.StartEvaluation,
     "project.answer_clarifications": _deksdenflow_commands_v1_project.AnswerClarifications,
     "project.issue_token": _deksdenflow_commands_v1_project.IssueProjectToken,
     "project.record_job_retry": _deksdenflow_commands_v1_project.RecordProjectJobRetry,

@@ -635,6 +635,8 @@ def _new_step(p: StepPlan) -> StepState:
         file_path=p.file_path,
         policies=p.policies,
         parallel_group=p.parallel_group,
+        fallbacks=tuple(p.fallbacks),
+        critical=p.critical,
     )
 
 

@@ -7,9 +7,12 @@ import json
 import re
 
 from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import QaPolicy, StepPlan, StepType
+from deksdenflow_core.domain.project import MAX_FALLBACKS, is_fallback_entry
 from deksdenflow_core.domain.protocol_run.policies import policy_problems
 
 MAX_STEPS = 99
+# The engines a plan may name (the codex worker's registry; the planning schema's enum).
+ENGINES = ("codex", "claude-code", "scripted")
 _STEP_FILE = re.compile(r"^\d{2}-[a-z0-9][a-z0-9._-]*\.md$")
 _RESERVED = frozenset({"plan.md", "context.md", "log.md"})
 
@@ -36,6 +39,23 @@ def plan_problems(steps: tuple[StepPlan, ...]) -> list[str]:
     if len(steps) > 1 and first.step_type is not StepType.SETUP:
         problems.append("step 0 must be the setup step")
     problems.extend(policy_problems(steps))
+    problems += step_fallback_problems(steps)
+    return problems
+
+
+def step_fallback_problems(steps: tuple[StepPlan, ...]) -> list[str]:
+    """What is wrong with the steps' own fallback chains: each entry ``engine`` or ``engine:model`` with
+    an engine deksdenflow has, at most ``MAX_FALLBACKS`` of them."""
+    problems: list[str] = []
+    for s in steps:
+        where = f"step {s.index} ({s.name}): fallbacks"
+        if len(s.fallbacks) > MAX_FALLBACKS:
+            problems.append(f"{where}: at most {MAX_FALLBACKS} entries, got {len(s.fallbacks)}")
+        for entry in s.fallbacks:
+            if not is_fallback_entry(entry):
+                problems.append(f"{where}: {entry!r} is not engine or engine:model")
+            elif entry.partition(":")[0] not in ENGINES:
+                problems.append(f"{where}: {entry!r} names an unknown engine (known: {', '.join(ENGINES)})")
     return problems
 
 
@@ -50,8 +70,8 @@ def normalise(steps: tuple[StepPlan, ...]) -> tuple[StepPlan, ...]:
 
 def spec_hash(steps: tuple[StepPlan, ...]) -> str:
     """First 12 hex of the SHA-256 of the canonical JSON of the spec (ids excluded). Fields added after
-    the first plans (policies, fallbacks, labels) count only when set, so a plan's hash does not change
-    with the contract's additions."""
+    the first plans (policies, fallbacks, labels, parallel group, critical) count only when set, so a
+    plan's hash does not change with the contract's additions."""
     canonical = json.dumps(
         [_hashed(s) for s in steps],
         sort_keys=True,
@@ -60,7 +80,7 @@ def spec_hash(steps: tuple[StepPlan, ...]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
 
-_ADDED_FIELDS = ("policies", "fallbacks", "labels", "parallel_group")
+_ADDED_FIELDS = ("policies", "fallbacks", "labels", "parallel_group", "critical")
 
 
 def _hashed(step: StepPlan) -> dict[str, object]:

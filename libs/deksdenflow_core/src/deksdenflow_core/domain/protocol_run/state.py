@@ -95,6 +95,10 @@ class StepState(BaseModel):
     file_path: str = ""
     # Steps of one group may execute at once when the run policy allows (``run_policy.parallel_steps``).
     parallel_group: str = ""
+    # The step's own fallback chain for execution ("engine:model"); empty: the project's for the phase.
+    fallbacks: tuple[str, ...] = ()
+    # Judged by a second QA reviewer too (both must say PASS).
+    critical: bool = False
     status: StepStatus = StepStatus.PENDING
     # Execution attempt: 0 for the first, +1 per retry. ``retries`` equals it.
     attempt: int = 0

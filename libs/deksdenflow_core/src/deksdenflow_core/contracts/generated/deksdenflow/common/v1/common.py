@@ -343,6 +343,10 @@ class StepPlan(_base.ContractModel):
         default=(),
         description='Labels kept from the spec the step came from (e.g. spec-kit user stories "US1", a CodeMachine agent id).',
     )
+    critical: bool = _pydantic.Field(
+        default=False,
+        description="A critical step's change is judged by a second QA reviewer too; it passes QA only when both say PASS.",
+    )
     parallel_group: str = _pydantic.Field(
         default="",
         description="Steps of one group (consecutive in the plan) may execute at the same time when the run policy allows\n(RunPolicy.max_parallel_steps): each on the branch as it stands, its commit rebased onto the others'\nbefore it is pushed. Empty: the step runs alone.",

@@ -1,0 +1,133 @@
+"""The model side of an evaluation: one local Responses API server for the whole system, answering each
+project's requests with that project's handler — a cassette player (replay), the authored model behind a
+recorder (author), or a recording proxy in front of the real API (live).
+
+Requests are told apart by the worktree the Codex CLI announces (``<cwd>``): the codex worker makes every
+job's worktree under ``worktrees/<project id>/``, and every (task, variant) of an evaluation is a project
+of its own. A request from no known project gets HTTP 400, loudly.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from deksdenflow_fakes.cassettes import (
+    Cassette,
+    CassettePlayer,
+    CassetteRecorder,
+    Handler,
+    Interaction,
+    Normaliser,
+)
+from deksdenflow_fakes.responses_api import FakeResponsesApi, Turn
+
+# The CLI sends the key the provider names; the codex engine passes CODEX_* variables through.
+KEY_ENV = "CODEX_EVAL_API_KEY"
+_PROJECT = re.compile(r"<cwd>[^<]*/worktrees/([^/<]+)/")
+
+
+def normaliser(codex_home_root: Path) -> Normaliser:
+    return Normaliser(homes={str(codex_home_root.resolve()): "<CODEX_HOME>"})
+
+
+class ModelServer:
+    """A ``FakeResponsesApi`` that routes by project."""
+
+    def __init__(self) -> None:
+        self.server = FakeResponsesApi(api_key="eval-local-key", handler=self._route)
+        self._handlers: dict[str, Handler] = {}
+        self._lock = threading.Lock()
+        self.unrouted: list[str] = []
+
+    def __enter__(self) -> ModelServer:
+        self.server.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.stop()
+
+    def attach(self, project_id: str, handler: Handler) -> None:
+        with self._lock:
+            self._handlers[project_id] = handler
+
+    def _route(self, body: Mapping[str, Any]) -> Turn:
+        found = _PROJECT.search(json.dumps(body.get("input", [])))
+        with self._lock:
+            handler = self._handlers.get(found.group(1)) if found else None
+        if handler is None:
+            why = f"no evaluation run owns this request (project {found.group(1) if found else 'unknown'})"
+            self.unrouted.append(why)
+            return Turn.http_error(400, why)
+        return handler(body)
+
+    def codex_args(self) -> str:
+        """``DEKSDENFLOW_CODEX_ARGS``: the CLI's provider pointed here, offline and quick to fail."""
+        provider = (
+            f'{{name="Eval", base_url="{self.server.base_url}", wire_api="responses", env_key="{KEY_ENV}", '
+            "request_max_retries=0, stream_max_retries=0, stream_idle_timeout_ms=60000}"
+        )
+        args = ["-c", "model_provider=eval", "-c", f"model_providers.eval={provider}"]
+        args += [
+            "--disable",
+            "plugins",
+            "--disable",
+            "unbounded_connection_retries",
+            "-c",
+            "analytics.enabled=false",
+        ]
+        return shlex.join(args)
+
+    def codex_env(self) -> dict[str, str]:
+        return {KEY_ENV: self.server.api_key}
+
+
+# --- cassettes on disk: one file per agent session (one `codex exec`), in the order they began ----------
+
+
+def load_player(folder: Path, norm: Normaliser) -> CassettePlayer:
+    """A player holding every session of one (variant, task), matched in any order (runs of a protocol's
+    phases are sequential, but a cassette per session keeps each reviewable on its own)."""
+    files = sorted(folder.glob("*.json"))
+    if not files:
+        raise FileNotFoundError(f"{folder}: no cassettes (author them: python -m evals author)")
+    interactions: list[Interaction] = []
+    for path in files:
+        interactions += Cassette.load(path).interactions
+    return CassettePlayer(Cassette(interactions), norm)
+
+
+def save_sessions(recorder: CassetteRecorder, folder: Path, meta: Mapping[str, Any]) -> list[Path]:
+    """The recorder's interactions split into sessions — a session starts with a request that carries no
+    tool output and no assistant turn yet — written as ``NN-<phase>.json``; older files are removed."""
+    sessions: list[list[Interaction]] = []
+    for interaction in recorder.cassette.interactions:
+        conversation = interaction.request["conversation"]
+        if not any("output" in item or "call" in item for item in conversation) or not sessions:
+            sessions.append([])
+        sessions[-1].append(interaction)
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.json"):
+        old.unlink()
+    written = []
+    for index, session in enumerate(sessions):
+        phase = _phase(session[0])
+        path = folder / f"{index:02d}-{phase}.json"
+        Cassette(session, {**meta, "session": index, "phase": phase}).save(path)
+        written.append(path)
+    return written
+
+
+def _phase(first: Interaction) -> str:
+    """What the session was, from its first answer (a plan, a verdict) and prompt (a re-ask)."""
+    text = " ".join(str(item.get("text", "")) for item in first.request["conversation"])
+    answer = json.dumps(first.reply.get("items", []))
+    kind = "exec"
+    if first.request.get("output_schema") is not None:
+        kind = "planning" if "plan_md" in answer else "qa"
+    return kind + ("-reask" if "Your previous answer was rejected" in text or "guardrails" in text else "")

@@ -1,0 +1,53 @@
+"""``make eval`` in small: one task with the baseline and the careless exec prompt, through the whole
+system (``deksdenflow run``, the real Codex CLI on the shipped cassettes). The worse variant is a
+regression: exit 1 and its table line; the evaluation is in the log, and re-scoring its stored runs —
+their branches and events, no agent call — gives the same table and the same exit."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from evals.__main__ import main
+
+REGRESSION = "  REGRESSION: resolved 0% < 100%; QA agreement 0% < 100%"
+
+
+@pytest.fixture
+def home() -> Iterator[Path]:
+    """Under the system temp dir, not pytest's private one: the embedded PostgreSQL's user must reach it."""
+    path = Path(tempfile.mkdtemp(prefix="deksdenflow-eval-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_a_worse_prompt_variant_is_caught_and_the_evaluation_rescored(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    table = home / "table.txt"
+    args = ["--home", str(home), "--table", str(table)]
+    code = main(
+        ["run", "--variants", "careless-exec", "--tasks", "add-greeting", "--ignore-expectations", *args]
+    )
+    out = capsys.readouterr().out
+    assert code == 1, out
+    first = table.read_text()
+    assert REGRESSION in first
+    assert first.endswith("FAIL: careless-exec regressed: resolved 0% < 100%; QA agreement 0% < 100%\n")
+    rows = [line.split() for line in first.splitlines() if line.startswith("  add-greeting")]
+    # baseline resolved with QA PASS; careless-exec: greet() not exported (1 of 2 hidden tests), QA PASS
+    assert [r[:6] for r in rows] == [
+        ["add-greeting", "yes", "2/2", "1/1", "PASS", "yes"],
+        ["add-greeting", "no", "1/2", "1/1", "PASS", "no"],
+    ]
+    assert "Wall time (varies" in out.split("--- varies from run to run")[1]
+    evaluation_id = next(line.split()[1] for line in out.splitlines() if line.startswith("Evaluation "))
+
+    assert main(["rescore", evaluation_id, *args]) == 1
+    again = capsys.readouterr().out
+    assert f"Evaluation {evaluation_id} (re-scored)" in again
+    assert table.read_text() == first  # the same runs by the same scorers: the same table
