@@ -50,6 +50,8 @@ class System:
     store_nc: NATS
     # The projector (its metrics: the consumers of the log and the feed are sampled there).
     projector: Projector
+    # The log's settings (another API process of the same deployment is made with them).
+    event_store: EventStoreSettings
 
     def client(self, **headers: str) -> httpx.AsyncClient:
         return httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=10)
@@ -105,6 +107,7 @@ async def system(nats_url: str, fresh_db_url: str, api_overrides: dict[str, Any]
             db_url=fresh_db_url,
             store_nc=nc,
             projector=projector,
+            event_store=es,
         )
     finally:
         server.should_exit = True
@@ -114,4 +117,5 @@ async def system(nats_url: str, fresh_db_url: str, api_overrides: dict[str, Any]
         await pool.close()
         await nc.request(f"$JS.API.STREAM.DELETE.{es.stream_name}", b"", timeout=5)
         await nc.request(f"$JS.API.STREAM.DELETE.KV_{es.stream_name}_IDEMPOTENCY", b"", timeout=5)
+        await nc.request(f"$JS.API.STREAM.DELETE.KV_{es.stream_name}_SPEC_AUDIT", b"", timeout=5)
         await nc.drain()

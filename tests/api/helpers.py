@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import json
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from deksdenflow_core.aggregates import PROTOCOL_RUN, Repository
 from deksdenflow_core.contracts.generated.deksdenflow.commands.v1 import protocol_run as cmd
+from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import StepPlan, StepType
+from deksdenflow_core.contracts.generated.deksdenflow.events.v1 import protocol_run as ev
+from deksdenflow_core.domain.protocol_run.audit import SPEC_RULES_VERSION
 from deksdenflow_core.eventstore import AppendMeta
+from nats.js.errors import BucketNotFoundError, KeyNotFoundError
+from nats.js.kv import KeyValue
 
 from tests.domain.builders import plan_steps
+from tests.support import eventually
+
+if TYPE_CHECKING:
+    from tests.api.conftest import System
 
 
 async def create_project(
@@ -63,3 +73,51 @@ async def planned(
     listed = await client.get(f"/protocols/{run['id']}/steps", headers={"X-Min-Event-Sequence": str(seq)})
     assert listed.status_code == 200, listed.text
     return run["id"], [s["id"] for s in listed.json()["data"]], seq
+
+
+# A plan today's spec rules refuse (step 0 is not the setup step), accepted under older ones.
+OLD_PLAN = (
+    StepPlan(index=0, name="00-build.md", step_type=StepType.WORK, labels=["US1"]),
+    StepPlan(index=1, name="01-test.md", step_type=StepType.WORK),
+)
+FINDING = "step 0 must be the setup step"
+
+
+async def planned_under_older_rules(
+    system: System, client: httpx.AsyncClient, project_id: str, task: str
+) -> tuple[str, int]:
+    """A run started over HTTP whose plan (``OLD_PLAN``) was accepted under older spec rules: its
+    planning_completed appended as the log holds it (today's rules would refuse it); run id, sequence."""
+    run = await create_protocol(client, project_id, task)
+    assert (await client.post(f"/protocols/{run['id']}/actions/start")).status_code == 200
+    loaded = await system.store.load("protocol_run", run["id"])
+    steps = tuple(s.model_copy(update={"step_run_id": f"{run['id']}-{s.index}"}) for s in OLD_PLAN)
+    appended = await system.store.append(
+        project_id=project_id,
+        aggregate_type="protocol_run",
+        aggregate_id=run["id"],
+        events=[ev.PlanningCompleted(attempt=1, steps=steps, spec_hash="0123456789ab")],
+        expected=loaded.position,
+        meta=AppendMeta(
+            source="tests", actor="worker:old", correlation_id=run["id"], causation_id=uuid.uuid4().hex
+        ),
+    )
+    return run["id"], appended.last_seq
+
+
+async def spec_audit_marker(system: System) -> KeyValue:
+    """Where the deployment keeps the spec rules version of its last audit."""
+    return await system.store_nc.jetstream().key_value(f"{system.event_store.stream_name}_SPEC_AUDIT")
+
+
+async def audited_on_start(system: System) -> None:
+    """Wait for the starting API's spec audit to be recorded (by today's rules)."""
+
+    async def recorded() -> bool:
+        try:
+            entry = await (await spec_audit_marker(system)).get("last")
+        except (BucketNotFoundError, KeyNotFoundError):
+            return False
+        return bool(json.loads(entry.value or b"{}").get("rules_version") == SPEC_RULES_VERSION)
+
+    await eventually(recorded, what="the spec audit of the starting API")

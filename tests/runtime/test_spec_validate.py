@@ -1,5 +1,6 @@
-"""``deksdenflow spec validate`` as a process: a spec-kit feature folder and an OpenSpec change checked on
-the local disk, with the exit codes (0 valid, 1 problems, 2 usage) and problems by file and line."""
+"""``deksdenflow spec validate`` as a process: a spec-kit feature folder, an OpenSpec change and a
+CodeMachine workspace checked on the local disk, with the exit codes (0 valid, 1 problems, 2 usage) and
+problems by file and line."""
 
 from __future__ import annotations
 
@@ -34,6 +35,9 @@ def test_a_valid_feature_folder_and_change_list_their_steps() -> None:
     assert change.returncode == 0, change.stderr
     body = json.loads(change.stdout)
     assert (body["kind"], len(body["steps"]), body["problems"]) == ("openspec", 3, [])
+    workspace = spec("validate", str(DATA / "codemachine" / "first-version"))  # data only: no Node
+    assert workspace.returncode == 0, workspace.stderr
+    assert workspace.stdout.splitlines()[0] == "CodeMachine workspace: spec-to-code — 3 step(s)"
 
 
 def test_problems_exit_1_with_file_and_line_and_usage_errors_exit_2(tmp_path: Path) -> None:

@@ -46,6 +46,8 @@ PROTOCOL_FIELDS = (
     "pr_url",
     "task_name",
     "usage",
+    "spec_findings",
+    "spec_rules_version",
     "updated_at",
 )
 EVALUATION_FIELDS = (
@@ -181,6 +183,32 @@ ENDPOINTS: dict[str, Endpoint] = {
     "events.stream": Endpoint("GET", "/events/stream"),
     "usage": Endpoint("GET", "/usage", (), ("group_by", "data", "total")),
     "prompts": Endpoint("GET", "/prompts", (), ("name", "phase", "version", "versions"), listing=True),
+    "protocol.spec": Endpoint(
+        "GET",
+        "/protocols/{protocol_run_id}/spec",
+        (),
+        (
+            "protocol_run_id",
+            "spec_hash",
+            "validation_status",
+            "rules_version",
+            "problems",
+            "audit",
+            "source",
+            "steps",
+            "policies",
+            "prompts",
+        ),
+    ),
+    "spec.validate": Endpoint(
+        "POST",
+        "/specs/validate",
+        ("kind", "steps", "name", "files", "constitution"),
+        ("valid", "kind", "title", "problems", "steps", "skipped", "policies"),
+    ),
+    "spec.audit": Endpoint(
+        "POST", "/admin/spec-audit", (), ("rules_version", "runs_checked", "recorded", "runs")
+    ),
     "evaluation.list": Endpoint("GET", "/evaluations", (), EVALUATION_FIELDS, listing=True),
     "evaluation.get": Endpoint("GET", "/evaluations/{evaluation_id}", (), (*EVALUATION_FIELDS, "scores")),
 }

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from deksdenflow_cli import follow, names
+from deksdenflow_cli import follow, names, spec_files
 from deksdenflow_cli.exits import FAILED, OK, CliError
 from deksdenflow_cli.output import render
 from deksdenflow_cli.policy import run_policy_body, run_policy_options
@@ -27,6 +27,7 @@ PROTOCOL_DETAIL = (
     "waiting_for",
     "why",
     "last_error",
+    "spec_findings",
     "pr_url",
     "usage.input_tokens",
     "usage.output_tokens",
@@ -126,9 +127,9 @@ def protocol_import(
     (openspec/changes/<id>/) or a CodeMachine workflow package (codemachine.json, templates/workflows/) or
     first-version workspace (.codemachine/): its steps are the spec's, planning asks no agent. A spec with
     problems is refused with each of them (file:line: field: message), and nothing is created."""
-    kind = kind or _kind_of(folder)
+    kind = kind or spec_files.kind_of(folder)
     if kind == "codemachine":
-        body: dict[str, Any] = {"files": _codemachine_files(folder)}
+        body: dict[str, Any] = {"files": spec_files.codemachine_files(folder)}
         if workflow:
             body["workflow"] = workflow
         if tracking:
@@ -163,42 +164,6 @@ def protocol_import(
         client.call("protocol.action", protocol_run_id=created["id"], action="start")
         created = client.call("protocol.get", protocol_run_id=created["id"])
     render(created, output, columns=PROTOCOL_DETAIL, fields=fields)
-
-
-def _kind_of(folder: Path) -> str:
-    if (
-        (folder / "codemachine.json").is_file()
-        or (folder / "templates" / "workflows").is_dir()
-        or (folder / ".codemachine" / "config").is_dir()
-        or (folder / "config" / "main.agents.js").is_file()
-    ):
-        return "codemachine"
-    if (folder / "proposal.md").is_file() or folder.parent.name == "changes":
-        return "openspec"
-    return "speckit"
-
-
-# A CodeMachine workspace's run state (today's format), not its definition: never sent. Its prompts/ is
-# sent: the first version kept the agents' prompts there.
-_CODEMACHINE_STATE = (".codemachine/logs", ".codemachine/memory", ".codemachine/agents")
-
-
-def _codemachine_files(folder: Path) -> dict[str, str]:
-    """The package's or workspace's text files by path (no VCS, dependencies or run state)."""
-    files: dict[str, str] = {}
-    for path in sorted(folder.rglob("*")):
-        rel = path.relative_to(folder).as_posix()
-        hidden = any(part.startswith(".") and part != ".codemachine" for part in rel.split("/"))
-        if (
-            not path.is_file()
-            or hidden
-            or "node_modules" in rel.split("/")
-            or rel.startswith(_CODEMACHINE_STATE)
-        ):
-            continue
-        if path.suffix in (".js", ".cjs", ".json", ".md") and path.stat().st_size <= 200_000:
-            files[rel] = path.read_text(errors="replace")
-    return files
 
 
 @protocol.command("list")

@@ -68,7 +68,8 @@ def note(message: str) -> None:
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110},
     epilog="Also: `deksdenflow run | projector | demo | sample` (the local system), `deksdenflow qa` (the QA "
     "gate on a local checkout, no server: `deksdenflow qa --help`), `deksdenflow spec validate PATH` (a "
-    "spec-kit feature folder or an OpenSpec change, checked on the local disk). "
+    "spec-kit feature folder, an OpenSpec change or a JSON plan, checked on the local disk, or --server), "
+    "`deksdenflow spec show PROTOCOL | audit` (a run's stored plan; the spec audit). "
     "Exit codes: `deksdenflow help exit-codes`.",
 )
 @click.option(

@@ -1,6 +1,7 @@
-"""Why a project or run is not moving, in one line: its status reason, and the job that failed and will be
-tried again — which try, after what error, and when the next comes. Shown as the ``why`` column (and
-``--field why``); the API gives the parts as ``status_reason``/``blocked_reason`` and ``retry``."""
+"""Why a project or run is not moving, in one line: its status reason, the job that failed and will be
+tried again — which try, after what error, and when the next comes — and what a spec audit found wrong
+with its plan. Shown as the ``why`` column (and ``--field why``); the API gives the parts as
+``status_reason``/``blocked_reason``, ``retry`` and ``spec_findings``."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ def why(item: dict[str, Any], now: datetime | None = None) -> str | None:
     reason = item.get("status_reason") or item.get("blocked_reason")
     if reason:
         parts.append(str(reason))
+    if findings := item.get("spec_findings"):
+        parts.append("the plan breaks the spec rules: " + "; ".join(map(str, findings)))
     retry = item.get("retry")
     if isinstance(retry, dict):
         parts.append(retrying(retry, now or datetime.now(UTC)))

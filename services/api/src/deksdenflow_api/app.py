@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -15,7 +17,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
 from opentelemetry.trace import Span
 
-from deksdenflow_api import console, docs, errors, health, metrics_route
+from deksdenflow_api import console, docs, errors, health, metrics_route, spec_audit
 from deksdenflow_api.admission import FairAdmission
 from deksdenflow_api.connections import Connections, NatsConnection, PostgresPool
 from deksdenflow_api.consistency import CheckpointWatcher
@@ -24,7 +26,17 @@ from deksdenflow_api.fanout import EventFanout
 from deksdenflow_api.idempotency import IdempotencyStore
 from deksdenflow_api.middleware import ApiMetrics, Idempotency, RequestContext
 from deksdenflow_api.readiness import ReadModelReadiness
-from deksdenflow_api.routes import evaluations, events, projects, prompts, protocols, queues, usage, webhooks
+from deksdenflow_api.routes import (
+    evaluations,
+    events,
+    projects,
+    prompts,
+    protocols,
+    queues,
+    specs,
+    usage,
+    webhooks,
+)
 from deksdenflow_api.sealing import Sealer
 
 _log = get_logger(__name__)
@@ -96,9 +108,14 @@ def create_app(
             readiness=ReadModelReadiness(watcher, settings.read_model_stall_seconds),
             fanout=fanout,
         )
+        # Spec rules newer than the last audit's: the stored plans are audited again (in the background).
+        auditing = asyncio.create_task(spec_audit.audit_on_start(app.state.ctx), name="spec-audit")
         try:
             yield
         finally:
+            auditing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await auditing
             await fanout.close()
             await watcher.close()
             await connections.nats.close(SHUTDOWN_TIMEOUT_SECONDS)
@@ -122,6 +139,7 @@ def create_app(
         events.router,
         usage.router,
         prompts.router,
+        specs.router,
         evaluations.router,
         queues.router,
         webhooks.router,

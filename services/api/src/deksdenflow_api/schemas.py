@@ -10,6 +10,7 @@ from deksdenflow_core.domain.git_url import check_git_url
 from deksdenflow_core.domain.naming import is_valid_branch_name
 from deksdenflow_core.domain.provider import ProviderName
 from deksdenflow_core.errors import InvalidCommand
+from deksdenflow_core.specs.check import StepPlanIn
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -348,6 +349,22 @@ class CodeMachineImport(_In):
     run_policy: RunPolicyIn | None = None
 
 
+class PlanCheck(_In):
+    """A plan to check: its steps as a planner's plan gives them."""
+
+    kind: Literal["plan"]
+    steps: list[StepPlanIn] = Field(max_length=500)
+
+
+class CodeMachineCheck(CodeMachineImport):
+    """A CodeMachine import to check: the body of ``POST /projects/{id}/codemachine/import`` with its kind."""
+
+    kind: Literal["codemachine"]
+
+
+SpecCheckIn = Annotated[PlanCheck | ProtocolImport | CodeMachineCheck, Field(discriminator="kind")]
+
+
 class PlanRejection(_In):
     reason: str = Field(min_length=1, max_length=4000, description="Why: the planner is told.")
 
@@ -421,6 +438,14 @@ class ProtocolPublic(BaseModel):
         description="The latest job on the run that failed and will be tried again (null: none)."
     )
     spec_hash: str | None
+    spec_findings: list[str] | None = Field(
+        description="What the latest spec audit found wrong with the run's plan under the rules of "
+        "spec_rules_version (null: nothing). A planned run with findings does not leave planned until it "
+        "is planned again (start, reject_plan) or they clear."
+    )
+    spec_rules_version: int | None = Field(
+        description="The spec rules version of the run's latest recorded audit (null: none recorded)."
+    )
     pr_number: int | None
     pr_url: str | None
     pr_merged: bool
@@ -428,10 +453,12 @@ class ProtocolPublic(BaseModel):
     usage: UsagePublic
     run_policy: dict[str, Any] = Field(description="The policy the run follows, fixed when it was created.")
     waiting_for: str | None = Field(
-        description="What the run waits on that is not a worker: queue (a slot under the run limits); on "
-        "a manual run, action (a person's next action: nothing is with a worker); on an autopilot run, "
-        "plan_approval (a person), pull_request (none is open), review (reviewers, or a person to merge), "
-        "ci (green CI on its head commit, to merge), merge (the forge); null otherwise."
+        description="What the run waits on that is not a worker: queue (a slot under the run limits); "
+        "checkpoint (a person to continue or cancel after a step's checkpoint); spec (a spec audit found "
+        "problems in its plan: it is planned again, or they clear); on a manual run, "
+        "action (a person's next action: nothing is with a worker); on an autopilot run, plan_approval (a "
+        "person), pull_request (none is open), review (reviewers, or a person to merge), ci (green CI on its "
+        "head commit, to merge), merge (the forge); null otherwise."
     )
     created_at: datetime
     updated_at: datetime
@@ -499,27 +526,111 @@ class StepsPublic(BaseModel):
     count: int
 
 
-class SpecStep(BaseModel):
-    step_run_id: str
+class PlannedStepPublic(BaseModel):
+    """A step of a plan, every field of it (``StepPlan``)."""
+
     index: int
     name: str
     step_type: str | None
     engine_id: str | None
     model: str | None
     qa_policy: str | None
-    # The step's own fallback chain for its execution (empty: the project's), and whether a second QA
-    # reviewer judges it too.
-    fallbacks: list[str] = []
-    critical: bool = False
+    labels: list[str] = Field(description="Kept from the spec the step came from (a user story, an agent).")
+    fallbacks: list[str] = Field(
+        description="The step's own fallback chain (engine:model); [] the project's."
+    )
+    critical: bool = Field(description="A second QA reviewer judges its change too.")
+    policies: dict[str, Any] | None = Field(
+        description="Its loop, trigger and checkpoint policies (StepPolicies), or null: none."
+    )
+
+
+class SpecProblemPublic(BaseModel):
+    """One problem, where it is: the file (a spec's file, or the step file of a plan), its line (0 where
+    the file has none, e.g. a plan's JSON), the field, and what is wrong."""
+
+    file: str
+    line: int
+    field: str
+    message: str
+
+
+class SpecCheckPublic(BaseModel):
+    """A spec checked against the spec rules of ``rules_version``: nothing is created."""
+
+    valid: bool
+    kind: str
+    title: str | None = Field(description="An import's title (null for a plan).")
+    rules_version: int = Field(description="The version of the spec rules it was checked by.")
+    spec_hash: str | None = Field(
+        description="The hash of its steps as given (null when it is not valid); a run's own also covers "
+        "the paths of its step files, set when it is planned."
+    )
+    problems: list[SpecProblemPublic]
+    steps: list[PlannedStepPublic] = Field(description="What it plans (imports) as.")
+    skipped: list[str] = Field(description="Phases or sections of an import left out as done.")
+    policies: dict[str, dict[str, Any]] = Field(description="The steps' policies by step name (set ones).")
+
+
+class PromptRefPublic(BaseModel):
+    """A prompt of the prompt registry (GET /prompts) a phase of the run used or will use."""
+
+    name: str
+    phase: str
+    version: str = Field(description="The version used, or the built-in one it will use.")
+    used: bool = Field(
+        description="A call of this run used it (else: the built-in version, which the next call uses "
+        "unless the project's repository has its own copy in .deksdenflow/prompts/)."
+    )
+    calls: int
+    step_run_id: str | None
+
+
+class SpecAuditPublic(BaseModel):
+    """The run's latest recorded spec audit (protocol_run.spec_audited)."""
+
+    rules_version: int
+    problems: list[str]
+    time: datetime
+    event_seq: int
+
+
+class SpecStep(PlannedStepPublic):
+    step_run_id: str
+    prompts: list[PromptRefPublic] = Field(description="The step's execution and QA prompts.")
 
 
 class SpecPublic(BaseModel):
-    """The run's accepted plan. A run is only ``planned`` with a valid spec."""
+    """The run's accepted plan (spec), checked again against today's spec rules."""
 
     protocol_run_id: str
     spec_hash: str | None
-    validation_status: Literal["valid", "none"]
+    validation_status: Literal["valid", "invalid", "none"] = Field(
+        description="The stored plan under today's spec rules (none: the run has no plan yet)."
+    )
+    rules_version: int = Field(description="Today's spec rules version.")
+    problems: list[SpecProblemPublic] = Field(description="What today's rules find wrong with the plan.")
+    audit: SpecAuditPublic | None = Field(description="The latest recorded spec audit of the run, if any.")
+    source: str | None = Field(description="What the plan was imported from (null: planned by an agent).")
     steps: list[SpecStep]
+    policies: dict[str, dict[str, Any]] = Field(description="The steps' policies by step name (set ones).")
+    prompts: list[PromptRefPublic] = Field(description="The run's planning prompts (a step's are its own).")
+
+
+class SpecAuditRunPublic(BaseModel):
+    protocol_run_id: str
+    protocol_name: str
+    problems: list[str] = Field(description="The run's findings now ([]: none).")
+    recorded: bool = Field(description="This audit recorded them (they changed): protocol_run.spec_audited.")
+
+
+class SpecAuditReport(BaseModel):
+    """What a spec audit did: every stored plan of a run that has not ended, checked by today's rules."""
+
+    rules_version: int
+    runs_checked: int
+    recorded: int = Field(description="Runs whose findings changed, recorded as events.")
+    runs: list[SpecAuditRunPublic] = Field(description="Runs with findings, or whose findings changed.")
 
 
 class ActionResult(BaseModel):

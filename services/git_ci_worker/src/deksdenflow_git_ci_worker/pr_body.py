@@ -144,6 +144,8 @@ def _run_status(run: ProtocolRunState) -> str:
 # What ``waiting_for`` means, as a person reading the PR understands it.
 _WAITING = {
     "queue": "a free slot (run limits)",
+    "spec": "its plan to be planned again (a spec audit found problems in it)",
+    "checkpoint": "a person's decision at a checkpoint",
     "plan_approval": "the plan's approval",
     "pull_request": "a pull request",
     "review": "review",

@@ -30,6 +30,7 @@ STEP_STATUS = {
 }
 WAITING_FOR = {
     "queue": "waits for a slot under the run limits",
+    "spec": "waits to be planned again: a spec audit found problems in its plan (s re-plans)",
     "action": "waits for a person's next action (nothing is with a worker)",
     "plan_approval": "waits for its plan to be approved (y) or rejected (d)",
     "checkpoint": "waits at a checkpoint for a person to continue (protocol continue) or cancel",

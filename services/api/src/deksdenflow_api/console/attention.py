@@ -87,6 +87,13 @@ async def _run_items(api: Api, project: str, run: dict[str, Any]) -> list[Item]:
     items = []
     if run["waiting_for"] == "plan_approval":
         items.append(Item("plan", f"{label}: plan to approve", "approve_plan or reject_plan", href, project))
+    if run["waiting_for"] == "spec":
+        findings = "; ".join(run["spec_findings"] or [])
+        items.append(
+            Item(
+                "plan", f"{label}: plan breaks the spec rules", f"{findings} (start re-plans)", href, project
+            )
+        )
     if run["status"] == "blocked":
         reason = run["blocked_reason"] or "a step needs a person"
         kind = (

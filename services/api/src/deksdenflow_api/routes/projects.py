@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated
@@ -22,10 +21,9 @@ from deksdenflow_core.contracts.generated.deksdenflow.services.v1.branches impor
     ListBranchesReply,
     ListBranchesRequest,
 )
-from deksdenflow_core.domain import run_policy
 from deksdenflow_core.domain.project import ProjectCommand
 from deksdenflow_core.domain.provider import ci_provider
-from deksdenflow_core.specs import codemachine, openspec, sandbox, speckit
+from deksdenflow_core.specs.check import SpecCheck
 from deksdenflow_core.specs.model import ImportedProtocol
 from fastapi import APIRouter, Path, Query, Response
 
@@ -69,6 +67,7 @@ from deksdenflow_api.schemas import (
     TokenCreated,
     WebhookSecretCreated,
 )
+from deksdenflow_api.spec_checks import parallel_of, read_codemachine, read_import
 from deksdenflow_api.webhook_secrets import project_webhook_secret
 
 router = APIRouter(tags=["projects"])
@@ -357,21 +356,10 @@ async def import_protocol(
     """Open a protocol from a spec-kit feature folder or an OpenSpec change. It is checked first: every
     problem, by file, line and field, answers 422 and nothing is created."""
     commander.principal.require_project(project_id)
-    if body.kind == "speckit":
-        # [P] tasks become steps of their own only where the run may execute them at once
-        project = await (await commander.ctx.repo()).load(PROJECT, project_id)
-        policy = run_policy.resolve(project.state.run_policy, policy_in(body.run_policy))
-        imported = speckit.import_feature(
-            body.files,
-            feature=body.name,
-            constitution=body.constitution,
-            parallel=run_policy.parallel_steps(policy) > 1,
-        )
-        source = f"spec-kit specs/{body.name}"
-    else:
-        imported = openspec.import_change(body.files, change=body.name)
-        source = f"OpenSpec openspec/changes/{body.name}"
-    return await _import(commander, project_id, imported, body, body.kind, source, response)
+    # [P] tasks become steps of a parallel group only where the run may execute them at once
+    project = await (await commander.ctx.repo()).load(PROJECT, project_id)
+    checked, imported, source = read_import(body, parallel=parallel_of(body, project.state.run_policy))
+    return await _import(commander, project_id, checked, imported, body, body.kind, source, response)
 
 
 @router.post(
@@ -392,24 +380,16 @@ async def import_codemachine(
     steps. It is checked first: every problem, by file, line and field, answers 422 and nothing is
     created; 503 if the API has no Node.js to read a package with."""
     commander.principal.require_project(project_id)
-    try:
-        kind, imported = await asyncio.to_thread(
-            codemachine.import_files, body.files, workflow=body.workflow or "", tracking=body.tracking
-        )
-    except sandbox.SandboxUnavailable as exc:
-        raise HttpError(503, "sandbox_unavailable", str(exc)) from exc
-    manifest = codemachine.manifest_name(body.files)
-    source = (
-        f"CodeMachine package {manifest or 'package'}: {imported.title}"
-        if kind == "package"
-        else f"CodeMachine workspace: {imported.title}"
+    checked, imported, source, kind = await read_codemachine(body)
+    return await _import(
+        commander, project_id, checked, imported, body, f"CodeMachine {kind}", source, response
     )
-    return await _import(commander, project_id, imported, body, f"CodeMachine {kind}", source, response)
 
 
 async def _import(
     commander: Commander,
     project_id: str,
+    checked: SpecCheck,
     imported: ImportedProtocol,
     body: ProtocolImport | CodeMachineImport,
     kind: str,
@@ -417,12 +397,12 @@ async def _import(
     response: Response,
 ) -> ProtocolCreated:
     """Create the protocol run of a checked import, or answer 422 with every problem (nothing created)."""
-    if imported.problems:
+    if checked.problems:
         raise HttpError(
             422,
             "invalid_spec",
-            f"the {kind} spec has {len(imported.problems)} problem(s): {imported.problems[0]}",
-            problems=[str(p) for p in imported.problems],
+            f"the {kind} spec has {len(checked.problems)} problem(s): {checked.problems[0]}",
+            problems=[str(p) for p in checked.problems],
         )
     plan = ImportedPlan(
         source=source,

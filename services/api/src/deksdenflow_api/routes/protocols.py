@@ -8,6 +8,7 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from deksdenflow_core.aggregates import PROJECT, PROTOCOL_RUN, Outcome
+from deksdenflow_core.contracts.base import TOLERANT
 from deksdenflow_core.contracts.generated.deksdenflow.commands.v1 import protocol_run as cmd
 from deksdenflow_core.contracts.generated.deksdenflow.services.v1 import diffs
 from deksdenflow_core.domain.project import ProjectStatus
@@ -43,10 +44,10 @@ from deksdenflow_api.schemas import (
     QaReportPublic,
     QaReportsPublic,
     SpecPublic,
-    SpecStep,
     StepPublic,
     StepsPublic,
 )
+from deksdenflow_api.spec_checks import stored_spec
 
 router = APIRouter(tags=["protocols"])
 Id = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,128}$")]
@@ -135,47 +136,31 @@ async def get_protocol(protocol_run_id: Id, read: ReaderDep) -> ProtocolPublic:
     openapi_extra=min_sequence_doc(),
 )
 async def get_spec(protocol_run_id: Id, read: ReaderDep) -> SpecPublic:
-    """The accepted plan (spec) of a run and its hash."""
+    """The run's accepted plan (spec): its steps with their policies, fallbacks and labels, its hash, what
+    it was imported from, the prompts (name and version) each phase used or will use, and its validation
+    status — the problems today's spec rules find in it — with the latest spec audit's findings."""
     row = await fetch_one(
         read.ctx,
-        f"SELECT project_id, spec_hash FROM {T}.protocol_runs WHERE id = $1",
+        f"SELECT project_id, state FROM {T}.protocol_runs WHERE id = $1",
         protocol_run_id,
         what="protocol run",
     )
     read.principal.require_project(row["project_id"])
-    steps = await fetch_all(
+    usage = await fetch_all(
         read.ctx,
-        f"SELECT id, step_index, step_name, step_type, engine_id, model, qa_policy FROM {T}.step_runs "
-        "WHERE protocol_run_id = $1 ORDER BY step_index",
+        f"SELECT step_run_id, phase, prompt_name, prompt_version, count(*) AS calls FROM {T}.usage_records "
+        "WHERE protocol_run_id = $1 AND prompt_version IS NOT NULL GROUP BY 1, 2, 3, 4",
         protocol_run_id,
     )
-    # A step's own fallback chain and critical mark, as the accepted plan (its latest) gives them.
-    planned = await fetch_all(
+    audits = await fetch_all(
         read.ctx,
-        f"SELECT payload->'steps' AS steps FROM {T}.events WHERE protocol_run_id = $1 "
-        "AND type = 'protocol_run.planning_completed' ORDER BY seq DESC LIMIT 1",
+        f"SELECT seq, time, payload FROM {T}.events WHERE protocol_run_id = $1 AND type = $2 "
+        "ORDER BY position DESC LIMIT 1",
         protocol_run_id,
+        "protocol_run.spec_audited",
     )
-    settings = {p.get("step_run_id"): p for p in (planned[0]["steps"] if planned else None) or []}
-    return SpecPublic(
-        protocol_run_id=protocol_run_id,
-        spec_hash=row["spec_hash"],
-        validation_status="valid" if row["spec_hash"] else "none",
-        steps=[
-            SpecStep(
-                step_run_id=s["id"],
-                index=s["step_index"],
-                name=s["step_name"],
-                step_type=s["step_type"],
-                engine_id=s["engine_id"],
-                model=s["model"],
-                qa_policy=s["qa_policy"],
-                fallbacks=settings.get(s["id"], {}).get("fallbacks", []),
-                critical=settings.get(s["id"], {}).get("critical", False),
-            )
-            for s in steps
-        ],
-    )
+    state = ProtocolRunState.model_validate(row["state"], context=TOLERANT)
+    return stored_spec(state, usage, audits[0] if audits else None)
 
 
 @router.post(

@@ -10,8 +10,8 @@ What comes next, in order:
 * a step awaiting QA whose QA is not requested (a pause held it back) gets its QA;
 * the draft PR/MR opens after the first pushed step (or when every step is done, per the policy);
 * the next pending step runs, once nothing else of the run is in flight and the plan is approved
-  (``plan_approval: required``) — or the next steps of a parallel group, up to the policy's
-  ``max_parallel_steps`` executing at once;
+  (``plan_approval: required``) and not held back by a spec audit's findings — or the next steps of a
+  parallel group, up to the policy's ``max_parallel_steps`` executing at once;
 * every step completed: the PR/MR is marked ready for review (its reviewers asked), and with
   ``merge: when_green`` merged once CI is green on the head commit with every required check passed.
 """
@@ -32,6 +32,7 @@ from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
 )
 from deksdenflow_core.contracts.generated.deksdenflow.events.v1 import protocol_run as ev
 from deksdenflow_core.domain import run_policy
+from deksdenflow_core.domain.protocol_run import audit
 from deksdenflow_core.domain.protocol_run.evolve import ProtocolRunEvent
 from deksdenflow_core.domain.protocol_run.state import ProtocolRunState, RunStatus, StepState, StepStatus
 
@@ -169,7 +170,7 @@ def _next_steps(state: ProtocolRunState) -> list[ev.StepExecutionRequested]:
     """The next pending step, once nothing else of the run is in flight, failed or blocked. When the run
     policy lets steps of a parallel group execute at once (``max_parallel_steps``), the group's next
     pending steps up to that many executing, beside the group's own steps still in flight."""
-    if state.awaits_plan_approval:
+    if state.awaits_plan_approval or audit.held_back(state):
         return []
     pending = [s for s in state.steps if s.status is StepStatus.PENDING]
     if not pending:
@@ -216,19 +217,21 @@ def _with_a_worker(state: ProtocolRunState) -> bool:
 
 def waiting_for(state: ProtocolRunState) -> str | None:
     """What a run waits on that is neither a worker nor over: ``queue`` (a slot under the run limits);
-    ``checkpoint`` (a person to continue, or cancel, after a step's checkpoint);
-    on a manual run, ``action`` (nothing is in flight: a person runs the next step, its QA, the PR…);
-    on an autopilot run, ``plan_approval`` (a person);
-    once every step is completed, ``pull_request`` (none is open: it failed or was closed — open_pr),
-    ``review`` (approvals, a reviewer who asked for changes to look again, or — merge: never — a person
-    to merge), ``ci`` (green CI on its head commit, to merge), ``merge`` (the forge merging it); None
-    otherwise."""
+    ``checkpoint`` (a person to continue, or cancel, after a step's checkpoint); ``spec`` (a planned run
+    whose plan a spec audit found wrong: to be planned again); on a manual run, ``action`` (nothing is
+    in flight: a person runs the next step, its QA, the PR…); on an autopilot run, ``plan_approval`` (a
+    person); once every step is completed, ``pull_request`` (none is open: it failed or was closed —
+    open_pr), ``review`` (approvals, a reviewer who asked for changes to look again, or — merge: never —
+    a person to merge), ``ci`` (green CI on its head commit, to merge), ``merge`` (the forge merging it);
+    None otherwise."""
     if state.status is RunStatus.QUEUED:
         return "queue"
     if state.is_terminal or state.status is RunStatus.PAUSED:
         return None
     if state.checkpoint_step and state.status is RunStatus.BLOCKED:
         return "checkpoint"
+    if audit.held_back(state):
+        return "spec"
     if not state.autopilot:
         idle = state.status in (RunStatus.PLANNED, RunStatus.RUNNING) and not _with_a_worker(state)
         return "action" if idle else None

@@ -30,7 +30,7 @@ from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
 )
 from deksdenflow_core.contracts.generated.deksdenflow.events.v1 import protocol_run as ev
 from deksdenflow_core.domain.context import DecisionContext
-from deksdenflow_core.domain.protocol_run import autopilot, plan, policies
+from deksdenflow_core.domain.protocol_run import audit, autopilot, plan, policies
 from deksdenflow_core.domain.protocol_run.evolve import ProtocolRunEvent, evolve_protocol_run, review_key
 from deksdenflow_core.domain.protocol_run.state import (
     OPEN_STEP_STATUSES,
@@ -90,6 +90,7 @@ ProtocolRunCommand = (
     | cmd.RecordReviewReplied
     | cmd.AdmitProtocolRun
     | cmd.ContinueProtocolRun
+    | cmd.AuditSpec
 )
 
 # Statuses from which new work (planning, execution, QA, PR) may be requested.
@@ -140,6 +141,8 @@ def _decide(
             return [ev.ProtocolRunCancelled(reason=command.reason, cancelled_step_run_ids=open_ids)]
         case cmd.ApprovePlan():
             return _approve_plan(state)
+        case cmd.AuditSpec():
+            return audit.audit(state)
         case cmd.RejectPlan():
             return _reject_plan(state, command.reason)
         case cmd.RunNextStep():
@@ -162,16 +165,7 @@ def _decide(
                 raise _illegal(state, "deleting this branch was already requested")
             return [ev.BranchDeletionRequested(branch=state.protocol_name)]
         case cmd.RunStep():
-            step = _require_step(state, command.step_run_id)
-            _require_working(state, "run a step")
-            if step.status is StepStatus.PENDING:
-                _require_plan_approved(state)
-                _require_nothing_in_flight(state)
-                return [_execute(step, ExecutionReason.RUN)]
-            if step.status in STUCK_STEP_STATUSES:
-                _require_nothing_in_flight(state)
-                return [_execute(step, ExecutionReason.RETRY)]
-            raise _illegal_step(state, step, "only a pending, failed or blocked step can be run")
+            return _run_step(state, command.step_run_id)
         case cmd.RunStepQa():
             step = _require_step(state, command.step_run_id)
             _require_working(state, "run QA")
@@ -322,6 +316,7 @@ def _decide_result(
             | cmd.RejectPlan()
             | cmd.AdmitProtocolRun()
             | cmd.ContinueProtocolRun()
+            | cmd.AuditSpec()
         ):
             raise AssertionError("user actions are decided in decide_protocol_run")
         case _:
@@ -439,9 +434,25 @@ def _start(state: ProtocolRunState, *, queue: bool = False) -> list[ProtocolRunE
     return events
 
 
+def _run_step(state: ProtocolRunState, step_run_id: str) -> list[ProtocolRunEvent]:
+    """A person runs one step: a pending one (the plan approved and sound), or again a failed one."""
+    step = _require_step(state, step_run_id)
+    _require_working(state, "run a step")
+    if step.status is StepStatus.PENDING:
+        _require_plan_approved(state)
+        _require_spec_sound(state)
+        _require_nothing_in_flight(state)
+        return [_execute(step, ExecutionReason.RUN)]
+    if step.status in STUCK_STEP_STATUSES:
+        _require_nothing_in_flight(state)
+        return [_execute(step, ExecutionReason.RETRY)]
+    raise _illegal_step(state, step, "only a pending, failed or blocked step can be run")
+
+
 def _run_next_step(state: ProtocolRunState) -> list[ProtocolRunEvent]:
     _require_working(state, "run the next step", allow_blocked=False)
     _require_plan_approved(state)
+    _require_spec_sound(state)
     _require_nothing_in_flight(state)
     step = next((s for s in state.steps if s.status is StepStatus.PENDING), None)
     if step is None:
@@ -1068,6 +1079,12 @@ def _require_working(state: ProtocolRunState, action: str, *, allow_blocked: boo
 def _require_plan_approved(state: ProtocolRunState) -> None:
     if state.awaits_plan_approval:
         raise _illegal(state, "the plan awaits approval (approve_plan), or reject it with a reason")
+
+
+def _require_spec_sound(state: ProtocolRunState) -> None:
+    """A planned run whose plan a spec audit found wrong does not leave ``planned``."""
+    if audit.held_back(state):
+        raise _illegal(state, audit.hold_reason(state))
 
 
 def _merge_current(state: ProtocolRunState, attempt: int) -> bool:

@@ -89,6 +89,7 @@ ProtocolRunEvent = (
     | ev.CheckpointReached
     | ev.CheckpointPassed
     | ev.DirectiveRejected
+    | ev.SpecAudited
 )
 
 
@@ -152,6 +153,7 @@ _KEEP_RETRY: frozenset[type] = frozenset(
         ev.StepAttemptFailed,
         ev.EngineFallbackTaken,
         ev.GuardrailViolated,
+        ev.SpecAudited,
     }
 )
 
@@ -167,6 +169,10 @@ def _fallback_taken(s: ProtocolRunState, e: ev.EngineFallbackTaken) -> Update:
 
 def _job_retry(s: ProtocolRunState, e: ev.JobRetryScheduled) -> Update:
     return {"retry": e.retry}
+
+
+def _spec_audited(s: ProtocolRunState, e: ev.SpecAudited) -> Update:
+    return {"spec_findings": tuple(e.problems), "spec_rules_version": e.rules_version}
 
 
 # Events that may follow the end of a run: facts that change no status.
@@ -260,7 +266,9 @@ def _planning_started(s: ProtocolRunState, e: ev.PlanningStarted) -> Update:
 
 def _planning_completed(s: ProtocolRunState, e: ev.PlanningCompleted) -> Update:
     steps = tuple(_new_step(p) for p in e.steps)
-    return _run_status(s, RunStatus.PLANNED, {"steps": steps, "spec_hash": e.spec_hash, "planning_owner": ""})
+    # a new plan is checked by today's rules as it is accepted: the findings of earlier audits go
+    update: Update = {"steps": steps, "plan": e.steps, "spec_findings": (), "spec_hash": e.spec_hash}
+    return _run_status(s, RunStatus.PLANNED, {**update, "planning_owner": ""})
 
 
 def _planning_failed(s: ProtocolRunState, e: ev.PlanningFailed) -> Update:
@@ -810,6 +818,7 @@ _HANDLERS: dict[type, Callable[[ProtocolRunState, Any], Update]] = {
     ev.CheckpointReached: _checkpoint_reached,
     ev.CheckpointPassed: _checkpoint_passed,
     ev.DirectiveRejected: _noted,
+    ev.SpecAudited: _spec_audited,
 }
 
 

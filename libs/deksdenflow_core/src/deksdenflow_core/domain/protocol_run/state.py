@@ -22,6 +22,7 @@ from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
     QaVerdict,
     ReviewFeedback,
     RunPolicy,
+    StepPlan,
     StepPolicies,
     StepType,
 )
@@ -206,6 +207,13 @@ class ProtocolRunState(BaseModel):
     planning_owner: str = ""
     spec_hash: str = ""
     steps: tuple[StepState, ...] = ()
+    # The plan as it was accepted (every field of its steps: policies, fallbacks, labels), which a spec
+    # audit checks again; empty for runs folded before it was kept (their steps say what it was).
+    plan: tuple[StepPlan, ...] = ()
+    # What the latest spec audit found wrong with the plan under the rules of ``spec_rules_version``
+    # (empty: nothing, or no audit since it was planned). A planned run with findings may not go on.
+    spec_findings: tuple[str, ...] = ()
+    spec_rules_version: int = 0
     blocked_reason: str = ""
     pr_attempt: int = 0
     pr_requested: bool = False

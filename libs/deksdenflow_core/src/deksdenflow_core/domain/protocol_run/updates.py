@@ -22,6 +22,7 @@ from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
     QaVerdict,
     ReviewFeedback,
     RunPolicy,
+    StepPlan,
 )
 from deksdenflow_core.contracts.generated.deksdenflow.events.v1.protocol_run import (
     CiFixRequested,
@@ -79,6 +80,9 @@ class RunUpdate(TypedDict, total=False):
     planning_owner: str
     spec_hash: str
     steps: tuple[StepState, ...]
+    plan: tuple[StepPlan, ...]
+    spec_findings: tuple[str, ...]
+    spec_rules_version: int
     blocked_reason: str
     pr_attempt: int
     pr_requested: bool

@@ -581,3 +581,12 @@ class RecordBudgetWarning(_base.ContractModel):
     share: float = 0.0
     spent: int = 0
     limit: int = 0
+
+
+class AuditSpec(_base.ContractModel):
+    """Check the run's stored plan against the spec rules of today (an audit); the domain records what it
+    finds when that differs from the last audit of the run.
+    """
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.commands.v1.AuditSpec"
+    COMMAND_TYPE: _typing.ClassVar[str] = "protocol_run.audit_spec"

@@ -846,3 +846,18 @@ class DirectiveRejected(_base.ContractModel):
     step_run_id: str = ""
     attempt: int = 0
     error: str = ""
+
+
+class SpecAudited(_base.ContractModel):
+    """The run's stored plan checked again against the spec rules of `rules_version` (an audit, after the
+    rules changed): the problems it has under them. Recorded only when they differ from the last audit's
+    (an empty list: the problems cleared). While a planned run has problems it may not leave planned: it
+    is planned again (start, reject_plan) or waits for them to clear.
+    """
+
+    PROTO_NAME: _typing.ClassVar[str] = "deksdenflow.events.v1.SpecAudited"
+    EVENT_TYPE: _typing.ClassVar[str] = "protocol_run.spec_audited"
+
+    rules_version: int = 0
+    problems: tuple[str, ...] = ()
+    spec_hash: str = _pydantic.Field(default="", description="The hash of the plan that was checked.")

@@ -1,0 +1,58 @@
+"""``deksdenflow spec`` against the API, as a process: ``spec validate --server`` with the exit codes of
+the local check (0 valid, 1 problems, 2 usage), ``spec audit`` (admin) and ``spec show``, and the findings
+on ``protocol get``."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from tests.api.conftest import System
+from tests.api.helpers import FINDING, audited_on_start, create_project, planned_under_older_rules
+from tests.cli.support import cli
+
+DATA = Path(__file__).resolve().parents[1] / "specs" / "data"
+
+
+async def test_spec_validate_on_the_server_and_the_audit(system: System, tmp_path: Path) -> None:
+    feature = await cli(
+        system, tmp_path, "spec", "validate", "--server", str(DATA / "speckit" / "001-photo-albums")
+    )
+    assert feature.code == 0, feature.stderr
+    assert feature.stdout.splitlines()[0] == "speckit: Photo albums — 3 step(s)"
+    assert "  01-user-story-1-group-photos-into.md  [US1]" in feature.stdout
+
+    broken = tmp_path / "specs" / "002-template"
+    broken.mkdir(parents=True)
+    shutil.copy(DATA / "speckit" / "tasks-template-phases.md", broken / "tasks.md")
+    refused = await cli(system, tmp_path, "spec", "validate", "--server", str(broken))
+    assert refused.code == 1
+    assert "specs/002-template/tasks.md:67: task id: TXXX is the template's placeholder" in refused.stderr
+
+    plan = tmp_path / "plan.json"
+    plan.write_text(
+        json.dumps({"steps": [{"index": 0, "name": "00-build.md", "step_typ": "STEP_TYPE_WORK"}]})
+    )
+    misspelt = await cli(system, tmp_path, "spec", "validate", "--server", str(plan))
+    assert misspelt.code == 2  # the API's 422
+    assert "step_typ" in misspelt.stderr
+
+    await audited_on_start(system)
+    async with system.admin() as admin:
+        project = await create_project(admin)
+        run_id, _ = await planned_under_older_rules(system, admin, project["id"], "Old plan")
+    audit = await cli(system, tmp_path, "spec", "audit")
+    assert audit.code == 0, audit.stderr
+    assert audit.stdout.splitlines() == [
+        "spec rules v1: 1 run(s) checked, 1 with new findings recorded",
+        f"  0001-old-plan ({run_id}) [recorded]: {FINDING}",
+    ]
+    shown = await cli(system, tmp_path, "spec", "show", "demo/0001-old-plan")
+    assert shown.code == 0, shown.stderr
+    assert shown.stdout.splitlines()[0] == f"{run_id}: spec 0123456789ab — invalid"
+    assert "  latest audit (rules v1, " in shown.stdout
+    findings = await cli(
+        system, tmp_path, "protocol", "get", "demo/0001-old-plan", "--field", "spec_findings"
+    )
+    assert json.loads(findings.stdout) == [FINDING]
