@@ -19,6 +19,7 @@ DEFAULTS: dict[str, Any] = {
     "pr": {"open": "after_first_push", "ready_when_done": True, "reviewers": []},
     "merge": {"mode": "never", "method": "merge", "required_checks": [], "required_approvals": 0},
     "review_fix_attempts": 2,
+    "max_parallel_steps": 1,
 }
 
 
@@ -100,6 +101,8 @@ async def test_policies_that_cannot_be_followed_are_refused_with_422(system: Sys
             {"merge": {"required_checks": [""]}},
             {"review_fix_attempts": 11},
             {"review_fix_attempts": -1},
+            {"max_parallel_steps": 0},
+            {"max_parallel_steps": 9},
             {"unknown": 1},
         ]
         for bad in bad_bodies:
