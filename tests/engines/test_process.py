@@ -65,7 +65,7 @@ async def test_cancel_stops_the_whole_group(tmp_path: Path) -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
 
-    assert alive(spawned) == []
+    await eventually(lambda: alive(spawned) == [], what=f"{alive(spawned)} to end")
 
 
 async def test_cancel_also_stops_descendants_that_left_the_group(tmp_path: Path) -> None:
@@ -94,8 +94,11 @@ async def test_a_group_ignoring_sigterm_is_killed_after_the_grace_period(tmp_pat
     with pytest.raises(asyncio.CancelledError):
         await task
 
-    assert 0.4 < time.monotonic() - cancelled_at < 3
-    assert alive(spawned) == []
+    # Killed once the grace period was over, not when the sleep would have ended (303 s): the upper bound
+    # only tells the two apart, with room for a busy machine.
+    assert 0.4 < time.monotonic() - cancelled_at < 60
+    # SIGKILL was sent to the group; the kernel ends its processes a moment later on a busy machine.
+    await eventually(lambda: alive(spawned) == [], what=f"{alive(spawned)} to end")
 
 
 async def test_what_the_agent_leaves_running_is_killed_when_it_exits(tmp_path: Path) -> None:
@@ -108,8 +111,8 @@ async def test_what_the_agent_leaves_running_is_killed_when_it_exits(tmp_path: P
 
     assert exit_.returncode == 0
     assert lines == ["done"]
-    assert time.time() - started < 5
-    assert alive(processes_started_since(since)) == []
+    assert time.time() - started < 60  # not the 304 s of the sleep that kept stdout open
+    await eventually(lambda: alive(processes_started_since(since)) == [], what="the leftover sleep to end")
 
 
 # A helper like ``pyenv rehash`` in a login shell's start-up files: it holds a lock file that only its exit
