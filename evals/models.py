@@ -40,12 +40,23 @@ _CLAUDE_PROJECT = re.compile(r"Primary working directory: \S*/worktrees/([^/\s]+
 ANY_HANDLER = Handler | anthropic_api.Handler
 
 
+class ClaudeNormaliser(MessagesNormaliser):
+    """The Messages API's normaliser, with the memory directory Claude Code names in its system prompt
+    made a placeholder: it is named after the repository's main git directory — here the codex worker's
+    mirror of the project, a new id for every run — not after the worktree."""
+
+    _MEMORY = re.compile(r"(<CLAUDE_CONFIG>/projects/)[^/\s`'\"]+")
+
+    def text(self, text: str, roots: Mapping[str, str]) -> str:
+        return self._MEMORY.sub(r"\1<REPOSITORY_SLUG>", super().text(text, roots))
+
+
 def normaliser(engine: str, system_home: Path) -> Dialect[Any]:
     """How the ``engine``'s requests are normalised: each call's own config directory (made by the codex
     worker under the system's home) becomes a placeholder."""
     home = system_home.resolve()
     if engine == "claude-code":
-        return MessagesNormaliser(homes={str(home / "claude-home"): "<CLAUDE_CONFIG>"})
+        return ClaudeNormaliser(homes={str(home / "claude-home"): "<CLAUDE_CONFIG>"})
     return Normaliser(homes={str(home / "codex-home"): "<CODEX_HOME>"})
 
 
