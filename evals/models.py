@@ -37,7 +37,7 @@ from deksdenflow_fakes.responses_api import FakeResponsesApi, Turn
 KEY_ENV = "CODEX_EVAL_API_KEY"
 _PROJECT = re.compile(r"<cwd>[^<]*/worktrees/([^/<]+)/")
 _CLAUDE_PROJECT = re.compile(r"Primary working directory: \S*/worktrees/([^/\s]+)/")
-ANY_HANDLER = Handler | anthropic_api.Handler
+AnyHandler = Handler | anthropic_api.Handler  # a Responses API's or a Messages API's
 
 
 class ClaudeNormaliser(MessagesNormaliser):
@@ -79,7 +79,7 @@ class ModelServer:
         self.claude.stop()
         self.server.stop()
 
-    def attach(self, project_id: str, handler: ANY_HANDLER) -> None:
+    def attach(self, project_id: str, handler: AnyHandler) -> None:
         with self._lock:
             self._handlers[project_id] = handler
 

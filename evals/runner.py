@@ -28,7 +28,6 @@ from typing import Any
 
 import httpx
 from deksdenflow_fakes.cassettes import Handler, Player, Recorder
-from deksdenflow_fakes.messages_cassettes import MessagesRecorder
 
 from evals import report, scoring
 from evals.authoring import BEHAVIOURS, AuthoredMessagesModel, AuthoredModel
@@ -102,7 +101,7 @@ def _handler(options: Options, variant: Variant, task: Task, h: Harness) -> Play
         if behaviour is None:
             raise EvalError(f"evals/authoring.py has no behaviour for variant {variant.id}, task {task.id}")
         if claude:
-            return MessagesRecorder(AuthoredMessagesModel(task, behaviour), norm)  # type: ignore[arg-type]
+            return Recorder(AuthoredMessagesModel(task, behaviour), norm)
         return Recorder(AuthoredModel(task, behaviour), norm)
     if options.live is None or claude:
         raise EvalError("live mode needs a recording proxy (only the codex engine's is wired)")
