@@ -20,11 +20,14 @@ A behaviour says what the model does on a task:
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from deksdenflow_fakes import anthropic_api
 from deksdenflow_fakes.cassettes import Normaliser
+from deksdenflow_fakes.messages_cassettes import MessagesNormaliser
 from deksdenflow_fakes.responses_api import (
     Turn,
     Usage,
@@ -85,10 +88,14 @@ BEHAVIOURS: dict[str, dict[str, Behaviour]] = {
         "slugify-unicode": Behaviour(change="wrong", refuse_first=True, qa="FAIL"),
     },
     "careless-exec": dict.fromkeys(("add-greeting", "fix-off-by-one", "slugify-unicode"), CARELESS),
+    # claude-code:claude-sonnet-4-5 (AuthoredMessagesModel): solves all three, the accents included
+    "claude": dict.fromkeys(("add-greeting", "fix-off-by-one", "slugify-unicode"), Behaviour()),
 }
 
 REFUSAL = "I can't help with changing this repository's code."
 _ANSWER_NORMALISER = Normaliser()
+_MESSAGES_NORMALISER = MessagesNormaliser()
+_WORKDIR = re.compile(r"Primary working directory: ([^\s\\\\]+)")  # in the JSON of the message
 
 
 def plan(task: Task) -> dict[str, Any]:
@@ -232,3 +239,69 @@ def _shell(cmd: str, call_id: str) -> dict[str, Any]:
 
 def _patch(text: str, call_id: str) -> dict[str, Any]:
     return {"type": "custom_tool_call", "name": "apply_patch", "input": text, "call_id": call_id}
+
+
+class AuthoredMessagesModel:
+    """The same behaviours as Claude Code's model (a ``FakeAnthropicApi`` handler, Messages API).
+
+    Planning and QA answer through the CLI's structured-output tool (``--json-schema``); an execution
+    reads every file it changes with the ``Read`` tool (Claude Code's ``Write`` refuses to overwrite a
+    file it has not read, so ``reads`` is always true here), writes each with ``Write`` (absolute paths
+    in the announced worktree: the cassette keeps them as ``<WORKDIR>/...``), then reports. Refusals
+    (``refuse_first``) are followed; ``qa_invalid_first`` is not (the CLI validates the structured
+    output itself)."""
+
+    def __init__(self, task: Task, behaviour: Behaviour) -> None:
+        self.model = AuthoredModel(task, behaviour)  # the same files, summary and refusal count
+        self.calls = 0
+
+    def __call__(self, body: Mapping[str, Any]) -> anthropic_api.Turn:
+        self.calls += 1
+        task = self.model.task
+        props = (anthropic_api.output_schema(body) or {}).get("properties", {})
+        done = len(anthropic_api.tool_results(body))
+        if props and done:  # the structured answer was taken: the turn ends
+            return self._answer(body, {"type": "text", "text": "Done."})
+        if "plan_md" in props:
+            return self._answer(body, self._tool(anthropic_api.STRUCTURED_OUTPUT_TOOL, plan(task), body))
+        if "verdict" in props:
+            payload = verdict(self.model.behaviour.qa == "PASS", task)
+            return self._answer(body, self._tool(anthropic_api.STRUCTURED_OUTPUT_TOOL, payload, body))
+        return self._execute(body, done)
+
+    def _execute(self, body: Mapping[str, Any], done: int) -> anthropic_api.Turn:
+        if done == 0:
+            self.model.executions += 1
+            if self.model.behaviour.refuse_first and self.model.executions == 1:
+                return self._answer(body, {"type": "text", "text": REFUSAL})
+        found = _WORKDIR.search(json.dumps(body["messages"][0]))
+        workdir = found.group(1) if found else "."
+        files = self.model._files()
+        actions: list[tuple[str, dict[str, Any]]] = [
+            ("Read", {"file_path": f"{workdir}/{path}"})
+            for path in files
+            if (self.model.task.repo / path).is_file()
+        ]
+        actions += [
+            ("Write", {"file_path": f"{workdir}/{path}", "content": text}) for path, text in files.items()
+        ]
+        if done < len(actions):
+            name, tool_input = actions[done]
+            return self._answer(body, self._tool(name, tool_input, body))
+        return self._answer(body, {"type": "text", "text": self.model._summary()})
+
+    def _tool(self, name: str, tool_input: Mapping[str, Any], body: Mapping[str, Any]) -> dict[str, Any]:
+        tool_id = f"toolu_eval_{self.calls:03d}_{len(anthropic_api.tool_results(body))}"
+        return {"type": "tool_use", "id": tool_id, "name": name, "input": dict(tool_input)}
+
+    def _answer(self, body: Mapping[str, Any], block: dict[str, Any]) -> anthropic_api.Turn:
+        """The block, with token counts that follow from the (normalised) conversation and the answer."""
+        request = _MESSAGES_NORMALISER.request(body)
+        sent = len(json.dumps(request["conversation"])) // 4
+        first = not anthropic_api.tool_results(body)
+        usage = anthropic_api.Usage(
+            input_tokens=2400 + sent,
+            cache_read_input_tokens=0 if first else 2000,
+            output_tokens=40 + len(json.dumps(block)) // 4,
+        )
+        return anthropic_api.Turn(blocks=(block,), usage=usage, message_id="msg_eval")

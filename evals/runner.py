@@ -27,10 +27,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from deksdenflow_fakes.cassettes import CassettePlayer, CassetteRecorder, Handler
+from deksdenflow_fakes.cassettes import Handler, Player, Recorder
 
 from evals import report, scoring
-from evals.authoring import BEHAVIOURS, AuthoredModel
+from evals.authoring import BEHAVIOURS, AuthoredMessagesModel, AuthoredModel
 from evals.models import ModelServer, load_player, normaliser, save_sessions
 from evals.system import Harness
 from evals.tasks import Task, load, materialize
@@ -90,18 +90,22 @@ async def _wait(api: httpx.AsyncClient, path: str, ready: Callable[[Any], bool],
     raise EvalError(f"timed out waiting for {what} (last seen: {str(body)[:2000]})")
 
 
-def _handler(options: Options, variant: Variant, task: Task, h: Harness) -> Handler:
-    norm = normaliser(h.codex_home_root)
+def _handler(options: Options, variant: Variant, task: Task, h: Harness) -> Player[Any] | Recorder[Any]:
+    """What answers the run's model requests, in its engine's dialect (Responses or Messages API)."""
+    norm = normaliser(variant.engine, h.home)
+    claude = variant.engine == "claude-code"
     if options.mode == "replay":
         return load_player(options.cassettes / variant.id / task.id, norm)
     if options.mode == "author":
         behaviour = BEHAVIOURS.get(variant.id, {}).get(task.id)
         if behaviour is None:
             raise EvalError(f"evals/authoring.py has no behaviour for variant {variant.id}, task {task.id}")
-        return CassetteRecorder(AuthoredModel(task, behaviour), norm)
-    if options.live is None:
-        raise EvalError("live mode needs a recording proxy")
-    return CassetteRecorder(options.live(), norm)
+        if claude:
+            return Recorder(AuthoredMessagesModel(task, behaviour), norm)
+        return Recorder(AuthoredModel(task, behaviour), norm)
+    if options.live is None or claude:
+        raise EvalError("live mode needs a recording proxy (only the codex engine's is wired)")
+    return Recorder(options.live(), norm)
 
 
 async def run_one(
@@ -153,13 +157,13 @@ async def run_one(
         api, f"/protocols/{run['id']}", lambda r: r["status"] in STOPPED, f"{variant.id}/{task.id}"
     )
     wall_ms = int((time.monotonic() - started) * 1000)
-    if isinstance(handler, CassettePlayer) and not handler.finished:
+    if isinstance(handler, Player) and not handler.finished:
         left = len(handler.cassette.interactions) - len(handler.played)
         raise EvalError(
             f"{variant.id}/{task.id}: the run does not match its cassettes "
             f"({'; '.join(handler.mismatches[:3]) or f'{left} recorded requests never asked'})"
         )
-    if isinstance(handler, CassetteRecorder):
+    if isinstance(handler, Recorder):
         save_sessions(
             handler,
             options.cassettes / variant.id / task.id,

@@ -1,5 +1,6 @@
 """The whole system for an evaluation: ``deksdenflow run`` (embedded NATS and PostgreSQL, the API, the
-projector and both workers) under ``<home>``, its codex worker pointed at the evaluation's model server.
+projector and both workers) under ``<home>``, its codex worker's engines (the Codex and the Claude Code
+CLIs) pointed at the evaluation's model servers.
 
 The data stays under ``<home>`` between evaluations, so older evaluations can be read and re-scored.
 """
@@ -36,18 +37,18 @@ class SystemError_(Exception):
 
 @dataclass(frozen=True)
 class Harness:
-    """What the runner needs of a running system: an admin API client and where the codex worker makes
-    each call's CODEX_HOME (normalised away in cassettes)."""
+    """What the runner needs of a running system: an admin API client and its home, under which the codex
+    worker makes each call's CODEX_HOME and Claude config directory (normalised away in cassettes)."""
 
     api: httpx.AsyncClient
-    codex_home_root: Path
+    home: Path
 
 
-def codex_bin() -> str:
-    """The pinned Codex CLI (``make agents``)."""
-    found = AGENTS_BIN / "codex"
+def agent_bin(name: str) -> str:
+    """A pinned agent CLI (``make agents``): ``codex`` or ``claude``."""
+    found = AGENTS_BIN / name
     if not found.exists():
-        raise SystemError_(f"{found} is missing: run `make agents` (the pinned Codex CLI) first")
+        raise SystemError_(f"{found} is missing: run `make agents` (the pinned agent CLIs) first")
     return str(found)
 
 
@@ -63,6 +64,7 @@ async def local_system(
         **{k: v for k, v in os.environ.items() if not k.startswith("DEKSDENFLOW_")},
         **GIT_ENV,
         **models.codex_env(),
+        **models.claude_env(),
         "DEKSDENFLOW_HOME": str(home),
         "DEKSDENFLOW_API_PORT": str(api_port),
         "DEKSDENFLOW_API_TOKEN": token,
@@ -72,7 +74,8 @@ async def local_system(
         "DEKSDENFLOW_CODEX_WORKER_PORT": str(free_port()),
         "DEKSDENFLOW_GIT_CI_WORKER_PORT": str(free_port()),
         "DEKSDENFLOW_DEFAULT_ENGINE": "codex",
-        "DEKSDENFLOW_CODEX_BIN": codex_bin(),
+        "DEKSDENFLOW_CODEX_BIN": agent_bin("codex"),
+        "DEKSDENFLOW_CLAUDE_BIN": agent_bin("claude"),
         "DEKSDENFLOW_CODEX_ARGS": models.codex_args(),
         "DEKSDENFLOW_CODEX_WORKER_CONCURRENCY": str(concurrency),
         "DEKSDENFLOW_TOKEN_BUDGET_MODE": "off",
@@ -96,7 +99,7 @@ async def local_system(
                 limits=httpx.Limits(max_keepalive_connections=0),
             ) as api:
                 await _wait_ready(api, proc, log_path)
-                yield Harness(api=api, codex_home_root=home / "codex-home")
+                yield Harness(api=api, home=home)
         finally:
             proc.send_signal(signal.SIGINT)
             try:

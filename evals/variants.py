@@ -11,7 +11,8 @@ from deksdenflow_core.assets import PROMPT_NAMES, prompt_text, version_of
 
 EVALS = Path(__file__).resolve().parent
 VARIANTS = EVALS / "variants.toml"
-ENGINES = ("codex",)  # the cassettes speak the Responses API: the Codex CLI's
+# the engines with cassettes: the Responses API (the Codex CLI's) and the Messages API (Claude Code's)
+ENGINES = ("codex", "claude-code")
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ from tests.engines.helpers import (
 from tests.support import eventually
 
 VERDICT_SCHEMA = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",  # as the product's schemas say
     "type": "object",
     "properties": {"verdict": {"type": "string", "enum": ["PASS", "FAIL"]}},
     "required": ["verdict"],
@@ -101,6 +102,7 @@ async def test_json_schema_is_answered_through_the_structured_output_tool(
     schema = output_schema(anthropic_api.calls[0])
     assert schema is not None
     assert schema["properties"] == VERDICT_SCHEMA["properties"]
+    assert "$schema" not in schema  # the CLI refuses the 2020-12 meta-schema it does not know
 
 
 async def test_edits_in_workspace_write_change_the_worktree(
@@ -290,4 +292,6 @@ def test_argv_maps_sandboxes_to_permission_modes(claude_config_root: Path, workt
         "claude", "-p", "--output-format", "stream-json", "--verbose", "--no-session-persistence",
         "--model", "m", "--permission-mode", "dontAsk", "--allowedTools", "Bash",
     ]  # fmt: skip
-    assert write[9:12] == ["acceptEdits", "--json-schema", json.dumps(VERDICT_SCHEMA)]
+    # the schema as given, less the 2020-12 meta-schema the CLI's validator does not know
+    forwarded = {k: v for k, v in VERDICT_SCHEMA.items() if k != "$schema"}
+    assert write[9:12] == ["acceptEdits", "--json-schema", json.dumps(forwarded)]

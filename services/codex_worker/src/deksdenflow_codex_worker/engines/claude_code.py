@@ -87,7 +87,10 @@ class ClaudeCodeEngine:
         argv = [self.binary, "-p", "--output-format", "stream-json", "--verbose", "--no-session-persistence"]
         argv += ["--model", call.model, "--permission-mode", PERMISSION_MODES[call.sandbox]]
         if call.output_schema is not None:
-            argv += ["--json-schema", json.dumps(call.output_schema)]
+            # The CLI's validator knows no 2020-12 meta-schema and refuses a schema that names it (the
+            # product's schemas do); the worker validates the answer against the full schema anyway.
+            schema = {k: v for k, v in call.output_schema.items() if k != "$schema"}
+            argv += ["--json-schema", json.dumps(schema)]
         return [*argv, *self.extra_args]
 
     async def run(self, call: AgentCall, on_progress: ProgressCallback | None = None) -> AgentResult:
