@@ -63,7 +63,7 @@ browser: ## Install Debian's chromium for the console's browser tests when it is
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; }
 
 test: install agents browser promtool image-tools static ## Static gates (format, lint, types, imports, contracts), then the suite against real NATS, PostgreSQL and git
-	DEKSDENFLOW_IMAGE_TEST=1 $(RUN) pytest
+	DEKSDENFLOW_IMAGE_TEST=1 $(RUN) pytest --durations=25
 
 # promtool (Debian's prometheus package) checks every service's /metrics and unit-tests the alert rules in
 # deploy/observability/. CI runs as root on a clean machine: it is installed when missing.
