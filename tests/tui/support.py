@@ -108,7 +108,7 @@ async def snapshot(app: Tui, pilot: Pilot[None], name: str) -> None:
     """The screen equals ``snapshots/NAME.svg`` (masked); written anew with DEKSDENFLOW_UPDATE_SNAPSHOTS.
 
     Drawn again until it does (a table sizes its columns on a later refresh than the one that filled
-    it), for a few seconds at most; then what it drew last is left beside it, as NAME.actual.svg."""
+    it), for 20 seconds at most; then what it drew last is left beside it, as NAME.actual.svg."""
     path = SNAPSHOTS / f"{name}.svg"
     if os.environ.get("DEKSDENFLOW_UPDATE_SNAPSHOTS"):  # what it draws twice in a row
         previous, current = "", masked(app.export_screenshot(title=name))
@@ -127,7 +127,7 @@ async def snapshot(app: Tui, pilot: Pilot[None], name: str) -> None:
         return drawn[0] == expected
 
     try:
-        await eventually(looks_the_same, within=5, what=f"the screen to look as {path.name}")
+        await eventually(looks_the_same, within=20, what=f"the screen to look as {path.name}")
     except AssertionError:
         seen = path.with_suffix(".actual.svg")
         seen.write_text(drawn[0])
