@@ -201,7 +201,9 @@ class JobKit:
             try:
                 return (await wt.push()).sha
             except PushRejected as exc:
-                if not parallel:
+                # only a branch that moved (another step of the group pushed) is worth a rebase; a remote
+                # that refuses (a hook, a protected branch) refuses the rebased commit too
+                if not parallel or exc.remote_sha is None:
                     raise PermanentFailure(f"push refused: {exc}") from exc
                 try:
                     await wt.rebase_onto_remote()
