@@ -197,13 +197,17 @@ class JobKit:
         is a failure with the reason — unless the step is one of a parallel group (``parallel``): then
         another step of the group pushed first, and the commit is rebased onto it and pushed again (a
         conflict with that step's change is the failure)."""
-        for _ in range(_PARALLEL_PUSH_TRIES if parallel else 1):
+        for tries in range(_PARALLEL_PUSH_TRIES if parallel else 1):
+            if tries:
+                await asyncio.sleep(0.05 * tries)  # the other push is still finishing: let it
             try:
                 return (await wt.push()).sha
             except PushRejected as exc:
-                # only a branch that moved (another step of the group pushed) is worth a rebase; a remote
-                # that refuses (a hook, a protected branch) refuses the rebased commit too
-                if not parallel or exc.remote_sha is None:
+                # Worth another try: a branch that moved (another step of the group pushed first: rebase)
+                # or the remote's lock on it taken by such a push at the same moment. A remote that refuses
+                # for another reason (a hook, a protected branch) refuses the rebased commit too.
+                moved = exc.remote_sha is not None or any(r in exc.reason for r in _REF_LOCK_RACE)
+                if not parallel or not moved:
                     raise PermanentFailure(f"push refused: {exc}") from exc
                 try:
                     await wt.rebase_onto_remote()
@@ -220,6 +224,8 @@ def parallel(run: ProtocolRunState, step: StepState) -> bool:
     return bool(step.parallel_group) and run_policy.parallel_steps(run.run_policy) > 1
 
 
+# How git says two pushes to one ref met at the same moment (the loser's update of the ref failed).
+_REF_LOCK_RACE = ("failed to update ref", "cannot lock ref")
 # Rebases of a parallel step's commit onto a branch other steps of its group keep pushing to.
 _PARALLEL_PUSH_TRIES = 1 + MAX_PARALLEL_STEPS
 
