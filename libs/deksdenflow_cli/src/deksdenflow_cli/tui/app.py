@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from functools import partial
 from typing import Any, ClassVar, TypeVar, cast
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual import on
 from textual.app import App, ComposeResult
@@ -766,6 +767,13 @@ def refill(table: DataTable[Any], rows: Sequence[tuple[str, Sequence[object]]]) 
     table.clear()
     for key, row in rows:
         table.add_row(*cells(*row), key=key)
+    # Each column as wide as its widest cell now, rather than when the table is next idle (it measures
+    # new rows then): a table kept busy would show its columns cut to their headings until then.
+    for index, column in enumerate(table.ordered_columns):
+        if column.auto_width:
+            widest = max((cell_len(str(row[index] or "")) for _, row in rows), default=0)
+            column.content_width = max(column.content_width, widest)
+    table.refresh()
     keys = [key for key, _ in rows]
     if current in keys:
         table.move_cursor(row=keys.index(current))
