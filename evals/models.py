@@ -31,7 +31,7 @@ from deksdenflow_fakes.cassettes import (
     Recorder,
 )
 from deksdenflow_fakes.messages_cassettes import MessagesNormaliser
-from deksdenflow_fakes.responses_api import FakeResponsesApi, Turn
+from deksdenflow_fakes.responses_api import FakeResponsesApi, Turn, codex_offline_args
 
 # The CLI sends the key the provider names; the codex engine passes CODEX_* variables through.
 KEY_ENV = "CODEX_EVAL_API_KEY"
@@ -102,19 +102,9 @@ class ModelServer:
 
     def codex_args(self) -> str:
         """``DEKSDENFLOW_CODEX_ARGS``: the CLI's provider pointed here, offline and quick to fail."""
-        provider = (
-            f'{{name="Eval", base_url="{self.server.base_url}", wire_api="responses", env_key="{KEY_ENV}", '
-            "request_max_retries=0, stream_max_retries=0, stream_idle_timeout_ms=60000}"
+        args = codex_offline_args(
+            self.server.base_url, name="eval", env_key=KEY_ENV, stream_idle_timeout_ms=60000
         )
-        args = ["-c", "model_provider=eval", "-c", f"model_providers.eval={provider}"]
-        args += [
-            "--disable",
-            "plugins",
-            "--disable",
-            "unbounded_connection_retries",
-            "-c",
-            "analytics.enabled=false",
-        ]
         return shlex.join(args)
 
     def codex_env(self) -> dict[str, str]:

@@ -311,15 +311,27 @@ def codex_provider_args(fake: FakeResponsesApi) -> list[str]:
     No retries (a scripted failure shows at once), no plugin sync (a ``git ls-remote`` to the internet
     at start), no analytics. The key is read from ``CODEX_API_KEY_ENV``: see ``codex_provider_env``.
     """
+    return codex_offline_args(fake.base_url)
+
+
+def codex_offline_args(
+    base_url: str,
+    *,
+    name: str = "fake",
+    env_key: str = CODEX_API_KEY_ENV,
+    stream_idle_timeout_ms: int = 15000,
+) -> list[str]:
+    """``codex`` flags for a model provider ``name`` at ``base_url`` (its key read from ``env_key``):
+    no retries, no plugin sync, no analytics (see ``codex_provider_args``)."""
     provider = (
-        f'{{name="Fake", base_url="{fake.base_url}", wire_api="responses", env_key="{CODEX_API_KEY_ENV}", '
-        "request_max_retries=0, stream_max_retries=0, stream_idle_timeout_ms=15000}"
+        f'{{name="{name.title()}", base_url="{base_url}", wire_api="responses", env_key="{env_key}", '
+        f"request_max_retries=0, stream_max_retries=0, stream_idle_timeout_ms={stream_idle_timeout_ms}}}"
     )
     return [
         "-c",
-        "model_provider=fake",
+        f"model_provider={name}",
         "-c",
-        f"model_providers.fake={provider}",
+        f"model_providers.{name}={provider}",
         "--disable",
         "plugins",
         "--disable",

@@ -52,14 +52,15 @@ from deksdenflow_core.specs.model import (
 
 ROOT = "/codemachine-package"  # where the sandbox says the package is (``__dirname`` of its files)
 WORKFLOW = re.compile(r"^templates/workflows/(?P<name>[^/]+)\.workflow\.js$")
+# The agents' files are where the first version kept them too (below ``.codemachine/`` there).
 MAIN, SUB, MODULES, PLACEHOLDERS = (
-    "config/main.agents.js",
-    "config/sub.agents.js",
-    "config/modules.js",
-    "config/placeholders.js",
+    codemachine_v1.MAIN,
+    codemachine_v1.SUB,
+    codemachine_v1.MODULES,
+    codemachine_v1.PLACEHOLDERS,
 )
 MANIFEST, TRACKING = "codemachine.json", ".codemachine/template.json"
-DEFAULT_MAX_ITERATIONS = 5
+DEFAULT_MAX_ITERATIONS = codemachine_v1.DEFAULT_MAX_ITERATIONS
 TRIGGER_DEPTH = 3
 MAX_WORKFLOWS = 8  # evaluated when none is named
 _PLACEHOLDER = re.compile(r"\{([A-Za-z0-9_]+)\}")
