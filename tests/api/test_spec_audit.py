@@ -5,11 +5,18 @@ spec rules than the last audit's."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from pathlib import Path
+from typing import cast
 
+import pytest
+from deksdenflow_api import spec_audit
 from deksdenflow_api.app import create_app
+from deksdenflow_api.context import ApiContext
 from deksdenflow_core.aggregates import PROTOCOL_RUN
+from deksdenflow_core.aio import cancel_and_wait
 from deksdenflow_core.assets import prompt_text, version_of
 from deksdenflow_core.domain.protocol_run.audit import SPEC_RULES_VERSION
 from deksdenflow_core.settings import ApiSettings, DatabaseSettings
@@ -202,3 +209,30 @@ async def test_the_audit_records_findings_once_holds_the_run_and_runs_when_a_pro
     async with replica.router.lifespan_context(replica):
         await eventually(late_run_audited, what="the starting process to audit the late run")
         await audited_on_start(system)
+
+
+async def test_the_start_up_audit_stops_when_its_process_stops_even_if_a_library_swallowed_the_cancel(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Python 3.11's wait_for (in nats-py and asyncpg) can return or raise its own error instead of
+    # CancelledError when a cancel meets a result; CI saw the audit then retry for ever and the API never
+    # stop on SIGTERM. Here the attempt swallows the cancel and fails as the missing read model made it.
+    attempts = 0
+
+    async def swallowing_attempt(_ctx: object) -> None:
+        nonlocal attempts
+        attempts += 1
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(3600)
+        raise RuntimeError('relation "readmodel.protocol_runs" does not exist')
+
+    monkeypatch.setattr(spec_audit, "audit_if_behind", swallowing_attempt)
+    task = asyncio.create_task(spec_audit.audit_on_start(cast(ApiContext, None)))
+    await eventually(lambda: attempts == 1)
+    task.cancel()
+    try:
+        await asyncio.wait({task}, timeout=30)
+        assert task.cancelled(), f"the audit did not stop: {attempts} attempts"
+        assert attempts == 1
+    finally:
+        await cancel_and_wait(task, 5)

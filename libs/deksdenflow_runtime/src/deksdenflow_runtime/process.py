@@ -98,25 +98,6 @@ async def stop_process(
     return proc.poll()
 
 
-async def cancel_and_wait(task: asyncio.Task[None], grace: float) -> None:
-    """Cancel ``task`` and wait up to ``grace`` seconds for it to end, cancelling again as needed.
-
-    One cancel() is not always enough: nats-py's connect loop can swallow a cancellation (it catches
-    the OSError that Python 3.11's wait_for raises instead of CancelledError when both happen at once).
-    """
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + grace
-    while not task.done():
-        remaining = deadline - loop.time()
-        if remaining <= 0:
-            _log.warning("task did not stop when cancelled", task=task.get_name())
-            return
-        task.cancel()
-        await asyncio.wait({task}, timeout=min(0.1, remaining))
-    if not task.cancelled():
-        task.exception()  # retrieved, so asyncio does not report it as never retrieved
-
-
 def ensure_port_free(host: str, port: int, *, what: str, setting: str, alternative: str = "") -> None:
     """Raise a ConfigurationError naming ``setting`` if something already listens on ``host:port``.
 

@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from deksdenflow_core.aio import cancel_and_wait
 from deksdenflow_core.errors import ConfigurationError, DeksdenflowError, InfrastructureError
 from deksdenflow_core.eventstore import JetStreamEventStore, connect
 from deksdenflow_core.logging import get_logger
@@ -45,7 +46,6 @@ from deksdenflow_runtime.embedded_pg import SUPERUSER, EmbeddedPostgres
 from deksdenflow_runtime.endpoints import endpoints_file, write_endpoints
 from deksdenflow_runtime.process import (
     ChildServer,
-    cancel_and_wait,
     ensure_port_free,
     parent_death_signal,
     tail,

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from deksdenflow_core import tracing
+from deksdenflow_core.aio import cancel_and_wait
 from deksdenflow_core.logging import get_logger
 from deksdenflow_core.nats_internals import use_fast_header_parser
 from deksdenflow_core.settings import ApiSettings, DatabaseSettings, EventStoreSettings
@@ -113,9 +113,7 @@ def create_app(
         try:
             yield
         finally:
-            auditing.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await auditing
+            await cancel_and_wait(auditing, SHUTDOWN_TIMEOUT_SECONDS)
             await fanout.close()
             await watcher.close()
             await connections.nats.close(SHUTDOWN_TIMEOUT_SECONDS)

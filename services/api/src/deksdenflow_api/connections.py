@@ -14,30 +14,11 @@ from typing import Any
 
 import asyncpg  # type: ignore[import-untyped, unused-ignore]  # no py.typed in asyncpg
 import nats
+from deksdenflow_core.aio import cancel_and_wait
 from deksdenflow_core.errors import InfrastructureError
 from deksdenflow_core.logging import get_logger
 
 _log = get_logger(__name__)
-
-
-async def _cancel(task: asyncio.Task[None], grace: float) -> None:
-    """Cancel ``task`` and wait up to ``grace`` seconds for it to end, cancelling again as needed.
-
-    One cancel() is not always enough: nats-py's connect loop catches OSError, and Python 3.11's
-    wait_for raises the inner OSError instead of CancelledError when both happen at once, so the loop
-    swallows the cancellation and retries forever.
-    """
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + grace
-    while not task.done():
-        remaining = deadline - loop.time()
-        if remaining <= 0:
-            _log.warning("background task did not stop", task=task.get_name())
-            return
-        task.cancel()
-        await asyncio.wait({task}, timeout=min(0.1, remaining))
-    if not task.cancelled():
-        task.exception()  # retrieved, so asyncio does not report it as never retrieved
 
 
 class NatsConnection:
@@ -104,7 +85,7 @@ class NatsConnection:
         """Drain (deliver what is pending, then close) within ``grace`` s; stop trying if never connected."""
         self._closing = True
         if self._task is not None:
-            await _cancel(self._task, grace)
+            await cancel_and_wait(self._task, grace)
         client, self._client = self._client, None
         if client is None:
             return

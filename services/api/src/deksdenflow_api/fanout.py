@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
+from deksdenflow_core.aio import cancel_and_wait
 from deksdenflow_core.envelope import MAX_DECISION_EVENTS, last_position
 from deksdenflow_core.logging import get_logger
 from deksdenflow_core.readmodel import SCHEMA
@@ -34,6 +35,7 @@ from deksdenflow_api.middleware import ApiMetrics
 from deksdenflow_api.schemas import EventPublic
 
 log = get_logger(__name__)
+_CLOSE_GRACE_SECONDS = 5.0
 
 PAGE = 500
 _LINGER_SECONDS = 0.1
@@ -151,9 +153,8 @@ class EventFanout:
 
     async def close(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            # (again as needed: its retry loop may catch an error that stood for the cancellation)
+            await cancel_and_wait(self._task, _CLOSE_GRACE_SECONDS)
 
     def subscribe(self, filters: Filters) -> Subscriber:
         """Register a client from the current position on; 503 when the process has enough of them."""

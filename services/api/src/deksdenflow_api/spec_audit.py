@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import nats.js.errors
 from deksdenflow_core.aggregates import PROTOCOL_RUN
+from deksdenflow_core.aio import cancelling
 from deksdenflow_core.contracts.generated.deksdenflow.commands.v1 import protocol_run as cmd
 from deksdenflow_core.domain.protocol_run import TERMINAL_RUN_STATUSES
 from deksdenflow_core.domain.protocol_run.audit import SPEC_RULES_VERSION
@@ -161,6 +162,8 @@ async def audit_on_start(ctx: ApiContext) -> None:
             audits = await audit_if_behind(ctx)
             break
         except Exception as exc:  # NATS or PostgreSQL not there yet: try again later
+            if cancelling():  # the process stops, and a library swallowed the cancellation
+                raise asyncio.CancelledError from exc
             delay = _RETRY_SECONDS[min(attempt, len(_RETRY_SECONDS) - 1)]
             _log.info("spec audit: not yet", error=f"{type(exc).__name__}: {exc}", retry_in=delay)
             attempt += 1
