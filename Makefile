@@ -46,8 +46,8 @@ demo: install ## One whole protocol on a sample repo (scripted engine): timeline
 
 # The evaluation suite (evals/README.md): every task x variant through the whole system on the shipped
 # cassettes, scored and compared with the baseline; exit 1 on an unexpected regression. RESCORE=<id>
-# scores an older evaluation's stored runs again; LIVE=1 BUDGET_USD=<cap> (with OPENAI_API_KEY) records new
-# cassettes from the real API. EVAL_ARGS passes more options (--variants, --tasks, --max-resolved-drop ...).
+# scores an older evaluation's stored runs again; LIVE=1 BUDGET_USD=<cap> (with OPENAI_API_KEY and/or
+# ANTHROPIC_API_KEY, as the variants' engines need) records new cassettes from the real APIs. EVAL_ARGS passes more options (--variants, --tasks, --max-resolved-drop ...).
 eval: install agents ## Evaluate the variants of evals/variants.toml on the shipped cassettes (RESCORE=<id>, LIVE=1)
 	$(RUN) python -m evals $(if $(RESCORE),rescore $(RESCORE),$(if $(LIVE),live --budget-usd $(BUDGET_USD),run)) --table .deksdenflow/eval/table.txt $(EVAL_ARGS)
 

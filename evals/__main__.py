@@ -2,9 +2,10 @@
 ``evals/tasks`` through the whole system, and print the table.
 
     python -m evals [run]   [--variants a,b] [--tasks x,y] [--max-resolved-drop R] [--max-qa-drop R]
-                            [--ignore-expectations] [--home DIR] [--table FILE]
+                            [--ignore-expectations] [--cassettes DIR] [--home DIR] [--table FILE]
     python -m evals author  [--variants ...] [--tasks ...]       # write the cassettes from evals/authoring.py
-    python -m evals live    --budget-usd X [--variants ...]      # record new cassettes from the real API
+    python -m evals live    --budget-usd X [--variants ...]      # record new cassettes from the real APIs
+                                                                 # (OPENAI_API_KEY, ANTHROPIC_API_KEY)
     python -m evals rescore EVALUATION_ID                        # score stored runs again, no agent call
 
 Exit codes: 0 no unexpected regression (and every canary caught) · 1 a regression, or a canary not
@@ -17,20 +18,26 @@ import argparse
 import asyncio
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from deksdenflow_fakes.cassettes import proxy
+from deksdenflow_fakes.messages_cassettes import ANTHROPIC_URL, API_KEY_ENV, messages_proxy
 
 from evals import report
-from evals.models import ModelServer
-from evals.runner import EvalError, Options, Outcome, evaluate, rescore
+from evals.models import AnyHandler, ModelServer
+from evals.runner import CASSETTES, EvalError, Options, Outcome, evaluate, rescore
 from evals.system import SystemError_, local_system
 from evals.tasks import all_tasks, load
 from evals.variants import load as load_variants
 
 EXIT_ERROR = 2
 DEFAULT_HOME = Path(".deksdenflow") / "eval"
-LIVE_URL = "https://api.openai.com/v1"
+# Where live mode records from, per engine: (the API's address, its variable, its default; the key's variable)
+LIVE_APIS = {
+    "codex": ("OPENAI_BASE_URL", "https://api.openai.com/v1", "OPENAI_API_KEY"),
+    "claude-code": ("ANTHROPIC_BASE_URL", ANTHROPIC_URL, API_KEY_ENV),
+}
 
 
 def _rate(text: str) -> float:
@@ -38,6 +45,21 @@ def _rate(text: str) -> float:
     if not 0 <= value <= 1:
         raise argparse.ArgumentTypeError(f"{text}: a rate between 0 and 1")
     return value
+
+
+def live_proxies(engines: set[str]) -> Callable[[str], AnyHandler]:
+    """A recording proxy in front of each engine's real API, for a run of that engine. Every key the
+    engines need is asked for before anything runs: a run half-recorded for want of a key helps nobody."""
+    missing = [LIVE_APIS[e][2] for e in sorted(engines) if not os.environ.get(LIVE_APIS[e][2])]
+    if missing:
+        raise EvalError(f"live mode records from the real APIs: set {' and '.join(missing)}")
+
+    def live(engine: str) -> AnyHandler:
+        url_env, default, key_env = LIVE_APIS[engine]
+        url, key = os.environ.get(url_env) or default, os.environ[key_env]
+        return messages_proxy(url, key) if engine == "claude-code" else proxy(url, key)
+
+    return live
 
 
 def parser() -> argparse.ArgumentParser:
@@ -63,6 +85,12 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--budget-usd", type=float, default=0.0, help="live: the spending cap of the whole evaluation"
+    )
+    p.add_argument(
+        "--cassettes",
+        type=Path,
+        default=CASSETTES,
+        help="the cassettes' folder: read by run, written by author and live (default: evals/cassettes)",
     )
     p.add_argument("--home", type=Path, default=Path(os.environ.get("EVAL_HOME", DEFAULT_HOME)))
     p.add_argument("--table", type=Path, help="also write the table (the part that never varies) here")
@@ -93,20 +121,17 @@ async def _main(args: argparse.Namespace) -> int:
     tasks = [load(t.strip()) for t in args.tasks.split(",") if t.strip()] if args.tasks else all_tasks()
     options = Options(
         mode="replay" if args.command == "run" else args.command,
+        cassettes=args.cassettes.resolve(),
         thresholds=report.Thresholds(args.max_resolved_drop, args.max_qa_drop),
         ignore_expectations=args.ignore_expectations,
     )
     extra_env: dict[str, str] = {}
     if args.command == "live":
-        key = os.environ.get("OPENAI_API_KEY", "")
-        if not key:
-            raise EvalError("live mode records from the real API: set OPENAI_API_KEY")
         if args.budget_usd <= 0:
             raise EvalError(
                 "live mode spends money: cap it with --budget-usd (make eval LIVE=1 BUDGET_USD=...)"
             )
-        url = os.environ.get("OPENAI_BASE_URL", LIVE_URL)
-        options.live = lambda: proxy(url, key)
+        options.live = live_proxies({v.engine for v in matrix.variants})
         per_run = args.budget_usd / (len(tasks) * len(matrix.variants))
         # the system's own budget stops a run that would spend more than its share (strict mode)
         extra_env = {

@@ -274,8 +274,7 @@ class AuthoredMessagesModel:
             self.model.executions += 1
             if self.model.behaviour.refuse_first and self.model.executions == 1:
                 return self._answer(body, {"type": "text", "text": REFUSAL})
-        found = _WORKDIR.search(json.dumps(body["messages"][0]))
-        workdir = found.group(1) if found else "."
+        workdir = _workdir(body) or "."
         files = self.model._files()
         actions: list[tuple[str, dict[str, Any]]] = [
             ("Read", {"file_path": f"{workdir}/{path}"})
@@ -302,6 +301,17 @@ class AuthoredMessagesModel:
         usage = anthropic_api.Usage(
             input_tokens=2400 + sent,
             cache_read_input_tokens=0 if first else 2000,
-            output_tokens=40 + len(json.dumps(block)) // 4,
+            # counted on the block as the cassette keeps it (<WORKDIR>): the same wherever it is authored
+            output_tokens=40 + len(_as_kept(json.dumps(block), _workdir(body))) // 4,
         )
         return anthropic_api.Turn(blocks=(block,), usage=usage, message_id="msg_eval")
+
+
+def _workdir(body: Mapping[str, Any]) -> str:
+    """The worktree Claude Code announces in its first message ("" when it names none)."""
+    found = _WORKDIR.search(json.dumps(body["messages"][0]))
+    return found.group(1) if found else ""
+
+
+def _as_kept(text: str, workdir: str) -> str:
+    return text.replace(workdir, "<WORKDIR>") if workdir else text

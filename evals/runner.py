@@ -27,11 +27,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from deksdenflow_fakes.cassettes import Handler, Player, Recorder
+from deksdenflow_fakes.cassettes import Player, Recorder
 
 from evals import report, scoring
 from evals.authoring import BEHAVIOURS, AuthoredMessagesModel, AuthoredModel
-from evals.models import ModelServer, load_player, normaliser, save_sessions
+from evals.models import AnyHandler, ModelServer, load_player, normaliser, save_sessions
 from evals.system import Harness
 from evals.tasks import Task, load, materialize
 from evals.variants import Matrix, Variant
@@ -53,7 +53,7 @@ class Options:
     cassettes: Path = CASSETTES
     thresholds: report.Thresholds = field(default_factory=report.Thresholds)
     ignore_expectations: bool = False
-    live: Callable[[], Handler] | None = None  # live mode: a recording proxy per run
+    live: Callable[[str], AnyHandler] | None = None  # live mode: a recording proxy per run, by engine
 
 
 @dataclass
@@ -103,9 +103,9 @@ def _handler(options: Options, variant: Variant, task: Task, h: Harness) -> Play
         if claude:
             return Recorder(AuthoredMessagesModel(task, behaviour), norm)
         return Recorder(AuthoredModel(task, behaviour), norm)
-    if options.live is None or claude:
-        raise EvalError("live mode needs a recording proxy (only the codex engine's is wired)")
-    return Recorder(options.live(), norm)
+    if options.live is None:
+        raise EvalError("live mode needs a recording proxy")
+    return Recorder(options.live(variant.engine), norm)
 
 
 async def run_one(
