@@ -59,7 +59,7 @@ async def test_specs_are_checked_without_creating_anything(system: System) -> No
         assert sound["steps"][1] | {"policies": None} == {
             "index": 1, "name": "01-build.md", "step_type": "work", "engine_id": None, "model": None,
             "qa_policy": None, "labels": ["US1"], "fallbacks": ["claude-code:sonnet"], "critical": False,
-            "policies": None,
+            "policies": None, "parallel_group": None,
         }  # fmt: skip
         assert sound["policies"]["01-build.md"]["checkpoint"]["reason"] == "look at the build"
 

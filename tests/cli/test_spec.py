@@ -23,6 +23,26 @@ async def test_spec_validate_on_the_server_and_the_audit(system: System, tmp_pat
     assert feature.stdout.splitlines()[0] == "speckit: Photo albums — 3 step(s)"
     assert "  01-user-story-1-group-photos-into.md  [US1]" in feature.stdout
 
+    at_once = await cli(
+        system,
+        tmp_path,
+        "spec",
+        "validate",
+        "--server",
+        "--max-parallel-steps",
+        "2",
+        str(DATA / "speckit" / "001-photo-albums"),
+        "-o",
+        "json",
+    )
+    assert at_once.code == 0, at_once.stderr
+    groups = [(s["name"], s["parallel_group"]) for s in json.loads(at_once.stdout)["steps"]]
+    assert groups[1:3] == [
+        ("01-t005-test-album-creation-in-tests.md", "phase-3-1"),
+        ("02-t006-create-the-album-model-in.md", "phase-3-1"),
+    ]
+    assert [g for _, g in groups].count(None) == 3
+
     broken = tmp_path / "specs" / "002-template"
     broken.mkdir(parents=True)
     shutil.copy(DATA / "speckit" / "tasks-template-phases.md", broken / "tasks.md")

@@ -40,6 +40,23 @@ def test_a_valid_feature_folder_and_change_list_their_steps() -> None:
     assert workspace.stdout.splitlines()[0] == "CodeMachine workspace: spec-to-code — 3 step(s)"
 
 
+def test_a_feature_checked_for_a_run_that_executes_steps_at_once_shows_its_parallel_groups() -> None:
+    feature = spec("validate", str(DATA / "speckit" / "001-photo-albums"), "--max-parallel-steps", "2")
+    assert feature.returncode == 0, feature.stderr
+    assert feature.stdout.splitlines() == [
+        "speckit: Photo albums — 5 step(s)",
+        "  00-foundational-blocking-prerequisites.md",
+        "  01-t005-test-album-creation-in-tests.md  [US1]  (at once with its group phase-3-1)",
+        "  02-t006-create-the-album-model-in.md  [US1]  (at once with its group phase-3-1)",
+        "  03-t007-implement-add-photo-in-src.md  [US1]",
+        "  04-user-story-2-reorder-albums-priority.md  [US2]",
+        "  (done, left out: Phase 1: Setup (Shared Infrastructure))",
+    ]
+    refused = spec("validate", str(DATA / "speckit" / "001-photo-albums"), "--max-parallel-steps", "9")
+    assert refused.returncode == 2
+    assert "'9': a whole number from 1 to 8" in refused.stderr
+
+
 def test_problems_exit_1_with_file_and_line_and_usage_errors_exit_2(tmp_path: Path) -> None:
     folder = tmp_path / "specs" / "002-template"
     folder.mkdir(parents=True)

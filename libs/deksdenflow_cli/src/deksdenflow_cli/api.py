@@ -203,7 +203,7 @@ ENDPOINTS: dict[str, Endpoint] = {
     "spec.validate": Endpoint(
         "POST",
         "/specs/validate",
-        ("kind", "steps", "name", "files", "constitution"),
+        ("kind", "steps", "name", "files", "constitution", "run_policy"),
         ("valid", "kind", "title", "problems", "steps", "skipped", "policies"),
     ),
     "spec.audit": Endpoint(

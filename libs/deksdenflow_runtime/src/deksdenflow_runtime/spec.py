@@ -5,7 +5,9 @@
 evaluated in the Node sandbox) or a plan (a JSON file of ``StepPlan`` steps: a list, or ``{"steps": [...]}``)
 checked as the protocol it would be: the steps it makes, the phases already done, and every problem by
 file, line and field. On the local disk with this program's rules, or with ``--server`` by the API's
-(``POST /specs/validate``: the rules of the deployment that would run it).
+(``POST /specs/validate``: the rules of the deployment that would run it). ``--max-parallel-steps N``
+checks it as a run whose policy executes up to N steps at once imports it: spec-kit's ``[P]`` tasks
+become parallel groups, and each step names its group.
 
 ``spec show PROTOCOL``: a run's stored plan as the API has it (``GET /protocols/{id}/spec``): its steps,
 policies and prompts, its problems under today's rules and its latest audit. ``spec audit`` (admin):
@@ -28,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from deksdenflow_cli import spec_files
 from deksdenflow_cli.exits import MISSING_DEPENDENCY, CliError
+from deksdenflow_core.domain.run_policy import MAX_PARALLEL_STEPS
 from deksdenflow_core.specs import check, codemachine, openspec, sandbox, speckit
 from deksdenflow_core.specs.model import ImportedProtocol
 from pydantic import ValidationError
@@ -64,14 +67,17 @@ def _kind(folder: Path, files: dict[str, str]) -> str | None:
     return "openspec" if "proposal.md" in files or folder.parent.name == "changes" else "speckit"
 
 
-def read(folder: Path) -> tuple[str, ImportedProtocol] | None:
-    """What kind of spec ``folder`` is and the protocol it imports as (None: neither kind)."""
+def read(folder: Path, *, parallel: bool = False) -> tuple[str, ImportedProtocol] | None:
+    """What kind of spec ``folder`` is and the protocol it imports as (None: neither kind); ``parallel``:
+    as a run that may execute steps at once imports it (spec-kit's [P] tasks as parallel groups)."""
     files = _files(folder)
     kind = _kind(folder, files)
     if kind == "openspec":
         return kind, openspec.import_change(files, change=folder.name)
     if kind == "speckit":
-        return kind, speckit.import_feature(files, feature=folder.name, constitution=_constitution(folder))
+        return kind, speckit.import_feature(
+            files, feature=folder.name, constitution=_constitution(folder), parallel=parallel
+        )
     return None
 
 
@@ -87,8 +93,9 @@ def _plan_steps(path: Path) -> list[Any]:
     return steps
 
 
-def _check_locally(path: Path) -> tuple[dict[str, Any], list[str]]:
-    """The check of ``path`` by this program's rules: its report and its problems as lines."""
+def _check_locally(path: Path, max_parallel_steps: int) -> tuple[dict[str, Any], list[str]]:
+    """The check of ``path`` by this program's rules, for a run that executes up to
+    ``max_parallel_steps`` steps at once: its report and its problems as lines."""
     if path.is_file():
         try:
             steps = [check.StepPlanIn.model_validate(s) for s in _plan_steps(path)]
@@ -103,7 +110,7 @@ def _check_locally(path: Path) -> tuple[dict[str, Any], list[str]]:
         main = codemachine.MANIFEST if kind == "package" else codemachine.TRACKING
         checked = check.check_import(f"CodeMachine {kind}", imported, main)
     else:
-        found = read(path)
+        found = read(path, parallel=max_parallel_steps > 1)
         if found is None:
             raise _neither(path)
         kind, imported = found
@@ -113,7 +120,10 @@ def _check_locally(path: Path) -> tuple[dict[str, Any], list[str]]:
         "kind": checked.kind,
         "title": checked.title,
         "valid": checked.valid,
-        "steps": [{"filename": s.name, "labels": list(s.labels)} for s in checked.steps],
+        "steps": [
+            {"filename": s.name, "labels": list(s.labels), "parallel_group": s.parallel_group or None}
+            for s in checked.steps
+        ],
         "skipped": list(checked.skipped),
         "problems": [
             {"file": p.file, "line": p.line, "field": p.field, "message": p.message} for p in checked.problems
@@ -122,8 +132,9 @@ def _check_locally(path: Path) -> tuple[dict[str, Any], list[str]]:
     return report, [str(p) for p in checked.problems]
 
 
-def _check_on_server(client: Client, path: Path) -> tuple[dict[str, Any], list[str]]:
-    """The check of ``path`` by the API's rules (``POST /specs/validate``)."""
+def _check_on_server(client: Client, path: Path, max_parallel_steps: int) -> tuple[dict[str, Any], list[str]]:
+    """The check of ``path`` by the API's rules (``POST /specs/validate``), for a run that executes up
+    to ``max_parallel_steps`` steps at once."""
     body: dict[str, Any]
     if path.is_file():
         body = {"kind": "plan", "steps": _plan_steps(path)}
@@ -137,6 +148,8 @@ def _check_on_server(client: Client, path: Path) -> tuple[dict[str, Any], list[s
         body = {"kind": kind, "name": path.resolve().name, "files": files}
         if kind == "speckit" and (constitution := _constitution(path.resolve())):
             body["constitution"] = constitution
+        if max_parallel_steps > 1:
+            body["run_policy"] = {"max_parallel_steps": max_parallel_steps}
     report: dict[str, Any] = client.call("spec.validate", body=body)
     problems = [f"{p['file']}:{p['line']}: {p['field']}: {p['message']}" for p in report["problems"]]
     return {**report, "steps": [{"filename": s["name"], **s} for s in report["steps"]]}, problems
@@ -164,9 +177,9 @@ def _validate(args: argparse.Namespace) -> int:
         raise UsageError(f"{path} is not a folder or a file")
     if args.server:
         with closing(_client(args.profile)) as client:
-            report, problems = _check_on_server(client, path)
+            report, problems = _check_on_server(client, path, args.max_parallel_steps)
     else:
-        report, problems = _check_locally(path)
+        report, problems = _check_locally(path, args.max_parallel_steps)
     if args.output == "json":
         print(json.dumps(report, indent=2))
     else:
@@ -174,7 +187,12 @@ def _validate(args: argparse.Namespace) -> int:
         print(f"{report['kind']}{title} — {len(report['steps'])} step(s)")
         for step in report["steps"]:
             labels = step.get("labels") or []
-            print(f"  {step['filename']}" + (f"  [{', '.join(labels)}]" if labels else ""))
+            group = step.get("parallel_group")
+            print(
+                f"  {step['filename']}"
+                + (f"  [{', '.join(labels)}]" if labels else "")
+                + (f"  (at once with its group {group})" if group else "")
+            )
         for done in report["skipped"]:
             print(f"  (done, left out: {done})")
     for problem in problems:
@@ -231,6 +249,16 @@ def _audit(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _parallel_steps(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= MAX_PARALLEL_STEPS:
+        raise argparse.ArgumentTypeError(f"{text!r}: a whole number from 1 to {MAX_PARALLEL_STEPS}")
+    return value
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="deksdenflow spec", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -240,6 +268,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     validate.add_argument("path", type=Path, metavar="PATH")
     validate.add_argument(
         "--server", action="store_true", help="check with the API's rules (POST /specs/validate), not locally"
+    )
+    validate.add_argument(
+        "--max-parallel-steps",
+        type=_parallel_steps,
+        default=1,
+        metavar="N",
+        help="check it as a run that executes up to N steps at once (1..8, the run policy's "
+        "max_parallel_steps) imports it: spec-kit's [P] tasks become parallel groups",
     )
     show = commands.add_parser("show", help="a run's stored plan, its problems today and its latest audit")
     show.add_argument("protocol", metavar="PROTOCOL", help="an id, or PROJECT/NAME")

@@ -543,6 +543,10 @@ class PlannedStepPublic(BaseModel):
     policies: dict[str, Any] | None = Field(
         description="Its loop, trigger and checkpoint policies (StepPolicies), or null: none."
     )
+    parallel_group: str | None = Field(
+        description="The parallel group it belongs to: the group's steps may execute at once where the run "
+        "policy allows (max_parallel_steps); null: it runs alone."
+    )
 
 
 class SpecProblemPublic(BaseModel):

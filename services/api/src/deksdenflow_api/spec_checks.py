@@ -122,6 +122,7 @@ def planned_step(step: StepPlan) -> dict[str, Any]:
         "fallbacks": list(step.fallbacks),
         "critical": step.critical,
         "policies": step.policies.model_dump(mode="json") if step.policies is not None else None,
+        "parallel_group": step.parallel_group or None,
     }
 
 
