@@ -40,6 +40,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
+from deksdenflow_core.aio import cancel_and_wait
 from deksdenflow_core.envelope import RecordedEvent, decode_all
 from deksdenflow_core.errors import ContractError, DeksdenflowError, InfrastructureError
 from deksdenflow_core.logging import bind_ids, get_logger
@@ -652,6 +653,4 @@ class ConsumerLoop:
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task, 5.0)

@@ -16,6 +16,7 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from deksdenflow_core.aio import cancel_and_wait
 from deksdenflow_core.logging import get_logger
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -27,6 +28,7 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 Started = tuple[Projector, Callable[[], Awaitable[None]]]
 
 log = get_logger(__name__)
+_STOP_GRACE_SECONDS = 5.0
 
 
 class ProjectorApp:
@@ -108,13 +110,10 @@ class ProjectorApp:
         if self.projector is None:
             return
         self.projector.stop()
-        self._tasks["lag"].cancel()
-        self._tasks["consumers"].cancel()
+        # (again as needed: their loops catch errors, which may stand for a cancellation on Python 3.11)
+        await cancel_and_wait(self._tasks["lag"], _STOP_GRACE_SECONDS)
+        await cancel_and_wait(self._tasks["consumers"], _STOP_GRACE_SECONDS)
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await asyncio.wait_for(self._tasks["consume"], timeout=30)
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._tasks["lag"]
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._tasks["consumers"]
         if self._close is not None:
             await self._close()
