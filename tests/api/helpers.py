@@ -63,13 +63,15 @@ async def as_worker(repo: Repository, run_id: str, command: Any) -> int:
 
 
 async def planned(
-    client: httpx.AsyncClient, repo: Repository, project_id: str, steps: int = 3
+    client: httpx.AsyncClient, repo: Repository, project_id: str, steps: int = 3, **plan: Any
 ) -> tuple[str, list[str], int]:
-    """A protocol started over HTTP and planned by a (test) worker; returns run id, step ids, sequence."""
+    """A protocol started over HTTP and planned by a (test) worker (``plan``: more fields of its
+    ``RecordPlanningCompleted``); returns run id, step ids, sequence."""
     run = await create_protocol(client, project_id)
     started = await client.post(f"/protocols/{run['id']}/actions/start")
     assert started.status_code == 200, started.text
-    seq = await as_worker(repo, run["id"], cmd.RecordPlanningCompleted(attempt=1, steps=plan_steps(steps)))
+    completed = cmd.RecordPlanningCompleted(attempt=1, steps=plan_steps(steps), **plan)
+    seq = await as_worker(repo, run["id"], completed)
     listed = await client.get(f"/protocols/{run['id']}/steps", headers={"X-Min-Event-Sequence": str(seq)})
     assert listed.status_code == 200, listed.text
     return run["id"], [s["id"] for s in listed.json()["data"]], seq

@@ -1,5 +1,6 @@
 """The prompt registry: every prompt with its built-in version, and each version the log has seen with its
-calls, tokens, cost and outcomes — a project's own override shows as a version of its own."""
+calls, tokens, cost and outcomes — a project's own override shows as a version of its own, and two prompts'
+outcomes never mix, even on one version."""
 
 from __future__ import annotations
 
@@ -11,13 +12,17 @@ from tests.api.conftest import System
 from tests.api.helpers import as_worker, create_project, planned
 
 OVERRIDE = "0123456789ab"  # a project's own exec prompt
+SHARED = "fedcba987654"  # one text a project saved as its own planning and decompose prompts
 
 
 async def test_prompts_list_every_prompt_and_the_versions_the_log_has_seen(system: System) -> None:
     exec_builtin, qa_builtin = version_of(prompt_text("exec")), version_of(prompt_text("qa"))
     async with system.admin() as admin:
         project = await create_project(admin)
-        run_id, steps, _ = await planned(admin, system.repo, project["id"], steps=2)
+        run_id, steps, _ = await planned(
+            admin, system.repo, project["id"], steps=2, prompt_version=SHARED,
+            decompose_prompt_version=SHARED, steps_refined=1, steps_kept_as_planned=1,
+        )  # fmt: skip
 
         async def usage(call_id: str, phase: Phase, name: str, version: str, cost: int) -> None:
             await as_worker(
@@ -30,6 +35,8 @@ async def test_prompts_list_every_prompt_and_the_versions_the_log_has_seen(syste
                 ),
             )  # fmt: skip
 
+        await usage("p1", Phase.PLANNING, "planning", SHARED, 30)
+        await usage("d1", Phase.DECOMPOSE, "decompose", SHARED, 20)
         await admin.post(f"/steps/{steps[0]}/actions/run")
         await usage("c1", Phase.EXEC, "exec", exec_builtin, 500)
         await as_worker(
@@ -76,8 +83,13 @@ async def test_prompts_list_every_prompt_and_the_versions_the_log_has_seen(syste
 
         (qa,) = prompts["qa"]["versions"]
         assert (qa["calls"], qa["outcomes"]) == (1, {"qa_pass": 1})
-        (unused,) = prompts["planning"]["versions"]
+        unused, own_planning = prompts["planning"]["versions"]
         assert (unused["builtin"], unused["calls"], unused["first_used"]) == (True, 0, None)
+        assert (own_planning["version"], own_planning["calls"]) == (SHARED, 1)
+        assert own_planning["outcomes"] == {"plans": 1}
+        _, own_decompose = prompts["decompose"]["versions"]
+        assert (own_decompose["version"], own_decompose["calls"]) == (SHARED, 1)
+        assert own_decompose["outcomes"] == {"steps_refined": 1, "steps_kept_as_planned": 1}
 
         other = await create_project(admin, "other")
     async with system.client(**{"X-Project-Token": other["project_token"]}) as token:

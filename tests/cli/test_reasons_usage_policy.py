@@ -7,13 +7,14 @@ import uuid
 from pathlib import Path
 
 from deksdenflow_core.aggregates import PROJECT
+from deksdenflow_core.assets import prompt_text, version_of
 from deksdenflow_core.contracts.generated.deksdenflow.commands.v1 import project as pcmd
 from deksdenflow_core.contracts.generated.deksdenflow.commands.v1 import protocol_run as cmd
 from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import JobRetry, Phase, TokenUsage
 from deksdenflow_core.eventstore import AppendMeta
 
 from tests.api.conftest import System
-from tests.api.helpers import as_worker, create_project, create_protocol
+from tests.api.helpers import as_worker, create_project, create_protocol, planned
 from tests.cli.support import cli
 
 
@@ -126,11 +127,21 @@ async def test_usage_is_summed_by_model_with_a_total(system: System, tmp_path: P
 
 
 async def test_prompts_list_each_version_with_its_figures(system: System, tmp_path: Path) -> None:
+    decompose = version_of(prompt_text("decompose"))
+    async with system.admin() as admin:
+        project = await create_project(admin, "demo")
+        _, _, seq = await planned(
+            admin, system.repo, project["id"], decompose_prompt_version=decompose, steps_refined=2,
+            steps_kept_as_planned=1,
+        )  # fmt: skip
+    await settled(system, seq)
     table = await cli(system, tmp_path, "prompts")
     assert table.code == 0, table.stderr
     header, *rows = table.stdout.splitlines()
     assert header.split()[:4] == ["NAME", "PHASE", "VERSION", "BUILTIN"]
     assert [r.split()[0] for r in rows] == ["planning", "decompose", "exec", "qa", "qa-light"]
     assert all(r.split()[3] == "True" for r in rows)
+    assert "steps_refined" in rows[1]
     as_json = (await cli(system, tmp_path, "prompts", "-o", "json")).json()
     assert as_json[0]["versions"][0]["builtin"] is True
+    assert as_json[1]["versions"][0]["outcomes"] == {"steps_refined": 2, "steps_kept_as_planned": 1}

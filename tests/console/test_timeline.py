@@ -15,7 +15,10 @@ def _events() -> list[dict[str, Any]]:
         ("protocol_run.created", None, {}),
         ("protocol_run.planning_requested", None, {"attempt": 1}),
         ("protocol_run.planning_started", None, {"attempt": 1}),
-        ("protocol_run.planning_completed", None, {"steps": [{"name": "a.md"}], "engine_id": "scripted"}),
+        ("protocol_run.planning_completed", None, {
+            "steps": [{"name": "a.md"}], "engine_id": "scripted", "decompose_prompt_version": "d1",
+            "steps_refined": 3, "steps_kept_as_planned": 1,
+        }),
         ("protocol_run.step_execution_requested", "s1", {"step_run_id": "s1"}),
         ("protocol_run.step_execution_started", "s1", {"step_run_id": "s1"}),
         ("protocol_run.usage_recorded", "s1", {
@@ -45,6 +48,7 @@ def test_the_fold_tells_each_attempt_with_its_engine_tokens_cost_and_duration() 
     assert timeline.status == "blocked"
     assert timeline.blocked_reason == "QA failed"
     assert timeline.planning[0].outcome == "completed"
+    assert timeline.planning[0].detail == "3 steps refined, 1 kept as planned"
     (step,) = timeline.ordered_steps()
     assert step.name == "a.md"
     execution, qa = step.attempts

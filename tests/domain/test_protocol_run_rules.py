@@ -33,6 +33,22 @@ def test_start_requests_planning_and_plan_creates_pending_steps() -> None:
     assert len(run.spec_hash) == 12
 
 
+def test_the_plan_records_its_prompts_versions_and_what_decomposition_did() -> None:
+    run = apply(new_run(), cmd.StartProtocolRun())
+    command = cmd.RecordPlanningCompleted(
+        attempt=1, steps=plan_steps(3), prompt_version="aaaaaaaaaaaa", engine_id="codex", model="m",
+        decompose_prompt_version="bbbbbbbbbbbb", steps_refined=1, steps_kept_as_planned=1,
+    )  # fmt: skip
+    (event,) = decide_protocol_run(run, command, ctx())
+    assert isinstance(event, ev.PlanningCompleted)
+    assert (event.prompt_version, event.engine_id, event.model) == ("aaaaaaaaaaaa", "codex", "m")
+    assert (event.decompose_prompt_version, event.steps_refined, event.steps_kept_as_planned) == (
+        "bbbbbbbbbbbb",
+        1,
+        1,
+    )
+
+
 def test_invalid_plan_never_marks_the_run_planned() -> None:  # defect 4
     run = apply(new_run(), cmd.StartProtocolRun())
     bad = (

@@ -4,6 +4,7 @@ completes exactly once — one commit, one completion, one PR."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sys
@@ -12,7 +13,7 @@ from typing import Any
 
 from tests.workers.conftest import FORGE_REPO, Orchestra
 from tests.workers.flow import action, get, planned_protocol, register, wait_for
-from tests.workers.scripts import protocol_script
+from tests.workers.scripts import PLAN, protocol_script
 
 
 async def start_worker_process(o: Orchestra, worker_id: str, log: Path) -> asyncio.subprocess.Process:
@@ -140,3 +141,46 @@ async def test_work_pushed_before_a_crash_is_recorded_not_redone(orchestra: Orch
         assert done["data"][1]["commit_sha"] == sha
         assert "Done before the crash." in (done["data"][1]["summary"] or "")
         assert await o.origin.count(name, "protocol-0001/01") == 1
+
+
+async def test_a_plan_pushed_before_a_crash_is_recorded_with_what_decomposition_did(
+    orchestra: Orchestra,
+) -> None:
+    """The worker died after pushing the decomposed plan but before recording it: the next one records the
+    plan from the branch, with what decomposition did as the commit's trailer says."""
+    o = orchestra
+    script = protocol_script()
+    script["planning"] = {"error": "permanent"}  # were the planner called again, planning would fail
+    o.write_script(script)
+    o.start_codex_worker(o.worker_settings())
+    async with o.system.admin() as api:
+        project = await register(api, o)
+        response = await api.post(f"/projects/{project['id']}/protocols", json={"task_name": "Add greeting"})
+        assert response.status_code == 201, response.text
+        run_id, name = response.json()["id"], response.json()["protocol_name"]
+        root = f".protocols/{name}"
+        spec = [{k: v for k, v in f.items() if k != "content"} for f in PLAN["step_files"]]
+        files = {
+            f"{root}/plan.md": PLAN["plan_md"],
+            f"{root}/context.md": PLAN["context_md"],
+            f"{root}/log.md": PLAN["log_md"] + "\nDecomposition notes:\n- 02-docs.md: kept as planned\n",
+            f"{root}/spec.json": json.dumps({"steps": spec}),
+            **{f"{root}/{f['filename']}": f["content"] for f in PLAN["step_files"]},
+        }
+        await o.origin.commit(
+            name,
+            files,
+            f"docs(protocol): plan {name} [protocol-0001/plan]\n\n3 steps planned for: Add greeting\n\n"
+            f"Deksdenflow-Job: planning/{run_id}/1\n"
+            "Deksdenflow-Decomposed: abcdef012345 refined=1 kept_as_planned=1",
+        )
+        await action(api, f"/protocols/{run_id}/actions/start")
+        run = await wait_for(
+            api, f"/protocols/{run_id}", lambda r: r["status"] in ("planned", "failed"), what="planning"
+        )
+        assert run["status"] == "planned", run
+        events = (await get(api, f"/protocols/{run_id}/events?limit=100"))["data"]
+        (plan,) = [e["payload"] for e in events if e["type"] == "protocol_run.planning_completed"]
+        decomposed = (plan["decompose_prompt_version"], plan["steps_refined"], plan["steps_kept_as_planned"])
+        assert decomposed == ("abcdef012345", 1, 1)
+        assert await o.origin.count(name, "protocol-0001/plan") == 1

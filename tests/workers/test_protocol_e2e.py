@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
+
+import httpx
+from deksdenflow_core.assets import prompt_text, version_of
 
 from tests.support import eventually
 from tests.workers.conftest import FORGE_REPO, Orchestra
@@ -12,7 +16,10 @@ from tests.workers.scripts import protocol_script
 
 async def test_register_onboard_plan_execute_qa_pr_complete(orchestra: Orchestra) -> None:
     o = orchestra
-    o.write_script(protocol_script())
+    script = protocol_script()
+    # The docs step's refinement stays invalid (after its retry): the planner's file is kept.
+    script["decompose"]["02-docs.md"] = {**script["decompose"]["*"], "message": "No refinement, sorry."}
+    o.write_script(script)
     o.start_codex_worker(o.worker_settings())
     async with o.system.admin() as api:
         project = await register(api, o)
@@ -32,7 +39,8 @@ async def test_register_onboard_plan_execute_qa_pr_complete(orchestra: Orchestra
         root = ".protocols/0001-add-greeting"
         for f in ("plan.md", "context.md", "log.md", "00-setup.md", "01-greeting.md", "02-docs.md"):
             assert f"{root}/{f}" in files
-        # Decomposition refined the work steps only; plan/context/log as planned.
+        # Decomposition refined the work steps only (the docs step's refinement was kept as planned, below);
+        # plan/context as planned.
         assert (await o.origin.show(name, f"{root}/01-greeting.md")).startswith("# Refined")
         assert (await o.origin.show(name, f"{root}/00-setup.md")).startswith("# Setup")
         assert (await o.origin.show(name, f"{root}/plan.md")).startswith("# Plan")
@@ -78,6 +86,30 @@ async def test_register_onboard_plan_execute_qa_pr_complete(orchestra: Orchestra
         assert "## Findings" in reports[0]["report_md"]
         assert reports[0]["report_md"].endswith("Verdict: PASS\n")
         assert reports[0]["prompt_version"] == verdicts[0]["prompt_version"]
+        await _one_refinement_kept_as_planned_is_counted(api, o, name, root, events)
+
+
+async def _one_refinement_kept_as_planned_is_counted(
+    api: httpx.AsyncClient, o: Orchestra, name: str, root: str, events: list[dict[str, Any]]
+) -> None:
+    """The docs step's refinement stayed invalid: its file is the planner's and the log says so; the plan
+    names the decompose prompt's version and what its refinements did, and the prompt registry counts them
+    for that version, apart from the planning prompt's plans."""
+    assert (await o.origin.show(name, f"{root}/02-docs.md")).startswith("# Docs")
+    assert "- 02-docs.md: kept as planned" in await o.origin.show(name, f"{root}/log.md")
+    decompose_version = version_of(prompt_text("decompose"))
+    (plan,) = [e["payload"] for e in events if e["type"] == "protocol_run.planning_completed"]
+    decomposed = (plan["decompose_prompt_version"], plan["steps_refined"], plan["steps_kept_as_planned"])
+    assert decomposed == (decompose_version, 1, 1)
+    # the plan's commit says so too, for a job that finds the plan pushed (tests/workers/test_crash.py)
+    trailer = f"Deksdenflow-Decomposed: {decompose_version} refined=1 kept_as_planned=1"
+    assert await o.origin.count(name, trailer) == 1
+    registry = {p["name"]: p for p in (await get(api, "/prompts"))["data"]}
+    (decompose,) = registry["decompose"]["versions"]
+    assert decompose["version"] == decompose_version
+    assert decompose["outcomes"] == {"steps_refined": 1, "steps_kept_as_planned": 1}
+    (planning,) = registry["planning"]["versions"]
+    assert planning["outcomes"] == {"plans": 1}
 
 
 async def test_cancel_mid_execution_stops_the_agent_and_pushes_nothing(orchestra: Orchestra) -> None:

@@ -59,7 +59,8 @@ PROMPT_COLUMNS = ("name", "phase", "version", "builtin", "calls", "cost_micro_us
 @output_options
 def prompts(output: str, fields: tuple[str, ...]) -> None:
     """Every prompt with its versions (built-in first): calls, cost and outcomes (plans, executions
-    completed, QA verdicts); json gives the registry as the API does."""
+    completed, QA verdicts, step files decomposition refined or kept as planned); json gives the registry
+    as the API does."""
     page = state().client.call("prompts")
     if output in ("json", "yaml") and not fields:
         render(page["data"], output, columns=PROMPT_COLUMNS, many=True)

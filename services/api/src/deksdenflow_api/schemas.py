@@ -404,7 +404,8 @@ class PromptVersionPublic(BaseModel):
     first_used: datetime | None
     last_used: datetime | None
     outcomes: dict[str, int] = Field(
-        description="What its calls led to: plans, executions_completed, qa_pass, qa_fail, ..."
+        description="What its calls led to: plans, executions_completed, qa_pass, qa_fail, ...; for "
+        "decompose, steps_refined and steps_kept_as_planned (refinements that stayed invalid)"
     )
 
 

@@ -137,6 +137,12 @@ class Timeline:
             attempt.ended_at, attempt.outcome = at, "completed"
             _engine(attempt, data)
             attempt.commit_sha = str(data.get("commit_sha", ""))
+            if data.get("decompose_prompt_version"):  # what decomposition did to the planner's step files
+                refined = int(data.get("steps_refined", 0))
+                attempt.detail = (
+                    f"{refined} step{'' if refined == 1 else 's'} refined, "
+                    f"{int(data.get('steps_kept_as_planned', 0))} kept as planned"
+                )
             for number, plan in enumerate(data.get("steps") or []):
                 self.steps.setdefault(f"plan:{number}", StepLine("", number, str(plan.get("name", ""))))
         elif short == "trigger_queued":  # a step queued by a trigger is known by its id from the start

@@ -1,7 +1,8 @@
 """The prompt registry: every prompt deksdenflow ships (decompose included), its version, where it is used,
 and for every version the log has seen — the built-in one or a project's own override — its calls,
 tokens and cost (``usage_records``) and its outcomes (plans made, executions completed, QA verdicts, from
-the events that carry the version). A project token sees its own project's figures."""
+the events that carry the version; for decompose, the step files its refinements replaced and those kept as
+planned, from the plans that name it). A project token sees its own project's figures."""
 
 from __future__ import annotations
 
@@ -30,18 +31,47 @@ _OUTCOMES = (
     f"count(*) AS n FROM {T}.events WHERE type = ANY($2::text[]) AND payload ? 'prompt_version' "
     "AND ($1::text IS NULL OR project_id = $1) GROUP BY 1, 2, 3"
 )
+# Each kind of result: its outcome's name and the prompts whose calls produce it.
 _RESULTS = {
-    "protocol_run.planning_completed": "plans",
-    "protocol_run.step_execution_completed": "executions_completed",
-    "protocol_run.qa_verdict_recorded": "qa",
+    "protocol_run.planning_completed": ("plans", ("planning",)),
+    "protocol_run.step_execution_completed": ("executions_completed", ("exec",)),
+    "protocol_run.qa_verdict_recorded": ("qa", ("qa", "qa-light")),
 }
+# Decomposition refines the plan's step files before the plan is recorded: its outcomes are on the plan,
+# under the decompose prompt's own version (plans recorded before these fields existed have none).
+_DECOMPOSITIONS = (
+    f"SELECT payload->>'decompose_prompt_version' AS version, "
+    "sum(coalesce((payload->>'steps_refined')::int, 0)) AS steps_refined, "
+    "sum(coalesce((payload->>'steps_kept_as_planned')::int, 0)) AS steps_kept_as_planned "
+    f"FROM {T}.events WHERE type = 'protocol_run.planning_completed' "
+    "AND coalesce(payload->>'decompose_prompt_version', '') <> '' "
+    "AND ($1::text IS NULL OR project_id = $1) GROUP BY 1"
+)
+
+Outcomes = dict[tuple[str, str], dict[str, int]]
+"""Outcome counts by (prompt name, version): two prompts' outcomes never mix, even on one version."""
 
 
 def _outcome(event_type: str, verdict: str) -> str:
-    name = _RESULTS[event_type]
+    name = _RESULTS[event_type][0]
     if name == "qa":  # QA_VERDICT_PASS -> qa_pass
         return "qa_" + verdict.removeprefix("QA_VERDICT_").lower()
     return name
+
+
+async def _outcomes(ctx: ReadContext, scope: str | None) -> Outcomes:
+    outcomes: Outcomes = {}
+    for row in await fetch_all(ctx, _OUTCOMES, scope, list(_RESULTS)):
+        key = _outcome(row["type"], row["verdict"])
+        for name in _RESULTS[row["type"]][1]:
+            counts = outcomes.setdefault((name, row["version"]), {})
+            counts[key] = counts.get(key, 0) + int(row["n"])
+    for row in await fetch_all(ctx, _DECOMPOSITIONS, scope):
+        outcomes[("decompose", row["version"])] = {
+            "steps_refined": int(row["steps_refined"]),
+            "steps_kept_as_planned": int(row["steps_kept_as_planned"]),
+        }
+    return outcomes
 
 
 @router.get("/prompts", response_model=PromptsPublic, responses=errors(401, 403, 503))
@@ -52,11 +82,7 @@ async def prompts(ctx: ReadContext, principal: PrincipalDep) -> PromptsPublic:
     versions: dict[tuple[str, str], dict[str, Any]] = {}
     for row in await fetch_all(ctx, _USAGE, scope):
         versions[(row["prompt_name"], row["prompt_version"])] = {**row, "outcomes": {}}
-    by_version: dict[str, dict[str, int]] = {}
-    for row in await fetch_all(ctx, _OUTCOMES, scope, list(_RESULTS)):
-        outcomes = by_version.setdefault(row["version"], {})
-        key = _outcome(row["type"], row["verdict"])
-        outcomes[key] = outcomes.get(key, 0) + int(row["n"])
+    outcomes = await _outcomes(ctx, scope)
     data = []
     for name in PROMPT_NAMES:
         builtin = version_of(prompt_text(name))
@@ -68,7 +94,7 @@ async def prompts(ctx: ReadContext, principal: PrincipalDep) -> PromptsPublic:
                 phase=PROMPT_PHASES[name],
                 version=builtin,
                 versions=sorted(
-                    (_version(v, r, builtin, by_version.get(v, {})) for v, r in seen.items()),
+                    (_version(v, r, builtin, outcomes.get((name, v), {})) for v, r in seen.items()),
                     key=lambda p: (p.version != builtin, -(p.calls or 0), p.version),
                 ),
             )

@@ -2,14 +2,15 @@
 decomposition is on); the plan is committed to the protocol branch, pushed, and its steps recorded.
 
 A plan that stays invalid after the re-ask fails the planning with the reason; a plan a dead worker had
-already pushed is read back from the branch and recorded, not made again.
+already pushed is read back from the branch and recorded, not made again (what its decomposition did is
+read from the commit's trailer).
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import structlog
@@ -39,6 +40,32 @@ log = structlog.get_logger("deksdenflow.codex_worker")
 FILE_LIST_LIMIT = 300
 # Per-step settings of the plan (engine, model, QA policy), next to the step files.
 SPEC_FILE = "spec.json"
+# On the commit of a decomposed plan: what decomposition did (a job that finds the plan pushed reads it back).
+DECOMPOSED_TRAILER = "Deksdenflow-Decomposed"
+
+
+@dataclass(frozen=True)
+class Decomposition:
+    """What decomposition did to a plan, for the prompt registry's outcomes: the decompose prompt's version
+    ("" when decomposition did not run), the step files it refined and those it kept as planned."""
+
+    prompt_version: str = ""
+    refined: int = 0
+    kept_as_planned: int = 0
+
+    def trailer(self) -> str:
+        """One line for :data:`DECOMPOSED_TRAILER`: ``<version> refined=N kept_as_planned=M``."""
+        return f"{self.prompt_version} refined={self.refined} kept_as_planned={self.kept_as_planned}"
+
+    @classmethod
+    def of_trailer(cls, value: str) -> Decomposition:
+        """What :meth:`trailer` wrote; nothing (decomposition did not run) if it is not that."""
+        version, *counts = value.split() or [""]
+        fields = {key: count for key, _, count in (c.partition("=") for c in counts)}
+        try:
+            return cls(version, int(fields["refined"]), int(fields["kept_as_planned"]))
+        except (KeyError, ValueError):
+            return cls()
 
 
 class PlanningJob:
@@ -75,6 +102,7 @@ class PlanningJob:
             prompt = load_prompt("planning", wt.path)
             if sha is not None:  # pushed by a worker that died before recording it
                 log.info("planning already pushed; recording it", commit=sha)
+                decomposed = await _pushed_decomposition(wt, sha)
                 out = (
                     # the import says it all (what the files on the branch do not: groups, policies)
                     imported_plan(run.imported, run.task_name)
@@ -85,7 +113,7 @@ class PlanningJob:
                 planned = await self._plan(job, wt, prompt, engine_id, model, req, current)
                 if planned is None:
                     return
-                out, sha = planned
+                out, sha, decomposed = planned
         await self.kit.record(
             run.protocol_run_id,
             [
@@ -97,6 +125,9 @@ class PlanningJob:
                     prompt_version="" if run.imported else prompt.version,
                     engine_id="import" if run.imported else engine_id,
                     model="" if run.imported else model,
+                    decompose_prompt_version=decomposed.prompt_version,
+                    steps_refined=decomposed.refined,
+                    steps_kept_as_planned=decomposed.kept_as_planned,
                 ),
                 cmd.RecordBranchPushed(branch=run.protocol_name, commit_sha=sha),
             ],
@@ -119,15 +150,15 @@ class PlanningJob:
         model: str,
         req: ev.PlanningRequested,
         current: IsCurrent,
-    ) -> tuple[PlanOutput, str] | None:
-        """Plan, write, commit and push; None if the output stayed invalid (the failure is recorded)."""
+    ) -> tuple[PlanOutput, str, Decomposition] | None:
+        """Plan, decompose, write, commit and push; None if the output stayed invalid (the failure is
+        recorded)."""
         run = job.run
         attempt = req.attempt
         job_key = _job_key(run, attempt)
         if run.imported is not None:  # a plan written elsewhere: its files, no agent
-            return await self._commit_plan(
-                job, wt, imported_plan(run.imported, run.task_name), job_key, current
-            )
+            imported = imported_plan(run.imported, run.task_name)
+            return await self._commit_plan(job, wt, imported, Decomposition(), job_key, current)
         text = prompt.render(
             protocol_name=run.protocol_name,
             task_name=run.task_name,
@@ -158,20 +189,30 @@ class PlanningJob:
                 job.delivery,
             )
             return None
+        decomposed = Decomposition()
         if self.settings.decompose_steps:
-            out = await self._decompose(job, wt, out, current)
-        return await self._commit_plan(job, wt, out, job_key, current)
+            out, decomposed = await self._decompose(job, wt, out, current)
+        return await self._commit_plan(job, wt, out, decomposed, job_key, current)
 
     async def _commit_plan(
-        self, job: Job, wt: Worktree, out: PlanOutput, job_key: str, current: IsCurrent
-    ) -> tuple[PlanOutput, str]:
-        """Write the plan's files, commit and push them."""
+        self,
+        job: Job,
+        wt: Worktree,
+        out: PlanOutput,
+        decomposed: Decomposition,
+        job_key: str,
+        current: IsCurrent,
+    ) -> tuple[PlanOutput, str, Decomposition]:
+        """Write the plan's files, commit and push them (what decomposition did in a trailer)."""
         run = job.run
         _write_plan(wt.path / run.protocol_root, out)
+        trailers = {JOB_TRAILER: job_key, RUN_TRAILER: run.protocol_run_id}
+        if decomposed.prompt_version:
+            trailers[DECOMPOSED_TRAILER] = decomposed.trailer()
         sha = await wt.commit_all(
             f"docs(protocol): plan {run.protocol_name} [protocol-{job.number}/plan]\n\n"
             f"{len(out.steps)} steps planned for: {run.task_name}",
-            trailers={JOB_TRAILER: job_key, RUN_TRAILER: run.protocol_run_id},
+            trailers=trailers,
         )
         await self.kit.check_still(job, current)
         if sha is None:
@@ -179,21 +220,24 @@ class PlanningJob:
             # the branch is this plan; nothing to commit or push.
             if not (wt.path / run.protocol_root / "plan.md").is_file():
                 raise EngineError("planning wrote no files", retryable=False)
-            return out, await wt.head()
+            return out, await wt.head(), decomposed
         await self.kit.push(wt)
-        return out, sha
+        return out, sha, decomposed
 
-    async def _decompose(self, job: Job, wt: Worktree, out: PlanOutput, current: IsCurrent) -> PlanOutput:
+    async def _decompose(
+        self, job: Job, wt: Worktree, out: PlanOutput, current: IsCurrent
+    ) -> tuple[PlanOutput, Decomposition]:
         """Refine each step file but the setup step; plan/context/log are never touched (defect 3).
 
         A refinement that stays invalid after its retry keeps the planner's file: the plan is valid
-        without it, and the log says so.
+        without it, and the log says so. The counts of both go with the plan to the event log.
         """
         prompt = load_prompt("decompose", wt.path)
         engine_id = self.calls.engine_for(CallPhase.DECOMPOSE, job.project)
         model = job.project.default_models.decompose or self.settings.decompose_model
         steps = list(out.steps)
         notes: list[str] = []
+        refined = 0
         for i, step in enumerate(steps):
             if step.filename.startswith("00-"):
                 continue
@@ -227,13 +271,24 @@ class PlanningJob:
                 notes.append(f"- {step.filename}: kept as planned (refinement invalid: {exc})")
                 continue
             steps[i] = replace(step, content=keep_settings(step.content, value["content"]))
+            refined += 1
         log_md = out.log_md + ("\n\nDecomposition notes:\n" + "\n".join(notes) if notes else "")
-        return replace(out, steps=tuple(steps), log_md=log_md)
+        return replace(out, steps=tuple(steps), log_md=log_md), Decomposition(
+            prompt.version, refined, len(notes)
+        )
 
 
 def _job_key(run: ProtocolRunState, attempt: int) -> str:
     """What the plan's commit trailer names: a redelivered job finds its pushed work by it."""
     return f"planning/{run.protocol_run_id}/{attempt}"
+
+
+async def _pushed_decomposition(wt: Worktree, sha: str) -> Decomposition:
+    """What decomposition did to a pushed plan, from its commit's trailer (none: it did not run)."""
+    value = await wt.git.run(
+        "show", "-s", f"--format=%(trailers:key={DECOMPOSED_TRAILER},valueonly)", sha, cwd=wt.path
+    )
+    return Decomposition.of_trailer(value)
 
 
 def _write_plan(root: Path, out: PlanOutput) -> None:

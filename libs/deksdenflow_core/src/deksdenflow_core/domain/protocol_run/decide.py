@@ -652,6 +652,9 @@ def _accept_plan(command: cmd.RecordPlanningCompleted, ctx: DecisionContext) -> 
         prompt_version=command.prompt_version,
         engine_id=command.engine_id,
         model=command.model,
+        decompose_prompt_version=command.decompose_prompt_version,
+        steps_refined=command.steps_refined,
+        steps_kept_as_planned=command.steps_kept_as_planned,
     )
 
 

@@ -154,6 +154,15 @@ class RecordPlanningCompleted(_base.ContractModel):
     prompt_version: str = ""
     engine_id: str = ""
     model: str = ""
+    decompose_prompt_version: str = _pydantic.Field(
+        default="",
+        description='Content hash of the decompose prompt that refined the step files; "" when decomposition did not run.',
+    )
+    steps_refined: int = _pydantic.Field(default=0, description="Step files the decomposition refined.")
+    steps_kept_as_planned: int = _pydantic.Field(
+        default=0,
+        description="Step files whose refinement stayed invalid, so the planner's file was kept (a note in log.md).",
+    )
 
 
 class RecordPlanningFailed(_base.ContractModel):
