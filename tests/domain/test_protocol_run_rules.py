@@ -16,7 +16,12 @@ from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
     StepType,
 )
 from deksdenflow_core.contracts.generated.deksdenflow.events.v1 import protocol_run as ev
-from deksdenflow_core.domain.protocol_run import RunStatus, StepStatus, decide_protocol_run
+from deksdenflow_core.domain.protocol_run import (
+    MAX_PUSH_ANCESTORS,
+    RunStatus,
+    StepStatus,
+    decide_protocol_run,
+)
 from deksdenflow_core.errors import IllegalTransition, InvalidCommand, NotFound
 
 from tests.domain.builders import apply, ctx, new_run, plan_steps, planned_run
@@ -123,6 +128,30 @@ def test_a_failed_step_whose_qa_again_cannot_run_is_blocked() -> None:
     run = apply(run, cmd.RecordStepBlocked(step_run_id=sid, reason="protocol branch lost"))
     assert (run.status, run.steps[0].status) == (RunStatus.BLOCKED, StepStatus.BLOCKED)
     assert not run.steps[0].qa_pending
+
+
+def test_a_parallel_group_s_earlier_push_recorded_late_leaves_the_branch_head_on_the_later_one() -> None:
+    run = apply(planned_run(2), cmd.RecordBranchPushed(branch="0001-x", commit_sha="p", ancestors=("b",)))
+    # the group's three steps pushed h1, then h2 onto it, then h3 onto h2: recorded h3, h1, h2
+    h3 = cmd.RecordBranchPushed(branch="0001-x", commit_sha="h3", ancestors=("h2", "h1", "p", "b"))
+    assert decide_protocol_run(run, h3, ctx()) == [
+        ev.BranchPushed(branch="0001-x", commit_sha="h3", ancestors=("h2", "h1", "p", "b"))
+    ]
+    run = apply(run, h3)
+    run = apply(run, cmd.RecordBranchPushed(branch="0001-x", commit_sha="h1", ancestors=("p", "b")))
+    run = apply(run, cmd.RecordBranchPushed(branch="0001-x", commit_sha="h2", ancestors=("h1", "p")))
+    assert (run.branch_head_sha, run.branch_head_ancestors) == ("h3", ("h2", "h1", "p", "b"))
+    # a push onto the head moves it; so does one recorded before pushes named their ancestors
+    run = apply(run, cmd.RecordBranchPushed(branch="0001-x", commit_sha="h4", ancestors=("h3",)))
+    assert run.branch_head_sha == "h4"
+    assert apply(run, cmd.RecordBranchPushed(branch="0001-x", commit_sha="h5")).branch_head_sha == "h5"
+    # only so many ancestors are kept in the log
+    many = tuple(f"a{i}" for i in range(40))
+    event = decide_protocol_run(
+        run, cmd.RecordBranchPushed(branch="0001-x", commit_sha="h6", ancestors=many), ctx()
+    )[0]
+    assert isinstance(event, ev.BranchPushed)
+    assert event.ancestors == many[:MAX_PUSH_ANCESTORS]
 
 
 def test_a_restored_branch_is_recorded_with_what_the_remote_had() -> None:

@@ -287,7 +287,7 @@ async def test_nul_characters_from_a_worker_do_not_stop_the_projection(
             f'SELECT payload FROM "{SCHEMA}".events WHERE seq = $1 ORDER BY position DESC LIMIT 1', last
         )
     assert sha == "c\ufffd"
-    assert payload == {"branch": "b\ufffd", "commit_sha": "c\ufffd"}
+    assert payload == {"branch": "b\ufffd", "commit_sha": "c\ufffd", "ancestors": []}
 
 
 async def test_pipelined_projection_equals_a_rebuild(

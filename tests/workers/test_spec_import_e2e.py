@@ -9,6 +9,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from deksdenflow_core.domain.protocol_run import MAX_PUSH_ANCESTORS
+
 from tests.workers.conftest import Orchestra
 from tests.workers.flow import action, get, register, wait_for
 from tests.workers.scripts import PASS
@@ -263,3 +265,9 @@ async def test_a_spec_kit_phase_s_p_tasks_execute_at_once_where_the_run_policy_a
         assert f"work/{step['step_name']}.txt" in files, f"{step['step_name']}'s work is on the branch"
         # what each step recorded is what was pushed (for the later of the group: its rebased commit)
         assert step["commit_sha"] in history, step
+    # each push names its commit's ancestors, so the group's pushes, in whatever order they were
+    # recorded, leave the branch head on the branch's tip
+    for pushed in (e["payload"] for e in events if e["type"] == "protocol_run.branch_pushed"):
+        at = history.index(pushed["commit_sha"])
+        assert pushed["ancestors"] == history[at + 1 : at + 1 + MAX_PUSH_ANCESTORS], pushed
+    assert final["branch_head_sha"] == history[0]

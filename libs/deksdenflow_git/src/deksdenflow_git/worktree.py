@@ -79,6 +79,11 @@ class Worktree:
         """The sha HEAD points at."""
         return (await self._run("rev-parse", "--verify", "HEAD^{commit}")).strip()
 
+    async def ancestors(self, sha: str, count: int) -> tuple[str, ...]:
+        """Up to ``count`` first-parent ancestors of ``sha``, nearest first (not ``sha`` itself)."""
+        out = await self._run("rev-list", "--first-parent", f"--max-count={count + 1}", sha, "--")
+        return tuple(out.split()[1:])
+
     async def status_porcelain(self) -> str:
         """``git status --porcelain`` (v1, every untracked file listed): empty when the tree is clean."""
         return await self._run("status", "--porcelain=v1", "--untracked-files=all")

@@ -20,7 +20,12 @@ from deksdenflow_core.consumer import Delivery
 from deksdenflow_core.contracts.generated.deksdenflow.commands.v1 import protocol_run as cmd
 from deksdenflow_core.domain import run_policy
 from deksdenflow_core.domain.project import ProjectState
-from deksdenflow_core.domain.protocol_run import ProtocolRunCommand, ProtocolRunState, StepState
+from deksdenflow_core.domain.protocol_run import (
+    MAX_PUSH_ANCESTORS,
+    ProtocolRunCommand,
+    ProtocolRunState,
+    StepState,
+)
 from deksdenflow_core.domain.run_policy import MAX_PARALLEL_STEPS
 from deksdenflow_core.errors import DomainError, PermanentFailure, WorkNotCurrent
 from deksdenflow_core.jobs import result_meta
@@ -216,6 +221,14 @@ class JobKit:
         raise PermanentFailure(
             f"push refused: {wt.branch} kept moving while {_PARALLEL_PUSH_TRIES} rebases were tried"
         )
+
+
+async def branch_pushed(run: ProtocolRunState, wt: Worktree, sha: str) -> cmd.RecordBranchPushed:
+    """The record of ``sha`` pushed to the run's branch, with its ancestors (read in ``wt``): a parallel
+    group's earlier push recorded after a later one then leaves the branch head where it is."""
+    return cmd.RecordBranchPushed(
+        branch=run.protocol_name, commit_sha=sha, ancestors=await wt.ancestors(sha, MAX_PUSH_ANCESTORS)
+    )
 
 
 def parallel(run: ProtocolRunState, step: StepState) -> bool:

@@ -41,6 +41,7 @@ from deksdenflow_codex_worker.kit import (
     IsCurrent,
     Job,
     JobKit,
+    branch_pushed,
     parallel,
     read_protocol_file,
     step_of,
@@ -99,6 +100,7 @@ class ExecutionJob:
                 if done is None:
                     return
                 summary, changed, sha, said = done
+            pushed = await branch_pushed(run, wt, sha) if sha else None
         commands: list[ProtocolRunCommand] = [
             cmd.RecordStepExecutionCompleted(
                 step_run_id=step.step_run_id,
@@ -114,8 +116,8 @@ class ExecutionJob:
                 directive_error=said.error,
             )
         ]
-        if sha:
-            commands.append(cmd.RecordBranchPushed(branch=run.protocol_name, commit_sha=sha))
+        if pushed is not None:
+            commands.append(pushed)
         await self.kit.record(run.protocol_run_id, commands, delivery)
 
     async def fail(self, delivery: Delivery, req: ev.StepExecutionRequested, reason: str) -> None:

@@ -23,7 +23,7 @@ from deksdenflow_git import Worktree
 
 from deksdenflow_codex_worker.agent_calls import AgentCalls
 from deksdenflow_codex_worker.engines.base import CallPhase, EngineError, Sandbox
-from deksdenflow_codex_worker.kit import JOB_TRAILER, RUN_TRAILER, IsCurrent, Job, JobKit
+from deksdenflow_codex_worker.kit import JOB_TRAILER, RUN_TRAILER, IsCurrent, Job, JobKit, branch_pushed
 from deksdenflow_codex_worker.planning import (
     InvalidOutput,
     PlanOutput,
@@ -114,6 +114,7 @@ class PlanningJob:
                 if planned is None:
                     return
                 out, sha, decomposed = planned
+            pushed = await branch_pushed(run, wt, sha)
         await self.kit.record(
             run.protocol_run_id,
             [
@@ -129,7 +130,7 @@ class PlanningJob:
                     steps_refined=decomposed.refined,
                     steps_kept_as_planned=decomposed.kept_as_planned,
                 ),
-                cmd.RecordBranchPushed(branch=run.protocol_name, commit_sha=sha),
+                pushed,
             ],
             delivery,
         )

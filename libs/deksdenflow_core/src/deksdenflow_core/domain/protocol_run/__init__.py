@@ -4,6 +4,7 @@ from deksdenflow_core.domain.protocol_run.decide import ProtocolRunCommand, deci
 from deksdenflow_core.domain.protocol_run.evolve import ProtocolRunEvent, evolve_protocol_run
 from deksdenflow_core.domain.protocol_run.state import (
     AGGREGATE_TYPE,
+    MAX_PUSH_ANCESTORS,
     TERMINAL_RUN_STATUSES,
     ProtocolRunState,
     RunStatus,
@@ -13,6 +14,7 @@ from deksdenflow_core.domain.protocol_run.state import (
 
 __all__ = [
     "AGGREGATE_TYPE",
+    "MAX_PUSH_ANCESTORS",
     "TERMINAL_RUN_STATUSES",
     "ProtocolRunCommand",
     "ProtocolRunEvent",

@@ -33,6 +33,7 @@ from deksdenflow_core.domain.context import DecisionContext
 from deksdenflow_core.domain.protocol_run import audit, autopilot, plan, policies
 from deksdenflow_core.domain.protocol_run.evolve import ProtocolRunEvent, evolve_protocol_run, review_key
 from deksdenflow_core.domain.protocol_run.state import (
+    MAX_PUSH_ANCESTORS,
     OPEN_STEP_STATUSES,
     STUCK_STEP_STATUSES,
     ProtocolRunState,
@@ -242,7 +243,13 @@ def _decide_result(
         case cmd.RecordQaVerdict():
             return _qa_verdict(state, command, ctx)
         case cmd.RecordBranchPushed():
-            return [ev.BranchPushed(branch=command.branch, commit_sha=command.commit_sha)]
+            return [
+                ev.BranchPushed(
+                    branch=command.branch,
+                    commit_sha=command.commit_sha,
+                    ancestors=command.ancestors[:MAX_PUSH_ANCESTORS],
+                )
+            ]
         case cmd.RecordBranchRestored():
             if not command.commit_sha:
                 raise InvalidCommand("a restored branch needs the head pushed back", field="commit_sha")

@@ -410,11 +410,14 @@ def _step_blocked(s: ProtocolRunState, e: ev.StepBlocked) -> Update:
 
 
 def _branch_pushed(s: ProtocolRunState, e: ev.BranchPushed) -> Update:
-    return {"branch_head_sha": e.commit_sha}
+    # An earlier push of a parallel group recorded after a later one (made onto it): the head stays.
+    if e.commit_sha in s.branch_head_ancestors:
+        return {}
+    return {"branch_head_sha": e.commit_sha, "branch_head_ancestors": tuple(e.ancestors)}
 
 
 def _branch_restored(s: ProtocolRunState, e: ev.BranchRestored) -> Update:
-    return {"branch_head_sha": e.commit_sha}
+    return {"branch_head_sha": e.commit_sha, "branch_head_ancestors": ()}
 
 
 def _branch_deletion_requested(s: ProtocolRunState, e: ev.BranchDeletionRequested) -> Update:
@@ -422,7 +425,7 @@ def _branch_deletion_requested(s: ProtocolRunState, e: ev.BranchDeletionRequeste
 
 
 def _branch_deleted(s: ProtocolRunState, e: ev.BranchDeleted) -> Update:
-    return {"branch_deleted": True, "branch_head_sha": ""}
+    return {"branch_deleted": True, "branch_head_sha": "", "branch_head_ancestors": ()}
 
 
 def _pr_requested(s: ProtocolRunState, e: ev.PullRequestRequested) -> Update:
