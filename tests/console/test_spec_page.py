@@ -126,6 +126,9 @@ async def test_the_spec_page_shows_the_plan_its_policies_and_prompts_to_its_proj
         f"the plan keeps today's spec rules (version {SPEC_RULES_VERSION})"
     )
     await expect(page.locator(".facts")).to_contain_text("planned by an agent")
+    await expect(page.locator("#audit")).to_have_text(
+        "none recorded (an audit records a run's findings when they change)"
+    )
     await expect(page.get_by_role("heading", name=re.compile("Problems"))).to_have_count(0)
     rows = page.locator("#spec-steps tbody tr")
     await expect(rows).to_have_count(4)
@@ -149,7 +152,7 @@ async def test_the_spec_page_shows_the_plan_its_policies_and_prompts_to_its_proj
     light = prompts.filter(has_text="qa-light")
     await expect(light).to_contain_text(version_of(prompt_text("qa-light")))
     await expect(light).to_contain_text("not yet: the built-in version")
-    await accessible_async(page, "spec")
+    await accessible_async(page, None)
 
     await page.goto(f"/console/runs/{imported.json()['id']}/spec")
     await expect(page.locator(".facts")).to_contain_text("imported from spec-kit specs/001-photo-albums")
@@ -188,10 +191,10 @@ async def test_a_plan_that_breaks_todays_rules_is_shown_from_the_attention_board
     await expect(problems.locator("td")).to_have_text(["plan", "steps", FINDING])
     await expect(page.get_by_text("The run is held: no step runs until it is planned again.")).to_be_visible()
     await expect(page.locator("#audit-problems li")).to_have_text([FINDING])
-    await expect(page.get_by_text(f"Rules version {SPEC_RULES_VERSION}, at ")).to_be_visible()
+    await expect(page.locator("#audit")).to_contain_text(f"rules version {SPEC_RULES_VERSION}, at ")
     await expect(page.locator("#spec-steps tbody tr")).to_have_count(2)
     await expect(page.locator("#spec-steps tbody tr").first).to_contain_text("US1")
-    await accessible_async(page, None)
+    await accessible_async(page, "spec")
     await page.get_by_role("button", name="Plan again").click()
     await expect(page.get_by_role("status")).to_contain_text("Start: done, the run is planning.")
 
