@@ -1,6 +1,9 @@
 """The console's browser tests: one whole system (``deksdenflow run``: embedded NATS and PostgreSQL, the API,
 the projector, both workers with the scripted engine, a local forge that speaks GitHub's REST API) and one
 Chromium (Debian's ``chromium``, launched by its path; Playwright downloads nothing), for the module.
+
+Pages whose runs a test records as a worker would (no worker races it) use the API tests' system instead
+(``system``: the API and the projector in the test's process) and Playwright's async API.
 """
 
 from __future__ import annotations
@@ -18,11 +21,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from axe_playwright_python.async_playwright import Axe as AsyncAxe  # type: ignore[import-untyped]
 from axe_playwright_python.sync_playwright import Axe  # type: ignore[import-untyped]
 from deksdenflow_fakes.github import FakeGitHub
 from deksdenflow_runtime.demo import FORGE_REPO, Api, make_sample_repo, system_env
 from deksdenflow_runtime.embedded import free_port
+from playwright.async_api import Page as AsyncPage
 from playwright.sync_api import Browser, Page, sync_playwright
+
+from tests.api.conftest import api_overrides, system
+
+__all__ = ["api_overrides", "system"]
 
 CHROMIUM = os.environ.get("DEKSDENFLOW_CHROMIUM", "/usr/bin/chromium")
 # The README's screenshots: refreshed with DEKSDENFLOW_UPDATE_SCREENSHOTS=1; otherwise a test run takes them
@@ -110,15 +119,28 @@ def page(browser: Browser, stack: Stack) -> Iterator[Page]:
 AXE = Axe()
 
 
+ASYNC_AXE = AsyncAxe()
+
+
 def accessible(page: Page, name: str) -> None:
     """0 axe-core violations on the page as it is, and a screenshot of it for the README."""
-    results = AXE.run(page)
-    violations = results.response["violations"]
+    _no_violations(AXE.run(page).response["violations"])
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=False)
+
+
+async def accessible_async(page: AsyncPage, name: str | None) -> None:
+    """``accessible`` for a page of Playwright's async API; ``name`` None: no screenshot."""
+    _no_violations((await ASYNC_AXE.run(page)).response["violations"])
+    if name is not None:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=False)
+
+
+def _no_violations(violations: list[dict[str, Any]]) -> None:
     assert violations == [], json.dumps(
         [{"id": v["id"], "nodes": [n["html"][:200] for n in v["nodes"][:3]]} for v in violations], indent=1
     )
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=False)
 
 
 def sign_in(page: Page, token: str) -> None:

@@ -300,3 +300,6 @@ def test_a_spec_folder_is_imported_from_the_project_page(page: Page, stack: Stac
         "Imported 25 file(s) of codemachine-one as a protocol."
     )
     expect(page.get_by_role("heading", level=1)).to_contain_text("codemachine-one-workflow")
+    page.get_by_role("link", name="Spec", exact=True).click()  # not planned yet: where it comes from
+    expect(page.locator(".facts")).to_contain_text("imported from CodeMachine package")
+    expect(page.get_by_text("No plan yet.")).to_be_visible()

@@ -91,7 +91,11 @@ async def _run_items(api: Api, project: str, run: dict[str, Any]) -> list[Item]:
         findings = "; ".join(run["spec_findings"] or [])
         items.append(
             Item(
-                "plan", f"{label}: plan breaks the spec rules", f"{findings} (start re-plans)", href, project
+                "plan",
+                f"{label}: plan breaks the spec rules",
+                f"{findings} (start re-plans)",
+                f"{href}/spec",
+                project,
             )
         )
     if run["status"] == "blocked":

@@ -36,6 +36,7 @@ from deksdenflow_api.console.session import (
     session_of,
     set_cookie,
 )
+from deksdenflow_api.console.spec import policy_words, prompt_rows
 from deksdenflow_api.console.timeline import Timeline, Timelines, fold
 from deksdenflow_api.context import context_of
 from deksdenflow_api.errors import HttpError
@@ -113,6 +114,8 @@ class _PlanningHeader:
 templates.env.filters["usd"] = _usd
 templates.env.filters["dur"] = _duration
 templates.env.globals["timeline_rows"] = timeline_rows
+templates.env.globals["prompt_rows"] = prompt_rows
+templates.env.filters["policy_words"] = policy_words
 templates.env.globals["event_types"] = ",".join(sorted(EVENT_TYPES))
 
 
@@ -551,6 +554,22 @@ async def diff_page(request: Request, run_id: str, commit: str = "", against: st
         error="" if answer.ok else explain_refusal("show the diff", answer),
         against=against,
     )
+
+
+@router.get("/console/runs/{run_id}/spec", response_class=HTMLResponse)
+async def spec_page(request: Request, run_id: str) -> Response:
+    """The run's plan as ``GET /protocols/{id}/spec`` gives it: checked by today's rules, its latest audit,
+    its steps and their policies, the prompts of its phases and where it was imported from."""
+    session = await session_of(request)
+    async with ApiClient(request, session.token) as api:
+        run = await api.get(f"/protocols/{run_id}")
+        if not run.ok:
+            return _not_found(request, session, run)
+        spec = await api.get(f"/protocols/{run_id}/spec")
+        if not spec.ok:
+            return _not_found(request, session, spec)
+        project = (await api.get(f"/projects/{run.body['project_id']}")).body
+    return _render(request, "spec.html", session, run=run.body, project=project, spec=spec.body)
 
 
 @router.get("/console/runs/{run_id}/travel", response_class=HTMLResponse)
