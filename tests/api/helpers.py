@@ -9,7 +9,16 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from deksdenflow_core.aggregates import PROTOCOL_RUN, Repository
 from deksdenflow_core.contracts.generated.deksdenflow.commands.v1 import protocol_run as cmd
-from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import StepPlan, StepType
+from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
+    LoopCause,
+    QaPolicy,
+    StepCheckpointPolicy,
+    StepLoopPolicy,
+    StepPlan,
+    StepPolicies,
+    StepTriggerPolicy,
+    StepType,
+)
 from deksdenflow_core.contracts.generated.deksdenflow.events.v1 import protocol_run as ev
 from deksdenflow_core.domain.protocol_run.audit import SPEC_RULES_VERSION
 from deksdenflow_core.eventstore import AppendMeta
@@ -75,6 +84,46 @@ async def planned(
     listed = await client.get(f"/protocols/{run['id']}/steps", headers={"X-Min-Event-Sequence": str(seq)})
     assert listed.status_code == 200, listed.text
     return run["id"], [s["id"] for s in listed.json()["data"]], seq
+
+
+# A plan with a parallel group and every kind of step policy (the spec's pages and reads show them).
+POLICY_PLAN = (
+    StepPlan(index=0, name="00-setup.md", step_type=StepType.SETUP),
+    StepPlan(
+        index=1,
+        name="01-models.md",
+        step_type=StepType.WORK,
+        labels=("US1",),
+        parallel_group="phase-3-1",
+        fallbacks=("claude-code:sonnet",),
+        critical=True,
+    ),
+    StepPlan(
+        index=2,
+        name="02-views.md",
+        step_type=StepType.WORK,
+        labels=("US1", "US2"),
+        parallel_group="phase-3-1",
+        engine_id="codex",
+        model="gpt-5",
+    ),
+    StepPlan(
+        index=3,
+        name="03-review.md",
+        step_type=StepType.WORK,
+        qa_policy=QaPolicy.LIGHT,
+        policies=StepPolicies(
+            loop=StepLoopPolicy(
+                back_to="01-models.md",
+                on=(LoopCause.EXECUTION_FAILED,),
+                max_iterations=3,
+                skip=("02-views.md",),
+            ),
+            trigger=StepTriggerPolicy(agent="qa-agent", prompt="Check the albums"),
+            checkpoint=StepCheckpointPolicy(reason="Look at the albums page"),
+        ),
+    ),
+)
 
 
 # A plan today's spec rules refuse (step 0 is not the setup step), accepted under older ones.

@@ -8,8 +8,18 @@ import json
 import shutil
 from pathlib import Path
 
+from deksdenflow_core.contracts.generated.deksdenflow.commands.v1 import protocol_run as cmd
+
 from tests.api.conftest import System
-from tests.api.helpers import FINDING, audited_on_start, create_project, planned_under_older_rules
+from tests.api.helpers import (
+    FINDING,
+    POLICY_PLAN,
+    as_worker,
+    audited_on_start,
+    create_project,
+    create_protocol,
+    planned_under_older_rules,
+)
 from tests.cli.support import cli
 
 DATA = Path(__file__).resolve().parents[1] / "specs" / "data"
@@ -76,3 +86,18 @@ async def test_spec_validate_on_the_server_and_the_audit(system: System, tmp_pat
         system, tmp_path, "protocol", "get", "demo/0001-old-plan", "--field", "spec_findings"
     )
     assert json.loads(findings.stdout) == [FINDING]
+
+    async with system.admin() as admin:
+        run = await create_protocol(admin, project["id"], "With policies")
+        assert (await admin.post(f"/protocols/{run['id']}/actions/start")).status_code == 200
+    await as_worker(system.repo, run["id"], cmd.RecordPlanningCompleted(attempt=1, steps=POLICY_PLAN))
+    policies = await cli(system, tmp_path, "spec", "show", "demo/0002-with-policies")
+    assert policies.code == 0, policies.stderr
+    lines = policies.stdout.splitlines()
+    at = next(i for i, line in enumerate(lines) if " 2 02-views.md " in line)
+    assert lines[at + 1 : at + 3] == ["       US1, US2", "       runs at once with its group phase-3-1"]
+    assert lines[-3:] == [
+        "       loop back to 01-models.md on failure, at most 3 times (not running 02-views.md again)",
+        "       trigger qa-agent when the step completes; a chain of triggers at most 3 deep",
+        "       checkpoint: Look at the albums page",
+    ]

@@ -11,25 +11,16 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from deksdenflow_api.console.spec import policy_words
 from deksdenflow_core.assets import prompt_text, version_of
 from deksdenflow_core.contracts.generated.deksdenflow.commands.v1 import protocol_run as cmd
-from deksdenflow_core.contracts.generated.deksdenflow.common.v1.common import (
-    LoopCause,
-    QaPolicy,
-    StepCheckpointPolicy,
-    StepLoopPolicy,
-    StepPlan,
-    StepPolicies,
-    StepTriggerPolicy,
-    StepType,
-)
 from deksdenflow_core.domain.protocol_run.audit import SPEC_RULES_VERSION
+from deksdenflow_core.specs.policy_words import policy_words
 from playwright.async_api import Page, async_playwright, expect
 
 from tests.api.conftest import ADMIN_TOKEN, System
 from tests.api.helpers import (
     FINDING,
+    POLICY_PLAN,
     as_worker,
     audited_on_start,
     create_project,
@@ -39,43 +30,6 @@ from tests.api.helpers import (
 from tests.console.conftest import CHROMIUM, accessible_async
 
 FEATURE = Path(__file__).resolve().parents[1] / "specs" / "data" / "speckit" / "001-photo-albums"
-PLAN = (
-    StepPlan(index=0, name="00-setup.md", step_type=StepType.SETUP),
-    StepPlan(
-        index=1,
-        name="01-models.md",
-        step_type=StepType.WORK,
-        labels=("US1",),
-        parallel_group="phase-3-1",
-        fallbacks=("claude-code:sonnet",),
-        critical=True,
-    ),
-    StepPlan(
-        index=2,
-        name="02-views.md",
-        step_type=StepType.WORK,
-        labels=("US1", "US2"),
-        parallel_group="phase-3-1",
-        engine_id="codex",
-        model="gpt-5",
-    ),
-    StepPlan(
-        index=3,
-        name="03-review.md",
-        step_type=StepType.WORK,
-        qa_policy=QaPolicy.LIGHT,
-        policies=StepPolicies(
-            loop=StepLoopPolicy(
-                back_to="01-models.md",
-                on=(LoopCause.EXECUTION_FAILED,),
-                max_iterations=3,
-                skip=("02-views.md",),
-            ),
-            trigger=StepTriggerPolicy(agent="qa-agent", prompt="Check the albums"),
-            checkpoint=StepCheckpointPolicy(reason="Look at the albums page"),
-        ),
-    ),
-)
 
 
 @pytest.fixture
@@ -103,7 +57,9 @@ async def test_the_spec_page_shows_the_plan_its_policies_and_prompts_to_its_proj
         other = await create_project(admin, "other")
         run = await create_protocol(admin, project["id"], "Photo albums")
         assert (await admin.post(f"/protocols/{run['id']}/actions/start")).status_code == 200
-        seq = await as_worker(system.repo, run["id"], cmd.RecordPlanningCompleted(attempt=1, steps=PLAN))
+        seq = await as_worker(
+            system.repo, run["id"], cmd.RecordPlanningCompleted(attempt=1, steps=POLICY_PLAN)
+        )
         files = {p.name: p.read_text() for p in FEATURE.glob("*.md")}
         imported = await admin.post(
             f"/projects/{project['id']}/protocols/import",

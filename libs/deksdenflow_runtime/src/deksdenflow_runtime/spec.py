@@ -33,6 +33,7 @@ from deksdenflow_cli.exits import MISSING_DEPENDENCY, CliError
 from deksdenflow_core.domain.run_policy import MAX_PARALLEL_STEPS
 from deksdenflow_core.specs import check, codemachine, openspec, sandbox, speckit
 from deksdenflow_core.specs.model import ImportedProtocol
+from deksdenflow_core.specs.policy_words import policy_words
 from pydantic import ValidationError
 
 if TYPE_CHECKING:
@@ -214,9 +215,8 @@ def _show(args: argparse.Namespace) -> int:
     for step in spec["steps"]:
         extras = [", ".join(step["labels"])] if step["labels"] else []
         extras += [f"fallbacks {' > '.join(step['fallbacks'])}"] if step["fallbacks"] else []
-        extras += (
-            [f"policies {json.dumps(step['policies'], separators=(',', ':'))}"] if step["policies"] else []
-        )
+        extras += [f"runs at once with its group {step['parallel_group']}"] if step["parallel_group"] else []
+        extras += policy_words(step["policies"])
         prompts = ", ".join(
             f"{p['name']}@{p['version']}{'' if p['used'] else ' (next)'}" for p in step["prompts"]
         )

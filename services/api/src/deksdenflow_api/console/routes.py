@@ -16,6 +16,7 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from deksdenflow_core.contracts.generated.registry import EVENT_TYPES
+from deksdenflow_core.specs.policy_words import policy_words
 from fastapi import APIRouter, FastAPI, Form, Header, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.templating import Jinja2Templates
@@ -36,7 +37,7 @@ from deksdenflow_api.console.session import (
     session_of,
     set_cookie,
 )
-from deksdenflow_api.console.spec import policy_words, prompt_rows
+from deksdenflow_api.console.spec import prompt_rows
 from deksdenflow_api.console.timeline import Timeline, Timelines, fold
 from deksdenflow_api.context import context_of
 from deksdenflow_api.errors import HttpError
