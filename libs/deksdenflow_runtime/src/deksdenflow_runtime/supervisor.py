@@ -534,9 +534,9 @@ class Supervisor:
     async def _shutdown(self) -> None:
         """Stop services (concurrently), then PostgreSQL, then NATS; each step runs even if one fails."""
         self._stop.set()  # keepers that are still running must not start anything again
-        for keeper in self._keepers:
-            keeper.cancel()
-        await asyncio.gather(*self._keepers, return_exceptions=True)
+        await asyncio.gather(
+            *(cancel_and_wait(keeper, self.runtime.stop_timeout_seconds) for keeper in self._keepers)
+        )
         self._keepers.clear()
         self.endpoints_file.unlink(missing_ok=True)
         grace = self.runtime.stop_timeout_seconds
