@@ -29,6 +29,8 @@ from tests.api.helpers import (
 )
 from tests.console.conftest import CHROMIUM, accessible_async
 
+# A busy machine: the event reaches the page through the projector, the feed and a fetch of the fragment.
+LIVE_MS = 60_000
 FEATURE = Path(__file__).resolve().parents[1] / "specs" / "data" / "speckit" / "001-photo-albums"
 
 
@@ -56,10 +58,10 @@ async def test_the_spec_page_shows_the_plan_its_policies_and_prompts_to_its_proj
         project = await create_project(admin, "albums")
         other = await create_project(admin, "other")
         run = await create_protocol(admin, project["id"], "Photo albums")
-        assert (await admin.post(f"/protocols/{run['id']}/actions/start")).status_code == 200
-        seq = await as_worker(
-            system.repo, run["id"], cmd.RecordPlanningCompleted(attempt=1, steps=POLICY_PLAN)
-        )
+        started = await admin.post(f"/protocols/{run['id']}/actions/start")
+        assert started.status_code == 200
+        read = {"X-Min-Event-Sequence": started.headers["X-Event-Sequence"]}
+        assert (await admin.get(f"/protocols/{run['id']}", headers=read)).json()["status"] == "planning"
         files = {p.name: p.read_text() for p in FEATURE.glob("*.md")}
         imported = await admin.post(
             f"/projects/{project['id']}/protocols/import",
@@ -71,12 +73,14 @@ async def test_the_spec_page_shows_the_plan_its_policies_and_prompts_to_its_proj
             },
         )
         assert imported.status_code == 201, imported.text
-        read = {"X-Min-Event-Sequence": str(seq)}
-        assert (await admin.get(f"/protocols/{run['id']}/spec", headers=read)).json()["steps"]
     await sign_in(page, ADMIN_TOKEN)
     await page.goto(f"/console/runs/{run['id']}")
     await page.get_by_role("link", name="Spec", exact=True).click()
     await expect(page.get_by_role("heading", level=1)).to_have_text(f"Spec of {run['protocol_name']}")
+    await expect(page.get_by_text("No plan yet.")).to_be_visible()
+    # the plan recorded while the page is open: the run's events re-render it, no reload
+    await as_worker(system.repo, run["id"], cmd.RecordPlanningCompleted(attempt=1, steps=POLICY_PLAN))
+    await expect(page.locator("#spec-steps tbody tr")).to_have_count(4, timeout=LIVE_MS)
     await expect(page.locator("#validation-h")).to_contain_text("valid")
     await expect(page.locator(".facts")).to_contain_text(
         f"the plan keeps today's spec rules (version {SPEC_RULES_VERSION})"
@@ -114,10 +118,14 @@ async def test_the_spec_page_shows_the_plan_its_policies_and_prompts_to_its_proj
     await expect(page.locator(".facts")).to_contain_text("imported from spec-kit specs/001-photo-albums")
     await expect(page.get_by_text("No plan yet.")).to_be_visible()
 
-    # A project token: its project's runs only; another's is refused, an unknown one is not found.
+    await _kept_to_its_project(page, other["project_token"], run["id"])
+
+
+async def _kept_to_its_project(page: Page, other_project_token: str, run_id: str) -> None:
+    """A project token: its project's runs only; another's is refused, an unknown one is not found."""
     await page.context.clear_cookies()
-    await sign_in(page, other["project_token"])
-    refused = await page.goto(f"/console/runs/{run['id']}/spec")
+    await sign_in(page, other_project_token)
+    refused = await page.goto(f"/console/runs/{run_id}/spec")
     assert refused is not None
     assert refused.status == 403
     await expect(page.get_by_role("alert")).to_contain_text("(403)")

@@ -560,7 +560,17 @@ async def diff_page(request: Request, run_id: str, commit: str = "", against: st
 @router.get("/console/runs/{run_id}/spec", response_class=HTMLResponse)
 async def spec_page(request: Request, run_id: str) -> Response:
     """The run's plan as ``GET /protocols/{id}/spec`` gives it: checked by today's rules, its latest audit,
-    its steps and their policies, the prompts of its phases and where it was imported from."""
+    its steps and their policies, the prompts of its phases and where it was imported from. Live: the
+    run's events re-render it (``/spec/live``)."""
+    return await _spec_view(request, run_id, "spec.html")
+
+
+@router.get("/console/runs/{run_id}/spec/live", response_class=HTMLResponse)
+async def spec_live(request: Request, run_id: str) -> Response:
+    return await _spec_view(request, run_id, "spec_live.html")
+
+
+async def _spec_view(request: Request, run_id: str, template: str) -> Response:
     session = await session_of(request)
     async with ApiClient(request, session.token) as api:
         run = await api.get(f"/protocols/{run_id}")
@@ -570,7 +580,7 @@ async def spec_page(request: Request, run_id: str) -> Response:
         if not spec.ok:
             return _not_found(request, session, spec)
         project = (await api.get(f"/projects/{run.body['project_id']}")).body
-    return _render(request, "spec.html", session, run=run.body, project=project, spec=spec.body)
+    return _render(request, template, session, run=run.body, project=project, spec=spec.body)
 
 
 @router.get("/console/runs/{run_id}/travel", response_class=HTMLResponse)
