@@ -131,7 +131,11 @@ async def _main(args: argparse.Namespace) -> int:
             raise EvalError(
                 "live mode spends money: cap it with --budget-usd (make eval LIVE=1 BUDGET_USD=...)"
             )
-        options.live = live_proxies({v.engine for v in matrix.variants})
+        # the variants named are recorded; the others (the baseline, unless named) replay their cassettes
+        named = {v.strip() for v in args.variants.split(",") if v.strip()}
+        recorded = [v for v in matrix.variants if not named or v.id in named]
+        options.live_variants = frozenset(v.id for v in recorded)
+        options.live = live_proxies({v.engine for v in recorded})
         per_run = args.budget_usd / (len(tasks) * len(matrix.variants))
         # the system's own budget stops a run that would spend more than its share (strict mode)
         extra_env = {

@@ -54,6 +54,7 @@ class Options:
     thresholds: report.Thresholds = field(default_factory=report.Thresholds)
     ignore_expectations: bool = False
     live: Callable[[str], AnyHandler] | None = None  # live mode: a recording proxy per run, by engine
+    live_variants: frozenset[str] = frozenset()  # live mode: the variants recorded (the others replay)
 
 
 @dataclass
@@ -94,7 +95,7 @@ def _handler(options: Options, variant: Variant, task: Task, h: Harness) -> Play
     """What answers the run's model requests, in its engine's dialect (Responses or Messages API)."""
     norm = normaliser(variant.engine, h.home)
     claude = variant.engine == "claude-code"
-    if options.mode == "replay":
+    if options.mode == "replay" or (options.mode == "live" and variant.id not in options.live_variants):
         return load_player(options.cassettes / variant.id / task.id, norm)
     if options.mode == "author":
         behaviour = BEHAVIOURS.get(variant.id, {}).get(task.id)

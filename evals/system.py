@@ -52,6 +52,9 @@ def agent_bin(name: str) -> str:
     return str(found)
 
 
+_MODEL_APIS = frozenset({"OPENAI_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL"})
+
+
 @contextlib.asynccontextmanager
 async def local_system(
     home: Path, models: ModelServer, *, concurrency: int = 4, env: Mapping[str, str] | None = None
@@ -61,7 +64,9 @@ async def local_system(
     api_port = free_port()
     token = secrets.token_urlsafe(24)
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("DEKSDENFLOW_")},
+        # no key to a real model API (live mode's proxies, in this process, hold them): the agents run
+        # model-chosen commands, and talk only to the local model server
+        **{k: v for k, v in os.environ.items() if not k.startswith("DEKSDENFLOW_") and k not in _MODEL_APIS},
         **GIT_ENV,
         **models.codex_env(),
         **models.claude_env(),

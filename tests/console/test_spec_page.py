@@ -81,7 +81,7 @@ async def test_the_spec_page_shows_the_plan_its_policies_and_prompts_to_its_proj
     # the plan recorded while the page is open: the run's events re-render it, no reload
     await as_worker(system.repo, run["id"], cmd.RecordPlanningCompleted(attempt=1, steps=POLICY_PLAN))
     await expect(page.locator("#spec-steps tbody tr")).to_have_count(4, timeout=LIVE_MS)
-    await expect(page.locator("#validation-h")).to_contain_text("valid")
+    await expect(page.locator("#validation-h .status")).to_have_text("valid")
     await expect(page.locator(".facts")).to_contain_text(
         f"the plan keeps today's spec rules (version {SPEC_RULES_VERSION})"
     )

@@ -140,9 +140,20 @@ def test_a_parallel_group_s_earlier_push_recorded_late_leaves_the_branch_head_on
     run = apply(run, h3)
     run = apply(run, cmd.RecordBranchPushed(branch="0001-x", commit_sha="h1", ancestors=("p", "b")))
     run = apply(run, cmd.RecordBranchPushed(branch="0001-x", commit_sha="h2", ancestors=("h1", "p")))
-    assert (run.branch_head_sha, run.branch_head_ancestors) == ("h3", ("h2", "h1", "p", "b"))
+    assert run.branch_head_sha == "h3"
+    assert run.branch_commits == {"b", "p", "h1", "h2", "h3"}
+    # recorded again (a redelivered result): nothing moves
+    again = cmd.RecordBranchPushed(branch="0001-x", commit_sha="h3", ancestors=("h2", "h1", "p", "b"))
+    assert apply(run, again).branch_head_sha == "h3"
+    # one push's result held back while twenty pushes went on over it: still known for an earlier one
+    chain = ["h3", *(f"c{i}" for i in range(1, 21))]
+    late = cmd.RecordBranchPushed(branch="0001-x", commit_sha="c1", ancestors=("h3",))
+    for i in range(2, 21):
+        nearest = tuple(reversed(chain[max(0, i - MAX_PUSH_ANCESTORS) : i]))
+        run = apply(run, cmd.RecordBranchPushed(branch="0001-x", commit_sha=f"c{i}", ancestors=nearest))
+    assert apply(run, late).branch_head_sha == "c20"
     # a push onto the head moves it; so does one recorded before pushes named their ancestors
-    run = apply(run, cmd.RecordBranchPushed(branch="0001-x", commit_sha="h4", ancestors=("h3",)))
+    run = apply(run, cmd.RecordBranchPushed(branch="0001-x", commit_sha="h4", ancestors=("c20",)))
     assert run.branch_head_sha == "h4"
     assert apply(run, cmd.RecordBranchPushed(branch="0001-x", commit_sha="h5")).branch_head_sha == "h5"
     # only so many ancestors are kept in the log

@@ -22,8 +22,9 @@ from evals.runner import CASSETTES
 from evals.tasks import load
 
 TASK = "add-greeting"
-OPENAI_KEY = "sk-live-recording-0123456789abcdefOPENAI"
-ANTHROPIC_KEY = "sk-ant-live-recording-0123456789abcdefANTHROPIC"
+# Keys the cassettes' secret scrubber would not know for keys: found in a cassette, they were written.
+OPENAI_KEY = "live-recording-openai-7f3a9c51e2"
+ANTHROPIC_KEY = "live-recording-anthropic-0b8d4e6a13"
 
 
 @pytest.fixture
@@ -50,17 +51,22 @@ def test_live_mode_records_both_engines_through_their_apis_and_writes_no_key(
         monkeypatch.setenv("OPENAI_BASE_URL", openai.base_url)
         monkeypatch.setenv("ANTHROPIC_BASE_URL", anthropic.url)
         cassettes = home / "cassettes"
-        args = ["--variants", "claude", "--tasks", TASK, "--cassettes", str(cassettes), "--home", str(home)]
+        args = ["--tasks", TASK, "--cassettes", str(cassettes), "--home", str(home)]
 
-        # a key missing: refused before anything runs
+        # a key missing: refused before anything runs. Recording claude needs Anthropic's key alone
+        # (the baseline, not named, would replay its cassettes)
         monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
-        monkeypatch.setenv("OPENAI_API_KEY", OPENAI_KEY)
-        assert main(["live", "--budget-usd", "1", *args]) == 2
-        assert "set ANTHROPIC_API_KEY" in capsys.readouterr().err
+        monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+        assert main(["live", "--budget-usd", "1", "--variants", "claude", *args]) == 2
+        assert (
+            capsys.readouterr().err
+            == "evals: error: live mode records from the real APIs: set ANTHROPIC_API_KEY\n"
+        )
         assert not cassettes.exists()
 
         monkeypatch.setenv("ANTHROPIC_API_KEY", ANTHROPIC_KEY)
-        code = main(["live", "--budget-usd", "1", *args])
+        monkeypatch.setenv("OPENAI_API_KEY", OPENAI_KEY)
+        code = main(["live", "--budget-usd", "1", "--variants", "baseline,claude", *args])
         out = capsys.readouterr().out
         assert code == 0, out
         assert "(recorded live)" in out
@@ -70,6 +76,11 @@ def test_live_mode_records_both_engines_through_their_apis_and_writes_no_key(
     # both APIs were asked, through the proxies
     assert openai.calls
     assert anthropic.calls
+    # nothing the system wrote holds a key: its logs, log, read model, mirrors and worktrees
+    for path in (p for p in home.rglob("*") if p.is_file() and not p.is_symlink()):
+        data = path.read_bytes()
+        assert OPENAI_KEY.encode() not in data, path
+        assert ANTHROPIC_KEY.encode() not in data, path
     for variant in ("baseline", "claude"):
         recorded = cassettes / variant / TASK
         assert interactions(recorded) == interactions(CASSETTES / variant / TASK), variant

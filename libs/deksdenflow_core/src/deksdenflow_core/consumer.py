@@ -653,4 +653,4 @@ class ConsumerLoop:
         try:
             yield
         finally:
-            await cancel_and_wait(task, 5.0)
+            await cancel_and_wait(task)

@@ -215,7 +215,8 @@ def _show(args: argparse.Namespace) -> int:
     for step in spec["steps"]:
         extras = [", ".join(step["labels"])] if step["labels"] else []
         extras += [f"fallbacks {' > '.join(step['fallbacks'])}"] if step["fallbacks"] else []
-        extras += [f"runs at once with its group {step['parallel_group']}"] if step["parallel_group"] else []
+        group = step.get("parallel_group")  # (an older server has none)
+        extras += [f"runs at once with its group {group}"] if group else []
         extras += policy_words(step["policies"])
         prompts = ", ".join(
             f"{p['name']}@{p['version']}{'' if p['used'] else ' (next)'}" for p in step["prompts"]

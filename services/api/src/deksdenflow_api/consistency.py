@@ -16,7 +16,6 @@ from deksdenflow_core.logging import get_logger
 from deksdenflow_core.readmodel import CHECKPOINT_CHANNEL, PROJECTOR_NAME, SCHEMA
 
 log = get_logger(__name__)
-_CLOSE_GRACE_SECONDS = 5.0
 _POLL_SECONDS = 1.0
 
 
@@ -36,7 +35,7 @@ class CheckpointWatcher:
     async def close(self) -> None:
         if self._task is not None:
             # (again as needed: its retry loop may catch an error that stood for the cancellation)
-            await cancel_and_wait(self._task, _CLOSE_GRACE_SECONDS)
+            await cancel_and_wait(self._task)
 
     async def wait_for(self, seq: int, within: float) -> bool:
         """True once the checkpoint is at least ``seq``; False if ``within`` seconds pass first."""

@@ -35,7 +35,6 @@ from deksdenflow_api.middleware import ApiMetrics
 from deksdenflow_api.schemas import EventPublic
 
 log = get_logger(__name__)
-_CLOSE_GRACE_SECONDS = 5.0
 
 PAGE = 500
 _LINGER_SECONDS = 0.1
@@ -154,7 +153,7 @@ class EventFanout:
     async def close(self) -> None:
         if self._task is not None:
             # (again as needed: its retry loop may catch an error that stood for the cancellation)
-            await cancel_and_wait(self._task, _CLOSE_GRACE_SECONDS)
+            await cancel_and_wait(self._task)
 
     def subscribe(self, filters: Filters) -> Subscriber:
         """Register a client from the current position on; 503 when the process has enough of them."""

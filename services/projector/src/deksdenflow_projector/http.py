@@ -28,7 +28,6 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 Started = tuple[Projector, Callable[[], Awaitable[None]]]
 
 log = get_logger(__name__)
-_STOP_GRACE_SECONDS = 5.0
 
 
 class ProjectorApp:
@@ -111,8 +110,7 @@ class ProjectorApp:
             return
         self.projector.stop()
         # (again as needed: their loops catch errors, which may stand for a cancellation on Python 3.11)
-        await cancel_and_wait(self._tasks["lag"], _STOP_GRACE_SECONDS)
-        await cancel_and_wait(self._tasks["consumers"], _STOP_GRACE_SECONDS)
+        await asyncio.gather(cancel_and_wait(self._tasks["lag"]), cancel_and_wait(self._tasks["consumers"]))
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await asyncio.wait_for(self._tasks["consume"], timeout=30)
         if self._close is not None:

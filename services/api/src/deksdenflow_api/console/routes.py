@@ -579,7 +579,10 @@ async def _spec_view(request: Request, run_id: str, template: str) -> Response:
         spec = await api.get(f"/protocols/{run_id}/spec")
         if not spec.ok:
             return _not_found(request, session, spec)
-        project = (await api.get(f"/projects/{run.body['project_id']}")).body
+        # (the live fragment shows no project)
+        project = (
+            (await api.get(f"/projects/{run.body['project_id']}")).body if template == "spec.html" else None
+        )
     return _render(request, template, session, run=run.body, project=project, spec=spec.body)
 
 

@@ -98,7 +98,6 @@ class Timeline:
     pr_url: str = ""
     pr_state: str = ""
     ci: list[CiLine] = field(default_factory=list)
-    branch_head: str = ""
     last_commit: str = ""  # the latest commit of a step: the run's work up to it is "the diff so far"
     input_tokens: int = 0
     output_tokens: int = 0
@@ -176,8 +175,6 @@ class Timeline:
             self.pr_state = "closed"
         elif short in ("pr_marked_ready", "pull_request_marked_ready"):
             self.pr_state = "ready for review"
-        if short == "branch_pushed":
-            self.branch_head = str(data.get("head_sha") or data.get("sha") or self.branch_head)
         if short == "ci_reported":
             self.ci.append(
                 CiLine(

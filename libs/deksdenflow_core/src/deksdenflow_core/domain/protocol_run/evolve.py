@@ -410,14 +410,16 @@ def _step_blocked(s: ProtocolRunState, e: ev.StepBlocked) -> Update:
 
 
 def _branch_pushed(s: ProtocolRunState, e: ev.BranchPushed) -> Update:
-    # An earlier push of a parallel group recorded after a later one (made onto it): the head stays.
-    if e.commit_sha in s.branch_head_ancestors:
-        return {}
-    return {"branch_head_sha": e.commit_sha, "branch_head_ancestors": tuple(e.ancestors)}
+    known = s.branch_commits | {e.commit_sha, *e.ancestors}
+    # A commit a recorded push was made onto (an earlier push of a parallel group recorded after a
+    # later one), or the head recorded again: the head stays where it is.
+    if e.commit_sha in s.branch_commits:
+        return {"branch_commits": known}
+    return {"branch_head_sha": e.commit_sha, "branch_commits": known}
 
 
 def _branch_restored(s: ProtocolRunState, e: ev.BranchRestored) -> Update:
-    return {"branch_head_sha": e.commit_sha, "branch_head_ancestors": ()}
+    return {"branch_head_sha": e.commit_sha}
 
 
 def _branch_deletion_requested(s: ProtocolRunState, e: ev.BranchDeletionRequested) -> Update:
@@ -425,7 +427,7 @@ def _branch_deletion_requested(s: ProtocolRunState, e: ev.BranchDeletionRequeste
 
 
 def _branch_deleted(s: ProtocolRunState, e: ev.BranchDeleted) -> Update:
-    return {"branch_deleted": True, "branch_head_sha": "", "branch_head_ancestors": ()}
+    return {"branch_deleted": True, "branch_head_sha": "", "branch_commits": frozenset()}
 
 
 def _pr_requested(s: ProtocolRunState, e: ev.PullRequestRequested) -> Update:

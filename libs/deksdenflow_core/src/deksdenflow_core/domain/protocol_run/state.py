@@ -76,8 +76,9 @@ class StepStatus(StrEnum):
 OPEN_STEP_STATUSES = frozenset({StepStatus.PENDING, StepStatus.RUNNING, StepStatus.NEEDS_QA})
 DONE_STEP_STATUSES = frozenset({StepStatus.COMPLETED, StepStatus.CANCELLED})
 STUCK_STEP_STATUSES = frozenset({StepStatus.FAILED, StepStatus.BLOCKED})
-# A push names this many of its commit's ancestors (BranchPushed.ancestors): more than a parallel group
-# can push (MAX_PARALLEL_STEPS) before the earliest of its pushes is recorded.
+# A push names this many of its commit's ancestors (BranchPushed.ancestors). A push recorded late is
+# known for what it is when any of the (up to this many) pushes made after it, directly or onto one
+# another, was recorded before it.
 MAX_PUSH_ANCESTORS = 16
 
 
@@ -225,8 +226,9 @@ class ProtocolRunState(BaseModel):
     pr_merged: bool = False
     pr_closed: bool = False
     branch_head_sha: str = ""
-    # The head's first-parent ancestors as its push recorded them (BranchPushed.ancestors).
-    branch_head_ancestors: tuple[str, ...] = ()
+    # The commits the recorded pushes put on the branch, with the ancestors each named
+    # (BranchPushed.ancestors): a push of one of them is an earlier push recorded late.
+    branch_commits: IdSet = frozenset()
     branch_deletion_requested: bool = False
     branch_deleted: bool = False
     input_tokens: int = 0

@@ -91,7 +91,7 @@ class RunUpdate(TypedDict, total=False):
     pr_merged: bool
     pr_closed: bool
     branch_head_sha: str
-    branch_head_ancestors: tuple[str, ...]
+    branch_commits: frozenset[str]
     branch_deletion_requested: bool
     branch_deleted: bool
     input_tokens: int

@@ -326,7 +326,7 @@ class BranchPushed(_base.ContractModel):
     commit_sha: str = ""
     ancestors: tuple[str, ...] = _pydantic.Field(
         default=(),
-        description="The pushed commit's first-parent ancestors, nearest first (at most 16; empty in logs written before\nit was recorded). Steps of a parallel group push one after another, each onto the others' commits,\nbut their results may reach the log in another order: a push whose commit is among the recorded\nhead's ancestors is an earlier one, recorded late, and leaves the branch head where it is.",
+        description="The pushed commit's first-parent ancestors, nearest first (at most 16; empty in logs written before\nit was recorded). Steps of a parallel group push one after another, each onto the others' commits,\nbut their results may reach the log in another order: a push whose commit a recorded push named\n(as its commit or an ancestor) is an earlier one, recorded late, and leaves the branch head where it is.",
     )
 
 
