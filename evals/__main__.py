@@ -116,8 +116,9 @@ async def _main(args: argparse.Namespace) -> int:
                 outcome = await rescore(h.api, args.evaluation_id)
         return _print(outcome, args, "re-scored")
     matrix = load_variants()
-    if args.variants:
-        matrix = matrix.only([v.strip() for v in args.variants.split(",") if v.strip()])
+    named = [v.strip() for v in args.variants.split(",") if v.strip()]
+    if named:
+        matrix = matrix.only(named)
     tasks = [load(t.strip()) for t in args.tasks.split(",") if t.strip()] if args.tasks else all_tasks()
     options = Options(
         mode="replay" if args.command == "run" else args.command,
@@ -132,7 +133,6 @@ async def _main(args: argparse.Namespace) -> int:
                 "live mode spends money: cap it with --budget-usd (make eval LIVE=1 BUDGET_USD=...)"
             )
         # the variants named are recorded; the others (the baseline, unless named) replay their cassettes
-        named = {v.strip() for v in args.variants.split(",") if v.strip()}
         recorded = [v for v in matrix.variants if not named or v.id in named]
         options.live_variants = frozenset(v.id for v in recorded)
         options.live = live_proxies({v.engine for v in recorded})

@@ -6,9 +6,6 @@ live mode records must then be what was authored: the very cassettes shipped, wi
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,14 +22,6 @@ TASK = "add-greeting"
 # Keys the cassettes' secret scrubber would not know for keys: found in a cassette, they were written.
 OPENAI_KEY = "live-recording-openai-7f3a9c51e2"
 ANTHROPIC_KEY = "live-recording-anthropic-0b8d4e6a13"
-
-
-@pytest.fixture
-def home() -> Iterator[Path]:
-    """Under the system temp dir, not pytest's private one: the embedded PostgreSQL's user must reach it."""
-    path = Path(tempfile.mkdtemp(prefix="deksdenflow-eval-live-"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def interactions(folder: Path) -> list[object]:

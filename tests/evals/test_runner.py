@@ -6,9 +6,6 @@ their branches and events, no agent call — gives the same table and the same e
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,14 +13,6 @@ import pytest
 from evals.__main__ import main
 
 REGRESSION = "  REGRESSION: resolved 0% < 100%; QA agreement 0% < 100%"
-
-
-@pytest.fixture
-def home() -> Iterator[Path]:
-    """Under the system temp dir, not pytest's private one: the embedded PostgreSQL's user must reach it."""
-    path = Path(tempfile.mkdtemp(prefix="deksdenflow-eval-"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def test_a_worse_prompt_variant_is_caught_and_the_evaluation_rescored(

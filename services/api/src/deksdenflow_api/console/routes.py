@@ -562,15 +562,16 @@ async def spec_page(request: Request, run_id: str) -> Response:
     """The run's plan as ``GET /protocols/{id}/spec`` gives it: checked by today's rules, its latest audit,
     its steps and their policies, the prompts of its phases and where it was imported from. Live: the
     run's events re-render it (``/spec/live``)."""
-    return await _spec_view(request, run_id, "spec.html")
+    return await _spec_view(request, run_id, whole=True)
 
 
 @router.get("/console/runs/{run_id}/spec/live", response_class=HTMLResponse)
 async def spec_live(request: Request, run_id: str) -> Response:
-    return await _spec_view(request, run_id, "spec_live.html")
+    return await _spec_view(request, run_id, whole=False)
 
 
-async def _spec_view(request: Request, run_id: str, template: str) -> Response:
+async def _spec_view(request: Request, run_id: str, *, whole: bool) -> Response:
+    """The spec page (``whole``) or its live fragment, which shows no project."""
     session = await session_of(request)
     async with ApiClient(request, session.token) as api:
         run = await api.get(f"/protocols/{run_id}")
@@ -579,10 +580,8 @@ async def _spec_view(request: Request, run_id: str, template: str) -> Response:
         spec = await api.get(f"/protocols/{run_id}/spec")
         if not spec.ok:
             return _not_found(request, session, spec)
-        # (the live fragment shows no project)
-        project = (
-            (await api.get(f"/projects/{run.body['project_id']}")).body if template == "spec.html" else None
-        )
+        project = (await api.get(f"/projects/{run.body['project_id']}")).body if whole else None
+    template = "spec.html" if whole else "spec_live.html"
     return _render(request, template, session, run=run.body, project=project, spec=spec.body)
 
 
